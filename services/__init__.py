@@ -1,0 +1,1 @@
+"""The four vroegsignaal services. Each imports only `shared`, never another service."""

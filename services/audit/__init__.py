@@ -1,0 +1,1 @@
+"""Audit: the append-only access log of every service."""

@@ -1,0 +1,45 @@
+"""Audit subscriber: decode -> append (with the processed-message row) -> ack."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage
+from prometheus_client import Counter
+
+from services.audit import store
+from services.audit.domain import entry_from
+from shared.contracts import AuditEvent, ContractError, decode
+from shared.db import claim_message
+from shared.kafka import DeadLetterSink
+from shared.service import ServiceRuntime
+
+CONSUMER = "audit"
+
+ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", ["source"])
+
+
+def register(runtime: ServiceRuntime) -> None:
+    dead_letters = DeadLetterSink(runtime.broker, runtime.topics.deadletter, CONSUMER)
+    max_bytes = runtime.settings.max_message_bytes
+
+    @runtime.broker.subscriber(
+        runtime.topics.audit,
+        group_id=runtime.group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_audit_event(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        try:
+            event = decode(AuditEvent, record.value, max_bytes=max_bytes)
+        except ContractError as exc:
+            await dead_letters.send(message, exc.code, exc.reason)
+            return
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, event.event_id):
+                return
+            await store.append(conn, entry_from(event, datetime.now(UTC)))
+        ENTRIES.labels(event.source_system).inc()

@@ -1,0 +1,1 @@
+"""Intake gateway: admits partner signals into the matching domain, or dead-letters them."""

@@ -1,0 +1,39 @@
+"""Composition root of the intake gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import Scope
+
+from services.intake import handlers, store
+from services.intake.domain import PartnerRegistry
+from shared.service import Routes, ServiceRuntime, build_service, json_response
+from shared.settings import Settings
+
+NAME = "intake"
+
+
+def load_partners(settings: Settings) -> PartnerRegistry:
+    path = settings.partners_file
+    return PartnerRegistry.parse(path.read_text(), source=str(path))
+
+
+def create_app(settings: Settings) -> AsgiFastStream:
+    registry = load_partners(settings)
+
+    def register(runtime: ServiceRuntime) -> Routes:
+        handlers.register(runtime, registry)
+
+        @get(description="How many signals were admitted and rejected (counts only)")
+        async def summary(scope: Scope) -> AsgiResponse:
+            async with runtime.pool.acquire() as conn:
+                return json_response(
+                    {"partners": len(registry), **await store.counts(conn)}
+                )
+
+        return [("/signals/summary", summary)]
+
+    app, _ = build_service(NAME, Path(__file__).parent, settings, register)
+    return app

@@ -1,0 +1,1 @@
+"""Matching engine: stores registrations and raises matches between organisations."""

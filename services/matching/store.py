@@ -1,0 +1,90 @@
+"""Matching's own schema: registrations, matches and who took part in them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import asyncpg
+
+from services.matching.domain import MatchDecision, Registration
+from shared.contracts import WorkerContact
+
+
+async def lock_subject(conn: asyncpg.Connection, subject: str) -> None:
+    """Serialise decisions about one subject across instances until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
+
+
+async def add_registration(conn: asyncpg.Connection, reg: Registration) -> bool:
+    row = await conn.fetchrow(
+        "INSERT INTO registrations (registration_id, subject, organisation, worker, wijk,"
+        " registered_at, expires_at) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"
+        " ON CONFLICT DO NOTHING RETURNING registration_id",
+        reg.registration_id,
+        reg.subject,
+        reg.organisation,
+        reg.worker.model_dump_json(),
+        reg.wijk,
+        reg.registered_at,
+        reg.expires_at,
+    )
+    return row is not None
+
+
+async def active_registrations(
+    conn: asyncpg.Connection, subject: str, now: datetime
+) -> list[Registration]:
+    rows = await conn.fetch(
+        "SELECT * FROM registrations WHERE subject = $1 AND expires_at > $2",
+        subject,
+        now,
+    )
+    return [
+        Registration(
+            registration_id=r["registration_id"],
+            subject=r["subject"],
+            organisation=r["organisation"],
+            worker=WorkerContact.model_validate(json.loads(r["worker"])),
+            wijk=r["wijk"],
+            registered_at=r["registered_at"],
+            expires_at=r["expires_at"],
+        )
+        for r in rows
+    ]
+
+
+async def has_open_person_match(conn: asyncpg.Connection, subject: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM matches"
+            " WHERE subject = $1 AND kind = 'person' AND status = 'open')",
+            subject,
+        )
+    )
+
+
+async def add_match(conn: asyncpg.Connection, decision: MatchDecision) -> None:
+    await conn.execute(
+        "INSERT INTO matches (match_id, kind, subject, wijk, rule, policy_version)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        decision.match_id,
+        decision.kind.value,
+        decision.subject,
+        decision.wijk,
+        decision.rule,
+        decision.policy_version,
+    )
+    await conn.executemany(
+        "INSERT INTO match_participants (match_id, registration_id) VALUES ($1, $2)",
+        [(decision.match_id, p.registration_id) for p in decision.participants],
+    )
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM registrations) AS registrations,"
+        " (SELECT count(*) FROM matches WHERE status = 'open') AS open_matches"
+    )
+    assert row is not None
+    return {"registrations": row["registrations"], "open_matches": row["open_matches"]}

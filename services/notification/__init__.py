@@ -1,0 +1,1 @@
+"""Notification: turns matches into alerts for the workers involved and serves them."""

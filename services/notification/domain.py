@@ -1,0 +1,44 @@
+"""Who is told what about a match (BRIEF §3 rules 7-8). Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from shared.contracts import MatchKind, MatchRaised, WorkerContact
+
+# Alerts are identified by (match, recipient, kind), so a redelivered match yields the
+# same alert ids and storing them again is a no-op.
+ALERT_NAMESPACE = uuid.UUID("5f0b8a4e-3c1d-4e0a-9a57-6d1f2b7c9e10")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """That information, never what: whom to contact about a match."""
+
+    alert_id: uuid.UUID
+    match_id: uuid.UUID
+    kind: MatchKind
+    recipient: WorkerContact
+    contacts: tuple[WorkerContact, ...]
+
+
+def alert_id(match_id: uuid.UUID, recipient_id: str, kind: MatchKind) -> uuid.UUID:
+    return uuid.uuid5(ALERT_NAMESPACE, f"{match_id}/{recipient_id}/{kind.value}")
+
+
+def alerts_for(match: MatchRaised) -> list[Alert]:
+    """One alert per distinct worker involved; each lists the other workers to contact."""
+    workers: dict[str, WorkerContact] = {}
+    for participant in match.participants:
+        workers.setdefault(participant.worker.worker_id, participant.worker)
+    return [
+        Alert(
+            alert_id=alert_id(match.match_id, worker_id, match.kind),
+            match_id=match.match_id,
+            kind=match.kind,
+            recipient=recipient,
+            contacts=tuple(w for wid, w in workers.items() if wid != worker_id),
+        )
+        for worker_id, recipient in workers.items()
+    ]

@@ -1,0 +1,68 @@
+"""Notification subscribers: decode -> alerts -> store + outbox (AlertIssued, audit) -> ack."""
+
+from __future__ import annotations
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage
+from prometheus_client import Counter
+
+from services.notification import store
+from services.notification.domain import alerts_for
+from shared.contracts import AlertIssued, AuditAction, ContractError, MatchRaised, decode
+from shared.db import claim_message
+from shared.kafka import DeadLetterSink
+from shared.outbox import enqueue
+from shared.service import ServiceRuntime
+
+CONSUMER = "notification"
+
+ALERTS = Counter("vroegsignaal_notification_alerts_total", "Alerts issued", ["kind"])
+
+
+def register(runtime: ServiceRuntime) -> None:
+    dead_letters = DeadLetterSink(runtime.broker, runtime.topics.deadletter, CONSUMER)
+    max_bytes = runtime.settings.max_message_bytes
+
+    @runtime.broker.subscriber(
+        runtime.topics.matches,
+        group_id=runtime.group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_match_raised(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        try:
+            match = decode(MatchRaised, record.value, max_bytes=max_bytes)
+        except ContractError as exc:
+            await dead_letters.send(message, exc.code, exc.reason)
+            return
+        issued = 0
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, match.event_id):
+                return
+            for alert in alerts_for(match):
+                if not await store.add_alert(conn, alert):
+                    continue
+                issued += 1
+                await enqueue(
+                    conn,
+                    runtime.topics.alerts,
+                    AlertIssued(
+                        alert_id=alert.alert_id,
+                        match_id=alert.match_id,
+                        kind=alert.kind,
+                        recipient=alert.recipient,
+                        contacts=list(alert.contacts),
+                    ),
+                )
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.NOTIFY,
+                    object_type="alert",
+                    object_id=str(alert.alert_id),
+                    subjects=[match.subject],
+                    on_behalf_of=alert.recipient.worker_id,
+                    purpose="notification: tell an involved worker whom to contact",
+                )
+        ALERTS.labels(match.kind.value).inc(issued)

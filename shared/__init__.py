@@ -1,0 +1,1 @@
+"""Code shared by the vroegsignaal services: contracts, settings, Kafka and database plumbing."""

@@ -1,0 +1,354 @@
+"""Event contracts: the only definition of every wire format, its version and its topic.
+
+Every message on Kafka is one of these pydantic models serialised as JSON. A consumer
+that receives bytes it cannot decode into the expected model sends them to the
+dead-letter topic with a `DeadLetter` describing why.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+SCHEMA_VERSION = 1
+
+Pseudonym = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{64}$"),
+    Field(description="A 256-bit pseudonym, lowercase hex. Never a BSN."),
+]
+PartnerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+WijkCode = Annotated[
+    str, StringConstraints(pattern=r"^WK\d{6}$"), Field(description="CBS wijk code")
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Category(StrEnum):
+    """Themes of concern. Only ever used for anonymous wijk aggregates."""
+
+    ARMOEDE = "armoede"
+    COMPLEXE_SCHEIDING = "complexe_scheiding"
+    HUISELIJK_GEWELD = "huiselijk_geweld"
+    SCHOOLVERZUIM = "schoolverzuim"
+    JONGERENPROBLEMATIEK = "jongerenproblematiek"
+    OVERGEWICHT = "overgewicht"
+    TAALACHTERSTAND = "taalachterstand"
+    OPVOEDVRAGEN = "opvoedvragen"
+    PESTEN = "pesten"
+    EERSTE_1000_DAGEN = "eerste_1000_dagen"
+
+
+class OrganisationCategory(StrEnum):
+    """Kinds of organisation that may hold a covenant with the municipality."""
+
+    JEUGDHULP = "jeugdhulp"
+    VEILIG_THUIS = "veilig_thuis"
+    JGZ = "jgz"
+    HUISARTS = "huisarts"
+    ONDERWIJS = "onderwijs"
+    LEERPLICHT = "leerplicht"
+    POLITIE = "politie"
+    WELZIJN = "welzijn"
+    SCHULDHULP = "schuldhulp"
+    KINDEROPVANG = "kinderopvang"
+
+
+class Contract(BaseModel):
+    """Base of every event: immutable, strict about unknown fields, explicitly versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class WorkerContact(BaseModel):
+    """How to reach the professional behind a registration: that information, never what."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worker_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")]
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
+
+
+class SignalRegistered(Contract):
+    """What a partner organisation sends on its own topic `signals.<partner>`."""
+
+    partner_id: PartnerId
+    subject: Pseudonym
+    organisation: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    worker: WorkerContact
+    category: Category
+    wijk: WijkCode
+    registered_at: datetime
+    age_cutoff: date = Field(
+        description="The subject's 23rd birthday; the date of birth is never sent."
+    )
+
+
+class SignalAccepted(Contract):
+    """A signal that passed the intake gateway, stripped of everything matching doesn't need."""
+
+    signal_id: uuid.UUID = Field(description="event_id of the SignalRegistered it came from")
+    partner_id: PartnerId
+    subject: Pseudonym
+    organisation: str
+    organisation_category: OrganisationCategory
+    worker: WorkerContact
+    wijk: WijkCode
+    registered_at: datetime
+    age_cutoff: date
+    accepted_at: datetime = Field(default_factory=utcnow)
+
+
+class MatchKind(StrEnum):
+    PERSON = "person"
+    FAMILY = "family"
+
+
+class MatchParticipant(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    registration_id: uuid.UUID
+    organisation: str
+    worker: WorkerContact
+
+
+class MatchRaised(Contract):
+    """Two or more organisations are concerned about the same subject."""
+
+    match_id: uuid.UUID
+    kind: MatchKind
+    subject: Pseudonym
+    wijk: WijkCode
+    participants: list[MatchParticipant] = Field(min_length=2)
+    rule: str = Field(description="The rule that fired, for the explanation of the decision")
+    policy_version: str
+    raised_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertIssued(Contract):
+    """One alert for one recipient: whom to contact, never why."""
+
+    alert_id: uuid.UUID
+    match_id: uuid.UUID
+    kind: MatchKind
+    recipient: WorkerContact
+    contacts: list[WorkerContact]
+    issued_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditAction(StrEnum):
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+    SEARCH = "search"
+    EXPORT = "export"
+    ASSIGN = "assign"
+    NOTIFY = "notify"
+    SHRED = "shred"
+    LOGIN = "login"
+    POLICY_CHANGE = "policy-change"
+    REJECT = "reject"
+
+
+class AuditOutcome(StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+class AuditActor(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    actor_id: str
+    role: str
+    organisation: str | None = None
+
+
+class AuditEvent(Contract):
+    """One entry of the access log, in the spirit of NEN 7513. No BSN, name or category."""
+
+    occurred_at: datetime = Field(default_factory=utcnow)
+    action: AuditAction
+    outcome: AuditOutcome
+    actor: AuditActor
+    on_behalf_of: str | None = None
+    subjects: list[Pseudonym] = Field(default_factory=list)
+    object_type: str
+    object_id: str | None = None
+    source_system: str
+    source_instance: str
+    purpose: str
+    trace_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+
+class DeadLetter(Contract):
+    """A message a consumer could not process, kept with its original bytes and the reason."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    consumer: str
+    reason_code: str
+    reason: str
+    original_key: str | None = Field(default=None, description="base64 of the original key")
+    original_value: str = Field(description="base64 of the original bytes")
+    failed_at: datetime = Field(default_factory=utcnow)
+
+
+CONTRACTS: tuple[type[Contract], ...] = (
+    SignalRegistered,
+    SignalAccepted,
+    MatchRaised,
+    AlertIssued,
+    AuditEvent,
+    DeadLetter,
+)
+
+
+C = TypeVar("C", bound=Contract)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every contract, keyed by file name."""
+    return {
+        f"{model.__name__}.v{SCHEMA_VERSION}.json": model.model_json_schema(mode="serialization")
+        for model in CONTRACTS
+    }
+
+
+def export_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in json_schemas().items():
+        path = directory / name
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+class Topics:
+    """Every topic name and what its messages are keyed by, in one place.
+
+    Messages about one subject share a key so that they stay in order on one partition.
+    """
+
+    PARTNER_PREFIX = "signals."
+    ACCEPTED = "signals.accepted"
+    MATCHES = "matches"
+    ALERTS = "alerts"
+    AUDIT = "audit.events"
+    DEADLETTER = "deadletter"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def name(self, topic: str) -> str:
+        return f"{self.prefix}{topic}"
+
+    def partner(self, partner_id: str) -> str:
+        return self.name(f"{self.PARTNER_PREFIX}{partner_id}")
+
+    def partner_id_of(self, topic: str) -> str | None:
+        head = self.name(self.PARTNER_PREFIX)
+        rest = topic.removeprefix(head)
+        return rest if rest != topic and "." not in rest else None
+
+    @property
+    def accepted(self) -> str:
+        return self.name(self.ACCEPTED)
+
+    @property
+    def matches(self) -> str:
+        return self.name(self.MATCHES)
+
+    @property
+    def alerts(self) -> str:
+        return self.name(self.ALERTS)
+
+    @property
+    def audit(self) -> str:
+        return self.name(self.AUDIT)
+
+    @property
+    def deadletter(self) -> str:
+        return self.name(self.DEADLETTER)
+
+    def internal(self) -> list[str]:
+        return [self.accepted, self.matches, self.alerts, self.audit, self.deadletter]
+
+
+def partition_key(event: Contract) -> bytes:
+    """The Kafka key of an event: its subject where it has one, so per-subject order holds."""
+    if isinstance(event, SignalRegistered | SignalAccepted | MatchRaised):
+        return event.subject.encode()
+    if isinstance(event, AlertIssued):
+        return str(event.match_id).encode()
+    if isinstance(event, AuditEvent):
+        return (event.subjects[0] if event.subjects else event.object_type).encode()
+    return str(event.event_id).encode()
+
+
+class ContractError(ValueError):
+    """Bytes that are not a valid event of the expected contract.
+
+    `code` is machine-readable (for the dead-letter record and the metrics); `reason`
+    tells the sending party what is wrong and how to fix it, without echoing values.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
+    """Decode and validate one message, or raise ContractError naming the problem."""
+    if raw is None or not raw:
+        raise ContractError("empty", "the message has no body; send one JSON object")
+    if len(raw) > max_bytes:
+        raise ContractError(
+            "oversized",
+            f"the message is {len(raw)} bytes, the limit is {max_bytes}; send one event per message",
+        )
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "bad encoding"
+        raise ContractError(
+            "malformed-json", f"the body is not valid UTF-8 JSON ({detail})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ContractError("malformed-json", "the body must be a JSON object")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ContractError(
+            "schema-version",
+            f"schema_version {version!r} is not supported; this service reads version "
+            f"{SCHEMA_VERSION} of {model.__name__}",
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ContractError("invalid", f"{model.__name__} is invalid: {problems}") from None

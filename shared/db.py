@@ -1,0 +1,99 @@
+"""PostgreSQL plumbing: the one pool factory, the migration runner and the idempotent consumer.
+
+Each service owns one schema in the database and never reads another's. Migrations are
+plain SQL files applied in name order, once, under an advisory lock so that several
+instances starting together don't race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """The database could not be reached; the message says which URL and what to do."""
+
+
+async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            database_url,
+            min_size=1,
+            max_size=max_size,
+            server_settings={"search_path": schema, "application_name": f"vroegsignaal-{schema}"},
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailableError(
+            f"cannot connect to PostgreSQL at {redact(database_url)}: {exc}. "
+            "Start it (make run starts a local one) or set DATABASE_URL."
+        ) from exc
+    assert pool is not None
+    return pool
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+def migration_files(service_dir: Path) -> list[Path]:
+    return sorted(SHARED_MIGRATIONS.glob("*.sql")) + sorted(
+        (service_dir / "migrations").glob("*.sql")
+    )
+
+
+async def migrate(database_url: str, schema: str, files: Sequence[Path]) -> list[str]:
+    """Apply the not yet applied files to `schema`; return the names applied now."""
+    conn = await asyncpg.connect(database_url)
+    applied_now: list[str] = []
+    try:
+        lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET search_path TO "{schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            for path in files:
+                name = f"{path.parent.parent.name}/{path.name}"
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                applied_now.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+    finally:
+        await conn.close()
+    return applied_now
+
+
+async def claim_message(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) -> bool:
+    """Record that `consumer` processes `message_id`; False when it already did.
+
+    Call inside the transaction that applies the message's state change, so the record
+    and the change commit or roll back together.
+    """
+    row = await conn.fetchrow(
+        "INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        message_id,
+    )
+    return row is not None

@@ -1,0 +1,124 @@
+"""Kafka plumbing: the one broker factory, topic creation and the dead-letter sink."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.contracts import DeadLetter, Topics
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTERS = Counter(
+    "vroegsignaal_dead_letters_total",
+    "Messages sent to the dead-letter topic",
+    ["consumer", "reason_code"],
+)
+
+
+class BrokerUnavailableError(RuntimeError):
+    """Kafka could not be reached; the message names the servers and the fix."""
+
+
+def create_broker(
+    settings: Settings,
+    *,
+    client_id: str,
+    tracer_provider: TracerProvider,
+    registry: CollectorRegistry,
+) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        graceful_timeout=settings.graceful_timeout_seconds,
+        middlewares=(
+            KafkaTelemetryMiddleware(tracer_provider=tracer_provider),
+            KafkaPrometheusMiddleware(registry=registry, app_name=client_id),
+        ),
+    )
+
+
+async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[str]:
+    """Create every internal topic and one topic per partner; return those created now."""
+    topics = Topics(settings.topic_prefix)
+    wanted = [*topics.internal(), *(topics.partner(p) for p in partner_ids)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise BrokerUnavailableError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}. "
+            "Start it (make run starts a local one) or set KAFKA_BOOTSTRAP_SERVERS."
+        ) from exc
+    created = []
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+            )
+            for name in wanted
+            if name not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+            created = [t.name for t in new]
+    finally:
+        await admin.close()
+    return created
+
+
+class DeadLetterSink:
+    """Sends a message that cannot be processed to the dead-letter topic, and counts it."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, consumer: str) -> None:
+        self._broker = broker
+        self._topic = topic
+        self._consumer = consumer
+
+    async def send(self, message: KafkaMessage, reason_code: str, reason: str) -> DeadLetter:
+        record = message.raw_message
+        assert not isinstance(record, tuple), "dead-lettering works on single messages"
+        letter = DeadLetter(
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            consumer=self._consumer,
+            reason_code=reason_code,
+            reason=reason,
+            original_key=base64.b64encode(record.key).decode() if record.key else None,
+            original_value=base64.b64encode(record.value or b"").decode(),
+        )
+        await self._broker.publish(
+            letter.to_bytes(),
+            self._topic,
+            key=str(letter.event_id).encode(),
+            headers={"content-type": "application/json"},
+        )
+        DEAD_LETTERS.labels(self._consumer, reason_code).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s (%s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason_code,
+            reason,
+        )
+        return letter

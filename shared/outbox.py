@@ -1,0 +1,150 @@
+"""The transactional outbox: events written in the same transaction as the state change,
+published to Kafka afterwards by a relay, so a change and its events can never diverge.
+
+The trace context active when the event was written travels with it, so the publish
+span of the relay joins the trace of the message that caused the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Protocol
+
+import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry.propagate import extract, inject
+from prometheus_client import Counter, Gauge
+
+from shared.contracts import Contract, partition_key
+
+log = logging.getLogger(__name__)
+
+OUTBOX_PUBLISHED = Counter(
+    "vroegsignaal_outbox_published_total", "Events relayed from the outbox", ["service"]
+)
+OUTBOX_FAILURES = Counter(
+    "vroegsignaal_outbox_publish_failures_total", "Failed outbox relay attempts", ["service"]
+)
+OUTBOX_PENDING = Gauge(
+    "vroegsignaal_outbox_pending", "Events waiting in the outbox at the last relay pass", ["service"]
+)
+
+
+def channel_for(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+async def enqueue(conn: asyncpg.Connection, topic: str, event: Contract) -> None:
+    """Write `event` to the outbox within the caller's transaction."""
+    headers: dict[str, str] = {}
+    inject(headers)
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)",
+        topic,
+        partition_key(event),
+        event.to_bytes(),
+        json.dumps(headers),
+    )
+    schema = await conn.fetchval("SELECT current_schema()")
+    await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
+
+
+class Publisher(Protocol):
+    async def publish(
+        self, message: Any, topic: str, *, key: bytes | None, headers: dict[str, str]
+    ) -> Any: ...
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order and deletes them once the broker acknowledged them."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        *,
+        schema: str,
+        batch_size: int,
+        poll_seconds: float,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._schema = schema
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        conn = await self._pool.acquire()
+        self._listener = conn
+        await conn.add_listener(channel_for(self._schema), self._on_notify)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        # Publish what is left, so a graceful stop leaves nothing waiting.
+        try:
+            while await self.relay_once():
+                pass
+        except Exception:
+            log.exception("outbox flush at shutdown failed; rows stay for the next start")
+        if self._listener is not None:
+            await self._listener.remove_listener(channel_for(self._schema), self._on_notify)
+            await self._pool.release(self._listener)
+            self._listener = None
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.relay_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                OUTBOX_FAILURES.labels(self._schema).inc()
+                log.exception("outbox relay pass failed; retrying")
+                await asyncio.sleep(self._poll_seconds)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, payload, headers FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            for row in rows:
+                headers: dict[str, str] = json.loads(row["headers"])
+                token = otel_context.attach(extract(headers))
+                try:
+                    await self._publisher.publish(
+                        bytes(row["payload"]),
+                        row["topic"],
+                        key=bytes(row["key"]) if row["key"] is not None else None,
+                        headers={"content-type": "application/json"},
+                    )
+                finally:
+                    otel_context.detach(token)
+            if rows:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+                OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+            OUTBOX_PENDING.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+            return len(rows)

@@ -1,0 +1,162 @@
+"""The one way to build a service process: broker, pool, outbox relay, health and metrics.
+
+A service contributes its subscribers and HTTP routes; this module wires them into a
+FastStream ASGI app with `/health/live`, `/health/ready` and `/metrics`, and orders
+startup and graceful shutdown so no in-flight message or outbox row is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Scope
+from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from shared.audit import AuditTrail
+from shared.contracts import Topics
+from shared.db import create_pool, migrate, migration_files
+from shared.kafka import create_broker
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+from shared.telemetry import configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    """Everything a service's handlers need, built once per process."""
+
+    name: str
+    settings: Settings
+    broker: KafkaBroker
+    topics: Topics
+    registry: CollectorRegistry
+    service_dir: Path
+    audit: AuditTrail
+    _pool: asyncpg.Pool | None = field(default=None, init=False)
+    relay: OutboxRelay | None = field(default=None, init=False)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name}: the database pool is not open yet")
+        return self._pool
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.topic_prefix}vroegsignaal-{self.name}"
+
+
+Routes = Sequence[tuple[str, ASGIApp]]
+
+
+def build_service(
+    name: str,
+    service_dir: Path,
+    settings: Settings,
+    register: Callable[[ServiceRuntime], Routes],
+) -> tuple[AsgiFastStream, ServiceRuntime]:
+    """Build the ASGI app of service `name`; `register` adds subscribers, returns routes."""
+    tracer_provider = configure_tracing(name, settings.instance_id, settings.trace_file)
+    registry = CollectorRegistry()
+    broker = create_broker(
+        settings, client_id=name, tracer_provider=tracer_provider, registry=registry
+    )
+    runtime = ServiceRuntime(
+        name=name,
+        settings=settings,
+        broker=broker,
+        topics=Topics(settings.topic_prefix),
+        registry=registry,
+        service_dir=service_dir,
+        audit=AuditTrail(
+            service=name,
+            instance=settings.instance_id,
+            topic=Topics(settings.topic_prefix).audit,
+        ),
+    )
+    routes = register(runtime)
+
+    async def open_store() -> None:
+        await migrate(settings.database_url, name, migration_files(service_dir))
+        runtime._pool = await create_pool(settings.database_url, name)
+
+    async def start_relay() -> None:
+        runtime.relay = OutboxRelay(
+            runtime.pool,
+            broker,
+            schema=name,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        await runtime.relay.start()
+
+    async def drain() -> None:
+        # Stop taking messages first (in-flight ones finish), then flush the outbox
+        # while the producer is still open; the broker itself stops after this hook.
+        for subscriber in broker.subscribers:
+            await subscriber.stop()
+        if runtime.relay is not None:
+            await runtime.relay.stop()
+
+    async def close_store() -> None:
+        if runtime._pool is not None:
+            await runtime._pool.close()
+            runtime._pool = None
+
+    @get(include_in_schema=False)
+    async def live(scope: Scope) -> AsgiResponse:
+        return AsgiResponse(b'{"status":"live"}', 200, {"content-type": "application/json"})
+
+    @get(include_in_schema=False)
+    async def ready(scope: Scope) -> AsgiResponse:
+        problems = []
+        if not await broker.ping(timeout=2.0):
+            problems.append("kafka")
+        try:
+            async with asyncio.timeout(2.0):
+                await runtime.pool.fetchval("SELECT 1")
+        except Exception:
+            problems.append("database")
+        if problems:
+            body = ('{"status":"not-ready","failing":["' + '","'.join(problems) + '"]}').encode()
+            return AsgiResponse(body, 503, {"content-type": "application/json"})
+        return AsgiResponse(b'{"status":"ready"}', 200, {"content-type": "application/json"})
+
+    @get(include_in_schema=False)
+    async def metrics(scope: Scope) -> AsgiResponse:
+        body = generate_latest(REGISTRY) + generate_latest(registry)
+        return AsgiResponse(body, 200, {"content-type": CONTENT_TYPE_LATEST})
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[
+            ("/health/live", live),
+            ("/health/ready", ready),
+            ("/metrics", metrics),
+            *routes,
+        ],
+        on_startup=[open_store],
+        after_startup=[start_relay],
+        on_shutdown=[drain],
+        after_shutdown=[close_store],
+    )
+    return app, runtime
+
+
+def json_response(data: Any, status: int = 200) -> AsgiResponse:
+    import json
+
+    return AsgiResponse(
+        json.dumps(data, default=str).encode(), status, {"content-type": "application/json"}
+    )
