@@ -6,9 +6,8 @@ change it describes, so a change without its audit event cannot commit.
 
 from __future__ import annotations
 
-import asyncpg
-
 from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+from shared.db import Conn
 from shared.outbox import enqueue
 from shared.telemetry import current_trace_id
 
@@ -21,7 +20,7 @@ class AuditTrail:
 
     async def record(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         *,
         action: AuditAction,
         object_type: str,

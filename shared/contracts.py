@@ -12,11 +12,11 @@ import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 Pseudonym = Annotated[
     str,
@@ -82,7 +82,9 @@ class WorkerContact(BaseModel):
 
     worker_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
-    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")]
+    email: Annotated[
+        str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
+    ]
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
 
 
@@ -326,7 +328,8 @@ def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
     if len(raw) > max_bytes:
         raise ContractError(
             "oversized",
-            f"the message is {len(raw)} bytes, the limit is {max_bytes}; send one event per message",
+            f"the message is {len(raw)} bytes, the limit is {max_bytes}; "
+            "send one event per message",
         )
     try:
         data = json.loads(raw)

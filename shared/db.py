@@ -13,8 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+# A connection as handlers see it: a pooled proxy or a plain connection.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 class DatabaseUnavailableError(RuntimeError):
@@ -84,7 +88,7 @@ async def migrate(database_url: str, schema: str, files: Sequence[Path]) -> list
     return applied_now
 
 
-async def claim_message(conn: asyncpg.Connection, consumer: str, message_id: uuid.UUID) -> bool:
+async def claim_message(conn: Conn, consumer: str, message_id: uuid.UUID) -> bool:
     """Record that `consumer` processes `message_id`; False when it already did.
 
     Call inside the transaction that applies the message's state change, so the record

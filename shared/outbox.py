@@ -13,11 +13,13 @@ import logging
 from typing import Any, Protocol
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract, inject
 from prometheus_client import Counter, Gauge
 
 from shared.contracts import Contract, partition_key
+from shared.db import Conn
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,9 @@ OUTBOX_FAILURES = Counter(
     "vroegsignaal_outbox_publish_failures_total", "Failed outbox relay attempts", ["service"]
 )
 OUTBOX_PENDING = Gauge(
-    "vroegsignaal_outbox_pending", "Events waiting in the outbox at the last relay pass", ["service"]
+    "vroegsignaal_outbox_pending",
+    "Events waiting in the outbox at the last relay pass",
+    ["service"],
 )
 
 
@@ -36,7 +40,7 @@ def channel_for(schema: str) -> str:
     return f"outbox_{schema}"
 
 
-async def enqueue(conn: asyncpg.Connection, topic: str, event: Contract) -> None:
+async def enqueue(conn: Conn, topic: str, event: Contract) -> None:
     """Write `event` to the outbox within the caller's transaction."""
     headers: dict[str, str] = {}
     inject(headers)
@@ -76,7 +80,7 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._listener: PoolConnectionProxy | None = None
 
     async def start(self) -> None:
         conn = await self._pool.acquire()
@@ -144,7 +148,11 @@ class OutboxRelay:
                 finally:
                     otel_context.detach(token)
             if rows:
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+                await conn.execute(
+                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+                )
                 OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
-            OUTBOX_PENDING.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+            OUTBOX_PENDING.labels(self._schema).set(
+                await conn.fetchval("SELECT count(*) FROM outbox")
+            )
             return len(rows)

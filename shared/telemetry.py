@@ -40,11 +40,11 @@ class JsonLinesSpanExporter(SpanExporter):
         return None
 
 
-def configure_tracing(service_name: str, instance_id: str, trace_file: Path | None) -> TracerProvider:
+def configure_tracing(
+    service_name: str, instance_id: str, trace_file: Path | None
+) -> TracerProvider:
     provider = TracerProvider(
-        resource=Resource.create(
-            {"service.name": service_name, "service.instance.id": instance_id}
-        )
+        resource=Resource.create({"service.name": service_name, "service.instance.id": instance_id})
     )
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from services.audit.domain import AuditEntry
+from shared.db import Conn
 
 
-async def append(conn: asyncpg.Connection, entry: AuditEntry) -> None:
+async def append(conn: Conn, entry: AuditEntry) -> None:
     e = entry.event
     await conn.execute(
         "INSERT INTO entries (event_id, occurred_at, recorded_at, action, outcome, actor_id,"
@@ -35,7 +34,7 @@ async def append(conn: asyncpg.Connection, entry: AuditEntry) -> None:
     )
 
 
-async def summary(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def summary(conn: Conn) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT source_system, action, outcome, count(*) AS entries FROM entries"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"

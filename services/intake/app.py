@@ -29,9 +29,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         @get(description="How many signals were admitted and rejected (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:
             async with runtime.pool.acquire() as conn:
-                return json_response(
-                    {"partners": len(registry), **await store.counts(conn)}
-                )
+                return json_response({"partners": len(registry), **await store.counts(conn)})
 
         return [("/signals/summary", summary)]
 

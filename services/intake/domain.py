@@ -65,7 +65,9 @@ class PartnerRegistry:
         for i, entry in enumerate(doc["partners"], start=1):
             where = f"{source}: partner #{i}"
             if not isinstance(entry, dict):
-                raise PartnerRegistryError(f"{where}: expected a mapping with id, organisation, category")
+                raise PartnerRegistryError(
+                    f"{where}: expected a mapping with id, organisation, category"
+                )
             missing = [k for k in ("id", "organisation", "category") if not entry.get(k)]
             if missing:
                 raise PartnerRegistryError(f"{where}: missing {', '.join(missing)}")

@@ -18,9 +18,7 @@ from shared.service import ServiceRuntime
 
 CONSUMER = "intake"
 
-SIGNALS = Counter(
-    "vroegsignaal_intake_signals_total", "Partner signals by outcome", ["outcome"]
-)
+SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outcome", ["outcome"])
 
 
 def register(runtime: ServiceRuntime, registry: PartnerRegistry) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
-
 from shared.contracts import SignalAccepted
+from shared.db import Conn
 
 
-async def record_accepted(conn: asyncpg.Connection, accepted: SignalAccepted) -> None:
+async def record_accepted(conn: Conn, accepted: SignalAccepted) -> None:
     await conn.execute(
         "INSERT INTO received_signals (signal_id, partner_id, accepted_at) VALUES ($1, $2, $3)",
         accepted.signal_id,
@@ -19,7 +18,7 @@ async def record_accepted(conn: asyncpg.Connection, accepted: SignalAccepted) ->
 
 
 async def record_rejected(
-    conn: asyncpg.Connection, signal_id: uuid.UUID, partner_id: str, reason_code: str
+    conn: Conn, signal_id: uuid.UUID, partner_id: str, reason_code: str
 ) -> None:
     await conn.execute(
         "INSERT INTO rejected_signals (signal_id, partner_id, reason_code) VALUES ($1, $2, $3)"
@@ -30,7 +29,7 @@ async def record_rejected(
     )
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+async def counts(conn: Conn) -> dict[str, int]:
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM received_signals) AS accepted,"
         " (SELECT count(*) FROM rejected_signals) AS rejected"

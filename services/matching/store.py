@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import asyncpg
-
 from services.matching.domain import MatchDecision, Registration
 from shared.contracts import WorkerContact
+from shared.db import Conn
 
 
-async def lock_subject(conn: asyncpg.Connection, subject: str) -> None:
+async def lock_subject(conn: Conn, subject: str) -> None:
     """Serialise decisions about one subject across instances until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
 
 
-async def add_registration(conn: asyncpg.Connection, reg: Registration) -> bool:
+async def add_registration(conn: Conn, reg: Registration) -> bool:
     row = await conn.fetchrow(
         "INSERT INTO registrations (registration_id, subject, organisation, worker, wijk,"
         " registered_at, expires_at) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"
@@ -32,9 +31,7 @@ async def add_registration(conn: asyncpg.Connection, reg: Registration) -> bool:
     return row is not None
 
 
-async def active_registrations(
-    conn: asyncpg.Connection, subject: str, now: datetime
-) -> list[Registration]:
+async def active_registrations(conn: Conn, subject: str, now: datetime) -> list[Registration]:
     rows = await conn.fetch(
         "SELECT * FROM registrations WHERE subject = $1 AND expires_at > $2",
         subject,
@@ -54,7 +51,7 @@ async def active_registrations(
     ]
 
 
-async def has_open_person_match(conn: asyncpg.Connection, subject: str) -> bool:
+async def has_open_person_match(conn: Conn, subject: str) -> bool:
     return bool(
         await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM matches"
@@ -64,7 +61,7 @@ async def has_open_person_match(conn: asyncpg.Connection, subject: str) -> bool:
     )
 
 
-async def add_match(conn: asyncpg.Connection, decision: MatchDecision) -> None:
+async def add_match(conn: Conn, decision: MatchDecision) -> None:
     await conn.execute(
         "INSERT INTO matches (match_id, kind, subject, wijk, rule, policy_version)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
@@ -81,7 +78,7 @@ async def add_match(conn: asyncpg.Connection, decision: MatchDecision) -> None:
     )
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+async def counts(conn: Conn) -> dict[str, int]:
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM registrations) AS registrations,"
         " (SELECT count(*) FROM matches WHERE status = 'open') AS open_matches"

@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
             worker = (query.get("worker") or [""])[0]
             if not worker:
                 return json_response(
-                    {"error": "name the worker: /alerts?worker=<worker id>; there is no free search"},
+                    {"error": "name the worker: /alerts?worker=<id>; there is no free search"},
                     400,
                 )
             async with runtime.pool.acquire() as conn, conn.transaction():

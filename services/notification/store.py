@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncpg
-
 from services.notification.domain import Alert
+from shared.db import Conn
 
 
-async def add_alert(conn: asyncpg.Connection, alert: Alert) -> bool:
+async def add_alert(conn: Conn, alert: Alert) -> bool:
     row = await conn.fetchrow(
         "INSERT INTO alerts (alert_id, match_id, kind, recipient_id, recipient, contacts)"
         " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)"
@@ -25,7 +24,7 @@ async def add_alert(conn: asyncpg.Connection, alert: Alert) -> bool:
     return row is not None
 
 
-async def alerts_of(conn: asyncpg.Connection, worker_id: str, limit: int) -> list[dict[str, Any]]:
+async def alerts_of(conn: Conn, worker_id: str, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT alert_id, match_id, kind, contacts, issued_at FROM alerts"
         " WHERE recipient_id = $1 ORDER BY issued_at DESC LIMIT $2",
@@ -44,7 +43,7 @@ async def alerts_of(conn: asyncpg.Connection, worker_id: str, limit: int) -> lis
     ]
 
 
-async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+async def counts(conn: Conn) -> dict[str, int]:
     row = await conn.fetchrow(
         "SELECT count(*) AS alerts, count(DISTINCT recipient_id) AS recipients FROM alerts"
     )

@@ -1,0 +1,177 @@
+"""The `vroegsignaal` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.intake.domain import PartnerRegistryError
+from shared.contracts import export_schemas
+from shared.settings import Settings
+from vroegsignaal.stack.errors import StackError
+
+app = typer.Typer(
+    help="vroegsignaal: early signals for youth care, privacy by design.", no_args_is_help=True
+)
+dev = typer.Typer(
+    help="The local stack: Kafka, PostgreSQL, the services, a simulated municipality.",
+    no_args_is_help=True,
+)
+schemas = typer.Typer(help="The JSON Schemas of the event contracts.", no_args_is_help=True)
+app.add_typer(dev, name="dev")
+app.add_typer(schemas, name="schemas")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@dev.command("up")
+def dev_up(
+    rate: Annotated[float, typer.Option(help="Simulated signals per second.")] = 2.0,
+    bad_every: Annotated[
+        int, typer.Option(help="Send a malformed message every N (0: never).")
+    ] = 50,
+) -> None:
+    """Start everything in the foreground; Ctrl-C stops it all. Data survives a restart."""
+    from vroegsignaal import devstack
+
+    try:
+        devstack.up(Settings(), rate=rate, bad_every=bad_every)
+    except (StackError, PartnerRegistryError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop Kafka, PostgreSQL and services left running by a killed 'dev up'."""
+    from vroegsignaal.devstack import DATA_DIR
+    from vroegsignaal.stack.local import stop_leftovers
+
+    stopped = stop_leftovers(DATA_DIR)
+    typer.echo("stopped: " + ", ".join(stopped) if stopped else "nothing was left running")
+
+
+@dev.command("prepare")
+def dev_prepare() -> None:
+    """Check Java and resolve Kafka's jars once, so later starts need no network."""
+    import os
+
+    from vroegsignaal.stack.kafka import ensure_jars, java_binary
+
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        typer.echo("KAFKA_BOOTSTRAP_SERVERS is set: no local Kafka needed")
+        return
+    try:
+        java_binary()
+        typer.echo(f"Kafka jars in {ensure_jars()}")
+    except StackError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("serve")
+def serve(
+    service: Annotated[str, typer.Argument(help="intake, matching, notification or audit")],
+) -> None:
+    """Run one service in the foreground (what each container runs)."""
+    from vroegsignaal.services import SERVICES
+    from vroegsignaal.services import serve as run_service
+
+    if service not in SERVICES:
+        raise _fail(f"unknown service {service!r}; choose one of: {', '.join(SERVICES)}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        run_service(service, Settings())
+    except (PartnerRegistryError, OSError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("simulate")
+def simulate(
+    rate: Annotated[float, typer.Option(help="Signals per second.")] = 2.0,
+    count: Annotated[
+        int | None, typer.Option(help="Stop after this many (default: never).")
+    ] = None,
+    children: Annotated[int, typer.Option(help="Synthetic children in the municipality.")] = 5000,
+    at_risk: Annotated[int, typer.Option(help="Children that draw most of the signals.")] = 60,
+    bad_every: Annotated[
+        int, typer.Option(help="Send a malformed message every N (0: never).")
+    ] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for a reproducible run.")] = None,
+) -> None:
+    """Run the simulated municipality: partners keep registering synthetic concerns."""
+    from vroegsignaal import simulator
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        sent = asyncio.run(
+            simulator.run(
+                Settings(),
+                rate=rate,
+                count=count,
+                children=children,
+                at_risk=at_risk,
+                bad_every=bad_every,
+                seed=seed,
+            )
+        )
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"sent {sent} messages")
+
+
+@app.command("topics")
+def topics() -> None:
+    """Create every topic (internal and one per partner) with the configured partitions."""
+    from services.intake.app import load_partners
+    from shared.kafka import BrokerUnavailableError, ensure_topics
+
+    settings = Settings()
+    try:
+        created = asyncio.run(
+            ensure_topics(settings, [p.partner_id for p in load_partners(settings)])
+        )
+    except (BrokerUnavailableError, PartnerRegistryError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("created: " + ", ".join(created) if created else "all topics exist")
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Apply every service's database migrations."""
+    from shared.db import DatabaseUnavailableError, migration_files
+    from shared.db import migrate as apply
+    from vroegsignaal.services import SERVICES
+
+    async def _all() -> None:
+        settings = Settings()
+        for spec in SERVICES.values():
+            done = await apply(settings.database_url, spec.name, migration_files(spec.directory))
+            typer.echo(f"{spec.name}: {', '.join(done) if done else 'up to date'}")
+
+    try:
+        asyncio.run(_all())
+    except (DatabaseUnavailableError, OSError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@schemas.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the JSON Schema files.")],
+) -> None:
+    """Write the JSON Schema of every event contract."""
+    for path in export_schemas(directory):
+        typer.echo(str(path))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,173 @@
+"""`vroegsignaal dev up`: the whole system on this machine, in the foreground.
+
+Starts Kafka and PostgreSQL (unless external ones are configured), creates the topics,
+applies every service's migrations, starts the four services and the simulated
+municipality as separate processes, prints where to look, and on Ctrl-C stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from services.intake.app import load_partners
+from shared.db import migrate, migration_files
+from shared.kafka import ensure_topics
+from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.services import SERVICES
+from vroegsignaal.stack.errors import StackError
+from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
+from vroegsignaal.stack.procs import stop_process, wait_for_port, write_pidfile
+
+DATA_DIR = Path(os.environ.get("VS_DATA_DIR", REPO_ROOT / ".local"))
+
+
+def prepare_infrastructure(settings: Settings) -> None:
+    """Topics and schemas, idempotently: what every start needs before the services."""
+    partners = [p.partner_id for p in load_partners(settings)]
+
+    async def _prepare() -> None:
+        await ensure_topics(settings, partners)
+        for spec in SERVICES.values():
+            await migrate(settings.database_url, spec.name, migration_files(spec.directory))
+
+    asyncio.run(_prepare())
+
+
+def service_env(infra: Infrastructure, trace_file: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
+    env["DATABASE_URL"] = infra.database_url
+    env.setdefault("VS_TRACE_FILE", str(trace_file))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_process(
+    name: str, args: list[str], env: dict[str, str], logs: Path, run_dir: Path
+) -> subprocess.Popen[bytes]:
+    logs.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vroegsignaal", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    write_pidfile(run_dir / f"{name}.pid", proc.pid)
+    return proc
+
+
+def fetch_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+        return json.loads(resp.read())
+
+
+def status_line(settings: Settings) -> str:
+    base = f"http://{settings.http_host}"
+    try:
+        intake = fetch_json(f"{base}:{settings.intake_port}/signals/summary")
+        matching = fetch_json(f"{base}:{settings.matching_port}/matches/summary")
+        alerts = fetch_json(f"{base}:{settings.notification_port}/alerts/summary")
+        audit = fetch_json(f"{base}:{settings.audit_port}/audit/summary")
+    except (OSError, ValueError):
+        return "waiting for the services..."
+    assert isinstance(intake, dict) and isinstance(matching, dict)
+    assert isinstance(alerts, dict) and isinstance(audit, dict)
+    entries = sum(int(row["entries"]) for row in audit["entries"])
+    return (
+        f"signals accepted {intake['accepted']}, rejected {intake['rejected']} | "
+        f"registrations {matching['registrations']}, matches {matching['open_matches']} | "
+        f"alerts {alerts['alerts']} to {alerts['recipients']} workers | audit entries {entries}"
+    )
+
+
+def up(settings: Settings, *, rate: float, bad_every: int) -> int:
+    logs, run_dir = DATA_DIR / "logs", DATA_DIR / "run"
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    print(f"vroegsignaal: starting the local stack (data in {DATA_DIR})", flush=True)
+    with infrastructure(DATA_DIR, Ports.from_env()) as infra:
+        try:
+            env = service_env(infra, DATA_DIR / "traces.jsonl")
+            settings = settings.model_copy(
+                update={
+                    "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+                    "database_url": infra.database_url,
+                }
+            )
+            print(
+                f"  kafka      {infra.kafka_bootstrap_servers}"
+                + ("" if infra.kafka_local else " (external)")
+            )
+            print(
+                f"  postgres   {infra.database_url}"
+                + ("" if infra.postgres_local else " (external)")
+            )
+            prepare_infrastructure(settings)
+            for name in SERVICES:
+                procs.append((name, start_process(name, ["serve", name], env, logs, run_dir)))
+            for name, proc in procs:
+                spec = SERVICES[name]
+                wait_for_port(spec.port_of(settings), proc, name, logs / f"{name}.log", 60)
+            procs.append(
+                (
+                    "simulator",
+                    start_process(
+                        "simulator",
+                        ["simulate", "--rate", str(rate), "--bad-every", str(bad_every)],
+                        env,
+                        logs,
+                        run_dir,
+                    ),
+                )
+            )
+            base = f"http://{settings.http_host}"
+            print("\nvroegsignaal is running. Where to look:")
+            for name, spec in SERVICES.items():
+                port = spec.port_of(settings)
+                pages = "  ".join(f"{base}:{port}{p}" for p in spec.pages)
+                print(f"  {name:<13} {pages}")
+                print(f"  {'':<13} {base}:{port}/health/ready  {base}:{port}/metrics")
+            print(f"  traces        {DATA_DIR / 'traces.jsonl'} (one trace per signal)")
+            print(f"  logs          {logs}/")
+            example = f"{base}:{settings.notification_port}/alerts?worker=school-de-regenboog-1"
+            print(f"  a worker's alerts, e.g. {example}")
+            print("\nPress Ctrl-C to stop everything.\n", flush=True)
+            last = 0.0
+            while not stopping:
+                for name, proc in procs:
+                    if proc.poll() is not None:
+                        log = logs / f"{name}.log"
+                        raise StackError(f"{name} exited with code {proc.returncode}; see {log}")
+                if time.monotonic() - last >= 10:
+                    print(time.strftime("%H:%M:%S ") + status_line(settings), flush=True)
+                    last = time.monotonic()
+                time.sleep(0.5)
+        finally:
+            print("\nvroegsignaal: stopping...", flush=True)
+            for name, proc in reversed(procs):
+                stop_process(proc, timeout=settings.graceful_timeout_seconds + 5)
+                with contextlib.suppress(OSError):
+                    (run_dir / f"{name}.pid").unlink()
+    print("vroegsignaal: stopped; data kept in", DATA_DIR, "('make clean' wipes it)")
+    return 0
