@@ -9,13 +9,13 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.contracts import DeadLetter, Topics
 from shared.settings import Settings
+from shared.telemetry import KeylessKafkaTelemetryMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,10 @@ def create_broker(
         acks="all",
         enable_idempotence=True,
         graceful_timeout=settings.graceful_timeout_seconds,
+        # Per-message "Received"/"Processed" lines only at DEBUG: metrics count them.
+        log_level=logging.DEBUG,
         middlewares=(
-            KafkaTelemetryMiddleware(tracer_provider=tracer_provider),
+            KeylessKafkaTelemetryMiddleware(tracer_provider=tracer_provider),
             KafkaPrometheusMiddleware(registry=registry, app_name=client_id),
         ),
     )

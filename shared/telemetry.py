@@ -11,7 +11,11 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
+from faststream.kafka.response import KafkaPublishCommand
+from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -20,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.semconv.trace import SpanAttributes
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -31,13 +36,34 @@ class JsonLinesSpanExporter(SpanExporter):
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(json.loads(span.to_json()), separators=(",", ":")) for span in spans]
+        lines = [json.dumps(_span_record(span), separators=(",", ":")) for span in spans]
         with self._lock, self._path.open("a") as out:
             out.write("".join(line + "\n" for line in lines))
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         return None
+
+
+def _span_record(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return {
+        "trace_id": format(ctx.trace_id, "032x"),
+        "span_id": format(ctx.span_id, "016x"),
+        "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": span.resource.attributes.get("service.name"),
+        "start": span.start_time,
+        "end": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": {
+            k: v
+            for k, v in (span.attributes or {}).items()
+            if isinstance(v, str | int | float | bool)
+        },
+    }
 
 
 def configure_tracing(
@@ -60,3 +86,34 @@ def current_trace_id() -> str | None:
     """The hex trace id of the active span, or None outside a trace."""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+class _KeylessProvider(KafkaTelemetrySettingsProvider):
+    """FastStream's Kafka span attributes without the message key.
+
+    Our keys are subject pseudonyms; a trace backend must never hold them.
+    """
+
+    def get_publish_attrs_from_cmd(self, cmd: KafkaPublishCommand) -> dict[str, Any]:
+        attrs = super().get_publish_attrs_from_cmd(cmd)
+        attrs.pop(SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY, None)
+        return attrs
+
+    def get_consume_attrs_from_message(self, msg: Any) -> dict[str, Any]:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs.pop(SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY, None)
+        return attrs
+
+
+def _keyless_provider_factory(msg: Any) -> _KeylessProvider:
+    return _KeylessProvider()
+
+
+class KeylessKafkaTelemetryMiddleware(TelemetryMiddleware[KafkaPublishCommand]):
+    """Kafka tracing middleware that carries context in headers and never records keys."""
+
+    def __init__(self, *, tracer_provider: TracerProvider) -> None:
+        super().__init__(
+            settings_provider_factory=_keyless_provider_factory,
+            tracer_provider=tracer_provider,
+        )
