@@ -271,7 +271,8 @@ class Topics:
     def partner_id_of(self, topic: str) -> str | None:
         head = self.name(self.PARTNER_PREFIX)
         rest = topic.removeprefix(head)
-        return rest if rest != topic and "." not in rest else None
+        internal = self.ACCEPTED.removeprefix(self.PARTNER_PREFIX)
+        return rest if rest != topic and "." not in rest and rest != internal else None
 
     @property
     def accepted(self) -> str:

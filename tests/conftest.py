@@ -1,0 +1,91 @@
+"""Fixtures: the same local Kafka and PostgreSQL as `make run`, started once per test run.
+
+`KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` point the tests at external infrastructure
+instead. Each test that needs state gets its own database and its own topic prefix,
+so tests never see each other's messages or rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.intake.app import load_partners
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
+from vroegsignaal.stack.procs import free_port
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infrastructure]:
+    data_dir = Path(tempfile.mkdtemp(prefix="vroegsignaal-test-"))
+    data_dir.chmod(0o755)
+    ports = Ports(kafka=free_port(), kafka_controller=free_port(), postgres=free_port())
+    try:
+        with infrastructure(data_dir, ports, heap="384m") as started:
+            yield started
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _database_url(base: str, name: str) -> str:
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{name}"
+
+
+@pytest.fixture
+async def database_url(infra: Infrastructure) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _database_url(infra.database_url, name)
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        with contextlib.suppress(asyncpg.PostgresError):
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def settings(infra: Infrastructure, database_url: str) -> Settings:
+    """Settings of an isolated environment: own database, own topics, free ports."""
+    configured = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap_servers,
+        DATABASE_URL=database_url,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+        topic_partitions=3,
+        intake_port=free_port(),
+        matching_port=free_port(),
+        notification_port=free_port(),
+        audit_port=free_port(),
+        outbox_poll_seconds=0.5,
+        graceful_timeout_seconds=5.0,
+    )
+    await ensure_topics(configured, [p.partner_id for p in load_partners(configured)])
+    return configured
+
+
+async def eventually(check, *, timeout: float = 30.0, interval: float = 0.25):  # type: ignore[no-untyped-def]
+    """Poll the async `check` until it returns a truthy value; fail with its last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")

@@ -1,0 +1,48 @@
+"""Synthetic test data: random pseudonyms and fictional workers, never a real person."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, timedelta
+
+from shared.contracts import Category, SignalRegistered, WorkerContact
+
+PARTNER_ORGS = {
+    "school-de-regenboog": "Basisschool De Regenboog",
+    "jgz-voorbeeldrade": "JGZ Voorbeeldrade",
+    "huisartsen-centrum": "Huisartsenpraktijk Centrum",
+}
+
+
+def pseudonym() -> str:
+    return secrets.token_hex(32)
+
+
+def worker(worker_id: str) -> WorkerContact:
+    return WorkerContact(
+        worker_id=worker_id,
+        display_name=f"Medewerker {worker_id}",
+        email=f"{worker_id}@voorbeeldrade.example",
+    )
+
+
+def signal(
+    partner_id: str,
+    subject: str,
+    *,
+    worker_id: str | None = None,
+    registered_at: datetime | None = None,
+    age_cutoff: date | None = None,
+    category: Category = Category.SCHOOLVERZUIM,
+) -> SignalRegistered:
+    now = registered_at or datetime.now(UTC)
+    return SignalRegistered(
+        partner_id=partner_id,
+        subject=subject,
+        organisation=PARTNER_ORGS[partner_id],
+        worker=worker(worker_id or f"{partner_id}-1"),
+        category=category,
+        wijk="WK099903",
+        registered_at=now,
+        age_cutoff=age_cutoff or (now.date() + timedelta(days=3650)),
+    )

@@ -1,0 +1,127 @@
+"""Database semantics every service relies on, against a real PostgreSQL (and Kafka)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+from shared.db import claim_message, create_pool, migrate, migration_files
+from shared.kafka import create_broker
+from shared.outbox import OutboxRelay, enqueue
+from shared.settings import Settings
+from tests.kafka_tools import read_topic
+
+pytestmark = pytest.mark.integration
+
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+
+
+def audit_event() -> AuditEvent:
+    return AuditEvent(
+        action=AuditAction.READ,
+        outcome=AuditOutcome.SUCCESS,
+        actor=AuditActor(actor_id="tester", role="service"),
+        object_type="test",
+        source_system="tests",
+        source_instance="t1",
+        purpose="integration test",
+    )
+
+
+async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None:
+    files = migration_files(SERVICES_DIR / "matching")
+    first = await migrate(database_url, "matching", files)
+    again = await migrate(database_url, "matching", files)
+    assert first == ["shared/000_messaging.sql", "matching/001_registrations_and_matches.sql"]
+    assert again == []
+
+
+async def test_a_message_is_claimed_once_per_consumer(database_url: str) -> None:
+    await migrate(database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(database_url, "intake")
+    message_id = uuid.uuid4()
+    try:
+        async with pool.acquire() as conn:
+            assert await claim_message(conn, "intake", message_id)
+            assert not await claim_message(conn, "intake", message_id)
+            assert await claim_message(conn, "other-consumer", message_id)
+            # A claim rolled back with its transaction leaves the message unprocessed.
+            fresh = uuid.uuid4()
+            with pytest.raises(RuntimeError):
+                async with conn.transaction():
+                    assert await claim_message(conn, "intake", fresh)
+                    raise RuntimeError("state change failed")
+            assert await claim_message(conn, "intake", fresh)
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE entries SET purpose = 'changed'",
+        "DELETE FROM entries",
+        "TRUNCATE entries",
+    ],
+)
+async def test_audit_entries_cannot_be_changed_even_by_the_owner(
+    database_url: str, statement: str
+) -> None:
+    await migrate(database_url, "audit", migration_files(SERVICES_DIR / "audit"))
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "audit"})
+    try:
+        await conn.execute(
+            "INSERT INTO entries (event_id, occurred_at, recorded_at, action, outcome, actor_id,"
+            " actor_role, subjects, object_type, source_system, source_instance, purpose,"
+            " canonical) VALUES ($1, now(), now(), 'read', 'success', 'x', 'service', '{}',"
+            " 'test', 'tests', 't1', 'p', '\\x00')",
+            uuid.uuid4(),
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute(statement)
+        assert await conn.fetchval("SELECT count(*) FROM entries") == 1
+    finally:
+        await conn.close()
+
+
+async def test_the_outbox_publishes_only_what_committed(settings: Settings) -> None:
+    await migrate(settings.database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(settings.database_url, "intake")
+    topic = f"{settings.topic_prefix}audit.events"
+    committed, rolled_back = audit_event(), audit_event()
+    tracer = TracerProvider().get_tracer("test")
+    broker = create_broker(
+        settings, client_id="test", tracer_provider=TracerProvider(), registry=CollectorRegistry()
+    )
+    await broker.start()
+    relay = OutboxRelay(pool, broker, schema="intake", batch_size=10, poll_seconds=0.2)
+    try:
+        with tracer.start_as_current_span("change") as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, topic, committed)
+            with pytest.raises(RuntimeError):
+                async with pool.acquire() as conn, conn.transaction():
+                    await enqueue(conn, topic, rolled_back)
+                    raise RuntimeError("the change failed")
+        await relay.start()
+        records = await read_topic(
+            settings.kafka_bootstrap_servers, topic, until=lambda rs: len(rs) >= 1
+        )
+        ids = [json.loads(r.value)["event_id"] for r in records]
+        assert ids == [str(committed.event_id)]
+        headers = dict(records[0].headers)
+        assert trace_id in headers["traceparent"].decode()
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await relay.stop()
+        await broker.stop()
+        await pool.close()

@@ -1,0 +1,99 @@
+"""The wire contracts: decoding rules, error messages, keys, and the checked-in schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.contracts import (
+    CONTRACTS,
+    ContractError,
+    SignalAccepted,
+    SignalRegistered,
+    Topics,
+    decode,
+    json_schemas,
+    partition_key,
+)
+from tests.factories import pseudonym, signal
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def test_a_valid_signal_round_trips() -> None:
+    original = signal("school-de-regenboog", pseudonym())
+    assert decode(SignalRegistered, original.to_bytes(), max_bytes=65536) == original
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"", "empty"),
+        (b"{not json", "malformed-json"),
+        (b"[1, 2]", "malformed-json"),
+        (b"\xff\xfe", "malformed-json"),
+        (b'{"schema_version": 2}', "schema-version"),
+        (b'{"partner_id": "x"}', "schema-version"),
+        (b'{"schema_version": 1, "partner_id": "x"}', "invalid"),
+    ],
+)
+def test_bad_bytes_are_refused_with_a_machine_readable_code(raw: bytes, code: str) -> None:
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, raw, max_bytes=65536)
+    assert refused.value.code == code
+
+
+def test_an_oversized_message_is_refused_before_parsing() -> None:
+    raw = signal("school-de-regenboog", pseudonym()).to_bytes()
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, raw, max_bytes=len(raw) - 1)
+    assert refused.value.code == "oversized"
+    assert f"limit is {len(raw) - 1}" in refused.value.reason
+
+
+def test_the_reason_names_the_field_but_never_echoes_the_value() -> None:
+    data = json.loads(signal("school-de-regenboog", pseudonym()).to_bytes())
+    data["subject"] = "123456782"  # a BSN-shaped value where a pseudonym belongs
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
+    assert "subject" in refused.value.reason
+    assert "123456782" not in str(refused.value)
+
+
+def test_unknown_fields_are_refused() -> None:
+    data = json.loads(signal("school-de-regenboog", pseudonym()).to_bytes())
+    data["naam"] = "Jan"
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
+    assert "naam" in refused.value.reason
+
+
+def test_signals_are_keyed_by_subject_so_their_order_holds() -> None:
+    subject = pseudonym()
+    assert partition_key(signal("school-de-regenboog", subject)) == subject.encode()
+    assert partition_key(signal("jgz-voorbeeldrade", subject)) == subject.encode()
+
+
+def test_topic_names_carry_the_prefix_and_partner_ids_round_trip() -> None:
+    topics = Topics("acc.")
+    assert topics.accepted == "acc.signals.accepted"
+    assert topics.partner("jgz-voorbeeldrade") == "acc.signals.jgz-voorbeeldrade"
+    assert topics.partner_id_of("acc.signals.jgz-voorbeeldrade") == "jgz-voorbeeldrade"
+    assert topics.partner_id_of("acc.signals.accepted") is None
+    assert topics.partner_id_of("signals.jgz-voorbeeldrade") is None
+
+
+def test_accepted_signals_carry_no_category() -> None:
+    assert "category" not in SignalAccepted.model_fields
+
+
+def test_checked_in_schemas_match_the_code() -> None:
+    """Fails when a contract changes without `make schemas` being run and committed."""
+    expected = json_schemas()
+    on_disk = {p.name: json.loads(p.read_text()) for p in SCHEMA_DIR.glob("*.json")}
+    assert set(on_disk) == set(expected), "run 'make schemas' and commit schemas/"
+    for name, schema in expected.items():
+        assert on_disk[name] == schema, f"{name} is stale: run 'make schemas' and commit it"
+    assert len(expected) == len(CONTRACTS)

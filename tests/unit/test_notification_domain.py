@@ -1,0 +1,50 @@
+"""Who is told what about a match: that information, never what."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.notification.domain import alerts_for
+from shared.contracts import MatchKind, MatchParticipant, MatchRaised
+from tests.factories import pseudonym, worker
+
+
+def match(*worker_ids: str) -> MatchRaised:
+    return MatchRaised(
+        match_id=uuid.uuid4(),
+        kind=MatchKind.PERSON,
+        subject=pseudonym(),
+        wijk="WK099902",
+        participants=[
+            MatchParticipant(
+                registration_id=uuid.uuid4(), organisation=f"org-{w}", worker=worker(w)
+            )
+            for w in worker_ids
+        ],
+        rule="person-match",
+        policy_version="test-1",
+    )
+
+
+def test_every_involved_worker_gets_one_alert_naming_the_others() -> None:
+    alerts = alerts_for(match("a", "b", "c"))
+    assert sorted(a.recipient.worker_id for a in alerts) == ["a", "b", "c"]
+    for alert in alerts:
+        others = {c.worker_id for c in alert.contacts}
+        assert others == {"a", "b", "c"} - {alert.recipient.worker_id}
+
+
+def test_a_worker_registering_for_two_organisations_gets_one_alert() -> None:
+    assert len(alerts_for(match("a", "a", "b"))) == 2
+
+
+def test_alert_ids_are_stable_so_a_redelivered_match_adds_nothing() -> None:
+    m = match("a", "b")
+    assert [a.alert_id for a in alerts_for(m)] == [a.alert_id for a in alerts_for(m)]
+
+
+def test_an_alert_carries_no_subject_and_no_category() -> None:
+    alert = alerts_for(match("a", "b"))[0]
+    fields = set(vars(alert))
+    assert "subject" not in fields
+    assert "category" not in fields
