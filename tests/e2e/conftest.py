@@ -1,0 +1,91 @@
+"""The four services as real processes, started through the `vroegsignaal serve` entrypoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.settings import Settings
+from vroegsignaal.services import SERVICES
+
+
+def service_env(settings: Settings, trace_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VS_")}
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "DATABASE_URL": settings.database_url,
+            "VS_TOPIC_PREFIX": settings.topic_prefix,
+            "VS_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "VS_INTAKE_PORT": str(settings.intake_port),
+            "VS_MATCHING_PORT": str(settings.matching_port),
+            "VS_NOTIFICATION_PORT": str(settings.notification_port),
+            "VS_AUDIT_PORT": str(settings.audit_port),
+            "VS_OUTBOX_POLL_SECONDS": str(settings.outbox_poll_seconds),
+            "VS_GRACEFUL_TIMEOUT_SECONDS": str(settings.graceful_timeout_seconds),
+            "VS_TRACE_FILE": str(trace_file),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Start every service; yield name -> base URL; stop each with SIGTERM, as Kubernetes
+    does, and check that it shut down gracefully (uvicorn re-raises the signal afterwards,
+    so the exit status is the signal's)."""
+    env = service_env(settings, tmp_path / "traces.jsonl")
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs: dict[str, Path] = {}
+    urls: dict[str, str] = {}
+    for name, spec in SERVICES.items():
+        logs[name] = tmp_path / f"{name}.log"
+        with logs[name].open("wb") as out:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "vroegsignaal", "serve", name],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        urls[name] = f"http://127.0.0.1:{spec.port_of(settings)}"
+    try:
+        deadline = time.monotonic() + 60
+        for name, url in urls.items():
+            while True:
+                if procs[name].poll() is not None:
+                    pytest.fail(f"{name} exited early:\n{logs[name].read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{name} not ready:\n{logs[name].read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, proc in procs.items():
+            try:
+                codes[name] = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = "killed"
+        unclean = {
+            n: c
+            for n, c in codes.items()
+            if c not in (0, -signal.SIGTERM) or "shut down gracefully" not in logs[n].read_text()
+        }
+        assert not unclean, f"services did not stop cleanly: {unclean}"
