@@ -1,0 +1,85 @@
+"""The local stack fails with one clear message that names the fix."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vroegsignaal.stack import kafka as kafka_stack
+from vroegsignaal.stack.errors import StackError
+from vroegsignaal.stack.kafka import KafkaNode
+from vroegsignaal.stack.local import stop_leftovers
+from vroegsignaal.stack.procs import free_port
+
+
+@pytest.fixture
+def fake_kafka_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A process whose command line looks like a Kafka left over from a killed run."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka"],
+    )
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_no_java_names_the_install_and_the_alternative(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match=r"no Java found.*KAFKA_BOOTSTRAP_SERVERS"):
+        kafka_stack.java_binary()
+
+
+def test_no_maven_on_first_start_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match=r"Maven \(mvn\) not found"):
+        kafka_stack.ensure_jars()
+
+
+def test_unreachable_maven_central_is_reported_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_mvn = tmp_path / "bin" / "mvn"
+    fake_mvn.parent.mkdir()
+    fake_mvn.write_text(
+        "#!/bin/sh\necho '[ERROR] Could not transfer artifact: Connection refused' >&2\nexit 1\n"
+    )
+    fake_mvn.chmod(0o755)
+    monkeypatch.setenv("VS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(fake_mvn.parent))
+    with pytest.raises(StackError, match="Maven Central must be reachable") as failed:
+        kafka_stack.ensure_jars()
+    assert "Connection refused" in str(failed.value)
+
+
+def test_a_taken_port_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        node = KafkaNode(tmp_path / "kafka", port, free_port())
+        with pytest.raises(StackError, match=f"port {port} for Kafka is taken.*VS_KAFKA_PORT"):
+            node.start()
+
+
+def test_a_leftover_from_a_killed_run_is_found_and_stopped(
+    tmp_path: Path, fake_kafka_process: subprocess.Popen[bytes]
+) -> None:
+    node = KafkaNode(tmp_path / "kafka", free_port(), free_port())
+    node.data_dir.mkdir(parents=True)
+    node.pidfile.write_text(f"{fake_kafka_process.pid}\n")
+    with pytest.raises(StackError, match=r"earlier run.*vroegsignaal dev down"):
+        node.start()
+    assert stop_leftovers(tmp_path) == [f"Kafka (pid {fake_kafka_process.pid})"]
+    assert fake_kafka_process.wait(timeout=10) is not None
+    assert not node.pidfile.exists()
