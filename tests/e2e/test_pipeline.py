@@ -97,6 +97,13 @@ async def test_two_organisations_register_the_same_child(
         # signal on the same partition: it must not block it.
         await producer.send_and_wait(topics.partner(SCHOOL), malformed, key=child.encode())
         await send(producer, topics, school, school_trace)
+
+        async def school_registered() -> bool:
+            summary = await get_json(f"{services['matching']}/matches/summary")
+            return bool(summary["registrations"] == 1)
+
+        # Only then the second organisation, so the match is raised in the jgz trace.
+        await eventually(school_registered, timeout=60)
         await send(producer, topics, jgz, jgz_trace)
         await send(producer, topics, unrelated, gp_trace)
 
