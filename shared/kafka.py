@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,6 +27,48 @@ DEAD_LETTERS = Counter(
     "Messages sent to the dead-letter topic",
     ["consumer", "reason_code"],
 )
+
+
+HANDLER_FAILURES = Counter(
+    "vroegsignaal_handler_failures_total",
+    "Messages whose processing failed and will be redelivered",
+    ["consumer"],
+)
+
+
+class RetryBackoff:
+    """Slows redelivery after a failed message (a database outage, say).
+
+    With at-least-once delivery a failed message is nacked and fetched again at once;
+    without a pause a consumer would spin against a broken dependency. Each consecutive
+    failure doubles the pause up to `cap`; a success resets it.
+    """
+
+    def __init__(self, consumer: str, *, base: float = 0.2, cap: float = 5.0) -> None:
+        self.consumer = consumer
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+
+    def pause(self) -> float:
+        return float(min(self.cap, self.base * 2 ** (self.failures - 1)))
+
+    def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
+        backoff = self
+
+        class _Backoff(BaseMiddleware):
+            async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+                try:
+                    result = await call_next(msg)
+                except Exception:
+                    backoff.failures += 1
+                    HANDLER_FAILURES.labels(backoff.consumer).inc()
+                    await asyncio.sleep(backoff.pause())
+                    raise
+                backoff.failures = 0
+                return result
+
+        return _Backoff(msg, context=context)
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -46,6 +91,7 @@ def create_broker(
         # Per-message "Received"/"Processed" lines only at DEBUG: metrics count them.
         log_level=logging.DEBUG,
         middlewares=(
+            RetryBackoff(client_id).middleware,
             KeylessKafkaTelemetryMiddleware(tracer_provider=tracer_provider),
             KafkaPrometheusMiddleware(registry=registry, app_name=client_id),
         ),
