@@ -211,7 +211,11 @@ class DeadLetter(Contract):
     reason_code: str
     reason: str
     original_key: str | None = Field(default=None, description="base64 of the original key")
-    original_value: str = Field(description="base64 of the original bytes")
+    original_value: str = Field(description="base64 of the original bytes (maybe truncated)")
+    original_size: int = Field(ge=0, description="length of the original value in bytes")
+    original_truncated: bool = Field(
+        default=False, description="only the first bytes are kept, the message was oversized"
+    )
     failed_at: datetime = Field(default_factory=utcnow)
 
 

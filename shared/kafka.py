@@ -16,7 +16,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.contracts import DeadLetter, Topics
+from shared.contracts import C, ContractError, DeadLetter, Topics, decode
 from shared.settings import Settings
 from shared.telemetry import KeylessKafkaTelemetryMiddleware
 
@@ -133,17 +133,35 @@ async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[
     return created
 
 
+def source_topic(message: KafkaMessage) -> str:
+    record = message.raw_message
+    assert not isinstance(record, tuple), "consumers here take single messages"
+    return str(record.topic)
+
+
 class DeadLetterSink:
     """Sends a message that cannot be processed to the dead-letter topic, and counts it."""
 
-    def __init__(self, broker: KafkaBroker, topic: str, consumer: str) -> None:
+    def __init__(self, broker: KafkaBroker, topic: str, consumer: str, *, max_bytes: int) -> None:
         self._broker = broker
         self._topic = topic
         self._consumer = consumer
+        self._max_bytes = max_bytes
+
+    async def decode(self, model: type[C], message: KafkaMessage) -> C | None:
+        """The message as `model`, or None after dead-lettering it with the reason."""
+        record = message.raw_message
+        assert not isinstance(record, tuple), "consumers here take single messages"
+        try:
+            return decode(model, record.value, max_bytes=self._max_bytes)
+        except ContractError as exc:
+            await self.send(message, exc.code, exc.reason)
+            return None
 
     async def send(self, message: KafkaMessage, reason_code: str, reason: str) -> DeadLetter:
         record = message.raw_message
         assert not isinstance(record, tuple), "dead-lettering works on single messages"
+        value = record.value or b""
         letter = DeadLetter(
             source_topic=record.topic,
             source_partition=record.partition,
@@ -152,7 +170,10 @@ class DeadLetterSink:
             reason_code=reason_code,
             reason=reason,
             original_key=base64.b64encode(record.key).decode() if record.key else None,
-            original_value=base64.b64encode(record.value or b"").decode(),
+            # An oversized original is cut, so the dead letter itself fits on the topic.
+            original_value=base64.b64encode(value[: self._max_bytes]).decode(),
+            original_size=len(value),
+            original_truncated=len(value) > self._max_bytes,
         )
         await self._broker.publish(
             letter.to_bytes(),

@@ -10,7 +10,7 @@ from prometheus_client import Counter
 
 from services.audit import store
 from services.audit.domain import entry_from
-from shared.contracts import AuditEvent, ContractError, decode
+from shared.contracts import AuditEvent
 from shared.db import claim_message
 from shared.kafka import DeadLetterSink
 from shared.service import ServiceRuntime
@@ -21,8 +21,12 @@ ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", 
 
 
 def register(runtime: ServiceRuntime) -> None:
-    dead_letters = DeadLetterSink(runtime.broker, runtime.topics.deadletter, CONSUMER)
-    max_bytes = runtime.settings.max_message_bytes
+    dead_letters = DeadLetterSink(
+        runtime.broker,
+        runtime.topics.deadletter,
+        CONSUMER,
+        max_bytes=runtime.settings.max_message_bytes,
+    )
 
     @runtime.broker.subscriber(
         runtime.topics.audit,
@@ -31,12 +35,8 @@ def register(runtime: ServiceRuntime) -> None:
         auto_offset_reset="earliest",
     )
     async def on_audit_event(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        try:
-            event = decode(AuditEvent, record.value, max_bytes=max_bytes)
-        except ContractError as exc:
-            await dead_letters.send(message, exc.code, exc.reason)
+        event = await dead_letters.decode(AuditEvent, message)
+        if event is None:
             return
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, event.event_id):

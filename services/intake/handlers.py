@@ -10,9 +10,9 @@ from prometheus_client import Counter
 
 from services.intake import store
 from services.intake.domain import PartnerRegistry, Rejection, screen
-from shared.contracts import AuditAction, AuditOutcome, ContractError, SignalRegistered, decode
+from shared.contracts import AuditAction, AuditOutcome, SignalRegistered
 from shared.db import claim_message
-from shared.kafka import DeadLetterSink
+from shared.kafka import DeadLetterSink, source_topic
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
@@ -23,7 +23,12 @@ SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outco
 
 def register(runtime: ServiceRuntime, registry: PartnerRegistry) -> None:
     topics = [runtime.topics.partner(p.partner_id) for p in registry]
-    dead_letters = DeadLetterSink(runtime.broker, runtime.topics.deadletter, CONSUMER)
+    dead_letters = DeadLetterSink(
+        runtime.broker,
+        runtime.topics.deadletter,
+        CONSUMER,
+        max_bytes=runtime.settings.max_message_bytes,
+    )
     max_bytes = runtime.settings.max_message_bytes
 
     @runtime.broker.subscriber(
@@ -34,18 +39,14 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry) -> None:
         max_partition_fetch_bytes=max(max_bytes * 4, 1024 * 1024),
     )
     async def on_partner_signal(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        try:
-            signal = decode(SignalRegistered, record.value, max_bytes=max_bytes)
-        except ContractError as exc:
+        signal = await dead_letters.decode(SignalRegistered, message)
+        if signal is None:
             SIGNALS.labels("dead-lettered").inc()
-            await dead_letters.send(message, exc.code, exc.reason)
             return
         try:
             accepted = screen(
                 signal,
-                topic_partner_id=runtime.topics.partner_id_of(record.topic),
+                topic_partner_id=runtime.topics.partner_id_of(source_topic(message)),
                 registry=registry,
                 now=datetime.now(UTC),
             )

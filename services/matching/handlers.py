@@ -12,10 +12,8 @@ from services.matching import store
 from services.matching.domain import Registration, decide_person_match, expires_at
 from shared.contracts import (
     AuditAction,
-    ContractError,
     MatchRaised,
     SignalAccepted,
-    decode,
 )
 from shared.db import claim_message
 from shared.kafka import DeadLetterSink
@@ -31,7 +29,12 @@ MATCHES = Counter("vroegsignaal_matching_matches_total", "Matches raised", ["kin
 
 def register(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
-    dead_letters = DeadLetterSink(runtime.broker, runtime.topics.deadletter, CONSUMER)
+    dead_letters = DeadLetterSink(
+        runtime.broker,
+        runtime.topics.deadletter,
+        CONSUMER,
+        max_bytes=runtime.settings.max_message_bytes,
+    )
 
     @runtime.broker.subscriber(
         runtime.topics.accepted,
@@ -40,12 +43,8 @@ def register(runtime: ServiceRuntime) -> None:
         auto_offset_reset="earliest",
     )
     async def on_signal_accepted(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        try:
-            signal = decode(SignalAccepted, record.value, max_bytes=settings.max_message_bytes)
-        except ContractError as exc:
-            await dead_letters.send(message, exc.code, exc.reason)
+        signal = await dead_letters.decode(SignalAccepted, message)
+        if signal is None:
             return
         registration = Registration(
             registration_id=signal.signal_id,

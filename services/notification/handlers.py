@@ -8,7 +8,7 @@ from prometheus_client import Counter
 
 from services.notification import store
 from services.notification.domain import alerts_for
-from shared.contracts import AlertIssued, AuditAction, ContractError, MatchRaised, decode
+from shared.contracts import AlertIssued, AuditAction, MatchRaised
 from shared.db import claim_message
 from shared.kafka import DeadLetterSink
 from shared.outbox import enqueue
@@ -20,8 +20,12 @@ ALERTS = Counter("vroegsignaal_notification_alerts_total", "Alerts issued", ["ki
 
 
 def register(runtime: ServiceRuntime) -> None:
-    dead_letters = DeadLetterSink(runtime.broker, runtime.topics.deadletter, CONSUMER)
-    max_bytes = runtime.settings.max_message_bytes
+    dead_letters = DeadLetterSink(
+        runtime.broker,
+        runtime.topics.deadletter,
+        CONSUMER,
+        max_bytes=runtime.settings.max_message_bytes,
+    )
 
     @runtime.broker.subscriber(
         runtime.topics.matches,
@@ -30,12 +34,8 @@ def register(runtime: ServiceRuntime) -> None:
         auto_offset_reset="earliest",
     )
     async def on_match_raised(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        try:
-            match = decode(MatchRaised, record.value, max_bytes=max_bytes)
-        except ContractError as exc:
-            await dead_letters.send(message, exc.code, exc.reason)
+        match = await dead_letters.decode(MatchRaised, message)
+        if match is None:
             return
         issued = 0
         async with runtime.pool.acquire() as conn, conn.transaction():

@@ -88,6 +88,7 @@ async def test_two_organisations_register_the_same_child(
     jgz = signal(JGZ, child)
     unrelated = signal(GP, other_child)
     malformed = b'{"schema_version": 1, "partner_id": "school-de-regenboog", "subj'
+    oversized = b'{"schema_version": 1, "padding": "' + b"x" * 200_000 + b'"}'
     (_, school_trace), (jgz_trace_id, jgz_trace), (_, gp_trace) = (traceparent() for _ in "abc")
 
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
@@ -96,6 +97,7 @@ async def test_two_organisations_register_the_same_child(
         # The malformed message shares the school signal's key, so it sits before that
         # signal on the same partition: it must not block it.
         await producer.send_and_wait(topics.partner(SCHOOL), malformed, key=child.encode())
+        await producer.send_and_wait(topics.partner(SCHOOL), oversized, key=child.encode())
         await send(producer, topics, school, school_trace)
 
         async def school_registered() -> bool:
@@ -127,17 +129,23 @@ async def test_two_organisations_register_the_same_child(
             no_free_search = await client.get(f"{services['notification']}/alerts")
         assert no_free_search.status_code == 400
 
-        # The malformed message is dead-lettered with its reason and its original bytes.
+        # Bad input is dead-lettered with its reason and its original bytes (an oversized
+        # message only with its first bytes), in the order it came.
         letters = [
             DeadLetter.model_validate_json(r.value)
             for r in await read_topic(
-                settings.kafka_bootstrap_servers, topics.deadletter, until=lambda rs: len(rs) >= 1
+                settings.kafka_bootstrap_servers, topics.deadletter, until=lambda rs: len(rs) >= 2
             )
         ]
-        assert len(letters) == 1
-        assert letters[0].reason_code == "malformed-json"
-        assert letters[0].source_topic == topics.partner(SCHOOL)
+        assert [d.reason_code for d in letters] == ["malformed-json", "oversized"]
+        assert {d.source_topic for d in letters} == {topics.partner(SCHOOL)}
         assert base64.b64decode(letters[0].original_value) == malformed
+        assert not letters[0].original_truncated
+        assert letters[1].original_truncated
+        assert letters[1].original_size == len(oversized)
+        kept = base64.b64decode(letters[1].original_value)
+        assert oversized.startswith(kept)
+        assert len(kept) == settings.max_message_bytes
 
         # Every step is audited, the inbox reads too, and the jgz signal is one trace
         # through every hop.
