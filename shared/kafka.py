@@ -178,7 +178,8 @@ class DeadLetterSink:
         await self._broker.publish(
             letter.to_bytes(),
             self._topic,
-            key=str(letter.event_id).encode(),
+            # Same key as the original: dead letters of one subject keep their order.
+            key=record.key or str(letter.event_id).encode(),
             headers={"content-type": "application/json"},
         )
         DEAD_LETTERS.labels(self._consumer, reason_code).inc()
