@@ -14,7 +14,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 SCHEMA_VERSION: Final = 1
 
@@ -27,6 +34,11 @@ PartnerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$
 WijkCode = Annotated[
     str, StringConstraints(pattern=r"^WK\d{6}$"), Field(description="CBS wijk code")
 ]
+
+
+# Printable text only: control characters (NUL above all) have no place in a name or id,
+# and PostgreSQL refuses NUL, which would make a message fail on every redelivery.
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def utcnow() -> datetime:
@@ -80,8 +92,8 @@ class WorkerContact(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    worker_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    display_name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    worker_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+    display_name: Annotated[Text, StringConstraints(min_length=1, max_length=120)]
     email: Annotated[
         str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
     ]
@@ -93,11 +105,11 @@ class SignalRegistered(Contract):
 
     partner_id: PartnerId
     subject: Pseudonym
-    organisation: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    organisation: Annotated[Text, StringConstraints(min_length=1, max_length=120)]
     worker: WorkerContact
     category: Category
     wijk: WijkCode
-    registered_at: datetime
+    registered_at: AwareDatetime
     age_cutoff: date = Field(
         description="The subject's 23rd birthday; the date of birth is never sent."
     )
@@ -113,9 +125,9 @@ class SignalAccepted(Contract):
     organisation_category: OrganisationCategory
     worker: WorkerContact
     wijk: WijkCode
-    registered_at: datetime
+    registered_at: AwareDatetime
     age_cutoff: date
-    accepted_at: datetime = Field(default_factory=utcnow)
+    accepted_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class MatchKind(StrEnum):
@@ -141,7 +153,7 @@ class MatchRaised(Contract):
     participants: list[MatchParticipant] = Field(min_length=2)
     rule: str = Field(description="The rule that fired, for the explanation of the decision")
     policy_version: str
-    raised_at: datetime = Field(default_factory=utcnow)
+    raised_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class AlertIssued(Contract):
@@ -152,7 +164,7 @@ class AlertIssued(Contract):
     kind: MatchKind
     recipient: WorkerContact
     contacts: list[WorkerContact]
-    issued_at: datetime = Field(default_factory=utcnow)
+    issued_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class AuditAction(StrEnum):
@@ -187,7 +199,7 @@ class AuditActor(BaseModel):
 class AuditEvent(Contract):
     """One entry of the access log, in the spirit of NEN 7513. No BSN, name or category."""
 
-    occurred_at: datetime = Field(default_factory=utcnow)
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
     action: AuditAction
     outcome: AuditOutcome
     actor: AuditActor
@@ -216,7 +228,7 @@ class DeadLetter(Contract):
     original_truncated: bool = Field(
         default=False, description="only the first bytes are kept, the message was oversized"
     )
-    failed_at: datetime = Field(default_factory=utcnow)
+    failed_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 CONTRACTS: tuple[type[Contract], ...] = (

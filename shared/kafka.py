@@ -37,35 +37,60 @@ HANDLER_FAILURES = Counter(
 
 
 class RetryBackoff:
-    """Slows redelivery after a failed message (a database outage, say).
+    """Redelivery of a failed message: paused, bounded, never a blocked partition.
 
     With at-least-once delivery a failed message is nacked and fetched again at once;
     without a pause a consumer would spin against a broken dependency. Each consecutive
-    failure doubles the pause up to `cap`; a success resets it.
+    failure of the same message doubles the pause up to `cap`; after `max_attempts` the
+    message goes to the dead-letter topic (`processing-failed`) and the partition moves on.
     """
 
-    def __init__(self, consumer: str, *, base: float = 0.2, cap: float = 5.0) -> None:
+    def __init__(
+        self, consumer: str, *, base: float = 0.2, cap: float = 5.0, max_attempts: int = 8
+    ) -> None:
         self.consumer = consumer
         self.base = base
         self.cap = cap
-        self.failures = 0
+        self.max_attempts = max_attempts
+        self.sink: DeadLetterSink | None = None
+        self._attempts: dict[tuple[str, int, int], int] = {}
 
-    def pause(self) -> float:
-        return float(min(self.cap, self.base * 2 ** (self.failures - 1)))
+    def attempts(self, position: tuple[str, int, int]) -> int:
+        return self._attempts.get(position, 0)
+
+    def pause(self, attempts: int) -> float:
+        return float(min(self.cap, self.base * 2 ** (attempts - 1)))
 
     def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
         backoff = self
 
         class _Backoff(BaseMiddleware):
             async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+                record = getattr(msg, "raw_message", None)
+                position = (
+                    (record.topic, record.partition, record.offset)
+                    if record is not None and not isinstance(record, tuple)
+                    else ("", 0, 0)
+                )
                 try:
                     result = await call_next(msg)
-                except Exception:
-                    backoff.failures += 1
+                except Exception as exc:
+                    attempts = backoff._attempts.get(position, 0) + 1
                     HANDLER_FAILURES.labels(backoff.consumer).inc()
-                    await asyncio.sleep(backoff.pause())
+                    if attempts >= backoff.max_attempts and backoff.sink is not None:
+                        backoff._attempts.pop(position, None)
+                        await backoff.sink.send(
+                            msg,
+                            "processing-failed",
+                            f"failed {attempts} times ({type(exc).__name__}); "
+                            "an operator must look at the consumer's log",
+                        )
+                        return None
+                    # Only the failing messages are remembered, so this stays small.
+                    backoff._attempts[position] = attempts
+                    await asyncio.sleep(backoff.pause(attempts))
                     raise
-                backoff.failures = 0
+                backoff._attempts.pop(position, None)
                 return result
 
         return _Backoff(msg, context=context)
@@ -81,8 +106,12 @@ def create_broker(
     client_id: str,
     tracer_provider: TracerProvider,
     registry: CollectorRegistry,
-) -> KafkaBroker:
-    return KafkaBroker(
+) -> tuple[KafkaBroker, DeadLetterSink]:
+    """The broker of one process, and the dead-letter sink its consumers share."""
+    retry = RetryBackoff(
+        client_id, base=settings.retry_base_seconds, max_attempts=settings.retry_max_attempts
+    )
+    broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
         acks="all",
@@ -91,11 +120,18 @@ def create_broker(
         # Per-message "Received"/"Processed" lines only at DEBUG: metrics count them.
         log_level=logging.DEBUG,
         middlewares=(
-            RetryBackoff(client_id).middleware,
+            retry.middleware,
             KeylessKafkaTelemetryMiddleware(tracer_provider=tracer_provider),
             KafkaPrometheusMiddleware(registry=registry, app_name=client_id),
         ),
     )
+    retry.sink = DeadLetterSink(
+        broker,
+        Topics(settings.topic_prefix).deadletter,
+        client_id,
+        max_bytes=settings.max_message_bytes,
+    )
+    return broker, retry.sink
 
 
 async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[str]:
@@ -123,10 +159,17 @@ async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[
             if name not in existing
         ]
         if new:
-            try:
-                await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
+            response = await admin.create_topics(new)
+            failed = [
+                f"{topic} (error {code})"
+                for topic, code, *_ in response.topic_errors
+                if code not in (0, TopicAlreadyExistsError.errno)
+            ]
+            if failed:
+                raise BrokerUnavailableError(
+                    "Kafka refused to create topics: " + ", ".join(failed) + ". Check the "
+                    "replication factor (VS_TOPIC_REPLICATION_FACTOR) and the ACLs."
+                )
             created = [t.name for t in new]
     finally:
         await admin.close()

@@ -24,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from shared.audit import AuditTrail
 from shared.contracts import Topics
 from shared.db import create_pool, migrate, migration_files
-from shared.kafka import create_broker
+from shared.kafka import DeadLetterSink, create_broker
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
@@ -43,6 +43,7 @@ class ServiceRuntime:
     registry: CollectorRegistry
     service_dir: Path
     audit: AuditTrail
+    dead_letters: DeadLetterSink
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
 
@@ -69,7 +70,7 @@ def build_service(
     """Build the ASGI app of service `name`; `register` adds subscribers, returns routes."""
     tracer_provider = configure_tracing(name, settings.instance_id, settings.trace_file)
     registry = CollectorRegistry()
-    broker = create_broker(
+    broker, dead_letters = create_broker(
         settings, client_id=name, tracer_provider=tracer_provider, registry=registry
     )
     runtime = ServiceRuntime(
@@ -84,6 +85,7 @@ def build_service(
             instance=settings.instance_id,
             topic=Topics(settings.topic_prefix).audit,
         ),
+        dead_letters=dead_letters,
     )
     routes = register(runtime)
 

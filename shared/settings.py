@@ -43,8 +43,40 @@ class Settings(BaseSettings):
     matching_port: int = 8102
     notification_port: int = 8103
     audit_port: int = 8104
+    pseudonymiser_port: int = 8105
+    pseudonymiser_url: str = "http://127.0.0.1:8105"
+    oprf_keyring_file: Path | None = Field(
+        default=None, description="The pseudonymiser's VOPRF keys (its secret alone)."
+    )
+    pseudonymiser_credentials_file: Path | None = Field(
+        default=None, description="Hashes of the partners' credentials for the pseudonymiser."
+    )
+    oprf_max_batch: int = Field(default=1000, ge=1, le=65535)
+    oprf_rate_per_second: float = Field(
+        default=20000.0, gt=0, description="Blinded elements a partner may send per second."
+    )
+    gateway_keys_file: Path | None = Field(
+        default=None, description="The intake gateway's re-keying keys (its secret alone)."
+    )
+    kek_file: Path | None = Field(
+        default=None, description="Key-encryption key that wraps the per-subject data keys."
+    )
+    keystore_database_url: str | None = Field(
+        default=None,
+        validation_alias="KEYSTORE_DATABASE_URL",
+        description="The key store's own role; DATABASE_URL when unset.",
+    )
+    keystore_cache_size: int = Field(default=10000, ge=0)
+    keystore_cache_seconds: float = Field(default=30.0, ge=0)
+    max_event_age_days: int = Field(
+        default=14, ge=1, description="Older partner events are rejected as stale."
+    )
     outbox_batch_size: int = Field(default=200, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    retry_max_attempts: int = Field(
+        default=8, ge=1, description="Failed tries of one message before it is dead-lettered."
+    )
+    retry_base_seconds: float = Field(default=0.2, gt=0)
     graceful_timeout_seconds: float = Field(default=15.0, gt=0)
     trace_file: Path | None = Field(
         default=None,

@@ -40,11 +40,18 @@ def dev_up(
     ] = 50,
 ) -> None:
     """Start everything in the foreground; Ctrl-C stops it all. Data survives a restart."""
+    from shared.db import DatabaseUnavailableError
+    from shared.kafka import BrokerUnavailableError
     from vroegsignaal import devstack
 
     try:
         devstack.up(Settings(), rate=rate, bad_every=bad_every)
-    except (StackError, PartnerRegistryError) as exc:
+    except (
+        StackError,
+        PartnerRegistryError,
+        BrokerUnavailableError,
+        DatabaseUnavailableError,
+    ) as exc:
         raise _fail(str(exc)) from None
 
 

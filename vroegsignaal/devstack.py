@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from services.intake.app import load_partners
-from shared.db import migrate, migration_files
+from shared.db import migrate, migration_files, redact
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
 from vroegsignaal.services import SERVICES
@@ -120,7 +120,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 + ("" if infra.kafka_local else " (external)")
             )
             print(
-                f"  postgres   {infra.database_url}"
+                f"  postgres   {redact(infra.database_url)}"
                 + ("" if infra.postgres_local else " (external)")
             )
             prepare_infrastructure(settings)

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.intake.app import load_partners
@@ -109,7 +108,7 @@ async def run(
     """Publish signals at `rate` per second (forever when count is None); return how many."""
     town = Municipality(settings, children=children, at_risk=at_risk, seed=seed)
     topics = Topics(settings.topic_prefix)
-    broker: KafkaBroker = create_broker(
+    broker, _ = create_broker(
         settings,
         client_id="simulator",
         tracer_provider=configure_tracing("simulator", settings.instance_id, settings.trace_file),

@@ -12,7 +12,6 @@ from services.audit import store
 from services.audit.domain import entry_from
 from shared.contracts import AuditEvent
 from shared.db import claim_message
-from shared.kafka import DeadLetterSink
 from shared.service import ServiceRuntime
 
 CONSUMER = "audit"
@@ -21,12 +20,7 @@ ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", 
 
 
 def register(runtime: ServiceRuntime) -> None:
-    dead_letters = DeadLetterSink(
-        runtime.broker,
-        runtime.topics.deadletter,
-        CONSUMER,
-        max_bytes=runtime.settings.max_message_bytes,
-    )
+    dead_letters = runtime.dead_letters
 
     @runtime.broker.subscriber(
         runtime.topics.audit,

@@ -12,7 +12,7 @@ from services.intake import store
 from services.intake.domain import PartnerRegistry, Rejection, screen
 from shared.contracts import AuditAction, AuditOutcome, SignalRegistered
 from shared.db import claim_message
-from shared.kafka import DeadLetterSink, source_topic
+from shared.kafka import source_topic
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
@@ -23,12 +23,7 @@ SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outco
 
 def register(runtime: ServiceRuntime, registry: PartnerRegistry) -> None:
     topics = [runtime.topics.partner(p.partner_id) for p in registry]
-    dead_letters = DeadLetterSink(
-        runtime.broker,
-        runtime.topics.deadletter,
-        CONSUMER,
-        max_bytes=runtime.settings.max_message_bytes,
-    )
+    dead_letters = runtime.dead_letters
     max_bytes = runtime.settings.max_message_bytes
 
     @runtime.broker.subscriber(

@@ -16,7 +16,6 @@ from shared.contracts import (
     SignalAccepted,
 )
 from shared.db import claim_message
-from shared.kafka import DeadLetterSink
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
@@ -29,12 +28,7 @@ MATCHES = Counter("vroegsignaal_matching_matches_total", "Matches raised", ["kin
 
 def register(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
-    dead_letters = DeadLetterSink(
-        runtime.broker,
-        runtime.topics.deadletter,
-        CONSUMER,
-        max_bytes=runtime.settings.max_message_bytes,
-    )
+    dead_letters = runtime.dead_letters
 
     @runtime.broker.subscriber(
         runtime.topics.accepted,

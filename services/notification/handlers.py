@@ -10,7 +10,6 @@ from services.notification import store
 from services.notification.domain import alerts_for
 from shared.contracts import AlertIssued, AuditAction, MatchRaised
 from shared.db import claim_message
-from shared.kafka import DeadLetterSink
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
@@ -20,12 +19,7 @@ ALERTS = Counter("vroegsignaal_notification_alerts_total", "Alerts issued", ["ki
 
 
 def register(runtime: ServiceRuntime) -> None:
-    dead_letters = DeadLetterSink(
-        runtime.broker,
-        runtime.topics.deadletter,
-        CONSUMER,
-        max_bytes=runtime.settings.max_message_bytes,
-    )
+    dead_letters = runtime.dead_letters
 
     @runtime.broker.subscriber(
         runtime.topics.matches,

@@ -97,7 +97,7 @@ async def test_the_outbox_publishes_only_what_committed(settings: Settings) -> N
     topic = f"{settings.topic_prefix}audit.events"
     committed, rolled_back = audit_event(), audit_event()
     tracer = TracerProvider().get_tracer("test")
-    broker = create_broker(
+    broker, _ = create_broker(
         settings, client_id="test", tracer_provider=TracerProvider(), registry=CollectorRegistry()
     )
     await broker.start()

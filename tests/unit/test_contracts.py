@@ -97,3 +97,20 @@ def test_checked_in_schemas_match_the_code() -> None:
     for name, schema in expected.items():
         assert on_disk[name] == schema, f"{name} is stale: run 'make schemas' and commit it"
     assert len(expected) == len(CONTRACTS)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("registered_at", "2026-01-01T00:00:00"),  # no time zone: cannot be compared
+        ("organisation", "Basisschool\u0000De Regenboog"),  # PostgreSQL refuses NUL
+    ],
+)
+def test_values_that_would_fail_later_on_every_redelivery_are_refused_at_the_door(
+    field: str, value: str
+) -> None:
+    data = json.loads(signal("school-de-regenboog", pseudonym()).to_bytes())
+    data[field] = value
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
+    assert field in refused.value.reason

@@ -66,6 +66,14 @@ def infrastructure(data_dir: Path, ports: Ports, *, heap: str = "512m") -> Itera
 def stop_leftovers(data_dir: Path) -> list[str]:
     """Stop processes a killed run left behind, found through their pid files."""
     stopped = []
+    # Services first, so they can still flush their outboxes to Kafka.
+    services_dir = data_dir / "run"
+    for pidfile in sorted(services_dir.glob("*.pid")):
+        proc = stale_process(pidfile, "vroegsignaal")
+        if proc is not None:
+            stop_process(proc)
+            stopped.append(f"{pidfile.stem} (pid {proc.pid})")
+        pidfile.unlink(missing_ok=True)
     kafka = stale_process(data_dir / "kafka" / "kafka.pid", "kafka.Kafka")
     if kafka is not None:
         stop_process(kafka, timeout=30)
@@ -78,11 +86,4 @@ def stop_leftovers(data_dir: Path) -> list[str]:
 
         stop_process(postgres, timeout=30, sig=signal.SIGINT)
         stopped.append(f"PostgreSQL (pid {postgres.pid})")
-    services_dir = data_dir / "run"
-    for pidfile in sorted(services_dir.glob("*.pid")):
-        proc = stale_process(pidfile, "vroegsignaal")
-        if proc is not None:
-            stop_process(proc)
-            stopped.append(f"{pidfile.stem} (pid {proc.pid})")
-        pidfile.unlink(missing_ok=True)
     return stopped

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vroegsignaal.stack.errors import StackError
-from vroegsignaal.stack.procs import require_free_port, run_checked, stop_process, tail
+from vroegsignaal.stack.procs import (
+    require_free_port,
+    run_checked,
+    stale_process,
+    stop_process,
+    tail,
+)
 
 SYSTEM_USER = "embedded_postgres"
 DATABASE = "vroegsignaal"
@@ -70,18 +76,13 @@ class PostgresNode:
     def start(self, timeout: float = 60.0) -> None:
         bin_dir = _bin_dir()
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        pidfile = self.pgdata / "postmaster.pid"
-        if pidfile.exists():
-            try:
-                pid = int(pidfile.read_text().splitlines()[0])
-                os.kill(pid, 0)
-            except (OSError, ValueError, IndexError):
-                pass  # stale: the server removes it itself when the pid is gone
-            else:
-                raise StackError(
-                    f"a PostgreSQL from an earlier run (pid {pid}) still uses {self.pgdata}. "
-                    "Stop it with 'vroegsignaal dev down' (or 'make stop')."
-                )
+        running = stale_process(self.pgdata / "postmaster.pid", "postgres")
+        if running is not None:
+            raise StackError(
+                f"a PostgreSQL from an earlier run (pid {running.pid}) still uses "
+                f"{self.pgdata}. Stop it with 'vroegsignaal dev down' (or 'make stop')."
+            )
+        # A postmaster.pid naming no live postgres is stale; the server replaces it itself.
         require_free_port(self.port, "PostgreSQL", "VS_POSTGRES_PORT")
         uid, gid = self._run_as()
         if not (self.pgdata / "PG_VERSION").exists():

@@ -1,0 +1,127 @@
+"""Composition root of the pseudonymiser: its HTTP API, its key ring, its audit trail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from faststream.asgi import AsgiFastStream, AsgiResponse, Request, get, post
+from prometheus_client import Counter
+
+from services.intake.pseudonymiser.domain import (
+    SUITE,
+    EvaluationRefused,
+    KeyRing,
+    PartnerCredentials,
+    PseudonymiserConfigError,
+    RateLimiter,
+)
+from shared.contracts import AuditAction, AuditActor, AuditOutcome
+from shared.service import Routes, ServiceRuntime, build_service, json_response
+from shared.settings import Settings
+
+NAME = "pseudonymiser"
+MAX_BODY = 8 * 1024 * 1024
+
+EVALUATIONS = Counter(
+    "vroegsignaal_pseudonymiser_elements_total", "Blinded elements evaluated", ["key_version"]
+)
+REFUSALS = Counter("vroegsignaal_pseudonymiser_refusals_total", "Requests refused", ["code"])
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    if settings.oprf_keyring_file is None:
+        raise PseudonymiserConfigError(
+            "VS_OPRF_KEYRING_FILE is not set: the pseudonymiser needs its key ring "
+            "('vroegsignaal secrets init' makes one for a local stack)"
+        )
+    path = settings.oprf_keyring_file
+    return KeyRing.parse(path.read_text(), source=str(path))
+
+
+def load_credentials(settings: Settings) -> PartnerCredentials:
+    if settings.pseudonymiser_credentials_file is None:
+        raise PseudonymiserConfigError(
+            "VS_PSEUDONYMISER_CREDENTIALS_FILE is not set: no partner could authenticate"
+        )
+    path = settings.pseudonymiser_credentials_file
+    return PartnerCredentials.parse(path.read_text(), source=str(path))
+
+
+def _refuse(code: str, reason: str, status: int) -> AsgiResponse:
+    REFUSALS.labels(code).inc()
+    return json_response({"error": code, "reason": reason}, status)
+
+
+def create_app(settings: Settings) -> AsgiFastStream:
+    keyring = load_keyring(settings)
+    credentials = load_credentials(settings)
+    limiter = RateLimiter(settings.oprf_rate_per_second, burst=settings.oprf_rate_per_second)
+
+    def register(runtime: ServiceRuntime) -> Routes:
+        async def audit(partner: str, count: int, version: str, outcome: AuditOutcome) -> None:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.CREATE,
+                    outcome=outcome,
+                    actor=AuditActor(actor_id=partner, role="partner", organisation=partner),
+                    object_type="oprf-evaluation",
+                    object_id=f"{version}:{count}",
+                    purpose="pseudonymiser: evaluate blinded elements for a partner",
+                )
+
+        @get(description="The public keys by version, and which one is current")
+        async def keys(request: Request) -> AsgiResponse:
+            return json_response(
+                {
+                    "suite": SUITE,
+                    "current": keyring.current,
+                    "keys": {v: pk.hex() for v, pk in keyring.public_keys().items()},
+                }
+            )
+
+        @post(description="Evaluate a batch of blinded elements (RFC 9497 VOPRF)")
+        async def evaluate(request: Request) -> AsgiResponse:
+            auth = request.headers.get("authorization", "")
+            partner = credentials.authenticate(auth.removeprefix("Bearer ").strip())
+            if not auth.startswith("Bearer ") or partner is None:
+                return _refuse("unauthenticated", "send 'Authorization: Bearer <token>'", 401)
+            if int(request.headers.get("content-length") or 0) > MAX_BODY:
+                return _refuse("too-large", f"the body may hold at most {MAX_BODY} bytes", 413)
+            try:
+                body: Any = json.loads(await request.body())
+                version = str(body.get("key_version") or keyring.current)
+                blinded = [base64.b64decode(b, validate=True) for b in body["blinded"]]
+            except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+                return _refuse(
+                    "malformed-request",
+                    "send JSON {'key_version': ..., 'blinded': [base64, ...]}",
+                    400,
+                )
+            if not limiter.allow(partner, len(blinded), time.monotonic()):
+                await audit(partner, len(blinded), version, AuditOutcome.DENIED)
+                return _refuse("rate-limited", "too many elements per second; retry later", 429)
+            try:
+                evaluation = keyring.evaluate(version, blinded, max_batch=settings.oprf_max_batch)
+            except EvaluationRefused as refused:
+                await audit(partner, len(blinded), version, AuditOutcome.DENIED)
+                return _refuse(refused.code, refused.reason, refused.status)
+            await audit(partner, len(blinded), version, AuditOutcome.SUCCESS)
+            EVALUATIONS.labels(version).inc(len(blinded))
+            return json_response(
+                {
+                    "suite": SUITE,
+                    "key_version": version,
+                    "evaluation": base64.b64encode(evaluation).decode(),
+                }
+            )
+
+        return [("/v1/keys", keys), ("/v1/evaluate", evaluate)]
+
+    app, _ = build_service(NAME, Path(__file__).parent, settings, register)
+    return app

@@ -1,0 +1,170 @@
+"""Pseudonymiser rules: key versions, partner credentials, batch and rate limits.
+
+The VOPRF itself is the `voprf` package (RFC 9497, checked against the RFC's vectors
+in the tests); this module decides which key evaluates what for whom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from voprf import ristretto
+
+SUITE = "ristretto255-SHA512"
+ELEMENT_BYTES = 32
+
+
+class PseudonymiserConfigError(ValueError):
+    """A key ring or credentials file is broken; the message says where and how to fix it."""
+
+
+class EvaluationRefused(Exception):
+    """A request the pseudonymiser will not evaluate; `status` is the HTTP status."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.status = status
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OprfKey:
+    version: str
+    evaluator: Any = field(repr=False)
+    public_key: bytes
+
+
+class KeyRing:
+    """The VOPRF keys by version. New keys are added; old ones evaluate until retired."""
+
+    def __init__(self, keys: Sequence[OprfKey], current: str) -> None:
+        self._keys = {k.version: k for k in keys}
+        if current not in self._keys:
+            raise PseudonymiserConfigError(f"current key {current!r} is not in the key ring")
+        self.current = current
+
+    @classmethod
+    def from_seeds(cls, seeds: Mapping[str, bytes], current: str) -> KeyRing:
+        keys = []
+        for version, seed in seeds.items():
+            if len(seed) != 32:
+                raise PseudonymiserConfigError(f"key {version!r}: the seed must be 32 bytes")
+            evaluator = ristretto.Evaluator.from_seed(seed, f"vroegsignaal {version}".encode())
+            keys.append(OprfKey(version, evaluator, evaluator.public_key.serialize()))
+        return cls(keys, current)
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "key ring") -> KeyRing:
+        doc = _load_yaml(text, source)
+        keys = doc.get("keys")
+        current = doc.get("current")
+        if not isinstance(keys, dict) or not keys or not isinstance(current, str):
+            raise PseudonymiserConfigError(
+                f"{source}: expected 'current: <version>' and 'keys: {{<version>: <64 hex>}}'"
+            )
+        seeds = {}
+        for version, seed in keys.items():
+            try:
+                seeds[str(version)] = bytes.fromhex(str(seed))
+            except ValueError:
+                raise PseudonymiserConfigError(
+                    f"{source}: key {version!r} is not hex; generate one with "
+                    "'vroegsignaal secrets init'"
+                ) from None
+        return cls.from_seeds(seeds, current)
+
+    def public_keys(self) -> dict[str, bytes]:
+        return {v: k.public_key for v, k in self._keys.items()}
+
+    def evaluate(self, version: str, blinded: Sequence[bytes], *, max_batch: int) -> bytes:
+        """Evaluate a batch; return the serialized batch output (DLEQ proof + elements)."""
+        key = self._keys.get(version)
+        if key is None:
+            raise EvaluationRefused(
+                400,
+                "unknown-key-version",
+                f"key version {version!r} is unknown or retired; current is {self.current!r}",
+            )
+        if not blinded:
+            raise EvaluationRefused(400, "empty-batch", "send at least one blinded element")
+        if len(blinded) > max_batch:
+            raise EvaluationRefused(
+                413, "batch-too-large", f"{len(blinded)} elements; at most {max_batch} a batch"
+            )
+        try:
+            inputs = [ristretto.BlindedInput.deserialize(b) for b in blinded]
+        except ValueError:
+            raise EvaluationRefused(
+                400, "malformed-element", "a blinded element is not a ristretto255 point"
+            ) from None
+        return bytes(key.evaluator.evaluate_batch(inputs).serialize())
+
+
+class PartnerCredentials:
+    """Partners authenticate with a bearer token; only its SHA-256 is configured here."""
+
+    def __init__(self, token_hashes: Mapping[str, bytes]) -> None:
+        self._hashes = dict(token_hashes)
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "credentials") -> PartnerCredentials:
+        doc = _load_yaml(text, source)
+        partners = doc.get("partners")
+        if not isinstance(partners, dict):
+            raise PseudonymiserConfigError(
+                f"{source}: expected 'partners: {{<partner id>: <sha256 hex of token>}}'"
+            )
+        hashes = {}
+        for partner_id, digest in partners.items():
+            try:
+                raw = bytes.fromhex(str(digest))
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise PseudonymiserConfigError(
+                    f"{source}: partner {partner_id!r} needs the 64-hex SHA-256 of its token"
+                )
+            hashes[str(partner_id)] = raw
+        return cls(hashes)
+
+    def authenticate(self, token: str) -> str | None:
+        digest = hashlib.sha256(token.encode()).digest()
+        found = None
+        for partner_id, expected in self._hashes.items():
+            if hmac.compare_digest(digest, expected):
+                found = partner_id
+        return found
+
+
+class RateLimiter:
+    """A token bucket per partner, counted in blinded elements."""
+
+    def __init__(self, per_second: float, burst: float) -> None:
+        self._rate = per_second
+        self._burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, partner_id: str, cost: int, now: float) -> bool:
+        level, last = self._buckets.get(partner_id, (self._burst, now))
+        level = min(self._burst, level + (now - last) * self._rate)
+        if cost > level:
+            self._buckets[partner_id] = (level, now)
+            return False
+        self._buckets[partner_id] = (level - cost, now)
+        return True
+
+
+def _load_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PseudonymiserConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PseudonymiserConfigError(f"{source}: expected a mapping")
+    return doc
