@@ -101,10 +101,16 @@ class WorkerContact(BaseModel):
 
 
 class SignalRegistered(Contract):
-    """What a partner organisation sends on its own topic `signals.<partner>`."""
+    """What a partner organisation sends on its own topic `signals.<partner>`.
+
+    Every pseudonym is the partner's VOPRF output; the message is signed (Ed25519) over
+    its exact bytes, the signature travelling in the `vs-key-id` and `vs-signature` headers.
+    """
 
     partner_id: PartnerId
     subject: Pseudonym
+    parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
+    household: Pseudonym | None = None
     organisation: Annotated[Text, StringConstraints(min_length=1, max_length=120)]
     worker: WorkerContact
     category: Category
@@ -113,6 +119,7 @@ class SignalRegistered(Contract):
     age_cutoff: date = Field(
         description="The subject's 23rd birthday; the date of birth is never sent."
     )
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class SignalAccepted(Contract):
@@ -120,7 +127,9 @@ class SignalAccepted(Contract):
 
     signal_id: uuid.UUID = Field(description="event_id of the SignalRegistered it came from")
     partner_id: PartnerId
-    subject: Pseudonym
+    subject: Pseudonym = Field(description="the matching-domain pseudonym (re-keyed)")
+    parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
+    household: Pseudonym | None = None
     organisation: str
     organisation_category: OrganisationCategory
     worker: WorkerContact

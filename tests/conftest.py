@@ -23,6 +23,7 @@ from shared.kafka import ensure_topics
 from shared.settings import Settings
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import free_port
+from vroegsignaal.stack.secrets import Secrets, init_secrets
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +61,17 @@ async def database_url(infra: Infrastructure) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> Secrets:
+    """Keys and credentials of a local stack: pseudonymiser, gateway, KEK, each partner."""
+    directory = tmp_path_factory.mktemp("secrets")
+    return init_secrets(directory / "secrets", pseudonymiser_url="http://127.0.0.1:1")
+
+
 @pytest.fixture
-async def settings(infra: Infrastructure, database_url: str) -> Settings:
+async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -> Settings:
     """Settings of an isolated environment: own database, own topics, free ports."""
+    pseudonymiser_port = free_port()
     configured = Settings(
         KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap_servers,
         DATABASE_URL=database_url,
@@ -72,6 +81,13 @@ async def settings(infra: Infrastructure, database_url: str) -> Settings:
         matching_port=free_port(),
         notification_port=free_port(),
         audit_port=free_port(),
+        pseudonymiser_port=pseudonymiser_port,
+        pseudonymiser_url=f"http://127.0.0.1:{pseudonymiser_port}",
+        partners_file=secrets.partners,
+        gateway_keys_file=secrets.gateway_keys,
+        oprf_keyring_file=secrets.oprf_keyring,
+        pseudonymiser_credentials_file=secrets.pseudonymiser_credentials,
+        kek_file=secrets.kek,
         outbox_poll_seconds=0.5,
         graceful_timeout_seconds=5.0,
     )

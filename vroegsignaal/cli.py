@@ -101,11 +101,15 @@ def serve(
 
 @app.command("simulate")
 def simulate(
+    secrets_dir: Annotated[
+        Path,
+        typer.Option(envvar="VS_PARTNER_SECRETS", help="Where the partners' configurations are."),
+    ],
     rate: Annotated[float, typer.Option(help="Signals per second.")] = 2.0,
     count: Annotated[
         int | None, typer.Option(help="Stop after this many (default: never).")
     ] = None,
-    children: Annotated[int, typer.Option(help="Synthetic children in the municipality.")] = 5000,
+    families: Annotated[int, typer.Option(help="Synthetic families in the municipality.")] = 2000,
     at_risk: Annotated[int, typer.Option(help="Children that draw most of the signals.")] = 60,
     bad_every: Annotated[
         int, typer.Option(help="Send a malformed message every N (0: never).")
@@ -120,9 +124,10 @@ def simulate(
         sent = asyncio.run(
             simulator.run(
                 Settings(),
+                secrets_dir=secrets_dir,
                 rate=rate,
                 count=count,
-                children=children,
+                families=families,
                 at_risk=at_risk,
                 bad_every=bad_every,
                 seed=seed,
@@ -182,3 +187,78 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+partner = typer.Typer(
+    help="The partner producer: run at a partner organisation.", no_args_is_help=True
+)
+secrets_app = typer.Typer(help="Secrets for a local stack or a test run.", no_args_is_help=True)
+app.add_typer(partner, name="partner")
+app.add_typer(secrets_app, name="secrets")
+
+
+@partner.command("send")
+def partner_send(
+    export: Annotated[Path, typer.Argument(help="The partner's export: .csv or .jsonl")],
+    config: Annotated[
+        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
+    ],
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows (line, reason).")
+    ] = None,
+) -> None:
+    """Validate, pseudonymise, sign and send a partner's export. No BSN leaves this process."""
+    from datetime import UTC, datetime
+
+    from vroegsignaal.partner.send import send_export
+
+    try:
+        summary = asyncio.run(
+            send_export(export, config, Settings(), today=datetime.now(UTC).date())
+        )
+    except Exception as exc:
+        from vroegsignaal.partner.config import PartnerConfigError
+        from vroegsignaal.partner.pseudonymise import PseudonymisationError
+
+        if isinstance(exc, PartnerConfigError | PseudonymisationError | OSError):
+            raise _fail(str(exc)) from None
+        raise
+    rejects_path = rejects or export.with_suffix(export.suffix + ".rejects.csv")
+    if summary.rejects:
+        from vroegsignaal.partner.producer import write_rejects
+
+        write_rejects(rejects_path, summary.rejects)
+    typer.echo(
+        f"sent {summary.sent}, rejected {summary.rejected}, duplicates {summary.duplicates}"
+        + (f"; rejected rows with their reasons in {rejects_path}" if summary.rejects else "")
+    )
+
+
+@partner.command("keygen")
+def partner_keygen() -> None:
+    """Make an Ed25519 signing key: the private half for the partner's configuration,
+    the public half for the municipality's partners file."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    typer.echo(f"signing_key (keep secret, partner configuration): {private.hex()}")
+    typer.echo(f"public key (municipality's partners file):        {public.hex()}")
+
+
+@secrets_app.command("init")
+def secrets_init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the secrets.")],
+    pseudonymiser_url: Annotated[str, typer.Option()] = "http://127.0.0.1:8105",
+) -> None:
+    """Create the local secrets that are missing (never overwrites one)."""
+    from vroegsignaal.stack.secrets import init_secrets
+
+    made = init_secrets(directory, pseudonymiser_url=pseudonymiser_url)
+    typer.echo(f"secrets in {made.directory}")

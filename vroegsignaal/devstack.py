@@ -27,6 +27,7 @@ from vroegsignaal.services import SERVICES
 from vroegsignaal.stack.errors import StackError
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import stop_process, wait_for_port, write_pidfile
+from vroegsignaal.stack.secrets import Secrets, init_secrets
 
 DATA_DIR = Path(os.environ.get("VS_DATA_DIR", REPO_ROOT / ".local"))
 
@@ -43,8 +44,13 @@ def prepare_infrastructure(settings: Settings) -> None:
     asyncio.run(_prepare())
 
 
-def service_env(infra: Infrastructure, trace_file: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def service_env(
+    infra: Infrastructure, trace_file: Path, secrets: Secrets, process: str
+) -> dict[str, str]:
+    """The environment of one process: where the infrastructure is, and its own secrets
+    only (the pseudonymiser never sees the gateway's key, and the other way round)."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_FILE")}
+    env.update(secrets.env_for(process))
     env["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
     env["DATABASE_URL"] = infra.database_url
     env.setdefault("VS_TRACE_FILE", str(trace_file))
@@ -108,11 +114,16 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
     print(f"vroegsignaal: starting the local stack (data in {DATA_DIR})", flush=True)
     with infrastructure(DATA_DIR, Ports.from_env()) as infra:
         try:
-            env = service_env(infra, DATA_DIR / "traces.jsonl")
+            secrets = init_secrets(
+                DATA_DIR / "secrets",
+                pseudonymiser_url=f"http://{settings.http_host}:{settings.pseudonymiser_port}",
+            )
+            traces = DATA_DIR / "traces.jsonl"
             settings = settings.model_copy(
                 update={
                     "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
                     "database_url": infra.database_url,
+                    "partners_file": secrets.partners,
                 }
             )
             print(
@@ -125,6 +136,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             )
             prepare_infrastructure(settings)
             for name in SERVICES:
+                env = service_env(infra, traces, secrets, name)
                 procs.append((name, start_process(name, ["serve", name], env, logs, run_dir)))
             for name, proc in procs:
                 spec = SERVICES[name]
@@ -135,7 +147,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                     start_process(
                         "simulator",
                         ["simulate", "--rate", str(rate), "--bad-every", str(bad_every)],
-                        env,
+                        service_env(infra, traces, secrets, "simulator"),
                         logs,
                         run_dir,
                     ),
@@ -148,7 +160,8 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 pages = "  ".join(f"{base}:{port}{p}" for p in spec.pages)
                 print(f"  {name:<13} {pages}")
                 print(f"  {'':<13} {base}:{port}/health/ready  {base}:{port}/metrics")
-            print(f"  traces        {DATA_DIR / 'traces.jsonl'} (one trace per signal)")
+            print(f"  traces        {traces} (one trace per signal)")
+            print(f"  secrets       {secrets.directory}/ (local only; each process gets its own)")
             print(f"  logs          {logs}/")
             example = f"{base}:{settings.notification_port}/alerts?worker=school-de-regenboog-1"
             print(f"  a worker's alerts, e.g. {example}")

@@ -10,6 +10,7 @@ from faststream.asgi import AsgiFastStream
 
 from services.audit import app as audit_app
 from services.intake import app as intake_app
+from services.intake.pseudonymiser import app as pseudonymiser_app
 from services.matching import app as matching_app
 from services.notification import app as notification_app
 from shared.settings import Settings
@@ -27,6 +28,13 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     spec.name: spec
     for spec in (
+        ServiceSpec(
+            "pseudonymiser",
+            pseudonymiser_app.create_app,
+            lambda s: s.pseudonymiser_port,
+            Path(pseudonymiser_app.__file__).parent,
+            ("/v1/keys",),
+        ),
         ServiceSpec(
             "intake",
             intake_app.create_app,

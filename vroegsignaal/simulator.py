@@ -1,27 +1,32 @@
-"""A simulated municipality: partner organisations that keep registering concerns.
+"""A simulated municipality: partner organisations that keep registering concerns,
+each through the real partner producer with its own signing key and credential.
 
-Children are synthetic and, until the partner producer with oblivious pseudonymisation
-exists, are represented by random 256-bit pseudonyms. A small share of children draws
-most signals, so matches appear within a minute. Optionally every n-th message is
-malformed, to show the dead-letter path.
+Children, parents and workers are synthetic; BSNs come from the block reserved for test
+persons and pass the elfproef. Siblings share parents and a household. A small share of
+children draws most signals, so matches appear within a minute. Optionally every n-th
+message is malformed, to show the dead-letter path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import httpx
 from prometheus_client import CollectorRegistry
 
 from services.intake.app import load_partners
-from shared.contracts import Category, SignalRegistered, Topics, WorkerContact
+from shared.contracts import Category, Topics, WorkerContact
 from shared.kafka import create_broker
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.config import PartnerConfig
+from vroegsignaal.partner.producer import PartnerProducer, Summary
+from vroegsignaal.partner.rows import SourceRow
 
 WIJKEN = tuple(f"WK0999{n:02d}" for n in range(1, 9))
 FIRST_NAMES = ("Anouk", "Bram", "Chaima", "Daan", "Emre", "Fleur", "Gijs", "Hanna", "Ilse", "Joris")
@@ -30,83 +35,90 @@ LAST_NAMES = ("de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "Mulde
 
 @dataclass(frozen=True)
 class Child:
-    subject: str
+    bsn: str
+    parents: tuple[str, ...]
+    household: str
     wijk: str
-    age_cutoff: date
+    born: date
 
 
 @dataclass(frozen=True)
 class Worker:
     partner_id: str
-    organisation: str
     contact: WorkerContact
 
 
 class Municipality:
-    """Synthetic children and partner workers, deterministic for a given seed."""
+    """Synthetic families and partner workers, deterministic for a given seed."""
 
     def __init__(
-        self, settings: Settings, *, children: int, at_risk: int, seed: int | None
+        self, partner_ids: list[str], *, families: int, at_risk: int, seed: int | None
     ) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - simulation, not security
         today = datetime.now(UTC).date()
-        self.children = [
-            Child(
-                subject=self._rng.randbytes(32).hex()
-                if seed is not None
-                else secrets.token_hex(32),
-                wijk=self._rng.choice(WIJKEN),
-                age_cutoff=today + timedelta(days=self._rng.randint(200, 23 * 365)),
-            )
-            for _ in range(children)
-        ]
-        self.at_risk = self.children[:at_risk]
-        self.workers: list[Worker] = []
-        for partner in load_partners(settings):
-            for n in range(1, 4):
-                worker_id = f"{partner.partner_id}-{n}"
-                name = f"{self._rng.choice(FIRST_NAMES)} {self._rng.choice(LAST_NAMES)}"
-                self.workers.append(
-                    Worker(
-                        partner.partner_id,
-                        partner.organisation,
-                        WorkerContact(
-                            worker_id=worker_id,
-                            display_name=name,
-                            email=f"{worker_id}@voorbeeldrade.example",
-                        ),
+        bsns = iter(synthetic_bsns(families * 4, self._rng))
+        self.children: list[Child] = []
+        for family in range(families):
+            parents = tuple(next(bsns) for _ in range(self._rng.choice((1, 2))))
+            wijk = self._rng.choice(WIJKEN)
+            for _ in range(self._rng.choice((1, 1, 2))):
+                self.children.append(
+                    Child(
+                        bsn=next(bsns),
+                        parents=parents,
+                        household=f"HH-{family:06d}",
+                        wijk=wijk,
+                        born=today - timedelta(days=self._rng.randint(100, 22 * 365)),
                     )
                 )
+        self.at_risk = self.children[:at_risk]
+        self.workers = [
+            Worker(
+                pid,
+                WorkerContact(
+                    worker_id=f"{pid}-{n}",
+                    display_name=f"{self._rng.choice(FIRST_NAMES)} {self._rng.choice(LAST_NAMES)}",
+                    email=f"{pid}-{n}@voorbeeldrade.example",
+                ),
+            )
+            for pid in partner_ids
+            for n in range(1, 4)
+        ]
 
-    def next_signal(self) -> SignalRegistered:
+    def next_row(self) -> tuple[str, SourceRow]:
         pool = self.at_risk if self._rng.random() < 0.7 else self.children
         child = self._rng.choice(pool)
         worker = self._rng.choice(self.workers)
-        return SignalRegistered(
-            partner_id=worker.partner_id,
-            subject=child.subject,
-            organisation=worker.organisation,
-            worker=worker.contact,
+        born = child.born
+        return worker.partner_id, SourceRow(
+            line=0,
+            child_bsn=child.bsn,
+            parent_bsns=child.parents,
+            household_id=child.household,
+            age_cutoff=born.replace(year=born.year + 23)
+            if (born.month, born.day) != (2, 29)
+            else date(born.year + 23, 3, 1),
             category=self._rng.choice(list(Category)),
             wijk=child.wijk,
             registered_at=datetime.now(UTC),
-            age_cutoff=child.age_cutoff,
-            event_id=uuid.UUID(int=self._rng.getrandbits(128), version=4),
+            worker=worker.contact,
         )
 
 
 async def run(
     settings: Settings,
     *,
+    secrets_dir: Path,
     rate: float,
     count: int | None,
-    children: int,
+    families: int,
     at_risk: int,
     bad_every: int,
     seed: int | None,
 ) -> int:
     """Publish signals at `rate` per second (forever when count is None); return how many."""
-    town = Municipality(settings, children=children, at_risk=at_risk, seed=seed)
+    partner_ids = [p.partner_id for p in load_partners(settings)]
+    town = Municipality(partner_ids, families=families, at_risk=at_risk, seed=seed)
     topics = Topics(settings.topic_prefix)
     broker, _ = create_broker(
         settings,
@@ -115,24 +127,28 @@ async def run(
         registry=CollectorRegistry(),
     )
     sent = 0
+    summary = Summary()
     await broker.start()
-    try:
-        while count is None or sent < count:
-            sent += 1
-            if bad_every and sent % bad_every == 0:
-                partner = town.workers[sent % len(town.workers)].partner_id
-                await broker.publish(
-                    b'{"schema_version": 1, "not": "a signal"', topics.partner(partner)
-                )
-            else:
-                signal = town.next_signal()
-                await broker.publish(
-                    signal.to_bytes(),
-                    topics.partner(signal.partner_id),
-                    key=signal.subject.encode(),
-                    headers={"content-type": "application/json"},
-                )
-            await asyncio.sleep(1.0 / rate)
-    finally:
-        await broker.stop()
+    async with httpx.AsyncClient(timeout=10) as http:
+        producers = {}
+        for pid in partner_ids:
+            config = PartnerConfig.load(secrets_dir / "partners" / f"{pid}.yaml")
+            access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
+            producers[pid] = PartnerProducer(
+                config.model_copy(update={"pseudonymiser": access}), broker, topics, http
+            )
+        try:
+            while count is None or sent < count:
+                sent += 1
+                if bad_every and sent % bad_every == 0:
+                    partner = partner_ids[sent % len(partner_ids)]
+                    await broker.publish(
+                        b'{"schema_version": 1, "not": "a signal"', topics.partner(partner)
+                    )
+                else:
+                    partner, row = town.next_row()
+                    await producers[partner].send_rows([row], summary)
+                await asyncio.sleep(1.0 / rate)
+        finally:
+            await broker.stop()
     return sent

@@ -8,7 +8,7 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 
 from services.intake import handlers, store
-from services.intake.domain import PartnerRegistry
+from services.intake.domain import PartnerRegistry, PartnerRegistryError, Rekeyer
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
 
@@ -20,11 +20,22 @@ def load_partners(settings: Settings) -> PartnerRegistry:
     return PartnerRegistry.parse(path.read_text(), source=str(path))
 
 
+def load_rekeyer(settings: Settings) -> Rekeyer:
+    path = settings.gateway_keys_file
+    if path is None:
+        raise PartnerRegistryError(
+            "VS_GATEWAY_KEYS_FILE is not set: the gateway needs its re-keying key "
+            "('vroegsignaal secrets init' makes one for a local stack)"
+        )
+    return Rekeyer.parse(path.read_text(), source=str(path))
+
+
 def create_app(settings: Settings) -> AsgiFastStream:
     registry = load_partners(settings)
+    rekey = load_rekeyer(settings)
 
     def register(runtime: ServiceRuntime) -> Routes:
-        handlers.register(runtime, registry)
+        handlers.register(runtime, registry, rekey)
 
         @get(description="How many signals were admitted and rejected (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:

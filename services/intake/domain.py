@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.contracts import OrganisationCategory, SignalAccepted, SignalRegistered
+from shared.contracts import (
+    Category,
+    OrganisationCategory,
+    SignalAccepted,
+    SignalRegistered,
+)
 
 # A partner clock may run a little ahead; more than this is a wrong timestamp.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -35,6 +44,11 @@ class Partner:
     partner_id: str
     organisation: str
     category: OrganisationCategory
+    signing_keys: Mapping[str, bytes] = field(default_factory=dict)
+    themes: frozenset[Category] | None = None  # None: every theme
+
+    def may_signal(self, theme: Category) -> bool:
+        return self.themes is None or theme in self.themes
 
 
 class PartnerRegistry:
@@ -84,8 +98,70 @@ class PartnerRegistry:
                 ) from None
             if pid in partners:
                 raise PartnerRegistryError(f"{where}: id {pid!r} appears twice")
-            partners[pid] = Partner(pid, str(entry["organisation"]), category)
+            if pid in RESERVED_IDS or len(pid) > 63 or pid.startswith("-"):
+                raise PartnerRegistryError(f"{where}: id {pid!r} is reserved or malformed")
+            partners[pid] = Partner(
+                pid,
+                str(entry["organisation"]),
+                category,
+                signing_keys=_signing_keys(entry.get("signing_keys") or {}, where, pid),
+                themes=_themes(entry.get("themes"), where, pid),
+            )
         return cls(partners)
+
+
+RESERVED_IDS = frozenset({"accepted"})
+
+
+def _signing_keys(raw: Any, where: str, pid: str) -> dict[str, bytes]:
+    if not isinstance(raw, dict):
+        raise PartnerRegistryError(f"{where} ({pid}): signing_keys must map key id to 64 hex")
+    keys = {}
+    for key_id, hex_key in raw.items():
+        try:
+            key = bytes.fromhex(str(hex_key))
+            Ed25519PublicKey.from_public_bytes(key)
+        except ValueError:
+            raise PartnerRegistryError(
+                f"{where} ({pid}): signing key {key_id!r} is not a 32-byte Ed25519 public key "
+                "in hex; the partner's 'vroegsignaal partner keygen' prints it"
+            ) from None
+        keys[str(key_id)] = key
+    return keys
+
+
+def _themes(raw: Any, where: str, pid: str) -> frozenset[Category] | None:
+    if raw is None:
+        return None
+    allowed = ", ".join(c.value for c in Category)
+    try:
+        return frozenset(Category(t) for t in raw)
+    except (ValueError, TypeError):
+        raise PartnerRegistryError(
+            f"{where} ({pid}): themes must be a list of: {allowed}"
+        ) from None
+
+
+def verify_signature(
+    partner: Partner, key_id: str | None, signature: bytes | None, value: bytes
+) -> None:
+    """The partner signed exactly these bytes with one of its registered keys."""
+    if key_id is None or signature is None:
+        raise Rejection(
+            "unsigned", "the message has no vs-key-id/vs-signature headers; sign every event"
+        )
+    key = partner.signing_keys.get(key_id)
+    if key is None:
+        raise Rejection(
+            "unknown-signing-key",
+            f"signing key {key_id!r} is not registered for partner {partner.partner_id!r}",
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(signature, value)
+    except InvalidSignature:
+        raise Rejection(
+            "bad-signature", "the signature does not match the message; it was altered"
+        ) from None
 
 
 def screen(
@@ -94,6 +170,8 @@ def screen(
     topic_partner_id: str | None,
     registry: PartnerRegistry,
     now: datetime,
+    max_age: timedelta,
+    rekey: Callable[[str], str],
 ) -> SignalAccepted:
     """Admit `signal` as a SignalAccepted without its category, or raise Rejection."""
     partner = registry.get(signal.partner_id)
@@ -114,6 +192,16 @@ def screen(
             "organisation-mismatch",
             f"organisation does not match the covenant of partner {signal.partner_id!r}",
         )
+    if not partner.may_signal(signal.category):
+        raise Rejection(
+            "theme-not-allowed",
+            f"partner {signal.partner_id!r} may not signal this theme under its covenant",
+        )
+    if signal.sent_at < now - max_age:
+        raise Rejection(
+            "stale",
+            f"the event was sent more than {max_age.days} days ago; resend from the source",
+        )
     if signal.registered_at > now + CLOCK_SKEW:
         raise Rejection(
             "future-timestamp", "registered_at lies in the future; check the partner's clock"
@@ -126,7 +214,9 @@ def screen(
         event_id=signal.event_id,
         signal_id=signal.event_id,
         partner_id=signal.partner_id,
-        subject=signal.subject,
+        subject=rekey(signal.subject),
+        parents=[rekey(p) for p in signal.parents],
+        household=rekey(signal.household) if signal.household else None,
         organisation=partner.organisation,
         organisation_category=partner.category,
         worker=signal.worker,
@@ -135,3 +225,31 @@ def screen(
         age_cutoff=signal.age_cutoff,
         accepted_at=now,
     )
+
+
+class Rekeyer:
+    """Re-keys partner pseudonyms into the matching domain: HMAC-SHA256 under the gateway's
+    own secret, which neither the pseudonymiser nor matching holds (split trust)."""
+
+    def __init__(self, keys: Mapping[str, bytes], current: str) -> None:
+        if current not in keys:
+            raise PartnerRegistryError(f"gateway key {current!r} is not in the key file")
+        if any(len(k) < 32 for k in keys.values()):
+            raise PartnerRegistryError("gateway keys must be at least 32 bytes")
+        self._key = keys[current]
+        self.version = current
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "gateway keys") -> Rekeyer:
+        try:
+            doc: Any = yaml.safe_load(text)
+            keys = {str(v): bytes.fromhex(str(k)) for v, k in doc["keys"].items()}
+            current = str(doc["current"])
+        except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+            raise PartnerRegistryError(
+                f"{source}: expected 'current: <version>' and 'keys: {{<version>: <hex>}}'"
+            ) from None
+        return cls(keys, current)
+
+    def __call__(self, partner_pseudonym: str) -> str:
+        return hmac.new(self._key, bytes.fromhex(partner_pseudonym), hashlib.sha256).hexdigest()

@@ -1,69 +1,116 @@
-"""Intake subscribers: decode -> screen -> record + outbox (accepted, audit) -> ack."""
+"""Intake subscribers: verify -> decode -> screen + re-key -> record + outbox -> ack."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import base64
+import binascii
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
 
 from services.intake import store
-from services.intake.domain import PartnerRegistry, Rejection, screen
+from services.intake.domain import (
+    PartnerRegistry,
+    Rejection,
+    Rekeyer,
+    screen,
+    verify_signature,
+)
 from shared.contracts import AuditAction, AuditOutcome, SignalRegistered
 from shared.db import claim_message
-from shared.kafka import source_topic
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "intake"
+# Partners choose their event ids; scoping them by partner keeps two partners' ids apart.
+SIGNAL_NAMESPACE = uuid.UUID("0c6f3f0e-8d0a-4f55-9b8e-3f6b2d1c7a41")
 
 SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outcome", ["outcome"])
 
 
-def register(runtime: ServiceRuntime, registry: PartnerRegistry) -> None:
+def signal_id(partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(SIGNAL_NAMESPACE, f"{partner_id}/{event_id}")
+
+
+def _header(message: KafkaMessage, name: str) -> bytes | None:
+    record = message.raw_message
+    assert not isinstance(record, tuple)
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer) -> None:
     topics = [runtime.topics.partner(p.partner_id) for p in registry]
     dead_letters = runtime.dead_letters
-    max_bytes = runtime.settings.max_message_bytes
+    settings = runtime.settings
+    max_age = timedelta(days=settings.max_event_age_days)
+
+    async def reject(message: KafkaMessage, rejection: Rejection, object_id: str | None) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.REJECT,
+                outcome=AuditOutcome.DENIED,
+                object_type="signal",
+                object_id=object_id,
+                purpose=f"intake: reject partner signal ({rejection.code})",
+            )
+        SIGNALS.labels("rejected").inc()
+        await dead_letters.send(message, rejection.code, rejection.reason)
 
     @runtime.broker.subscriber(
         *topics,
         group_id=runtime.group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=max(max_bytes * 4, 1024 * 1024),
+        max_partition_fetch_bytes=max(settings.max_message_bytes * 4, 1024 * 1024),
     )
     async def on_partner_signal(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        partner_id = runtime.topics.partner_id_of(record.topic)
+        partner = registry.get(partner_id or "")
+        assert partner is not None, "intake subscribes only to registered partners' topics"
+        key_id = _header(message, "vs-key-id")
+        try:
+            raw_signature = _header(message, "vs-signature")
+            signature = base64.b64decode(raw_signature, validate=True) if raw_signature else None
+            verify_signature(
+                partner, key_id.decode() if key_id else None, signature, record.value or b""
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            await reject(message, Rejection("bad-signature", "vs-signature is not base64"), None)
+            return
+        except Rejection as rejection:
+            await reject(message, rejection, None)
+            return
         signal = await dead_letters.decode(SignalRegistered, message)
         if signal is None:
             SIGNALS.labels("dead-lettered").inc()
             return
+        claimed_as = signal_id(partner.partner_id, signal.event_id)
         try:
             accepted = screen(
                 signal,
-                topic_partner_id=runtime.topics.partner_id_of(source_topic(message)),
+                topic_partner_id=partner_id,
                 registry=registry,
                 now=datetime.now(UTC),
-            )
+                max_age=max_age,
+                rekey=rekey,
+            ).model_copy(update={"event_id": claimed_as, "signal_id": claimed_as})
         except Rejection as rejection:
             async with runtime.pool.acquire() as conn, conn.transaction():
-                if await claim_message(conn, CONSUMER, signal.event_id):
-                    await store.record_rejected(
-                        conn, signal.event_id, signal.partner_id, rejection.code
-                    )
-                    await runtime.audit.record(
-                        conn,
-                        action=AuditAction.REJECT,
-                        outcome=AuditOutcome.DENIED,
-                        object_type="signal",
-                        object_id=str(signal.event_id),
-                        purpose=f"intake: reject partner signal ({rejection.code})",
-                    )
-            SIGNALS.labels("rejected").inc()
-            await dead_letters.send(message, rejection.code, rejection.reason)
+                if await claim_message(conn, CONSUMER, claimed_as):
+                    await store.record_rejected(conn, claimed_as, signal.partner_id, rejection.code)
+            await reject(message, rejection, str(claimed_as))
             return
         async with runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, signal.event_id):
+            if not await claim_message(conn, CONSUMER, claimed_as):
                 SIGNALS.labels("duplicate").inc()
                 return
             await store.record_accepted(conn, accepted)
@@ -72,7 +119,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry) -> None:
                 conn,
                 action=AuditAction.CREATE,
                 object_type="signal",
-                object_id=str(signal.event_id),
+                object_id=str(claimed_as),
                 subjects=[accepted.subject],
                 purpose="intake: admit partner signal into the matching domain",
             )

@@ -15,10 +15,15 @@ import pytest
 
 from shared.settings import Settings
 from vroegsignaal.services import SERVICES
+from vroegsignaal.stack.secrets import Secrets
 
 
-def service_env(settings: Settings, trace_file: Path) -> dict[str, str]:
+def service_env(
+    settings: Settings, trace_file: Path, secrets: Secrets, process: str
+) -> dict[str, str]:
+    """What `dev up` gives a process: the infrastructure, and only its own secrets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VS_")}
+    env.update(secrets.env_for(process))
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -29,6 +34,7 @@ def service_env(settings: Settings, trace_file: Path) -> dict[str, str]:
             "VS_MATCHING_PORT": str(settings.matching_port),
             "VS_NOTIFICATION_PORT": str(settings.notification_port),
             "VS_AUDIT_PORT": str(settings.audit_port),
+            "VS_PSEUDONYMISER_PORT": str(settings.pseudonymiser_port),
             "VS_OUTBOX_POLL_SECONDS": str(settings.outbox_poll_seconds),
             "VS_GRACEFUL_TIMEOUT_SECONDS": str(settings.graceful_timeout_seconds),
             "VS_TRACE_FILE": str(trace_file),
@@ -39,11 +45,10 @@ def service_env(settings: Settings, trace_file: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
+def services(settings: Settings, secrets: Secrets, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Start every service; yield name -> base URL; stop each with SIGTERM, as Kubernetes
     does, and check that it shut down gracefully (uvicorn re-raises the signal afterwards,
     so the exit status is the signal's)."""
-    env = service_env(settings, tmp_path / "traces.jsonl")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs: dict[str, Path] = {}
     urls: dict[str, str] = {}
@@ -52,7 +57,7 @@ def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
         with logs[name].open("wb") as out:
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "vroegsignaal", "serve", name],
-                env=env,
+                env=service_env(settings, tmp_path / "traces.jsonl", secrets, name),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -1,43 +1,83 @@
-"""End to end through the real services and the real broker: signals in, match, alerts,
-audit, one trace per signal, dead letters, and redelivery that changes nothing."""
+"""End to end through the real services and the real broker, from a partner's CSV with
+BSNs to alerts: pseudonymised, signed, re-keyed, matched, alerted, audited, one trace per
+signal, bad input dead-lettered, a re-run changing nothing, and no BSN anywhere."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import json
-import secrets
+import random
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
-from shared.contracts import DeadLetter, SignalRegistered, Topics
+from shared.contracts import DeadLetter, Topics
+from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import eventually
-from tests.factories import pseudonym, signal
 from tests.kafka_tools import group_lag, read_topic
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.config import PartnerConfig
+from vroegsignaal.partner.producer import PartnerProducer, Summary
+from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input
+from vroegsignaal.stack.postgres import _bin_dir
+from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 
 SCHOOL, JGZ, GP = "school-de-regenboog", "jgz-voorbeeldrade", "huisartsen-centrum"
+FIELDS = [
+    "child_bsn",
+    "parent_bsns",
+    "household_id",
+    "date_of_birth",
+    "birthday_23",
+    "category",
+    "wijk",
+    "registered_at",
+    "worker_id",
+    "worker_name",
+    "worker_email",
+]
 
 
-def traceparent() -> tuple[str, bytes]:
-    trace_id = secrets.token_hex(16)
-    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01".encode()
+def export(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in FIELDS})
+    return path
 
 
-async def send(
-    producer: AIOKafkaProducer, topics: Topics, event: SignalRegistered, trace: bytes
-) -> None:
-    await producer.send_and_wait(
-        topics.partner(event.partner_id),
-        event.to_bytes(),
-        key=event.subject.encode(),
-        headers=[("traceparent", trace), ("content-type", b"application/json")],
-    )
+def row(child: str, parents: str, worker: str, category: str) -> dict[str, str]:
+    return {
+        "child_bsn": child,
+        "parent_bsns": parents,
+        "household_id": "HH-42",
+        "date_of_birth": "2016-05-04",
+        "category": category,
+        "wijk": "WK099903",
+        "registered_at": "2026-11-20T09:30:00+01:00",
+        "worker_id": worker,
+        "worker_name": f"Medewerker {worker}",
+        "worker_email": f"{worker}@voorbeeldrade.example",
+    }
+
+
+def partner_config(secrets: Secrets, settings: Settings, partner: str) -> PartnerConfig:
+    config = PartnerConfig.load(secrets.partner_config(partner))
+    access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
+    return config.model_copy(update={"pseudonymiser": access})
 
 
 async def get_json(url: str) -> Any:
@@ -50,9 +90,8 @@ async def get_json(url: str) -> Any:
 async def settled(settings: Settings) -> bool:
     """Every consumer group caught up and every outbox empty."""
     topics = Topics(settings.topic_prefix)
-    partner_topics = [topics.partner(p) for p in (SCHOOL, JGZ, GP)]
     groups = {
-        "intake": partner_topics,
+        "intake": [topics.partner(p) for p in (SCHOOL, JGZ, GP)],
         "matching": [topics.accepted],
         "notification": [topics.matches],
         "audit": [topics.audit],
@@ -63,7 +102,7 @@ async def settled(settings: Settings) -> bool:
             return False
     conn = await asyncpg.connect(settings.database_url)
     try:
-        for schema in groups:
+        for schema in [*groups, "pseudonymiser"]:
             if await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox'):
                 return False
     finally:
@@ -79,108 +118,214 @@ async def audit_rows(settings: Settings) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def test_two_organisations_register_the_same_child(
-    settings: Settings, services: dict[str, str]
+async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leaving(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
 ) -> None:
     topics = Topics(settings.topic_prefix)
-    child, other_child = pseudonym(), pseudonym()
-    school = signal(SCHOOL, child)
-    jgz = signal(JGZ, child)
-    unrelated = signal(GP, other_child)
-    malformed = b'{"schema_version": 1, "partner_id": "school-de-regenboog", "subj'
-    oversized = b'{"schema_version": 1, "padding": "' + b"x" * 200_000 + b'"}'
-    (_, school_trace), (jgz_trace_id, jgz_trace), (_, gp_trace) = (traceparent() for _ in "abc")
+    child, other_child, mother, father = synthetic_bsns(4, random.Random())
+    bsns = {child, other_child, mother, father}
+    school_csv = export(
+        tmp_path / "school.csv",
+        [
+            row(child, f"{mother};{father}", "juf-anouk", "schoolverzuim"),
+            {**row("123456789", "", "juf-anouk", "pesten")},  # fails the elfproef
+        ],
+    )
+    jgz_csv = export(tmp_path / "jgz.csv", [row(child, mother, "jgz-fleur", "opvoedvragen")])
+    gp_csv = export(tmp_path / "gp.csv", [row(other_child, father, "dokter-bos", "armoede")])
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
+    tracer = TracerProvider().get_tracer("partner")
+    broker, _ = create_broker(
+        settings,
+        client_id="partners",
+        tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )
+    await broker.start()
+    raw = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await raw.start()
+    school_key = Ed25519PrivateKey.from_private_bytes(
+        bytes.fromhex(partner_config(secrets, settings, SCHOOL).signing_key)
+    )
     try:
-        # The malformed message shares the school signal's key, so it sits before that
-        # signal on the same partition: it must not block it.
-        await producer.send_and_wait(topics.partner(SCHOOL), malformed, key=child.encode())
-        await producer.send_and_wait(topics.partner(SCHOOL), oversized, key=child.encode())
-        await send(producer, topics, school, school_trace)
+        async with httpx.AsyncClient(timeout=10) as http:
 
-        async def school_registered() -> bool:
-            summary = await get_json(f"{services['matching']}/matches/summary")
-            return bool(summary["registrations"] == 1)
+            def producer(partner: str) -> PartnerProducer:
+                return PartnerProducer(
+                    partner_config(secrets, settings, partner), broker, topics, http
+                )
 
-        # Only then the second organisation, so the match is raised in the jgz trace.
-        await eventually(school_registered, timeout=60)
-        await send(producer, topics, jgz, jgz_trace)
-        await send(producer, topics, unrelated, gp_trace)
+            async def send(partner: str, path: Path) -> Summary:
+                return await producer(partner).send_file(path, today=settings_today())
 
-        async def one_match_two_alerts() -> bool:
-            matching = await get_json(f"{services['matching']}/matches/summary")
-            alerts = await get_json(f"{services['notification']}/alerts/summary")
-            return matching == {"registrations": 3, "open_matches": 1} and alerts["alerts"] == 2
+            # Bad input first, on the partition the school's signal will take: it must
+            # not block that signal.
+            key = (
+                await Pseudonymiser(
+                    partner_config(secrets, settings, SCHOOL).pseudonymiser, http
+                ).pseudonyms([bsn_input(child)])
+            )[0].encode()
+            malformed = b'{"schema_version": 1, "partner_id": "school-de-regenboog", "subj'
+            oversized = b'{"schema_version": 1, "padding": "' + b"x" * 200_000 + b'"}'
+            for value, signed in ((b"unsigned", False), (malformed, True), (oversized, True)):
+                headers = [("vs-key-id", b"school-de-regenboog-1")] if signed else []
+                if signed:
+                    headers.append(("vs-signature", base64.b64encode(school_key.sign(value))))
+                await raw.send_and_wait(topics.partner(SCHOOL), value, key=key, headers=headers)
 
-        await eventually(one_match_two_alerts, timeout=60)
-        await eventually(lambda: settled(settings), timeout=60)
+            school = await send(SCHOOL, school_csv)
+            assert (school.sent, school.rejected) == (1, 1)
+            assert school.rejects[0].line == 3
+            assert "child_bsn is not a valid BSN" in school.rejects[0].reason
 
-        # Each worker sees one alert that names the other worker, and nothing about why.
-        for me, them in ((school.worker, jgz.worker), (jgz.worker, school.worker)):
-            inbox = await get_json(f"{services['notification']}/alerts?worker={me.worker_id}")
-            assert len(inbox["alerts"]) == 1
-            alert = inbox["alerts"][0]
-            assert [c["worker_id"] for c in alert["contacts"]] == [them.worker_id]
-            assert "category" not in json.dumps(alert)
-            assert child not in json.dumps(alert)
-        async with httpx.AsyncClient(timeout=5) as client:
-            no_free_search = await client.get(f"{services['notification']}/alerts")
-        assert no_free_search.status_code == 400
+            async def registered(n: int) -> bool:
+                summary = await get_json(f"{services['matching']}/matches/summary")
+                return bool(summary["registrations"] == n)
 
-        # Bad input is dead-lettered with its reason and its original bytes (an oversized
-        # message only with its first bytes), in the order it came.
-        letters = [
-            DeadLetter.model_validate_json(r.value)
-            for r in await read_topic(
-                settings.kafka_bootstrap_servers, topics.deadletter, until=lambda rs: len(rs) >= 2
-            )
-        ]
-        assert [d.reason_code for d in letters] == ["malformed-json", "oversized"]
-        assert {d.source_topic for d in letters} == {topics.partner(SCHOOL)}
-        assert base64.b64decode(letters[0].original_value) == malformed
-        assert not letters[0].original_truncated
-        assert letters[1].original_truncated
-        assert letters[1].original_size == len(oversized)
-        kept = base64.b64decode(letters[1].original_value)
-        assert oversized.startswith(kept)
-        assert len(kept) == settings.max_message_bytes
+            await eventually(lambda: registered(1), timeout=60)
+            # The second organisation, inside a trace of its own: the match is raised in it.
+            with tracer.start_as_current_span("jgz-export") as span:
+                jgz_trace_id = format(span.get_span_context().trace_id, "032x")
+                await send(JGZ, jgz_csv)
+            await send(GP, gp_csv)
 
-        # Every step is audited, the inbox reads too, and the jgz signal is one trace
-        # through every hop.
-        await eventually(lambda: settled(settings), timeout=60)
-        rows = await audit_rows(settings)
-        steps = {(r["source_system"], r["action"], r["object_type"]) for r in rows}
-        assert {
-            ("intake", "create", "signal"),
-            ("matching", "create", "registration"),
-            ("matching", "create", "match"),
-            ("notification", "notify", "alert"),
-            ("notification", "read", "alert-list"),
-        } <= steps
-        in_trace = {r["source_system"] for r in rows if r["trace_id"] == jgz_trace_id}
-        assert in_trace == {"intake", "matching", "notification"}
-        assert sum(r["object_type"] == "match" for r in rows) == 1
-        alert_records = await read_topic(
-            settings.kafka_bootstrap_servers, topics.alerts, until=lambda rs: len(rs) >= 2
-        )
-        for record in alert_records:
-            assert jgz_trace_id in dict(record.headers)["traceparent"].decode()
-        # Nothing on any topic or in the audit log holds the category of the concern.
-        assert all(school.category.value not in r["purpose"] for r in rows)
+            async def one_match_two_alerts() -> bool:
+                matching = await get_json(f"{services['matching']}/matches/summary")
+                alerts = await get_json(f"{services['notification']}/alerts/summary")
+                return matching == {"registrations": 3, "open_matches": 1} and alerts["alerts"] == 2
 
-        # Publishing the same events again changes nothing.
-        entries_before = len(rows)
-        await send(producer, topics, school, school_trace)
-        await send(producer, topics, jgz, jgz_trace)
-        await send(producer, topics, unrelated, gp_trace)
-        await eventually(lambda: settled(settings), timeout=60)
-        assert await get_json(f"{services['matching']}/matches/summary") == {
-            "registrations": 3,
-            "open_matches": 1,
-        }
-        assert (await get_json(f"{services['notification']}/alerts/summary"))["alerts"] == 2
-        assert len(await audit_rows(settings)) == entries_before
+            await eventually(one_match_two_alerts, timeout=60)
+
+            # Each worker sees one alert naming the other worker, nothing about why.
+            for me, them in (("juf-anouk", "jgz-fleur"), ("jgz-fleur", "juf-anouk")):
+                inbox = await get_json(f"{services['notification']}/alerts?worker={me}")
+                assert len(inbox["alerts"]) == 1
+                assert [c["worker_id"] for c in inbox["alerts"][0]["contacts"]] == [them]
+                assert "schoolverzuim" not in json.dumps(inbox)
+            async with httpx.AsyncClient(timeout=5) as client:
+                no_free_search = await client.get(f"{services['notification']}/alerts")
+            assert no_free_search.status_code == 400
+
+            # Bad input is dead-lettered with its reason, in the order it came.
+            letters = [
+                DeadLetter.model_validate_json(r.value)
+                for r in await read_topic(
+                    settings.kafka_bootstrap_servers,
+                    topics.deadletter,
+                    until=lambda rs: len(rs) >= 3,
+                )
+            ]
+            assert [d.reason_code for d in letters] == ["unsigned", "malformed-json", "oversized"]
+            assert base64.b64decode(letters[1].original_value) == malformed
+            assert letters[2].original_truncated
+            assert letters[2].original_size == len(oversized)
+
+            # Every step is audited; the jgz signal is one trace through every hop.
+            await eventually(lambda: settled(settings), timeout=60)
+            rows = await audit_rows(settings)
+            steps = {(r["source_system"], r["action"], r["object_type"]) for r in rows}
+            assert {
+                ("pseudonymiser", "create", "oprf-evaluation"),
+                ("intake", "reject", "signal"),
+                ("intake", "create", "signal"),
+                ("matching", "create", "registration"),
+                ("matching", "create", "match"),
+                ("notification", "notify", "alert"),
+                ("notification", "read", "alert-list"),
+            } <= steps
+            in_trace = {r["source_system"] for r in rows if r["trace_id"] == jgz_trace_id}
+            assert {"intake", "matching", "notification"} <= in_trace
+            assert sum(r["object_type"] == "match" for r in rows) == 1
+            for record in await read_topic(
+                settings.kafka_bootstrap_servers, topics.alerts, until=lambda rs: len(rs) >= 2
+            ):
+                assert jgz_trace_id in dict(record.headers)["traceparent"].decode()
+
+            # Sending the same files again changes nothing downstream.
+            entries_before = len(rows)
+            for partner, path in ((SCHOOL, school_csv), (JGZ, jgz_csv), (GP, gp_csv)):
+                await send(partner, path)
+            await eventually(lambda: settled(settings), timeout=60)
+            assert await get_json(f"{services['matching']}/matches/summary") == {
+                "registrations": 3,
+                "open_matches": 1,
+            }
+            assert (await get_json(f"{services['notification']}/alerts/summary"))["alerts"] == 2
+            # Only the pseudonymiser's evaluations of the re-run are new in the log.
+            new = (await audit_rows(settings))[entries_before:]
+            assert {r["object_type"] for r in new} == {"oprf-evaluation"}
     finally:
-        await producer.stop()
+        await raw.stop()
+        await broker.stop()
+
+    # No input BSN on any topic, in any table, in any log or trace of this run.
+    assert_no_bsn(bsns, await topic_bytes(settings), "a Kafka topic")
+    assert_no_bsn(bsns, database_dump(settings), "the database dump")
+    for log in tmp_path.glob("*.log"):
+        assert_no_bsn(bsns, log.read_bytes(), f"the log {log.name}")
+    assert_no_bsn(bsns, (tmp_path / "traces.jsonl").read_bytes(), "the traces")
+
+
+def settings_today():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date()
+
+
+def assert_no_bsn(bsns: set[str], data: bytes, where: str) -> None:
+    assert data, f"{where}: nothing was scanned"
+    found = [b for b in bsns if b.encode() in data]
+    assert not found, f"{where} holds an input BSN"
+
+
+async def topic_bytes(settings: Settings) -> bytes:
+    """Every key, value and header of every topic of this run."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+    finally:
+        await admin.close()
+    chunks: list[bytes] = []
+    for name in names:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []
+            ]
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = [
+                    TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []
+                ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            remaining = sum(ends.values())
+            while remaining > 0:
+                batch = await consumer.getmany(timeout_ms=1000)
+                if not batch:
+                    break
+                for records in batch.values():
+                    for r in records:
+                        remaining -= 1
+                        chunks.extend([r.key or b"", r.value or b""])
+                        chunks.extend(v for _, v in r.headers or ())
+        finally:
+            await consumer.stop()
+    return b"\n".join(chunks)
+
+
+def database_dump(settings: Settings) -> bytes:
+    return subprocess.run(
+        [str(_bin_dir() / "pg_dump"), "--data-only", settings.database_url],
+        check=True,
+        capture_output=True,
+    ).stdout

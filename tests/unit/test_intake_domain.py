@@ -5,26 +5,51 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.intake.domain import PartnerRegistry, PartnerRegistryError, Rejection, screen
-from shared.contracts import OrganisationCategory
+from services.intake.domain import (
+    PartnerRegistry,
+    PartnerRegistryError,
+    Rejection,
+    Rekeyer,
+    verify_signature,
+)
+from services.intake.domain import screen as screen_signal
+from shared.contracts import Category, OrganisationCategory, SignalAccepted, SignalRegistered
 from tests.factories import pseudonym, signal
 
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 REGISTRY = PartnerRegistry.parse(
-    """
+    f"""
 partners:
-  - {id: school-de-regenboog, organisation: Basisschool De Regenboog, category: onderwijs}
-  - {id: jgz-voorbeeldrade, organisation: JGZ Voorbeeldrade, category: jgz}
+  - id: school-de-regenboog
+    organisation: Basisschool De Regenboog
+    category: onderwijs
+    signing_keys: {{school-1: "{PUBLIC.hex()}"}}
+    themes: [schoolverzuim, pesten]
+  - {{id: jgz-voorbeeldrade, organisation: JGZ Voorbeeldrade, category: jgz}}
 """
 )
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+REKEY = Rekeyer({"g1": b"k" * 32}, "g1")
+
+
+def screen(sent: SignalRegistered, **kwargs: object) -> SignalAccepted:
+    return screen_signal(
+        sent,
+        max_age=timedelta(days=14),
+        rekey=REKEY,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def test_an_admitted_signal_loses_its_category_and_gains_the_organisation_category() -> None:
     sent = signal("jgz-voorbeeldrade", pseudonym(), registered_at=NOW)
     accepted = screen(sent, topic_partner_id="jgz-voorbeeldrade", registry=REGISTRY, now=NOW)
     assert accepted.signal_id == sent.event_id
-    assert accepted.subject == sent.subject
+    assert accepted.subject == REKEY(sent.subject)
     assert accepted.organisation_category is OrganisationCategory.JGZ
     assert "category" not in accepted.model_dump()
 
@@ -82,3 +107,49 @@ def test_the_shipped_partners_file_is_valid() -> None:
 
     registry = PartnerRegistry.parse(Settings().partners_file.read_text())
     assert len(registry) >= 4
+
+
+def test_partner_pseudonyms_are_re_keyed_into_the_matching_domain() -> None:
+    child, parent, household = pseudonym(), pseudonym(), pseudonym()
+    sent = signal("jgz-voorbeeldrade", child, registered_at=NOW).model_copy(
+        update={"parents": [parent], "household": household}
+    )
+    accepted = screen(sent, topic_partner_id="jgz-voorbeeldrade", registry=REGISTRY, now=NOW)
+    assert {accepted.subject, *accepted.parents, accepted.household}.isdisjoint(
+        {child, parent, household}
+    )
+    assert accepted.parents == [REKEY(parent)]
+    other_gateway = Rekeyer({"g1": b"x" * 32}, "g1")
+    assert other_gateway(child) != REKEY(child)
+    assert REKEY(child) == REKEY(child)
+
+
+def test_a_theme_outside_the_covenant_is_rejected() -> None:
+    sent = signal("school-de-regenboog", pseudonym(), registered_at=NOW, category=Category.ARMOEDE)
+    with pytest.raises(Rejection) as rejected:
+        screen(sent, topic_partner_id="school-de-regenboog", registry=REGISTRY, now=NOW)
+    assert rejected.value.code == "theme-not-allowed"
+
+
+def test_a_stale_event_is_rejected() -> None:
+    sent = signal("jgz-voorbeeldrade", pseudonym(), registered_at=NOW - timedelta(days=30))
+    sent = sent.model_copy(update={"sent_at": NOW - timedelta(days=15)})
+    with pytest.raises(Rejection) as rejected:
+        screen(sent, topic_partner_id="jgz-voorbeeldrade", registry=REGISTRY, now=NOW)
+    assert rejected.value.code == "stale"
+
+
+def test_signatures_are_checked_over_the_exact_bytes() -> None:
+    partner = REGISTRY.get("school-de-regenboog")
+    assert partner is not None
+    value = signal("school-de-regenboog", pseudonym()).to_bytes()
+    verify_signature(partner, "school-1", KEY.sign(value), value)
+    for key_id, signature, body, code in [
+        (None, None, value, "unsigned"),
+        ("school-2", KEY.sign(value), value, "unknown-signing-key"),
+        ("school-1", KEY.sign(value), value.replace(b"WK", b"WX"), "bad-signature"),
+        ("school-1", Ed25519PrivateKey.generate().sign(value), value, "bad-signature"),
+    ]:
+        with pytest.raises(Rejection) as rejected:
+            verify_signature(partner, key_id, signature, body)
+        assert rejected.value.code == code

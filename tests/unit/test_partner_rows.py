@@ -1,0 +1,103 @@
+"""The partner producer's checks on each row of an export, and the BSN elfproef."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from vroegsignaal.partner.bsn import is_valid_bsn, synthetic_bsns
+from vroegsignaal.partner.producer import event_id
+from vroegsignaal.partner.rows import RowError, read_rows, validate
+
+TODAY = date(2026, 11, 23)
+RNG = random.Random(7)
+CHILD, PARENT = synthetic_bsns(2, RNG)
+
+
+def row(**changes: str) -> dict[str, str]:
+    base = {
+        "child_bsn": CHILD,
+        "parent_bsns": PARENT,
+        "household_id": "HH-1",
+        "date_of_birth": "2015-03-01",
+        "birthday_23": "",
+        "category": "schoolverzuim",
+        "wijk": "WK099901",
+        "registered_at": "2026-11-20",
+        "worker_id": "w-1",
+        "worker_name": "Medewerker Een",
+        "worker_email": "w-1@voorbeeldrade.example",
+        "worker_phone": "",
+    }
+    return {**base, **changes}
+
+
+def test_the_elfproef() -> None:
+    assert is_valid_bsn("111222333")
+    assert not is_valid_bsn("111222334")
+    assert not is_valid_bsn("12345678")
+    assert not is_valid_bsn("000000000")
+    assert not is_valid_bsn("11122233a")
+
+
+def test_synthetic_bsns_are_valid_and_from_the_test_block() -> None:
+    for bsn in synthetic_bsns(50, random.Random(1)):
+        assert is_valid_bsn(bsn)
+        assert bsn.startswith("9999")
+
+
+def test_a_good_row_gets_the_23rd_birthday_not_the_date_of_birth() -> None:
+    good = validate(3, row(), today=TODAY)
+    assert good.age_cutoff == date(2038, 3, 1)
+    assert good.parent_bsns == (PARENT,)
+    assert good.registered_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"child_bsn": "123456789"}, "child_bsn is not a valid BSN"),
+        ({"parent_bsns": "123"}, "parent_bsns entry is not a valid BSN"),
+        ({"parent_bsns": CHILD}, "also appears in parent_bsns"),
+        ({"date_of_birth": "", "birthday_23": ""}, "exactly one of"),
+        ({"date_of_birth": "2000-01-01"}, "23 or older"),
+        ({"date_of_birth": "2030-01-01"}, "in the future"),
+        ({"date_of_birth": "01-03-2015"}, "not a date"),
+        ({"category": "gokken"}, "category is not one of"),
+        ({"wijk": "Centrum"}, "CBS wijk code"),
+        ({"worker_email": "nobody"}, "not an e-mail"),
+        ({"registered_at": "2027-01-01"}, "lies in the future"),
+        ({"worker_name": ""}, "worker_name is empty"),
+    ],
+)
+def test_a_bad_row_is_rejected_with_a_reason_that_never_holds_the_bsn(
+    changes: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(RowError) as rejected:
+        validate(3, row(**changes), today=TODAY)
+    assert reason in str(rejected.value)
+    assert CHILD not in str(rejected.value)
+    assert PARENT not in str(rejected.value)
+
+
+def test_csv_and_json_lines_are_read_with_line_numbers(tmp_path: Path) -> None:
+    csv_file = tmp_path / "export.csv"
+    header = ",".join(row())
+    csv_file.write_text(header + "\n" + ",".join(row().values()) + "\n")
+    assert [n for n, _ in read_rows(csv_file)] == [2]
+    jsonl = tmp_path / "export.jsonl"
+    jsonl.write_text('{"child_bsn": "1"}\n\nnot json\n')
+    lines = list(read_rows(jsonl))
+    assert [n for n, _ in lines] == [1, 3]
+    assert "__error__" in lines[1][1]
+
+
+def test_the_event_id_is_stable_per_row_and_never_derived_from_the_bsn() -> None:
+    good = validate(3, row(), today=TODAY)
+    assert event_id("p", good, "ab" * 32) == event_id("p", good, "ab" * 32)
+    assert event_id("p", good, "ab" * 32) != event_id("p", good, "cd" * 32)
+    other = validate(4, row(category="pesten"), today=TODAY)
+    assert event_id("p", good, "ab" * 32) != event_id("p", other, "ab" * 32)

@@ -1,0 +1,48 @@
+"""A partner's own configuration: who it is, its signing key, its pseudonymiser access.
+
+It lives at the partner; the signing key and the token never leave it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.contracts import PartnerId
+
+
+class PartnerConfigError(ValueError):
+    """The partner configuration is broken; the message names the field and the fix."""
+
+
+class PseudonymiserAccess(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    token: str = Field(min_length=16)
+    key_version: str
+    public_keys: dict[str, str] = Field(
+        description="Pinned public keys by version (hex); a proof must verify against them."
+    )
+
+
+class PartnerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_id: PartnerId
+    organisation: str
+    signing_key_id: str
+    signing_key: str = Field(description="Ed25519 private key, 32 bytes hex. Keep it secret.")
+    pseudonymiser: PseudonymiserAccess
+    batch_size: int = Field(default=500, ge=1, le=10000)
+
+    @classmethod
+    def load(cls, path: Path) -> PartnerConfig:
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text()))
+        except OSError as exc:
+            raise PartnerConfigError(f"cannot read partner configuration {path}: {exc}") from None
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise PartnerConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,90 @@
+"""The partner's side of the VOPRF (RFC 9497): blind, ask the pseudonymiser, verify the
+proof against the pinned public key, unblind. The pseudonymiser sees only blinded points."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import httpx
+from voprf import ristretto
+
+from vroegsignaal.partner.config import PseudonymiserAccess
+
+# Domain separation: a BSN and a household id never yield the same pseudonym.
+BSN_DOMAIN = b"vroegsignaal/v1/bsn:"
+HOUSEHOLD_DOMAIN = b"vroegsignaal/v1/household:"
+
+
+class PseudonymisationError(RuntimeError):
+    """The pseudonymiser refused, was unreachable, or its proof did not verify."""
+
+
+def bsn_input(bsn: str) -> bytes:
+    return BSN_DOMAIN + bsn.encode()
+
+
+def household_input(household_id: str) -> bytes:
+    return HOUSEHOLD_DOMAIN + household_id.encode()
+
+
+def finalize(
+    clients: Sequence[ristretto.Client], evaluation: bytes, public_key: bytes
+) -> list[bytes]:
+    """Verify the batch DLEQ proof and unblind; raise PseudonymisationError if it fails."""
+    try:
+        output = ristretto.VerifiableBatchOutput.deserialize(evaluation)
+        key = ristretto.PublicKey.deserialize(public_key)
+        return list(ristretto.Client.finalize_batch(list(clients), output, key))
+    except Exception as exc:
+        raise PseudonymisationError(f"the pseudonymiser's answer is invalid: {exc}") from None
+    except BaseException as exc:
+        # voprf 0.2.0 panics (pyo3 PanicException, a BaseException) when a batch proof
+        # fails to verify, where its single-element path raises ValueError.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise PseudonymisationError(
+            "the pseudonymiser's proof does not verify against the pinned public key: "
+            "it did not use the key it claims. Stop and call the municipality."
+        ) from None
+
+
+class Pseudonymiser:
+    def __init__(self, access: PseudonymiserAccess, client: httpx.AsyncClient) -> None:
+        if access.key_version not in access.public_keys:
+            raise PseudonymisationError(f"no public key pinned for version {access.key_version!r}")
+        self._access = access
+        self._client = client
+        self._public_key = bytes.fromhex(access.public_keys[access.key_version])
+
+    async def pseudonyms(self, inputs: Sequence[bytes]) -> list[str]:
+        """One 256-bit pseudonym (hex) per input, in order."""
+        if not inputs:
+            return []
+        clients, blinded = zip(*(ristretto.Client.blind(i) for i in inputs), strict=True)
+        try:
+            response = await self._client.post(
+                f"{self._access.url.rstrip('/')}/v1/evaluate",
+                json={
+                    "key_version": self._access.key_version,
+                    "blinded": [base64.b64encode(b.serialize()).decode() for b in blinded],
+                },
+                headers={"authorization": f"Bearer {self._access.token}"},
+            )
+        except httpx.HTTPError as exc:
+            raise PseudonymisationError(
+                f"cannot reach the pseudonymiser at {self._access.url}: {exc}"
+            ) from None
+        if response.status_code != 200:
+            try:
+                detail = response.json().get("reason", response.text)
+            except ValueError:
+                detail = response.text
+            raise PseudonymisationError(
+                f"the pseudonymiser refused ({response.status_code}): {detail}"
+            )
+        body = response.json()
+        if body.get("key_version") != self._access.key_version:
+            raise PseudonymisationError("the pseudonymiser answered with another key version")
+        outputs = finalize(clients, base64.b64decode(body["evaluation"]), self._public_key)
+        return [output[:32].hex() for output in outputs]

@@ -1,0 +1,175 @@
+"""A partner's export, row by row: read (CSV or JSON Lines) and validated.
+
+Rules a partner admin will meet, with reasons they can act on. A rejected row never
+carries its BSN into the reason: the line number identifies it in their own file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from shared.contracts import Category, WorkerContact
+from vroegsignaal.partner.bsn import is_valid_bsn
+
+WIJK = re.compile(r"^WK\d{6}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
+AGE_LIMIT = 23
+COLUMNS = (
+    "child_bsn, parent_bsns (';'-separated, optional), household_id (optional), "
+    "date_of_birth or birthday_23, category, wijk, registered_at, worker_id, worker_name, "
+    "worker_email, worker_phone (optional)"
+)
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One validated row. Holds BSNs: it never leaves the partner's process."""
+
+    line: int
+    child_bsn: str
+    parent_bsns: tuple[str, ...]
+    household_id: str | None
+    age_cutoff: date
+    category: Category
+    wijk: str
+    registered_at: datetime
+    worker: WorkerContact
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    line: int
+    reason: str
+
+
+class RowError(ValueError):
+    pass
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, raw fields) of each row; the format follows the file's extension."""
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield number, {"__error__": f"not valid JSON ({exc.msg})"}
+                    continue
+                yield number, data if isinstance(data, dict) else {"__error__": "not an object"}
+        return
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            yield reader.line_num, dict(row)
+
+
+def _text(raw: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = raw.get(name)
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise RowError(f"{name} is empty")
+    if any(ord(c) < 32 for c in text):
+        raise RowError(f"{name} holds control characters")
+    return text
+
+
+def _bsn(value: str, what: str) -> str:
+    if not is_valid_bsn(value):
+        raise RowError(f"{what} is not a valid BSN (nine digits passing the elfproef)")
+    return value
+
+
+def _date(value: str, what: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RowError(f"{what} is not a date (YYYY-MM-DD)") from None
+
+
+def _23rd_birthday(born: date) -> date:
+    try:
+        return born.replace(year=born.year + AGE_LIMIT)
+    except ValueError:  # born on 29 February
+        return date(born.year + AGE_LIMIT, 3, 1)
+
+
+def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
+    if "__error__" in raw:
+        raise RowError(str(raw["__error__"]))
+    child = _bsn(_text(raw, "child_bsn"), "child_bsn")
+    parents_text = _text(raw, "parent_bsns", required=False)
+    parents = tuple(
+        _bsn(p.strip(), "a parent_bsns entry") for p in parents_text.split(";") if p.strip()
+    )
+    if len(parents) > 4:
+        raise RowError("parent_bsns lists more than 4 people")
+    if child in parents:
+        raise RowError("child_bsn also appears in parent_bsns")
+    born_text = _text(raw, "date_of_birth", required=False)
+    cutoff_text = _text(raw, "birthday_23", required=False)
+    if bool(born_text) == bool(cutoff_text):
+        raise RowError("give exactly one of date_of_birth and birthday_23")
+    if born_text:
+        born = _date(born_text, "date_of_birth")
+        if born > today:
+            raise RowError("date_of_birth lies in the future")
+        cutoff = _23rd_birthday(born)
+    else:
+        cutoff = _date(cutoff_text, "birthday_23")
+    if cutoff <= today:
+        raise RowError("the child is 23 or older; only youths under 23 may be registered")
+    try:
+        category = Category(_text(raw, "category"))
+    except ValueError:
+        allowed = ", ".join(c.value for c in Category)
+        raise RowError(f"category is not one of: {allowed}") from None
+    wijk = _text(raw, "wijk")
+    if not WIJK.match(wijk):
+        raise RowError("wijk is not a CBS wijk code like WK079701")
+    registered_text = _text(raw, "registered_at")
+    try:
+        registered = datetime.fromisoformat(registered_text)
+    except ValueError:
+        raise RowError("registered_at is not an ISO date or date-time") from None
+    if registered.tzinfo is None:
+        registered = (
+            datetime.combine(registered.date(), time(12), tzinfo=UTC)
+            if len(registered_text) == 10
+            else registered.replace(tzinfo=UTC)
+        )
+    if registered.date() > today:
+        raise RowError("registered_at lies in the future")
+    email = _text(raw, "worker_email")
+    if not EMAIL.match(email):
+        raise RowError("worker_email is not an e-mail address")
+    phone = _text(raw, "worker_phone", required=False) or None
+    if phone is not None and not re.match(r"^\+?[0-9 ()-]{6,20}$", phone):
+        raise RowError("worker_phone is not a phone number")
+    worker = WorkerContact(
+        worker_id=_text(raw, "worker_id")[:64],
+        display_name=_text(raw, "worker_name")[:120],
+        email=email,
+        phone=phone,
+    )
+    household = _text(raw, "household_id", required=False) or None
+    return SourceRow(
+        line=line,
+        child_bsn=child,
+        parent_bsns=parents,
+        household_id=household,
+        age_cutoff=cutoff,
+        category=category,
+        wijk=wijk,
+        registered_at=registered,
+        worker=worker,
+    )

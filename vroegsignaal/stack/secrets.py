@@ -1,0 +1,138 @@
+"""Secrets for a local stack or a test run: generated once, each in a file of its own.
+
+Every process is handed only its own: the pseudonymiser its VOPRF keys, the gateway its
+re-keying key, each partner its signing key and token. Production takes the same files
+from its secret store (Kubernetes Secrets); nothing here is for production use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from voprf import ristretto
+
+from shared.settings import REPO_ROOT
+
+PARTNERS_TEMPLATE = REPO_ROOT / "config" / "partners.yaml"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    directory: Path
+
+    @property
+    def oprf_keyring(self) -> Path:
+        return self.directory / "oprf-keyring.yaml"
+
+    @property
+    def pseudonymiser_credentials(self) -> Path:
+        return self.directory / "pseudonymiser-credentials.yaml"
+
+    @property
+    def gateway_keys(self) -> Path:
+        return self.directory / "gateway-keys.yaml"
+
+    @property
+    def kek(self) -> Path:
+        return self.directory / "kek.yaml"
+
+    @property
+    def partners(self) -> Path:
+        return self.directory / "partners.yaml"
+
+    def partner_config(self, partner_id: str) -> Path:
+        return self.directory / "partners" / f"{partner_id}.yaml"
+
+    def env_for(self, process: str) -> dict[str, str]:
+        """The secret files one process may see, as environment variables."""
+        own = {
+            "pseudonymiser": {
+                "VS_OPRF_KEYRING_FILE": self.oprf_keyring,
+                "VS_PSEUDONYMISER_CREDENTIALS_FILE": self.pseudonymiser_credentials,
+            },
+            "intake": {
+                "VS_GATEWAY_KEYS_FILE": self.gateway_keys,
+                "VS_PARTNERS_FILE": self.partners,
+                "VS_KEK_FILE": self.kek,
+            },
+            "matching": {"VS_KEK_FILE": self.kek},
+            "notification": {"VS_KEK_FILE": self.kek},
+            "audit": {},
+            "simulator": {"VS_PARTNERS_FILE": self.partners, "VS_PARTNER_SECRETS": self.directory},
+        }[process]
+        return {k: str(v) for k, v in own.items()}
+
+
+def _write(path: Path, doc: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path.chmod(0o600)
+
+
+def init_secrets(
+    directory: Path,
+    *,
+    pseudonymiser_url: str,
+    template: Path = PARTNERS_TEMPLATE,
+) -> Secrets:
+    """Create whatever secret is missing in `directory`; never overwrite an existing one."""
+    out = Secrets(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    if not out.oprf_keyring.exists():
+        _write(out.oprf_keyring, {"current": "k1", "keys": {"k1": secrets.token_hex(32)}})
+    if not out.gateway_keys.exists():
+        _write(out.gateway_keys, {"current": "g1", "keys": {"g1": secrets.token_hex(32)}})
+    if not out.kek.exists():
+        _write(out.kek, {"current": "kek1", "keys": {"kek1": secrets.token_hex(32)}})
+    ring = yaml.safe_load(out.oprf_keyring.read_text())
+    public_keys = {
+        version: ristretto.Evaluator.from_seed(
+            bytes.fromhex(seed), f"vroegsignaal {version}".encode()
+        )
+        .public_key.serialize()
+        .hex()
+        for version, seed in ring["keys"].items()
+    }
+    template_doc = yaml.safe_load(template.read_text())
+    partners = []
+    token_hashes = {}
+    for entry in template_doc["partners"]:
+        pid = entry["id"]
+        config_path = out.partner_config(pid)
+        if config_path.exists():
+            config = yaml.safe_load(config_path.read_text())
+        else:
+            key = Ed25519PrivateKey.generate()
+            config = {
+                "partner_id": pid,
+                "organisation": entry["organisation"],
+                "signing_key_id": f"{pid}-1",
+                "signing_key": key.private_bytes(
+                    serialization.Encoding.Raw,
+                    serialization.PrivateFormat.Raw,
+                    serialization.NoEncryption(),
+                ).hex(),
+                "pseudonymiser": {
+                    "url": pseudonymiser_url,
+                    "token": secrets.token_urlsafe(32),
+                    "key_version": ring["current"],
+                    "public_keys": public_keys,
+                },
+            }
+            _write(config_path, config)
+        private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config["signing_key"]))
+        public = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        partners.append({**entry, "signing_keys": {config["signing_key_id"]: public.hex()}})
+        token_hashes[pid] = hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest()
+    _write(out.partners, {"version": template_doc.get("version", 1), "partners": partners})
+    _write(out.pseudonymiser_credentials, {"partners": token_hashes})
+    return out
