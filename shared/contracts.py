@@ -122,21 +122,49 @@ class SignalRegistered(Contract):
     sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+Sealed = Annotated[
+    str,
+    StringConstraints(pattern=r"^v1\.[A-Za-z0-9+/=]+$"),
+    Field(description="AES-256-GCM under the subject's data key, the event id as AAD"),
+]
+
+
+class SealedSignal(BaseModel):
+    """The personal fields of an accepted signal, sealed under the subject's data key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worker: WorkerContact
+    wijk: WijkCode
+    parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
+    household: Pseudonym | None = None
+
+
 class SignalAccepted(Contract):
-    """A signal that passed the intake gateway, stripped of everything matching doesn't need."""
+    """A signal that passed the intake gateway, stripped of everything matching doesn't need.
+
+    Its personal fields (worker, wijk, family links) travel sealed: shredding the
+    subject's data key erases every copy of them.
+    """
 
     signal_id: uuid.UUID = Field(description="event_id of the SignalRegistered it came from")
     partner_id: PartnerId
     subject: Pseudonym = Field(description="the matching-domain pseudonym (re-keyed)")
-    parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
-    household: Pseudonym | None = None
     organisation: str
     organisation_category: OrganisationCategory
-    worker: WorkerContact
-    wijk: WijkCode
     registered_at: AwareDatetime
     age_cutoff: date
+    sealed: Sealed = Field(description="a SealedSignal")
     accepted_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class WijkThemeObserved(Contract):
+    """One observation for the anonymous wijk x theme aggregates: no pseudonym, no person."""
+
+    wijk: WijkCode
+    theme: Category
+    observed_on: date
+    organisation_category: OrganisationCategory
 
 
 class MatchKind(StrEnum):
@@ -149,7 +177,22 @@ class MatchParticipant(BaseModel):
 
     registration_id: uuid.UUID
     organisation: str
+
+
+class MatchContact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    registration_id: uuid.UUID
     worker: WorkerContact
+
+
+class SealedMatch(BaseModel):
+    """The personal fields of a match, sealed under the subject's data key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    wijk: WijkCode
+    contacts: list[MatchContact] = Field(min_length=1)
 
 
 class MatchRaised(Contract):
@@ -158,8 +201,8 @@ class MatchRaised(Contract):
     match_id: uuid.UUID
     kind: MatchKind
     subject: Pseudonym
-    wijk: WijkCode
     participants: list[MatchParticipant] = Field(min_length=2)
+    sealed: Sealed = Field(description="a SealedMatch: the wijk and whom to contact")
     rule: str = Field(description="The rule that fired, for the explanation of the decision")
     policy_version: str
     raised_at: AwareDatetime = Field(default_factory=utcnow)
@@ -243,6 +286,7 @@ class DeadLetter(Contract):
 CONTRACTS: tuple[type[Contract], ...] = (
     SignalRegistered,
     SignalAccepted,
+    WijkThemeObserved,
     MatchRaised,
     AlertIssued,
     AuditEvent,
@@ -255,9 +299,10 @@ C = TypeVar("C", bound=Contract)
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every contract, keyed by file name."""
+    models: tuple[type[BaseModel], ...] = (*CONTRACTS, SealedSignal, SealedMatch)
     return {
         f"{model.__name__}.v{SCHEMA_VERSION}.json": model.model_json_schema(mode="serialization")
-        for model in CONTRACTS
+        for model in models
     }
 
 
@@ -279,6 +324,7 @@ class Topics:
 
     PARTNER_PREFIX = "signals."
     ACCEPTED = "signals.accepted"
+    WIJK_THEMES = "aggregates.wijk-theme"
     MATCHES = "matches"
     ALERTS = "alerts"
     AUDIT = "audit.events"
@@ -304,6 +350,10 @@ class Topics:
         return self.name(self.ACCEPTED)
 
     @property
+    def wijk_themes(self) -> str:
+        return self.name(self.WIJK_THEMES)
+
+    @property
     def matches(self) -> str:
         return self.name(self.MATCHES)
 
@@ -320,7 +370,14 @@ class Topics:
         return self.name(self.DEADLETTER)
 
     def internal(self) -> list[str]:
-        return [self.accepted, self.matches, self.alerts, self.audit, self.deadletter]
+        return [
+            self.accepted,
+            self.wijk_themes,
+            self.matches,
+            self.alerts,
+            self.audit,
+            self.deadletter,
+        ]
 
 
 def partition_key(event: Contract) -> bytes:
@@ -329,6 +386,8 @@ def partition_key(event: Contract) -> bytes:
         return event.subject.encode()
     if isinstance(event, AlertIssued):
         return str(event.match_id).encode()
+    if isinstance(event, WijkThemeObserved):
+        return event.wijk.encode()
     if isinstance(event, AuditEvent):
         return (event.subjects[0] if event.subjects else event.object_type).encode()
     return str(event.event_id).encode()

@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -25,12 +26,19 @@ class DatabaseUnavailableError(RuntimeError):
     """The database could not be reached; the message says which URL and what to do."""
 
 
-async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    database_url: str,
+    schema: str,
+    *,
+    max_size: int = 10,
+    init: Any = None,
+) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(
             database_url,
             min_size=1,
             max_size=max_size,
+            init=init,
             server_settings={"search_path": schema, "application_name": f"vroegsignaal-{schema}"},
         )
     except (OSError, asyncpg.PostgresError) as exc:

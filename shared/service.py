@@ -25,6 +25,7 @@ from shared.audit import AuditTrail
 from shared.contracts import Topics
 from shared.db import create_pool, migrate, migration_files
 from shared.kafka import DeadLetterSink, create_broker
+from shared.keystore import Kek, KeyStore
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
@@ -45,6 +46,7 @@ class ServiceRuntime:
     audit: AuditTrail
     dead_letters: DeadLetterSink
     _pool: asyncpg.Pool | None = field(default=None, init=False)
+    _keystore: KeyStore | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
 
     @property
@@ -52,6 +54,12 @@ class ServiceRuntime:
         if self._pool is None:
             raise RuntimeError(f"{self.name}: the database pool is not open yet")
         return self._pool
+
+    @property
+    def keystore(self) -> KeyStore:
+        if self._keystore is None:
+            raise RuntimeError(f"{self.name}: this service has no key store access")
+        return self._keystore
 
     @property
     def group_id(self) -> str:
@@ -66,8 +74,12 @@ def build_service(
     service_dir: Path,
     settings: Settings,
     register: Callable[[ServiceRuntime], Routes],
+    *,
+    uses_keystore: bool = False,
 ) -> tuple[AsgiFastStream, ServiceRuntime]:
     """Build the ASGI app of service `name`; `register` adds subscribers, returns routes."""
+    if uses_keystore:
+        Kek.load(settings.kek_file)  # fail at start, with the fix, not at the first message
     tracer_provider = configure_tracing(name, settings.instance_id, settings.trace_file)
     registry = CollectorRegistry()
     broker, dead_letters = create_broker(
@@ -92,6 +104,8 @@ def build_service(
     async def open_store() -> None:
         await migrate(settings.database_url, name, migration_files(service_dir))
         runtime._pool = await create_pool(settings.database_url, name)
+        if uses_keystore:
+            runtime._keystore = await KeyStore.open(settings)
 
     async def start_relay() -> None:
         runtime.relay = OutboxRelay(
@@ -112,6 +126,9 @@ def build_service(
             await runtime.relay.stop()
 
     async def close_store() -> None:
+        if runtime._keystore is not None:
+            await runtime._keystore.close()
+            runtime._keystore = None
         if runtime._pool is not None:
             await runtime._pool.close()
             runtime._pool = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from shared.contracts import (
     Category,
     OrganisationCategory,
+    SealedSignal,
     SignalAccepted,
     SignalRegistered,
+    WijkThemeObserved,
 )
 
 # A partner clock may run a little ahead; more than this is a wrong timestamp.
@@ -164,6 +167,32 @@ def verify_signature(
         ) from None
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What of an admitted signal travels on: the matching-domain subject, the personal
+    fields to seal under it, and the anonymous observation for the wijk aggregates."""
+
+    subject: str
+    personal: SealedSignal
+    observation: WijkThemeObserved
+    partner: Partner
+    signal: SignalRegistered
+
+    def accepted(self, event_id: uuid.UUID, sealed: str, now: datetime) -> SignalAccepted:
+        return SignalAccepted(
+            event_id=event_id,
+            signal_id=event_id,
+            partner_id=self.partner.partner_id,
+            subject=self.subject,
+            organisation=self.partner.organisation,
+            organisation_category=self.partner.category,
+            registered_at=self.signal.registered_at,
+            age_cutoff=self.signal.age_cutoff,
+            sealed=sealed,
+            accepted_at=now,
+        )
+
+
 def screen(
     signal: SignalRegistered,
     *,
@@ -172,8 +201,8 @@ def screen(
     now: datetime,
     max_age: timedelta,
     rekey: Callable[[str], str],
-) -> SignalAccepted:
-    """Admit `signal` as a SignalAccepted without its category, or raise Rejection."""
+) -> Admission:
+    """Admit `signal` (re-keyed, minimised, the theme split off), or raise Rejection."""
     partner = registry.get(signal.partner_id)
     if partner is None:
         raise Rejection(
@@ -210,20 +239,22 @@ def screen(
         raise Rejection(
             "over-age", "the subject was 23 or older at registration; only youths under 23"
         )
-    return SignalAccepted(
-        event_id=signal.event_id,
-        signal_id=signal.event_id,
-        partner_id=signal.partner_id,
+    return Admission(
         subject=rekey(signal.subject),
-        parents=[rekey(p) for p in signal.parents],
-        household=rekey(signal.household) if signal.household else None,
-        organisation=partner.organisation,
-        organisation_category=partner.category,
-        worker=signal.worker,
-        wijk=signal.wijk,
-        registered_at=signal.registered_at,
-        age_cutoff=signal.age_cutoff,
-        accepted_at=now,
+        personal=SealedSignal(
+            worker=signal.worker,
+            wijk=signal.wijk,
+            parents=[rekey(p) for p in signal.parents],
+            household=rekey(signal.household) if signal.household else None,
+        ),
+        observation=WijkThemeObserved(
+            wijk=signal.wijk,
+            theme=signal.category,
+            observed_on=signal.registered_at.date(),
+            organisation_category=partner.category,
+        ),
+        partner=partner,
+        signal=signal,
     )
 
 

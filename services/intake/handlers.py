@@ -94,27 +94,37 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             SIGNALS.labels("dead-lettered").inc()
             return
         claimed_as = signal_id(partner.partner_id, signal.event_id)
+        now = datetime.now(UTC)
         try:
-            accepted = screen(
+            admission = screen(
                 signal,
                 topic_partner_id=partner_id,
                 registry=registry,
-                now=datetime.now(UTC),
+                now=now,
                 max_age=max_age,
                 rekey=rekey,
-            ).model_copy(update={"event_id": claimed_as, "signal_id": claimed_as})
+            )
         except Rejection as rejection:
             async with runtime.pool.acquire() as conn, conn.transaction():
                 if await claim_message(conn, CONSUMER, claimed_as):
                     await store.record_rejected(conn, claimed_as, signal.partner_id, rejection.code)
             await reject(message, rejection, str(claimed_as))
             return
+        sealed = await runtime.keystore.seal(
+            admission.subject,
+            claimed_as.bytes,
+            admission.personal.model_dump_json().encode(),
+            create=True,
+        )
+        accepted = admission.accepted(claimed_as, sealed, now)
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, claimed_as):
                 SIGNALS.labels("duplicate").inc()
                 return
             await store.record_accepted(conn, accepted)
             await enqueue(conn, runtime.topics.accepted, accepted)
+            # The theme goes only here, to the anonymous aggregates: no pseudonym with it.
+            await enqueue(conn, runtime.topics.wijk_themes, admission.observation)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.CREATE,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from shared.contracts import MatchKind, MatchParticipant, WorkerContact
+from shared.contracts import MatchKind, WorkerContact
 
 PERSON_MATCH_RULE = "person-match: >= {n} active registrations by >= {n} organisations"
 
@@ -45,7 +45,7 @@ class MatchDecision:
     wijk: str
     rule: str
     policy_version: str
-    participants: tuple[MatchParticipant, ...]
+    participants: tuple[Registration, ...]
 
 
 def decide_person_match(
@@ -77,10 +77,5 @@ def decide_person_match(
         wijk=latest.wijk,
         rule=PERSON_MATCH_RULE.format(n=min_organisations),
         policy_version=policy_version,
-        participants=tuple(
-            MatchParticipant(
-                registration_id=r.registration_id, organisation=r.organisation, worker=r.worker
-            )
-            for r in sorted(newest.values(), key=lambda r: r.registered_at)
-        ),
+        participants=tuple(sorted(newest.values(), key=lambda r: r.registered_at)),
     )

@@ -1,13 +1,25 @@
-"""Matching's own schema: registrations, matches and who took part in them."""
+"""Matching's own schema: registrations (personal fields sealed), matches, participants."""
 
 from __future__ import annotations
 
-import json
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from services.matching.domain import MatchDecision, Registration
-from shared.contracts import WorkerContact
+from services.matching.domain import MatchDecision
 from shared.db import Conn
+
+
+@dataclass(frozen=True)
+class StoredRegistration:
+    """A registration as kept: its personal fields sealed, to be opened with the key store."""
+
+    registration_id: uuid.UUID
+    subject: str
+    organisation: str
+    registered_at: datetime
+    expires_at: datetime
+    sealed: str
 
 
 async def lock_subject(conn: Conn, subject: str) -> None:
@@ -15,40 +27,29 @@ async def lock_subject(conn: Conn, subject: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
 
 
-async def add_registration(conn: Conn, reg: Registration) -> bool:
+async def add_registration(conn: Conn, reg: StoredRegistration) -> bool:
     row = await conn.fetchrow(
-        "INSERT INTO registrations (registration_id, subject, organisation, worker, wijk,"
-        " registered_at, expires_at) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"
+        "INSERT INTO registrations (registration_id, subject, organisation, sealed,"
+        " registered_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT DO NOTHING RETURNING registration_id",
         reg.registration_id,
         reg.subject,
         reg.organisation,
-        reg.worker.model_dump_json(),
-        reg.wijk,
+        reg.sealed,
         reg.registered_at,
         reg.expires_at,
     )
     return row is not None
 
 
-async def active_registrations(conn: Conn, subject: str, now: datetime) -> list[Registration]:
+async def active_registrations(conn: Conn, subject: str, now: datetime) -> list[StoredRegistration]:
     rows = await conn.fetch(
-        "SELECT * FROM registrations WHERE subject = $1 AND expires_at > $2",
+        "SELECT registration_id, subject, organisation, registered_at, expires_at, sealed"
+        " FROM registrations WHERE subject = $1 AND expires_at > $2",
         subject,
         now,
     )
-    return [
-        Registration(
-            registration_id=r["registration_id"],
-            subject=r["subject"],
-            organisation=r["organisation"],
-            worker=WorkerContact.model_validate(json.loads(r["worker"])),
-            wijk=r["wijk"],
-            registered_at=r["registered_at"],
-            expires_at=r["expires_at"],
-        )
-        for r in rows
-    ]
+    return [StoredRegistration(**dict(r)) for r in rows]
 
 
 async def has_open_person_match(conn: Conn, subject: str) -> bool:
@@ -63,12 +64,11 @@ async def has_open_person_match(conn: Conn, subject: str) -> bool:
 
 async def add_match(conn: Conn, decision: MatchDecision) -> None:
     await conn.execute(
-        "INSERT INTO matches (match_id, kind, subject, wijk, rule, policy_version)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO matches (match_id, kind, subject, rule, policy_version)"
+        " VALUES ($1, $2, $3, $4, $5)",
         decision.match_id,
         decision.kind.value,
         decision.subject,
-        decision.wijk,
         decision.rule,
         decision.policy_version,
     )

@@ -49,5 +49,5 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
         return [("/alerts", alerts), ("/alerts/summary", summary)]
 
-    app, _ = build_service(NAME, Path(__file__).parent, settings, register)
+    app, _ = build_service(NAME, Path(__file__).parent, settings, register, uses_keystore=True)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from shared.contracts import MatchKind, MatchRaised, WorkerContact
+from shared.contracts import MatchKind, MatchRaised, SealedMatch, WorkerContact
 
 # Alerts are identified by (match, recipient, kind), so a redelivered match yields the
 # same alert ids and storing them again is a no-op.
@@ -27,11 +27,14 @@ def alert_id(match_id: uuid.UUID, recipient_id: str, kind: MatchKind) -> uuid.UU
     return uuid.uuid5(ALERT_NAMESPACE, f"{match_id}/{recipient_id}/{kind.value}")
 
 
-def alerts_for(match: MatchRaised) -> list[Alert]:
-    """One alert per distinct worker involved; each lists the other workers to contact."""
+def alerts_for(match: MatchRaised, contacts: SealedMatch) -> list[Alert]:
+    """One alert per distinct worker involved; each lists the other workers to contact.
+
+    `contacts` is the match's opened seal: the workers behind its registrations.
+    """
     workers: dict[str, WorkerContact] = {}
-    for participant in match.participants:
-        workers.setdefault(participant.worker.worker_id, participant.worker)
+    for contact in contacts.contacts:
+        workers.setdefault(contact.worker.worker_id, contact.worker)
     return [
         Alert(
             alert_id=alert_id(match.match_id, worker_id, match.kind),

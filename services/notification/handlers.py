@@ -8,14 +8,18 @@ from prometheus_client import Counter
 
 from services.notification import store
 from services.notification.domain import alerts_for
-from shared.contracts import AlertIssued, AuditAction, MatchRaised
+from shared.contracts import AlertIssued, AuditAction, MatchRaised, SealedMatch
 from shared.db import claim_message
+from shared.keystore import KeyShredded, SealBroken
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "notification"
 
 ALERTS = Counter("vroegsignaal_notification_alerts_total", "Alerts issued", ["kind"])
+ERASED = Counter(
+    "vroegsignaal_notification_erased_total", "Matches about subjects whose key was shredded"
+)
 
 
 def register(runtime: ServiceRuntime) -> None:
@@ -31,11 +35,25 @@ def register(runtime: ServiceRuntime) -> None:
         match = await dead_letters.decode(MatchRaised, message)
         if match is None:
             return
+        try:
+            contacts = SealedMatch.model_validate_json(
+                await runtime.keystore.open_sealed(
+                    match.subject, match.event_id.bytes, match.sealed
+                )
+            )
+        except KeyShredded:
+            ERASED.inc()
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await claim_message(conn, CONSUMER, match.event_id)
+            return
+        except SealBroken as broken:
+            await dead_letters.send(message, "seal-broken", str(broken))
+            return
         issued = 0
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, match.event_id):
                 return
-            for alert in alerts_for(match):
+            for alert in alerts_for(match, contacts):
                 if not await store.add_alert(conn, alert):
                     continue
                 issued += 1

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.intake.domain import (
+    Admission,
     PartnerRegistry,
     PartnerRegistryError,
     Rejection,
@@ -36,13 +37,19 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REKEY = Rekeyer({"g1": b"k" * 32}, "g1")
 
 
+SCREENED: dict[object, Admission] = {}
+
+
 def screen(sent: SignalRegistered, **kwargs: object) -> SignalAccepted:
-    return screen_signal(
+    """Screen, and build the SignalAccepted as the handler does (with a dummy seal)."""
+    admission = screen_signal(
         sent,
         max_age=timedelta(days=14),
         rekey=REKEY,
         **kwargs,  # type: ignore[arg-type]
     )
+    SCREENED[sent.event_id] = admission
+    return admission.accepted(sent.event_id, "v1.AAAA", NOW)
 
 
 def test_an_admitted_signal_loses_its_category_and_gains_the_organisation_category() -> None:
@@ -52,6 +59,10 @@ def test_an_admitted_signal_loses_its_category_and_gains_the_organisation_catego
     assert accepted.subject == REKEY(sent.subject)
     assert accepted.organisation_category is OrganisationCategory.JGZ
     assert "category" not in accepted.model_dump()
+    observation = SCREENED[sent.event_id].observation
+    assert observation.theme is sent.category
+    assert observation.wijk == sent.wijk
+    assert sent.subject not in observation.model_dump_json()
 
 
 def test_a_partner_without_a_covenant_is_rejected() -> None:
@@ -115,10 +126,12 @@ def test_partner_pseudonyms_are_re_keyed_into_the_matching_domain() -> None:
         update={"parents": [parent], "household": household}
     )
     accepted = screen(sent, topic_partner_id="jgz-voorbeeldrade", registry=REGISTRY, now=NOW)
-    assert {accepted.subject, *accepted.parents, accepted.household}.isdisjoint(
+    personal = SCREENED[sent.event_id].personal
+    assert {accepted.subject, *personal.parents, personal.household}.isdisjoint(
         {child, parent, household}
     )
-    assert accepted.parents == [REKEY(parent)]
+    assert personal.parents == [REKEY(parent)]
+    assert personal.household == REKEY(household)
     other_gateway = Rekeyer({"g1": b"x" * 32}, "g1")
     assert other_gateway(child) != REKEY(child)
     assert REKEY(child) == REKEY(child)

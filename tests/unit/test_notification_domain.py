@@ -4,26 +4,47 @@ from __future__ import annotations
 
 import uuid
 
-from services.notification.domain import alerts_for
-from shared.contracts import MatchKind, MatchParticipant, MatchRaised
+from services.notification.domain import Alert
+from services.notification.domain import alerts_for as alerts_rule
+from shared.contracts import (
+    MatchContact,
+    MatchKind,
+    MatchParticipant,
+    MatchRaised,
+    SealedMatch,
+)
 from tests.factories import pseudonym, worker
+
+_CONTACTS: dict[uuid.UUID, SealedMatch] = {}
 
 
 def match(*worker_ids: str) -> MatchRaised:
-    return MatchRaised(
+    ids = [uuid.uuid4() for _ in worker_ids]
+    raised = MatchRaised(
         match_id=uuid.uuid4(),
         kind=MatchKind.PERSON,
         subject=pseudonym(),
-        wijk="WK099902",
         participants=[
-            MatchParticipant(
-                registration_id=uuid.uuid4(), organisation=f"org-{w}", worker=worker(w)
-            )
-            for w in worker_ids
+            MatchParticipant(registration_id=i, organisation=f"org-{w}")
+            for i, w in zip(ids, worker_ids, strict=True)
         ],
+        sealed="v1.AAAA",
         rule="person-match",
         policy_version="test-1",
     )
+    _CONTACTS[raised.match_id] = SealedMatch(
+        wijk="WK099902",
+        contacts=[
+            MatchContact(registration_id=i, worker=worker(w))
+            for i, w in zip(ids, worker_ids, strict=True)
+        ],
+    )
+    return raised
+
+
+def alerts_for(raised: MatchRaised) -> list[Alert]:
+    """The rule applied to the match and its opened seal."""
+    return alerts_rule(raised, _CONTACTS[raised.match_id])
 
 
 def test_every_involved_worker_gets_one_alert_naming_the_others() -> None:

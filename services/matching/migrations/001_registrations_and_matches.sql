@@ -1,11 +1,11 @@
--- Registrations hold the subject pseudonym, organisation, worker contact and lifetime;
+-- Registrations hold the subject pseudonym, organisation and lifetime; the worker contact,
+-- wijk and family links only sealed under the subject's data key (crypto-shredding);
 -- never the reason or category of the concern.
 CREATE TABLE IF NOT EXISTS registrations (
     registration_id uuid        PRIMARY KEY,
     subject         text        NOT NULL,
     organisation    text        NOT NULL,
-    worker          jsonb       NOT NULL,
-    wijk            text        NOT NULL,
+    sealed          text        NOT NULL,
     registered_at   timestamptz NOT NULL,
     expires_at      timestamptz NOT NULL
 );
@@ -15,7 +15,6 @@ CREATE TABLE IF NOT EXISTS matches (
     match_id       uuid        PRIMARY KEY,
     kind           text        NOT NULL,
     subject        text        NOT NULL,
-    wijk           text        NOT NULL,
     rule           text        NOT NULL,
     policy_version text        NOT NULL,
     status         text        NOT NULL DEFAULT 'open',

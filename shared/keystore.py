@@ -1,0 +1,179 @@
+"""The key store: per-subject data keys for crypto-shredding. The one way in.
+
+Personal fields that travel on topics or rest in tables after intake are sealed with
+AES-256-GCM under a data key of their subject, the event id as associated data. Data
+keys are kept wrapped by a key-encryption key (KEK) from the secret store, in a schema of
+their own that the application reaches through a role of its own (`vroegsignaal_keystore`)
+and through this module only: a KMS can replace it behind the same interface.
+`shred(subject)` deletes the key; every copy of that subject's sealed fields, on a topic,
+in a dump, in a backup, is unreadable from then on.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import yaml
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from prometheus_client import Counter
+
+from shared.db import create_pool, migrate
+from shared.settings import Settings
+
+SCHEMA = "keystore"
+ROLE = "vroegsignaal_keystore"
+MIGRATIONS = Path(__file__).parent / "keystore_migrations"
+SEAL_PREFIX = "v1"
+
+SHREDDED = Counter("vroegsignaal_keystore_shredded_total", "Data keys deleted")
+
+
+class KeyStoreError(RuntimeError):
+    """The key store is misconfigured; the message names the fix."""
+
+
+class KeyShredded(Exception):
+    """The subject's data key is gone: its sealed fields are erased, not broken."""
+
+
+class SealBroken(ValueError):
+    """A sealed field was altered, or sealed for another event: never silently accepted."""
+
+
+@dataclass(frozen=True)
+class Kek:
+    version: str
+    keys: dict[str, bytes]
+
+    @classmethod
+    def load(cls, path: Path | None) -> Kek:
+        if path is None:
+            raise KeyStoreError(
+                "VS_KEK_FILE is not set: the key store needs its key-encryption key "
+                "('vroegsignaal secrets init' makes one for a local stack)"
+            )
+        try:
+            doc = yaml.safe_load(path.read_text())
+            keys = {str(v): bytes.fromhex(str(k)) for v, k in doc["keys"].items()}
+            version = str(doc["current"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+            raise KeyStoreError(
+                f"{path}: expected 'current: <version>' and 'keys: {{<version>: <64 hex>}}'"
+            ) from None
+        if version not in keys or any(len(k) != 32 for k in keys.values()):
+            raise KeyStoreError(f"{path}: the current KEK must be listed, each 32 bytes")
+        return cls(version, keys)
+
+    def wrap(self, subject: str, data_key: bytes) -> tuple[str, bytes]:
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.keys[self.version]).encrypt(nonce, data_key, subject.encode())
+        return self.version, nonce + sealed
+
+    def unwrap(self, subject: str, version: str, wrapped: bytes) -> bytes:
+        key = self.keys.get(version)
+        if key is None:
+            raise KeyStoreError(f"KEK version {version!r} is not in the KEK file any more")
+        return AESGCM(key).decrypt(wrapped[:12], wrapped[12:], subject.encode())
+
+
+class KeyStore:
+    def __init__(
+        self, pool: asyncpg.Pool, kek: Kek, *, cache_size: int, cache_seconds: float
+    ) -> None:
+        self._pool = pool
+        self._kek = kek
+        self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_seconds = cache_seconds
+
+    @classmethod
+    async def open(cls, settings: Settings) -> KeyStore:
+        kek = Kek.load(settings.kek_file)
+        await migrate(settings.database_url, SCHEMA, sorted(MIGRATIONS.glob("*.sql")))
+        own_role = settings.keystore_database_url is None
+
+        async def as_keystore_role(conn: asyncpg.Connection) -> None:
+            if own_role:
+                await conn.execute(f"SET ROLE {ROLE}")
+
+        pool = await create_pool(
+            settings.keystore_database_url or settings.database_url,
+            SCHEMA,
+            max_size=5,
+            init=as_keystore_role,
+        )
+        return cls(
+            pool,
+            kek,
+            cache_size=settings.keystore_cache_size,
+            cache_seconds=settings.keystore_cache_seconds,
+        )
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _data_key(self, subject: str, *, create: bool) -> bytes:
+        cached = self._cache.get(subject)
+        if cached is not None and cached[1] > time.monotonic():
+            self._cache.move_to_end(subject)
+            return cached[0]
+        row = await self._pool.fetchrow(
+            "SELECT kek_version, wrapped_key FROM data_keys WHERE subject = $1", subject
+        )
+        if row is None and create:
+            version, wrapped = self._kek.wrap(subject, AESGCM.generate_key(bit_length=256))
+            await self._pool.execute(
+                "INSERT INTO data_keys (subject, kek_version, wrapped_key) VALUES ($1, $2, $3)"
+                " ON CONFLICT (subject) DO NOTHING",
+                subject,
+                version,
+                wrapped,
+            )
+            # Whoever inserted first won; everyone uses that key.
+            row = await self._pool.fetchrow(
+                "SELECT kek_version, wrapped_key FROM data_keys WHERE subject = $1", subject
+            )
+        if row is None:
+            raise KeyShredded(subject)
+        key = self._kek.unwrap(subject, row["kek_version"], bytes(row["wrapped_key"]))
+        if self._cache_size:
+            self._cache[subject] = (key, time.monotonic() + self._cache_seconds)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return key
+
+    async def seal(self, subject: str, aad: bytes, plaintext: bytes, *, create: bool) -> str:
+        """Encrypt under the subject's data key (made when `create` and none exists)."""
+        key = await self._data_key(subject, create=create)
+        nonce = os.urandom(12)
+        ciphertext = AESGCM(key).encrypt(nonce, plaintext, aad)
+        return f"{SEAL_PREFIX}.{base64.b64encode(nonce + ciphertext).decode()}"
+
+    async def open_sealed(self, subject: str, aad: bytes, sealed: str) -> bytes:
+        """Decrypt, or raise KeyShredded (erased) or SealBroken (altered)."""
+        prefix, _, body = sealed.partition(".")
+        if prefix != SEAL_PREFIX:
+            raise SealBroken(f"unknown seal format {prefix!r}")
+        key = await self._data_key(subject, create=False)
+        raw = base64.b64decode(body)
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
+        except InvalidTag:
+            raise SealBroken("the sealed field does not match its event") from None
+
+    async def shred(self, subject: str) -> bool:
+        """Delete the subject's data key; True when there was one."""
+        self._cache.pop(subject, None)
+        deleted = await self._pool.fetchval(
+            "DELETE FROM data_keys WHERE subject = $1 RETURNING true", subject
+        )
+        if deleted:
+            SHREDDED.inc()
+        return bool(deleted)

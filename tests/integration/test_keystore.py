@@ -1,0 +1,76 @@
+"""Crypto-shredding against the real PostgreSQL: sealed fields open until the subject's
+data key is deleted, then they are erased for every reader, and tampering is caught."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from shared.keystore import KeyShredded, KeyStore, SealBroken
+from shared.settings import Settings
+from tests.factories import pseudonym
+
+pytestmark = pytest.mark.integration
+
+
+async def test_sealed_fields_open_until_the_subject_is_shredded(settings: Settings) -> None:
+    writer = await KeyStore.open(settings)
+    reader = await KeyStore.open(settings)  # another process, with a cache of its own
+    subject, other = pseudonym(), pseudonym()
+    aad = uuid.uuid4().bytes
+    try:
+        sealed = await writer.seal(subject, aad, b"worker@voorbeeldrade.example", create=True)
+        kept = await writer.seal(other, aad, b"other", create=True)
+        assert b"worker@" not in sealed.encode()
+        assert await reader.open_sealed(subject, aad, sealed) == b"worker@voorbeeldrade.example"
+        with pytest.raises(SealBroken):
+            await reader.open_sealed(subject, uuid.uuid4().bytes, sealed)  # another event
+
+        assert await writer.shred(subject)
+        fresh_reader = await KeyStore.open(settings)
+        try:
+            with pytest.raises(KeyShredded):
+                await fresh_reader.open_sealed(subject, aad, sealed)
+            with pytest.raises(KeyShredded):
+                await writer.open_sealed(subject, aad, sealed)
+            assert await fresh_reader.open_sealed(other, aad, kept) == b"other"
+        finally:
+            await fresh_reader.close()
+        assert not await writer.shred(subject)
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_data_keys_are_stored_wrapped_and_reached_through_their_own_role(
+    settings: Settings,
+) -> None:
+    store = await KeyStore.open(settings)
+    subject = pseudonym()
+    try:
+        await store.seal(subject, b"aad", b"x", create=True)
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT kek_version, length(wrapped_key) AS n FROM keystore.data_keys"
+            " WHERE subject = $1",
+            subject,
+        )
+        assert row is not None
+        assert (row["kek_version"], row["n"]) == ("kek1", 12 + 32 + 16)
+        grants = await conn.fetch(
+            "SELECT privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = 'vroegsignaal_keystore' AND table_name = 'data_keys'"
+        )
+        assert {g["privilege_type"] for g in grants} == {"SELECT", "INSERT", "DELETE"}
+        other_schemas = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.role_table_grants"
+            " WHERE grantee = 'vroegsignaal_keystore' AND table_schema <> 'keystore'"
+        )
+        assert other_schemas == 0
+    finally:
+        await conn.close()
