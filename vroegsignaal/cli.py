@@ -262,3 +262,31 @@ def secrets_init(
 
     made = init_secrets(directory, pseudonymiser_url=pseudonymiser_url)
     typer.echo(f"secrets in {made.directory}")
+
+
+keystore_app = typer.Typer(help="The key store of per-subject data keys.", no_args_is_help=True)
+app.add_typer(keystore_app, name="keystore")
+
+
+@keystore_app.command("shred")
+def keystore_shred(
+    subject: Annotated[str, typer.Argument(help="The subject's matching-domain pseudonym.")],
+) -> None:
+    """Delete a subject's data key: every copy of its sealed fields becomes unreadable."""
+    from shared.keystore import KeyStore, KeyStoreError
+
+    if len(subject) != 64 or any(c not in "0123456789abcdef" for c in subject):
+        raise _fail("the subject must be a 64-hex matching-domain pseudonym")
+
+    async def _shred() -> bool:
+        store = await KeyStore.open(Settings())
+        try:
+            return await store.shred(subject)
+        finally:
+            await store.close()
+
+    try:
+        shredded = asyncio.run(_shred())
+    except KeyStoreError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("shredded" if shredded else "no data key for that subject (already shredded?)")

@@ -38,6 +38,10 @@ def service_env(
             "VS_OUTBOX_POLL_SECONDS": str(settings.outbox_poll_seconds),
             "VS_GRACEFUL_TIMEOUT_SECONDS": str(settings.graceful_timeout_seconds),
             "VS_TRACE_FILE": str(trace_file),
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            # Data keys are cached this long in each process: the window after a
+            # shredding in which another process may still open the subject's fields.
+            "VS_KEYSTORE_CACHE_SECONDS": "1",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -24,7 +24,7 @@ from shared.contracts import DeadLetter, Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import eventually
-from tests.kafka_tools import group_lag, read_topic
+from tests.kafka_tools import group_lag, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer, Summary
@@ -240,6 +240,17 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                 settings.kafka_bootstrap_servers, topics.alerts, until=lambda rs: len(rs) >= 2
             ):
                 assert jgz_trace_id in dict(record.headers)["traceparent"].decode()
+            trace_file = tmp_path / "traces.jsonl"
+
+            async def spans_of_every_hop() -> set[str]:
+                if not trace_file.exists():
+                    return set()
+                spans = [json.loads(line) for line in trace_file.read_text().splitlines()]
+                hops = {s["service"] for s in spans if s["trace_id"] == jgz_trace_id}
+                wanted = {"intake", "matching", "notification", "audit"}
+                return hops if wanted <= hops else set()
+
+            await eventually(spans_of_every_hop, timeout=30)
 
             # Sending the same files again changes nothing downstream.
             entries_before = len(rows)
@@ -290,42 +301,16 @@ async def topic_bytes(settings: Settings) -> bytes:
         await admin.close()
     chunks: list[bytes] = []
     for name in names:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            partitions = [
-                TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []
-            ]
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                partitions = [
-                    TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []
-                ]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            remaining = sum(ends.values())
-            while remaining > 0:
-                batch = await consumer.getmany(timeout_ms=1000)
-                if not batch:
-                    break
-                for records in batch.values():
-                    for r in records:
-                        remaining -= 1
-                        chunks.extend([r.key or b"", r.value or b""])
-                        chunks.extend(v for _, v in r.headers or ())
-        finally:
-            await consumer.stop()
+        for r in await read_all(settings.kafka_bootstrap_servers, name):
+            chunks.extend([r.key or b"", r.value or b""])
+            chunks.extend(v for _, v in r.headers or ())
     return b"\n".join(chunks)
 
 
-def database_dump(settings: Settings) -> bytes:
+def database_dump(settings: Settings, schemas: tuple[str, ...] = ()) -> bytes:
+    only = [f"--schema={s}" for s in schemas]
     return subprocess.run(
-        [str(_bin_dir() / "pg_dump"), "--data-only", settings.database_url],
+        [str(_bin_dir() / "pg_dump"), "--data-only", *only, settings.database_url],
         check=True,
         capture_output=True,
     ).stdout

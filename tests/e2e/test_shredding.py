@@ -1,0 +1,200 @@
+"""Crypto-shredding end to end: after `vroegsignaal keystore shred`, the subject's
+personal fields are unreadable on the topics and in a database dump, and a consumer
+that meets an event about it handles it as erased."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from services.intake.domain import Rekeyer
+from shared.contracts import (
+    MatchRaised,
+    OrganisationCategory,
+    SealedSignal,
+    SignalAccepted,
+    Topics,
+    WorkerContact,
+)
+from shared.kafka import create_broker
+from shared.keystore import KeyShredded, KeyStore
+from shared.settings import Settings
+from tests.conftest import eventually
+from tests.e2e.test_pipeline import (
+    GP,
+    JGZ,
+    SCHOOL,
+    database_dump,
+    export,
+    get_json,
+    partner_config,
+    row,
+)
+from tests.kafka_tools import read_all, read_topic
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+SEALED = re.compile(rb"v1\.[A-Za-z0-9+/=]+")
+
+
+async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    (child,) = synthetic_bsns(1, random.Random())
+    emails = (b"juf-anouk@voorbeeldrade.example", b"jgz-fleur@voorbeeldrade.example")
+    broker, _ = create_broker(
+        settings,
+        client_id="partners",
+        tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )
+    await broker.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for partner, worker, theme in (
+                (SCHOOL, "juf-anouk", "pesten"),
+                (JGZ, "jgz-fleur", "armoede"),
+            ):
+                producer = PartnerProducer(
+                    partner_config(secrets, settings, partner), broker, topics, http
+                )
+                path = export(tmp_path / f"{partner}.csv", [row(child, "", worker, theme)])
+                await producer.send_file(path, today=datetime.now(UTC).date())
+            partner_pseudonym = (
+                await Pseudonymiser(
+                    partner_config(secrets, settings, SCHOOL).pseudonymiser, http
+                ).pseudonyms([bsn_input(child)])
+            )[0]
+    finally:
+        await broker.stop()
+    subject = Rekeyer.parse(secrets.gateway_keys.read_text())(partner_pseudonym)
+
+    async def matched() -> bool:
+        return (await get_json(f"{services['matching']}/matches/summary"))["open_matches"] == 1
+
+    await eventually(matched, timeout=60)
+    accepted = [
+        SignalAccepted.model_validate_json(r.value)
+        for r in await read_topic(
+            settings.kafka_bootstrap_servers, topics.accepted, until=lambda rs: len(rs) >= 2
+        )
+    ]
+    matches = [
+        MatchRaised.model_validate_json(r.value)
+        for r in await read_topic(
+            settings.kafka_bootstrap_servers, topics.matches, until=lambda rs: len(rs) >= 1
+        )
+    ]
+    dump = database_dump(settings, schemas=("matching", "keystore"))
+    stored = [m.group().decode() for m in SEALED.finditer(dump)]
+    assert {a.subject for a in accepted} == {subject}
+    assert len(stored) == 2  # the two registrations' sealed fields
+    # The worker contacts are nowhere in the clear: only sealed, on topics and at rest.
+    for blob in [a.to_bytes() for a in accepted] + [m.to_bytes() for m in matches] + [dump]:
+        assert not any(email in blob for email in emails)
+
+    keystore = await KeyStore.open(settings)
+    try:
+        personal = SealedSignal.model_validate_json(
+            await keystore.open_sealed(subject, accepted[0].event_id.bytes, accepted[0].sealed)
+        )
+        assert personal.worker.email.encode() in emails
+        # An event about the subject still in flight while it is erased.
+        in_flight_id = uuid.uuid4()
+        in_flight = SignalAccepted(
+            event_id=in_flight_id,
+            signal_id=in_flight_id,
+            partner_id=GP,
+            subject=subject,
+            organisation="Huisartsenpraktijk Centrum",
+            organisation_category=OrganisationCategory.HUISARTS,
+            registered_at=datetime.now(UTC),
+            age_cutoff=accepted[0].age_cutoff,
+            sealed=await keystore.seal(
+                subject,
+                in_flight_id.bytes,
+                SealedSignal(
+                    worker=WorkerContact(
+                        worker_id="dokter-bos",
+                        display_name="Dokter Bos",
+                        email="dokter-bos@voorbeeldrade.example",
+                    ),
+                    wijk="WK099903",
+                )
+                .model_dump_json()
+                .encode(),
+                create=False,
+            ),
+        )
+    finally:
+        await keystore.close()
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "VS_KEK_FILE": str(secrets.kek),
+    }
+    shred = subprocess.run(  # noqa: ASYNC221 - a CLI run to its end
+        [sys.executable, "-m", "vroegsignaal", "keystore", "shred", subject],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "shredded" in shred.stdout
+
+    fresh = await KeyStore.open(settings)
+    try:
+        for event in accepted:
+            with pytest.raises(KeyShredded):
+                await fresh.open_sealed(subject, event.event_id.bytes, event.sealed)
+        for match in matches:
+            with pytest.raises(KeyShredded):
+                await fresh.open_sealed(subject, match.event_id.bytes, match.sealed)
+        ids = {a.event_id for a in accepted}
+        for blob in stored:  # the copies in the dump taken before the shredding
+            with pytest.raises(KeyShredded):
+                for event_id in ids:
+                    await fresh.open_sealed(subject, event_id.bytes, blob)
+    finally:
+        await fresh.close()
+
+    await asyncio.sleep(1.5)  # past the services' key cache (VS_KEYSTORE_CACHE_SECONDS)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.accepted, in_flight.to_bytes(), key=subject.encode())
+    finally:
+        await producer.stop()
+
+    async def erased() -> bool:
+        metrics = await httpx_text(f"{services['matching']}/metrics")
+        return "vroegsignaal_matching_erased_total 1.0" in metrics
+
+    await eventually(erased, timeout=30)
+    assert (await get_json(f"{services['matching']}/matches/summary"))["registrations"] == 2
+    letters = await read_all(settings.kafka_bootstrap_servers, topics.deadletter)
+    assert letters == []  # erased is not an error
+
+
+async def httpx_text(url: str) -> str:
+    async with httpx.AsyncClient(timeout=5) as client:
+        return (await client.get(url)).text
