@@ -163,9 +163,15 @@ def migrate() -> None:
 
     async def _all() -> None:
         settings = Settings()
+        from shared import keystore
+
         for spec in SERVICES.values():
             done = await apply(settings.database_url, spec.name, migration_files(spec.directory))
             typer.echo(f"{spec.name}: {', '.join(done) if done else 'up to date'}")
+        done = await apply(
+            settings.database_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql"))
+        )
+        typer.echo(f"{keystore.SCHEMA}: {', '.join(done) if done else 'up to date'}")
 
     try:
         asyncio.run(_all())

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from services.intake.app import load_partners
+from shared import keystore
 from shared.db import migrate, migration_files, redact
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
@@ -40,6 +41,9 @@ def prepare_infrastructure(settings: Settings) -> None:
         await ensure_topics(settings, partners)
         for spec in SERVICES.values():
             await migrate(settings.database_url, spec.name, migration_files(spec.directory))
+        await migrate(
+            settings.database_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql"))
+        )
 
     asyncio.run(_prepare())
 
