@@ -195,17 +195,74 @@ class SealedMatch(BaseModel):
     contacts: list[MatchContact] = Field(min_length=1)
 
 
+MatchKey = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{64}$"),
+    Field(description="the subject (person match) or an opaque family-cluster key"),
+]
+
+
 class MatchRaised(Contract):
-    """Two or more organisations are concerned about the same subject."""
+    """Two or more organisations are concerned about the same subject (person match) or
+    about children of one family (family match). `subject` is whose data key seals it."""
 
     match_id: uuid.UUID
     kind: MatchKind
+    key: MatchKey
     subject: Pseudonym
     participants: list[MatchParticipant] = Field(min_length=2)
     sealed: Sealed = Field(description="a SealedMatch: the wijk and whom to contact")
     rule: str = Field(description="The rule that fired, for the explanation of the decision")
     policy_version: str
     raised_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class MatchJoined(Contract):
+    """New registrations joined an open match; everyone involved hears of the newcomers."""
+
+    match_id: uuid.UUID
+    kind: MatchKind
+    key: MatchKey
+    subject: Pseudonym
+    newcomers: list[uuid.UUID] = Field(min_length=1, description="registration ids")
+    participants: list[MatchParticipant] = Field(min_length=2)
+    sealed: Sealed = Field(description="a SealedMatch of every participant")
+    rule: str
+    policy_version: str
+    joined_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class MatchDissolved(Contract):
+    """A match no longer holds (withdrawal, expiry, the age limit, erasure, a merge)."""
+
+    match_id: uuid.UUID
+    kind: MatchKind
+    key: MatchKey
+    reason: str
+    remaining: list[uuid.UUID] = Field(description="registration ids still active")
+    rule: str
+    policy_version: str
+    dissolved_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class CoordinationTransferred(Contract):
+    """A registration in another wijk moved coordination to that wijk's team (rule 9)."""
+
+    match_id: uuid.UUID
+    kind: MatchKind
+    key: MatchKey
+    subject: Pseudonym
+    sealed: Sealed = Field(description="a SealedTransfer: from and to wijk")
+    rule: str
+    policy_version: str
+    transferred_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class SealedTransfer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    from_wijk: WijkCode
+    to_wijk: WijkCode
 
 
 class AlertIssued(Contract):
@@ -288,6 +345,9 @@ CONTRACTS: tuple[type[Contract], ...] = (
     SignalAccepted,
     WijkThemeObserved,
     MatchRaised,
+    MatchJoined,
+    MatchDissolved,
+    CoordinationTransferred,
     AlertIssued,
     AuditEvent,
     DeadLetter,
@@ -297,9 +357,12 @@ CONTRACTS: tuple[type[Contract], ...] = (
 C = TypeVar("C", bound=Contract)
 
 
+SEALED_PAYLOADS: tuple[type[BaseModel], ...] = (SealedSignal, SealedMatch, SealedTransfer)
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every contract, keyed by file name."""
-    models: tuple[type[BaseModel], ...] = (*CONTRACTS, SealedSignal, SealedMatch)
+    models: tuple[type[BaseModel], ...] = (*CONTRACTS, *SEALED_PAYLOADS)
     return {
         f"{model.__name__}.v{SCHEMA_VERSION}.json": model.model_json_schema(mode="serialization")
         for model in models
@@ -326,6 +389,7 @@ class Topics:
     ACCEPTED = "signals.accepted"
     WIJK_THEMES = "aggregates.wijk-theme"
     MATCHES = "matches"
+    MATCH_LIFECYCLE = "matches.lifecycle"
     ALERTS = "alerts"
     AUDIT = "audit.events"
     DEADLETTER = "deadletter"
@@ -358,6 +422,10 @@ class Topics:
         return self.name(self.MATCHES)
 
     @property
+    def match_lifecycle(self) -> str:
+        return self.name(self.MATCH_LIFECYCLE)
+
+    @property
     def alerts(self) -> str:
         return self.name(self.ALERTS)
 
@@ -374,6 +442,7 @@ class Topics:
             self.accepted,
             self.wijk_themes,
             self.matches,
+            self.match_lifecycle,
             self.alerts,
             self.audit,
             self.deadletter,
@@ -382,8 +451,10 @@ class Topics:
 
 def partition_key(event: Contract) -> bytes:
     """The Kafka key of an event: its subject where it has one, so per-subject order holds."""
-    if isinstance(event, SignalRegistered | SignalAccepted | MatchRaised):
+    if isinstance(event, SignalRegistered | SignalAccepted):
         return event.subject.encode()
+    if isinstance(event, MatchRaised | MatchJoined | MatchDissolved | CoordinationTransferred):
+        return event.key.encode()
     if isinstance(event, AlertIssued):
         return str(event.match_id).encode()
     if isinstance(event, WijkThemeObserved):

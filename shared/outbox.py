@@ -36,13 +36,17 @@ OUTBOX_PENDING = Gauge(
 )
 
 
+EVENT_TYPE_HEADER = "vs-event-type"
+
+
 def channel_for(schema: str) -> str:
     return f"outbox_{schema}"
 
 
 async def enqueue(conn: Conn, topic: str, event: Contract) -> None:
     """Write `event` to the outbox within the caller's transaction."""
-    headers: dict[str, str] = {}
+    # The event type travels as a header, so a topic can carry several contracts.
+    headers: dict[str, str] = {EVENT_TYPE_HEADER: type(event).__name__}
     inject(headers)
     await conn.execute(
         "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)",

@@ -8,8 +8,9 @@ startup and graceful shutdown so no in-flight message or outbox row is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class ServiceRuntime:
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _keystore: KeyStore | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -116,10 +119,16 @@ def build_service(
             poll_seconds=settings.outbox_poll_seconds,
         )
         await runtime.relay.start()
+        runtime._tasks = [asyncio.create_task(job()) for job in runtime.background]
 
     async def drain() -> None:
         # Stop taking messages first (in-flight ones finish), then flush the outbox
         # while the producer is still open; the broker itself stops after this hook.
+        for task in runtime._tasks:
+            task.cancel()
+        for task in runtime._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for subscriber in broker.subscribers:
             await subscriber.stop()
         if runtime.relay is not None:

@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1)
     partners_file: Path = REPO_ROOT / "config" / "partners.yaml"
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
-    policy_version: str = "vir-baseline-1"
-    registration_active_days: int = Field(default=730, ge=1)
+    policy_file: Path = Field(
+        default=REPO_ROOT / "config" / "policy.yaml",
+        description="The municipality's versioned privacy policy (matching rules, periods).",
+    )
+    retention_interval_seconds: float = Field(default=60.0, gt=0)
     instance_id: str = Field(default="local-1")
     http_host: str = "127.0.0.1"
     intake_port: int = 8101

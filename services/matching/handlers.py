@@ -1,9 +1,14 @@
-"""Matching subscribers: decode -> open sealed fields -> lock subject -> store -> decide
--> seal -> outbox -> ack. A subject whose key was shredded is erased, not an error."""
+"""Matching: registrations in, decisions out. decode -> open sealed fields -> lock ->
+store -> decide (domain) -> seal -> outbox -> ack. A subject whose key was shredded is
+erased, not an error. The retention job ends what expired and clears the archive."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from faststream import AckPolicy
@@ -12,119 +17,343 @@ from prometheus_client import Counter
 
 from services.matching import store
 from services.matching.domain import (
-    MatchDecision,
+    Decision,
+    Dissolve,
+    EndReason,
+    Join,
+    Raise,
     Registration,
-    decide_person_match,
+    Transfer,
+    archive_until,
+    decide,
+    end_reason_at,
     expires_at,
+    family_links,
 )
+from services.matching.policy import Policy
 from shared.contracts import (
     AuditAction,
+    CoordinationTransferred,
     MatchContact,
+    MatchDissolved,
+    MatchJoined,
+    MatchKind,
     MatchParticipant,
     MatchRaised,
     SealedMatch,
     SealedSignal,
+    SealedTransfer,
     SignalAccepted,
+    WorkerContact,
 )
-from shared.db import claim_message
-from shared.keystore import KeyShredded, KeyStore, SealBroken
+from shared.db import Conn, claim_message
+from shared.keystore import KeyShredded, SealBroken
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "matching"
-MIN_ORGANISATIONS = 2
+log = logging.getLogger(__name__)
 
 REGISTRATIONS = Counter("vroegsignaal_matching_registrations_total", "Registrations stored")
-MATCHES = Counter("vroegsignaal_matching_matches_total", "Matches raised", ["kind"])
+DECISIONS = Counter(
+    "vroegsignaal_matching_decisions_total", "Match decisions", ["decision", "kind"]
+)
 ERASED = Counter(
     "vroegsignaal_matching_erased_total", "Events about subjects whose key was shredded"
 )
+ENDED = Counter(
+    "vroegsignaal_matching_registrations_ended_total", "Registrations ended", ["reason"]
+)
 
 
-async def opened(keystore: KeyStore, stored: store.StoredRegistration) -> Registration:
-    personal = SealedSignal.model_validate_json(
-        await keystore.open_sealed(stored.subject, stored.registration_id.bytes, stored.sealed)
-    )
-    return Registration(
-        registration_id=stored.registration_id,
-        subject=stored.subject,
-        organisation=stored.organisation,
-        worker=personal.worker,
-        wijk=personal.wijk,
-        registered_at=stored.registered_at,
-        expires_at=stored.expires_at,
-    )
+def event_key(kind: MatchKind, key: str) -> str:
+    """The key a match event travels under: the subject, or an opaque cluster key."""
+    return key if kind is MatchKind.PERSON else hashlib.sha256(key.encode()).hexdigest()
 
 
-async def match_raised(keystore: KeyStore, decision: MatchDecision, now: datetime) -> MatchRaised:
-    event_id = uuid.uuid4()
-    contacts = SealedMatch(
-        wijk=decision.wijk,
-        contacts=[
-            MatchContact(registration_id=p.registration_id, worker=p.worker)
-            for p in decision.participants
-        ],
-    )
-    return MatchRaised(
-        event_id=event_id,
-        match_id=decision.match_id,
-        kind=decision.kind,
-        subject=decision.subject,
-        participants=[
-            MatchParticipant(registration_id=p.registration_id, organisation=p.organisation)
-            for p in decision.participants
-        ],
-        sealed=await keystore.seal(
-            decision.subject, event_id.bytes, contacts.model_dump_json().encode(), create=False
-        ),
-        rule=decision.rule,
-        policy_version=decision.policy_version,
-        raised_at=now,
-    )
+class Matcher:
+    def __init__(self, runtime: ServiceRuntime, policy: Policy) -> None:
+        self.runtime = runtime
+        self.policy = policy
 
+    async def opened(self, stored: store.StoredRegistration) -> tuple[Registration, SealedSignal]:
+        personal = SealedSignal.model_validate_json(
+            await self.runtime.keystore.open_sealed(
+                stored.subject, stored.registration_id.bytes, stored.sealed
+            )
+        )
+        return (
+            Registration(
+                registration_id=stored.registration_id,
+                subject=stored.subject,
+                organisation=stored.organisation,
+                organisation_category=stored.organisation_category,
+                worker=personal.worker,
+                wijk=personal.wijk,
+                registered_at=stored.registered_at,
+                expires_at=stored.expires_at,
+                age_cutoff=stored.age_cutoff,
+                end_reason=stored.end_reason,
+            ),
+            personal,
+        )
 
-def register(runtime: ServiceRuntime) -> None:
-    settings = runtime.settings
-    dead_letters = runtime.dead_letters
+    async def live(self, conn: Conn, subjects: Sequence[str], now: datetime) -> list[Registration]:
+        """The live registrations of `subjects`; those of an erased subject end here."""
+        result = []
+        for stored in await store.live_registrations(conn, subjects):
+            try:
+                result.append((await self.opened(stored))[0])
+            except KeyShredded:
+                await self.end(conn, stored, EndReason.ERASED, now)
+        return result
 
-    @runtime.broker.subscriber(
-        runtime.topics.accepted,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-    )
-    async def on_signal_accepted(message: KafkaMessage) -> None:
-        signal = await dead_letters.decode(SignalAccepted, message)
-        if signal is None:
+    async def end(
+        self, conn: Conn, stored: store.StoredRegistration, reason: EndReason, now: datetime
+    ) -> None:
+        reg = Registration(
+            registration_id=stored.registration_id,
+            subject=stored.subject,
+            organisation=stored.organisation,
+            worker=_NOBODY,
+            wijk="WK000000",
+            registered_at=stored.registered_at,
+            expires_at=stored.expires_at,
+            age_cutoff=stored.age_cutoff,
+        ).ended(reason, now)
+        await store.end_registration(
+            conn, stored.registration_id, reason, now, archive_until(reg, self.policy)
+        )
+        ENDED.labels(reason.value).inc()
+        await self.runtime.audit.record(
+            conn,
+            action=AuditAction.UPDATE if reason.archived else AuditAction.DELETE,
+            object_type="registration",
+            object_id=str(stored.registration_id),
+            subjects=[stored.subject],
+            purpose=f"matching: registration ended ({reason.value}, policy {self.policy.version})",
+        )
+
+    async def reconsider(self, conn: Conn, subject: str, now: datetime) -> list[Decision]:
+        """Decide the person match of `subject` and the family match of its cluster."""
+        regs = await self.live(conn, [subject], now)
+        wijk_of = {r.registration_id: r.wijk for r in regs}
+        decisions = decide(
+            MatchKind.PERSON,
+            subject,
+            regs,
+            await store.open_match(conn, MatchKind.PERSON, subject, wijk_of),
+            self.policy,
+            now,
+        )
+        root = await store.family_root(conn, subject)
+        if root is not None and self.policy.matching.family.enabled:
+            await store.lock(conn, [f"cluster:{root}"])
+            members = await store.family_subjects(conn, root)
+            family = await self.live(conn, members, now) if len(members) > 1 else regs
+            wijk_of.update({r.registration_id: r.wijk for r in family})
+            decisions += decide(
+                MatchKind.FAMILY,
+                root,
+                family,
+                await store.open_match(conn, MatchKind.FAMILY, root, wijk_of),
+                self.policy,
+                now,
+            )
+        await self.apply(conn, decisions, now)
+        return decisions
+
+    async def sealed_contacts(self, participants: Sequence[Registration]) -> tuple[str, str]:
+        """(subject whose key seals it, sealed contacts): the newest participant's subject."""
+        newest = participants[-1]
+        contacts = SealedMatch(
+            wijk=newest.wijk,
+            contacts=[
+                MatchContact(registration_id=p.registration_id, worker=p.worker)
+                for p in participants
+            ],
+        )
+        return newest.subject, contacts.model_dump_json()
+
+    async def apply(self, conn: Conn, decisions: Sequence[Decision], now: datetime) -> None:
+        keystore = self.runtime.keystore
+        topics = self.runtime.topics
+        for d in decisions:
+            event_id = uuid.uuid4()
+            key = event_key(d.kind, d.key)
+            participants = [
+                MatchParticipant(registration_id=p.registration_id, organisation=p.organisation)
+                for p in (d.remaining if isinstance(d, Dissolve) else d.participants)
+            ]
+            if isinstance(d, Raise):
+                if not await store.add_match(conn, d):
+                    continue
+                subject, contacts = await self.sealed_contacts(d.participants)
+                await enqueue(
+                    conn,
+                    topics.matches,
+                    MatchRaised(
+                        event_id=event_id,
+                        match_id=d.match_id,
+                        kind=d.kind,
+                        key=key,
+                        subject=subject,
+                        participants=participants,
+                        sealed=await keystore.seal(
+                            subject, event_id.bytes, contacts.encode(), create=False
+                        ),
+                        rule=d.rule,
+                        policy_version=d.policy_version,
+                        raised_at=now,
+                    ),
+                )
+                action, what = AuditAction.CREATE, "raised"
+            elif isinstance(d, Join):
+                await store.add_participants(conn, d.match_id, d.newcomers)
+                subject, contacts = await self.sealed_contacts(d.participants)
+                await enqueue(
+                    conn,
+                    topics.match_lifecycle,
+                    MatchJoined(
+                        event_id=event_id,
+                        match_id=d.match_id,
+                        kind=d.kind,
+                        key=key,
+                        subject=subject,
+                        newcomers=[r.registration_id for r in d.newcomers],
+                        participants=participants,
+                        sealed=await keystore.seal(
+                            subject, event_id.bytes, contacts.encode(), create=False
+                        ),
+                        rule=d.rule,
+                        policy_version=d.policy_version,
+                        joined_at=now,
+                    ),
+                )
+                action, what = AuditAction.UPDATE, "joined"
+            elif isinstance(d, Dissolve):
+                await store.close_match(conn, d.match_id, "dissolved", now)
+                await enqueue(
+                    conn,
+                    topics.match_lifecycle,
+                    MatchDissolved(
+                        event_id=event_id,
+                        match_id=d.match_id,
+                        kind=d.kind,
+                        key=key,
+                        reason="the rule no longer holds",
+                        remaining=[r.registration_id for r in d.remaining],
+                        rule=d.rule,
+                        policy_version=d.policy_version,
+                        dissolved_at=now,
+                    ),
+                )
+                action, what = AuditAction.UPDATE, "dissolved"
+            else:
+                assert isinstance(d, Transfer)
+                subject = d.participants[-1].subject
+                transfer = SealedTransfer(from_wijk=d.from_wijk, to_wijk=d.to_wijk)
+                await enqueue(
+                    conn,
+                    topics.match_lifecycle,
+                    CoordinationTransferred(
+                        event_id=event_id,
+                        match_id=d.match_id,
+                        kind=d.kind,
+                        key=key,
+                        subject=subject,
+                        sealed=await keystore.seal(
+                            subject,
+                            event_id.bytes,
+                            transfer.model_dump_json().encode(),
+                            create=False,
+                        ),
+                        rule=d.rule,
+                        policy_version=d.policy_version,
+                        transferred_at=now,
+                    ),
+                )
+                action, what = AuditAction.ASSIGN, "coordination transferred"
+            DECISIONS.labels(type(d).__name__.lower(), d.kind.value).inc()
+            counted = ", ".join(str(p.registration_id) for p in participants)
+            await self.runtime.audit.record(
+                conn,
+                action=action,
+                object_type="match",
+                object_id=str(d.match_id),
+                subjects=sorted({p.subject for p in _regs(d)}) or [],
+                purpose=(
+                    f"matching: {d.kind.value} match {what}: {d.rule}; policy "
+                    f"{d.policy_version}; counted {counted}"
+                )[:1000],
+            )
+
+    async def merge_family_matches(
+        self, conn: Conn, root: str, absorbed: Sequence[str], now: datetime
+    ) -> None:
+        """After clusters merge, one open family match stays (the oldest), under the root."""
+        open_ids = await store.open_family_matches(conn, [root, *absorbed])
+        if not open_ids:
             return
-        keystore = runtime.keystore
+        keep, *merged = open_ids
+        for match_id in merged:
+            await store.close_match(conn, match_id, "merged", now)
+            await enqueue(
+                conn,
+                self.runtime.topics.match_lifecycle,
+                MatchDissolved(
+                    match_id=match_id,
+                    kind=MatchKind.FAMILY,
+                    key=event_key(MatchKind.FAMILY, root),
+                    reason=f"merged into family match {keep}",
+                    remaining=[],
+                    rule="family clusters merged (rule 4)",
+                    policy_version=self.policy.version,
+                    dissolved_at=now,
+                ),
+            )
+        await store.rekey_family_match(conn, keep, root)
+
+    async def on_accepted(self, signal: SignalAccepted, message: KafkaMessage) -> None:
+        runtime = self.runtime
         stored = store.StoredRegistration(
             registration_id=signal.signal_id,
             subject=signal.subject,
             organisation=signal.organisation,
+            organisation_category=signal.organisation_category,
             registered_at=signal.registered_at,
             expires_at=expires_at(
                 signal.registered_at,
                 signal.age_cutoff,
-                active_days=settings.registration_active_days,
+                active_days=self.policy.retention.active_days,
             ),
+            age_cutoff=signal.age_cutoff,
             sealed=signal.sealed,
         )
         now = datetime.now(UTC)
         try:
-            await opened(keystore, stored)
+            _, personal = await self.opened(stored)
         except KeyShredded:
             ERASED.inc()
             async with runtime.pool.acquire() as conn, conn.transaction():
                 await claim_message(conn, CONSUMER, signal.event_id)
             return
         except SealBroken as broken:
-            await dead_letters.send(message, "seal-broken", str(broken))
+            await runtime.dead_letters.send(message, "seal-broken", str(broken))
             return
+        if signal.organisation_category not in self.policy.authorised_categories:
+            await runtime.dead_letters.send(
+                message,
+                "category-not-authorised",
+                f"the policy {self.policy.version} does not authorise "
+                f"{signal.organisation_category.value} organisations to register",
+            )
+            return
+        links = family_links(personal.parents, personal.household, self.policy)
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, signal.event_id):
                 return
-            await store.lock_subject(conn, signal.subject)
+            await store.lock(conn, [f"subject:{signal.subject}"])
             if not await store.add_registration(conn, stored):
                 return
             REGISTRATIONS.inc()
@@ -136,27 +365,106 @@ def register(runtime: ServiceRuntime) -> None:
                 subjects=[signal.subject],
                 purpose="matching: register concern of a partner organisation",
             )
-            active = [
-                await opened(keystore, r)
-                for r in await store.active_registrations(conn, signal.subject, now)
-            ]
-            decision = decide_person_match(
-                active,
-                now=now,
-                open_match=await store.has_open_person_match(conn, signal.subject),
-                min_organisations=MIN_ORGANISATIONS,
-                policy_version=settings.policy_version,
-            )
-            if decision is None:
-                return
-            await store.add_match(conn, decision)
-            await enqueue(conn, runtime.topics.matches, await match_raised(keystore, decision, now))
-            await runtime.audit.record(
-                conn,
-                action=AuditAction.CREATE,
-                object_type="match",
-                object_id=str(decision.match_id),
-                subjects=[decision.subject],
-                purpose=f"matching: {decision.rule} (policy {decision.policy_version})",
-            )
-        MATCHES.labels(decision.kind.value).inc()
+            earlier = await store.unnoticed_archive(conn, signal.subject, now)
+            if earlier:
+                # Rule 6: a one-time notice of earlier involvement to the new registration.
+                await store.mark_noticed(conn, earlier, now)
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.NOTIFY,
+                    object_type="earlier-involvement",
+                    object_id=str(stored.registration_id),
+                    subjects=[signal.subject],
+                    purpose=f"matching: one-time notice of {len(earlier)} archived registrations",
+                )
+            if links:
+                root, absorbed = await store.join_family(conn, signal.subject, links)
+                if absorbed:
+                    await self.merge_family_matches(conn, root, absorbed, now)
+            await self.reconsider(conn, signal.subject, now)
+
+    async def retention_pass(self, now: datetime, limit: int = 500) -> int:
+        """End what expired or reached the age limit, clear the archive, shred the gone."""
+        runtime = self.runtime
+        to_shred: set[str] = set()
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            due = await store.due_to_end(conn, now, limit)
+            for stored in due:
+                await store.lock(conn, [f"subject:{stored.subject}"])
+                reg = Registration(
+                    registration_id=stored.registration_id,
+                    subject=stored.subject,
+                    organisation=stored.organisation,
+                    worker=_NOBODY,
+                    wijk="WK000000",
+                    registered_at=stored.registered_at,
+                    expires_at=stored.expires_at,
+                    age_cutoff=stored.age_cutoff,
+                )
+                reason = end_reason_at(reg, now)
+                if reason is None:
+                    continue
+                await self.end(conn, stored, reason, now)
+                await self.reconsider(conn, stored.subject, now)
+                if not reason.archived and await store.subject_is_gone(conn, stored.subject):
+                    to_shred.add(stored.subject)
+            for registration_id, subject in await store.archive_past(conn, now, limit):
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.DELETE,
+                    object_type="registration",
+                    object_id=str(registration_id),
+                    subjects=[subject],
+                    purpose=f"matching: archive period over (policy {self.policy.version})",
+                )
+                if await store.subject_is_gone(conn, subject):
+                    to_shred.add(subject)
+            for subject in sorted(to_shred):
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.SHRED,
+                    object_type="data-key",
+                    subjects=[subject],
+                    purpose="matching: nothing of the subject is kept; its data key is shredded",
+                )
+        # After the commit: the audit of the shredding is durable before the key goes.
+        for subject in sorted(to_shred):
+            await runtime.keystore.shred(subject)
+        return len(due)
+
+
+# The ended registration's contact is not needed to end it; it is never stored or sent.
+_NOBODY = WorkerContact(worker_id="-", display_name="-", email="nobody@invalid.example")
+
+
+def _regs(d: Decision) -> Sequence[Registration]:
+    return d.remaining if isinstance(d, Dissolve) else d.participants
+
+
+def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
+    matcher = Matcher(runtime, policy)
+
+    @runtime.broker.subscriber(
+        runtime.topics.accepted,
+        group_id=runtime.group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_signal_accepted(message: KafkaMessage) -> None:
+        signal = await runtime.dead_letters.decode(SignalAccepted, message)
+        if signal is not None:
+            await matcher.on_accepted(signal, message)
+
+    return matcher
+
+
+async def retention_loop(matcher: Matcher, interval: float) -> None:
+    while True:
+        try:
+            while await matcher.retention_pass(datetime.now(UTC)):
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention pass failed; retrying at the next interval")
+        await asyncio.sleep(interval)

@@ -1,12 +1,17 @@
-"""Matching's own schema: registrations (personal fields sealed), matches, participants."""
+"""Matching's own schema: registrations (personal fields sealed), family clusters,
+matches and their participants. Every query is by subject, cluster or index: the cost
+per signal does not grow with history."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from services.matching.domain import MatchDecision
+from services.matching.domain import EndReason, OpenMatch, Raise, Registration
+from shared.contracts import MatchKind, OrganisationCategory
 from shared.db import Conn
 
 
@@ -17,71 +22,280 @@ class StoredRegistration:
     registration_id: uuid.UUID
     subject: str
     organisation: str
+    organisation_category: OrganisationCategory
     registered_at: datetime
     expires_at: datetime
+    age_cutoff: date
     sealed: str
+    end_reason: EndReason | None = None
 
 
-async def lock_subject(conn: Conn, subject: str) -> None:
-    """Serialise decisions about one subject across instances until the transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
+def _lock_id(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+async def lock(conn: Conn, names: Iterable[str]) -> None:
+    """Serialise decisions on these names across instances until the transaction ends.
+    Always in sorted order, so two transactions never wait for each other in a circle."""
+    for name in sorted(set(names)):
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_id(name))
 
 
 async def add_registration(conn: Conn, reg: StoredRegistration) -> bool:
     row = await conn.fetchrow(
-        "INSERT INTO registrations (registration_id, subject, organisation, sealed,"
-        " registered_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO registrations (registration_id, subject, organisation,"
+        " organisation_category, sealed, registered_at, expires_at, age_cutoff)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT DO NOTHING RETURNING registration_id",
         reg.registration_id,
         reg.subject,
         reg.organisation,
+        reg.organisation_category.value,
         reg.sealed,
         reg.registered_at,
         reg.expires_at,
+        reg.age_cutoff,
     )
     return row is not None
 
 
-async def active_registrations(conn: Conn, subject: str, now: datetime) -> list[StoredRegistration]:
+def _stored(row: object) -> StoredRegistration:
+    r = dict(row)  # type: ignore[call-overload]
+    return StoredRegistration(
+        registration_id=r["registration_id"],
+        subject=r["subject"],
+        organisation=r["organisation"],
+        organisation_category=OrganisationCategory(r["organisation_category"]),
+        registered_at=r["registered_at"],
+        expires_at=r["expires_at"],
+        age_cutoff=r["age_cutoff"],
+        sealed=r["sealed"],
+        end_reason=EndReason(r["end_reason"]) if r["end_reason"] else None,
+    )
+
+
+COLUMNS = (
+    "registration_id, subject, organisation, organisation_category, registered_at,"
+    " expires_at, age_cutoff, sealed, end_reason"
+)
+
+
+async def live_registrations(conn: Conn, subjects: Sequence[str]) -> list[StoredRegistration]:
     rows = await conn.fetch(
-        "SELECT registration_id, subject, organisation, registered_at, expires_at, sealed"
-        " FROM registrations WHERE subject = $1 AND expires_at > $2",
+        f"SELECT {COLUMNS} FROM registrations WHERE subject = ANY($1) AND end_reason IS NULL",
+        list(subjects),
+    )
+    return [_stored(r) for r in rows]
+
+
+async def registration(conn: Conn, registration_id: uuid.UUID) -> StoredRegistration | None:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM registrations WHERE registration_id = $1", registration_id
+    )
+    return _stored(row) if row else None
+
+
+async def unnoticed_archive(conn: Conn, subject: str, now: datetime) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT registration_id FROM registrations WHERE subject = $1"
+        " AND archive_until > $2 AND noticed_at IS NULL",
         subject,
         now,
     )
-    return [StoredRegistration(**dict(r)) for r in rows]
+    return [r["registration_id"] for r in rows]
 
 
-async def has_open_person_match(conn: Conn, subject: str) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM matches"
-            " WHERE subject = $1 AND kind = 'person' AND status = 'open')",
-            subject,
-        )
+async def mark_noticed(conn: Conn, ids: Sequence[uuid.UUID], now: datetime) -> None:
+    await conn.execute(
+        "UPDATE registrations SET noticed_at = $2 WHERE registration_id = ANY($1)", list(ids), now
     )
 
 
-async def add_match(conn: Conn, decision: MatchDecision) -> None:
+async def end_registration(
+    conn: Conn,
+    registration_id: uuid.UUID,
+    reason: EndReason,
+    at: datetime,
+    archive_until: datetime | None,
+) -> None:
+    if archive_until is None:
+        # Not archived: nothing of it stays (its participation rows go with it).
+        await conn.execute(
+            "DELETE FROM match_participants WHERE registration_id = $1", registration_id
+        )
+        await conn.execute("DELETE FROM registrations WHERE registration_id = $1", registration_id)
+        return
     await conn.execute(
-        "INSERT INTO matches (match_id, kind, subject, rule, policy_version)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "UPDATE registrations SET ended_at = $2, end_reason = $3, archive_until = $4"
+        " WHERE registration_id = $1",
+        registration_id,
+        at,
+        reason.value,
+        archive_until,
+    )
+
+
+async def due_to_end(conn: Conn, now: datetime, limit: int) -> list[StoredRegistration]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM registrations WHERE end_reason IS NULL AND expires_at <= $1"
+        " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [_stored(r) for r in rows]
+
+
+async def archive_past(conn: Conn, now: datetime, limit: int) -> list[tuple[uuid.UUID, str]]:
+    """Delete archived registrations whose archive period or age limit has passed."""
+    rows = await conn.fetch(
+        "DELETE FROM registrations WHERE registration_id IN (SELECT registration_id"
+        " FROM registrations WHERE archive_until <= $1 ORDER BY archive_until LIMIT $2)"
+        " RETURNING registration_id, subject",
+        now,
+        limit,
+    )
+    return [(r["registration_id"], r["subject"]) for r in rows]
+
+
+async def subject_is_gone(conn: Conn, subject: str) -> bool:
+    return not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM registrations WHERE subject = $1)", subject
+    )
+
+
+# --- family clusters ----------------------------------------------------------------
+
+
+async def join_family(conn: Conn, subject: str, links: Sequence[str]) -> tuple[str, list[str]]:
+    """Put `subject` and its links in one cluster, merging clusters as needed.
+
+    Returns the cluster's root and the roots it absorbed. Locks every node and every
+    cluster involved (re-reading until stable), so concurrent merges lose nothing.
+    """
+    nodes = [f"s:{subject}", *(f"l:{link}" for link in links)]
+    await lock(conn, nodes)
+    locked: set[str] = set()
+    while True:
+        rows = await conn.fetch(
+            "SELECT node, cluster FROM family_nodes WHERE node = ANY($1)", nodes
+        )
+        roots = {r["cluster"] for r in rows}
+        if roots <= locked:
+            break
+        await lock(conn, [f"cluster:{r}" for r in roots - locked])
+        locked |= roots
+    existing = {r["node"] for r in rows}
+    root = min(roots | set(nodes))
+    absorbed = sorted(roots - {root})
+    await conn.executemany(
+        "INSERT INTO family_nodes (node, cluster) VALUES ($1, $2)",
+        [(n, root) for n in nodes if n not in existing],
+    )
+    if absorbed:
+        await conn.execute(
+            "UPDATE family_nodes SET cluster = $1 WHERE cluster = ANY($2)", root, absorbed
+        )
+    return root, absorbed
+
+
+async def family_subjects(conn: Conn, root: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT node FROM family_nodes WHERE cluster = $1 AND node LIKE 's:%'", root
+    )
+    return [r["node"][2:] for r in rows]
+
+
+async def family_root(conn: Conn, subject: str) -> str | None:
+    value = await conn.fetchval("SELECT cluster FROM family_nodes WHERE node = $1", f"s:{subject}")
+    return str(value) if value is not None else None
+
+
+# --- matches ------------------------------------------------------------------------
+
+
+async def open_match(
+    conn: Conn, kind: MatchKind, key: str, wijk_of: dict[uuid.UUID, str]
+) -> OpenMatch | None:
+    row = await conn.fetchrow(
+        "SELECT match_id FROM matches WHERE kind = $1 AND key = $2 AND status = 'open'",
+        kind.value,
+        key,
+    )
+    if row is None:
+        return None
+    members = await conn.fetch(
+        "SELECT p.registration_id FROM match_participants p JOIN registrations r"
+        " USING (registration_id) WHERE p.match_id = $1 ORDER BY r.registered_at",
+        row["match_id"],
+    )
+    ids = [m["registration_id"] for m in members]
+    wijk = next((wijk_of[i] for i in reversed(ids) if i in wijk_of), "")
+    return OpenMatch(row["match_id"], kind, key, frozenset(ids), wijk)
+
+
+async def open_family_matches(conn: Conn, keys: Sequence[str]) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT match_id FROM matches WHERE kind = 'family' AND key = ANY($1)"
+        " AND status = 'open' ORDER BY raised_at, match_id",
+        list(keys),
+    )
+    return [r["match_id"] for r in rows]
+
+
+async def rekey_family_match(conn: Conn, match_id: uuid.UUID, key: str) -> None:
+    await conn.execute("UPDATE matches SET key = $2 WHERE match_id = $1", match_id, key)
+
+
+async def matches_of(conn: Conn, registration_id: uuid.UUID) -> list[tuple[MatchKind, str]]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT m.kind, m.key FROM matches m JOIN match_participants p"
+        " USING (match_id) WHERE p.registration_id = $1 AND m.status = 'open'",
+        registration_id,
+    )
+    return [(MatchKind(r["kind"]), r["key"]) for r in rows]
+
+
+async def add_match(conn: Conn, decision: Raise) -> bool:
+    row = await conn.fetchrow(
+        "INSERT INTO matches (match_id, kind, key, rule, policy_version)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING match_id",
         decision.match_id,
         decision.kind.value,
-        decision.subject,
+        decision.key,
         decision.rule,
         decision.policy_version,
     )
+    if row is None:
+        return False
+    await add_participants(conn, decision.match_id, decision.participants)
+    return True
+
+
+async def add_participants(
+    conn: Conn, match_id: uuid.UUID, registrations: Sequence[Registration]
+) -> None:
     await conn.executemany(
-        "INSERT INTO match_participants (match_id, registration_id) VALUES ($1, $2)",
-        [(decision.match_id, p.registration_id) for p in decision.participants],
+        "INSERT INTO match_participants (match_id, registration_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING",
+        [(match_id, r.registration_id) for r in registrations],
+    )
+
+
+async def close_match(conn: Conn, match_id: uuid.UUID, status: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE matches SET status = $2, closed_at = $3 WHERE match_id = $1",
+        match_id,
+        status,
+        at,
     )
 
 
 async def counts(conn: Conn) -> dict[str, int]:
     row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM registrations) AS registrations,"
-        " (SELECT count(*) FROM matches WHERE status = 'open') AS open_matches"
+        "SELECT (SELECT count(*) FROM registrations WHERE end_reason IS NULL) AS registrations,"
+        " (SELECT count(*) FROM matches WHERE status = 'open') AS open_matches,"
+        " (SELECT count(*) FROM matches WHERE status = 'open' AND kind = 'family')"
+        " AS open_family_matches"
     )
     assert row is not None
-    return {"registrations": row["registrations"], "open_matches": row["open_matches"]}
+    return dict(row)

@@ -189,19 +189,31 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                 await send(JGZ, jgz_csv)
             await send(GP, gp_csv)
 
-            async def one_match_two_alerts() -> bool:
+            async def person_and_family_match() -> bool:
                 matching = await get_json(f"{services['matching']}/matches/summary")
                 alerts = await get_json(f"{services['notification']}/alerts/summary")
-                return matching == {"registrations": 3, "open_matches": 1} and alerts["alerts"] == 2
+                return (
+                    matching["registrations"] == 3
+                    and matching["open_matches"] == 2
+                    and matching["open_family_matches"] == 1
+                    and alerts["alerts"] == 5
+                )
 
-            await eventually(one_match_two_alerts, timeout=60)
+            # The child's two organisations raise a person match; its sibling (a shared
+            # father) with the GP's registration makes a family match of all three.
+            await eventually(person_and_family_match, timeout=60)
 
-            # Each worker sees one alert naming the other worker, nothing about why.
+            # Each worker sees whom to contact, nothing about why, nothing about whom.
             for me, them in (("juf-anouk", "jgz-fleur"), ("jgz-fleur", "juf-anouk")):
                 inbox = await get_json(f"{services['notification']}/alerts?worker={me}")
-                assert len(inbox["alerts"]) == 1
-                assert [c["worker_id"] for c in inbox["alerts"][0]["contacts"]] == [them]
+                by_kind = {a["kind"]: a for a in inbox["alerts"]}
+                assert set(by_kind) == {"person", "family"}
+                assert [c["worker_id"] for c in by_kind["person"]["contacts"]] == [them]
+                family = {c["worker_id"] for c in by_kind["family"]["contacts"]}
+                assert family == {them, "dokter-bos"}
                 assert "schoolverzuim" not in json.dumps(inbox)
+            doctor = await get_json(f"{services['notification']}/alerts?worker=dokter-bos")
+            assert [a["kind"] for a in doctor["alerts"]] == ["family"]
             async with httpx.AsyncClient(timeout=5) as client:
                 no_free_search = await client.get(f"{services['notification']}/alerts")
             assert no_free_search.status_code == 400
@@ -235,11 +247,12 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             } <= steps
             in_trace = {r["source_system"] for r in rows if r["trace_id"] == jgz_trace_id}
             assert {"intake", "matching", "notification"} <= in_trace
-            assert sum(r["object_type"] == "match" for r in rows) == 1
+            assert sum(r["object_type"] == "match" for r in rows) == 2
             for record in await read_topic(
-                settings.kafka_bootstrap_servers, topics.alerts, until=lambda rs: len(rs) >= 2
+                settings.kafka_bootstrap_servers, topics.alerts, until=lambda rs: len(rs) >= 5
             ):
-                assert jgz_trace_id in dict(record.headers)["traceparent"].decode()
+                if json.loads(record.value)["kind"] == "person":
+                    assert jgz_trace_id in dict(record.headers)["traceparent"].decode()
             trace_file = tmp_path / "traces.jsonl"
 
             async def spans_of_every_hop() -> set[str]:
@@ -257,11 +270,9 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             for partner, path in ((SCHOOL, school_csv), (JGZ, jgz_csv), (GP, gp_csv)):
                 await send(partner, path)
             await eventually(lambda: settled(settings), timeout=60)
-            assert await get_json(f"{services['matching']}/matches/summary") == {
-                "registrations": 3,
-                "open_matches": 1,
-            }
-            assert (await get_json(f"{services['notification']}/alerts/summary"))["alerts"] == 2
+            summary = await get_json(f"{services['matching']}/matches/summary")
+            assert (summary["registrations"], summary["open_matches"]) == (3, 2)
+            assert (await get_json(f"{services['notification']}/alerts/summary"))["alerts"] == 5
             # Only the pseudonymiser's evaluations of the re-run are new in the log.
             new = (await audit_rows(settings))[entries_before:]
             assert {r["object_type"] for r in new} == {"oprf-evaluation"}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from services.notification.domain import Alert
+from services.notification.domain import Alert, alerts_for_join
 from services.notification.domain import alerts_for as alerts_rule
 from shared.contracts import (
     MatchContact,
+    MatchJoined,
     MatchKind,
     MatchParticipant,
     MatchRaised,
@@ -20,10 +21,12 @@ _CONTACTS: dict[uuid.UUID, SealedMatch] = {}
 
 def match(*worker_ids: str) -> MatchRaised:
     ids = [uuid.uuid4() for _ in worker_ids]
+    subject = pseudonym()
     raised = MatchRaised(
         match_id=uuid.uuid4(),
         kind=MatchKind.PERSON,
-        subject=pseudonym(),
+        key=subject,
+        subject=subject,
         participants=[
             MatchParticipant(registration_id=i, organisation=f"org-{w}")
             for i, w in zip(ids, worker_ids, strict=True)
@@ -69,3 +72,26 @@ def test_an_alert_carries_no_subject_and_no_category() -> None:
     fields = set(vars(alert))
     assert "subject" not in fields
     assert "category" not in fields
+
+
+def test_a_newcomer_learns_everyone_and_everyone_learns_of_the_newcomer() -> None:
+    raised = match("a", "b", "c")
+    contacts = _CONTACTS[raised.match_id]
+    newcomer = contacts.contacts[-1].registration_id
+    joined = MatchJoined(
+        match_id=raised.match_id,
+        kind=raised.kind,
+        key=raised.key,
+        subject=raised.subject,
+        newcomers=[newcomer],
+        participants=raised.participants,
+        sealed="v1.AAAA",
+        rule="person-match",
+        policy_version="test-1",
+    )
+    alerts = {a.recipient.worker_id: a for a in alerts_for_join(joined, contacts)}
+    assert {c.worker_id for c in alerts["c"].contacts} == {"a", "b"}
+    assert [c.worker_id for c in alerts["a"].contacts] == ["c"]
+    assert [c.worker_id for c in alerts["b"].contacts] == ["c"]
+    raised_ids = {a.alert_id for a in alerts_for(raised)}
+    assert raised_ids.isdisjoint(a.alert_id for a in alerts.values())

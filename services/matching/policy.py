@@ -1,0 +1,116 @@
+"""The privacy policy: one versioned YAML file per municipality, validated at start.
+
+Every mistake is reported with its line, its field and what is allowed, so the person
+who edits the file can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.contracts import OrganisationCategory
+
+
+class PolicyError(ValueError):
+    """A broken policy file; the message lists every mistake with its line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FamilyPolicy(_Strict):
+    enabled: bool = True
+    links: frozenset[Literal["parent", "household"]] = frozenset({"parent", "household"})
+
+
+class MatchingPolicy(_Strict):
+    min_organisations: int = Field(default=2, ge=2, le=10)
+    same_organisation_counts: bool = False
+    family: FamilyPolicy = FamilyPolicy()
+
+
+class RetentionPolicy(_Strict):
+    active_days: int = Field(default=730, ge=1, le=3650)
+    age_limit_years: int = Field(default=23, ge=1, le=27)
+    archive_years: int = Field(default=5, ge=0, le=10)
+
+
+class AggregatesPolicy(_Strict):
+    k: int = Field(default=10, ge=2, le=1000)
+
+
+class EscalationPolicy(_Strict):
+    alert_unacknowledged_working_days: int = Field(default=5, ge=1, le=60)
+    no_contact_working_days: int = Field(default=10, ge=1, le=120)
+
+
+class Policy(_Strict):
+    version: str = Field(min_length=1, max_length=64)
+    municipality: str = Field(min_length=1)
+    authorised_categories: frozenset[OrganisationCategory]
+    coordinating_categories: frozenset[OrganisationCategory]
+    matching: MatchingPolicy = MatchingPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
+    aggregates: AggregatesPolicy = AggregatesPolicy()
+    escalation: EscalationPolicy = EscalationPolicy()
+
+    @model_validator(mode="after")
+    def _coordinators_are_authorised(self) -> Policy:
+        stray = self.coordinating_categories - self.authorised_categories
+        if stray:
+            names = ", ".join(sorted(c.value for c in stray))
+            raise ValueError(f"coordinating_categories lists unauthorised categories: {names}")
+        return self
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "policy file") -> Policy:
+        try:
+            root = yaml.compose(text)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise PolicyError(f"{source}: expected a mapping of policy settings")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors(include_url=False):
+                loc = tuple(err["loc"])
+                field = ".".join(str(p) for p in loc) or "(top level)"
+                line = _line_of(root, loc)
+                allowed = _allowed(err)
+                problems.append(f"{source}:{line}: {field}: {err['msg']}{allowed}")
+            raise PolicyError("\n".join(problems)) from None
+
+
+def _allowed(err: Any) -> str:
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        return f" (allowed: {ctx['expected']})"
+    return ""
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int:
+    """The 1-based line of the deepest part of `loc` present in the YAML node tree."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == str(part)), None)
+            key = next((k for k, v in node.value if k.value == str(part)), None)
+            if found is None:
+                return line
+            line = (key or found).start_mark.line + 1
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
