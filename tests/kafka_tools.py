@@ -92,3 +92,18 @@ async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     finally:
         await consumer.stop()
     return records
+
+
+async def stable_members(bootstrap: str, group: str) -> int:
+    """How many members the consumer group has once it is stable (0 while rebalancing)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        for entry in response.groups:
+            _error, group_id, state, *_rest, members = entry[:6]
+            if group_id == group and state == "Stable":
+                return len(members)
+        return 0
+    finally:
+        await admin.close()
