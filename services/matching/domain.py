@@ -177,8 +177,11 @@ def rule_text(kind: MatchKind, policy: Policy) -> str:
     return f"person-match: >= {n} active {what} on one subject (rule 3)"
 
 
-def match_id_for(kind: MatchKind, key: str, first: Registration) -> uuid.UUID:
-    return uuid.uuid5(DECISION_NAMESPACE, f"{kind.value}/{key}/{first.registration_id}")
+def match_id_for(kind: MatchKind, key: str, participants: Sequence[Registration]) -> uuid.UUID:
+    """Derived from what raised it: a match that dissolved and arises again with another
+    set of registrations is a new match."""
+    ids = ",".join(sorted(str(r.registration_id) for r in participants))
+    return uuid.uuid5(DECISION_NAMESPACE, f"{kind.value}/{key}/{ids}")
 
 
 def decide(
@@ -200,7 +203,7 @@ def decide(
     if open_match is None:
         return [
             Raise(
-                match_id_for(kind, key, regs[0]),
+                match_id_for(kind, key, regs),
                 kind,
                 key,
                 tuple(regs),

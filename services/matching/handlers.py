@@ -420,6 +420,7 @@ class Matcher:
                 if await store.subject_is_gone(conn, subject):
                     to_shred.add(subject)
             for subject in sorted(to_shred):
+                await store.forget_subject(conn, subject)
                 await runtime.audit.record(
                     conn,
                     action=AuditAction.SHRED,

@@ -146,15 +146,28 @@ async def due_to_end(conn: Conn, now: datetime, limit: int) -> list[StoredRegist
 
 
 async def archive_past(conn: Conn, now: datetime, limit: int) -> list[tuple[uuid.UUID, str]]:
-    """Delete archived registrations whose archive period or age limit has passed."""
+    """Delete archived registrations whose archive period or age limit has passed, with
+    their part in past matches; closed matches left without participants go too."""
     rows = await conn.fetch(
-        "DELETE FROM registrations WHERE registration_id IN (SELECT registration_id"
-        " FROM registrations WHERE archive_until <= $1 ORDER BY archive_until LIMIT $2)"
-        " RETURNING registration_id, subject",
+        "SELECT registration_id, subject FROM registrations WHERE archive_until <= $1"
+        " ORDER BY archive_until LIMIT $2 FOR UPDATE SKIP LOCKED",
         now,
         limit,
     )
+    ids = [r["registration_id"] for r in rows]
+    if ids:
+        await conn.execute("DELETE FROM match_participants WHERE registration_id = ANY($1)", ids)
+        await conn.execute("DELETE FROM registrations WHERE registration_id = ANY($1)", ids)
+        await conn.execute(
+            "DELETE FROM matches m WHERE m.status <> 'open' AND NOT EXISTS"
+            " (SELECT 1 FROM match_participants p WHERE p.match_id = m.match_id)"
+        )
     return [(r["registration_id"], r["subject"]) for r in rows]
+
+
+async def forget_subject(conn: Conn, subject: str) -> None:
+    """Nothing of the subject is kept: its place in a family cluster goes too."""
+    await conn.execute("DELETE FROM family_nodes WHERE node = $1", f"s:{subject}")
 
 
 async def subject_is_gone(conn: Conn, subject: str) -> bool:

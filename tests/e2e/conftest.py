@@ -42,6 +42,7 @@ def service_env(
             # Data keys are cached this long in each process: the window after a
             # shredding in which another process may still open the subject's fields.
             "VS_KEYSTORE_CACHE_SECONDS": "1",
+            "VS_RETENTION_INTERVAL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }
     )
