@@ -61,6 +61,7 @@ class Replay:
     registrations: dict[str, list[Registration]] = field(default_factory=dict)
     clusters: FamilyClusters = field(default_factory=FamilyClusters)
     open_matches: dict[tuple[MatchKind, str], OpenMatch] = field(default_factory=dict)
+    raised_order: dict[object, int] = field(default_factory=dict)
 
     def _decide(
         self, kind: MatchKind, key: str, regs: list[Registration], now: datetime
@@ -68,6 +69,7 @@ class Replay:
         decisions = decide(kind, key, regs, self.open_matches.get((kind, key)), self.policy, now)
         for d in decisions:
             if isinstance(d, Raise):
+                self.raised_order[d.match_id] = len(self.raised_order)
                 self.open_matches[(kind, key)] = OpenMatch(
                     d.match_id,
                     kind,
@@ -133,9 +135,38 @@ class Replay:
         )
         self.registrations.setdefault(event.subject, []).append(reg)
         links = family_links(personal.parents, personal.household, self.policy) if personal else []
+        merged: list[Decision] = []
         if links:
-            self.clusters.link(event.subject, links)
-        return self.reconsider(event.subject, now)
+            nodes = [f"s:{event.subject}", *(f"l:{link}" for link in links)]
+            before = {self.clusters.find(n) for n in nodes if n in self.clusters.parent}
+            root = self.clusters.link(event.subject, links)
+            merged = self._merge_family_matches(root, sorted(before - {root}))
+        return merged + self.reconsider(event.subject, now)
+
+    def _merge_family_matches(self, root: str, absorbed: list[str]) -> list[Decision]:
+        """As the service does: one open family match stays (the oldest), under the root."""
+        keys = [k for k in (root, *absorbed) if (MatchKind.FAMILY, k) in self.open_matches]
+        if not keys:
+            return []
+        matches = sorted(
+            (self.open_matches.pop((MatchKind.FAMILY, k)) for k in keys),
+            key=lambda m: self.raised_order[m.match_id],
+        )
+        keep, *gone = matches
+        self.open_matches[(MatchKind.FAMILY, root)] = OpenMatch(
+            keep.match_id, MatchKind.FAMILY, root, keep.participants, keep.wijk
+        )
+        return [
+            Dissolve(
+                m.match_id,
+                MatchKind.FAMILY,
+                root,
+                (),
+                "family clusters merged (rule 4)",
+                self.policy.version,
+            )
+            for m in gone
+        ]
 
 
 def decision_record(at: datetime, d: Decision) -> dict[str, Any]:
