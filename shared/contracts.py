@@ -159,12 +159,32 @@ class SignalAccepted(Contract):
 
 
 class WijkThemeObserved(Contract):
-    """One observation for the anonymous wijk x theme aggregates: no pseudonym, no person."""
+    """One observation for the anonymous wijk x theme aggregates: no pseudonym, no person.
+
+    `child_token` tells observations of one child within one window apart from another
+    child's: a keyed hash whose key belongs to that window alone and is destroyed when the
+    window closes, after which no token can be linked to anyone.
+    """
 
     wijk: WijkCode
     theme: Category
     observed_on: date
+    window: Annotated[str, StringConstraints(pattern=r"^\d{4}-W\d{2}$")]
+    child_token: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
     organisation_category: OrganisationCategory
+
+
+class WijkTrendRaised(Contract):
+    """A theme rises clearly above its own baseline in a wijk: for the wijk's team lead."""
+
+    wijk: WijkCode
+    theme: Category
+    window: str
+    distinct_children: int = Field(ge=0)
+    baseline: float = Field(ge=0)
+    p_value: float = Field(ge=0, le=1)
+    test: str
+    policy_version: str
 
 
 class MatchKind(StrEnum):
@@ -348,6 +368,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     MatchJoined,
     MatchDissolved,
     CoordinationTransferred,
+    WijkTrendRaised,
     AlertIssued,
     AuditEvent,
     DeadLetter,
@@ -388,6 +409,7 @@ class Topics:
     PARTNER_PREFIX = "signals."
     ACCEPTED = "signals.accepted"
     WIJK_THEMES = "aggregates.wijk-theme"
+    TRENDS = "trends"
     MATCHES = "matches"
     MATCH_LIFECYCLE = "matches.lifecycle"
     ALERTS = "alerts"
@@ -418,6 +440,10 @@ class Topics:
         return self.name(self.WIJK_THEMES)
 
     @property
+    def trends(self) -> str:
+        return self.name(self.TRENDS)
+
+    @property
     def matches(self) -> str:
         return self.name(self.MATCHES)
 
@@ -443,6 +469,7 @@ class Topics:
             self.wijk_themes,
             self.matches,
             self.match_lifecycle,
+            self.trends,
             self.alerts,
             self.audit,
             self.deadletter,
@@ -457,7 +484,7 @@ def partition_key(event: Contract) -> bytes:
         return event.key.encode()
     if isinstance(event, AlertIssued):
         return str(event.match_id).encode()
-    if isinstance(event, WijkThemeObserved):
+    if isinstance(event, WijkThemeObserved | WijkTrendRaised):
         return event.wijk.encode()
     if isinstance(event, AuditEvent):
         return (event.subjects[0] if event.subjects else event.object_type).encode()

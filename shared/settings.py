@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         description="The municipality's versioned privacy policy (matching rules, periods).",
     )
     retention_interval_seconds: float = Field(default=60.0, gt=0)
+    trend_key_days: int = Field(
+        default=21, ge=8, description="Days after which a trend window's key is destroyed."
+    )
     instance_id: str = Field(default="local-1")
     http_host: str = "127.0.0.1"
     intake_port: int = 8101

@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     def register(runtime: ServiceRuntime) -> Routes:
         handlers.register(runtime, registry, rekey)
+        runtime.background.append(lambda: handlers.destroy_window_keys_loop(runtime))
 
         @get(description="How many signals were admitted and rejected (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:

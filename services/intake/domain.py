@@ -7,7 +7,7 @@ import hmac
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -114,6 +114,13 @@ class PartnerRegistry:
 
 
 RESERVED_IDS = frozenset({"accepted"})
+OBSERVATION_NAMESPACE = uuid.UUID("6a0f3b7e-61a2-4c1e-9f5d-2b8e7c4d1a30")
+
+
+def trend_window(day: date) -> str:
+    """The ISO week a day falls in: the window of the wijk-trend counts."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def _signing_keys(raw: Any, where: str, pid: str) -> dict[str, bytes]:
@@ -174,9 +181,26 @@ class Admission:
 
     subject: str
     personal: SealedSignal
-    observation: WijkThemeObserved
     partner: Partner
     signal: SignalRegistered
+
+    @property
+    def window(self) -> str:
+        return trend_window(self.signal.registered_at.date())
+
+    def observation(self, window_key: bytes) -> WijkThemeObserved:
+        """The anonymous observation: the theme, and a token only the window's key links."""
+        return WijkThemeObserved(
+            event_id=uuid.uuid5(OBSERVATION_NAMESPACE, str(self.signal.event_id)),
+            wijk=self.signal.wijk,
+            theme=self.signal.category,
+            observed_on=self.signal.registered_at.date(),
+            window=self.window,
+            child_token=hmac.new(window_key, self.subject.encode(), hashlib.sha256).hexdigest()[
+                :32
+            ],
+            organisation_category=self.partner.category,
+        )
 
     def accepted(self, event_id: uuid.UUID, sealed: str, now: datetime) -> SignalAccepted:
         return SignalAccepted(
@@ -246,12 +270,6 @@ def screen(
             wijk=signal.wijk,
             parents=[rekey(p) for p in signal.parents],
             household=rekey(signal.household) if signal.household else None,
-        ),
-        observation=WijkThemeObserved(
-            wijk=signal.wijk,
-            theme=signal.category,
-            observed_on=signal.registered_at.date(),
-            organisation_category=partner.category,
         ),
         partner=partner,
         signal=signal,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +27,7 @@ from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "intake"
+log = logging.getLogger(__name__)
 # Partners choose their event ids; scoping them by partner keeps two partners' ids apart.
 SIGNAL_NAMESPACE = uuid.UUID("0c6f3f0e-8d0a-4f55-9b8e-3f6b2d1c7a41")
 
@@ -124,7 +127,8 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             await store.record_accepted(conn, accepted)
             await enqueue(conn, runtime.topics.accepted, accepted)
             # The theme goes only here, to the anonymous aggregates: no pseudonym with it.
-            await enqueue(conn, runtime.topics.wijk_themes, admission.observation)
+            window_key = await store.window_key(conn, admission.window)
+            await enqueue(conn, runtime.topics.wijk_themes, admission.observation(window_key))
             await runtime.audit.record(
                 conn,
                 action=AuditAction.CREATE,
@@ -134,3 +138,25 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                 purpose="intake: admit partner signal into the matching domain",
             )
         SIGNALS.labels("accepted").inc()
+
+
+async def destroy_window_keys_loop(runtime: ServiceRuntime, interval: float = 3600.0) -> None:
+    """Destroy the keys of closed trend windows: their tokens become unlinkable."""
+    while True:
+        try:
+            older = datetime.now(UTC) - timedelta(days=runtime.settings.trend_key_days)
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                destroyed = await store.destroy_window_keys(conn, older)
+                if destroyed:
+                    await runtime.audit.record(
+                        conn,
+                        action=AuditAction.SHRED,
+                        object_type="trend-window-key",
+                        object_id=str(destroyed),
+                        purpose="intake: keys of closed trend windows destroyed",
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("destroying trend window keys failed; retrying later")
+        await asyncio.sleep(interval)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from datetime import datetime
 
 from shared.contracts import SignalAccepted
 from shared.db import Conn
@@ -36,3 +38,22 @@ async def counts(conn: Conn) -> dict[str, int]:
     )
     assert row is not None
     return {"accepted": row["accepted"], "rejected": row["rejected"]}
+
+
+async def window_key(conn: Conn, window: str) -> bytes:
+    """The key of a trend window, made on first use."""
+    await conn.execute(
+        "INSERT INTO trend_window_keys (window_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        window,
+        os.urandom(32),
+    )
+    key = await conn.fetchval("SELECT key FROM trend_window_keys WHERE window_id = $1", window)
+    return bytes(key)
+
+
+async def destroy_window_keys(conn: Conn, older_than: datetime) -> int:
+    """Destroy the keys of closed windows: their tokens can never be linked again."""
+    deleted = await conn.fetch(
+        "DELETE FROM trend_window_keys WHERE created_at < $1 RETURNING window_id", older_than
+    )
+    return len(deleted)

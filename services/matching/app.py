@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 
-from services.matching import handlers, store
+from services.matching import handlers, store, trends
 from services.matching.policy import Policy, PolicyError
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
@@ -40,7 +43,33 @@ def create_app(settings: Settings) -> AsgiFastStream:
             async with runtime.pool.acquire() as conn:
                 return json_response({**await store.counts(conn), "policy": policy.version})
 
-        return [("/matches/summary", summary)]
+        @get(description="Wijk x theme counts of distinct children; cells under k suppressed")
+        async def wijk_trends(scope: Scope) -> AsgiResponse:
+            query = parse_qs(scope.get("query_string", b"").decode())
+            wijk = (query.get("wijk") or [""])[0]
+            if not re.fullmatch(r"WK\d{6}", wijk):
+                return json_response({"error": "name a wijk: /trends?wijk=WK079701"}, 400)
+            now = trends.window_of(datetime.now(UTC).date())
+            weeks = [now, *trends.previous_windows(now, policy.aggregates.baseline_windows)]
+            async with runtime.pool.acquire() as conn:
+                found = await store.cells(conn, wijk, weeks)
+            return json_response(
+                {
+                    "wijk": wijk,
+                    "k": policy.aggregates.k,
+                    "cells": [
+                        {
+                            "theme": c["theme"],
+                            "window": c["window_id"],
+                            "children": trends.shown(int(str(c["children"])), policy),
+                            "trend": bool(c["trend"]),
+                        }
+                        for c in found
+                    ],
+                }
+            )
+
+        return [("/matches/summary", summary), ("/trends", wijk_trends)]
 
     app, _ = build_service(NAME, Path(__file__).parent, settings, register, uses_keystore=True)
     return app

@@ -15,7 +15,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
 
-from services.matching import store
+from services.matching import store, trends
 from services.matching.domain import (
     Decision,
     Dissolve,
@@ -44,6 +44,8 @@ from shared.contracts import (
     SealedSignal,
     SealedTransfer,
     SignalAccepted,
+    WijkThemeObserved,
+    WijkTrendRaised,
     WorkerContact,
 )
 from shared.db import Conn, claim_message
@@ -419,6 +421,10 @@ class Matcher:
                 )
                 if await store.subject_is_gone(conn, subject):
                     to_shred.add(subject)
+            # Tokens of windows closed two weeks ago are no longer needed; counts stay.
+            await store.forget_tokens(
+                conn, trends.previous_windows(trends.window_of(now.date()), 2)[-1]
+            )
             for subject in sorted(to_shred):
                 await store.forget_subject(conn, subject)
                 await runtime.audit.record(
@@ -442,8 +448,67 @@ def _regs(d: Decision) -> Sequence[Registration]:
     return d.remaining if isinstance(d, Dissolve) else d.participants
 
 
+TRENDS = Counter("vroegsignaal_matching_trends_total", "Wijk trends raised")
+
+
+async def on_observation(runtime: ServiceRuntime, policy: Policy, seen: WijkThemeObserved) -> None:
+    """Count a child in its wijk x theme week; raise a trend when the count rises clearly
+    above the wijk's own baseline. Only counts of at least k ever leave this function."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if not await claim_message(conn, CONSUMER, seen.event_id):
+            return
+        theme = seen.theme.value
+        await store.lock(conn, [f"cell:{seen.wijk}/{theme}/{seen.window}"])
+        count = await store.count_child(conn, seen.wijk, theme, seen.window, seen.child_token)
+        if count is None:
+            return
+        baseline = await store.window_counts(
+            conn,
+            seen.wijk,
+            theme,
+            trends.previous_windows(seen.window, policy.aggregates.baseline_windows),
+        )
+        trend = trends.detect(count, baseline, policy)
+        if trend is None or not await store.mark_trend(conn, seen.wijk, theme, seen.window):
+            return
+        await enqueue(
+            conn,
+            runtime.topics.trends,
+            WijkTrendRaised(
+                wijk=seen.wijk,
+                theme=seen.theme,
+                window=seen.window,
+                distinct_children=trend.count,
+                baseline=trend.baseline,
+                p_value=trend.p_value,
+                test=trend.test,
+                policy_version=policy.version,
+            ),
+        )
+        await runtime.audit.record(
+            conn,
+            action=AuditAction.CREATE,
+            object_type="wijk-trend",
+            object_id=f"{seen.wijk}/{theme}/{seen.window}",
+            purpose=f"matching: wijk trend, {trend.test} (policy {policy.version})",
+        )
+    TRENDS.inc()
+
+
 def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
     matcher = Matcher(runtime, policy)
+
+    @runtime.broker.subscriber(
+        runtime.topics.wijk_themes,
+        # A group of its own: the aggregates scale and lag apart from the matching.
+        group_id=f"{runtime.group_id}-trends",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_wijk_theme(message: KafkaMessage) -> None:
+        seen = await runtime.dead_letters.decode(WijkThemeObserved, message)
+        if seen is not None:
+            await on_observation(runtime, policy, seen)
 
     @runtime.broker.subscriber(
         runtime.topics.accepted,

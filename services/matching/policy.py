@@ -41,6 +41,8 @@ class RetentionPolicy(_Strict):
 
 class AggregatesPolicy(_Strict):
     k: int = Field(default=10, ge=2, le=1000)
+    baseline_windows: int = Field(default=8, ge=2, le=104)
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
 
 
 class EscalationPolicy(_Strict):

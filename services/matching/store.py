@@ -312,3 +312,72 @@ async def counts(conn: Conn) -> dict[str, int]:
     )
     assert row is not None
     return dict(row)
+
+
+# --- wijk x theme aggregates --------------------------------------------------------
+
+
+async def count_child(conn: Conn, wijk: str, theme: str, window: str, token: str) -> int | None:
+    """Count a child in a cell once per window; the cell's new count, or None if known."""
+    added = await conn.fetchval(
+        "INSERT INTO theme_tokens (wijk, theme, window_id, token) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        wijk,
+        theme,
+        window,
+        token,
+    )
+    if not added:
+        return None
+    value = await conn.fetchval(
+        "INSERT INTO theme_counts (wijk, theme, window_id, children) VALUES ($1, $2, $3, 1)"
+        " ON CONFLICT (wijk, theme, window_id) DO UPDATE"
+        " SET children = theme_counts.children + 1 RETURNING children",
+        wijk,
+        theme,
+        window,
+    )
+    return int(value)
+
+
+async def window_counts(conn: Conn, wijk: str, theme: str, windows: Sequence[str]) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT window_id, children FROM theme_counts"
+        " WHERE wijk = $1 AND theme = $2 AND window_id = ANY($3)",
+        wijk,
+        theme,
+        list(windows),
+    )
+    found = {r["window_id"]: r["children"] for r in rows}
+    return [found.get(w, 0) for w in windows]
+
+
+async def mark_trend(conn: Conn, wijk: str, theme: str, window: str) -> bool:
+    """Record a trend once per cell; False when it was raised before."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE theme_counts SET trend = true WHERE wijk = $1 AND theme = $2"
+            " AND window_id = $3 AND NOT trend RETURNING true",
+            wijk,
+            theme,
+            window,
+        )
+    )
+
+
+async def cells(conn: Conn, wijk: str, windows: Sequence[str]) -> list[dict[str, object]]:
+    rows = await conn.fetch(
+        "SELECT theme, window_id, children, trend FROM theme_counts"
+        " WHERE wijk = $1 AND window_id = ANY($2) ORDER BY window_id, theme",
+        wijk,
+        list(windows),
+    )
+    return [dict(r) for r in rows]
+
+
+async def forget_tokens(conn: Conn, before_window: str) -> int:
+    """Tokens of closed windows are no longer needed: only the counts stay."""
+    rows = await conn.fetch(
+        "DELETE FROM theme_tokens WHERE window_id < $1 RETURNING 1", before_window
+    )
+    return len(rows)

@@ -59,10 +59,15 @@ def test_an_admitted_signal_loses_its_category_and_gains_the_organisation_catego
     assert accepted.subject == REKEY(sent.subject)
     assert accepted.organisation_category is OrganisationCategory.JGZ
     assert "category" not in accepted.model_dump()
-    observation = SCREENED[sent.event_id].observation
+    observation = SCREENED[sent.event_id].observation(b"w" * 32)
     assert observation.theme is sent.category
     assert observation.wijk == sent.wijk
     assert sent.subject not in observation.model_dump_json()
+    assert accepted.subject not in observation.model_dump_json()
+    # The same child in the same window gets the same token; another window key, another.
+    again = SCREENED[sent.event_id].observation(b"w" * 32)
+    assert again.child_token == observation.child_token
+    assert SCREENED[sent.event_id].observation(b"v" * 32).child_token != observation.child_token
 
 
 def test_a_partner_without_a_covenant_is_rejected() -> None:

@@ -51,3 +51,21 @@ CREATE TABLE IF NOT EXISTS match_participants (
 );
 CREATE INDEX IF NOT EXISTS match_participants_registration_idx
     ON match_participants (registration_id);
+
+-- Wijk x theme aggregates. Only window tokens reach here, never a pseudonym: a token is
+-- a keyed hash under its window's key, which intake destroys once the window closed.
+CREATE TABLE IF NOT EXISTS theme_tokens (
+    wijk      text NOT NULL,
+    theme     text NOT NULL,
+    window_id text NOT NULL,
+    token     text NOT NULL,
+    PRIMARY KEY (wijk, theme, window_id, token)
+);
+CREATE TABLE IF NOT EXISTS theme_counts (
+    wijk      text    NOT NULL,
+    theme     text    NOT NULL,
+    window_id text    NOT NULL,
+    children  integer NOT NULL,
+    trend     boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (wijk, theme, window_id)
+);

@@ -1,0 +1,67 @@
+"""Wijk trends on the running matching service: distinct children per wijk x theme week,
+a trend event when a theme rises above its baseline, and cells under k suppressed."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.matching.trends import window_of
+from shared.contracts import Category, OrganisationCategory, Topics, WijkThemeObserved
+from shared.settings import Settings
+from tests.conftest import eventually
+from tests.e2e.test_pipeline import get_json
+from tests.kafka_tools import read_topic
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
+    settings: Settings, services: dict[str, str]
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    today = datetime.now(UTC).date()
+    wijk = "WK099907"
+
+    def seen(theme: Category, token: str) -> WijkThemeObserved:
+        return WijkThemeObserved(
+            wijk=wijk,
+            theme=theme,
+            observed_on=today,
+            window=window_of(today),
+            child_token=token,
+            organisation_category=OrganisationCategory.ONDERWIJS,
+        )
+
+    children = [secrets.token_hex(16) for _ in range(12)]
+    events = [seen(Category.PESTEN, t) for t in children]
+    events += [seen(Category.PESTEN, children[0])]  # the same child again: counted once
+    events += [seen(Category.ARMOEDE, t) for t in children[:9]]  # nine: under k
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(topics.wijk_themes, e.to_bytes(), key=wijk.encode())
+    finally:
+        await producer.stop()
+
+    async def counted() -> dict[str, object] | None:
+        cells = (await get_json(f"{services['matching']}/trends?wijk={wijk}"))["cells"]
+        by_theme = {c["theme"]: c for c in cells}
+        ready = by_theme.get("pesten", {}).get("children") == 12 and "armoede" in by_theme
+        return by_theme if ready else None
+
+    by_theme = await eventually(counted, timeout=60)
+    assert by_theme["pesten"]["trend"] is True
+    assert by_theme["armoede"]["children"] is None  # nine children: suppressed
+    assert by_theme["armoede"]["trend"] is False
+    (raised,) = await read_topic(
+        settings.kafka_bootstrap_servers, topics.trends, until=lambda rs: len(rs) >= 1
+    )
+    trend = json.loads(raised.value)
+    assert (trend["wijk"], trend["theme"], trend["distinct_children"]) == (wijk, "pesten", 10)
+    assert "Poisson" in trend["test"]
