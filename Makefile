@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck unit integration e2e schemas clean stop help
+.PHONY: install run test bench lint typecheck schemas clean stop help
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
 	@echo "make test   lint, type-check and run every test against a real Kafka and PostgreSQL"
 	@echo "make stop   stop processes left over from a killed 'make run'"
+	@echo "make bench  matching's cost per signal at 10^4 and 10^6 stored registrations"
 	@echo "make clean  wipe local data (.local/)"
 
 $(STAMP): pyproject.toml
@@ -38,6 +39,9 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/vroegsignaal dev prepare
 	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: install
+	$(BIN)/python -m vroegsignaal.bench
 
 schemas: install
 	$(BIN)/vroegsignaal schemas export schemas

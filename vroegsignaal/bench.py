@@ -1,0 +1,215 @@
+"""`make bench`: matching's cost per signal as history grows, measured in one run.
+
+Loads a fresh database with 10^4 and then 10^6 stored registrations, and after each
+load runs the same batch of new signals through the matching service's own code path
+(domain, store, key store, outbox), reporting signals per second, the 50th and 99th
+percentile latency, and the ratio between the two sizes. Uses the local PostgreSQL
+(started here) or DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.matching import app as matching_app
+from services.matching import handlers
+from services.matching.app import load_policy
+from shared import keystore as keystore_module
+from shared.contracts import OrganisationCategory, SealedSignal, SignalAccepted, WorkerContact
+from shared.db import create_pool, migrate, migration_files
+from shared.keystore import KeyStore
+from shared.service import ServiceRuntime, build_service
+from shared.settings import Settings
+from vroegsignaal.stack.procs import free_port
+from vroegsignaal.stack.secrets import init_secrets
+
+ORGS = (
+    ("school", OrganisationCategory.ONDERWIJS),
+    ("jgz", OrganisationCategory.JGZ),
+    ("gp", OrganisationCategory.HUISARTS),
+)
+
+
+async def load_history(database_url: str, total: int, already: int) -> None:
+    """Registrations of other subjects, as history; sealed blobs are never opened."""
+    conn = await asyncpg.connect(database_url)
+    now = datetime.now(UTC)
+    try:
+        batch = 50_000
+        for start in range(already, total, batch):
+            rows = [
+                (
+                    uuid.uuid4(),
+                    secrets.token_hex(32),
+                    ORGS[i % 3][0],
+                    ORGS[i % 3][1].value,
+                    "v1.AAAA",
+                    now - timedelta(days=i % 700),
+                    now + timedelta(days=30 + i % 700),
+                    date(2040, 1, 1),
+                )
+                for i in range(start, min(total, start + batch))
+            ]
+            await conn.copy_records_to_table(
+                "registrations",
+                schema_name="matching",
+                records=rows,
+                columns=[
+                    "registration_id",
+                    "subject",
+                    "organisation",
+                    "organisation_category",
+                    "sealed",
+                    "registered_at",
+                    "expires_at",
+                    "age_cutoff",
+                ],
+            )
+        await conn.execute("ANALYZE matching.registrations")
+    finally:
+        await conn.close()
+
+
+async def signals(store: KeyStore, n: int) -> list[SignalAccepted]:
+    """n new signals: pairs of organisations on new subjects, so half raise a match."""
+    out: list[SignalAccepted] = []
+    for i in range(n):
+        subject = secrets.token_hex(32) if i % 2 == 0 else out[-1].subject
+        org, category = ORGS[i % 2]
+        event_id = uuid.uuid4()
+        personal = SealedSignal(
+            worker=WorkerContact(
+                worker_id=f"{org}-1", display_name="Bench", email=f"{org}@bench.example"
+            ),
+            wijk="WK099901",
+            parents=[secrets.token_hex(32)],
+        )
+        out.append(
+            SignalAccepted(
+                event_id=event_id,
+                signal_id=event_id,
+                partner_id=f"{org}-bench",
+                subject=subject,
+                organisation=org,
+                organisation_category=category,
+                registered_at=datetime.now(UTC),
+                age_cutoff=date(2040, 1, 1),
+                sealed=await store.seal(
+                    subject, event_id.bytes, personal.model_dump_json().encode(), create=True
+                ),
+            )
+        )
+    return out
+
+
+async def measure(matcher: handlers.Matcher, batch: list[SignalAccepted]) -> dict[str, float]:
+    latencies = []
+    started = time.perf_counter()
+    for signal in batch:
+        t = time.perf_counter()
+        await matcher.on_accepted(signal, None)  # type: ignore[arg-type]
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "per_second": len(batch) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+async def run(database_url: str, sizes: list[int], per_size: int) -> list[dict[str, Any]]:
+    secrets_dir = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-"))
+    made = init_secrets(secrets_dir / "secrets", pseudonymiser_url="http://127.0.0.1:1")
+    settings = Settings(
+        DATABASE_URL=database_url,
+        kek_file=made.kek,
+        keystore_cache_seconds=0,
+    )
+    directory = Path(matching_app.__file__).parent
+    await migrate(database_url, "matching", migration_files(directory))
+    await migrate(database_url, "keystore", sorted(keystore_module.MIGRATIONS.glob("*.sql")))
+    policy = load_policy(settings)
+    holder: dict[str, handlers.Matcher] = {}
+
+    def register(runtime: ServiceRuntime) -> list[Any]:
+        holder["matcher"] = handlers.register(runtime, policy)
+        return []
+
+    _, runtime = build_service("matching", directory, settings, register, uses_keystore=True)
+    runtime._pool = await create_pool(database_url, "matching")
+    runtime._keystore = await KeyStore.open(settings)
+    results = []
+    loaded = 0
+    try:
+        for size in sizes:
+            await load_history(database_url, size, loaded)
+            loaded = size
+            batch = await signals(runtime.keystore, per_size)
+            result = await measure(holder["matcher"], batch)
+            results.append({"stored_registrations": size, **result})
+            print(
+                f"{size:>9,} stored: {result['per_second']:8.1f} signals/s, "
+                f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms",
+                flush=True,
+            )
+    finally:
+        await runtime.keystore.close()
+        await runtime.pool.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--signals", type=int, default=2000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    import os
+
+    from vroegsignaal.stack.local import Ports, infrastructure
+
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("DATABASE_URL"):
+            base = os.environ["DATABASE_URL"]
+        else:
+            data = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-pg-"))
+            data.chmod(0o755)
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = "unused:9092"  # no Kafka needed here
+            infra = stack.enter_context(
+                infrastructure(data, Ports(kafka=0, kafka_controller=0, postgres=free_port()))
+            )
+            base = infra.database_url
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(base)
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+
+        asyncio.run(create())
+        url = base.rsplit("/", 1)[0] + "/" + name
+        results = asyncio.run(run(url, sizes, args.signals))
+    first, last = results[0], results[-1]
+    ratio = last["per_second"] / first["per_second"]
+    print(
+        f"throughput at {last['stored_registrations']:,} vs {first['stored_registrations']:,} "
+        f"stored registrations: {ratio:.2f}x (1.00 = flat cost per signal)"
+    )
+
+
+if __name__ == "__main__":
+    main()
