@@ -140,6 +140,32 @@ class SealedSignal(BaseModel):
     household: Pseudonym | None = None
 
 
+class WithdrawalReason(StrEnum):
+    RESOLVED = "resolved"  # the risk is gone: the registration is archived
+    UNJUSTIFIED = "unjustified"  # it should not have been made: not archived, shredded
+
+
+class SignalWithdrawn(Contract):
+    """A partner withdraws one of its registrations (on its own topic, signed like a
+    SignalRegistered, with the header `vs-event-type: SignalWithdrawn`)."""
+
+    partner_id: PartnerId
+    withdraws: uuid.UUID = Field(description="event_id of the SignalRegistered it withdraws")
+    subject: Pseudonym = Field(description="the partner pseudonym, for the message key")
+    reason: WithdrawalReason
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class RegistrationWithdrawn(Contract):
+    """Intake's word to matching that a registration was withdrawn by its partner."""
+
+    registration_id: uuid.UUID
+    subject: Pseudonym = Field(description="the matching-domain pseudonym")
+    partner_id: PartnerId
+    reason: WithdrawalReason
+    withdrawn_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class SignalAccepted(Contract):
     """A signal that passed the intake gateway, stripped of everything matching doesn't need.
 
@@ -362,7 +388,9 @@ class DeadLetter(Contract):
 
 CONTRACTS: tuple[type[Contract], ...] = (
     SignalRegistered,
+    SignalWithdrawn,
     SignalAccepted,
+    RegistrationWithdrawn,
     WijkThemeObserved,
     MatchRaised,
     MatchJoined,
@@ -478,7 +506,9 @@ class Topics:
 
 def partition_key(event: Contract) -> bytes:
     """The Kafka key of an event: its subject where it has one, so per-subject order holds."""
-    if isinstance(event, SignalRegistered | SignalAccepted):
+    if isinstance(
+        event, SignalRegistered | SignalAccepted | SignalWithdrawn | RegistrationWithdrawn
+    ):
         return event.subject.encode()
     if isinstance(event, MatchRaised | MatchJoined | MatchDissolved | CoordinationTransferred):
         return event.key.encode()

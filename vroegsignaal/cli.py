@@ -240,6 +240,30 @@ def partner_send(
     )
 
 
+@partner.command("withdraw")
+def partner_withdraw(
+    export: Annotated[Path, typer.Argument(help="The rows whose registrations to withdraw")],
+    config: Annotated[
+        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
+    ],
+    reason: Annotated[str, typer.Option(help="resolved (archived) or unjustified (erased)")],
+) -> None:
+    """Withdraw the registrations that rows of an earlier export made."""
+    from datetime import UTC, datetime
+
+    from shared.contracts import WithdrawalReason
+    from vroegsignaal.partner.send import send_export
+
+    try:
+        why = WithdrawalReason(reason)
+    except ValueError:
+        raise _fail("--reason must be 'resolved' or 'unjustified'") from None
+    summary = asyncio.run(
+        send_export(export, config, Settings(), today=datetime.now(UTC).date(), withdraw=why)
+    )
+    typer.echo(f"withdrawn {summary.sent}, rejected {summary.rejected}")
+
+
 @partner.command("keygen")
 def partner_keygen() -> None:
     """Make an Ed25519 signing key: the private half for the partner's configuration,

@@ -21,9 +21,15 @@ from services.intake.domain import (
     screen,
     verify_signature,
 )
-from shared.contracts import AuditAction, AuditOutcome, SignalRegistered
+from shared.contracts import (
+    AuditAction,
+    AuditOutcome,
+    RegistrationWithdrawn,
+    SignalRegistered,
+    SignalWithdrawn,
+)
 from shared.db import claim_message
-from shared.outbox import enqueue
+from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "intake"
@@ -66,6 +72,52 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         SIGNALS.labels("rejected").inc()
         await dead_letters.send(message, rejection.code, rejection.reason)
 
+    async def on_withdrawal(message: KafkaMessage, partner_id: str) -> None:
+        withdrawn = await dead_letters.decode(SignalWithdrawn, message)
+        if withdrawn is None:
+            return
+        if withdrawn.partner_id != partner_id:
+            rejection = Rejection(
+                "partner-mismatch", "a partner may withdraw only its own registrations"
+            )
+            await reject(message, rejection, None)
+            return
+        registration_id = signal_id(partner_id, withdrawn.withdraws)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, signal_id(partner_id, withdrawn.event_id)):
+                return
+            known = await store.was_accepted(conn, registration_id)
+            if known:
+                subject = rekey(withdrawn.subject)
+                await enqueue(
+                    conn,
+                    runtime.topics.accepted,
+                    RegistrationWithdrawn(
+                        event_id=signal_id(partner_id, withdrawn.event_id),
+                        registration_id=registration_id,
+                        subject=subject,
+                        partner_id=partner_id,
+                        reason=withdrawn.reason,
+                    ),
+                )
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.UPDATE,
+                    object_type="signal",
+                    object_id=str(registration_id),
+                    subjects=[subject],
+                    purpose=f"intake: partner withdrew its registration ({withdrawn.reason.value})",
+                )
+        if not known:
+            await reject(
+                message,
+                Rejection(
+                    "unknown-registration",
+                    "the withdrawn registration was never accepted from this partner",
+                ),
+                str(registration_id),
+            )
+
     @runtime.broker.subscriber(
         *topics,
         group_id=runtime.group_id,
@@ -91,6 +143,9 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             return
         except Rejection as rejection:
             await reject(message, rejection, None)
+            return
+        if (_header(message, EVENT_TYPE_HEADER) or b"") == b"SignalWithdrawn":
+            await on_withdrawal(message, partner.partner_id)
             return
         signal = await dead_letters.decode(SignalRegistered, message)
         if signal is None:

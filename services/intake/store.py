@@ -57,3 +57,11 @@ async def destroy_window_keys(conn: Conn, older_than: datetime) -> int:
         "DELETE FROM trend_window_keys WHERE created_at < $1 RETURNING window_id", older_than
     )
     return len(deleted)
+
+
+async def was_accepted(conn: Conn, signal_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM received_signals WHERE signal_id = $1)", signal_id
+        )
+    )

@@ -40,17 +40,19 @@ from shared.contracts import (
     MatchKind,
     MatchParticipant,
     MatchRaised,
+    RegistrationWithdrawn,
     SealedMatch,
     SealedSignal,
     SealedTransfer,
     SignalAccepted,
     WijkThemeObserved,
     WijkTrendRaised,
+    WithdrawalReason,
     WorkerContact,
 )
 from shared.db import Conn, claim_message
 from shared.keystore import KeyShredded, SealBroken
-from shared.outbox import enqueue
+from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "matching"
@@ -385,6 +387,37 @@ class Matcher:
                     await self.merge_family_matches(conn, root, absorbed, now)
             await self.reconsider(conn, signal.subject, now)
 
+    async def on_withdrawn(self, withdrawn: RegistrationWithdrawn) -> None:
+        """Rule 5: the worker withdraws; resolved ones are archived, unjustified ones go."""
+        reason = (
+            EndReason.WITHDRAWN_RESOLVED
+            if withdrawn.reason is WithdrawalReason.RESOLVED
+            else EndReason.WITHDRAWN_UNJUSTIFIED
+        )
+        now = datetime.now(UTC)
+        shred = False
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, withdrawn.event_id):
+                return
+            await store.lock(conn, [f"subject:{withdrawn.subject}"])
+            stored = await store.registration(conn, withdrawn.registration_id)
+            if stored is None or stored.end_reason is not None:
+                return
+            await self.end(conn, stored, reason, now)
+            await self.reconsider(conn, stored.subject, now)
+            if not reason.archived and await store.subject_is_gone(conn, stored.subject):
+                shred = True
+                await store.forget_subject(conn, stored.subject)
+                await self.runtime.audit.record(
+                    conn,
+                    action=AuditAction.SHRED,
+                    object_type="data-key",
+                    subjects=[stored.subject],
+                    purpose="matching: withdrawn as unjustified, nothing kept; key shredded",
+                )
+        if shred:
+            await self.runtime.keystore.shred(withdrawn.subject)
+
     async def retention_pass(self, now: datetime, limit: int = 500) -> int:
         """End what expired or reached the age limit, clear the archive, shred the gone."""
         runtime = self.runtime
@@ -517,6 +550,13 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
         auto_offset_reset="earliest",
     )
     async def on_signal_accepted(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        if dict(record.headers or ()).get(EVENT_TYPE_HEADER) == b"RegistrationWithdrawn":
+            withdrawn = await runtime.dead_letters.decode(RegistrationWithdrawn, message)
+            if withdrawn is not None:
+                await matcher.on_withdrawn(withdrawn)
+            return
         signal = await runtime.dead_letters.decode(SignalAccepted, message)
         if signal is not None:
             await matcher.on_accepted(signal, message)

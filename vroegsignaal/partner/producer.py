@@ -22,7 +22,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 
-from shared.contracts import SignalRegistered, Topics
+from shared.contracts import SignalRegistered, SignalWithdrawn, Topics, WithdrawalReason
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
 from vroegsignaal.partner.rows import RejectedRow, RowError, SourceRow, read_rows, validate
@@ -106,16 +106,59 @@ class PartnerProducer:
                     value,
                     self._topic,
                     key=child.encode(),
-                    headers={
-                        "content-type": "application/json",
-                        "vs-key-id": self._config.signing_key_id,
-                        "vs-signature": base64.b64encode(self._key.sign(value)).decode(),
-                    },
+                    headers=self._headers(value, "SignalRegistered"),
                 )
             )
         # Sent together, acknowledged together; the producer keeps per-key order.
         await asyncio.gather(*publishing)
         summary.sent += len(publishing)
+
+    def _headers(self, value: bytes, event_type: str) -> dict[str, str]:
+        return {
+            "content-type": "application/json",
+            "vs-event-type": event_type,
+            "vs-key-id": self._config.signing_key_id,
+            "vs-signature": base64.b64encode(self._key.sign(value)).decode(),
+        }
+
+    async def withdraw_rows(
+        self, rows: Sequence[SourceRow], reason: WithdrawalReason, summary: Summary
+    ) -> None:
+        """Withdraw the registrations these rows once made (the same stable event ids)."""
+        children = await self._pseudonymiser.pseudonyms([bsn_input(r.child_bsn) for r in rows])
+        sending = []
+        for row, child in zip(rows, children, strict=True):
+            withdrawal = SignalWithdrawn(
+                event_id=uuid.uuid5(EVENT_NAMESPACE, f"withdraw/{reason.value}/{child}/{row.line}"),
+                partner_id=self._config.partner_id,
+                withdraws=event_id(self._config.partner_id, row, child),
+                subject=child,
+                reason=reason,
+            )
+            value = withdrawal.to_bytes()
+            sending.append(
+                self._broker.publish(
+                    value,
+                    self._topic,
+                    key=child.encode(),
+                    headers=self._headers(value, "SignalWithdrawn"),
+                )
+            )
+        await asyncio.gather(*sending)
+        summary.sent += len(sending)
+
+    async def withdraw_file(self, path: Path, reason: WithdrawalReason, *, today: date) -> Summary:
+        summary = Summary()
+        rows = []
+        for line, raw in read_rows(path):
+            try:
+                rows.append(validate(line, raw, today=today))
+            except RowError as problem:
+                summary.rejected += 1
+                summary.rejects.append(RejectedRow(line, str(problem)))
+        for start in range(0, len(rows), self._config.batch_size):
+            await self.withdraw_rows(rows[start : start + self._config.batch_size], reason, summary)
+        return summary
 
     async def send_file(
         self,

@@ -9,7 +9,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shared.contracts import Topics
+from shared.contracts import Topics, WithdrawalReason
 from shared.kafka import create_broker
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
@@ -19,7 +19,12 @@ from vroegsignaal.partner.rows import read_rows
 
 
 async def send_export(
-    export: Path, config_path: Path, settings: Settings, *, today: date
+    export: Path,
+    config_path: Path,
+    settings: Settings,
+    *,
+    today: date,
+    withdraw: WithdrawalReason | None = None,
 ) -> Summary:
     config = PartnerConfig.load(config_path)
     total = sum(1 for _ in read_rows(export))
@@ -35,6 +40,8 @@ async def send_export(
     try:
         async with httpx.AsyncClient(timeout=30) as http:
             producer = PartnerProducer(config, broker, Topics(settings.topic_prefix), http)
+            if withdraw is not None:
+                return await producer.withdraw_file(export, withdraw, today=today)
             with Progress(
                 TextColumn("sending"),
                 BarColumn(),

@@ -1,0 +1,97 @@
+"""Withdrawal by the worker (rule 5), from the partner's side to matching: an unjustified
+registration goes without a trace and dissolves the match; a resolved one is archived."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.contracts import MatchDissolved, Topics, WithdrawalReason
+from shared.kafka import create_broker
+from shared.settings import Settings
+from tests.conftest import eventually
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.kafka_tools import read_topic
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_withdrawals_dissolve_the_match_and_archive_only_the_resolved(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    (child,) = synthetic_bsns(1, random.Random())
+    today = datetime.now(UTC).date()
+    school_csv = export(tmp_path / "school.csv", [row(child, "", "juf-anouk", "pesten")])
+    jgz_csv = export(tmp_path / "jgz.csv", [row(child, "", "jgz-fleur", "armoede")])
+    broker, _ = create_broker(
+        settings,
+        client_id="partners",
+        tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )
+    await broker.start()
+
+    async def summary() -> dict[str, int]:
+        data: dict[str, int] = await get_json(f"{services['matching']}/matches/summary")
+        return data
+
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            def producer(partner: str) -> PartnerProducer:
+                config = partner_config(secrets, settings, partner)
+                return PartnerProducer(config, broker, topics, http)
+
+            await producer(SCHOOL).send_file(school_csv, today=today)
+            await producer(JGZ).send_file(jgz_csv, today=today)
+
+            async def matched() -> bool:
+                return (await summary())["open_matches"] == 1
+
+            await eventually(matched, timeout=60)
+            await producer(JGZ).withdraw_file(jgz_csv, WithdrawalReason.UNJUSTIFIED, today=today)
+
+            async def dissolved() -> bool:
+                s = await summary()
+                return (s["open_matches"], s["registrations"]) == (0, 1)
+
+            await eventually(dissolved, timeout=60)
+            await producer(SCHOOL).withdraw_file(school_csv, WithdrawalReason.RESOLVED, today=today)
+
+            async def all_withdrawn() -> bool:
+                return (await summary())["registrations"] == 0
+
+            await eventually(all_withdrawn, timeout=60)
+    finally:
+        await broker.stop()
+
+    (event,) = [
+        MatchDissolved.model_validate_json(r.value)
+        for r in await read_topic(
+            settings.kafka_bootstrap_servers, topics.match_lifecycle, until=lambda rs: len(rs) >= 1
+        )
+    ]
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        kept = await conn.fetch(
+            "SELECT organisation, end_reason, archive_until IS NOT NULL AS archived"
+            " FROM matching.registrations"
+        )
+        # The unjustified registration left no row; the resolved one is archived.
+        assert [tuple(r) for r in kept] == [
+            ("Basisschool De Regenboog", "withdrawn-resolved", True)
+        ]
+        assert len(event.remaining) == 1
+    finally:
+        await conn.close()
