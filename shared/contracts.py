@@ -304,6 +304,16 @@ class CoordinationTransferred(Contract):
     transferred_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class EarlierInvolvementNoticed(Contract):
+    """Rule 6: a new registration on a subject with archived registrations gets a one-time
+    notice that there was earlier involvement, and of which organisations."""
+
+    registration_id: uuid.UUID
+    subject: Pseudonym
+    earlier_organisations: list[str] = Field(min_length=1)
+    noticed_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class SealedTransfer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -396,6 +406,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     MatchJoined,
     MatchDissolved,
     CoordinationTransferred,
+    EarlierInvolvementNoticed,
     WijkTrendRaised,
     AlertIssued,
     AuditEvent,
@@ -507,7 +518,12 @@ class Topics:
 def partition_key(event: Contract) -> bytes:
     """The Kafka key of an event: its subject where it has one, so per-subject order holds."""
     if isinstance(
-        event, SignalRegistered | SignalAccepted | SignalWithdrawn | RegistrationWithdrawn
+        event,
+        SignalRegistered
+        | SignalAccepted
+        | SignalWithdrawn
+        | RegistrationWithdrawn
+        | EarlierInvolvementNoticed,
     ):
         return event.subject.encode()
     if isinstance(event, MatchRaised | MatchJoined | MatchDissolved | CoordinationTransferred):

@@ -34,6 +34,7 @@ from services.matching.policy import Policy
 from shared.contracts import (
     AuditAction,
     CoordinationTransferred,
+    EarlierInvolvementNoticed,
     MatchContact,
     MatchDissolved,
     MatchJoined,
@@ -372,7 +373,17 @@ class Matcher:
             earlier = await store.unnoticed_archive(conn, signal.subject, now)
             if earlier:
                 # Rule 6: a one-time notice of earlier involvement to the new registration.
-                await store.mark_noticed(conn, earlier, now)
+                await store.mark_noticed(conn, [i for i, _ in earlier], now)
+                await enqueue(
+                    conn,
+                    runtime.topics.match_lifecycle,
+                    EarlierInvolvementNoticed(
+                        registration_id=stored.registration_id,
+                        subject=signal.subject,
+                        earlier_organisations=sorted({org for _, org in earlier}),
+                        noticed_at=now,
+                    ),
+                )
                 await runtime.audit.record(
                     conn,
                     action=AuditAction.NOTIFY,

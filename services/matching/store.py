@@ -95,14 +95,14 @@ async def registration(conn: Conn, registration_id: uuid.UUID) -> StoredRegistra
     return _stored(row) if row else None
 
 
-async def unnoticed_archive(conn: Conn, subject: str, now: datetime) -> list[uuid.UUID]:
+async def unnoticed_archive(conn: Conn, subject: str, now: datetime) -> list[tuple[uuid.UUID, str]]:
     rows = await conn.fetch(
-        "SELECT registration_id FROM registrations WHERE subject = $1"
-        " AND archive_until > $2 AND noticed_at IS NULL",
+        "SELECT registration_id, organisation FROM registrations WHERE subject = $1"
+        " AND archive_until > $2 AND noticed_at IS NULL ORDER BY registered_at",
         subject,
         now,
     )
-    return [r["registration_id"] for r in rows]
+    return [(r["registration_id"], r["organisation"]) for r in rows]
 
 
 async def mark_noticed(conn: Conn, ids: Sequence[uuid.UUID], now: datetime) -> None:

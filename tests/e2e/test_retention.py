@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts import (
+    EarlierInvolvementNoticed,
     MatchDissolved,
     OrganisationCategory,
     SealedSignal,
@@ -110,6 +111,19 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
 
         await eventually(lambda: audited("earlier-involvement"), timeout=30)
         assert await audited("earlier-involvement") == 1
+        lifecycle = await read_topic(
+            settings.kafka_bootstrap_servers,
+            topics.match_lifecycle,
+            until=lambda rs: any(b"earlier_organisations" in r.value for r in rs),
+        )
+        notices = [
+            EarlierInvolvementNoticed.model_validate_json(r.value)
+            for r in lifecycle
+            if dict(r.headers)["vs-event-type"] == b"EarlierInvolvementNoticed"
+        ]
+        assert [(n.registration_id, n.earlier_organisations) for n in notices] == [
+            (ids["gp"], ["jgz"])
+        ]
 
         # The 23rd birthday: the live registrations go, and are not archived.
         await conn.execute(
