@@ -156,6 +156,23 @@ class SignalWithdrawn(Contract):
     sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class ErasureRequested(Contract):
+    """A partner passes on a data subject's request for erasure (AVG art. 17), signed, with
+    the header `vs-event-type: ErasureRequested`."""
+
+    partner_id: PartnerId
+    subject: Pseudonym = Field(description="the partner pseudonym")
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class SubjectErased(Contract):
+    """Intake's word to matching: erase everything of this subject and shred its key."""
+
+    subject: Pseudonym = Field(description="the matching-domain pseudonym")
+    partner_id: PartnerId
+    requested_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class RegistrationWithdrawn(Contract):
     """Intake's word to matching that a registration was withdrawn by its partner."""
 
@@ -399,8 +416,10 @@ class DeadLetter(Contract):
 CONTRACTS: tuple[type[Contract], ...] = (
     SignalRegistered,
     SignalWithdrawn,
+    ErasureRequested,
     SignalAccepted,
     RegistrationWithdrawn,
+    SubjectErased,
     WijkThemeObserved,
     MatchRaised,
     MatchJoined,
@@ -523,7 +542,9 @@ def partition_key(event: Contract) -> bytes:
         | SignalAccepted
         | SignalWithdrawn
         | RegistrationWithdrawn
-        | EarlierInvolvementNoticed,
+        | EarlierInvolvementNoticed
+        | ErasureRequested
+        | SubjectErased,
     ):
         return event.subject.encode()
     if isinstance(event, MatchRaised | MatchJoined | MatchDissolved | CoordinationTransferred):

@@ -264,6 +264,24 @@ def partner_withdraw(
     typer.echo(f"withdrawn {summary.sent}, rejected {summary.rejected}")
 
 
+@partner.command("erase")
+def partner_erase(
+    export: Annotated[Path, typer.Argument(help="A file with the child_bsn of each child")],
+    config: Annotated[
+        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
+    ],
+) -> None:
+    """Pass on data subjects' requests for erasure: everything of them goes, everywhere."""
+    from datetime import UTC, datetime
+
+    from vroegsignaal.partner.send import send_export
+
+    summary = asyncio.run(
+        send_export(export, config, Settings(), today=datetime.now(UTC).date(), erase=True)
+    )
+    typer.echo(f"erasure requested for {summary.sent}, rejected {summary.rejected}")
+
+
 @partner.command("keygen")
 def partner_keygen() -> None:
     """Make an Ed25519 signing key: the private half for the partner's configuration,

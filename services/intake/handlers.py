@@ -23,10 +23,13 @@ from services.intake.domain import (
 )
 from shared.contracts import (
     AuditAction,
+    AuditActor,
     AuditOutcome,
+    ErasureRequested,
     RegistrationWithdrawn,
     SignalRegistered,
     SignalWithdrawn,
+    SubjectErased,
 )
 from shared.db import claim_message
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
@@ -71,6 +74,36 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             )
         SIGNALS.labels("rejected").inc()
         await dead_letters.send(message, rejection.code, rejection.reason)
+
+    async def on_erasure(message: KafkaMessage, partner_id: str) -> None:
+        request = await dead_letters.decode(ErasureRequested, message)
+        if request is None:
+            return
+        if request.partner_id != partner_id:
+            await reject(
+                message,
+                Rejection("partner-mismatch", "a partner passes on erasure only on its topic"),
+                None,
+            )
+            return
+        subject = rekey(request.subject)
+        event_id = signal_id(partner_id, request.event_id)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, event_id):
+                return
+            await enqueue(
+                conn,
+                runtime.topics.accepted,
+                SubjectErased(event_id=event_id, subject=subject, partner_id=partner_id),
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.DELETE,
+                object_type="subject",
+                subjects=[subject],
+                actor=AuditActor(actor_id=partner_id, role="partner", organisation=partner_id),
+                purpose="intake: erasure requested by a data subject, passed on by a partner",
+            )
 
     async def on_withdrawal(message: KafkaMessage, partner_id: str) -> None:
         withdrawn = await dead_letters.decode(SignalWithdrawn, message)
@@ -144,8 +177,12 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         except Rejection as rejection:
             await reject(message, rejection, None)
             return
-        if (_header(message, EVENT_TYPE_HEADER) or b"") == b"SignalWithdrawn":
+        event_type = _header(message, EVENT_TYPE_HEADER) or b""
+        if event_type == b"SignalWithdrawn":
             await on_withdrawal(message, partner.partner_id)
+            return
+        if event_type == b"ErasureRequested":
+            await on_erasure(message, partner.partner_id)
             return
         signal = await dead_letters.decode(SignalRegistered, message)
         if signal is None:

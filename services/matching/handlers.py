@@ -46,6 +46,7 @@ from shared.contracts import (
     SealedSignal,
     SealedTransfer,
     SignalAccepted,
+    SubjectErased,
     WijkThemeObserved,
     WijkTrendRaised,
     WithdrawalReason,
@@ -398,6 +399,28 @@ class Matcher:
                     await self.merge_family_matches(conn, root, absorbed, now)
             await self.reconsider(conn, signal.subject, now)
 
+    async def on_erased(self, erased: SubjectErased) -> None:
+        """Erasure: every registration of the subject goes (none archived), its matches
+        dissolve, its place in a family goes, and its data key is shredded."""
+        now = datetime.now(UTC)
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, erased.event_id):
+                return
+            await store.lock(conn, [f"subject:{erased.subject}"])
+            for stored in await store.all_registrations(conn, erased.subject):
+                await self.end(conn, stored, EndReason.ERASED, now)
+            await self.reconsider(conn, erased.subject, now)
+            await store.forget_subject(conn, erased.subject)
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.SHRED,
+                object_type="data-key",
+                subjects=[erased.subject],
+                purpose="matching: the subject asked for erasure; its data key is shredded",
+            )
+        ERASED.inc()
+        await self.runtime.keystore.shred(erased.subject)
+
     async def on_withdrawn(self, withdrawn: RegistrationWithdrawn) -> None:
         """Rule 5: the worker withdraws; resolved ones are archived, unjustified ones go."""
         reason = (
@@ -563,7 +586,13 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
     async def on_signal_accepted(message: KafkaMessage) -> None:
         record = message.raw_message
         assert not isinstance(record, tuple)
-        if dict(record.headers or ()).get(EVENT_TYPE_HEADER) == b"RegistrationWithdrawn":
+        event_type = dict(record.headers or ()).get(EVENT_TYPE_HEADER)
+        if event_type == b"SubjectErased":
+            erased = await runtime.dead_letters.decode(SubjectErased, message)
+            if erased is not None:
+                await matcher.on_erased(erased)
+            return
+        if event_type == b"RegistrationWithdrawn":
             withdrawn = await runtime.dead_letters.decode(RegistrationWithdrawn, message)
             if withdrawn is not None:
                 await matcher.on_withdrawn(withdrawn)

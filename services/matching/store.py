@@ -88,6 +88,12 @@ async def live_registrations(conn: Conn, subjects: Sequence[str]) -> list[Stored
     return [_stored(r) for r in rows]
 
 
+async def all_registrations(conn: Conn, subject: str) -> list[StoredRegistration]:
+    """Live and archived: everything kept of a subject."""
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM registrations WHERE subject = $1", subject)
+    return [_stored(r) for r in rows]
+
+
 async def registration(conn: Conn, registration_id: uuid.UUID) -> StoredRegistration | None:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM registrations WHERE registration_id = $1", registration_id

@@ -95,3 +95,64 @@ async def test_withdrawals_dissolve_the_match_and_archive_only_the_resolved(
         assert len(event.remaining) == 1
     finally:
         await conn.close()
+
+
+async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    child, sibling, mother = synthetic_bsns(3, random.Random())
+    today = datetime.now(UTC).date()
+    school_csv = export(tmp_path / "school.csv", [row(child, mother, "juf-anouk", "pesten")])
+    jgz_csv = export(
+        tmp_path / "jgz.csv",
+        [row(child, mother, "jgz-fleur", "armoede"), row(sibling, mother, "jgz-fleur", "pesten")],
+    )
+    broker, _ = create_broker(
+        settings,
+        client_id="partners",
+        tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )
+    await broker.start()
+
+    async def summary() -> dict[str, int]:
+        data: dict[str, int] = await get_json(f"{services['matching']}/matches/summary")
+        return data
+
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            school = PartnerProducer(
+                partner_config(secrets, settings, SCHOOL), broker, topics, http
+            )
+            jgz = PartnerProducer(partner_config(secrets, settings, JGZ), broker, topics, http)
+            await school.send_file(school_csv, today=today)
+            await jgz.send_file(jgz_csv, today=today)
+
+            async def both_matches() -> bool:
+                s = await summary()
+                return (s["open_matches"], s["open_family_matches"]) == (2, 1)
+
+            await eventually(both_matches, timeout=60)
+            request = export(tmp_path / "erase.csv", [{"child_bsn": child}])
+            await school.erase_file(request)
+
+            async def erased() -> bool:
+                s = await summary()
+                return (s["open_matches"], s["registrations"]) == (0, 1)
+
+            await eventually(erased, timeout=60)
+    finally:
+        await broker.stop()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        subjects = await conn.fetch("SELECT DISTINCT subject FROM matching.registrations")
+        assert len(subjects) == 1  # the sibling's registration stays
+        keys = await conn.fetchval("SELECT count(*) FROM keystore.data_keys")
+        assert keys == 1  # the child's data key is gone, the sibling's stays
+        nodes = await conn.fetchval(
+            "SELECT count(*) FROM matching.family_nodes WHERE node LIKE 's:%'"
+        )
+        assert nodes == 1
+    finally:
+        await conn.close()

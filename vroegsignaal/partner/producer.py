@@ -22,7 +22,14 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 
-from shared.contracts import SignalRegistered, SignalWithdrawn, Topics, WithdrawalReason
+from shared.contracts import (
+    ErasureRequested,
+    SignalRegistered,
+    SignalWithdrawn,
+    Topics,
+    WithdrawalReason,
+)
+from vroegsignaal.partner.bsn import is_valid_bsn
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
 from vroegsignaal.partner.rows import RejectedRow, RowError, SourceRow, read_rows, validate
@@ -158,6 +165,36 @@ class PartnerProducer:
                 summary.rejects.append(RejectedRow(line, str(problem)))
         for start in range(0, len(rows), self._config.batch_size):
             await self.withdraw_rows(rows[start : start + self._config.batch_size], reason, summary)
+        return summary
+
+    async def erase_file(self, path: Path) -> Summary:
+        """Pass on erasure requests for the children in a file (column child_bsn only)."""
+        summary = Summary()
+        bsns = []
+        for line, raw in read_rows(path):
+            bsn = str(raw.get("child_bsn") or "").strip()
+            if is_valid_bsn(bsn):
+                bsns.append(bsn)
+            else:
+                summary.rejected += 1
+                summary.rejects.append(RejectedRow(line, "child_bsn is not a valid BSN"))
+        for start in range(0, len(bsns), self._config.batch_size):
+            chunk = bsns[start : start + self._config.batch_size]
+            children = await self._pseudonymiser.pseudonyms([bsn_input(b) for b in chunk])
+            sending = []
+            for child in children:
+                request = ErasureRequested(partner_id=self._config.partner_id, subject=child)
+                value = request.to_bytes()
+                sending.append(
+                    self._broker.publish(
+                        value,
+                        self._topic,
+                        key=child.encode(),
+                        headers=self._headers(value, "ErasureRequested"),
+                    )
+                )
+            await asyncio.gather(*sending)
+            summary.sent += len(sending)
         return summary
 
     async def send_file(

@@ -25,6 +25,7 @@ async def send_export(
     *,
     today: date,
     withdraw: WithdrawalReason | None = None,
+    erase: bool = False,
 ) -> Summary:
     config = PartnerConfig.load(config_path)
     total = sum(1 for _ in read_rows(export))
@@ -40,6 +41,8 @@ async def send_export(
     try:
         async with httpx.AsyncClient(timeout=30) as http:
             producer = PartnerProducer(config, broker, Topics(settings.topic_prefix), http)
+            if erase:
+                return await producer.erase_file(export)
             if withdraw is not None:
                 return await producer.withdraw_file(export, withdraw, today=today)
             with Progress(
