@@ -395,6 +395,17 @@ class AuditEvent(Contract):
     trace_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
+class TreeHeadSigned(Contract):
+    """A signed head of the audit log's Merkle tree, published so copies exist outside
+    the audit database. The signature (Ed25519) covers context, size, time and root."""
+
+    size: int = Field(ge=0)
+    root: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signed_at: AwareDatetime
+    key_id: str
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
+
+
 class DeadLetter(Contract):
     """A message a consumer could not process, kept with its original bytes and the reason."""
 
@@ -427,6 +438,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     CoordinationTransferred,
     EarlierInvolvementNoticed,
     WijkTrendRaised,
+    TreeHeadSigned,
     AlertIssued,
     AuditEvent,
     DeadLetter,
@@ -472,6 +484,7 @@ class Topics:
     MATCH_LIFECYCLE = "matches.lifecycle"
     ALERTS = "alerts"
     AUDIT = "audit.events"
+    TREE_HEADS = "audit.tree-heads"
     DEADLETTER = "deadletter"
 
     def __init__(self, prefix: str = "") -> None:
@@ -518,6 +531,10 @@ class Topics:
         return self.name(self.AUDIT)
 
     @property
+    def tree_heads(self) -> str:
+        return self.name(self.TREE_HEADS)
+
+    @property
     def deadletter(self) -> str:
         return self.name(self.DEADLETTER)
 
@@ -530,6 +547,7 @@ class Topics:
             self.trends,
             self.alerts,
             self.audit,
+            self.tree_heads,
             self.deadletter,
         ]
 

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         description="The municipality's versioned privacy policy (matching rules, periods).",
     )
     retention_interval_seconds: float = Field(default=60.0, gt=0)
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="The audit service's Ed25519 key for signing tree heads."
+    )
+    audit_head_interval_seconds: float = Field(default=10.0, gt=0)
     trend_key_days: int = Field(
         default=21, ge=8, description="Days after which a trend window's key is destroyed."
     )

@@ -88,6 +88,7 @@ async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -
         oprf_keyring_file=secrets.oprf_keyring,
         pseudonymiser_credentials_file=secrets.pseudonymiser_credentials,
         kek_file=secrets.kek,
+        audit_signing_key_file=secrets.audit_signing_key,
         outbox_poll_seconds=0.5,
         graceful_timeout_seconds=5.0,
     )

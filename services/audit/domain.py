@@ -1,11 +1,17 @@
-"""What an audit entry keeps of an AuditEvent. Pure: no I/O."""
+"""What an audit entry keeps of an AuditEvent, and what a signed tree head is. Pure."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from shared.contracts import AuditEvent
+
+HEAD_CONTEXT = b"vroegsignaal-audit-tree-head/v1"
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,35 @@ class AuditEntry:
 
 
 def entry_from(event: AuditEvent, recorded_at: datetime) -> AuditEntry:
-    # The canonical form is pydantic's deterministic JSON of the validated event, so
-    # later tamper evidence hashes exactly what every reader sees.
+    # The canonical form is pydantic's deterministic JSON of the validated event, so the
+    # tree hashes exactly what every reader sees.
     return AuditEntry(event=event, canonical=event.to_bytes(), recorded_at=recorded_at)
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    size: int
+    root: bytes
+    signed_at: datetime
+    key_id: str
+    signature: bytes
+
+    @staticmethod
+    def message(size: int, root: bytes, signed_at: datetime) -> bytes:
+        millis = int(signed_at.timestamp() * 1000)
+        return HEAD_CONTEXT + struct.pack(">QQ", size, millis) + root
+
+    @classmethod
+    def sign(
+        cls, key: Ed25519PrivateKey, key_id: str, size: int, root: bytes, signed_at: datetime
+    ) -> SignedHead:
+        signed_at = signed_at.replace(microsecond=(signed_at.microsecond // 1000) * 1000)
+        signature = key.sign(cls.message(size, root, signed_at))
+        return cls(size, root, signed_at, key_id, signature)
+
+    def verifies(self, public_key: Ed25519PublicKey) -> bool:
+        try:
+            public_key.verify(self.signature, self.message(self.size, self.root, self.signed_at))
+        except InvalidSignature:
+            return False
+        return True

@@ -1,22 +1,50 @@
-"""Audit subscriber: decode -> append (with the processed-message row) -> ack."""
+"""Audit: decode -> append as the next Merkle leaf (with the processed-message row) -> ack;
+and a job that signs and publishes tree heads."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.audit import store
-from services.audit.domain import entry_from
-from shared.contracts import AuditEvent
+from services.audit.domain import SignedHead, entry_from
+from shared.contracts import AuditEvent, TreeHeadSigned
 from shared.db import claim_message
+from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "audit"
+log = logging.getLogger(__name__)
 
 ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", ["source"])
+TREE_SIZE = Gauge("vroegsignaal_audit_tree_size", "Leaves in the audit log's tree at the last head")
+
+
+class AuditKeyError(ValueError):
+    """The audit signing key is missing or broken; the message says how to fix it."""
+
+
+def load_signing_key(path: Path | None) -> tuple[str, Ed25519PrivateKey]:
+    if path is None:
+        raise AuditKeyError(
+            "VS_AUDIT_SIGNING_KEY_FILE is not set: the audit service signs its tree heads "
+            "('vroegsignaal secrets init' makes a key for a local stack)"
+        )
+    try:
+        doc = yaml.safe_load(path.read_text())
+        return str(doc["key_id"]), Ed25519PrivateKey.from_private_bytes(
+            bytes.fromhex(doc["private_key"])
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise AuditKeyError(f"{path}: expected key_id and a 64-hex private_key ({exc})") from None
 
 
 def register(runtime: ServiceRuntime) -> None:
@@ -37,3 +65,43 @@ def register(runtime: ServiceRuntime) -> None:
                 return
             await store.append(conn, entry_from(event, datetime.now(UTC)))
         ENTRIES.labels(event.source_system).inc()
+
+
+async def sign_head(
+    runtime: ServiceRuntime, key_id: str, key: Ed25519PrivateKey
+) -> SignedHead | None:
+    """Sign and publish a head when the tree grew since the last one."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", store.TREE_LOCK)
+        size = await store.size(conn)
+        last = await store.latest_head(conn)
+        if last is not None and last.size == size:
+            return None
+        head = SignedHead.sign(key, key_id, size, await store.root(conn, size), datetime.now(UTC))
+        await store.add_head(conn, head)
+        await enqueue(
+            conn,
+            runtime.topics.tree_heads,
+            TreeHeadSigned(
+                size=head.size,
+                root=head.root.hex(),
+                signed_at=head.signed_at,
+                key_id=head.key_id,
+                signature=head.signature.hex(),
+            ),
+        )
+    TREE_SIZE.set(head.size)
+    return head
+
+
+async def head_loop(
+    runtime: ServiceRuntime, key_id: str, key: Ed25519PrivateKey, interval: float
+) -> None:
+    while True:
+        try:
+            await sign_head(runtime, key_id, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("signing a tree head failed; retrying at the next interval")
+        await asyncio.sleep(interval)

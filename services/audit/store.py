@@ -1,20 +1,72 @@
-"""Audit's own schema: the append-only entries table."""
+"""Audit's own schema: the append-only entries, the Merkle tree's perfect subtrees and
+the signed tree heads."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from services.audit.domain import AuditEntry
+from services.audit import merkle
+from services.audit.domain import AuditEntry, SignedHead
 from shared.db import Conn
 
+T = TypeVar("T")
+TREE_LOCK = 0x6175646974  # "audit": one appender at a time, so leaf indexes have no gaps
 
-async def append(conn: Conn, entry: AuditEntry) -> None:
+
+class TreeInconsistent(RuntimeError):
+    """A subtree hash the tree needs is missing: the tree tables were tampered with."""
+
+
+async def with_subtrees(conn: Conn, compute: Callable[[merkle.SubtreeHash], T]) -> T:
+    """Run a pure tree computation with the perfect-subtree hashes it needs, fetched in
+    one query. The shape of the computation does not depend on the hash values, so a
+    first dry run tells which subtrees it will ask for."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(start: int, end: int) -> bytes:
+        wanted.add((start, end))
+        return bytes(merkle.HASH_SIZE)
+
+    compute(record)
+    keys = [((e - s).bit_length() - 1, s // (e - s)) for s, e in wanted]
+    rows = await conn.fetch(
+        "SELECT level, position, hash FROM tree_nodes"
+        " WHERE (level, position) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    found = {(r["level"], r["position"]): bytes(r["hash"]) for r in rows}
+
+    def lookup(start: int, end: int) -> bytes:
+        width = end - start
+        try:
+            return found[(width.bit_length() - 1, start // width)]
+        except KeyError:
+            raise TreeInconsistent(f"the subtree of leaves [{start}, {end}) is missing") from None
+
+    return compute(lookup)
+
+
+async def size(conn: Conn) -> int:
+    value = await conn.fetchval("SELECT max(leaf_index) FROM entries")
+    return 0 if value is None else int(value) + 1
+
+
+async def append(conn: Conn, entry: AuditEntry) -> int:
+    """Append an entry as the next leaf; O(log n). Returns its leaf index."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", TREE_LOCK)
+    index = await size(conn)
+    leaf = merkle.leaf_hash(entry.canonical)
     e = entry.event
     await conn.execute(
-        "INSERT INTO entries (event_id, occurred_at, recorded_at, action, outcome, actor_id,"
-        " actor_role, on_behalf_of, subjects, object_type, object_id, source_system,"
-        " source_instance, purpose, trace_id, canonical)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "INSERT INTO entries (leaf_index, leaf_hash, event_id, occurred_at, recorded_at,"
+        " action, outcome, actor_id, actor_role, on_behalf_of, subjects, object_type,"
+        " object_id, source_system, source_instance, purpose, trace_id, canonical)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+        " $17, $18)",
+        index,
+        leaf,
         e.event_id,
         e.occurred_at,
         entry.recorded_at,
@@ -32,6 +84,71 @@ async def append(conn: Conn, entry: AuditEntry) -> None:
         e.trace_id,
         entry.canonical,
     )
+    nodes = await with_subtrees(
+        conn, lambda lookup: merkle.perfect_nodes_completed(index, leaf, lookup)
+    )
+    await conn.executemany(
+        "INSERT INTO tree_nodes (level, position, hash) VALUES ($1, $2, $3)", nodes
+    )
+    return index
+
+
+async def root(conn: Conn, tree_size: int) -> bytes:
+    if tree_size == 0:
+        return merkle.EMPTY_ROOT
+    return await with_subtrees(conn, lambda lookup: merkle.range_hash(lookup, 0, tree_size))
+
+
+async def inclusion(conn: Conn, index: int, tree_size: int) -> list[bytes]:
+    return await with_subtrees(
+        conn, lambda lookup: merkle.inclusion_proof(lookup, index, tree_size)
+    )
+
+
+async def consistency(conn: Conn, first: int, second: int) -> list[bytes]:
+    return await with_subtrees(conn, lambda lookup: merkle.consistency_proof(lookup, first, second))
+
+
+async def add_head(conn: Conn, head: SignedHead) -> None:
+    await conn.execute(
+        "INSERT INTO tree_heads (size, root, signed_at, key_id, signature)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        head.size,
+        head.root,
+        head.signed_at,
+        head.key_id,
+        head.signature,
+    )
+
+
+async def latest_head(conn: Conn) -> SignedHead | None:
+    row = await conn.fetchrow(
+        "SELECT size, root, signed_at, key_id, signature FROM tree_heads"
+        " ORDER BY size DESC, signed_at DESC LIMIT 1"
+    )
+    return _head(row) if row else None
+
+
+async def heads(conn: Conn) -> list[SignedHead]:
+    rows = await conn.fetch(
+        "SELECT size, root, signed_at, key_id, signature FROM tree_heads ORDER BY size, signed_at"
+    )
+    return [_head(r) for r in rows]
+
+
+def _head(row: Any) -> SignedHead:
+    return SignedHead(
+        size=row["size"],
+        root=bytes(row["root"]),
+        signed_at=row["signed_at"],
+        key_id=row["key_id"],
+        signature=bytes(row["signature"]),
+    )
+
+
+async def entry_at(conn: Conn, index: int) -> bytes | None:
+    value = await conn.fetchval("SELECT canonical FROM entries WHERE leaf_index = $1", index)
+    return bytes(value) if value is not None else None
 
 
 async def summary(conn: Conn) -> list[dict[str, Any]]:

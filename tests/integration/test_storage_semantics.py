@@ -78,10 +78,10 @@ async def test_audit_entries_cannot_be_changed_even_by_the_owner(
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "audit"})
     try:
         await conn.execute(
-            "INSERT INTO entries (event_id, occurred_at, recorded_at, action, outcome, actor_id,"
-            " actor_role, subjects, object_type, source_system, source_instance, purpose,"
-            " canonical) VALUES ($1, now(), now(), 'read', 'success', 'x', 'service', '{}',"
-            " 'test', 'tests', 't1', 'p', '\\x00')",
+            "INSERT INTO entries (leaf_index, leaf_hash, event_id, occurred_at, recorded_at,"
+            " action, outcome, actor_id, actor_role, subjects, object_type, source_system,"
+            " source_instance, purpose, canonical) VALUES (0, '\\x00', $1, now(), now(),"
+            " 'read', 'success', 'x', 'service', '{}', 'test', 'tests', 't1', 'p', '\\x00')",
             uuid.uuid4(),
         )
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):

@@ -43,6 +43,14 @@ class Secrets:
         return self.directory / "kek.yaml"
 
     @property
+    def audit_signing_key(self) -> Path:
+        return self.directory / "audit-signing-key.yaml"
+
+    @property
+    def audit_public_key(self) -> Path:
+        return self.directory / "audit-public-key.txt"
+
+    @property
     def partners(self) -> Path:
         return self.directory / "partners.yaml"
 
@@ -63,7 +71,7 @@ class Secrets:
             },
             "matching": {"VS_KEK_FILE": self.kek},
             "notification": {"VS_KEK_FILE": self.kek},
-            "audit": {},
+            "audit": {"VS_AUDIT_SIGNING_KEY_FILE": self.audit_signing_key},
             "simulator": {"VS_PARTNERS_FILE": self.partners, "VS_PARTNER_SECRETS": self.directory},
         }[process]
         return {k: str(v) for k, v in own.items()}
@@ -91,6 +99,23 @@ def init_secrets(
         _write(out.gateway_keys, {"current": "g1", "keys": {"g1": secrets.token_hex(32)}})
     if not out.kek.exists():
         _write(out.kek, {"current": "kek1", "keys": {"kek1": secrets.token_hex(32)}})
+    if not out.audit_signing_key.exists():
+        audit_key = Ed25519PrivateKey.generate()
+        _write(
+            out.audit_signing_key,
+            {
+                "key_id": "audit-1",
+                "private_key": audit_key.private_bytes(
+                    serialization.Encoding.Raw,
+                    serialization.PrivateFormat.Raw,
+                    serialization.NoEncryption(),
+                ).hex(),
+            },
+        )
+        public = audit_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        out.audit_public_key.write_text(public.hex() + "\n")
     ring = yaml.safe_load(out.oprf_keyring.read_text())
     public_keys = {
         version: ristretto.Evaluator.from_seed(
