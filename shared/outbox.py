@@ -43,11 +43,13 @@ def channel_for(schema: str) -> str:
     return f"outbox_{schema}"
 
 
-async def enqueue(conn: Conn, topic: str, event: Contract) -> None:
-    """Write `event` to the outbox within the caller's transaction."""
+async def enqueue(conn: Conn, topic: str, event: Contract, *, traced: bool = True) -> None:
+    """Write `event` to the outbox within the caller's transaction. `traced=False` for an
+    event that must not share a trace with anything about a person."""
     # The event type travels as a header, so a topic can carry several contracts.
     headers: dict[str, str] = {EVENT_TYPE_HEADER: type(event).__name__}
-    inject(headers)
+    if traced:
+        inject(headers)
     await conn.execute(
         "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)",
         topic,

@@ -103,7 +103,7 @@ def serve(
 def simulate(
     secrets_dir: Annotated[
         Path,
-        typer.Option(envvar="VS_PARTNER_SECRETS", help="Where the partners' configurations are."),
+        typer.Option(envvar="VS_PARTNER_SECRETS", help="The directory of partner configurations."),
     ],
     rate: Annotated[float, typer.Option(help="Signals per second.")] = 2.0,
     count: Annotated[

@@ -132,7 +132,7 @@ async def run(
     async with httpx.AsyncClient(timeout=10) as http:
         producers = {}
         for pid in partner_ids:
-            config = PartnerConfig.load(secrets_dir / "partners" / f"{pid}.yaml")
+            config = PartnerConfig.load(secrets_dir / f"{pid}.yaml")
             access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
             producers[pid] = PartnerProducer(
                 config.model_copy(update={"pseudonymiser": access}), broker, topics, http

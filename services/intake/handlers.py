@@ -220,7 +220,13 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             await enqueue(conn, runtime.topics.accepted, accepted)
             # The theme goes only here, to the anonymous aggregates: no pseudonym with it.
             window_key = await store.window_key(conn, admission.window)
-            await enqueue(conn, runtime.topics.wijk_themes, admission.observation(window_key))
+            # Not in the signal's trace: a trace id shared with a pseudonym would link them.
+            await enqueue(
+                conn,
+                runtime.topics.wijk_themes,
+                admission.observation(window_key),
+                traced=False,
+            )
             await runtime.audit.record(
                 conn,
                 action=AuditAction.CREATE,

@@ -57,14 +57,16 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 {
                     "wijk": wijk,
                     "k": policy.aggregates.k,
+                    # Cells under k are left out entirely, not shown as empty.
                     "cells": [
                         {
                             "theme": c["theme"],
                             "window": c["window_id"],
-                            "children": trends.shown(int(str(c["children"])), policy),
+                            "children": shown,
                             "trend": bool(c["trend"]),
                         }
                         for c in found
+                        if (shown := trends.shown(int(str(c["children"])), policy)) is not None
                     ],
                 }
             )

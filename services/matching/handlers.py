@@ -33,6 +33,7 @@ from services.matching.domain import (
 from services.matching.policy import Policy
 from shared.contracts import (
     AuditAction,
+    AuditOutcome,
     CoordinationTransferred,
     EarlierInvolvementNoticed,
     MatchContact,
@@ -153,8 +154,13 @@ class Matcher:
             now,
         )
         root = await store.family_root(conn, subject)
-        if root is not None and self.policy.matching.family.enabled:
+        while root is not None and self.policy.matching.family.enabled:
             await store.lock(conn, [f"cluster:{root}"])
+            current = await store.family_root(conn, subject)
+            if current == root:
+                break
+            root = current  # merged meanwhile: lock the cluster it is in now
+        if root is not None and self.policy.matching.family.enabled:
             members = await store.family_subjects(conn, root)
             family = await self.live(conn, members, now) if len(members) > 1 else regs
             wijk_of.update({r.registration_id: r.wijk for r in family})
@@ -348,6 +354,16 @@ class Matcher:
             await runtime.dead_letters.send(message, "seal-broken", str(broken))
             return
         if signal.organisation_category not in self.policy.authorised_categories:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                if await claim_message(conn, CONSUMER, signal.event_id):
+                    await runtime.audit.record(
+                        conn,
+                        action=AuditAction.REJECT,
+                        outcome=AuditOutcome.DENIED,
+                        object_type="registration",
+                        object_id=str(signal.signal_id),
+                        purpose=f"matching: category not authorised ({self.policy.version})",
+                    )
             await runtime.dead_letters.send(
                 message,
                 "category-not-authorised",
@@ -433,9 +449,13 @@ class Matcher:
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, withdrawn.event_id):
                 return
-            await store.lock(conn, [f"subject:{withdrawn.subject}"])
             stored = await store.registration(conn, withdrawn.registration_id)
-            if stored is None or stored.end_reason is not None:
+            if stored is None:
+                return
+            # The registration's own subject, never the one the message claims.
+            await store.lock(conn, [f"subject:{stored.subject}"])
+            stored = await store.registration(conn, withdrawn.registration_id)
+            if stored is None or (stored.end_reason is not None and reason.archived):
                 return
             await self.end(conn, stored, reason, now)
             await self.reconsider(conn, stored.subject, now)
@@ -449,8 +469,8 @@ class Matcher:
                     subjects=[stored.subject],
                     purpose="matching: withdrawn as unjustified, nothing kept; key shredded",
                 )
-        if shred:
-            await self.runtime.keystore.shred(withdrawn.subject)
+        if shred and stored is not None:
+            await self.runtime.keystore.shred(stored.subject)
 
     async def retention_pass(self, now: datetime, limit: int = 500) -> int:
         """End what expired or reached the age limit, clear the archive, shred the gone."""

@@ -277,7 +277,7 @@ async def matches_of(conn: Conn, registration_id: uuid.UUID) -> list[tuple[Match
 async def add_match(conn: Conn, decision: Raise) -> bool:
     row = await conn.fetchrow(
         "INSERT INTO matches (match_id, kind, key, rule, policy_version)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING match_id",
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (match_id) DO NOTHING RETURNING match_id",
         decision.match_id,
         decision.kind.value,
         decision.key,

@@ -72,7 +72,10 @@ class Secrets:
             "matching": {"VS_KEK_FILE": self.kek},
             "notification": {"VS_KEK_FILE": self.kek},
             "audit": {"VS_AUDIT_SIGNING_KEY_FILE": self.audit_signing_key},
-            "simulator": {"VS_PARTNERS_FILE": self.partners, "VS_PARTNER_SECRETS": self.directory},
+            "simulator": {
+                "VS_PARTNERS_FILE": self.partners,
+                "VS_PARTNER_SECRETS": self.directory / "partners",
+            },
         }[process]
         return {k: str(v) for k, v in own.items()}
 

@@ -1,0 +1,125 @@
+"""Verification of the audit log: recompute every leaf, the tree and every signed head,
+and say exactly what is wrong. Pure; `vroegsignaal audit verify` feeds it from the
+database and from the heads published on the topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.audit import merkle
+from services.audit.domain import SignedHead
+
+# Columns kept beside the canonical event for searching; they must say what it says.
+COLUMNS = {
+    "action": ("action",),
+    "outcome": ("outcome",),
+    "actor_id": ("actor", "actor_id"),
+    "actor_role": ("actor", "role"),
+    "on_behalf_of": ("on_behalf_of",),
+    "object_type": ("object_type",),
+    "object_id": ("object_id",),
+    "source_system": ("source_system",),
+    "source_instance": ("source_instance",),
+    "purpose": ("purpose",),
+    "trace_id": ("trace_id",),
+}
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    leaf_index: int
+    leaf_hash: bytes
+    canonical: bytes
+    columns: dict[str, Any]
+
+
+def verify(
+    entries: Sequence[StoredEntry],
+    level0: dict[int, bytes],
+    heads: Sequence[SignedHead],
+    published: Sequence[SignedHead],
+    public_key: Ed25519PublicKey,
+) -> list[str]:
+    """Every problem found, in words a privacy officer can act on; [] when intact."""
+    problems: list[str] = []
+    trusted: list[SignedHead] = []
+    published_keys = {(h.size, h.root, h.signed_at) for h in published}
+    for head in [*heads, *(p for p in published if p not in heads)]:
+        if not head.verifies(public_key):
+            problems.append(
+                f"forged tree head: size {head.size} at {head.signed_at.isoformat()} "
+                "does not verify with the audit public key"
+            )
+        else:
+            trusted.append(head)
+            if published and (head.size, head.root, head.signed_at) not in published_keys:
+                problems.append(
+                    f"tree head of size {head.size} at {head.signed_at.isoformat()} is in "
+                    "the database but was never published"
+                )
+    ordered = sorted(entries, key=lambda e: e.leaf_index)
+    expected = 0
+    for entry in ordered:
+        if entry.leaf_index > expected:
+            missing = (
+                f"{expected}"
+                if entry.leaf_index == expected + 1
+                else f"{expected} to {entry.leaf_index - 1}"
+            )
+            problems.append(f"deleted entries: leaf index {missing} is missing")
+        expected = entry.leaf_index + 1
+    leaves: dict[int, bytes] = {}
+    for entry in ordered:
+        actual = merkle.leaf_hash(entry.canonical)
+        leaves[entry.leaf_index] = actual
+        if actual != entry.leaf_hash:
+            problems.append(
+                f"changed entry: leaf {entry.leaf_index}'s content no longer matches its hash"
+            )
+            continue
+        try:
+            event = json.loads(entry.canonical)
+        except ValueError:
+            problems.append(f"changed entry: leaf {entry.leaf_index} is not valid JSON")
+            continue
+        for column, path in COLUMNS.items():
+            value: Any = event
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            if entry.columns.get(column) != value:
+                problems.append(
+                    f"changed entry: leaf {entry.leaf_index}'s {column} differs from the "
+                    "content it was logged with"
+                )
+    size = expected
+    for head in sorted(trusted, key=lambda h: h.size):
+        if head.size > size or any(i not in leaves for i in range(head.size)):
+            if head.size > size:
+                problems.append(
+                    f"truncated log: it holds {size} entries, a signed head covers {head.size}"
+                )
+            continue
+        if merkle.root_of([leaves[i] for i in range(head.size)]) != head.root:
+            problems.append(
+                f"the log does not match the signed head of size {head.size}: "
+                + _where(leaves, level0, head.size)
+            )
+    return sorted(set(problems), key=problems.index)
+
+
+def _where(leaves: dict[int, bytes], level0: dict[int, bytes], size: int) -> str:
+    """Localise a mismatch with the stored leaf nodes (when those were left alone)."""
+    differing = [i for i in range(size) if level0.get(i) != leaves[i]]
+    if not differing:
+        return "the tree's stored nodes were rewritten as well; compare with a backup"
+    recomputed = sorted(leaves[i] for i in differing)
+    stored = sorted(level0.get(i, b"") for i in differing)
+    indexes = ", ".join(str(i) for i in differing[:10])
+    if recomputed == stored:
+        return f"reordered entries at leaf indexes {indexes}"
+    return f"changed entries at leaf indexes {indexes}"
