@@ -389,3 +389,36 @@ def matching_replay(
     except (PolicyError, ReplayInputError, KeyStoreError, OSError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"{written} decisions written to {output}")
+
+
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    public_key: Annotated[
+        str,
+        typer.Option(
+            envvar="VS_AUDIT_PUBLIC_KEY", help="The audit service's Ed25519 public key (hex)."
+        ),
+    ],
+    topic: Annotated[
+        bool, typer.Option(help="Also check against the heads published on Kafka.")
+    ] = True,
+) -> None:
+    """Recompute the audit log's tree and every signed head; report what is wrong.
+    Exit 0 when intact, 2 when anything was found."""
+    from services.audit.check import check
+
+    try:
+        key = bytes.fromhex(public_key.strip())
+    except ValueError:
+        raise _fail("the public key must be 64 hex characters") from None
+    problems = asyncio.run(check(Settings(), key, with_topic=topic))
+    if not problems:
+        typer.echo("the audit log is intact: every entry, the tree and every signed head verify")
+        return
+    for problem in problems:
+        typer.echo(f"PROBLEM: {problem}")
+    raise typer.Exit(code=2)

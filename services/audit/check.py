@@ -1,0 +1,100 @@
+"""`vroegsignaal audit verify`: load the log, the stored tree, the signed heads in the
+database and the heads published on the topic, and verify them all."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.audit.domain import SignedHead
+from services.audit.verify import COLUMNS, StoredEntry, verify
+from shared.contracts import Topics, TreeHeadSigned
+from shared.settings import Settings
+
+
+async def published_heads(settings: Settings) -> list[SignedHead]:
+    """Every head on the tree-heads topic: the copies outside the database."""
+    topic = Topics(settings.topic_prefix).tree_heads
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    heads = []
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        remaining = sum((await consumer.end_offsets(partitions)).values())
+        while remaining > 0:
+            batch = await consumer.getmany(timeout_ms=2000)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    remaining -= 1
+                    head = TreeHeadSigned.model_validate_json(record.value)
+                    heads.append(
+                        SignedHead(
+                            size=head.size,
+                            root=bytes.fromhex(head.root),
+                            signed_at=head.signed_at,
+                            key_id=head.key_id,
+                            signature=bytes.fromhex(head.signature),
+                        )
+                    )
+    finally:
+        await consumer.stop()
+    return heads
+
+
+async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> list[str]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT leaf_index, leaf_hash, canonical, {', '.join(COLUMNS)}"
+            " FROM audit.entries ORDER BY leaf_index"
+        )
+        nodes = await conn.fetch("SELECT position, hash FROM audit.tree_nodes WHERE level = 0")
+        head_rows = await conn.fetch(
+            "SELECT size, root, signed_at, key_id, signature FROM audit.tree_heads"
+        )
+    finally:
+        await conn.close()
+    entries = [
+        StoredEntry(
+            leaf_index=r["leaf_index"],
+            leaf_hash=bytes(r["leaf_hash"]),
+            canonical=bytes(r["canonical"]),
+            columns={c: r[c] for c in COLUMNS},
+        )
+        for r in rows
+    ]
+    heads = [
+        SignedHead(
+            size=r["size"],
+            root=bytes(r["root"]),
+            signed_at=r["signed_at"],
+            key_id=r["key_id"],
+            signature=bytes(r["signature"]),
+        )
+        for r in head_rows
+    ]
+    published: list[SignedHead] = []
+    problems: list[str] = []
+    if with_topic:
+        try:
+            published = await published_heads(settings)
+        except KafkaError as exc:
+            problems.append(f"the published heads could not be read from Kafka: {exc}")
+    return problems + verify(
+        entries,
+        {r["position"]: bytes(r["hash"]) for r in nodes},
+        heads,
+        published,
+        Ed25519PublicKey.from_public_bytes(public_key),
+    )

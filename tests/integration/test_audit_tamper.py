@@ -1,0 +1,182 @@
+"""Tamper evidence of the audit log against the real PostgreSQL: the application cannot
+change it; a superuser who does is caught, with a report of what was done."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.audit import store
+from services.audit.check import check
+from services.audit.domain import SignedHead, entry_from
+from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+from shared.db import create_pool, migrate, migration_files
+from shared.settings import Settings
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.integration
+
+AUDIT_DIR = Path(__file__).resolve().parents[2] / "services" / "audit"
+
+
+def event(n: int) -> AuditEvent:
+    return AuditEvent(
+        action=AuditAction.READ,
+        outcome=AuditOutcome.SUCCESS,
+        actor=AuditActor(actor_id=f"worker-{n}", role="worker"),
+        object_type="alert-list",
+        object_id=f"worker-{n}",
+        source_system="notification",
+        source_instance="t1",
+        purpose=f"inbox read {n}",
+    )
+
+
+@pytest.fixture
+async def log(settings: Settings, secrets: Secrets) -> tuple[Settings, bytes]:
+    """A log of 12 entries with signed heads at sizes 8 and 12."""
+    await migrate(settings.database_url, "audit", migration_files(AUDIT_DIR))
+    doc = yaml.safe_load(secrets.audit_signing_key.read_text())
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(doc["private_key"]))
+    pool = await create_pool(settings.database_url, "audit")
+    t0 = datetime.now(UTC)
+    try:
+        for n in range(12):
+            async with pool.acquire() as conn, conn.transaction():
+                await store.append(conn, entry_from(event(n), t0))
+                if n + 1 in (8, 12):
+                    size = n + 1
+                    root = await store.root(conn, size)
+                    head = SignedHead.sign(
+                        key, doc["key_id"], size, root, t0 + timedelta(seconds=n)
+                    )
+                    await store.add_head(conn, head)
+    finally:
+        await pool.close()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return settings, public
+
+
+async def tamper(settings: Settings, *statements: str) -> None:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("SET session_replication_role = replica")  # triggers off: superuser
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def report(settings: Settings, public: bytes) -> list[str]:
+    return await check(settings, public, with_topic=False)
+
+
+async def test_an_intact_log_verifies(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    assert await report(settings, public) == []
+
+
+async def test_the_application_cannot_change_the_log(log: tuple[Settings, bytes]) -> None:
+    settings, _ = log
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        for statement in (
+            "UPDATE audit.entries SET purpose = 'x'",
+            "DELETE FROM audit.tree_heads",
+            "TRUNCATE audit.tree_nodes",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_a_changed_column_is_reported(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    await tamper(
+        settings, "UPDATE audit.entries SET purpose = 'nothing to see' WHERE leaf_index = 3"
+    )
+    assert await report(settings, public) == [
+        "changed entry: leaf 3's purpose differs from the content it was logged with"
+    ]
+
+
+async def test_a_rewritten_entry_is_reported(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    forged = event(99).to_bytes().decode().replace("'", "''")
+    await tamper(
+        settings,
+        f"UPDATE audit.entries SET canonical = convert_to('{forged}', 'UTF8'),"
+        f" leaf_hash = sha256('\\x00'::bytea || convert_to('{forged}', 'UTF8')),"
+        " purpose = 'inbox read 99', actor_id = 'worker-99', object_id = 'worker-99'"
+        " WHERE leaf_index = 5",
+    )
+    problems = await report(settings, public)
+    assert problems == [
+        "the log does not match the signed head of size 8: changed entries at leaf indexes 5",
+        "the log does not match the signed head of size 12: changed entries at leaf indexes 5",
+    ]
+
+
+async def test_a_deleted_entry_is_reported(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    await tamper(settings, "DELETE FROM audit.entries WHERE leaf_index = 4")
+    assert "deleted entries: leaf index 4 is missing" in await report(settings, public)
+
+
+async def test_reordered_entries_are_reported(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    await tamper(
+        settings,
+        "UPDATE audit.entries SET leaf_index = -1 WHERE leaf_index = 2",
+        "UPDATE audit.entries SET leaf_index = 2 WHERE leaf_index = 6",
+        "UPDATE audit.entries SET leaf_index = 6 WHERE leaf_index = -1",
+    )
+    assert await report(settings, public) == [
+        "the log does not match the signed head of size 8: reordered entries at leaf indexes 2, 6",
+        "the log does not match the signed head of size 12: reordered entries at leaf indexes 2, 6",
+    ]
+
+
+async def test_a_truncated_tail_is_reported(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    await tamper(settings, "DELETE FROM audit.entries WHERE leaf_index >= 10")
+    assert await report(settings, public) == [
+        "truncated log: it holds 10 entries, a signed head covers 12"
+    ]
+
+
+async def test_a_forged_head_is_reported(log: tuple[Settings, bytes]) -> None:
+    settings, public = log
+    await tamper(
+        settings,
+        "UPDATE audit.tree_heads SET root = sha256('forged'::bytea) WHERE size = 12",
+    )
+    problems = await report(settings, public)
+    assert len(problems) == 1
+    assert problems[0].startswith("forged tree head: size 12 at ")
+
+
+async def test_the_command_exits_non_zero_and_names_the_problem(
+    log: tuple[Settings, bytes],
+) -> None:
+    settings, public = log
+    await tamper(settings, "DELETE FROM audit.entries WHERE leaf_index = 7")
+    done = subprocess.run(  # noqa: ASYNC221 - the CLI run to its end
+        [sys.executable, "-m", "vroegsignaal", "audit", "verify", "--no-topic",
+         "--public-key", public.hex()],
+        env={"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "PROBLEM: deleted entries: leaf index 7 is missing" in done.stdout
