@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
+from services.audit.check import check
+from services.audit.merkle import leaf_hash, verify_inclusion
 from shared.contracts import DeadLetter, Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
@@ -279,6 +281,25 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
     finally:
         await raw.stop()
         await broker.stop()
+
+    # The audit log is provably intact: a signed head covers every entry, published on
+    # the topic too, and an entry's inclusion proof from the HTTP API verifies offline.
+    async def head_covers_all() -> dict[str, Any] | None:
+        head: dict[str, Any] = await get_json(f"{services['audit']}/audit/v1/tree-head")
+        entries = len(await audit_rows(settings))
+        return head if head["size"] == entries else None
+
+    head = await eventually(head_covers_all, timeout=30)
+    public = await get_json(f"{services['audit']}/audit/v1/public-key")
+    assert await check(settings, bytes.fromhex(public["public_key"]), with_topic=True) == []
+    proof = await get_json(f"{services['audit']}/audit/v1/inclusion?index=3&size={head['size']}")
+    assert verify_inclusion(
+        leaf_hash(proof["entry"].encode()),
+        3,
+        head["size"],
+        [bytes.fromhex(p) for p in proof["proof"]],
+        bytes.fromhex(head["root"]),
+    )
 
     # No input BSN on any topic, in any table, in any log or trace of this run.
     assert_no_bsn(bsns, await topic_bytes(settings), "a Kafka topic")
