@@ -171,10 +171,114 @@ async def run(database_url: str, sizes: list[int], per_size: int) -> list[dict[s
     return results
 
 
+async def audit_history(database_url: str, total: int, already: int) -> None:
+    """Bulk-load audit entries and their perfect subtrees, as appends would have made them."""
+    from services.audit import merkle
+
+    conn = await asyncpg.connect(database_url)
+    now = datetime.now(UTC)
+    try:
+        known = (
+            {
+                (r["level"], r["position"]): bytes(r["hash"])
+                for r in await conn.fetch("SELECT level, position, hash FROM audit.tree_nodes")
+            }
+            if already
+            else {}
+        )
+        entries: list[tuple[Any, ...]] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        for index in range(already, total):
+            canonical = f'{{"bench":{index},"purpose":"inbox read"}}'.encode()
+            leaf = merkle.leaf_hash(canonical)
+            entries.append(
+                (index, leaf, uuid.uuid4(), now, now, "read", "success", "bench", "service",
+                 [], "alert-list", "bench", "b1", "inbox read", canonical)
+            )  # fmt: skip
+
+            def lookup(start: int, end: int) -> bytes:
+                width = end - start
+                return known[(width.bit_length() - 1, start // width)]
+
+            for level, position, value in merkle.perfect_nodes_completed(index, leaf, lookup):
+                known[(level, position)] = value
+                nodes.append((level, position, value))
+        await conn.execute("SET session_replication_role = replica")
+        await conn.copy_records_to_table(
+            "entries",
+            schema_name="audit",
+            records=entries,
+            columns=[
+                "leaf_index", "leaf_hash", "event_id", "occurred_at", "recorded_at", "action",
+                "outcome", "actor_id", "actor_role", "subjects", "object_type",
+                "source_system", "source_instance", "purpose", "canonical",
+            ],
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "tree_nodes", schema_name="audit", records=nodes, columns=["level", "position", "hash"]
+        )
+        await conn.execute("ANALYZE audit.entries; ANALYZE audit.tree_nodes")
+    finally:
+        await conn.close()
+
+
+async def run_audit(database_url: str, sizes: list[int], appends: int) -> list[dict[str, Any]]:
+    from services.audit import app as audit_app
+    from services.audit import store as audit_store
+    from services.audit.domain import entry_from
+    from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+
+    await migrate(database_url, "audit", migration_files(Path(audit_app.__file__).parent))
+    pool = await create_pool(database_url, "audit")
+    results = []
+    loaded = 0
+    try:
+        for size in sizes:
+            await audit_history(database_url, size, loaded)
+            events = [
+                AuditEvent(
+                    action=AuditAction.READ,
+                    outcome=AuditOutcome.SUCCESS,
+                    actor=AuditActor(actor_id="bench", role="service"),
+                    object_type="alert-list",
+                    source_system="bench",
+                    source_instance="b1",
+                    purpose="inbox read",
+                )
+                for _ in range(appends)
+            ]
+            started = time.perf_counter()
+            for event in events:
+                async with pool.acquire() as conn, conn.transaction():
+                    await audit_store.append(conn, entry_from(event, datetime.now(UTC)))
+            elapsed = time.perf_counter() - started
+            loaded = size + appends
+            async with pool.acquire() as conn:
+                inclusion = await audit_store.inclusion(conn, loaded // 3, loaded)
+                consistency = await audit_store.consistency(conn, loaded // 2, loaded)
+            result = {
+                "entries": size,
+                "appends_per_second": appends / elapsed,
+                "inclusion_proof_hashes": len(inclusion),
+                "consistency_proof_hashes": len(consistency),
+            }
+            results.append(result)
+            print(
+                f"{size:>9,} entries: {result['appends_per_second']:8.1f} appends/s, inclusion "
+                f"proof {len(inclusion)} hashes ({32 * len(inclusion)} bytes), consistency "
+                f"proof {len(consistency)} hashes",
+                flush=True,
+            )
+    finally:
+        await pool.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--signals", type=int, default=2000)
+    parser.add_argument("--appends", type=int, default=2000)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -202,12 +306,22 @@ def main() -> None:
 
         asyncio.run(create())
         url = base.rsplit("/", 1)[0] + "/" + name
+        print("matching: cost per signal as history grows", flush=True)
         results = asyncio.run(run(url, sizes, args.signals))
-    first, last = results[0], results[-1]
-    ratio = last["per_second"] / first["per_second"]
+        first, last = results[0], results[-1]
+        ratio = last["per_second"] / first["per_second"]
+        print(
+            f"throughput at {last['stored_registrations']:,} vs "
+            f"{first['stored_registrations']:,} stored registrations: {ratio:.2f}x "
+            "(1.00 = flat cost per signal)\n"
+            "audit: appends and proof sizes as the log grows",
+            flush=True,
+        )
+        audit = asyncio.run(run_audit(url, sizes, args.appends))
+    ratio = audit[-1]["appends_per_second"] / audit[0]["appends_per_second"]
     print(
-        f"throughput at {last['stored_registrations']:,} vs {first['stored_registrations']:,} "
-        f"stored registrations: {ratio:.2f}x (1.00 = flat cost per signal)"
+        f"append throughput at {audit[-1]['entries']:,} vs {audit[0]['entries']:,} entries: "
+        f"{ratio:.2f}x (proofs grow with log2 of the size)"
     )
 
 
