@@ -200,9 +200,9 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                 rekey=rekey,
             )
         except Rejection as rejection:
+            # Not claimed: a corrected resend with the same event id must still get in.
             async with runtime.pool.acquire() as conn, conn.transaction():
-                if await claim_message(conn, CONSUMER, claimed_as):
-                    await store.record_rejected(conn, claimed_as, signal.partner_id, rejection.code)
+                await store.record_rejected(conn, claimed_as, signal.partner_id, rejection.code)
             await reject(message, rejection, str(claimed_as))
             return
         sealed = await runtime.keystore.seal(

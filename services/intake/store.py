@@ -24,7 +24,8 @@ async def record_rejected(
 ) -> None:
     await conn.execute(
         "INSERT INTO rejected_signals (signal_id, partner_id, reason_code) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING",
+        " ON CONFLICT (signal_id) DO UPDATE SET reason_code = EXCLUDED.reason_code,"
+        " rejected_at = now()",
         signal_id,
         partner_id,
         reason_code,
