@@ -422,3 +422,50 @@ def audit_verify(
     for problem in problems:
         typer.echo(f"PROBLEM: {problem}")
     raise typer.Exit(code=2)
+
+
+@audit_app.command("export")
+def audit_export(
+    start: Annotated[str, typer.Option("--from", help="ISO date-time, inclusive")],
+    end: Annotated[str, typer.Option("--to", help="ISO date-time, exclusive")],
+    output: Annotated[Path, typer.Option(help="Where to write the JSON lines")],
+) -> None:
+    """Export a period of the audit log with inclusion proofs against a signed head."""
+    from datetime import datetime
+
+    from services.audit.check import ExportError, export
+
+    try:
+        since, until = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    except ValueError:
+        raise _fail("--from and --to must be ISO date-times, e.g. 2026-11-01T00:00+01:00") from None
+    try:
+        lines = asyncio.run(export(Settings(), since, until))
+    except ExportError as exc:
+        raise _fail(str(exc)) from None
+    output.write_text("".join(line + "\n" for line in lines))
+    typer.echo(f"{len(lines) - 1} entries with their proofs in {output}")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    export_file: Annotated[Path, typer.Argument(help="An export from 'audit export'")],
+    public_key: Annotated[
+        str, typer.Option(envvar="VS_AUDIT_PUBLIC_KEY", help="The audit public key (hex).")
+    ],
+) -> None:
+    """Verify an export with nothing but the public key (what a third party runs)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from services.audit.verify import verify_export
+
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key.strip()))
+    except ValueError:
+        raise _fail("the public key must be 64 hex characters") from None
+    verified, problems = verify_export(export_file.read_text().splitlines(), key)
+    for problem in problems:
+        typer.echo(f"PROBLEM: {problem}")
+    if problems:
+        raise typer.Exit(code=2)
+    typer.echo(f"all {verified} entries are in the signed log")

@@ -3,11 +3,15 @@ database and the heads published on the topic, and verify them all."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from services.audit import store
 from services.audit.domain import SignedHead
 from services.audit.verify import COLUMNS, StoredEntry, verify
 from shared.contracts import Topics, TreeHeadSigned
@@ -98,3 +102,51 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
         published,
         Ed25519PublicKey.from_public_bytes(public_key),
     )
+
+
+async def export(settings: Settings, start: datetime, end: datetime) -> list[str]:
+    """The entries recorded in [start, end) as JSON lines, each with its inclusion proof
+    against the latest signed head, which comes first."""
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": "audit"})
+    try:
+        head = await store.latest_head(conn)
+        if head is None:
+            raise ExportError("no tree head has been signed yet; wait for the audit service")
+        rows = await conn.fetch(
+            "SELECT leaf_index, canonical FROM entries WHERE recorded_at >= $1"
+            " AND recorded_at < $2 AND leaf_index < $3 ORDER BY leaf_index",
+            start,
+            end,
+            head.size,
+        )
+        lines = [
+            json.dumps(
+                {
+                    "type": "head",
+                    "size": head.size,
+                    "root": head.root.hex(),
+                    "signed_at": head.signed_at.isoformat(),
+                    "key_id": head.key_id,
+                    "signature": head.signature.hex(),
+                }
+            )
+        ]
+        for row in rows:
+            proof = await store.inclusion(conn, row["leaf_index"], head.size)
+            lines.append(
+                json.dumps(
+                    {
+                        "type": "entry",
+                        "index": row["leaf_index"],
+                        "entry": bytes(row["canonical"]).decode(),
+                        "proof": [p.hex() for p in proof],
+                    }
+                )
+            )
+        return lines
+    finally:
+        await conn.close()
+
+
+class ExportError(RuntimeError):
+    """Nothing to export against; the message says why."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -123,3 +124,48 @@ def _where(leaves: dict[int, bytes], level0: dict[int, bytes], size: int) -> str
     if recomputed == stored:
         return f"reordered entries at leaf indexes {indexes}"
     return f"changed entries at leaf indexes {indexes}"
+
+
+def verify_export(lines: Sequence[str], public_key: Ed25519PublicKey) -> tuple[int, list[str]]:
+    """Check an export (a signed head, then entries with inclusion proofs) with nothing
+    but the public key. Returns how many entries verified, and every problem."""
+    problems: list[str] = []
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except ValueError:
+            problems.append(f"line {number}: not JSON")
+    if not records or records[0][1].get("type") != "head":
+        return 0, [*problems, "the export does not start with a signed tree head"]
+    raw = records[0][1]
+    try:
+        head = SignedHead(
+            size=int(raw["size"]),
+            root=bytes.fromhex(raw["root"]),
+            signed_at=datetime.fromisoformat(raw["signed_at"]),
+            key_id=str(raw["key_id"]),
+            signature=bytes.fromhex(raw["signature"]),
+        )
+    except (KeyError, ValueError, TypeError):
+        return 0, [*problems, "line 1: the tree head is malformed"]
+    if not head.verifies(public_key):
+        return 0, [*problems, "the tree head's signature does not verify with this public key"]
+    verified = 0
+    for number, record in records[1:]:
+        try:
+            entry = str(record["entry"]).encode()
+            index = int(record["index"])
+            proof = [bytes.fromhex(p) for p in record["proof"]]
+        except (KeyError, ValueError, TypeError):
+            problems.append(f"line {number}: malformed entry record")
+            continue
+        if merkle.verify_inclusion(merkle.leaf_hash(entry), index, head.size, proof, head.root):
+            verified += 1
+        else:
+            problems.append(
+                f"line {number}: entry {index} is not in the signed log (altered or not ours)"
+            )
+    return verified, problems

@@ -180,3 +180,45 @@ async def test_the_command_exits_non_zero_and_names_the_problem(
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "PROBLEM: deleted entries: leaf index 7 is missing" in done.stdout
+
+
+async def test_a_third_party_verifies_an_export_with_only_the_public_key(
+    log: tuple[Settings, bytes], tmp_path: Path
+) -> None:
+    settings, public = log
+    out = tmp_path / "export.jsonl"
+    env = {"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    exported = subprocess.run(  # noqa: ASYNC221 - the CLI run to its end
+        [sys.executable, "-m", "vroegsignaal", "audit", "export",
+         "--from", "2000-01-01T00:00+00:00", "--to", "2100-01-01T00:00+00:00",
+         "--output", str(out)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert "12 entries" in exported.stdout
+
+    def verify(path: Path, key: bytes) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vroegsignaal", "audit", "verify-export", str(path),
+             "--public-key", key.hex()],
+            env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    good = verify(out, public)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "all 12 entries are in the signed log" in good.stdout
+
+    altered = tmp_path / "altered.jsonl"
+    altered.write_text(out.read_text().replace("inbox read 4", "inbox read 40"))
+    bad = verify(altered, public)
+    assert bad.returncode == 2
+    assert "entry 4 is not in the signed log" in bad.stdout
+
+    other_key = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    forged = verify(out, other_key)
+    assert forged.returncode == 2
+    assert "signature does not verify" in forged.stdout
