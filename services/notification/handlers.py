@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
 
 from services.notification import store
-from services.notification.domain import alerts_for, alerts_for_join
+from services.notification.domain import Alert, alerts_for, alerts_for_join
 from shared.contracts import AlertIssued, AuditAction, MatchJoined, MatchRaised, SealedMatch
 from shared.db import claim_message
 from shared.keystore import KeyShredded, SealBroken
@@ -27,6 +29,59 @@ ERASED = Counter(
 )
 
 
+async def issue(
+    runtime: ServiceRuntime,
+    message: KafkaMessage,
+    event: MatchRaised | MatchJoined,
+    alerts_of: Callable[[SealedMatch], list[Alert]],
+    purpose: str,
+) -> None:
+    """Open the event's seal, then store, publish and audit each new alert, once.
+    A shredded subject is erased, not an error; a broken seal is dead-lettered."""
+    try:
+        opened = await runtime.keystore.open_sealed(
+            event.subject, event.event_id.bytes, event.sealed
+        )
+        contacts = SealedMatch.model_validate_json(opened)
+    except KeyShredded:
+        ERASED.inc()
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await claim_message(conn, CONSUMER, event.event_id)
+        return
+    except SealBroken as broken:
+        await runtime.dead_letters.send(message, "seal-broken", str(broken))
+        return
+    issued = 0
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if not await claim_message(conn, CONSUMER, event.event_id):
+            return
+        for alert in alerts_of(contacts):
+            if not await store.add_alert(conn, alert):
+                continue
+            issued += 1
+            await enqueue(
+                conn,
+                runtime.topics.alerts,
+                AlertIssued(
+                    alert_id=alert.alert_id,
+                    match_id=alert.match_id,
+                    kind=alert.kind,
+                    recipient=alert.recipient,
+                    contacts=list(alert.contacts),
+                ),
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.NOTIFY,
+                object_type="alert",
+                object_id=str(alert.alert_id),
+                subjects=[event.subject],
+                on_behalf_of=alert.recipient.worker_id,
+                purpose=purpose,
+            )
+    ALERTS.labels(event.kind.value).inc(issued)
+
+
 def register(runtime: ServiceRuntime) -> None:
     dead_letters = runtime.dead_letters
 
@@ -38,51 +93,14 @@ def register(runtime: ServiceRuntime) -> None:
     )
     async def on_match_raised(message: KafkaMessage) -> None:
         match = await dead_letters.decode(MatchRaised, message)
-        if match is None:
-            return
-        try:
-            contacts = SealedMatch.model_validate_json(
-                await runtime.keystore.open_sealed(
-                    match.subject, match.event_id.bytes, match.sealed
-                )
+        if match is not None:
+            await issue(
+                runtime,
+                message,
+                match,
+                lambda contacts: alerts_for(match, contacts),
+                "notification: tell an involved worker whom to contact",
             )
-        except KeyShredded:
-            ERASED.inc()
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                await claim_message(conn, CONSUMER, match.event_id)
-            return
-        except SealBroken as broken:
-            await dead_letters.send(message, "seal-broken", str(broken))
-            return
-        issued = 0
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, match.event_id):
-                return
-            for alert in alerts_for(match, contacts):
-                if not await store.add_alert(conn, alert):
-                    continue
-                issued += 1
-                await enqueue(
-                    conn,
-                    runtime.topics.alerts,
-                    AlertIssued(
-                        alert_id=alert.alert_id,
-                        match_id=alert.match_id,
-                        kind=alert.kind,
-                        recipient=alert.recipient,
-                        contacts=list(alert.contacts),
-                    ),
-                )
-                await runtime.audit.record(
-                    conn,
-                    action=AuditAction.NOTIFY,
-                    object_type="alert",
-                    object_id=str(alert.alert_id),
-                    subjects=[match.subject],
-                    on_behalf_of=alert.recipient.worker_id,
-                    purpose="notification: tell an involved worker whom to contact",
-                )
-        ALERTS.labels(match.kind.value).inc(issued)
 
     @runtime.broker.subscriber(
         runtime.topics.match_lifecycle,
@@ -95,51 +113,16 @@ def register(runtime: ServiceRuntime) -> None:
         assert not isinstance(record, tuple)
         kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
         if kind != MatchJoined.__name__:
-            # Dissolution and coordination transfer reach the inbox with the roster work.
+            # Dissolution, transfer and earlier-involvement notices reach the inbox with
+            # the roster work (issue 5); until then they are counted, not lost on the topic.
             IGNORED.labels(kind or "untyped").inc()
             return
         joined = await dead_letters.decode(MatchJoined, message)
-        if joined is None:
-            return
-        try:
-            opened = await runtime.keystore.open_sealed(
-                joined.subject, joined.event_id.bytes, joined.sealed
+        if joined is not None:
+            await issue(
+                runtime,
+                message,
+                joined,
+                lambda contacts: alerts_for_join(joined, contacts),
+                "notification: tell involved workers of a colleague who joined",
             )
-            contacts = SealedMatch.model_validate_json(opened)
-        except KeyShredded:
-            ERASED.inc()
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                await claim_message(conn, CONSUMER, joined.event_id)
-            return
-        except SealBroken as broken:
-            await dead_letters.send(message, "seal-broken", str(broken))
-            return
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, joined.event_id):
-                return
-            issued = 0
-            for alert in alerts_for_join(joined, contacts):
-                if not await store.add_alert(conn, alert):
-                    continue
-                issued += 1
-                await enqueue(
-                    conn,
-                    runtime.topics.alerts,
-                    AlertIssued(
-                        alert_id=alert.alert_id,
-                        match_id=alert.match_id,
-                        kind=alert.kind,
-                        recipient=alert.recipient,
-                        contacts=list(alert.contacts),
-                    ),
-                )
-                await runtime.audit.record(
-                    conn,
-                    action=AuditAction.NOTIFY,
-                    object_type="alert",
-                    object_id=str(alert.alert_id),
-                    subjects=[joined.subject],
-                    on_behalf_of=alert.recipient.worker_id,
-                    purpose="notification: tell involved workers of a colleague who joined",
-                )
-        ALERTS.labels(joined.kind.value).inc(issued)
