@@ -426,16 +426,9 @@ class Matcher:
             for stored in await store.all_registrations(conn, erased.subject):
                 await self.end(conn, stored, EndReason.ERASED, now)
             await self.reconsider(conn, erased.subject, now)
-            await store.forget_subject(conn, erased.subject)
-            await self.runtime.audit.record(
-                conn,
-                action=AuditAction.SHRED,
-                object_type="data-key",
-                subjects=[erased.subject],
-                purpose="matching: the subject asked for erasure; its data key is shredded",
-            )
+            await self.schedule_shred(conn, erased.subject, "the subject asked for erasure")
         ERASED.inc()
-        await self.runtime.keystore.shred(erased.subject)
+        await self.shred_pending()
 
     async def on_withdrawn(self, withdrawn: RegistrationWithdrawn) -> None:
         """Rule 5: the worker withdraws; resolved ones are archived, unjustified ones go."""
@@ -445,7 +438,6 @@ class Matcher:
             else EndReason.WITHDRAWN_UNJUSTIFIED
         )
         now = datetime.now(UTC)
-        shred = False
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, withdrawn.event_id):
                 return
@@ -460,20 +452,31 @@ class Matcher:
             await self.end(conn, stored, reason, now)
             await self.reconsider(conn, stored.subject, now)
             if not reason.archived and await store.subject_is_gone(conn, stored.subject):
-                shred = True
-                await store.forget_subject(conn, stored.subject)
-                await self.runtime.audit.record(
-                    conn,
-                    action=AuditAction.SHRED,
-                    object_type="data-key",
-                    subjects=[stored.subject],
-                    purpose="matching: withdrawn as unjustified, nothing kept; key shredded",
-                )
-        if shred and stored is not None:
-            await self.runtime.keystore.shred(stored.subject)
+                await self.schedule_shred(conn, stored.subject, "withdrawn as unjustified")
+        await self.shred_pending()
+
+    async def schedule_shred(self, conn: Conn, subject: str, why: str) -> None:
+        """In the deciding transaction: forget the subject, audit, and queue the shredding."""
+        await store.forget_subject(conn, subject)
+        await store.schedule_shred(conn, subject)
+        await self.runtime.audit.record(
+            conn,
+            action=AuditAction.SHRED,
+            object_type="data-key",
+            subjects=[subject],
+            purpose=f"matching: {why}; its data key is shredded",
+        )
+
+    async def shred_pending(self) -> None:
+        """Shred the queued data keys; what a crash left queued goes at the next pass."""
+        async with self.runtime.pool.acquire() as conn:
+            for subject in await store.pending_shreds(conn, 500):
+                await self.runtime.keystore.shred(subject)
+                await store.shredded(conn, subject)
 
     async def retention_pass(self, now: datetime, limit: int = 500) -> int:
         """End what expired or reached the age limit, clear the archive, shred the gone."""
+        await self.shred_pending()
         runtime = self.runtime
         to_shred: set[str] = set()
         async with runtime.pool.acquire() as conn, conn.transaction():
@@ -513,17 +516,8 @@ class Matcher:
                 conn, trends.previous_windows(trends.window_of(now.date()), 2)[-1]
             )
             for subject in sorted(to_shred):
-                await store.forget_subject(conn, subject)
-                await runtime.audit.record(
-                    conn,
-                    action=AuditAction.SHRED,
-                    object_type="data-key",
-                    subjects=[subject],
-                    purpose="matching: nothing of the subject is kept; its data key is shredded",
-                )
-        # After the commit: the audit of the shredding is durable before the key goes.
-        for subject in sorted(to_shred):
-            await runtime.keystore.shred(subject)
+                await self.schedule_shred(conn, subject, "nothing of the subject is kept")
+        await self.shred_pending()
         return len(due)
 
 

@@ -387,3 +387,20 @@ async def forget_tokens(conn: Conn, before_window: str) -> int:
         "DELETE FROM theme_tokens WHERE window_id < $1 RETURNING 1", before_window
     )
     return len(rows)
+
+
+async def schedule_shred(conn: Conn, subject: str) -> None:
+    await conn.execute(
+        "INSERT INTO pending_shreds (subject) VALUES ($1) ON CONFLICT DO NOTHING", subject
+    )
+
+
+async def pending_shreds(conn: Conn, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT subject FROM pending_shreds ORDER BY decided_at LIMIT $1", limit
+    )
+    return [r["subject"] for r in rows]
+
+
+async def shredded(conn: Conn, subject: str) -> None:
+    await conn.execute("DELETE FROM pending_shreds WHERE subject = $1", subject)

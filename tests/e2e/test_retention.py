@@ -155,6 +155,8 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
 
         await eventually(shredded, timeout=30)
         await eventually(lambda: audited("data-key"), timeout=30)
+        # The shredding was queued in the deciding transaction and the queue drained.
+        assert await conn.fetchval("SELECT count(*) FROM matching.pending_shreds") == 0
     finally:
         await conn.close()
         await producer.stop()

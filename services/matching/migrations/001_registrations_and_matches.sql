@@ -69,3 +69,10 @@ CREATE TABLE IF NOT EXISTS theme_counts (
     trend     boolean NOT NULL DEFAULT false,
     PRIMARY KEY (wijk, theme, window_id)
 );
+
+-- Data keys to shred, written in the transaction that decided it, so a crash between
+-- the commit and the key store cannot leave a key behind.
+CREATE TABLE IF NOT EXISTS pending_shreds (
+    subject    text        PRIMARY KEY,
+    decided_at timestamptz NOT NULL DEFAULT now()
+);
