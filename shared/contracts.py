@@ -165,6 +165,24 @@ class ErasureRequested(Contract):
     sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class SubjectReportRequested(Contract):
+    """A partner passes on a data subject's access request (AVG art. 15), signed, with the
+    header `vs-event-type: SubjectReportRequested`; the BSN never leaves the partner."""
+
+    partner_id: PartnerId
+    subject: Pseudonym = Field(description="the partner pseudonym")
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class SubjectReportRequest(Contract):
+    """Intake's word to audit: report what the log holds about this subject."""
+
+    request_id: uuid.UUID
+    subject: Pseudonym = Field(description="the matching-domain pseudonym")
+    partner_id: PartnerId
+    requested_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class SubjectErased(Contract):
     """Intake's word to matching: erase everything of this subject and shred its key."""
 
@@ -431,6 +449,8 @@ CONTRACTS: tuple[type[Contract], ...] = (
     SignalAccepted,
     RegistrationWithdrawn,
     SubjectErased,
+    SubjectReportRequested,
+    SubjectReportRequest,
     WijkThemeObserved,
     MatchRaised,
     MatchJoined,
@@ -485,6 +505,7 @@ class Topics:
     ALERTS = "alerts"
     AUDIT = "audit.events"
     TREE_HEADS = "audit.tree-heads"
+    AUDIT_REQUESTS = "audit.requests"
     DEADLETTER = "deadletter"
 
     def __init__(self, prefix: str = "") -> None:
@@ -531,6 +552,10 @@ class Topics:
         return self.name(self.AUDIT)
 
     @property
+    def audit_requests(self) -> str:
+        return self.name(self.AUDIT_REQUESTS)
+
+    @property
     def tree_heads(self) -> str:
         return self.name(self.TREE_HEADS)
 
@@ -548,8 +573,18 @@ class Topics:
             self.alerts,
             self.audit,
             self.tree_heads,
+            self.audit_requests,
             self.deadletter,
         ]
+
+
+# Partners choose their event ids; scoping them by partner keeps two partners' ids apart.
+PARTNER_SCOPE = uuid.UUID("0c6f3f0e-8d0a-4f55-9b8e-3f6b2d1c7a41")
+
+
+def scoped_id(partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
+    """The id intake gives a partner's event downstream (signal, request, withdrawal)."""
+    return uuid.uuid5(PARTNER_SCOPE, f"{partner_id}/{event_id}")
 
 
 def partition_key(event: Contract) -> bytes:
@@ -562,7 +597,9 @@ def partition_key(event: Contract) -> bytes:
         | RegistrationWithdrawn
         | EarlierInvolvementNoticed
         | ErasureRequested
-        | SubjectErased,
+        | SubjectErased
+        | SubjectReportRequested
+        | SubjectReportRequest,
     ):
         return event.subject.encode()
     if isinstance(event, MatchRaised | MatchJoined | MatchDissolved | CoordinationTransferred):

@@ -282,6 +282,27 @@ def partner_erase(
     typer.echo(f"erasure requested for {summary.sent}, rejected {summary.rejected}")
 
 
+@partner.command("subject-report")
+def partner_subject_report(
+    export: Annotated[Path, typer.Argument(help="A file with the child_bsn of each child")],
+    config: Annotated[
+        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
+    ],
+) -> None:
+    """Pass on data subjects' access requests; prints the request ids for the privacy
+    officer, who reads the reports with 'vroegsignaal audit report <id>'."""
+    from datetime import UTC, datetime
+
+    from vroegsignaal.partner.send import send_export
+
+    summary = asyncio.run(
+        send_export(export, config, Settings(), today=datetime.now(UTC).date(), report=True)
+    )
+    for request_id in summary.request_ids:
+        typer.echo(f"request {request_id}")
+    typer.echo(f"access requested for {summary.sent}, rejected {summary.rejected}")
+
+
 @partner.command("keygen")
 def partner_keygen() -> None:
     """Make an Ed25519 signing key: the private half for the partner's configuration,
@@ -469,3 +490,41 @@ def audit_verify_export(
     if problems:
         raise typer.Exit(code=2)
     typer.echo(f"all {verified} entries are in the signed log")
+
+
+@audit_app.command("report")
+def audit_report(
+    request_id: Annotated[str, typer.Argument(help="The id 'partner subject-report' printed")],
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Also write a printable page here.")
+    ] = None,
+) -> None:
+    """Print a data subject's access report (JSON), for the privacy officer."""
+    import json
+    import uuid
+
+    import asyncpg
+
+    from services.audit.report import report_html
+
+    try:
+        wanted = uuid.UUID(request_id)
+    except ValueError:
+        raise _fail("the request id is a UUID, as 'partner subject-report' printed it") from None
+
+    async def _load() -> object:
+        conn = await asyncpg.connect(Settings().database_url)
+        try:
+            return await conn.fetchval(
+                "SELECT report FROM audit.subject_reports WHERE request_id = $1", wanted
+            )
+        finally:
+            await conn.close()
+
+    raw = asyncio.run(_load())
+    if raw is None:
+        raise _fail("no report for that request (yet): the audit service builds it shortly")
+    report = json.loads(str(raw))
+    typer.echo(json.dumps(report, indent=2))
+    if html_file is not None:
+        html_file.write_text(report_html(report))

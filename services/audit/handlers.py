@@ -4,6 +4,7 @@ and a job that signs and publishes tree heads."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,8 @@ from prometheus_client import Counter, Gauge
 
 from services.audit import store
 from services.audit.domain import SignedHead, entry_from
-from shared.contracts import AuditEvent, TreeHeadSigned
+from services.audit.report import subject_report
+from shared.contracts import AuditAction, AuditEvent, SubjectReportRequest, TreeHeadSigned
 from shared.db import claim_message
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
@@ -65,6 +67,38 @@ def register(runtime: ServiceRuntime) -> None:
                 return
             await store.append(conn, entry_from(event, datetime.now(UTC)))
         ENTRIES.labels(event.source_system).inc()
+
+    @runtime.broker.subscriber(
+        runtime.topics.audit_requests,
+        group_id=f"{runtime.group_id}-requests",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_request(message: KafkaMessage) -> None:
+        request = await dead_letters.decode(SubjectReportRequest, message)
+        if request is not None:
+            await on_report_request(runtime, request)
+
+
+async def on_report_request(runtime: ServiceRuntime, request: SubjectReportRequest) -> None:
+    """Build the data subject's report from the log and keep it for the privacy officer."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if not await claim_message(conn, CONSUMER, request.event_id):
+            return
+        events = [
+            AuditEvent.model_validate_json(raw)
+            for raw in await store.events_about(conn, request.subject)
+        ]
+        report = subject_report(request.request_id, events, datetime.now(UTC))
+        await store.save_report(conn, request.request_id, json.dumps(report))
+        await runtime.audit.record(
+            conn,
+            action=AuditAction.EXPORT,
+            object_type="subject-report",
+            object_id=str(request.request_id),
+            subjects=[request.subject],
+            purpose="audit: a data subject's access report, from the log",
+        )
 
 
 async def sign_head(

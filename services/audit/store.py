@@ -157,3 +157,23 @@ async def summary(conn: Conn) -> list[dict[str, Any]]:
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     )
     return [dict(r) for r in rows]
+
+
+async def events_about(conn: Conn, subject: str) -> list[bytes]:
+    """The canonical entries that name `subject` (through the subjects index)."""
+    rows = await conn.fetch(
+        "SELECT canonical FROM entries WHERE subjects @> ARRAY[$1]::text[] ORDER BY leaf_index",
+        subject,
+    )
+    return [bytes(r["canonical"]) for r in rows]
+
+
+async def save_report(conn: Conn, request_id: Any, report: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO subject_reports (request_id, report) VALUES ($1, $2::jsonb)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            request_id,
+            report,
+        )
+    )

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from faststream import AckPolicy
@@ -30,6 +29,9 @@ from shared.contracts import (
     SignalRegistered,
     SignalWithdrawn,
     SubjectErased,
+    SubjectReportRequest,
+    SubjectReportRequested,
+    scoped_id,
 )
 from shared.db import claim_message
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
@@ -37,14 +39,11 @@ from shared.service import ServiceRuntime
 
 CONSUMER = "intake"
 log = logging.getLogger(__name__)
-# Partners choose their event ids; scoping them by partner keeps two partners' ids apart.
-SIGNAL_NAMESPACE = uuid.UUID("0c6f3f0e-8d0a-4f55-9b8e-3f6b2d1c7a41")
 
 SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outcome", ["outcome"])
 
 
-def signal_id(partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
-    return uuid.uuid5(SIGNAL_NAMESPACE, f"{partner_id}/{event_id}")
+signal_id = scoped_id
 
 
 def _header(message: KafkaMessage, name: str) -> bytes | None:
@@ -74,6 +73,42 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             )
         SIGNALS.labels("rejected").inc()
         await dead_letters.send(message, rejection.code, rejection.reason)
+
+    async def on_report_request(message: KafkaMessage, partner_id: str) -> None:
+        request = await dead_letters.decode(SubjectReportRequested, message)
+        if request is None:
+            return
+        if request.partner_id != partner_id:
+            await reject(
+                message,
+                Rejection("partner-mismatch", "a partner passes on requests only on its topic"),
+                None,
+            )
+            return
+        subject = rekey(request.subject)
+        request_id = signal_id(partner_id, request.event_id)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, request_id):
+                return
+            await enqueue(
+                conn,
+                runtime.topics.audit_requests,
+                SubjectReportRequest(
+                    event_id=request_id,
+                    request_id=request_id,
+                    subject=subject,
+                    partner_id=partner_id,
+                ),
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.SEARCH,
+                object_type="subject-report",
+                object_id=str(request_id),
+                subjects=[subject],
+                actor=AuditActor(actor_id=partner_id, role="partner", organisation=partner_id),
+                purpose="intake: a data subject's access request, passed on by a partner",
+            )
 
     async def on_erasure(message: KafkaMessage, partner_id: str) -> None:
         request = await dead_letters.decode(ErasureRequested, message)
@@ -184,6 +219,9 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         if event_type == b"ErasureRequested":
             await on_erasure(message, partner.partner_id)
             return
+        if event_type == b"SubjectReportRequested":
+            await on_report_request(message, partner.partner_id)
+            return
         signal = await dead_letters.decode(SignalRegistered, message)
         if signal is None:
             SIGNALS.labels("dead-lettered").inc()
@@ -233,6 +271,9 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                 object_type="signal",
                 object_id=str(claimed_as),
                 subjects=[accepted.subject],
+                actor=AuditActor(
+                    actor_id=partner.partner_id, role="partner", organisation=partner.organisation
+                ),
                 purpose="intake: admit partner signal into the matching domain",
             )
         SIGNALS.labels("accepted").inc()

@@ -26,8 +26,10 @@ from shared.contracts import (
     ErasureRequested,
     SignalRegistered,
     SignalWithdrawn,
+    SubjectReportRequested,
     Topics,
     WithdrawalReason,
+    scoped_id,
 )
 from vroegsignaal.partner.bsn import is_valid_bsn
 from vroegsignaal.partner.config import PartnerConfig
@@ -43,6 +45,7 @@ class Summary:
     rejected: int = 0
     duplicates: int = 0
     rejects: list[RejectedRow] = field(default_factory=list)
+    request_ids: list[uuid.UUID] = field(default_factory=list)
 
 
 def event_id(partner_id: str, row: SourceRow, child: str) -> uuid.UUID:
@@ -169,6 +172,15 @@ class PartnerProducer:
 
     async def erase_file(self, path: Path) -> Summary:
         """Pass on erasure requests for the children in a file (column child_bsn only)."""
+        return await self._per_child(path, ErasureRequested)
+
+    async def request_reports(self, path: Path) -> Summary:
+        """Pass on access requests for the children in a file (column child_bsn only)."""
+        return await self._per_child(path, SubjectReportRequested)
+
+    async def _per_child(
+        self, path: Path, request: type[ErasureRequested] | type[SubjectReportRequested]
+    ) -> Summary:
         summary = Summary()
         bsns = []
         for line, raw in read_rows(path):
@@ -183,14 +195,15 @@ class PartnerProducer:
             children = await self._pseudonymiser.pseudonyms([bsn_input(b) for b in chunk])
             sending = []
             for child in children:
-                request = ErasureRequested(partner_id=self._config.partner_id, subject=child)
-                value = request.to_bytes()
+                event = request(partner_id=self._config.partner_id, subject=child)
+                summary.request_ids.append(scoped_id(self._config.partner_id, event.event_id))
+                value = event.to_bytes()
                 sending.append(
                     self._broker.publish(
                         value,
                         self._topic,
                         key=child.encode(),
-                        headers=self._headers(value, "ErasureRequested"),
+                        headers=self._headers(value, request.__name__),
                     )
                 )
             await asyncio.gather(*sending)

@@ -26,6 +26,7 @@ async def send_export(
     today: date,
     withdraw: WithdrawalReason | None = None,
     erase: bool = False,
+    report: bool = False,
 ) -> Summary:
     config = PartnerConfig.load(config_path)
     total = sum(1 for _ in read_rows(export))
@@ -43,6 +44,8 @@ async def send_export(
             producer = PartnerProducer(config, broker, Topics(settings.topic_prefix), http)
             if erase:
                 return await producer.erase_file(export)
+            if report:
+                return await producer.request_reports(export)
             if withdraw is not None:
                 return await producer.withdraw_file(export, withdraw, today=today)
             with Progress(

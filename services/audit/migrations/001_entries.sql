@@ -66,3 +66,14 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Data subjects' access reports (AVG art. 15), kept as produced; read by the privacy
+-- officer. Append-only like the log.
+CREATE TABLE IF NOT EXISTS subject_reports (
+    request_id uuid        PRIMARY KEY,
+    report     jsonb       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+DROP TRIGGER IF EXISTS subject_reports_no_update_delete ON subject_reports;
+CREATE TRIGGER subject_reports_no_update_delete BEFORE UPDATE OR DELETE ON subject_reports
+    FOR EACH ROW EXECUTE FUNCTION entries_are_append_only();

@@ -1,0 +1,115 @@
+"""A data subject's access request, from the partner's side (the BSN never leaves it) to
+the privacy officer's report built from the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.contracts import Topics
+from shared.kafka import create_broker
+from shared.settings import Settings
+from tests.conftest import eventually
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+
+async def cli(settings: Settings, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vroegsignaal", *args,
+        env={"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    child, other = synthetic_bsns(2, random.Random())
+    today = datetime.now(UTC).date()
+    broker, _ = create_broker(
+        settings, client_id="partners", tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    await broker.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            def producer(partner: str) -> PartnerProducer:
+                return PartnerProducer(
+                    partner_config(secrets, settings, partner), broker, topics, http
+                )
+
+            await producer(SCHOOL).send_file(
+                export(tmp_path / "s.csv", [row(child, "", "juf-anouk", "pesten")]), today=today
+            )
+            await producer(JGZ).send_file(
+                export(
+                    tmp_path / "j.csv",
+                    [
+                        row(child, "", "jgz-fleur", "armoede"),
+                        {**row(other, "", "jgz-bos", "pesten"), "household_id": "HH-7"},
+                    ],
+                ),
+                today=today,
+            )
+
+            async def alerted() -> bool:
+                summary = await get_json(f"{services['notification']}/alerts/summary")
+                return bool(summary["alerts"] == 2)
+
+            await eventually(alerted, timeout=60)
+
+            async def logged() -> bool:
+                rows = (await get_json(f"{services['audit']}/audit/summary"))["entries"]
+                notified = sum(
+                    r["entries"]
+                    for r in rows
+                    if (r["source_system"], r["action"]) == ("notification", "notify")
+                )
+                return bool(notified == 2)
+
+            # The report shows what the log holds when it is asked: wait for the alerts.
+            await eventually(logged, timeout=60)
+            requested = await producer(SCHOOL).request_reports(
+                export(tmp_path / "request.csv", [{"child_bsn": child}])
+            )
+    finally:
+        await broker.stop()
+    (request_id,) = requested.request_ids
+
+    async def reported() -> str | None:
+        code, out = await cli(settings, "audit", "report", str(request_id), "--html",
+                              str(tmp_path / "report.html"))  # fmt: skip
+        return out if code == 0 else None
+
+    out = await eventually(reported, timeout=60)
+    report = json.loads(out)
+    assert sorted(r["organisation"] for r in report["registrations"]) == [
+        "Basisschool De Regenboog",
+        "JGZ Voorbeeldrade",
+    ]
+    assert [m["kind"] for m in report["matches"]] == ["person"]
+    assert report["matches"][0]["raised_at"] is not None
+    assert sorted(t["worker"] for t in report["workers_told"]) == ["jgz-fleur", "juf-anouk"]
+    assert "jgz-bos" not in out  # the other child's worker is not part of this report
+    assert child not in out
+    page = (tmp_path / "report.html").read_text()
+    assert "JGZ Voorbeeldrade" in page
+    assert child not in page
