@@ -6,6 +6,8 @@ import asyncio
 import base64
 import binascii
 import logging
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from faststream import AckPolicy
@@ -24,6 +26,7 @@ from shared.contracts import (
     AuditAction,
     AuditActor,
     AuditOutcome,
+    Contract,
     ErasureRequested,
     RegistrationWithdrawn,
     SignalRegistered,
@@ -74,8 +77,16 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         SIGNALS.labels("rejected").inc()
         await dead_letters.send(message, rejection.code, rejection.reason)
 
-    async def on_report_request(message: KafkaMessage, partner_id: str) -> None:
-        request = await dead_letters.decode(SubjectReportRequested, message)
+    async def pass_on(
+        message: KafkaMessage,
+        partner_id: str,
+        request: ErasureRequested | SubjectReportRequested | None,
+        forward: Callable[[uuid.UUID, str], tuple[str, Contract]],
+        action: AuditAction,
+        what: str,
+    ) -> None:
+        """A data subject's request a partner passes on: re-key it, forward it once,
+        and audit it on the partner's behalf."""
         if request is None:
             return
         if request.partner_id != partner_id:
@@ -86,59 +97,49 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             )
             return
         subject = rekey(request.subject)
-        request_id = signal_id(partner_id, request.event_id)
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, request_id):
-                return
-            await enqueue(
-                conn,
-                runtime.topics.audit_requests,
-                SubjectReportRequest(
-                    event_id=request_id,
-                    request_id=request_id,
-                    subject=subject,
-                    partner_id=partner_id,
-                ),
-            )
-            await runtime.audit.record(
-                conn,
-                action=AuditAction.SEARCH,
-                object_type="subject-report",
-                object_id=str(request_id),
-                subjects=[subject],
-                actor=AuditActor(actor_id=partner_id, role="partner", organisation=partner_id),
-                purpose="intake: a data subject's access request, passed on by a partner",
-            )
-
-    async def on_erasure(message: KafkaMessage, partner_id: str) -> None:
-        request = await dead_letters.decode(ErasureRequested, message)
-        if request is None:
-            return
-        if request.partner_id != partner_id:
-            await reject(
-                message,
-                Rejection("partner-mismatch", "a partner passes on erasure only on its topic"),
-                None,
-            )
-            return
-        subject = rekey(request.subject)
         event_id = signal_id(partner_id, request.event_id)
+        topic, event = forward(event_id, subject)
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, event_id):
                 return
-            await enqueue(
-                conn,
-                runtime.topics.accepted,
-                SubjectErased(event_id=event_id, subject=subject, partner_id=partner_id),
-            )
+            await enqueue(conn, topic, event)
             await runtime.audit.record(
                 conn,
-                action=AuditAction.DELETE,
+                action=action,
                 object_type="subject",
+                object_id=str(event_id),
                 subjects=[subject],
                 actor=AuditActor(actor_id=partner_id, role="partner", organisation=partner_id),
-                purpose="intake: erasure requested by a data subject, passed on by a partner",
+                purpose=f"intake: {what}, passed on by a partner",
             )
+
+    async def on_report_request(message: KafkaMessage, partner_id: str) -> None:
+        await pass_on(
+            message,
+            partner_id,
+            await dead_letters.decode(SubjectReportRequested, message),
+            lambda event_id, subject: (
+                runtime.topics.audit_requests,
+                SubjectReportRequest(
+                    event_id=event_id, request_id=event_id, subject=subject, partner_id=partner_id
+                ),
+            ),
+            AuditAction.SEARCH,
+            "a data subject's access request",
+        )
+
+    async def on_erasure(message: KafkaMessage, partner_id: str) -> None:
+        await pass_on(
+            message,
+            partner_id,
+            await dead_letters.decode(ErasureRequested, message),
+            lambda event_id, subject: (
+                runtime.topics.accepted,
+                SubjectErased(event_id=event_id, subject=subject, partner_id=partner_id),
+            ),
+            AuditAction.DELETE,
+            "erasure requested by a data subject",
+        )
 
     async def on_withdrawal(message: KafkaMessage, partner_id: str) -> None:
         withdrawn = await dead_letters.decode(SignalWithdrawn, message)
