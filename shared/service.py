@@ -58,6 +58,12 @@ class ServiceRuntime:
             raise RuntimeError(f"{self.name}: the database pool is not open yet")
         return self._pool
 
+    def every(
+        self, interval: float, what: str, job: Callable[[], Coroutine[Any, Any, object]]
+    ) -> None:
+        """Run `job` in the background every `interval` seconds while the service runs."""
+        self.background.append(lambda: periodic(job, interval, what))
+
     @property
     def keystore(self) -> KeyStore:
         if self._keystore is None:
@@ -70,6 +76,21 @@ class ServiceRuntime:
 
 
 Routes = Sequence[tuple[str, ASGIApp]]
+
+
+async def periodic(
+    job: Callable[[], Coroutine[Any, Any, object]], interval: float, what: str
+) -> None:
+    """Run `job` every `interval` seconds until cancelled; a failed run is logged and
+    retried at the next interval, never fatal to the service."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %.0f s", what, interval)
+        await asyncio.sleep(interval)
 
 
 def build_service(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -203,36 +205,52 @@ app.add_typer(partner, name="partner")
 app.add_typer(secrets_app, name="secrets")
 
 
+ConfigOption = Annotated[
+    Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
+]
+ChildFile = Annotated[Path, typer.Argument(help="A file with the child_bsn of each child")]
+
+
+def _as_partner(config: Path, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run a partner action; a broken configuration, an unreachable or refusing
+    pseudonymiser or an unreadable file ends in one message, not a stack trace."""
+    from aiokafka.errors import KafkaError
+
+    from vroegsignaal.partner.config import PartnerConfigError
+    from vroegsignaal.partner.pseudonymise import PseudonymisationError
+    from vroegsignaal.partner.send import with_producer
+
+    settings = Settings()
+    try:
+        return asyncio.run(with_producer(config, settings, action))
+    except (PartnerConfigError, PseudonymisationError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    except KafkaError as exc:
+        raise _fail(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}); "
+            "check KAFKA_BOOTSTRAP_SERVERS"
+        ) from None
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
 @partner.command("send")
 def partner_send(
     export: Annotated[Path, typer.Argument(help="The partner's export: .csv or .jsonl")],
-    config: Annotated[
-        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
-    ],
+    config: ConfigOption,
     rejects: Annotated[
         Path | None, typer.Option(help="Where to write rejected rows (line, reason).")
     ] = None,
 ) -> None:
     """Validate, pseudonymise, sign and send a partner's export. No BSN leaves this process."""
-    from datetime import UTC, datetime
+    from vroegsignaal.partner.producer import write_rejects
+    from vroegsignaal.partner.send import send_with_progress
 
-    from vroegsignaal.partner.send import send_export
-
-    try:
-        summary = asyncio.run(
-            send_export(export, config, Settings(), today=datetime.now(UTC).date())
-        )
-    except Exception as exc:
-        from vroegsignaal.partner.config import PartnerConfigError
-        from vroegsignaal.partner.pseudonymise import PseudonymisationError
-
-        if isinstance(exc, PartnerConfigError | PseudonymisationError | OSError):
-            raise _fail(str(exc)) from None
-        raise
+    summary = _as_partner(config, send_with_progress(export, _today()))
     rejects_path = rejects or export.with_suffix(export.suffix + ".rejects.csv")
     if summary.rejects:
-        from vroegsignaal.partner.producer import write_rejects
-
         write_rejects(rejects_path, summary.rejects)
     typer.echo(
         f"sent {summary.sent}, rejected {summary.rejected}, duplicates {summary.duplicates}"
@@ -243,61 +261,32 @@ def partner_send(
 @partner.command("withdraw")
 def partner_withdraw(
     export: Annotated[Path, typer.Argument(help="The rows whose registrations to withdraw")],
-    config: Annotated[
-        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
-    ],
+    config: ConfigOption,
     reason: Annotated[str, typer.Option(help="resolved (archived) or unjustified (erased)")],
 ) -> None:
     """Withdraw the registrations that rows of an earlier export made."""
-    from datetime import UTC, datetime
-
     from shared.contracts import WithdrawalReason
-    from vroegsignaal.partner.send import send_export
 
     try:
         why = WithdrawalReason(reason)
     except ValueError:
         raise _fail("--reason must be 'resolved' or 'unjustified'") from None
-    summary = asyncio.run(
-        send_export(export, config, Settings(), today=datetime.now(UTC).date(), withdraw=why)
-    )
+    summary = _as_partner(config, lambda p: p.withdraw_file(export, why, today=_today()))
     typer.echo(f"withdrawn {summary.sent}, rejected {summary.rejected}")
 
 
 @partner.command("erase")
-def partner_erase(
-    export: Annotated[Path, typer.Argument(help="A file with the child_bsn of each child")],
-    config: Annotated[
-        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
-    ],
-) -> None:
+def partner_erase(export: ChildFile, config: ConfigOption) -> None:
     """Pass on data subjects' requests for erasure: everything of them goes, everywhere."""
-    from datetime import UTC, datetime
-
-    from vroegsignaal.partner.send import send_export
-
-    summary = asyncio.run(
-        send_export(export, config, Settings(), today=datetime.now(UTC).date(), erase=True)
-    )
+    summary = _as_partner(config, lambda p: p.erase_file(export))
     typer.echo(f"erasure requested for {summary.sent}, rejected {summary.rejected}")
 
 
 @partner.command("subject-report")
-def partner_subject_report(
-    export: Annotated[Path, typer.Argument(help="A file with the child_bsn of each child")],
-    config: Annotated[
-        Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
-    ],
-) -> None:
+def partner_subject_report(export: ChildFile, config: ConfigOption) -> None:
     """Pass on data subjects' access requests; prints the request ids for the privacy
     officer, who reads the reports with 'vroegsignaal audit report <id>'."""
-    from datetime import UTC, datetime
-
-    from vroegsignaal.partner.send import send_export
-
-    summary = asyncio.run(
-        send_export(export, config, Settings(), today=datetime.now(UTC).date(), report=True)
-    )
+    summary = _as_partner(config, lambda p: p.request_reports(export))
     for request_id in summary.request_ids:
         typer.echo(f"request {request_id}")
     typer.echo(f"access requested for {summary.sent}, rejected {summary.rejected}")

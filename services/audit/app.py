@@ -29,8 +29,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     def register(runtime: ServiceRuntime) -> Routes:
         handlers.register(runtime)
-        runtime.background.append(
-            lambda: handlers.head_loop(runtime, key_id, key, settings.audit_head_interval_seconds)
+        runtime.every(
+            settings.audit_head_interval_seconds,
+            "signing a tree head",
+            lambda: handlers.sign_head(runtime, key_id, key),
         )
 
         @get(description="Entries per source system, action and outcome (counts only)")

@@ -3,9 +3,7 @@ and a job that signs and publishes tree heads."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "audit"
-log = logging.getLogger(__name__)
 
 ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", ["source"])
 TREE_SIZE = Gauge("vroegsignaal_audit_tree_size", "Leaves in the audit log's tree at the last head")
@@ -126,16 +123,3 @@ async def sign_head(
         )
     TREE_SIZE.set(head.size)
     return head
-
-
-async def head_loop(
-    runtime: ServiceRuntime, key_id: str, key: Ed25519PrivateKey, interval: float
-) -> None:
-    while True:
-        try:
-            await sign_head(runtime, key_id, key)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("signing a tree head failed; retrying at the next interval")
-        await asyncio.sleep(interval)

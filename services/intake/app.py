@@ -36,7 +36,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     def register(runtime: ServiceRuntime) -> Routes:
         handlers.register(runtime, registry, rekey)
-        runtime.background.append(lambda: handlers.destroy_window_keys_loop(runtime))
+        runtime.every(
+            3600, "destroying trend window keys", lambda: handlers.destroy_window_keys(runtime)
+        )
 
         @get(description="How many signals were admitted and rejected (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +39,6 @@ from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "intake"
-log = logging.getLogger(__name__)
 
 SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outcome", ["outcome"])
 
@@ -280,23 +277,16 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         SIGNALS.labels("accepted").inc()
 
 
-async def destroy_window_keys_loop(runtime: ServiceRuntime, interval: float = 3600.0) -> None:
+async def destroy_window_keys(runtime: ServiceRuntime) -> None:
     """Destroy the keys of closed trend windows: their tokens become unlinkable."""
-    while True:
-        try:
-            older = datetime.now(UTC) - timedelta(days=runtime.settings.trend_key_days)
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                destroyed = await store.destroy_window_keys(conn, older)
-                if destroyed:
-                    await runtime.audit.record(
-                        conn,
-                        action=AuditAction.SHRED,
-                        object_type="trend-window-key",
-                        object_id=str(destroyed),
-                        purpose="intake: keys of closed trend windows destroyed",
-                    )
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("destroying trend window keys failed; retrying later")
-        await asyncio.sleep(interval)
+    older = datetime.now(UTC) - timedelta(days=runtime.settings.trend_key_days)
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        destroyed = await store.destroy_window_keys(conn, older)
+        if destroyed:
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.SHRED,
+                object_type="trend-window-key",
+                object_id=str(destroyed),
+                purpose="intake: keys of closed trend windows destroyed",
+            )

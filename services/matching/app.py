@@ -34,9 +34,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     def register(runtime: ServiceRuntime) -> Routes:
         matcher = handlers.register(runtime, policy)
-        runtime.background.append(
-            lambda: handlers.retention_loop(matcher, settings.retention_interval_seconds)
-        )
+        runtime.every(settings.retention_interval_seconds, "retention", matcher.retention)
 
         @get(description="Registrations and open matches (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:

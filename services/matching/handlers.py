@@ -4,9 +4,7 @@ erased, not an error. The retention job ends what expired and clears the archive
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -59,7 +57,6 @@ from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "matching"
-log = logging.getLogger(__name__)
 
 REGISTRATIONS = Counter("vroegsignaal_matching_registrations_total", "Registrations stored")
 DECISIONS = Counter(
@@ -353,7 +350,7 @@ class Matcher:
         except SealBroken as broken:
             await runtime.dead_letters.send(message, "seal-broken", str(broken))
             return
-        if signal.organisation_category not in self.policy.authorised_categories:
+        if not self.policy.authorises(signal.organisation_category):
             async with runtime.pool.acquire() as conn, conn.transaction():
                 if await claim_message(conn, CONSUMER, signal.event_id):
                     await runtime.audit.record(
@@ -473,6 +470,11 @@ class Matcher:
             for subject in await store.pending_shreds(conn, 500):
                 await self.runtime.keystore.shred(subject)
                 await store.shredded(conn, subject)
+
+    async def retention(self) -> None:
+        """Retention passes until nothing is due."""
+        while await self.retention_pass(datetime.now(UTC)):
+            pass
 
     async def retention_pass(self, now: datetime, limit: int = 500) -> int:
         """End what expired or reached the age limit, clear the archive, shred the gone."""
@@ -616,15 +618,3 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
             await matcher.on_accepted(signal, message)
 
     return matcher
-
-
-async def retention_loop(matcher: Matcher, interval: float) -> None:
-    while True:
-        try:
-            while await matcher.retention_pass(datetime.now(UTC)):
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("retention pass failed; retrying at the next interval")
-        await asyncio.sleep(interval)

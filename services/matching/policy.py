@@ -60,6 +60,10 @@ class Policy(_Strict):
     aggregates: AggregatesPolicy = AggregatesPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
 
+    def authorises(self, category: OrganisationCategory) -> bool:
+        """Rule 1: only organisations of an authorised category may register."""
+        return category in self.authorised_categories
+
     @model_validator(mode="after")
     def _coordinators_are_authorised(self) -> Policy:
         stray = self.coordinating_categories - self.authorised_categories

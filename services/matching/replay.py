@@ -196,7 +196,7 @@ async def replay(
         for at, d in state.expire(event.registered_at):
             out.append(decision_record(at, d))
         personal = await open_sealed(event) if open_sealed else None
-        if event.organisation_category not in policy.authorised_categories:
+        if not policy.authorises(event.organisation_category):
             continue
         for d in state.add(event, personal):
             out.append(decision_record(event.registered_at, d))

@@ -336,6 +336,10 @@ async def topic_bytes(settings: Settings) -> bytes:
         for r in await read_all(settings.kafka_bootstrap_servers, name):
             chunks.extend([r.key or b"", r.value or b""])
             chunks.extend(v for _, v in r.headers or ())
+            if name == Topics(settings.topic_prefix).deadletter:
+                # Dead letters keep originals in base64: scan what they decode to as well.
+                letter = DeadLetter.model_validate_json(r.value)
+                chunks.append(base64.b64decode(letter.original_value))
     return b"\n".join(chunks)
 
 

@@ -255,3 +255,10 @@ def test_an_unknown_category_lists_the_allowed_ones() -> None:
 def test_coordinators_must_be_authorised() -> None:
     with pytest.raises(PolicyError, match="unauthorised categories: kinderopvang"):
         Policy.parse(POLICY_TEXT.replace("[jgz, huisarts]", "[jgz, kinderopvang]"))
+
+
+def test_only_authorised_categories_may_register() -> None:
+    from shared.contracts import OrganisationCategory
+
+    assert POLICY.authorises(OrganisationCategory.JGZ)
+    assert not POLICY.authorises(OrganisationCategory.KINDEROPVANG)

@@ -83,3 +83,27 @@ def test_a_leftover_from_a_killed_run_is_found_and_stopped(
     assert stop_leftovers(tmp_path) == [f"Kafka (pid {fake_kafka_process.pid})"]
     assert fake_kafka_process.wait(timeout=10) is not None
     assert not node.pidfile.exists()
+
+
+def test_a_partner_command_fails_with_one_message_not_a_stack_trace(tmp_path: Path) -> None:
+    from vroegsignaal.stack.secrets import init_secrets
+
+    made = init_secrets(tmp_path / "secrets", pseudonymiser_url="http://127.0.0.1:1")
+    children = tmp_path / "children.csv"
+    children.write_text("child_bsn\n999990019\n")
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "vroegsignaal", "partner", "erase", str(children),
+         "--config", str(made.partner_config("school-de-regenboog"))],
+        env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert unreachable.returncode == 1
+    assert "cannot reach Kafka" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "vroegsignaal", "partner", "erase", str(children),
+         "--config", str(tmp_path / "nope.yaml")],
+        env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "cannot read partner configuration" in missing.stderr

@@ -1,7 +1,9 @@
-"""Sending one export file with a partner's configuration (what `partner send` runs)."""
+"""Running the partner producer from the command line: one session (broker, pseudonymiser
+client) around whatever the partner asked for."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shared.contracts import Topics, WithdrawalReason
+from shared.contracts import Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
@@ -17,19 +19,12 @@ from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer, Summary
 from vroegsignaal.partner.rows import read_rows
 
+Action = Callable[[PartnerProducer], Awaitable[Summary]]
 
-async def send_export(
-    export: Path,
-    config_path: Path,
-    settings: Settings,
-    *,
-    today: date,
-    withdraw: WithdrawalReason | None = None,
-    erase: bool = False,
-    report: bool = False,
-) -> Summary:
+
+async def with_producer(config_path: Path, settings: Settings, action: Action) -> Summary:
+    """Run `action` with a producer for the partner of `config_path`, then close it all."""
     config = PartnerConfig.load(config_path)
-    total = sum(1 for _ in read_rows(export))
     broker, _ = create_broker(
         settings,
         client_id=f"partner-{config.partner_id}",
@@ -41,25 +36,28 @@ async def send_export(
     await broker.start()
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            producer = PartnerProducer(config, broker, Topics(settings.topic_prefix), http)
-            if erase:
-                return await producer.erase_file(export)
-            if report:
-                return await producer.request_reports(export)
-            if withdraw is not None:
-                return await producer.withdraw_file(export, withdraw, today=today)
-            with Progress(
-                TextColumn("sending"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} rows"),
-                TimeRemainingColumn(),
-                transient=True,
-            ) as progress:
-                task = progress.add_task("send", total=total)
-                return await producer.send_file(
-                    export,
-                    today=today,
-                    on_progress=lambda n: progress.advance(task, n),
-                )
+            return await action(
+                PartnerProducer(config, broker, Topics(settings.topic_prefix), http)
+            )
     finally:
         await broker.stop()
+
+
+def send_with_progress(export: Path, today: date) -> Action:
+    """Send an export, with a progress bar for long files."""
+
+    async def send(producer: PartnerProducer) -> Summary:
+        total = sum(1 for _ in read_rows(export))
+        with Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} rows"),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("send", total=total)
+            return await producer.send_file(
+                export, today=today, on_progress=lambda n: progress.advance(task, n)
+            )
+
+    return send

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -117,12 +115,3 @@ def run_checked(cmd: list[str], what: str, fix: str, **kwargs: object) -> str:
         output = (done.stdout + done.stderr).strip().splitlines()[-12:]
         raise StackError(f"{what} failed (exit {done.returncode}). {fix}\n" + "\n".join(output))
     return str(done.stdout)
-
-
-def env_with(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(extra)
-    return env
-
-
-Cleanup = Callable[[], None]
