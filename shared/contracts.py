@@ -261,10 +261,22 @@ class MatchParticipant(BaseModel):
 
 
 class MatchContact(BaseModel):
+    """One registration of a match as notification needs it: whom to contact, at which
+    organisation, whether that organisation may coordinate, and the subject's age limit
+    (to address the family-informing task by age). Never the reason."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     registration_id: uuid.UUID
     worker: WorkerContact
+    organisation: Annotated[Text, StringConstraints(min_length=1, max_length=120)]
+    organisation_category: OrganisationCategory
+    age_cutoff: date | None = Field(
+        default=None, description="The subject's 23rd birthday (sealed: it reveals the age)"
+    )
+
+
+MatchKeyText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class SealedMatch(BaseModel):
@@ -274,6 +286,10 @@ class SealedMatch(BaseModel):
 
     wijk: WijkCode
     contacts: list[MatchContact] = Field(min_length=1)
+    family: MatchKeyText | None = Field(
+        default=None,
+        description="Opaque key of the subject's family cluster, to keep one coordinator",
+    )
 
 
 MatchKey = Annotated[
@@ -345,8 +361,16 @@ class EarlierInvolvementNoticed(Contract):
 
     registration_id: uuid.UUID
     subject: Pseudonym
-    earlier_organisations: list[str] = Field(min_length=1)
+    sealed: Sealed = Field(description="a SealedNotice: whom to tell, which organisations")
     noticed_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class SealedNotice(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worker: WorkerContact
+    organisation: str
+    earlier_organisations: list[str] = Field(min_length=1)
 
 
 class SealedTransfer(BaseModel):
@@ -360,10 +384,13 @@ class AlertIssued(Contract):
     """One alert for one recipient: whom to contact, never why."""
 
     alert_id: uuid.UUID
-    match_id: uuid.UUID
+    match_id: uuid.UUID | None = Field(description="None for an earlier-involvement notice")
     kind: MatchKind
+    occasion: str = Field(default="raised", max_length=200)
+    part: str = Field(default="registrant", description="why the recipient is told")
     recipient: WorkerContact
     contacts: list[WorkerContact]
+    coordinator: WorkerContact | None = None
     issued_at: AwareDatetime = Field(default_factory=utcnow)
 
 

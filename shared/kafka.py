@@ -204,15 +204,37 @@ class DeadLetterSink:
     async def send(self, message: KafkaMessage, reason_code: str, reason: str) -> DeadLetter:
         record = message.raw_message
         assert not isinstance(record, tuple), "dead-lettering works on single messages"
-        value = record.value or b""
+        return await self.send_bytes(
+            source=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value or b"",
+            reason_code=reason_code,
+            reason=reason,
+        )
+
+    async def send_bytes(
+        self,
+        *,
+        source: str,
+        key: bytes | None,
+        value: bytes,
+        reason_code: str,
+        reason: str,
+        partition: int = -1,
+        offset: int = -1,
+    ) -> DeadLetter:
+        """Dead-letter something that did not come from a topic (partition and offset -1),
+        such as an e-mail or webhook delivery that failed for the last time."""
         letter = DeadLetter(
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
+            source_topic=source,
+            source_partition=partition,
+            source_offset=offset,
             consumer=self._consumer,
             reason_code=reason_code,
             reason=reason,
-            original_key=base64.b64encode(record.key).decode() if record.key else None,
+            original_key=base64.b64encode(key).decode() if key else None,
             # An oversized original is cut, so the dead letter itself fits on the topic.
             original_value=base64.b64encode(value[: self._max_bytes]).decode(),
             original_size=len(value),
@@ -222,15 +244,15 @@ class DeadLetterSink:
             letter.to_bytes(),
             self._topic,
             # Same key as the original: dead letters of one subject keep their order.
-            key=record.key or str(letter.event_id).encode(),
+            key=key or str(letter.event_id).encode(),
             headers={"content-type": "application/json"},
         )
         DEAD_LETTERS.labels(self._consumer, reason_code).inc()
         log.warning(
             "dead-lettered %s[%d]@%d: %s (%s)",
-            record.topic,
-            record.partition,
-            record.offset,
+            source,
+            partition,
+            offset,
             reason_code,
             reason,
         )

@@ -50,6 +50,8 @@ class ServiceRuntime:
     _keystore: KeyStore | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    starters: list[Callable[[], Coroutine[Any, Any, object]]] = field(default_factory=list)
+    closers: list[Callable[[], Coroutine[Any, Any, object]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @property
@@ -63,6 +65,14 @@ class ServiceRuntime:
     ) -> None:
         """Run `job` in the background every `interval` seconds while the service runs."""
         self.background.append(lambda: periodic(job, interval, what))
+
+    def on_start(self, job: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """Run `job` once the store is open, before the background jobs start."""
+        self.starters.append(job)
+
+    def on_close(self, job: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """Run `job` at shutdown, after the subscribers and the outbox have drained."""
+        self.closers.append(job)
 
     @property
     def keystore(self) -> KeyStore:
@@ -140,6 +150,8 @@ def build_service(
             poll_seconds=settings.outbox_poll_seconds,
         )
         await runtime.relay.start()
+        for job in runtime.starters:
+            await job()
         runtime._tasks = [asyncio.create_task(job()) for job in runtime.background]
 
     async def drain() -> None:
@@ -156,6 +168,11 @@ def build_service(
             await runtime.relay.stop()
 
     async def close_store() -> None:
+        for job in runtime.closers:
+            try:
+                await job()
+            except Exception:
+                log.exception("%s: a shutdown step failed", name)
         if runtime._keystore is not None:
             await runtime._keystore.close()
             runtime._keystore = None

@@ -88,6 +88,38 @@ class Settings(BaseSettings):
     )
     retry_base_seconds: float = Field(default=0.2, gt=0)
     graceful_timeout_seconds: float = Field(default=15.0, gt=0)
+    oidc_issuer: str = Field(
+        default="http://127.0.0.1:8106",
+        description="The OIDC issuer whose bearer tokens the web APIs accept (discovery + JWKS).",
+    )
+    oidc_audience: str = Field(default="vroegsignaal", description="Required `aud` of tokens.")
+    oidc_client_id: str = Field(default="vroegsignaal-inbox", description="The inbox's client id.")
+    issuer_port: int = 8106
+    issuer_key_file: Path | None = Field(
+        default=None, description="The local demo issuer's signing key (make run and tests only)."
+    )
+    roster_file: Path = Field(
+        default=REPO_ROOT / "config" / "roster.yaml",
+        description="Wijken, JGT teams, their workers, team leads and the regie role.",
+    )
+    webhooks_file: Path | None = Field(
+        default=None, description="Partner systems' webhook URLs and their signing secrets."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP relay; no e-mail when unset.")
+    smtp_port: int = 25
+    smtp_sender: str = "vroegsignaal@voorbeeldrade.example"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    inbox_url: str = Field(
+        default="http://127.0.0.1:8103/inbox/", description="Where e-mails send the worker."
+    )
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, description="Tries of one e-mail or webhook before it is dead-lettered."
+    )
+    delivery_base_seconds: float = Field(default=2.0, gt=0)
+    delivery_interval_seconds: float = Field(default=1.0, gt=0)
+    escalation_interval_seconds: float = Field(default=60.0, gt=0)
     trace_file: Path | None = Field(
         default=None,
         description="Append finished spans as JSON lines to this file (local tracing).",

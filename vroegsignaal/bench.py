@@ -25,11 +25,11 @@ import asyncpg
 
 from services.matching import app as matching_app
 from services.matching import handlers
-from services.matching.app import load_policy
 from shared import keystore as keystore_module
 from shared.contracts import OrganisationCategory, SealedSignal, SignalAccepted, WorkerContact
 from shared.db import create_pool, migrate, migration_files
 from shared.keystore import KeyStore
+from shared.policy import load_policy
 from shared.service import ServiceRuntime, build_service
 from shared.settings import Settings
 from vroegsignaal.stack.procs import free_port
@@ -141,7 +141,7 @@ async def run(database_url: str, sizes: list[int], per_size: int) -> list[dict[s
     directory = Path(matching_app.__file__).parent
     await migrate(database_url, "matching", migration_files(directory))
     await migrate(database_url, "keystore", sorted(keystore_module.MIGRATIONS.glob("*.sql")))
-    policy = load_policy(settings)
+    policy = load_policy(settings.policy_file)
     holder: dict[str, handlers.Matcher] = {}
 
     def register(runtime: ServiceRuntime) -> list[Any]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -13,8 +16,10 @@ from typing import Annotated, Any
 import typer
 
 from services.intake.domain import PartnerRegistryError
-from shared.contracts import export_schemas
+from shared.audit import AuditTrail
+from shared.contracts import AuditActor, Topics, export_schemas
 from shared.settings import Settings
+from vroegsignaal.issuer_cli import issuer_app
 from vroegsignaal.stack.errors import StackError
 
 app = typer.Typer(
@@ -32,6 +37,17 @@ app.add_typer(schemas, name="schemas")
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
+
+
+@dev.command("mail")
+def dev_mail(
+    maildir: Annotated[Path, typer.Argument(help="Where the received e-mail is kept (Maildir)")],
+    listen: Annotated[str, typer.Option(help="host:port to listen on")] = "127.0.0.1:8025",
+) -> None:
+    """A local SMTP server (aiosmtpd) for the dev stack: every e-mail lands in a Maildir."""
+    from aiosmtpd.main import main as smtpd
+
+    smtpd(["-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox", str(maildir)])
 
 
 @dev.command("up")
@@ -368,10 +384,10 @@ def matching_replay(
 ) -> None:
     """Run the matching rules over a file of accepted signals and write every decision:
     what a policy change would do. The same input gives the same output, byte for byte."""
-    from services.matching.policy import Policy, PolicyError
     from services.matching.replay import ReplayInputError, read_events, replay, write_decisions
     from shared.contracts import SealedSignal, SignalAccepted
     from shared.keystore import KeyShredded, KeyStore, KeyStoreError
+    from shared.policy import Policy, PolicyError
 
     async def _run() -> int:
         rules = Policy.parse(policy.read_text(), source=str(policy))
@@ -517,3 +533,155 @@ def audit_report(
     typer.echo(json.dumps(report, indent=2))
     if html_file is not None:
         html_file.write_text(report_html(report))
+
+
+app.add_typer(issuer_app, name="issuer")
+
+roster_app = typer.Typer(
+    help="The JGT roster: wijken, teams, workers, team leads, the regie role. Every change "
+    "is audited.",
+    no_args_is_help=True,
+)
+app.add_typer(roster_app, name="roster")
+
+
+def _roster_change(change: Callable[[Any, AuditTrail, AuditActor], Awaitable[object]]) -> None:
+    """Run one roster change in one transaction, with its audit event, as the operator."""
+    from services.notification.roster import RosterError
+    from shared.db import DatabaseUnavailableError, create_pool
+
+    settings = Settings()
+    operator = os.environ.get("VS_OPERATOR") or getpass.getuser()
+    trail = AuditTrail(
+        service="notification", instance="cli", topic=Topics(settings.topic_prefix).audit
+    )
+    who = AuditActor(actor_id=operator, role="roster-admin")
+
+    async def _run() -> None:
+        pool = await create_pool(settings.database_url, "notification", max_size=1)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await change(conn, trail, who)
+        finally:
+            await pool.close()
+
+    try:
+        asyncio.run(_run())
+    except (RosterError, DatabaseUnavailableError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@roster_app.command("show")
+def roster_show() -> None:
+    """Print the roster as stored (teams, wijken, members and whether they are active)."""
+    from services.notification import roster
+
+    async def _show(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        typer.echo(json.dumps(await roster.show(conn), indent=2))
+
+    _roster_change(_show)
+
+
+@roster_app.command("load")
+def roster_load(
+    file: Annotated[Path, typer.Argument(help="The roster YAML (see config/roster.yaml).")],
+) -> None:
+    """Make the stored roster equal to the file; people left out are deactivated."""
+    from services.notification import roster
+
+    try:
+        parsed = roster.load_roster_file(file)
+    except roster.RosterError as exc:
+        raise _fail(str(exc)) from None
+
+    async def _load(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await roster.load(conn, parsed, trail, who)
+
+    _roster_change(_load)
+    typer.echo(f"roster loaded from {file}")
+
+
+@roster_app.command("add-worker")
+def roster_add_worker(
+    team: Annotated[str, typer.Argument(help="Team id, e.g. jgt-noord")],
+    worker_id: Annotated[str, typer.Argument(help="The worker's user id (the OIDC 'sub')")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    email: Annotated[str, typer.Option(help="Work e-mail address")],
+    phone: Annotated[str | None, typer.Option(help="Work phone number")] = None,
+    category: Annotated[
+        str, typer.Option(help="Organisation category (decides who may coordinate)")
+    ] = "jeugdhulp",
+) -> None:
+    """Add a worker to a team."""
+    from pydantic import ValidationError
+
+    from services.notification import roster
+
+    try:
+        worker = roster.Worker(
+            id=worker_id,
+            name=name,
+            email=email,
+            phone=phone,
+            category=category,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"not a valid worker: {problems}") from None
+
+    async def _add(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await roster.add_worker(conn, worker, team, trail, who)
+
+    _roster_change(_add)
+    typer.echo(f"{worker_id} added to {team}")
+
+
+@roster_app.command("deactivate")
+def roster_deactivate(user_id: str) -> None:
+    """Deactivate a person: no new alerts or coordination; their history stays."""
+    from services.notification import roster
+
+    async def _off(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await roster.set_active(conn, user_id, False, trail, who)
+
+    _roster_change(_off)
+    typer.echo(f"{user_id} deactivated")
+
+
+@roster_app.command("activate")
+def roster_activate(user_id: str) -> None:
+    """Reactivate a deactivated person."""
+    from services.notification import roster
+
+    async def _on(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await roster.set_active(conn, user_id, True, trail, who)
+
+    _roster_change(_on)
+    typer.echo(f"{user_id} activated")
+
+
+@roster_app.command("remove")
+def roster_remove(user_id: str) -> None:
+    """Remove someone who never received an alert (anyone else: deactivate)."""
+    from services.notification import roster
+
+    async def _remove(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await roster.remove(conn, user_id, trail, who)
+
+    _roster_change(_remove)
+    typer.echo(f"{user_id} removed")
+
+
+@roster_app.command("move-wijk")
+def roster_move_wijk(
+    wijk: Annotated[str, typer.Argument(help="Wijk code, e.g. WK099901")],
+    team: Annotated[str, typer.Argument(help="The team that serves it from now on")],
+) -> None:
+    """Let another team serve a wijk (new matches there go to that team)."""
+    from services.notification import roster
+
+    async def _move(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await roster.move_wijk(conn, wijk, team, trail, who)
+
+    _roster_change(_move)
+    typer.echo(f"{wijk} is served by {team}")

@@ -104,6 +104,28 @@ def status_line(settings: Settings) -> str:
     )
 
 
+MAIL_PORT = 8025
+
+
+def local_mail(settings: Settings, logs: Path, run_dir: Path) -> subprocess.Popen[bytes] | None:
+    """A real SMTP server for the dev stack, delivering into a Maildir under .local/, unless
+    VS_SMTP_HOST names a relay to use instead."""
+    if settings.smtp_host:
+        return None
+    maildir = DATA_DIR / "mail"
+    maildir.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    proc = start_process(
+        "mail",
+        ["dev", "mail", "--listen", f"{settings.http_host}:{MAIL_PORT}", str(maildir)],
+        dict(os.environ),
+        logs,
+        run_dir,
+    )
+    wait_for_port(MAIL_PORT, proc, "mail", logs / "mail.log", 30)
+    return proc
+
+
 def up(settings: Settings, *, rate: float, bad_every: int) -> int:
     logs, run_dir = DATA_DIR / "logs", DATA_DIR / "run"
     stopping = False
@@ -139,12 +161,27 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 + ("" if infra.postgres_local else " (external)")
             )
             prepare_infrastructure(settings)
+            issuer = start_process(
+                "issuer",
+                ["issuer", "serve"],
+                service_env(infra, traces, secrets, "issuer"),
+                logs,
+                run_dir,
+            )
+            procs.append(("issuer", issuer))
+            wait_for_port(settings.issuer_port, issuer, "issuer", logs / "issuer.log", 30)
+            mail = local_mail(settings, logs, run_dir)
+            if mail is not None:
+                procs.append(("mail", mail))
             for name in SERVICES:
                 env = service_env(infra, traces, secrets, name)
+                if name == "notification" and mail is not None:
+                    env.update({"VS_SMTP_HOST": settings.http_host, "VS_SMTP_PORT": str(MAIL_PORT)})
                 procs.append((name, start_process(name, ["serve", name], env, logs, run_dir)))
             for name, proc in procs:
-                spec = SERVICES[name]
-                wait_for_port(spec.port_of(settings), proc, name, logs / f"{name}.log", 60)
+                if name in SERVICES:
+                    spec = SERVICES[name]
+                    wait_for_port(spec.port_of(settings), proc, name, logs / f"{name}.log", 60)
             procs.append(
                 (
                     "simulator",
@@ -167,8 +204,14 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             print(f"  traces        {traces} (one trace per signal)")
             print(f"  secrets       {secrets.directory}/ (local only; each process gets its own)")
             print(f"  logs          {logs}/")
-            example = f"{base}:{settings.notification_port}/alerts?worker=school-de-regenboog-1"
-            print(f"  a worker's alerts, e.g. {example}")
+            print(f"  issuer        {settings.oidc_issuer} (local demo OIDC issuer)")
+            if mail is not None:
+                print(f"  e-mail        {DATA_DIR / 'mail'}/ (Maildir of the local SMTP server)")
+            inbox = f"{base}:{settings.notification_port}/inbox/"
+            print(f"\n  THE INBOX     {inbox}")
+            print("                log in as a demo user: a partner worker such as")
+            print("                jgz-voorbeeldrade-1, a JGT worker (jgt-noord-1), a team lead")
+            print("                (teamlead-noord) or the regie role (regie-voorbeeldrade)")
             print("\nPress Ctrl-C to stop everything.\n", flush=True)
             last = 0.0
             while not stopping:

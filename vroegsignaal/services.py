@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from faststream.asgi import AsgiFastStream
+from faststream.asgi.types import ASGIApp
 
 from services.audit import app as audit_app
 from services.intake import app as intake_app
@@ -19,7 +19,7 @@ from shared.settings import Settings
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    create_app: Callable[[Settings], AsgiFastStream]
+    create_app: Callable[[Settings], ASGIApp]
     port_of: Callable[[Settings], int]
     directory: Path
     pages: tuple[str, ...]

@@ -11,26 +11,15 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 
 from services.matching import handlers, store, trends
-from services.matching.policy import Policy, PolicyError
+from shared.policy import load_policy
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
 
 NAME = "matching"
 
 
-def load_policy(settings: Settings) -> Policy:
-    path = settings.policy_file
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PolicyError(
-            f"cannot read the policy file {path}: {exc}; set VS_POLICY_FILE"
-        ) from None
-    return Policy.parse(text, source=str(path))
-
-
 def create_app(settings: Settings) -> AsgiFastStream:
-    policy = load_policy(settings)
+    policy = load_policy(settings.policy_file)
 
     def register(runtime: ServiceRuntime) -> Routes:
         matcher = handlers.register(runtime, policy)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
-from services.matching.policy import Policy
 from shared.contracts import MatchKind, OrganisationCategory, WorkerContact
+from shared.policy import Policy
 
 # Decisions of the same inputs get the same ids, so a replay is byte-for-byte repeatable.
 DECISION_NAMESPACE = uuid.UUID("2b7e1516-28ae-4d2a-a6ab-f7158809cf4f")

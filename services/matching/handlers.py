@@ -28,7 +28,6 @@ from services.matching.domain import (
     expires_at,
     family_links,
 )
-from services.matching.policy import Policy
 from shared.contracts import (
     AuditAction,
     AuditOutcome,
@@ -42,6 +41,7 @@ from shared.contracts import (
     MatchRaised,
     RegistrationWithdrawn,
     SealedMatch,
+    SealedNotice,
     SealedSignal,
     SealedTransfer,
     SignalAccepted,
@@ -54,6 +54,7 @@ from shared.contracts import (
 from shared.db import Conn, claim_message
 from shared.keystore import KeyShredded, SealBroken
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.policy import Policy
 from shared.service import ServiceRuntime
 
 CONSUMER = "matching"
@@ -172,15 +173,25 @@ class Matcher:
         await self.apply(conn, decisions, now)
         return decisions
 
-    async def sealed_contacts(self, participants: Sequence[Registration]) -> tuple[str, str]:
-        """(subject whose key seals it, sealed contacts): the newest participant's subject."""
-        newest = participants[-1]
+    async def sealed_contacts(self, conn: Conn, d: Raise | Join) -> tuple[str, str]:
+        """(subject whose key seals it, sealed contacts): the newest participant's subject.
+
+        The family key lets notification keep one coordinator per family."""
+        newest = d.participants[-1]
+        root = d.key if d.kind is MatchKind.FAMILY else await store.family_root(conn, d.key)
         contacts = SealedMatch(
             wijk=newest.wijk,
             contacts=[
-                MatchContact(registration_id=p.registration_id, worker=p.worker)
-                for p in participants
+                MatchContact(
+                    registration_id=p.registration_id,
+                    worker=p.worker,
+                    organisation=p.organisation,
+                    organisation_category=p.organisation_category,
+                    age_cutoff=p.age_cutoff,
+                )
+                for p in d.participants
             ],
+            family=None if root is None else event_key(MatchKind.FAMILY, root),
         )
         return newest.subject, contacts.model_dump_json()
 
@@ -197,7 +208,7 @@ class Matcher:
             if isinstance(d, Raise):
                 if not await store.add_match(conn, d):
                     continue
-                subject, contacts = await self.sealed_contacts(d.participants)
+                subject, contacts = await self.sealed_contacts(conn, d)
                 await enqueue(
                     conn,
                     topics.matches,
@@ -219,7 +230,7 @@ class Matcher:
                 action, what = AuditAction.CREATE, "raised"
             elif isinstance(d, Join):
                 await store.add_participants(conn, d.match_id, d.newcomers)
-                subject, contacts = await self.sealed_contacts(d.participants)
+                subject, contacts = await self.sealed_contacts(conn, d)
                 await enqueue(
                     conn,
                     topics.match_lifecycle,
@@ -388,13 +399,26 @@ class Matcher:
             if earlier:
                 # Rule 6: a one-time notice of earlier involvement to the new registration.
                 await store.mark_noticed(conn, [i for i, _ in earlier], now)
+                notice_id = uuid.uuid4()
                 await enqueue(
                     conn,
                     runtime.topics.match_lifecycle,
                     EarlierInvolvementNoticed(
+                        event_id=notice_id,
                         registration_id=stored.registration_id,
                         subject=signal.subject,
-                        earlier_organisations=sorted({org for _, org in earlier}),
+                        sealed=await runtime.keystore.seal(
+                            signal.subject,
+                            notice_id.bytes,
+                            SealedNotice(
+                                worker=personal.worker,
+                                organisation=signal.organisation,
+                                earlier_organisations=sorted({org for _, org in earlier}),
+                            )
+                            .model_dump_json()
+                            .encode(),
+                            create=False,
+                        ),
                         noticed_at=now,
                     ),
                 )

@@ -30,8 +30,8 @@ from services.matching.domain import (
     expires_at,
     family_links,
 )
-from services.matching.policy import Policy
 from shared.contracts import MatchKind, SealedSignal, SignalAccepted, WorkerContact
+from shared.policy import Policy
 
 Opener = Callable[[SignalAccepted], Awaitable[SealedSignal | None]]
 _UNKNOWN = WorkerContact(worker_id="-", display_name="-", email="unknown@invalid.example")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from services.matching.policy import Policy
+from shared.policy import Policy
 
 # Below this the baseline is taken as this: a theme new to a wijk still needs k children.
 MIN_BASELINE = 1.0

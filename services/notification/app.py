@@ -1,53 +1,80 @@
-"""Composition root of the notification service and its alert API."""
+"""Composition root of the notification service: subscribers, delivery and escalation
+loops, and the inbox (web page and API behind OIDC bearer tokens)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs
 
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.asgi.types import Scope
+import httpx
+from faststream.asgi import AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Scope
 
-from services.notification import handlers, store
-from shared.contracts import AuditAction, AuditActor
+from services.notification import handlers, roster, store
+from services.notification.api import AlertBus, Combined, build_api
+from services.notification.channels import EmailChannel, WebhookChannel
+from services.notification.delivery import Deliverer
+from shared.auth import TokenVerifier
+from shared.contracts import AuditActor
+from shared.policy import load_policy
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
+from shared.webhook import load_webhooks
 
 NAME = "notification"
-MAX_ALERTS = 200
 
 
-def create_app(settings: Settings) -> AsgiFastStream:
+def create_app(settings: Settings) -> ASGIApp:
+    policy = load_policy(settings.policy_file)
+    roster_file = roster.load_roster_file(settings.roster_file)  # fail at start, with the fix
+    webhooks = load_webhooks(settings.webhooks_file) if settings.webhooks_file else []
+    email = (
+        EmailChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            settings.inbox_url,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+        if settings.smtp_host
+        else None
+    )
+    verifier = TokenVerifier(settings.oidc_issuer, settings.oidc_audience)
+    bus = AlertBus(settings.database_url)
+
     def register(runtime: ServiceRuntime) -> Routes:
-        handlers.register(runtime)
+        notifier = handlers.Notifier(runtime, policy, webhooks, email=email is not None)
+        handlers.register(runtime, notifier)
+        client = httpx.AsyncClient(follow_redirects=False)
 
-        @get(description="The alerts of one worker: ?worker=<worker id>")
-        async def alerts(scope: Scope) -> AsgiResponse:
-            query = parse_qs(scope.get("query_string", b"").decode())
-            worker = (query.get("worker") or [""])[0]
-            if not worker:
-                return json_response(
-                    {"error": "name the worker: /alerts?worker=<id>; there is no free search"},
-                    400,
-                )
+        async def seed_roster() -> None:
             async with runtime.pool.acquire() as conn, conn.transaction():
-                found = await store.alerts_of(conn, worker, MAX_ALERTS)
-                await runtime.audit.record(
-                    conn,
-                    action=AuditAction.READ,
-                    object_type="alert-list",
-                    object_id=worker,
-                    actor=AuditActor(actor_id=worker, role="worker"),
-                    purpose="inbox: a worker reads their own alerts",
-                )
-            return json_response({"worker": worker, "alerts": found})
+                if await roster.is_empty(conn):
+                    await roster.load(
+                        conn,
+                        roster_file,
+                        runtime.audit,
+                        AuditActor(actor_id=NAME, role="service"),
+                    )
 
-        @get(description="Alerts issued and workers reached (counts only)")
+        deliverer = Deliverer(runtime, email, WebhookChannel(client), webhooks)
+
+        runtime.on_start(seed_roster)
+        runtime.every(settings.delivery_interval_seconds, "alert delivery", deliverer.run_once)
+        runtime.every(settings.escalation_interval_seconds, "escalation", notifier.escalate)
+        runtime.on_close(bus.close)
+        runtime.on_close(client.aclose)
+        runtime.on_close(verifier.aclose)
+
+        @get(description="Alerts issued, recipients, open matches, deliveries (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:
             async with runtime.pool.acquire() as conn:
                 return json_response(await store.counts(conn))
 
-        return [("/alerts", alerts), ("/alerts/summary", summary)]
+        return [("/alerts/summary", summary)]
 
-    app, _ = build_service(NAME, Path(__file__).parent, settings, register, uses_keystore=True)
-    return app
+    service, runtime = build_service(
+        NAME, Path(__file__).parent, settings, register, uses_keystore=True
+    )
+    return Combined(service, build_api(runtime, verifier, bus))

@@ -1,15 +1,61 @@
-"""Who is told what about a match (BRIEF §3 rules 7-8). Pure: no I/O."""
+"""Who is told what about a match, and when it escalates (BRIEF §3 rules 7-10).
+Pure: no I/O; every period and age comes from the Policy.
+
+An alert carries *that* information only: whom to contact and how, never why. A family
+match says no more than "another child in the same family".
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
 
-from shared.contracts import MatchJoined, MatchKind, MatchRaised, SealedMatch, WorkerContact
+import holidays
 
-# Alerts are identified by (match, recipient, kind), so a redelivered match yields the
-# same alert ids and storing them again is a no-op.
+from shared.contracts import MatchContact, MatchKind, OrganisationCategory, WorkerContact
+from shared.policy import Policy
+
+# Alerts are identified by (match, recipient, kind, occasion), so a redelivered event
+# yields the same alert ids and storing them again is a no-op.
 ALERT_NAMESPACE = uuid.UUID("5f0b8a4e-3c1d-4e0a-9a57-6d1f2b7c9e10")
+
+
+class Part(StrEnum):
+    """Why a recipient is told."""
+
+    REGISTRANT = "registrant"  # a worker whose registration is part of the match
+    COORDINATOR = "coordinator"  # the matchregisseur
+    REGIE = "regie"  # the municipality's regie role
+    TEAM_LEAD = "team_lead"  # escalations
+
+
+MESSAGES = {
+    (MatchKind.PERSON, "raised"): "Another organisation is also concerned about a youth "
+    "you registered. Contact each other.",
+    (MatchKind.FAMILY, "raised"): "This concerns another child in the same family. "
+    "Contact each other.",
+    (MatchKind.PERSON, "joined"): "Another organisation joined a match you are part of.",
+    (MatchKind.FAMILY, "joined"): "Another organisation joined a family match you are part "
+    "of; it concerns another child in the same family.",
+    "coordinator": "You are the coordinator (matchregisseur) of this match.",
+    "regie": "A match was raised; follow whether contact is made.",
+    "transferred": "Coordination of this match moved to another team.",
+    "dissolved": "This match has ended: the registrations no longer match.",
+    "earlier": "Earlier involvement: these organisations were involved with this youth "
+    "before (archived).",
+    "unacknowledged": "Escalation: an alert in your team was not acknowledged in time.",
+    "no-contact": "Escalation: no contact was recorded for this match in time.",
+}
+
+
+def alert_id(
+    match_id: uuid.UUID | None, recipient_id: str, kind: MatchKind, occasion: str
+) -> uuid.UUID:
+    return uuid.uuid5(ALERT_NAMESPACE, f"{match_id}/{recipient_id}/{kind.value}/{occasion}")
 
 
 @dataclass(frozen=True)
@@ -17,62 +63,221 @@ class Alert:
     """That information, never what: whom to contact about a match."""
 
     alert_id: uuid.UUID
-    match_id: uuid.UUID
+    match_id: uuid.UUID | None
     kind: MatchKind
+    occasion: str
+    part: Part
     recipient: WorkerContact
     contacts: tuple[WorkerContact, ...]
+    coordinator: WorkerContact | None
+    message: str
 
 
-def alert_id(
-    match_id: uuid.UUID, recipient_id: str, kind: MatchKind, occasion: str = "raised"
-) -> uuid.UUID:
-    return uuid.uuid5(ALERT_NAMESPACE, f"{match_id}/{recipient_id}/{kind.value}/{occasion}")
+@dataclass(frozen=True)
+class TeamWorker:
+    worker_id: str
+    category: OrganisationCategory
+    active: bool
+    open_matches: int
 
 
-def alerts_for(match: MatchRaised, contacts: SealedMatch) -> list[Alert]:
-    """One alert per distinct worker involved; each lists the other workers to contact.
+def choose_coordinator(
+    family_coordinator: TeamWorker | None,
+    team: Sequence[TeamWorker],
+    policy: Policy,
+) -> str | None:
+    """The coordinator (matchregisseur) of a new match, by a stated rule:
 
-    `contacts` is the match's opened seal: the workers behind its registrations.
-    """
+    1. the family's existing coordinator, while active and of a coordinating category;
+    2. else the active worker of the wijk's team, of a coordinating category, with the
+       fewest open matches to coordinate; ties go to the lowest worker id.
+
+    Categories the policy excludes (schools, police, childcare) are never chosen.
+    None when the team has no one eligible (the regie role is told to assign one)."""
+
+    def eligible(w: TeamWorker) -> bool:
+        return w.active and w.category in policy.coordinating_categories
+
+    if family_coordinator is not None and eligible(family_coordinator):
+        return family_coordinator.worker_id
+    candidates = sorted(
+        (w for w in team if eligible(w)), key=lambda w: (w.open_matches, w.worker_id)
+    )
+    return candidates[0].worker_id if candidates else None
+
+
+def registrants(contacts: Iterable[MatchContact]) -> dict[str, WorkerContact]:
+    """The distinct workers behind a match's registrations, in order."""
     workers: dict[str, WorkerContact] = {}
-    for contact in contacts.contacts:
-        workers.setdefault(contact.worker.worker_id, contact.worker)
-    return [
+    for c in contacts:
+        workers.setdefault(c.worker.worker_id, c.worker)
+    return workers
+
+
+def alerts_for_match(
+    match_id: uuid.UUID,
+    kind: MatchKind,
+    contacts: Sequence[MatchContact],
+    coordinator: WorkerContact | None,
+    regie: Sequence[WorkerContact],
+    occasion: str = "raised",
+) -> list[Alert]:
+    """A new match: every registering worker learns whom to contact (the other workers
+    and the coordinator), the coordinator learns of every worker, the regie role learns
+    that there is a match and who coordinates it."""
+    workers = registrants(contacts)
+    message = MESSAGES[(kind, "raised")]
+    alerts = [
         Alert(
-            alert_id=alert_id(match.match_id, worker_id, match.kind),
-            match_id=match.match_id,
-            kind=match.kind,
-            recipient=recipient,
-            contacts=tuple(w for wid, w in workers.items() if wid != worker_id),
+            alert_id(match_id, wid, kind, occasion),
+            match_id,
+            kind,
+            occasion,
+            Part.REGISTRANT,
+            worker,
+            tuple(w for other, w in workers.items() if other != wid),
+            coordinator,
+            message,
         )
-        for worker_id, recipient in workers.items()
+        for wid, worker in workers.items()
     ]
+    if coordinator is not None and coordinator.worker_id not in workers:
+        alerts.append(
+            Alert(
+                alert_id(match_id, coordinator.worker_id, kind, occasion),
+                match_id,
+                kind,
+                occasion,
+                Part.COORDINATOR,
+                coordinator,
+                tuple(workers.values()),
+                coordinator,
+                f"{MESSAGES['coordinator']} {message}",
+            )
+        )
+    alerts += [
+        Alert(
+            alert_id(match_id, r.worker_id, kind, occasion),
+            match_id,
+            kind,
+            occasion,
+            Part.REGIE,
+            r,
+            (),
+            coordinator,
+            MESSAGES["regie"],
+        )
+        for r in regie
+        if r.worker_id not in workers
+    ]
+    return alerts
 
 
-def alerts_for_join(joined: MatchJoined, contacts: SealedMatch) -> list[Alert]:
-    """A newcomer learns whom to contact; everyone already involved learns of the newcomer."""
-    newcomer_ids = set(joined.newcomers)
-    occasion = "joined:" + ",".join(sorted(str(i) for i in newcomer_ids))
-    workers: dict[str, WorkerContact] = {}
-    newcomers: dict[str, WorkerContact] = {}
-    for contact in contacts.contacts:
-        workers.setdefault(contact.worker.worker_id, contact.worker)
-        if contact.registration_id in newcomer_ids:
-            newcomers.setdefault(contact.worker.worker_id, contact.worker)
+def alerts_for_join(
+    match_id: uuid.UUID,
+    kind: MatchKind,
+    contacts: Sequence[MatchContact],
+    newcomers: set[uuid.UUID],
+    coordinator: WorkerContact | None,
+) -> list[Alert]:
+    """A newcomer learns whom to contact; everyone already involved (the coordinator
+    included) learns of the newcomer."""
+    occasion = "joined:" + ",".join(sorted(str(i) for i in newcomers))
+    workers = registrants(contacts)
+    fresh = registrants(c for c in contacts if c.registration_id in newcomers)
+    involved = dict(workers)
+    if coordinator is not None:
+        involved.setdefault(coordinator.worker_id, coordinator)
     alerts = []
-    for worker_id, recipient in workers.items():
-        if worker_id in newcomers:
-            others = tuple(w for wid, w in workers.items() if wid != worker_id)
+    for wid, recipient in involved.items():
+        if wid in fresh:
+            others = tuple(w for other, w in workers.items() if other != wid)
         else:
-            others = tuple(w for wid, w in newcomers.items() if wid != worker_id)
+            others = tuple(w for other, w in fresh.items() if other != wid)
         if others:
+            part = Part.REGISTRANT if wid in workers else Part.COORDINATOR
             alerts.append(
                 Alert(
-                    alert_id=alert_id(joined.match_id, worker_id, joined.kind, occasion),
-                    match_id=joined.match_id,
-                    kind=joined.kind,
-                    recipient=recipient,
-                    contacts=others,
+                    alert_id(match_id, wid, kind, occasion),
+                    match_id,
+                    kind,
+                    occasion,
+                    part,
+                    recipient,
+                    others,
+                    coordinator,
+                    MESSAGES[(kind, "joined")],
                 )
             )
     return alerts
+
+
+def alerts_to_all(
+    match_id: uuid.UUID,
+    kind: MatchKind,
+    recipients: Sequence[tuple[WorkerContact, Part]],
+    occasion: str,
+    message: str,
+    coordinator: WorkerContact | None,
+) -> list[Alert]:
+    """One notice to each distinct recipient (a transfer or the end of a match)."""
+    seen: set[str] = set()
+    alerts = []
+    for recipient, part in recipients:
+        if recipient.worker_id in seen:
+            continue
+        seen.add(recipient.worker_id)
+        alerts.append(
+            Alert(
+                alert_id(match_id, recipient.worker_id, kind, occasion),
+                match_id,
+                kind,
+                occasion,
+                part,
+                recipient,
+                (coordinator,) if coordinator and coordinator != recipient else (),
+                coordinator,
+                message,
+            )
+        )
+    return alerts
+
+
+def age_on(age_cutoff: date, on: date, age_limit_years: int) -> int:
+    """The youth's age in whole years on `on`, from the day they turn `age_limit_years`."""
+    born = age_cutoff.replace(year=age_cutoff.year - age_limit_years)
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def informing_addressee(contact: MatchContact, on: date, policy: Policy) -> str:
+    """Rule 10. Without a known age the worker informs both youth and parents."""
+    if contact.age_cutoff is None:
+        return "youth and parents"
+    return policy.informing_addressee(
+        age_on(contact.age_cutoff, on, policy.retention.age_limit_years)
+    )
+
+
+@lru_cache(maxsize=8)
+def _holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("NL", years=year)
+
+
+def is_working_day(day: date) -> bool:
+    """Monday to Friday, except Dutch public holidays."""
+    return day.weekday() < 5 and day not in _holidays(day.year)
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """The moment `days` working days after `start` (same time of day)."""
+    moment = start
+    left = days
+    while left > 0:
+        moment += timedelta(days=1)
+        if is_working_day(moment.date()):
+            left -= 1
+    return moment
+
+
+def overdue(since: datetime, working_days: int, now: datetime) -> bool:
+    return now >= add_working_days(since, working_days)

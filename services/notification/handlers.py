@@ -1,88 +1,523 @@
-"""Notification subscribers: decode -> alerts -> store + outbox (AlertIssued, audit) -> ack."""
+"""Notification subscribers: decode -> open the seal -> who is told (roster, coordinator)
+-> store alerts, tasks and deliveries + outbox (AlertIssued, audit) -> ack.
+
+Every handler claims its event in the transaction of its changes, so a redelivered event
+changes nothing; alert ids derive from (match, recipient, kind, occasion), so the same
+alert is never stored twice however it is reached.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
+from pydantic import BaseModel
 
-from services.notification import store
-from services.notification.domain import Alert, alerts_for, alerts_for_join
-from shared.contracts import AlertIssued, AuditAction, MatchJoined, MatchRaised, SealedMatch
-from shared.db import claim_message
+from services.notification import roster, store
+from services.notification.domain import (
+    MESSAGES,
+    Alert,
+    Part,
+    alert_id,
+    alerts_for_join,
+    alerts_for_match,
+    alerts_to_all,
+    choose_coordinator,
+    informing_addressee,
+    overdue,
+)
+from shared.contracts import (
+    AlertIssued,
+    AuditAction,
+    CoordinationTransferred,
+    EarlierInvolvementNoticed,
+    MatchContact,
+    MatchDissolved,
+    MatchJoined,
+    MatchKind,
+    MatchRaised,
+    SealedMatch,
+    SealedNotice,
+    SealedTransfer,
+    WijkTrendRaised,
+    WorkerContact,
+)
+from shared.db import Conn, claim_message
 from shared.keystore import KeyShredded, SealBroken
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.policy import Policy
 from shared.service import ServiceRuntime
+from shared.webhook import WebhookTarget
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "notification"
 
-ALERTS = Counter("vroegsignaal_notification_alerts_total", "Alerts issued", ["kind"])
-IGNORED = Counter(
-    "vroegsignaal_notification_ignored_total",
-    "Lifecycle events not (yet) turned into alerts",
-    ["type"],
+ALERTS = Counter(
+    "vroegsignaal_notification_alerts_total", "Alerts issued", ["kind", "occasion", "part"]
 )
 ERASED = Counter(
-    "vroegsignaal_notification_erased_total", "Matches about subjects whose key was shredded"
+    "vroegsignaal_notification_erased_total", "Match events about subjects whose key was shredded"
+)
+UNASSIGNED = Counter(
+    "vroegsignaal_notification_unassigned_total",
+    "Matches whose team had no eligible coordinator (the regie role is told)",
+)
+ESCALATIONS = Counter("vroegsignaal_notification_escalations_total", "Escalations", ["kind"])
+UNKNOWN_TYPES = Counter(
+    "vroegsignaal_notification_unknown_lifecycle_total",
+    "Lifecycle events of a type notification does not know",
+    ["type"],
 )
 
+S = TypeVar("S", bound=BaseModel)
 
-async def issue(
-    runtime: ServiceRuntime,
-    message: KafkaMessage,
-    event: MatchRaised | MatchJoined,
-    alerts_of: Callable[[SealedMatch], list[Alert]],
-    purpose: str,
-) -> None:
-    """Open the event's seal, then store, publish and audit each new alert, once.
-    A shredded subject is erased, not an error; a broken seal is dead-lettered."""
-    try:
-        opened = await runtime.keystore.open_sealed(
-            event.subject, event.event_id.bytes, event.sealed
-        )
-        contacts = SealedMatch.model_validate_json(opened)
-    except KeyShredded:
-        ERASED.inc()
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await claim_message(conn, CONSUMER, event.event_id)
-        return
-    except SealBroken as broken:
-        await runtime.dead_letters.send(message, "seal-broken", str(broken))
-        return
-    issued = 0
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        if not await claim_message(conn, CONSUMER, event.event_id):
-            return
-        for alert in alerts_of(contacts):
-            if not await store.add_alert(conn, alert):
+
+class MatchNotYetKnown(RuntimeError):
+    """A lifecycle event overtook its match's MatchRaised (another topic): retried, and
+    dead-lettered if the match never arrives."""
+
+
+class Notifier:
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        policy: Policy,
+        webhooks: Sequence[WebhookTarget] = (),
+        *,
+        email: bool = False,
+    ) -> None:
+        self.runtime = runtime
+        self.policy = policy
+        self.webhooks = list(webhooks)
+        self.email = email
+
+    async def opened(
+        self,
+        message: KafkaMessage,
+        event: MatchRaised | MatchJoined | CoordinationTransferred | EarlierInvolvementNoticed,
+        model: type[S],
+    ) -> S | None:
+        """The event's sealed part, or None when the subject was erased (claimed, nothing
+        told) or the seal is broken (dead-lettered)."""
+        try:
+            opened = await self.runtime.keystore.open_sealed(
+                event.subject, event.event_id.bytes, event.sealed
+            )
+            return model.model_validate_json(opened)
+        except KeyShredded:
+            ERASED.inc()
+            async with self.runtime.pool.acquire() as conn, conn.transaction():
+                await claim_message(conn, CONSUMER, event.event_id)
+            return None
+        except SealBroken as broken:
+            await self.runtime.dead_letters.send(message, "seal-broken", str(broken))
+            return None
+
+    # --- who coordinates ---------------------------------------------------------------
+
+    async def assign(
+        self, conn: Conn, team_id: str | None, family: str | None, *, keep_family: bool = True
+    ) -> WorkerContact | None:
+        if team_id is None:
+            return None
+        await store.lock_assignment(conn, team_id)
+        existing = await store.family_coordinator(conn, family) if keep_family else None
+        current = await store.member(conn, existing) if existing else None
+        chosen = choose_coordinator(current, await store.team_workers(conn, team_id), self.policy)
+        if chosen is None:
+            UNASSIGNED.inc()
+            return None
+        return await roster.person(conn, chosen)
+
+    # --- telling people ----------------------------------------------------------------
+
+    async def issue(
+        self,
+        conn: Conn,
+        alerts: Sequence[Alert],
+        subject: str | None,
+        purpose: str,
+        organisations: Mapping[str, str] | None = None,
+    ) -> int:
+        """Store, publish, audit and queue the delivery of each new alert."""
+        issued = 0
+        for alert in alerts:
+            if not await store.add_alert(conn, alert, subject):
                 continue
             issued += 1
+            ALERTS.labels(alert.kind.value, alert.occasion.split(":", 1)[0], alert.part).inc()
             await enqueue(
                 conn,
-                runtime.topics.alerts,
+                self.runtime.topics.alerts,
                 AlertIssued(
                     alert_id=alert.alert_id,
                     match_id=alert.match_id,
                     kind=alert.kind,
+                    occasion=alert.occasion,
+                    part=alert.part.value,
                     recipient=alert.recipient,
                     contacts=list(alert.contacts),
+                    coordinator=alert.coordinator,
                 ),
             )
-            await runtime.audit.record(
+            await self.runtime.audit.record(
                 conn,
                 action=AuditAction.NOTIFY,
                 object_type="alert",
                 object_id=str(alert.alert_id),
-                subjects=[event.subject],
+                subjects=[subject] if subject else [],
                 on_behalf_of=alert.recipient.worker_id,
-                purpose=purpose,
+                purpose=f"{purpose} ({alert.part.value})",
             )
-    ALERTS.labels(event.kind.value).inc(issued)
+            if self.email:
+                await store.add_delivery(conn, alert.alert_id, "email", alert.recipient.email)
+            organisation = (organisations or {}).get(alert.recipient.worker_id)
+            for target in self.webhooks:
+                if organisation in target.organisations:
+                    await store.add_delivery(conn, alert.alert_id, "webhook", target.name)
+        return issued
+
+    async def inform_tasks(
+        self, conn: Conn, match_id: uuid.UUID, subject: str, contacts: Sequence[MatchContact]
+    ) -> None:
+        """Rule 10: each registering worker gets the task to inform, addressed by age."""
+        today = datetime.now(UTC).date()
+        for c in contacts:
+            addressee = informing_addressee(c, today, self.policy)
+            if await store.add_task(
+                conn,
+                match_id=match_id,
+                registration_id=c.registration_id,
+                worker_id=c.worker.worker_id,
+                addressee=addressee,
+            ):
+                await self.runtime.audit.record(
+                    conn,
+                    action=AuditAction.ASSIGN,
+                    object_type="inform-task",
+                    object_id=str(c.registration_id),
+                    subjects=[subject],
+                    on_behalf_of=c.worker.worker_id,
+                    purpose="notification: task to inform the family (rule 10)",
+                )
+
+    async def open_match(
+        self, conn: Conn, event: MatchRaised | MatchJoined, sealed: SealedMatch
+    ) -> None:
+        """A new match: its team, its coordinator, its parties, everyone told, tasks set."""
+        team_id = await roster.team_of(conn, sealed.wijk)
+        coordinator = await self.assign(conn, team_id, sealed.family)
+        raised_at = event.raised_at if isinstance(event, MatchRaised) else event.joined_at
+        if not await store.add_match(
+            conn,
+            match_id=event.match_id,
+            kind=event.kind.value,
+            subject=event.subject,
+            family=sealed.family,
+            wijk=sealed.wijk,
+            team_id=team_id,
+            coordinator_id=coordinator.worker_id if coordinator else None,
+            raised_at=raised_at,
+        ):
+            return  # known already (its join overtook it): the same alerts exist
+        await store.add_parties(conn, event.match_id, sealed.contacts)
+        if coordinator is not None:
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.ASSIGN,
+                object_type="match",
+                object_id=str(event.match_id),
+                subjects=[event.subject],
+                on_behalf_of=coordinator.worker_id,
+                purpose=f"notification: coordinator of the match, team {team_id}",
+            )
+        else:
+            log.warning(
+                "match %s has no coordinator: team %s has no one eligible",
+                event.match_id,
+                team_id or "(wijk without team)",
+            )
+        alerts = alerts_for_match(
+            event.match_id,
+            event.kind,
+            sealed.contacts,
+            coordinator,
+            await roster.regie(conn),
+        )
+        await self.issue(
+            conn,
+            alerts,
+            event.subject,
+            "notification: tell whom to contact about a new match",
+            {c.worker.worker_id: c.organisation for c in sealed.contacts},
+        )
+        await self.inform_tasks(conn, event.match_id, event.subject, sealed.contacts)
+
+    async def on_raised(self, message: KafkaMessage, event: MatchRaised) -> None:
+        sealed = await self.opened(message, event, SealedMatch)
+        if sealed is None:
+            return
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if await claim_message(conn, CONSUMER, event.event_id):
+                await self.open_match(conn, event, sealed)
+
+    async def on_joined(self, message: KafkaMessage, event: MatchJoined) -> None:
+        sealed = await self.opened(message, event, SealedMatch)
+        if sealed is None:
+            return
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, event.event_id):
+                return
+            known = await store.match(conn, event.match_id)
+            if known is None:
+                # The join overtook the raise: this is the match as it stands now.
+                await self.open_match(conn, event, sealed)
+                return
+            newcomers = set(event.newcomers)
+            await store.add_parties(conn, event.match_id, sealed.contacts)
+            coordinator = (
+                await roster.person(conn, known["coordinator_id"])
+                if known["coordinator_id"]
+                else None
+            )
+            await self.issue(
+                conn,
+                alerts_for_join(
+                    event.match_id, event.kind, sealed.contacts, newcomers, coordinator
+                ),
+                event.subject,
+                "notification: tell involved workers of a colleague who joined",
+                {c.worker.worker_id: c.organisation for c in sealed.contacts},
+            )
+            await self.inform_tasks(
+                conn,
+                event.match_id,
+                event.subject,
+                [c for c in sealed.contacts if c.registration_id in newcomers],
+            )
+
+    async def everyone_involved(
+        self, conn: Conn, match_id: uuid.UUID, coordinators: Sequence[WorkerContact | None]
+    ) -> list[tuple[WorkerContact, Part]]:
+        involved: list[tuple[WorkerContact, Part]] = [
+            (w, Part.REGISTRANT) for w, _ in await store.parties(conn, match_id)
+        ]
+        involved += [(c, Part.COORDINATOR) for c in coordinators if c is not None]
+        return involved
+
+    async def on_transferred(self, message: KafkaMessage, event: CoordinationTransferred) -> None:
+        """Rule 9: the new wijk's team takes over; everyone involved is told."""
+        moved = await self.opened(message, event, SealedTransfer)
+        if moved is None:
+            return
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, event.event_id):
+                return
+            known = await store.match(conn, event.match_id)
+            if known is None:
+                raise MatchNotYetKnown(f"coordination transfer of unknown match {event.match_id}")
+            before = (
+                await roster.person(conn, known["coordinator_id"])
+                if known["coordinator_id"]
+                else None
+            )
+            team_id = await roster.team_of(conn, moved.to_wijk)
+            after: WorkerContact | None = before
+            if team_id != known["team_id"] or before is None:
+                after = await self.assign(conn, team_id, None, keep_family=False)
+            await store.reassign(
+                conn,
+                event.match_id,
+                wijk=moved.to_wijk,
+                team_id=team_id,
+                coordinator_id=after.worker_id if after else None,
+            )
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.ASSIGN,
+                object_type="match",
+                object_id=str(event.match_id),
+                subjects=[event.subject],
+                on_behalf_of=after.worker_id if after else None,
+                purpose=f"notification: coordination moved to team {team_id} (rule 9)",
+            )
+            recipients = await self.everyone_involved(conn, event.match_id, [before, after])
+            recipients += [(r, Part.REGIE) for r in await roster.regie(conn)]
+            await self.issue(
+                conn,
+                alerts_to_all(
+                    event.match_id,
+                    event.kind,
+                    recipients,
+                    f"transferred:{event.event_id}",
+                    MESSAGES["transferred"],
+                    after,
+                ),
+                event.subject,
+                "notification: tell everyone involved that coordination moved",
+            )
+
+    async def on_dissolved(self, event: MatchDissolved) -> None:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, event.event_id):
+                return
+            known = await store.match(conn, event.match_id)
+            if known is None:
+                raise MatchNotYetKnown(f"end of unknown match {event.match_id}")
+            if not await store.close_match(conn, event.match_id, event.dissolved_at):
+                return
+            coordinator = (
+                await roster.person(conn, known["coordinator_id"])
+                if known["coordinator_id"]
+                else None
+            )
+            await self.issue(
+                conn,
+                alerts_to_all(
+                    event.match_id,
+                    event.kind,
+                    await self.everyone_involved(conn, event.match_id, [coordinator]),
+                    "dissolved",
+                    MESSAGES["dissolved"],
+                    coordinator,
+                ),
+                known["subject"],
+                "notification: tell everyone involved that the match ended",
+            )
+
+    async def on_earlier(self, message: KafkaMessage, event: EarlierInvolvementNoticed) -> None:
+        """Rule 6: the new registration's worker learns which organisations were involved."""
+        notice = await self.opened(message, event, SealedNotice)
+        if notice is None:
+            return
+        occasion = f"earlier:{event.registration_id}"
+        alert = Alert(
+            alert_id(None, notice.worker.worker_id, MatchKind.PERSON, occasion),
+            None,
+            MatchKind.PERSON,
+            occasion,
+            Part.REGISTRANT,
+            notice.worker,
+            (),
+            None,
+            f"{MESSAGES['earlier']} {', '.join(notice.earlier_organisations)}",
+        )
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if await claim_message(conn, CONSUMER, event.event_id):
+                await self.issue(
+                    conn,
+                    [alert],
+                    event.subject,
+                    "notification: one-time notice of earlier involvement (rule 6)",
+                    {notice.worker.worker_id: notice.organisation},
+                )
+
+    async def on_trend(self, trend: WijkTrendRaised) -> None:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if await claim_message(conn, CONSUMER, trend.event_id):
+                await store.add_trend_cell(
+                    conn,
+                    trend.wijk,
+                    trend.theme.value,
+                    trend.window,
+                    trend.distinct_children,
+                    True,
+                )
+
+    # --- escalation --------------------------------------------------------------------
+
+    async def escalate(self, now: datetime | None = None) -> int:
+        """Alerts not acknowledged in time go to the team lead; matches without contact in
+        time go to the regie role. Periods are working days (weekends and Dutch public
+        holidays excluded), from the policy."""
+        now = now or datetime.now(UTC)
+        periods = self.policy.escalation
+        raised = 0
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            # N working days are at least N calendar days: a cheap bound for the query.
+            late = await store.unacknowledged(
+                conn, now - timedelta(days=periods.alert_unacknowledged_working_days)
+            )
+            for row in late:
+                if not overdue(row["issued_at"], periods.alert_unacknowledged_working_days, now):
+                    continue
+                lead = await roster.team_lead(conn, row["team_id"]) if row["team_id"] else None
+                to = (
+                    [(lead, Part.TEAM_LEAD)]
+                    if lead
+                    else [(r, Part.REGIE) for r in await roster.regie(conn)]
+                )
+                late_worker = WorkerContact.model_validate_json(row["recipient"])
+                occasion = f"escalation:unacknowledged:{row['alert_id']}"
+                raised += await self.issue(
+                    conn,
+                    [
+                        Alert(
+                            alert_id(
+                                row["match_id"], who.worker_id, MatchKind(row["kind"]), occasion
+                            ),
+                            row["match_id"],
+                            MatchKind(row["kind"]),
+                            occasion,
+                            part,
+                            who,
+                            (late_worker,),
+                            None,
+                            MESSAGES["unacknowledged"],
+                        )
+                        for who, part in to
+                    ],
+                    row["subject"],
+                    "notification: escalate an unacknowledged alert",
+                )
+                await store.mark_alert_escalated(conn, row["alert_id"], now)
+                ESCALATIONS.labels("unacknowledged").inc()
+            quiet = await store.without_contact(
+                conn, now - timedelta(days=periods.no_contact_working_days)
+            )
+            regie = await roster.regie(conn)
+            for row in quiet:
+                if not overdue(row["raised_at"], periods.no_contact_working_days, now):
+                    continue
+                involved = [w for w, _ in await store.parties(conn, row["match_id"])]
+                coordinator = (
+                    await roster.person(conn, row["coordinator_id"])
+                    if row["coordinator_id"]
+                    else None
+                )
+                kind = MatchKind(row["kind"])
+                raised += await self.issue(
+                    conn,
+                    [
+                        Alert(
+                            alert_id(row["match_id"], r.worker_id, kind, "escalation:no-contact"),
+                            row["match_id"],
+                            kind,
+                            "escalation:no-contact",
+                            Part.REGIE,
+                            r,
+                            tuple(involved),
+                            coordinator,
+                            MESSAGES["no-contact"],
+                        )
+                        for r in regie
+                    ],
+                    row["subject"],
+                    "notification: escalate a match without contact",
+                )
+                await store.mark_match_escalated(conn, row["match_id"], now)
+                ESCALATIONS.labels("no-contact").inc()
+        return raised
 
 
-def register(runtime: ServiceRuntime) -> None:
+def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
     dead_letters = runtime.dead_letters
 
     @runtime.broker.subscriber(
@@ -94,13 +529,7 @@ def register(runtime: ServiceRuntime) -> None:
     async def on_match_raised(message: KafkaMessage) -> None:
         match = await dead_letters.decode(MatchRaised, message)
         if match is not None:
-            await issue(
-                runtime,
-                message,
-                match,
-                lambda contacts: alerts_for(match, contacts),
-                "notification: tell an involved worker whom to contact",
-            )
+            await notifier.on_raised(message, match)
 
     @runtime.broker.subscriber(
         runtime.topics.match_lifecycle,
@@ -112,17 +541,37 @@ def register(runtime: ServiceRuntime) -> None:
         record = message.raw_message
         assert not isinstance(record, tuple)
         kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
-        if kind != MatchJoined.__name__:
-            # Dissolution, transfer and earlier-involvement notices reach the inbox with
-            # the roster work (issue 5); until then they are counted, not lost on the topic.
-            IGNORED.labels(kind or "untyped").inc()
-            return
-        joined = await dead_letters.decode(MatchJoined, message)
-        if joined is not None:
-            await issue(
-                runtime,
+        if kind == MatchJoined.__name__:
+            if (joined := await dead_letters.decode(MatchJoined, message)) is not None:
+                await notifier.on_joined(message, joined)
+        elif kind == MatchDissolved.__name__:
+            if (ended := await dead_letters.decode(MatchDissolved, message)) is not None:
+                await notifier.on_dissolved(ended)
+        elif kind == CoordinationTransferred.__name__:
+            moved = await dead_letters.decode(CoordinationTransferred, message)
+            if moved is not None:
+                await notifier.on_transferred(message, moved)
+        elif kind == EarlierInvolvementNoticed.__name__:
+            notice = await dead_letters.decode(EarlierInvolvementNoticed, message)
+            if notice is not None:
+                await notifier.on_earlier(message, notice)
+        else:
+            UNKNOWN_TYPES.labels(kind or "untyped").inc()
+            await dead_letters.send(
                 message,
-                joined,
-                lambda contacts: alerts_for_join(joined, contacts),
-                "notification: tell involved workers of a colleague who joined",
+                "unknown-event-type",
+                f"no handler for lifecycle event type {kind!r}: set the {EVENT_TYPE_HEADER} "
+                "header to one of MatchJoined, MatchDissolved, CoordinationTransferred, "
+                "EarlierInvolvementNoticed",
             )
+
+    @runtime.broker.subscriber(
+        runtime.topics.trends,
+        group_id=runtime.group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_wijk_trend(message: KafkaMessage) -> None:
+        trend = await dead_letters.decode(WijkTrendRaised, message)
+        if trend is not None:
+            await notifier.on_trend(trend)

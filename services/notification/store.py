@@ -1,43 +1,485 @@
-"""Notification's own schema: the alerts, one per (match, recipient, kind)."""
+"""Notification's own schema: matches as far as notification needs them, alerts (one per
+(match, recipient, kind, occasion)), follow-up, deliveries and anonymous wijk counts."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from services.notification.domain import Alert
+import asyncpg
+
+from services.notification.domain import Alert, TeamWorker
+from shared.contracts import MatchContact, OrganisationCategory, WorkerContact
 from shared.db import Conn
 
+# Every instance's inbox streams LISTEN here; the payload is only the recipient's id.
+ALERT_CHANNEL = "vs_alerts"
 
-async def add_alert(conn: Conn, alert: Alert) -> bool:
+
+def _contacts(workers: Sequence[WorkerContact]) -> str:
+    return json.dumps([w.model_dump(mode="json") for w in workers])
+
+
+async def add_alert(conn: Conn, alert: Alert, subject: str | None) -> bool:
+    """Store an alert once; the inbox streams hear of it when the transaction commits."""
     row = await conn.fetchrow(
-        "INSERT INTO alerts (alert_id, match_id, kind, recipient_id, recipient, contacts)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)"
+        "INSERT INTO alerts (alert_id, match_id, kind, recipient_id, recipient, contacts,"
+        " occasion, part, subject, message, coordinator)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11::jsonb)"
         " ON CONFLICT DO NOTHING RETURNING alert_id",
         alert.alert_id,
         alert.match_id,
         alert.kind.value,
         alert.recipient.worker_id,
         alert.recipient.model_dump_json(),
-        json.dumps([c.model_dump(mode="json") for c in alert.contacts]),
+        _contacts(alert.contacts),
+        alert.occasion,
+        alert.part.value,
+        subject,
+        alert.message,
+        alert.coordinator.model_dump_json() if alert.coordinator else None,
+    )
+    if row is not None:
+        await conn.execute("SELECT pg_notify($1, $2)", ALERT_CHANNEL, alert.recipient.worker_id)
+    return row is not None
+
+
+def _alert_json(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "alert_id": str(r["alert_id"]),
+        "match_id": str(r["match_id"]) if r["match_id"] else None,
+        "kind": r["kind"],
+        "occasion": r["occasion"].split(":", 1)[0],
+        "part": r["part"],
+        "message": r["message"],
+        "contacts": json.loads(r["contacts"]),
+        "coordinator": json.loads(r["coordinator"]) if r["coordinator"] else None,
+        "issued_at": r["issued_at"].isoformat(),
+        "acknowledged_at": r["acknowledged_at"].isoformat() if r["acknowledged_at"] else None,
+    }
+
+
+_ALERT_COLUMNS = (
+    "alert_id, match_id, kind, occasion, part, message, contacts, coordinator, issued_at,"
+    " acknowledged_at"
+)
+
+
+async def alerts_of(conn: Conn, recipient_id: str, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE recipient_id = $1"
+        " ORDER BY issued_at DESC, alert_id LIMIT $2",
+        recipient_id,
+        limit,
+    )
+    return [_alert_json(r) for r in rows]
+
+
+async def alert_owner(conn: Conn, alert_id: uuid.UUID) -> tuple[str, str | None] | None:
+    """(recipient, subject) of an alert."""
+    row = await conn.fetchrow(
+        "SELECT recipient_id, subject FROM alerts WHERE alert_id = $1", alert_id
+    )
+    return None if row is None else (row["recipient_id"], row["subject"])
+
+
+async def acknowledge(conn: Conn, alert_id: uuid.UUID, at: datetime) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE alerts SET acknowledged_at = $2 WHERE alert_id = $1"
+            " AND acknowledged_at IS NULL RETURNING true",
+            alert_id,
+            at,
+        )
+    )
+
+
+# --- matches -----------------------------------------------------------------------
+
+
+async def add_match(
+    conn: Conn,
+    *,
+    match_id: uuid.UUID,
+    kind: str,
+    subject: str,
+    family: str | None,
+    wijk: str,
+    team_id: str | None,
+    coordinator_id: str | None,
+    raised_at: datetime,
+) -> bool:
+    row = await conn.fetchrow(
+        "INSERT INTO matches (match_id, kind, subject, family, wijk, team_id, coordinator_id,"
+        " raised_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT DO NOTHING RETURNING match_id",
+        match_id,
+        kind,
+        subject,
+        family,
+        wijk,
+        team_id,
+        coordinator_id,
+        raised_at,
     )
     return row is not None
 
 
-async def alerts_of(conn: Conn, worker_id: str, limit: int) -> list[dict[str, Any]]:
+async def add_parties(conn: Conn, match_id: uuid.UUID, contacts: Sequence[MatchContact]) -> None:
+    await conn.executemany(
+        "INSERT INTO match_parties (match_id, registration_id, worker_id, worker, organisation)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING",
+        [
+            (
+                match_id,
+                c.registration_id,
+                c.worker.worker_id,
+                c.worker.model_dump_json(),
+                c.organisation,
+            )
+            for c in contacts
+        ],
+    )
+
+
+async def match(conn: Conn, match_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT match_id, kind, subject, family, wijk, team_id, coordinator_id, state,"
+        " raised_at, closed_at, contact_made_at FROM matches WHERE match_id = $1",
+        match_id,
+    )
+
+
+async def parties(conn: Conn, match_id: uuid.UUID) -> list[tuple[WorkerContact, str]]:
+    """The distinct workers of a match and their organisation."""
     rows = await conn.fetch(
-        "SELECT alert_id, match_id, kind, contacts, issued_at FROM alerts"
-        " WHERE recipient_id = $1 ORDER BY issued_at DESC LIMIT $2",
+        "SELECT DISTINCT ON (worker_id) worker, organisation FROM match_parties"
+        " WHERE match_id = $1 ORDER BY worker_id",
+        match_id,
+    )
+    return [(WorkerContact.model_validate_json(r["worker"]), r["organisation"]) for r in rows]
+
+
+async def is_party(conn: Conn, match_id: uuid.UUID, user_id: str) -> bool:
+    """A registering worker or the coordinator of the match."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM match_parties WHERE match_id = $1 AND worker_id = $2)"
+            " OR EXISTS (SELECT 1 FROM matches WHERE match_id = $1 AND coordinator_id = $2)",
+            match_id,
+            user_id,
+        )
+    )
+
+
+async def family_coordinator(conn: Conn, family: str | None) -> str | None:
+    if family is None:
+        return None
+    found: str | None = await conn.fetchval(
+        "SELECT coordinator_id FROM matches WHERE family = $1 AND state = 'open'"
+        " AND coordinator_id IS NOT NULL ORDER BY raised_at LIMIT 1",
+        family,
+    )
+    return found
+
+
+async def team_workers(conn: Conn, team_id: str) -> list[TeamWorker]:
+    rows = await conn.fetch(
+        "SELECT m.user_id, m.category, m.active,"
+        " (SELECT count(*) FROM matches x WHERE x.coordinator_id = m.user_id"
+        "  AND x.state = 'open') AS open_matches"
+        " FROM members m WHERE m.team_id = $1 AND m.role = 'worker'",
+        team_id,
+    )
+    return [
+        TeamWorker(
+            r["user_id"], OrganisationCategory(r["category"]), r["active"], r["open_matches"]
+        )
+        for r in rows
+    ]
+
+
+async def member(conn: Conn, user_id: str) -> TeamWorker | None:
+    row = await conn.fetchrow(
+        "SELECT user_id, category, active FROM members WHERE user_id = $1", user_id
+    )
+    if row is None:
+        return None
+    return TeamWorker(row["user_id"], OrganisationCategory(row["category"]), row["active"], 0)
+
+
+async def lock_assignment(conn: Conn, team_id: str) -> None:
+    """Serialise coordinator choices per team, so two matches never both pick the same
+    'least loaded' worker from a stale count."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"assign:{team_id}")
+
+
+async def reassign(
+    conn: Conn, match_id: uuid.UUID, *, wijk: str, team_id: str | None, coordinator_id: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE matches SET wijk = $2, team_id = $3, coordinator_id = $4 WHERE match_id = $1",
+        match_id,
+        wijk,
+        team_id,
+        coordinator_id,
+    )
+
+
+async def close_match(conn: Conn, match_id: uuid.UUID, at: datetime) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE matches SET state = 'closed', closed_at = $2 WHERE match_id = $1"
+            " AND state = 'open' RETURNING true",
+            match_id,
+            at,
+        )
+    )
+
+
+async def record_contact(
+    conn: Conn, match_id: uuid.UUID, worker_id: str, with_worker: str, at: datetime
+) -> bool:
+    row = await conn.fetchrow(
+        "INSERT INTO contacts_made (match_id, worker_id, with_worker, recorded_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        match_id,
         worker_id,
+        with_worker,
+        at,
+    )
+    await conn.execute(
+        "UPDATE matches SET contact_made_at = coalesce(contact_made_at, $2) WHERE match_id = $1",
+        match_id,
+        at,
+    )
+    return row is not None
+
+
+async def contacts_made(conn: Conn, match_id: uuid.UUID) -> list[dict[str, str]]:
+    rows = await conn.fetch(
+        "SELECT worker_id, with_worker, recorded_at FROM contacts_made WHERE match_id = $1"
+        " ORDER BY recorded_at",
+        match_id,
+    )
+    return [
+        {
+            "worker_id": r["worker_id"],
+            "with_worker": r["with_worker"],
+            "recorded_at": r["recorded_at"].isoformat(),
+        }
+        for r in rows
+    ]
+
+
+# --- informing the family ----------------------------------------------------------
+
+
+async def add_task(
+    conn: Conn,
+    *,
+    match_id: uuid.UUID,
+    registration_id: uuid.UUID,
+    worker_id: str,
+    addressee: str,
+) -> bool:
+    task_id = uuid.uuid5(match_id, f"inform/{registration_id}")
+    row = await conn.fetchrow(
+        "INSERT INTO inform_tasks (task_id, match_id, registration_id, worker_id, addressee)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+        task_id,
+        match_id,
+        registration_id,
+        worker_id,
+        addressee,
+    )
+    return row is not None
+
+
+async def tasks_of(conn: Conn, worker_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind"
+        " FROM inform_tasks t JOIN matches m USING (match_id)"
+        " WHERE t.worker_id = $1 ORDER BY t.done_at NULLS FIRST, t.created_at DESC LIMIT 200",
+        worker_id,
+    )
+    return [
+        {
+            "task_id": str(r["task_id"]),
+            "match_id": str(r["match_id"]),
+            "kind": r["kind"],
+            "addressee": r["addressee"],
+            "created_at": r["created_at"].isoformat(),
+            "done_at": r["done_at"].isoformat() if r["done_at"] else None,
+        }
+        for r in rows
+    ]
+
+
+async def task_owner(conn: Conn, task_id: uuid.UUID) -> tuple[str, uuid.UUID] | None:
+    row = await conn.fetchrow(
+        "SELECT worker_id, match_id FROM inform_tasks WHERE task_id = $1", task_id
+    )
+    return None if row is None else (row["worker_id"], row["match_id"])
+
+
+async def complete_task(conn: Conn, task_id: uuid.UUID, at: datetime) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE inform_tasks SET done_at = $2 WHERE task_id = $1 AND done_at IS NULL"
+            " RETURNING true",
+            task_id,
+            at,
+        )
+    )
+
+
+# --- escalation --------------------------------------------------------------------
+
+
+async def unacknowledged(conn: Conn, issued_before: datetime) -> list[asyncpg.Record]:
+    """Alerts to workers of open matches, neither acknowledged nor escalated yet."""
+    return await conn.fetch(
+        "SELECT a.alert_id, a.match_id, a.kind, a.recipient, a.issued_at, a.subject, m.team_id"
+        " FROM alerts a JOIN matches m USING (match_id)"
+        " WHERE a.acknowledged_at IS NULL AND a.escalated_at IS NULL"
+        " AND a.part IN ('registrant', 'coordinator') AND m.state = 'open'"
+        " AND a.issued_at < $1 ORDER BY a.issued_at LIMIT 500",
+        issued_before,
+    )
+
+
+async def without_contact(conn: Conn, raised_before: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT match_id, kind, subject, raised_at, coordinator_id FROM matches"
+        " WHERE state = 'open' AND contact_made_at IS NULL AND escalated_at IS NULL"
+        " AND raised_at < $1 ORDER BY raised_at LIMIT 500",
+        raised_before,
+    )
+
+
+async def mark_alert_escalated(conn: Conn, alert_id: uuid.UUID, at: datetime) -> None:
+    await conn.execute("UPDATE alerts SET escalated_at = $2 WHERE alert_id = $1", alert_id, at)
+
+
+async def mark_match_escalated(conn: Conn, match_id: uuid.UUID, at: datetime) -> None:
+    await conn.execute("UPDATE matches SET escalated_at = $2 WHERE match_id = $1", match_id, at)
+
+
+async def regie_overview(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """Per match: whether contact happened. Nothing more (rule 11)."""
+    rows = await conn.fetch(
+        "SELECT match_id, kind, wijk, team_id, state, raised_at, contact_made_at IS NOT NULL"
+        " AS contact_made, coordinator_id IS NOT NULL AS coordinated FROM matches"
+        " ORDER BY raised_at DESC LIMIT $1",
         limit,
     )
     return [
         {
-            "alert_id": str(r["alert_id"]),
             "match_id": str(r["match_id"]),
             "kind": r["kind"],
-            "contacts": json.loads(r["contacts"]),
-            "issued_at": r["issued_at"].isoformat(),
+            "wijk": r["wijk"],
+            "team": r["team_id"],
+            "state": r["state"],
+            "raised_at": r["raised_at"].isoformat(),
+            "contact_made": r["contact_made"],
+            "coordinated": r["coordinated"],
+        }
+        for r in rows
+    ]
+
+
+# --- deliveries --------------------------------------------------------------------
+
+
+async def add_delivery(conn: Conn, alert_id: uuid.UUID, channel: str, target: str) -> None:
+    await conn.execute(
+        "INSERT INTO deliveries (delivery_id, alert_id, channel, target)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        uuid.uuid5(alert_id, f"{channel}/{target}"),
+        alert_id,
+        channel,
+        target,
+    )
+
+
+async def claim_deliveries(conn: Conn, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
+    """Due deliveries, leased so another instance does not send them at the same time."""
+    return await conn.fetch(
+        "UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => $2),"
+        " attempts = d.attempts + 1"
+        " FROM alerts a WHERE d.alert_id = a.alert_id AND d.delivery_id IN ("
+        "  SELECT delivery_id FROM deliveries WHERE state = 'pending'"
+        "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1"
+        "  FOR UPDATE SKIP LOCKED)"
+        " RETURNING d.delivery_id, d.alert_id, d.channel, d.target, d.attempts,"
+        " a.match_id, a.kind, a.recipient_id, a.recipient, a.issued_at, a.occasion",
+        limit,
+        lease_seconds,
+    )
+
+
+async def delivered(conn: Conn, delivery_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET state = 'sent', sent_at = now(), last_error = NULL"
+        " WHERE delivery_id = $1",
+        delivery_id,
+    )
+
+
+async def retry_later(conn: Conn, delivery_id: uuid.UUID, after: float, error: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET next_attempt_at = now() + make_interval(secs => $2),"
+        " last_error = $3 WHERE delivery_id = $1",
+        delivery_id,
+        after,
+        error[:500],
+    )
+
+
+async def give_up(conn: Conn, delivery_id: uuid.UUID, error: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET state = 'dead', last_error = $2 WHERE delivery_id = $1",
+        delivery_id,
+        error[:500],
+    )
+
+
+# --- wijk trends (anonymous) -------------------------------------------------------
+
+
+async def add_trend_cell(
+    conn: Conn, wijk: str, theme: str, window: str, children: int, trend: bool
+) -> None:
+    await conn.execute(
+        "INSERT INTO wijk_trends (wijk, theme, window_id, distinct_children, trend)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (wijk, theme, window_id) DO UPDATE SET"
+        " distinct_children = EXCLUDED.distinct_children,"
+        " trend = wijk_trends.trend OR EXCLUDED.trend",
+        wijk,
+        theme,
+        window,
+        children,
+        trend,
+    )
+
+
+async def trend_cells(conn: Conn, wijken: Sequence[str]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT wijk, theme, window_id, distinct_children, trend FROM wijk_trends"
+        " WHERE wijk = ANY($1) ORDER BY wijk, theme, window_id",
+        list(wijken),
+    )
+    return [
+        {
+            "wijk": r["wijk"],
+            "theme": r["theme"],
+            "window": r["window_id"],
+            "children": r["distinct_children"],
+            "trend": r["trend"],
         }
         for r in rows
     ]
@@ -45,7 +487,11 @@ async def alerts_of(conn: Conn, worker_id: str, limit: int) -> list[dict[str, An
 
 async def counts(conn: Conn) -> dict[str, int]:
     row = await conn.fetchrow(
-        "SELECT count(*) AS alerts, count(DISTINCT recipient_id) AS recipients FROM alerts"
+        "SELECT (SELECT count(*) FROM alerts) AS alerts,"
+        " (SELECT count(DISTINCT recipient_id) FROM alerts) AS recipients,"
+        " (SELECT count(*) FROM matches WHERE state = 'open') AS open_matches,"
+        " (SELECT count(*) FROM deliveries WHERE state = 'pending') AS deliveries_pending,"
+        " (SELECT count(*) FROM deliveries WHERE state = 'dead') AS deliveries_dead"
     )
     assert row is not None
-    return {"alerts": row["alerts"], "recipients": row["recipients"]}
+    return dict(row)

@@ -22,8 +22,8 @@ from services.matching.domain import (
     expires_at,
     family_links,
 )
-from services.matching.policy import Policy, PolicyError
 from shared.contracts import MatchKind
+from shared.policy import Policy, PolicyError
 from tests.factories import pseudonym, worker
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.matching.domain import Raise, counted
-from services.matching.policy import Policy
 from services.matching.replay import Replay
 from shared.contracts import MatchKind, OrganisationCategory, SealedSignal, SignalAccepted
+from shared.policy import Policy
 from tests.factories import worker
 
 POLICY = Policy.parse(

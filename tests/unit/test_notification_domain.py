@@ -1,97 +1,166 @@
-"""Who is told what about a match: that information, never what."""
+"""Who is told what about a match, who coordinates, whom the family-informing task
+addresses, and when working-day periods run out (BRIEF §3 rules 7-10)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime
 
-from services.notification.domain import Alert, alerts_for_join
-from services.notification.domain import alerts_for as alerts_rule
-from shared.contracts import (
-    MatchContact,
-    MatchJoined,
-    MatchKind,
-    MatchParticipant,
-    MatchRaised,
-    SealedMatch,
+import pytest
+
+from services.notification.domain import (
+    Part,
+    TeamWorker,
+    add_working_days,
+    age_on,
+    alerts_for_join,
+    alerts_for_match,
+    alerts_to_all,
+    choose_coordinator,
+    informing_addressee,
+    is_working_day,
+    overdue,
 )
-from tests.factories import pseudonym, worker
+from shared.contracts import MatchContact, MatchKind, OrganisationCategory
+from shared.policy import Policy
+from tests.factories import worker
 
-_CONTACTS: dict[uuid.UUID, SealedMatch] = {}
-
-
-def match(*worker_ids: str) -> MatchRaised:
-    ids = [uuid.uuid4() for _ in worker_ids]
-    subject = pseudonym()
-    raised = MatchRaised(
-        match_id=uuid.uuid4(),
-        kind=MatchKind.PERSON,
-        key=subject,
-        subject=subject,
-        participants=[
-            MatchParticipant(registration_id=i, organisation=f"org-{w}")
-            for i, w in zip(ids, worker_ids, strict=True)
-        ],
-        sealed="v1.AAAA",
-        rule="person-match",
-        policy_version="test-1",
-    )
-    _CONTACTS[raised.match_id] = SealedMatch(
-        wijk="WK099902",
-        contacts=[
-            MatchContact(registration_id=i, worker=worker(w))
-            for i, w in zip(ids, worker_ids, strict=True)
-        ],
-    )
-    return raised
+POLICY = Policy.parse(open("config/policy.yaml").read())  # noqa: SIM115
+JGZ = OrganisationCategory.JEUGDHULP
+SCHOOL = OrganisationCategory.ONDERWIJS
+POLICE = OrganisationCategory.POLITIE
 
 
-def alerts_for(raised: MatchRaised) -> list[Alert]:
-    """The rule applied to the match and its opened seal."""
-    return alerts_rule(raised, _CONTACTS[raised.match_id])
+def contacts(*worker_ids: str, cutoff: date | None = None) -> list[MatchContact]:
+    return [
+        MatchContact(
+            registration_id=uuid.uuid4(),
+            worker=worker(w),
+            organisation=f"org-{w}",
+            organisation_category=JGZ,
+            age_cutoff=cutoff,
+        )
+        for w in worker_ids
+    ]
 
 
-def test_every_involved_worker_gets_one_alert_naming_the_others() -> None:
-    alerts = alerts_for(match("a", "b", "c"))
-    assert sorted(a.recipient.worker_id for a in alerts) == ["a", "b", "c"]
-    for alert in alerts:
-        others = {c.worker_id for c in alert.contacts}
-        assert others == {"a", "b", "c"} - {alert.recipient.worker_id}
+MATCH = uuid.uuid4()
 
 
-def test_a_worker_registering_for_two_organisations_gets_one_alert() -> None:
-    assert len(alerts_for(match("a", "a", "b"))) == 2
+def test_every_involved_worker_gets_one_alert_naming_the_others_and_the_coordinator() -> None:
+    coordinator = worker("jgt-1")
+    alerts = alerts_for_match(MATCH, MatchKind.PERSON, contacts("a", "b", "c"), coordinator, [])
+    by_recipient = {a.recipient.worker_id: a for a in alerts}
+    assert sorted(by_recipient) == ["a", "b", "c", "jgt-1"]
+    for wid in "abc":
+        alert = by_recipient[wid]
+        assert alert.part is Part.REGISTRANT
+        assert {c.worker_id for c in alert.contacts} == {"a", "b", "c"} - {wid}
+        assert alert.coordinator == coordinator
+    assert by_recipient["jgt-1"].part is Part.COORDINATOR
+    assert {c.worker_id for c in by_recipient["jgt-1"].contacts} == {"a", "b", "c"}
 
 
-def test_alert_ids_are_stable_so_a_redelivered_match_adds_nothing() -> None:
-    m = match("a", "b")
-    assert [a.alert_id for a in alerts_for(m)] == [a.alert_id for a in alerts_for(m)]
+def test_the_regie_role_learns_only_that_there_is_a_match_and_who_coordinates() -> None:
+    regie = worker("regie-1")
+    alerts = alerts_for_match(MATCH, MatchKind.PERSON, contacts("a", "b"), None, [regie])
+    told = next(a for a in alerts if a.recipient == regie)
+    assert told.part is Part.REGIE
+    assert told.contacts == ()
 
 
-def test_an_alert_carries_no_subject_and_no_category() -> None:
-    alert = alerts_for(match("a", "b"))[0]
-    fields = set(vars(alert))
-    assert "subject" not in fields
-    assert "category" not in fields
+def test_a_worker_registering_twice_gets_one_alert() -> None:
+    alerts = alerts_for_match(MATCH, MatchKind.PERSON, contacts("a", "a", "b"), None, [])
+    assert len(alerts) == 2
+
+
+def test_alert_ids_are_stable_so_a_redelivered_event_adds_nothing() -> None:
+    c = contacts("a", "b")
+    first = alerts_for_match(MATCH, MatchKind.PERSON, c, None, [])
+    again = alerts_for_match(MATCH, MatchKind.PERSON, c, None, [])
+    assert [a.alert_id for a in first] == [a.alert_id for a in again]
+    assert len({a.alert_id for a in first}) == 2
+
+
+def test_a_family_alert_says_only_another_child_in_the_same_family() -> None:
+    alert = alerts_for_match(MATCH, MatchKind.FAMILY, contacts("a", "b"), None, [])[0]
+    assert "another child in the same family" in alert.message
+    assert "subject" not in vars(alert) and "category" not in vars(alert)
 
 
 def test_a_newcomer_learns_everyone_and_everyone_learns_of_the_newcomer() -> None:
-    raised = match("a", "b", "c")
-    contacts = _CONTACTS[raised.match_id]
-    newcomer = contacts.contacts[-1].registration_id
-    joined = MatchJoined(
-        match_id=raised.match_id,
-        kind=raised.kind,
-        key=raised.key,
-        subject=raised.subject,
-        newcomers=[newcomer],
-        participants=raised.participants,
-        sealed="v1.AAAA",
-        rule="person-match",
-        policy_version="test-1",
+    c = contacts("a", "b", "c")
+    coordinator = worker("jgt-1")
+    alerts = alerts_for_join(MATCH, MatchKind.PERSON, c, {c[-1].registration_id}, coordinator)
+    by_recipient = {a.recipient.worker_id: {w.worker_id for w in a.contacts} for a in alerts}
+    assert by_recipient == {"c": {"a", "b"}, "a": {"c"}, "b": {"c"}, "jgt-1": {"c"}}
+
+
+def test_a_notice_to_everyone_reaches_each_person_once() -> None:
+    a, b = worker("a"), worker("b")
+    alerts = alerts_to_all(
+        MATCH,
+        MatchKind.PERSON,
+        [(a, Part.REGISTRANT), (b, Part.REGISTRANT), (a, Part.COORDINATOR)],
+        "dissolved",
+        "ended",
+        None,
     )
-    alerts = {a.recipient.worker_id: a for a in alerts_for_join(joined, contacts)}
-    assert {c.worker_id for c in alerts["c"].contacts} == {"a", "b"}
-    assert [c.worker_id for c in alerts["a"].contacts] == ["c"]
-    assert [c.worker_id for c in alerts["b"].contacts] == ["c"]
-    raised_ids = {a.alert_id for a in alerts_for(raised)}
-    assert raised_ids.isdisjoint(a.alert_id for a in alerts.values())
+    assert sorted(x.recipient.worker_id for x in alerts) == ["a", "b"]
+
+
+def team(*rows: tuple[str, OrganisationCategory, bool, int]) -> list[TeamWorker]:
+    return [TeamWorker(*r) for r in rows]
+
+
+def test_the_coordinator_is_the_least_loaded_eligible_worker_of_the_team() -> None:
+    workers = team(("w1", JGZ, True, 3), ("w2", JGZ, True, 1), ("w3", JGZ, True, 1))
+    assert choose_coordinator(None, workers, POLICY) == "w2"  # tie: lowest id
+
+
+def test_excluded_categories_and_inactive_workers_never_coordinate() -> None:
+    workers = team(
+        ("school", SCHOOL, True, 0), ("police", POLICE, True, 0), ("gone", JGZ, False, 0)
+    )
+    assert choose_coordinator(None, workers, POLICY) is None
+    workers.append(TeamWorker("busy", JGZ, True, 9))
+    assert choose_coordinator(None, workers, POLICY) == "busy"
+
+
+def test_the_familys_coordinator_is_kept_while_active_and_eligible() -> None:
+    workers = team(("w1", JGZ, True, 0))
+    assert choose_coordinator(TeamWorker("fam", JGZ, True, 7), workers, POLICY) == "fam"
+    assert choose_coordinator(TeamWorker("fam", JGZ, False, 7), workers, POLICY) == "w1"
+    assert choose_coordinator(TeamWorker("fam", SCHOOL, True, 7), workers, POLICY) == "w1"
+
+
+@pytest.mark.parametrize(
+    ("born", "on", "addressee"),
+    [
+        (date(2015, 6, 1), date(2027, 5, 31), "parents"),  # 11, a day before 12
+        (date(2015, 6, 1), date(2027, 6, 1), "youth and parents"),  # 12
+        (date(2010, 6, 1), date(2026, 5, 31), "youth and parents"),  # 15
+        (date(2010, 6, 1), date(2026, 6, 1), "youth"),  # 16
+    ],
+)
+def test_the_family_is_informed_by_the_youths_age(born: date, on: date, addressee: str) -> None:
+    cutoff = born.replace(year=born.year + 23)
+    contact = contacts("a", cutoff=cutoff)[0]
+    assert age_on(cutoff, on, 23) == on.year - born.year - ((on.month, on.day) < (6, 1))
+    assert informing_addressee(contact, on, POLICY) == addressee
+
+
+def test_an_unknown_age_informs_youth_and_parents() -> None:
+    assert informing_addressee(contacts("a")[0], date(2026, 1, 1), POLICY) == "youth and parents"
+
+
+def test_working_days_skip_weekends_and_dutch_public_holidays() -> None:
+    assert not is_working_day(date(2026, 12, 25))  # Christmas, a Friday
+    assert not is_working_day(date(2026, 4, 27))  # King's Day, a Monday
+    assert not is_working_day(date(2026, 11, 28))  # a Saturday
+    assert is_working_day(date(2026, 11, 23))
+    # Thursday 24 Dec + 2 working days: Christmas (Fri), weekend, Boxing Day... -> Tue 29th
+    start = datetime(2026, 12, 24, 9, tzinfo=UTC)
+    assert add_working_days(start, 2) == datetime(2026, 12, 29, 9, tzinfo=UTC)
+    assert not overdue(start, 2, datetime(2026, 12, 28, 12, tzinfo=UTC))
+    assert overdue(start, 2, datetime(2026, 12, 29, 9, tzinfo=UTC))

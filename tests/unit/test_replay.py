@@ -12,9 +12,9 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from services.matching.policy import Policy
 from services.matching.replay import read_events, replay, write_decisions
 from shared.contracts import OrganisationCategory, SealedSignal, SignalAccepted
+from shared.policy import Policy
 from tests.factories import pseudonym, worker
 
 POLICY = """

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from services.matching.policy import Policy
 from services.matching.trends import detect, poisson_tail, previous_windows, shown, window_of
+from shared.policy import Policy
 
 POLICY = Policy.parse(
     """

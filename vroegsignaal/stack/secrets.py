@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from voprf import ristretto
 
 from shared.settings import REPO_ROOT
+from vroegsignaal.stack.issuer import ensure_issuer_key
 
 PARTNERS_TEMPLATE = REPO_ROOT / "config" / "partners.yaml"
 
@@ -51,6 +52,15 @@ class Secrets:
         return self.directory / "audit-public-key.txt"
 
     @property
+    def issuer_key(self) -> Path:
+        """The local demo OIDC issuer's signing key (make run and tests only)."""
+        return self.directory / "oidc-issuer-key.pem"
+
+    @property
+    def webhooks(self) -> Path:
+        return self.directory / "webhooks.yaml"
+
+    @property
     def partners(self) -> Path:
         return self.directory / "partners.yaml"
 
@@ -70,7 +80,8 @@ class Secrets:
                 "VS_KEK_FILE": self.kek,
             },
             "matching": {"VS_KEK_FILE": self.kek},
-            "notification": {"VS_KEK_FILE": self.kek},
+            "notification": {"VS_KEK_FILE": self.kek, "VS_WEBHOOKS_FILE": self.webhooks},
+            "issuer": {"VS_ISSUER_KEY_FILE": self.issuer_key},
             "audit": {"VS_AUDIT_SIGNING_KEY_FILE": self.audit_signing_key},
             "simulator": {
                 "VS_PARTNERS_FILE": self.partners,
@@ -119,6 +130,9 @@ def init_secrets(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         out.audit_public_key.write_text(public.hex() + "\n")
+    ensure_issuer_key(out.issuer_key)
+    if not out.webhooks.exists():
+        _write(out.webhooks, {"version": 1, "webhooks": []})
     ring = yaml.safe_load(out.oprf_keyring.read_text())
     public_keys = {
         version: ristretto.Evaluator.from_seed(

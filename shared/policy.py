@@ -6,7 +6,8 @@ who edits the file can fix it without reading code.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -50,6 +51,19 @@ class EscalationPolicy(_Strict):
     no_contact_working_days: int = Field(default=10, ge=1, le=120)
 
 
+class InformingPolicy(_Strict):
+    """Rule 10: under 12 the parents, 12-15 youth and parents, 16+ the youth."""
+
+    parents_only_below: int = Field(default=12, ge=0, le=23)
+    youth_only_from: int = Field(default=16, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InformingPolicy:
+        if self.youth_only_from < self.parents_only_below:
+            raise ValueError("youth_only_from must not be below parents_only_below")
+        return self
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1, max_length=64)
     municipality: str = Field(min_length=1)
@@ -59,6 +73,7 @@ class Policy(_Strict):
     retention: RetentionPolicy = RetentionPolicy()
     aggregates: AggregatesPolicy = AggregatesPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
+    informing: InformingPolicy = InformingPolicy()
 
     def authorises(self, category: OrganisationCategory) -> bool:
         """Rule 1: only organisations of an authorised category may register."""
@@ -74,24 +89,52 @@ class Policy(_Strict):
 
     @classmethod
     def parse(cls, text: str, *, source: str = "policy file") -> Policy:
-        try:
-            root = yaml.compose(text)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"{source}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise PolicyError(f"{source}: expected a mapping of policy settings")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors(include_url=False):
-                loc = tuple(err["loc"])
-                field = ".".join(str(p) for p in loc) or "(top level)"
-                line = _line_of(root, loc)
-                allowed = _allowed(err)
-                problems.append(f"{source}:{line}: {field}: {err['msg']}{allowed}")
-            raise PolicyError("\n".join(problems)) from None
+        return parse_yaml_model(cls, text, source=source, error=PolicyError)
+
+    def informing_addressee(self, age: int) -> str:
+        """Rule 10: whom the registering worker informs, by the youth's age."""
+        if age < self.informing.parents_only_below:
+            return "parents"
+        if age < self.informing.youth_only_from:
+            return "youth and parents"
+        return "youth"
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyError(
+            f"cannot read the policy file {path}: {exc}; set VS_POLICY_FILE"
+        ) from None
+    return Policy.parse(text, source=str(path))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml_model(
+    model: type[M], text: str, *, source: str, error: type[ValueError] = ValueError
+) -> M:
+    """A YAML configuration file validated by `model`; every mistake with its line."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{source}: expected a mapping of settings")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            line = _line_of(root, loc)
+            allowed = _allowed(err)
+            problems.append(f"{source}:{line}: {field}: {err['msg']}{allowed}")
+        raise error("\n".join(problems)) from None
 
 
 def _allowed(err: Any) -> str:

@@ -1,0 +1,375 @@
+"""The inbox's HTTP API and web page, behind OIDC bearer tokens.
+
+Rule 11: no free search. A worker sees their own alerts and tasks and the matches they are
+party to (registering worker or coordinator); a team lead sees escalations and the wijk
+trends of their teams; the regie role sees per match whether contact happened, nothing
+more. Privacy officers and partner administrators have no business here. Every read of
+alerts or of a match, and every refusal, writes an audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.notification import roster, store
+from shared.auth import AuthError, Principal, Role, TokenVerifier
+from shared.contracts import AuditAction, AuditActor, AuditOutcome
+from shared.service import ServiceRuntime
+
+WEB = Path(__file__).parent / "web"
+MAX_ALERTS = 200
+RECEIVERS = (Role.WORKER, Role.TEAM_LEAD, Role.REGIE)
+
+
+class Denied(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class AlertBus:
+    """One LISTEN connection per instance; each open inbox stream waits on its own queue.
+    The notification carries only the recipient's id: the stream tells the page to reload
+    the list, and that read goes through the audited endpoint."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._conn: asyncpg.Connection | None = None
+        self._queues: dict[str, set[asyncio.Queue[str]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> None:
+        async with self._lock:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._database_url)
+                await self._conn.add_listener(store.ALERT_CHANNEL, self._heard)
+
+    def _heard(self, _conn: object, _pid: int, _channel: str, recipient: object) -> None:
+        for queue in self._queues.get(str(recipient), ()):
+            queue.put_nowait(str(recipient))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, user_id: str) -> AsyncIterator[asyncio.Queue[str]]:
+        await self._ensure()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queues.setdefault(user_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues[user_id].discard(queue)
+            if not self._queues[user_id]:
+                del self._queues[user_id]
+
+    async def close(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+
+
+def actor(principal: Principal) -> AuditActor:
+    role = next((r.value for r in Role if principal.has(r)), "none")
+    return AuditActor(actor_id=principal.user_id, role=role, organisation=principal.organisation)
+
+
+def require(principal: Principal, *roles: Role) -> None:
+    if not any(principal.has(r) for r in roles):
+        raise Denied(
+            403,
+            f"this needs the role {' or '.join(r.value for r in roles)}; "
+            "ask your administrator for access if you need it",
+        )
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Denied(404, f"no such {what}") from None
+
+
+def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -> Starlette:
+    settings = runtime.settings
+
+    def endpoint(
+        handler: Callable[[Request, Principal], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                principal = await verifier.authenticate(request.scope)
+            except AuthError as exc:
+                return JSONResponse(
+                    {"error": str(exc)},
+                    exc.status,
+                    headers={"WWW-Authenticate": exc.www_authenticate}
+                    if exc.status == 401
+                    else None,
+                )
+            try:
+                return await handler(request, principal)
+            except Denied as denied:
+                await audit_refusal(principal, request, denied)
+                return JSONResponse({"error": denied.message}, denied.status)
+
+        return run
+
+    async def audit_refusal(principal: Principal, request: Request, denied: Denied) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ if request.method == "GET" else AuditAction.UPDATE,
+                outcome=AuditOutcome.DENIED,
+                object_type="inbox-request",
+                object_id=f"{request.method} {request.url.path}"[:200],
+                actor=actor(principal),
+                purpose=f"inbox: refused ({denied.status})",
+            )
+
+    async def config(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "issuer": settings.oidc_issuer,
+                "client_id": settings.oidc_client_id,
+                "audience": settings.oidc_audience,
+            }
+        )
+
+    async def me(request: Request, principal: Principal) -> Response:
+        return JSONResponse(
+            {
+                "user_id": principal.user_id,
+                "name": principal.name,
+                "roles": sorted(r.value for r in principal.roles),
+                "organisation": principal.organisation,
+            }
+        )
+
+    async def alerts(request: Request, principal: Principal) -> Response:
+        require(principal, *RECEIVERS)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await store.alerts_of(conn, principal.user_id, MAX_ALERTS)
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="alert-list",
+                object_id=principal.user_id,
+                actor=actor(principal),
+                purpose="inbox: a user reads their own alerts",
+            )
+        return JSONResponse({"user_id": principal.user_id, "alerts": found})
+
+    async def stream(request: Request, principal: Principal) -> Response:
+        require(principal, *RECEIVERS)
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            async with bus.subscribe(principal.user_id) as queue:
+                yield {"event": "ready", "data": "{}"}
+                while True:
+                    await queue.get()
+                    while not queue.empty():  # a burst of alerts is one reload
+                        queue.get_nowait()
+                    yield {"event": "alerts", "data": "{}"}
+
+        return EventSourceResponse(events(), ping=15)
+
+    async def acknowledge(request: Request, principal: Principal) -> Response:
+        require(principal, *RECEIVERS)
+        alert_id = _uuid(request.path_params["alert_id"], "alert in your inbox")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            owner = await store.alert_owner(conn, alert_id)
+            if owner is None or owner[0] != principal.user_id:
+                raise Denied(404, "no such alert in your inbox")
+            changed = await store.acknowledge(conn, alert_id, datetime.now(UTC))
+            if changed:
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.UPDATE,
+                    object_type="alert",
+                    object_id=str(alert_id),
+                    subjects=[owner[1]] if owner[1] else [],
+                    actor=actor(principal),
+                    purpose="inbox: alert acknowledged",
+                )
+        return JSONResponse({"alert_id": str(alert_id), "acknowledged": True})
+
+    async def party_match(conn: Any, request: Request, principal: Principal) -> asyncpg.Record:
+        require(principal, Role.WORKER)
+        match_id = _uuid(request.path_params["match_id"], "match you are party to")
+        found = await store.match(conn, match_id)
+        if found is None or not await store.is_party(conn, match_id, principal.user_id):
+            raise Denied(404, "no such match among the matches you are party to")
+        return found
+
+    async def match(request: Request, principal: Principal) -> Response:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await party_match(conn, request, principal)
+            parties = await store.parties(conn, found["match_id"])
+            coordinator = (
+                await roster.person(conn, found["coordinator_id"])
+                if found["coordinator_id"]
+                else None
+            )
+            made = await store.contacts_made(conn, found["match_id"])
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="match",
+                object_id=str(found["match_id"]),
+                subjects=[found["subject"]],
+                actor=actor(principal),
+                purpose="inbox: a party views the contacts of a match",
+            )
+        return JSONResponse(
+            {
+                "match_id": str(found["match_id"]),
+                "kind": found["kind"],
+                "state": found["state"],
+                "raised_at": found["raised_at"].isoformat(),
+                "family_note": "This concerns another child in the same family."
+                if found["kind"] == "family"
+                else None,
+                "parties": [
+                    {**w.model_dump(mode="json"), "organisation": org} for w, org in parties
+                ],
+                "coordinator": coordinator.model_dump(mode="json") if coordinator else None,
+                "contacts_made": made,
+            }
+        )
+
+    async def contact_made(request: Request, principal: Principal) -> Response:
+        try:
+            body = await request.json()
+            with_worker = str(body["with_worker"])
+        except (ValueError, KeyError, TypeError):
+            raise Denied(
+                400, 'send JSON {"with_worker": "<worker id>"}: whom you made contact with'
+            ) from None
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await party_match(conn, request, principal)
+            if with_worker == principal.user_id or not await store.is_party(
+                conn, found["match_id"], with_worker
+            ):
+                raise Denied(400, f"{with_worker!r} is not another party of this match")
+            if await store.record_contact(
+                conn, found["match_id"], principal.user_id, with_worker, datetime.now(UTC)
+            ):
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.UPDATE,
+                    object_type="match",
+                    object_id=str(found["match_id"]),
+                    subjects=[found["subject"]],
+                    actor=actor(principal),
+                    purpose="inbox: contact made (afgestemd)",
+                )
+        return JSONResponse({"match_id": str(found["match_id"]), "contact_made": True})
+
+    async def tasks(request: Request, principal: Principal) -> Response:
+        require(principal, Role.WORKER)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await store.tasks_of(conn, principal.user_id)
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="inform-task-list",
+                object_id=principal.user_id,
+                actor=actor(principal),
+                purpose="inbox: a worker reads their tasks to inform families",
+            )
+        return JSONResponse({"tasks": found})
+
+    async def task_done(request: Request, principal: Principal) -> Response:
+        require(principal, Role.WORKER)
+        task_id = _uuid(request.path_params["task_id"], "task of yours")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            owner = await store.task_owner(conn, task_id)
+            if owner is None or owner[0] != principal.user_id:
+                raise Denied(404, "no such task of yours")
+            if await store.complete_task(conn, task_id, datetime.now(UTC)):
+                found = await store.match(conn, owner[1])
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.UPDATE,
+                    object_type="inform-task",
+                    object_id=str(task_id),
+                    subjects=[found["subject"]] if found else [],
+                    actor=actor(principal),
+                    purpose="inbox: the family was informed (rule 10)",
+                )
+        return JSONResponse({"task_id": str(task_id), "done": True})
+
+    async def regie_matches(request: Request, principal: Principal) -> Response:
+        require(principal, Role.REGIE)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await store.regie_overview(conn, 500)
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="match-overview",
+                actor=actor(principal),
+                purpose="inbox: the regie role follows whether contact happened",
+            )
+        return JSONResponse({"matches": found})
+
+    async def wijk_trends(request: Request, principal: Principal) -> Response:
+        require(principal, Role.TEAM_LEAD, Role.REGIE)
+        async with runtime.pool.acquire() as conn:
+            if principal.has(Role.REGIE):
+                wijken = [r["wijk"] for r in await conn.fetch("SELECT wijk FROM wijken")]
+            else:
+                wijken = await roster.wijken_of(
+                    conn, await roster.teams_led_by(conn, principal.user_id)
+                )
+            cells = await store.trend_cells(conn, wijken)
+        return JSONResponse({"wijken": sorted(wijken), "cells": cells})
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/inbox/")
+
+    return Starlette(
+        routes=[
+            Route("/api/config", config),
+            Route("/api/me", endpoint(me)),
+            Route("/api/alerts", endpoint(alerts)),
+            Route("/api/alerts/stream", endpoint(stream)),
+            Route("/api/alerts/{alert_id}/acknowledge", endpoint(acknowledge), methods=["POST"]),
+            Route("/api/matches/{match_id}", endpoint(match)),
+            Route("/api/matches/{match_id}/contacts", endpoint(contact_made), methods=["POST"]),
+            Route("/api/tasks", endpoint(tasks)),
+            Route("/api/tasks/{task_id}/done", endpoint(task_done), methods=["POST"]),
+            Route("/api/regie/matches", endpoint(regie_matches)),
+            Route("/api/trends", endpoint(wijk_trends)),
+            Route("/inbox", home),
+            Mount("/inbox", StaticFiles(directory=WEB, html=True)),
+        ]
+    )
+
+
+class Combined:
+    """The service's ASGI app: the inbox under /api and /inbox, FastStream for the rest
+    (health, metrics, summaries) and for the lifespan."""
+
+    PREFIXES = ("/api/", "/inbox")
+
+    def __init__(self, service: Any, api: Starlette) -> None:
+        self.service = service
+        self.api = api
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.PREFIXES):
+            await self.api(scope, receive, send)
+        else:
+            await self.service(scope, receive, send)

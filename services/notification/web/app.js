@@ -1,0 +1,357 @@
+// The vroegsignaal inbox: an OIDC public client (authorization code + PKCE) that calls the
+// notification API with a bearer token. No framework, no build step; every text from the
+// server is set with textContent, never as HTML.
+
+const $ = (id) => document.getElementById(id);
+const store = window.sessionStorage;
+let config = null;
+let discovery = null;
+
+function b64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText() {
+  return b64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+async function challengeOf(verifier) {
+  return b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+}
+
+function redirectUri() {
+  return `${location.origin}/inbox/`;
+}
+
+async function login() {
+  const verifier = randomText();
+  const state = randomText();
+  store.setItem("pkce_verifier", verifier);
+  store.setItem("oauth_state", state);
+  const params = new URLSearchParams({
+    response_type: "code",
+    client_id: config.client_id,
+    redirect_uri: redirectUri(),
+    scope: "openid profile email",
+    state,
+    code_challenge: await challengeOf(verifier),
+    code_challenge_method: "S256",
+  });
+  location.assign(`${discovery.authorization_endpoint}?${params}`);
+}
+
+async function finishLogin(params) {
+  if (params.get("state") !== store.getItem("oauth_state")) {
+    throw new Error("the login answer does not match the login request: log in again");
+  }
+  const response = await fetch(discovery.token_endpoint, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      code: params.get("code"),
+      redirect_uri: redirectUri(),
+      client_id: config.client_id,
+      code_verifier: store.getItem("pkce_verifier"),
+    }),
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(`login refused: ${answer.error_description || answer.error}`);
+  store.setItem("access_token", answer.access_token);
+  store.removeItem("pkce_verifier");
+  store.removeItem("oauth_state");
+  history.replaceState(null, "", redirectUri());
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: {
+      ...(options.headers || {}),
+      Authorization: `Bearer ${store.getItem("access_token")}`,
+      ...(options.body ? { "Content-Type": "application/json" } : {}),
+    },
+  });
+  if (response.status === 401) {
+    store.removeItem("access_token");
+    showLogin();
+    throw new Error("your session ended: log in again");
+  }
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || `request failed (${response.status})`);
+  return data;
+}
+
+function showError(error) {
+  $("error").textContent = String(error.message || error);
+  $("error").hidden = false;
+}
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+
+function contactLine(c) {
+  const parts = [c.display_name];
+  if (c.organisation) parts.push(c.organisation);
+  parts.push(c.email);
+  if (c.phone) parts.push(c.phone);
+  return parts.join(" · ");
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString("nl-NL");
+}
+
+async function loadAlerts() {
+  const { alerts } = await api("/api/alerts");
+  const list = $("alerts");
+  list.replaceChildren();
+  if (!alerts.length) list.append(el("li", "No alerts.", "meta"));
+  for (const a of alerts) {
+    const item = el("li", null, a.acknowledged_at ? "done" : "new");
+    item.dataset.alertId = a.alert_id;
+    item.append(el("div", a.message, "message"));
+    item.append(el("div", `${a.kind} match · ${a.occasion} · ${when(a.issued_at)}`, "meta"));
+    if (a.contacts.length) {
+      const people = el("ul", null, "contacts");
+      for (const c of a.contacts) people.append(el("li", contactLine(c)));
+      item.append(el("div", "Contact:", "meta"), people);
+    }
+    if (a.coordinator) {
+      item.append(el("div", `Coordinator: ${contactLine(a.coordinator)}`, "meta"));
+    }
+    const actions = el("div");
+    if (!a.acknowledged_at) {
+      const ack = el("button", "Acknowledge");
+      ack.className = "acknowledge";
+      ack.onclick = () => acknowledge(a.alert_id).catch(showError);
+      actions.append(ack);
+    } else {
+      actions.append(el("span", `Acknowledged ${when(a.acknowledged_at)}`, "meta"));
+    }
+    if (a.match_id && me.roles.includes("worker") && a.part !== "team_lead") {
+      const open = el("button", "Open match", "secondary");
+      open.onclick = () => openMatch(a.match_id).catch(showError);
+      actions.append(" ", open);
+    }
+    item.append(actions);
+    list.append(item);
+  }
+}
+
+async function acknowledge(alertId) {
+  await api(`/api/alerts/${alertId}/acknowledge`, { method: "POST" });
+  await loadAlerts();
+}
+
+async function openMatch(matchId) {
+  const m = await api(`/api/matches/${matchId}`);
+  const box = $("match");
+  box.replaceChildren();
+  box.append(el("div", `${m.kind} match, ${m.state}, raised ${when(m.raised_at)}`, "meta"));
+  if (m.family_note) box.append(el("p", m.family_note));
+  const people = el("ul", null, "contacts");
+  for (const p of m.parties) people.append(el("li", contactLine(p)));
+  box.append(el("div", "Workers involved:"), people);
+  if (m.coordinator) box.append(el("div", `Coordinator: ${contactLine(m.coordinator)}`));
+  const made = el("ul", null, "contacts");
+  for (const c of m.contacts_made) {
+    made.append(el("li", `${c.worker_id} made contact with ${c.with_worker}, ${when(c.recorded_at)}`));
+  }
+  box.append(el("div", "Contact made (afgestemd):"), made);
+  const others = m.parties.filter((p) => p.worker_id !== me.user_id);
+  if (m.coordinator && m.coordinator.worker_id !== me.user_id) others.push(m.coordinator);
+  if (others.length) {
+    const select = el("select");
+    select.id = "contact-with";
+    for (const o of others) {
+      const option = el("option", o.display_name);
+      option.value = o.worker_id;
+      select.append(option);
+    }
+    const record = el("button", "Contact made");
+    record.id = "contact-made";
+    record.onclick = async () => {
+      try {
+        await api(`/api/matches/${matchId}/contacts`, {
+          method: "POST",
+          body: JSON.stringify({ with_worker: select.value }),
+        });
+        await openMatch(matchId);
+      } catch (error) { showError(error); }
+    };
+    box.append(el("label", "Contact made with "), select, " ", record);
+  }
+  $("match-section").hidden = false;
+}
+
+async function loadTasks() {
+  const { tasks } = await api("/api/tasks");
+  const list = $("tasks");
+  list.replaceChildren();
+  if (!tasks.length) list.append(el("li", "No tasks.", "meta"));
+  for (const t of tasks) {
+    const item = el("li", null, t.done_at ? "done" : "");
+    item.append(el("div", `Inform: ${t.addressee}`));
+    item.append(el("div", `${t.kind} match · since ${when(t.created_at)}`, "meta"));
+    if (!t.done_at) {
+      const done = el("button", "Family informed");
+      done.onclick = async () => {
+        try {
+          await api(`/api/tasks/${t.task_id}/done`, { method: "POST" });
+          await loadTasks();
+        } catch (error) { showError(error); }
+      };
+      item.append(done);
+    }
+    list.append(item);
+  }
+}
+
+async function loadRegie() {
+  const { matches } = await api("/api/regie/matches");
+  const body = $("regie").querySelector("tbody");
+  body.replaceChildren();
+  for (const m of matches) {
+    const row = el("tr");
+    for (const v of [m.match_id.slice(0, 8), m.kind, m.wijk, m.team || "-", m.state,
+      when(m.raised_at), m.coordinated ? "yes" : "no", m.contact_made ? "yes" : "no"]) {
+      row.append(el("td", v));
+    }
+    body.append(row);
+  }
+}
+
+async function loadTrends() {
+  const { wijken, cells } = await api("/api/trends");
+  const select = $("trend-wijk");
+  select.replaceChildren(...wijken.map((w) => { const o = el("option", w); o.value = w; return o; }));
+  const draw = () => drawTrends(cells.filter((c) => c.wijk === select.value));
+  select.onchange = draw;
+  draw();
+}
+
+function drawTrends(cells) {
+  const box = $("trend-chart");
+  box.replaceChildren();
+  if (!cells.length) {
+    box.append(el("p", "Nothing to show for this wijk: no cell reached the minimum.", "note"));
+    return;
+  }
+  const windows = [...new Set(cells.map((c) => c.window))].sort();
+  const themes = [...new Set(cells.map((c) => c.theme))].sort();
+  const max = Math.max(...cells.map((c) => c.children));
+  const W = 640, H = 240, L = 40, B = 30;
+  const x = (i) => L + (windows.length === 1 ? (W - L) / 2 : (i * (W - L - 20)) / (windows.length - 1));
+  const y = (v) => H - B - (v / max) * (H - B - 10);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  const colours = ["#154273", "#d52b1e", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f"];
+  themes.forEach((theme, t) => {
+    const colour = colours[t % colours.length];
+    for (const c of cells.filter((c) => c.theme === theme)) {
+      const dot = document.createElementNS(ns, "circle");
+      dot.setAttribute("cx", x(windows.indexOf(c.window)));
+      dot.setAttribute("cy", y(c.children));
+      dot.setAttribute("r", c.trend ? 6 : 4);
+      dot.setAttribute("fill", colour);
+      const tip = document.createElementNS(ns, "title");
+      tip.textContent = `${theme} ${c.window}: ${c.children}${c.trend ? " (trend)" : ""}`;
+      dot.append(tip);
+      svg.append(dot);
+    }
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", L + 5 + t * 100);
+    label.setAttribute("y", 12);
+    label.setAttribute("fill", colour);
+    label.textContent = theme;
+    svg.append(label);
+  });
+  windows.forEach((w, i) => {
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", x(i) - 20);
+    label.setAttribute("y", H - 10);
+    label.textContent = w;
+    svg.append(label);
+  });
+  box.append(svg);
+}
+
+async function listen() {
+  // EventSource cannot send a bearer token, so the stream is read with fetch.
+  const live = $("live");
+  for (;;) {
+    try {
+      const response = await fetch("/api/alerts/stream", {
+        headers: { Authorization: `Bearer ${store.getItem("access_token")}` },
+      });
+      if (!response.ok) throw new Error(`stream refused (${response.status})`);
+      live.className = "";
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, "");
+          if (/^event: alerts$/m.test(block)) await loadAlerts().catch(showError);
+        }
+      }
+    } catch (error) {
+      if (!store.getItem("access_token")) return;
+    }
+    live.className = "off";
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+function showLogin() {
+  $("login").hidden = false;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  for (const id of ["alerts-section", "tasks-section", "regie-section", "trends-section", "match-section"]) {
+    $(id).hidden = true;
+  }
+}
+
+let me = null;
+
+async function start() {
+  config = await (await fetch("/api/config")).json();
+  discovery = await (await fetch(`${config.issuer}/.well-known/openid-configuration`)).json();
+  $("login-button").onclick = () => login().catch(showError);
+  $("logout").onclick = () => { store.clear(); showLogin(); };
+  const params = new URLSearchParams(location.search);
+  if (params.has("code")) await finishLogin(params);
+  if (!store.getItem("access_token")) return showLogin();
+  me = await api("/api/me");
+  $("who").textContent = `${me.name} (${me.roles.join(", ")})`;
+  $("logout").hidden = false;
+  $("login").hidden = true;
+  const receives = me.roles.some((r) => ["worker", "team_lead", "regie"].includes(r));
+  if (!receives) {
+    showError({ message: "This inbox is for workers, team leads and the regie role." });
+    return;
+  }
+  $("alerts-section").hidden = false;
+  await loadAlerts();
+  listen();
+  if (me.roles.includes("worker")) { $("tasks-section").hidden = false; await loadTasks(); }
+  if (me.roles.includes("regie")) { $("regie-section").hidden = false; await loadRegie(); }
+  if (me.roles.includes("team_lead") || me.roles.includes("regie")) {
+    $("trends-section").hidden = false;
+    await loadTrends();
+  }
+}
+
+start().catch(showError);
