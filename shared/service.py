@@ -67,7 +67,7 @@ class ServiceRuntime:
         self.background.append(lambda: periodic(job, interval, what))
 
     def on_start(self, job: Callable[[], Coroutine[Any, Any, object]]) -> None:
-        """Run `job` once the store is open, before the background jobs start."""
+        """Run `job` once the store is open, before the first message is taken."""
         self.starters.append(job)
 
     def on_close(self, job: Callable[[], Coroutine[Any, Any, object]]) -> None:
@@ -140,6 +140,8 @@ def build_service(
         runtime._pool = await create_pool(settings.database_url, name)
         if uses_keystore:
             runtime._keystore = await KeyStore.open(settings)
+        for job in runtime.starters:
+            await job()
 
     async def start_relay() -> None:
         runtime.relay = OutboxRelay(
@@ -150,8 +152,6 @@ def build_service(
             poll_seconds=settings.outbox_poll_seconds,
         )
         await runtime.relay.start()
-        for job in runtime.starters:
-            await job()
         runtime._tasks = [asyncio.create_task(job()) for job in runtime.background]
 
     async def drain() -> None:

@@ -19,8 +19,10 @@ import asyncpg
 import pytest
 
 from services.intake.app import load_partners
+from shared.auth import Role
 from shared.kafka import ensure_topics
-from shared.settings import Settings
+from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.stack.issuer import DemoUser, load_demo_users, mint_token
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import free_port
 from vroegsignaal.stack.secrets import Secrets, init_secrets
@@ -72,6 +74,7 @@ def secrets(tmp_path_factory: pytest.TempPathFactory) -> Secrets:
 async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -> Settings:
     """Settings of an isolated environment: own database, own topics, free ports."""
     pseudonymiser_port = free_port()
+    issuer_port = free_port()
     configured = Settings(
         KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap_servers,
         DATABASE_URL=database_url,
@@ -89,11 +92,33 @@ async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -
         pseudonymiser_credentials_file=secrets.pseudonymiser_credentials,
         kek_file=secrets.kek,
         audit_signing_key_file=secrets.audit_signing_key,
+        issuer_port=issuer_port,
+        oidc_issuer=f"http://127.0.0.1:{issuer_port}",
+        issuer_key_file=secrets.issuer_key,
         outbox_poll_seconds=0.5,
         graceful_timeout_seconds=5.0,
     )
     await ensure_topics(configured, [p.partner_id for p in load_partners(configured)])
     return configured
+
+
+DEMO_USERS = REPO_ROOT / "config" / "demo-users.yaml"
+
+
+def token_for(settings: Settings, user_id: str, *roles: Role) -> str:
+    """A bearer token of the test run's local issuer: a demo user, or (with roles) anyone,
+    such as the partner workers of a test's own files."""
+    assert settings.issuer_key_file is not None
+    user = (
+        DemoUser(user_id, user_id, f"{user_id}@voorbeeldrade.example", roles, None)
+        if roles
+        else load_demo_users(DEMO_USERS)[user_id]
+    )
+    return mint_token(settings.issuer_key_file, settings.oidc_issuer, settings.oidc_audience, user)
+
+
+def auth(settings: Settings, user_id: str, *roles: Role) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(settings, user_id, *roles)}"}
 
 
 async def eventually(check, *, timeout: float = 30.0, interval: float = 0.25):  # type: ignore[no-untyped-def]

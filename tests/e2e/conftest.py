@@ -35,6 +35,10 @@ def service_env(
             "VS_NOTIFICATION_PORT": str(settings.notification_port),
             "VS_AUDIT_PORT": str(settings.audit_port),
             "VS_PSEUDONYMISER_PORT": str(settings.pseudonymiser_port),
+            "VS_ISSUER_PORT": str(settings.issuer_port),
+            "VS_OIDC_ISSUER": settings.oidc_issuer,
+            "VS_DELIVERY_INTERVAL_SECONDS": "0.2",
+            "VS_DELIVERY_BASE_SECONDS": "0.2",
             "VS_OUTBOX_POLL_SECONDS": str(settings.outbox_poll_seconds),
             "VS_GRACEFUL_TIMEOUT_SECONDS": str(settings.graceful_timeout_seconds),
             "VS_TRACE_FILE": str(trace_file),
@@ -51,31 +55,44 @@ def service_env(
 
 
 @pytest.fixture
-def services(settings: Settings, secrets: Secrets, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Start every service; yield name -> base URL; stop each with SIGTERM, as Kubernetes
-    does, and check that it shut down gracefully (uvicorn re-raises the signal afterwards,
-    so the exit status is the signal's)."""
+def extra_env() -> dict[str, dict[str, str]]:
+    """More environment per process (a test module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def services(
+    settings: Settings, secrets: Secrets, tmp_path: Path, extra_env: dict[str, dict[str, str]]
+) -> Iterator[dict[str, str]]:
+    """Start the local OIDC issuer and every service; yield name -> base URL; stop each
+    with SIGTERM, as Kubernetes does, and check that it shut down gracefully (uvicorn
+    re-raises the signal afterwards, so the exit status is the signal's)."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs: dict[str, Path] = {}
     urls: dict[str, str] = {}
-    for name, spec in SERVICES.items():
+    commands = {"issuer": ["issuer", "serve"]} | {name: ["serve", name] for name in SERVICES}
+    for name, command in commands.items():
         logs[name] = tmp_path / f"{name}.log"
+        env = service_env(settings, tmp_path / "traces.jsonl", secrets, name)
+        env.update(extra_env.get(name, {}))
         with logs[name].open("wb") as out:
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "vroegsignaal", "serve", name],
-                env=service_env(settings, tmp_path / "traces.jsonl", secrets, name),
+                [sys.executable, "-m", "vroegsignaal", *command],
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        urls[name] = f"http://127.0.0.1:{spec.port_of(settings)}"
+        port = settings.issuer_port if name == "issuer" else SERVICES[name].port_of(settings)
+        urls[name] = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         for name, url in urls.items():
             while True:
                 if procs[name].poll() is not None:
                     pytest.fail(f"{name} exited early:\n{logs[name].read_text()[-3000:]}")
+                probe = "/.well-known/openid-configuration" if name == "issuer" else "/health/ready"
                 try:
-                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                    if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
@@ -97,6 +114,7 @@ def services(settings: Settings, secrets: Secrets, tmp_path: Path) -> Iterator[d
         unclean = {
             n: c
             for n, c in codes.items()
-            if c not in (0, -signal.SIGTERM) or "shut down gracefully" not in logs[n].read_text()
+            if c not in (0, -signal.SIGTERM)
+            or (n != "issuer" and "shut down gracefully" not in logs[n].read_text())
         }
         assert not unclean, f"services did not stop cleanly: {unclean}"

@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry
 
 from services.audit.check import check
 from services.audit.merkle import leaf_hash, verify_inclusion
+from shared.auth import Role
 from shared.contracts import DeadLetter, Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import auth, eventually
 from tests.kafka_tools import group_lag, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.config import PartnerConfig
@@ -82,9 +83,9 @@ def partner_config(secrets: Secrets, settings: Settings, partner: str) -> Partne
     return config.model_copy(update={"pseudonymiser": access})
 
 
-async def get_json(url: str) -> Any:
+async def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
     async with httpx.AsyncClient(timeout=5) as client:
-        response = await client.get(url)
+        response = await client.get(url, headers=headers)
         response.raise_for_status()
         return response.json()
 
@@ -198,7 +199,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                     matching["registrations"] == 3
                     and matching["open_matches"] == 2
                     and matching["open_family_matches"] == 1
-                    and alerts["alerts"] == 5
+                    and alerts["open_matches"] == 2
                 )
 
             # The child's two organisations raise a person match; its sibling (a shared
@@ -206,19 +207,24 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             await eventually(person_and_family_match, timeout=60)
 
             # Each worker sees whom to contact, nothing about why, nothing about whom.
+            inbox_api = f"{services['notification']}/api/alerts"
+            coordinators = set()
             for me, them in (("juf-anouk", "jgz-fleur"), ("jgz-fleur", "juf-anouk")):
-                inbox = await get_json(f"{services['notification']}/alerts?worker={me}")
+                inbox = await get_json(inbox_api, headers=auth(settings, me, Role.WORKER))
                 by_kind = {a["kind"]: a for a in inbox["alerts"]}
                 assert set(by_kind) == {"person", "family"}
                 assert [c["worker_id"] for c in by_kind["person"]["contacts"]] == [them]
                 family = {c["worker_id"] for c in by_kind["family"]["contacts"]}
                 assert family == {them, "dokter-bos"}
                 assert "schoolverzuim" not in json.dumps(inbox)
-            doctor = await get_json(f"{services['notification']}/alerts?worker=dokter-bos")
+                coordinators |= {a["coordinator"]["worker_id"] for a in inbox["alerts"]}
+            # One coordinator for the family, a JGT worker of the wijk's team.
+            assert len(coordinators) == 1 and coordinators <= {"jgt-noord-1", "jgt-noord-2"}
+            doctor = await get_json(inbox_api, headers=auth(settings, "dokter-bos", Role.WORKER))
             assert [a["kind"] for a in doctor["alerts"]] == ["family"]
             async with httpx.AsyncClient(timeout=5) as client:
-                no_free_search = await client.get(f"{services['notification']}/alerts")
-            assert no_free_search.status_code == 400
+                no_token = await client.get(inbox_api)
+            assert no_token.status_code == 401
 
             # Bad input is dead-lettered with its reason, in the order it came.
             letters = [
@@ -249,7 +255,13 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             } <= steps
             in_trace = {r["source_system"] for r in rows if r["trace_id"] == jgz_trace_id}
             assert {"intake", "matching", "notification"} <= in_trace
-            assert sum(r["object_type"] == "match" for r in rows) == 2
+            # Two matches created; notification assigns each a coordinator.
+            assert (
+                sum((r["source_system"], r["object_type"]) == ("matching", "match") for r in rows)
+                == 2
+            )
+            assigned = [r for r in rows if (r["action"], r["object_type"]) == ("assign", "match")]
+            assert len(assigned) == 2
             for record in await read_topic(
                 settings.kafka_bootstrap_servers, topics.alerts, until=lambda rs: len(rs) >= 5
             ):
@@ -269,12 +281,14 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
 
             # Sending the same files again changes nothing downstream.
             entries_before = len(rows)
+            alerts_before = (await get_json(f"{services['notification']}/alerts/summary"))["alerts"]
             for partner, path in ((SCHOOL, school_csv), (JGZ, jgz_csv), (GP, gp_csv)):
                 await send(partner, path)
             await eventually(lambda: settled(settings), timeout=60)
             summary = await get_json(f"{services['matching']}/matches/summary")
             assert (summary["registrations"], summary["open_matches"]) == (3, 2)
-            assert (await get_json(f"{services['notification']}/alerts/summary"))["alerts"] == 5
+            alerts_after = (await get_json(f"{services['notification']}/alerts/summary"))["alerts"]
+            assert alerts_after == alerts_before
             # Only the pseudonymiser's evaluations of the re-run are new in the log.
             new = (await audit_rows(settings))[entries_before:]
             assert {r["object_type"] for r in new} == {"oprf-evaluation"}
