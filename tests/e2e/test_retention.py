@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.auth import Role
 from shared.contracts import (
     EarlierInvolvementNoticed,
     MatchDissolved,
@@ -22,7 +23,7 @@ from shared.contracts import (
 )
 from shared.keystore import KeyStore
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import eventually, token_for
 from tests.e2e.test_pipeline import get_json
 from tests.factories import pseudonym, worker
 from tests.kafka_tools import read_topic
@@ -114,16 +115,26 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         lifecycle = await read_topic(
             settings.kafka_bootstrap_servers,
             topics.match_lifecycle,
-            until=lambda rs: any(b"earlier_organisations" in r.value for r in rs),
+            until=lambda rs: any(
+                dict(r.headers)["vs-event-type"] == b"EarlierInvolvementNoticed" for r in rs
+            ),
         )
         notices = [
             EarlierInvolvementNoticed.model_validate_json(r.value)
             for r in lifecycle
             if dict(r.headers)["vs-event-type"] == b"EarlierInvolvementNoticed"
         ]
-        assert [(n.registration_id, n.earlier_organisations) for n in notices] == [
-            (ids["gp"], ["jgz"])
-        ]
+        assert [n.registration_id for n in notices] == [ids["gp"]]
+        # Which organisations were involved travels sealed, and reaches the new worker.
+        assert all(b"jgz" not in r.value for r in lifecycle)
+        gp_worker = {"Authorization": f"Bearer {token_for(settings, 'gp-1', Role.WORKER)}"}
+
+        async def noticed() -> list[str]:
+            inbox = await get_json(f"{services['notification']}/api/alerts", headers=gp_worker)
+            return [a["message"] for a in inbox["alerts"] if a["occasion"] == "earlier"]
+
+        (message,) = await eventually(noticed, timeout=30)
+        assert message.endswith("jgz")
 
         # The 23rd birthday: the live registrations go, and are not archived.
         await conn.execute(
