@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint typecheck schemas clean stop help
+.PHONY: install run test bench lint typecheck schemas clean stop help browser
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
@@ -36,7 +36,21 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+# The browser tests drive Debian's Chromium: Playwright's own browser download is not
+# reachable from every machine, so the system package is installed instead.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "$(CHROMIUM) is missing: as root, run 'apt-get install chromium' (Debian's package)"; exit 1; fi; \
+	$$SUDO apt-get update -qq && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	@[ -x $(CHROMIUM) ] || { echo "$(CHROMIUM) still missing after installing 'chromium'"; exit 1; }
+
+browser: $(CHROMIUM)
+
+test: lint typecheck browser
 	$(BIN)/vroegsignaal dev prepare
 	$(BIN)/pytest -q -p no:cacheprovider
 

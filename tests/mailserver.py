@@ -53,10 +53,14 @@ class MailServer:
 
 @contextlib.contextmanager
 def mail_server(
-    directory: Path, *, handler: str = "aiosmtpd.handlers.Mailbox", timeout: float = 20.0
+    directory: Path,
+    *,
+    handler: str = "aiosmtpd.handlers.Mailbox",
+    timeout: float = 20.0,
+    port: int | None = None,
 ) -> Iterator[MailServer]:
-    """Run `python -m aiosmtpd` on a free port until the block ends."""
-    port = free_port()
+    """Run `python -m aiosmtpd` on `port` (a free one by default) until the block ends."""
+    port = port or free_port()
     maildir = directory / "maildir"
     log = directory / "aiosmtpd.log"
     with log.open("wb") as out:

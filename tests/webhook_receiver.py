@@ -74,15 +74,20 @@ class WebhookReceiver:
 
 @contextlib.asynccontextmanager
 async def webhook_receiver(
-    secret: bytes, *, fail_first: int = 0, fail_status: int = 503, reject_status: int = 400
+    secret: bytes,
+    *,
+    fail_first: int = 0,
+    fail_status: int = 503,
+    reject_status: int = 400,
+    port: int | None = None,
 ) -> AsyncIterator[WebhookReceiver]:
-    """Serve a WebhookReceiver on a free port until the block ends."""
+    """Serve a WebhookReceiver on `port` (a free one by default) until the block ends."""
     receiver = WebhookReceiver(
         secret,
         fail_first=fail_first,
         fail_status=fail_status,
         reject_status=reject_status,
-        port=free_port(),
+        port=port or free_port(),
     )
     server = uvicorn.Server(
         uvicorn.Config(receiver, host=HOST, port=receiver.port, lifespan="off", log_level="warning")

@@ -4,7 +4,9 @@ Rule 11: no free search. A worker sees their own alerts and tasks and the matche
 party to (registering worker or coordinator); a team lead sees escalations and the wijk
 trends of their teams; the regie role sees per match whether contact happened, nothing
 more. Privacy officers and partner administrators have no business here. Every read of
-alerts or of a match, and every refusal, writes an audit event.
+alerts or of a match, and every refusal of an authenticated caller, writes an audit event;
+requests without a valid token are refused (401) and counted, not logged per request, so
+that nobody can flood the append-only log without credentials.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from prometheus_client import Counter
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +36,9 @@ from shared.service import ServiceRuntime
 WEB = Path(__file__).parent / "web"
 MAX_ALERTS = 200
 RECEIVERS = (Role.WORKER, Role.TEAM_LEAD, Role.REGIE)
+UNAUTHENTICATED = Counter(
+    "vroegsignaal_inbox_unauthenticated_total", "Inbox requests without a valid token", ["status"]
+)
 
 
 class Denied(Exception):
@@ -94,6 +100,20 @@ def require(principal: Principal, *roles: Role) -> None:
         )
 
 
+def logged_path(request: Request) -> str:
+    """The request's route with its ids, for the append-only log: never the raw path, which
+    a caller could fill with anything (a BSN, a name). An id that is no UUID is left out."""
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", "(unknown route)"))
+    for name, value in request.path_params.items():
+        try:
+            shown = str(uuid.UUID(str(value)))
+        except ValueError:
+            shown = "<malformed>"
+        template = template.replace("{" + name + "}", shown)
+    return template
+
+
 def _uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -111,6 +131,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             try:
                 principal = await verifier.authenticate(request.scope)
             except AuthError as exc:
+                UNAUTHENTICATED.labels(str(exc.status)).inc()
                 return JSONResponse(
                     {"error": str(exc)},
                     exc.status,
@@ -133,7 +154,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 action=AuditAction.READ if request.method == "GET" else AuditAction.UPDATE,
                 outcome=AuditOutcome.DENIED,
                 object_type="inbox-request",
-                object_id=f"{request.method} {request.url.path}"[:200],
+                object_id=f"{request.method} {logged_path(request)}",
                 actor=actor(principal),
                 purpose=f"inbox: refused ({denied.status})",
             )
@@ -250,15 +271,15 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         )
 
     async def contact_made(request: Request, principal: Principal) -> Response:
-        try:
-            body = await request.json()
-            with_worker = str(body["with_worker"])
-        except (ValueError, KeyError, TypeError):
-            raise Denied(
-                400, 'send JSON {"with_worker": "<worker id>"}: whom you made contact with'
-            ) from None
         async with runtime.pool.acquire() as conn, conn.transaction():
             found = await party_match(conn, request, principal)
+            try:
+                body = await request.json()
+                with_worker = str(body["with_worker"])
+            except (ValueError, KeyError, TypeError):
+                raise Denied(
+                    400, 'send JSON {"with_worker": "<worker id>"}: whom you made contact with'
+                ) from None
             if with_worker == principal.user_id or not await store.is_party(
                 conn, found["match_id"], with_worker
             ):

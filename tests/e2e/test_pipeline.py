@@ -9,6 +9,7 @@ import csv
 import json
 import random
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,8 @@ def row(child: str, parents: str, worker: str, category: str) -> dict[str, str]:
         "date_of_birth": "2016-05-04",
         "category": category,
         "wijk": "WK099903",
-        "registered_at": "2026-11-20T09:30:00+01:00",
+        # Yesterday: partner events older than the policy's staleness limit are refused.
+        "registered_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="seconds"),
         "worker_id": worker,
         "worker_name": f"Medewerker {worker}",
         "worker_email": f"{worker}@voorbeeldrade.example",
@@ -324,8 +326,6 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
 
 
 def settings_today():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).date()
 
 

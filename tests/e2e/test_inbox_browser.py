@@ -1,0 +1,246 @@
+"""The JGT worker's inbox in a real browser (headless Chromium, Debian's package): log in
+at the demo issuer, watch a match's alert arrive without reloading, see whom to contact
+but never why, acknowledge it; a colleague who is not party neither sees nor opens it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from shared.contracts import Category
+from shared.settings import REPO_ROOT, Settings
+from tests.conftest import auth
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, row
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and nothing that reaches out on its own: the closed network refuses it.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = REPO_ROOT / "test-artifacts" / "inbox.png"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Demo users (config/demo-users.yaml): the worker whose inbox is under test, the other
+# party of the match, and two workers party to nothing.
+WORKER, WORKER_NAME = "jgz-voorbeeldrade-1", "Noor Hendriks"
+OTHER, OTHER_NAME = "school-de-regenboog-1", "Lotte de Jong"
+COLLEAGUE = "huisartsen-centrum-1"
+OUTSIDER, OUTSIDER_NAME = "jgt-zuid-1", "Fatima el Amrani"
+# A wijk of team jgt-noord (config/roster.yaml), whose coordinator is told too.
+WIJK = "WK099901"
+PERSON_RAISED = (
+    "Another organisation is also concerned about a youth you registered. Contact each other."
+)
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium under Playwright; each launch gets a fresh temporary profile."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run 'make browser' (installs Debian's chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def log_in(browser: Browser, services: dict[str, str], user_id: str, name: str) -> Page:
+    """Log in to the inbox as `user_id` through the issuer's page; returns once the
+    alert list is loaded and its live stream is open."""
+    page = await (await browser.new_context()).new_page()
+    inbox = f"{services['notification']}/inbox/"
+    await page.goto(inbox)
+    await page.click("#login-button")
+    await page.wait_for_url(lambda url: url.startswith(f"{services['issuer']}/authorize?"))
+    async with page.expect_response(lambda r: r.url.endswith("/api/alerts/stream")) as stream:
+        await page.click(f'button[data-user="{user_id}"]')
+    assert (await stream.value).ok
+    await expect(page.locator("#who")).to_have_text(f"{name} (worker)")
+    await expect(page).to_have_url(inbox)  # the code and state are gone from the address
+    await expect(page.locator("#login")).to_be_hidden()
+    return page
+
+
+async def send_with_cli(
+    settings: Settings, secrets: Secrets, tmp_path: Path, partner: str, rows: list[dict[str, str]]
+) -> None:
+    """A partner's export through its real entrypoint, `vroegsignaal partner send`."""
+    path = export(tmp_path / f"{partner}.csv", rows)
+    config = yaml.safe_load(secrets.partner_config(partner).read_text())
+    config["pseudonymiser"]["url"] = settings.pseudonymiser_url
+    config_path = tmp_path / f"{partner}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "VS_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "vroegsignaal", "partner", "send", str(path)],
+        *["--config", str(config_path)],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "sent 1, rejected 0" in out.decode(), out.decode()
+
+
+def registration(child: str, worker_id: str, worker_name: str, category: str) -> dict[str, str]:
+    registered = datetime.now(UTC) - timedelta(hours=1)
+    return {
+        **row(child, "", worker_id, category),
+        "household_id": "",
+        "wijk": WIJK,
+        "registered_at": registered.isoformat(timespec="seconds"),
+        "worker_name": worker_name,
+    }
+
+
+async def alerts_of(
+    http: httpx.AsyncClient, settings: Settings, url: str, user_id: str
+) -> list[dict[str, Any]]:
+    response = await http.get(f"{url}/api/alerts", headers=auth(settings, user_id))
+    assert response.status_code == 200, response.text
+    alerts: list[dict[str, Any]] = response.json()["alerts"]
+    return alerts
+
+
+async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else_sees_it(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    notification = services["notification"]
+    (child,) = synthetic_bsns(1, random.Random())
+    async with chromium() as browser, httpx.AsyncClient(timeout=10) as http:
+        page = await log_in(browser, services, WORKER, WORKER_NAME)
+        await expect(page.locator("#alerts li")).to_have_text(["No alerts."])
+
+        # Anything that reloads or leaves the page drops this marker.
+        await page.evaluate("window.__inboxMarker = 'still the same page'")
+        navigations: list[str] = []
+        page.on(
+            "framenavigated",
+            lambda frame: navigations.append(frame.url) if frame == page.main_frame else None,
+        )
+
+        # Two organisations register the same child: a person match, raised while the
+        # page is open.
+        await send_with_cli(
+            settings,
+            secrets,
+            tmp_path,
+            JGZ,
+            [registration(child, WORKER, WORKER_NAME, Category.OPVOEDVRAGEN)],
+        )
+        await send_with_cli(
+            settings,
+            secrets,
+            tmp_path,
+            SCHOOL,
+            [registration(child, OTHER, OTHER_NAME, Category.SCHOOLVERZUIM)],
+        )
+
+        item = page.locator("#alerts li[data-alert-id]")
+        await expect(item).to_have_count(1, timeout=60_000)
+        assert await page.evaluate("window.__inboxMarker") == "still the same page"
+        assert navigations == []
+        alert_id = await item.get_attribute("data-alert-id")
+        assert alert_id
+
+        # Whom to contact, and never why.
+        await expect(item).to_have_class("new")
+        await expect(item.locator(".message")).to_have_text(PERSON_RAISED)
+        await expect(item.locator(".contacts li")).to_have_count(1)
+        await expect(item.locator(".contacts li")).to_contain_text(
+            [f"{OTHER_NAME} · {OTHER}@voorbeeldrade.example"]
+        )
+        await expect(item).to_contain_text("Coordinator: Sanne de Vries")
+        page_html = (await page.content()).lower()
+        for category in Category:
+            for text in {category.value, category.value.replace("_", " ")}:
+                assert text not in page_html, f"the inbox shows the theme {text!r}"
+
+        [stored] = await alerts_of(http, settings, notification, WORKER)
+        assert stored["alert_id"] == alert_id
+        assert stored["acknowledged_at"] is None
+        match_id = stored["match_id"]
+
+        # The match's details: both workers, the coordinator, still no theme.
+        await item.get_by_role("button", name="Open match").click()
+        match_box = page.locator("#match")
+        await expect(page.locator("#match-section")).to_be_visible()
+        await expect(match_box).to_contain_text(WORKER_NAME)
+        await expect(match_box).to_contain_text(OTHER_NAME)
+        await expect(match_box).to_contain_text("Coordinator: Sanne de Vries")
+        match_text = (await match_box.inner_text()).lower()
+        assert not [c for c in Category if c.value in match_text]
+
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.unlink(missing_ok=True)
+        await page.screenshot(path=SCREENSHOT, full_page=True)
+        shot = SCREENSHOT.read_bytes()
+        assert shot.startswith(PNG_MAGIC) and len(shot) > 1000
+
+        await item.locator("button.acknowledge").click()
+        await expect(item).to_have_class("done")
+        await expect(item.locator("button.acknowledge")).to_have_count(0)
+        await expect(item).to_contain_text("Acknowledged")
+        [stored] = await alerts_of(http, settings, notification, WORKER)
+        assert stored["alert_id"] == alert_id
+        assert stored["acknowledged_at"] is not None
+        await expect(page.locator("#error")).to_be_hidden()
+
+        # Only parties open the match, and only the recipient acknowledges an alert.
+        opened = await http.get(
+            f"{notification}/api/matches/{match_id}", headers=auth(settings, WORKER)
+        )
+        assert opened.status_code == 200
+        for outsider in (COLLEAGUE, OUTSIDER):
+            refused = await http.get(
+                f"{notification}/api/matches/{match_id}", headers=auth(settings, outsider)
+            )
+            assert refused.status_code == 404, refused.text
+        [others] = await alerts_of(http, settings, notification, OTHER)
+        assert others["match_id"] == match_id
+        for intruder in (COLLEAGUE, WORKER):
+            refused = await http.post(
+                f"{notification}/api/alerts/{others['alert_id']}/acknowledge",
+                headers=auth(settings, intruder),
+            )
+            assert refused.status_code == 404, refused.text
+        [others] = await alerts_of(http, settings, notification, OTHER)
+        assert others["acknowledged_at"] is None
+
+        # A worker of another team, logged in beside it, has nothing in their inbox.
+        outsider_page = await log_in(browser, services, OUTSIDER, OUTSIDER_NAME)
+        await expect(outsider_page.locator("#alerts li")).to_have_text(["No alerts."])
+        await expect(outsider_page.locator(f'[data-alert-id="{alert_id}"]')).to_have_count(0)
+        assert alert_id not in await outsider_page.content()

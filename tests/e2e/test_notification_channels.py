@@ -1,0 +1,213 @@
+"""From partner files to an e-mail in a real SMTP server and a verified webhook at a
+partner system, through channels that are down at first; then the escalations when
+nobody acknowledges or records contact in time."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets as token
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.auth import Role
+from shared.contracts import DeadLetter, Topics
+from shared.kafka import create_broker
+from shared.settings import Settings
+from tests.conftest import auth, eventually
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.kafka_tools import read_topic
+from tests.mailserver import mail_server
+from tests.webhook_receiver import webhook_receiver
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.stack.procs import free_port
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+SECRET = token.token_bytes(32)
+MAIL_PORT = free_port()
+HOOK_PORT = free_port()
+
+
+@pytest.fixture
+def extra_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """Notification with an SMTP relay and a partner system's webhook, both down at first
+    (nothing listens on their ports yet), a webhook to a system that is gone for good, and
+    escalation checked twice a second."""
+    hooks = tmp_path_factory.mktemp("hooks") / "webhooks.yaml"
+    hooks.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "webhooks": [
+                    {
+                        "name": "jgz-systeem",
+                        "url": f"http://127.0.0.1:{HOOK_PORT}/vroegsignaal",
+                        "secret_hex": SECRET.hex(),
+                        "organisations": ["JGZ Voorbeeldrade"],
+                    },
+                    {
+                        "name": "oud-systeem",
+                        "url": f"http://127.0.0.1:{free_port()}/gone",
+                        "secret_hex": token.token_bytes(32).hex(),
+                        "organisations": ["Basisschool De Regenboog"],
+                    },
+                ],
+            }
+        )
+    )
+    return {
+        "notification": {
+            "VS_SMTP_HOST": "127.0.0.1",
+            "VS_SMTP_PORT": str(MAIL_PORT),
+            "VS_WEBHOOKS_FILE": str(hooks),
+            "VS_DELIVERY_MAX_ATTEMPTS": "4",
+            "VS_ESCALATION_INTERVAL_SECONDS": "0.5",
+        }
+    }
+
+
+async def summary(services: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = await get_json(f"{services['notification']}/alerts/summary")
+    return result
+
+
+async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalate(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    child, _ = synthetic_bsns(2, random.Random())
+    broker, _ = create_broker(
+        settings, client_id="partners", tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    await broker.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+                sent = await PartnerProducer(
+                    partner_config(secrets, settings, partner), broker, topics, http
+                ).send_file(
+                    export(tmp_path / f"{partner}.csv", [row(child, "", worker, "pesten")]),
+                    today=datetime.now(UTC).date(),
+                )
+                assert sent.sent == 1
+    finally:
+        await broker.stop()
+
+    # The match is told while both channels are down: nothing is lost, it waits.
+    async def waiting() -> bool:
+        s = await summary(services)
+        return s["open_matches"] == 1 and s["deliveries_pending"] >= 4
+
+    await eventually(waiting, timeout=60)
+    fleur = auth(settings, "jgz-fleur", Role.WORKER)
+    inbox = await get_json(f"{services['notification']}/api/alerts", headers=fleur)
+    (alert,) = inbox["alerts"]
+    coordinator = alert["coordinator"]["worker_id"]
+
+    with mail_server(tmp_path, port=MAIL_PORT) as mail:
+        # The partner system comes up, but fails its first request: retried with backoff.
+        async with webhook_receiver(SECRET, fail_first=1, port=HOOK_PORT) as hook:
+
+            def delivered() -> bool:
+                told = {m["To"] for m in mail.messages()}
+                return {
+                    "juf-anouk@voorbeeldrade.example",
+                    "jgz-fleur@voorbeeldrade.example",
+                    f"{coordinator}@voorbeeldrade.example",
+                    "regie-voorbeeldrade@voorbeeldrade.example",
+                } <= told and len(hook.received) >= 2
+
+            await eventually(async_of(delivered), timeout=60)
+            messages = mail.messages()
+            hooked = list(hook.received)
+    # The partner system refused the first try (503); the same delivery came again.
+    assert all(r.verified for r in hooked)
+    assert hooked[0].headers["vs-webhook-id"] == hooked[1].headers["vs-webhook-id"]
+
+    # The e-mail says only that there is something in the inbox.
+    for message in messages:
+        body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        assert settings.inbox_url in body
+        for word in ("juf-anouk", "jgz-fleur", "Medewerker", "pesten", child):
+            assert word not in body and word not in str(message["Subject"])
+    # One e-mail per alert, however often the loop ran.
+    ids = [m["X-Vroegsignaal-Delivery"] for m in messages]
+    assert len(ids) == len(set(ids)) == 4
+    # The partner system got a signed notice for its own worker only, and verified it.
+    bodies = [json.loads(r.body) for r in hooked]
+    assert {b["recipient_id"] for b in bodies} == {"jgz-fleur"}
+    assert bodies[0]["alert_id"] == alert["alert_id"]
+    assert "contacts" not in bodies[0]
+
+    # The school's old system never answers: its delivery is dead-lettered after the tries.
+    async def dead() -> bool:
+        return bool((await summary(services))["deliveries_dead"] == 1)
+
+    await eventually(dead, timeout=60)
+    letters = [
+        DeadLetter.model_validate_json(r.value)
+        for r in await read_topic(
+            settings.kafka_bootstrap_servers, topics.deadletter, until=lambda rs: len(rs) >= 1
+        )
+    ]
+    assert [(d.reason_code, d.source_topic) for d in letters] == [
+        ("webhook-undeliverable", "delivery:webhook")
+    ]
+
+    # Nobody acknowledged and nobody recorded contact: let the working days pass.
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(
+            "UPDATE notification.alerts SET issued_at = issued_at - interval '20 days'"
+        )
+        await conn.execute(
+            "UPDATE notification.matches SET raised_at = raised_at - interval '20 days'"
+        )
+    finally:
+        await conn.close()
+    lead = auth(settings, "teamlead-noord")
+    regie = auth(settings, "regie-voorbeeldrade")
+
+    async def escalated() -> tuple[list[Any], list[Any]] | None:
+        to_lead = (await get_json(f"{services['notification']}/api/alerts", headers=lead))["alerts"]
+        to_regie = (await get_json(f"{services['notification']}/api/alerts", headers=regie))[
+            "alerts"
+        ]
+        late = [a for a in to_lead if a["occasion"] == "escalation"]
+        quiet = [a for a in to_regie if a["occasion"] == "escalation"]
+        return (late, quiet) if len(late) == 3 and len(quiet) == 1 else None
+
+    found = await eventually(escalated, timeout=30)
+    assert found is not None
+    late, quiet = found
+    # The team lead learns which workers did not acknowledge, each once.
+    assert sorted(a["contacts"][0]["worker_id"] for a in late) == sorted(
+        ["juf-anouk", "jgz-fleur", coordinator]
+    )
+    assert {c["worker_id"] for c in quiet[0]["contacts"]} == {"juf-anouk", "jgz-fleur"}
+    # The regie overview shows the match without contact, and nothing more.
+    overview = await get_json(f"{services['notification']}/api/regie/matches", headers=regie)
+    (m,) = overview["matches"]
+    assert m["contact_made"] is False
+    assert set(m) == {
+        "match_id", "kind", "wijk", "team", "state", "raised_at", "contact_made", "coordinated",
+    }  # fmt: skip
+
+
+def async_of(check: Any) -> Any:
+    async def run() -> Any:
+        return check()
+
+    return run
