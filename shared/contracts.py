@@ -248,6 +248,17 @@ class WijkTrendRaised(Contract):
     policy_version: str
 
 
+class WijkThemeCounted(Contract):
+    """How many distinct children a wijk x theme week counts, for the team leads' chart.
+    Published periodically, and only for cells of at least k children (rule 12)."""
+
+    wijk: WijkCode
+    theme: Category
+    window: str
+    distinct_children: int = Field(ge=0)
+    policy_version: str
+
+
 class MatchKind(StrEnum):
     PERSON = "person"
     FAMILY = "family"

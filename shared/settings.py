@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         description="The municipality's versioned privacy policy (matching rules, periods).",
     )
     retention_interval_seconds: float = Field(default=60.0, gt=0)
+    counts_interval_seconds: float = Field(
+        default=900.0, gt=0, description="How often changed wijk x theme counts are published."
+    )
     audit_signing_key_file: Path | None = Field(
         default=None, description="The audit service's Ed25519 key for signing tree heads."
     )

@@ -24,6 +24,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
     def register(runtime: ServiceRuntime) -> Routes:
         matcher = handlers.register(runtime, policy)
         runtime.every(settings.retention_interval_seconds, "retention", matcher.retention)
+        runtime.every(
+            settings.counts_interval_seconds,
+            "wijk counts",
+            lambda: handlers.publish_counts(runtime, policy),
+        )
 
         @get(description="Registrations and open matches (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:

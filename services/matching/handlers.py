@@ -46,6 +46,7 @@ from shared.contracts import (
     SealedTransfer,
     SignalAccepted,
     SubjectErased,
+    WijkThemeCounted,
     WijkThemeObserved,
     WijkTrendRaised,
     WithdrawalReason,
@@ -600,6 +601,28 @@ async def on_observation(runtime: ServiceRuntime, policy: Policy, seen: WijkThem
             purpose=f"matching: wijk trend, {trend.test} (policy {policy.version})",
         )
     TRENDS.inc()
+
+
+async def publish_counts(runtime: ServiceRuntime, policy: Policy, batch: int = 500) -> int:
+    """Publish the wijk x theme counts that changed, for the team leads' chart. Periodic,
+    not per signal, so the counts do not reveal when one child was counted; cells under k
+    are never published."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        cells = await store.unpublished_cells(conn, policy.aggregates.k, batch)
+        for c in cells:
+            await enqueue(
+                conn,
+                runtime.topics.trends,
+                WijkThemeCounted(
+                    wijk=c["wijk"],
+                    theme=c["theme"],
+                    window=c["window_id"],
+                    distinct_children=c["children"],
+                    policy_version=policy.version,
+                ),
+            )
+            await store.mark_published(conn, c["wijk"], c["theme"], c["window_id"], c["children"])
+    return len(cells)
 
 
 def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import asyncpg
+
 from services.matching.domain import EndReason, OpenMatch, Raise, Registration
 from shared.contracts import MatchKind, OrganisationCategory
 from shared.db import Conn
@@ -344,6 +346,27 @@ async def count_child(conn: Conn, wijk: str, theme: str, window: str, token: str
         window,
     )
     return int(value)
+
+
+async def unpublished_cells(conn: Conn, k: int, limit: int) -> list[asyncpg.Record]:
+    """Cells of at least k children whose count changed since it was last published."""
+    return await conn.fetch(
+        "SELECT wijk, theme, window_id, children FROM theme_counts"
+        " WHERE children <> published AND children >= $1"
+        " ORDER BY window_id, wijk, theme LIMIT $2 FOR UPDATE SKIP LOCKED",
+        k,
+        limit,
+    )
+
+
+async def mark_published(conn: Conn, wijk: str, theme: str, window: str, children: int) -> None:
+    await conn.execute(
+        "UPDATE theme_counts SET published = $4 WHERE wijk = $1 AND theme = $2 AND window_id = $3",
+        wijk,
+        theme,
+        window,
+        children,
+    )
 
 
 async def window_counts(conn: Conn, wijk: str, theme: str, windows: Sequence[str]) -> list[int]:

@@ -45,6 +45,7 @@ from shared.contracts import (
     SealedMatch,
     SealedNotice,
     SealedTransfer,
+    WijkThemeCounted,
     WijkTrendRaised,
     WorkerContact,
 )
@@ -419,16 +420,17 @@ class Notifier:
                     {notice.worker.worker_id: notice.organisation},
                 )
 
-    async def on_trend(self, trend: WijkTrendRaised) -> None:
+    async def on_cell(self, cell: WijkTrendRaised | WijkThemeCounted) -> None:
+        """Keep the anonymous wijk x theme counts (only cells of at least k ever arrive)."""
         async with self.runtime.pool.acquire() as conn, conn.transaction():
-            if await claim_message(conn, CONSUMER, trend.event_id):
+            if await claim_message(conn, CONSUMER, cell.event_id):
                 await store.add_trend_cell(
                     conn,
-                    trend.wijk,
-                    trend.theme.value,
-                    trend.window,
-                    trend.distinct_children,
-                    True,
+                    cell.wijk,
+                    cell.theme.value,
+                    cell.window,
+                    cell.distinct_children,
+                    isinstance(cell, WijkTrendRaised),
                 )
 
     # --- escalation --------------------------------------------------------------------
@@ -571,7 +573,14 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
     )
-    async def on_wijk_trend(message: KafkaMessage) -> None:
-        trend = await dead_letters.decode(WijkTrendRaised, message)
-        if trend is not None:
-            await notifier.on_trend(trend)
+    async def on_wijk_counts(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
+        cell: WijkTrendRaised | WijkThemeCounted | None
+        if kind == WijkTrendRaised.__name__:
+            cell = await dead_letters.decode(WijkTrendRaised, message)
+        else:
+            cell = await dead_letters.decode(WijkThemeCounted, message)
+        if cell is not None:
+            await notifier.on_cell(cell)

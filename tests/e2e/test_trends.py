@@ -11,13 +11,24 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.matching.trends import window_of
-from shared.contracts import Category, OrganisationCategory, Topics, WijkThemeObserved
+from shared.contracts import (
+    Category,
+    OrganisationCategory,
+    Topics,
+    WijkThemeObserved,
+    WijkTrendRaised,
+)
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import auth, eventually
 from tests.e2e.test_pipeline import get_json
 from tests.kafka_tools import read_topic
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def extra_env() -> dict[str, dict[str, str]]:
+    return {"matching": {"VS_COUNTS_INTERVAL_SECONDS": "0.5"}}
 
 
 async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
@@ -58,9 +69,29 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
     by_theme = await eventually(counted, timeout=60)
     assert by_theme["pesten"]["trend"] is True
     assert "armoede" not in by_theme  # nine children: under k, not shown at all
-    (raised,) = await read_topic(
-        settings.kafka_bootstrap_servers, topics.trends, until=lambda rs: len(rs) >= 1
+    published = await read_topic(
+        settings.kafka_bootstrap_servers, topics.trends, until=lambda rs: len(rs) >= 2
     )
-    trend = json.loads(raised.value)
+    (trend,) = [
+        json.loads(r.value)
+        for r in published
+        if dict(r.headers)["vs-event-type"] == WijkTrendRaised.__name__.encode()
+    ]
     assert (trend["wijk"], trend["theme"], trend["distinct_children"]) == (wijk, "pesten", 10)
     assert "Poisson" in trend["test"]
+    # Only cells of at least k leave matching, also in the periodic counts.
+    assert all(b"armoede" not in r.value for r in published)
+
+    # The team lead of the wijk's team sees the cell in the inbox; another team's does not.
+    inbox = f"{services['notification']}/api/trends"
+
+    async def charted() -> list[dict[str, object]]:
+        cells = (await get_json(inbox, headers=auth(settings, "teamlead-zuid")))["cells"]
+        return [c for c in cells if c["wijk"] == wijk and c["children"] == 12]
+
+    # Twelve distinct children in the end; the trend was raised when the tenth came.
+    (cell,) = await eventually(charted, timeout=30)
+    assert (cell["theme"], cell["trend"]) == ("pesten", True)
+    other = await get_json(inbox, headers=auth(settings, "teamlead-noord"))
+    assert wijk not in other["wijken"]
+    assert all(c["wijk"] != wijk for c in other["cells"])
