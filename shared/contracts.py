@@ -496,6 +496,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     CoordinationTransferred,
     EarlierInvolvementNoticed,
     WijkTrendRaised,
+    WijkThemeCounted,
     TreeHeadSigned,
     AlertIssued,
     AuditEvent,
@@ -506,7 +507,12 @@ CONTRACTS: tuple[type[Contract], ...] = (
 C = TypeVar("C", bound=Contract)
 
 
-SEALED_PAYLOADS: tuple[type[BaseModel], ...] = (SealedSignal, SealedMatch, SealedTransfer)
+SEALED_PAYLOADS: tuple[type[BaseModel], ...] = (
+    SealedSignal,
+    SealedMatch,
+    SealedTransfer,
+    SealedNotice,
+)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
