@@ -284,6 +284,11 @@ function drawTrends(cells) {
   box.append(svg);
 }
 
+async function refresh() {
+  await loadAlerts();
+  if (me.roles.includes("worker")) await loadTasks();
+}
+
 async function listen() {
   // EventSource cannot send a bearer token, so the stream is read with fetch.
   const live = $("live");
@@ -304,7 +309,9 @@ async function listen() {
         while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
           const block = buffer.slice(0, cut);
           buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, "");
-          if (/^event: alerts$/m.test(block)) await loadAlerts().catch(showError);
+          // "ready" (after a (re)connect: what came meanwhile) and "alerts": reload the
+          // lists; a new match brings an alert and a task to inform the family.
+          if (/^event: (alerts|ready)$/m.test(block)) await refresh().catch(showError);
         }
       }
     } catch (error) {
