@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from prometheus_client import Counter
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,23 +27,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.notification import roster, store
-from shared.auth import AuthError, Principal, Role, TokenVerifier
-from shared.contracts import AuditAction, AuditActor, AuditOutcome
+from shared.auth import Principal, Role, TokenVerifier
+from shared.contracts import AuditAction
 from shared.service import ServiceRuntime
+from shared.webapp import STATIC, Denied, Guard, actor, parse_uuid, require
 
 WEB = Path(__file__).parent / "web"
 MAX_ALERTS = 200
 RECEIVERS = (Role.WORKER, Role.TEAM_LEAD, Role.REGIE)
-UNAUTHENTICATED = Counter(
-    "vroegsignaal_inbox_unauthenticated_total", "Inbox requests without a valid token", ["status"]
-)
-
-
-class Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class AlertBus:
@@ -86,78 +75,9 @@ class AlertBus:
             await self._conn.close()
 
 
-def actor(principal: Principal) -> AuditActor:
-    role = next((r.value for r in Role if principal.has(r)), "none")
-    return AuditActor(actor_id=principal.user_id, role=role, organisation=principal.organisation)
-
-
-def require(principal: Principal, *roles: Role) -> None:
-    if not any(principal.has(r) for r in roles):
-        raise Denied(
-            403,
-            f"this needs the role {' or '.join(r.value for r in roles)}; "
-            "ask your administrator for access if you need it",
-        )
-
-
-def logged_path(request: Request) -> str:
-    """The request's route with its ids, for the append-only log: never the raw path, which
-    a caller could fill with anything (a BSN, a name). An id that is no UUID is left out."""
-    route = request.scope.get("route")
-    template = str(getattr(route, "path", "(unknown route)"))
-    for name, value in request.path_params.items():
-        try:
-            shown = str(uuid.UUID(str(value)))
-        except ValueError:
-            shown = "<malformed>"
-        template = template.replace("{" + name + "}", shown)
-    return template
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Denied(404, f"no such {what}") from None
-
-
 def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -> Starlette:
     settings = runtime.settings
-
-    def endpoint(
-        handler: Callable[[Request, Principal], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            try:
-                principal = await verifier.authenticate(request.scope)
-            except AuthError as exc:
-                UNAUTHENTICATED.labels(str(exc.status)).inc()
-                return JSONResponse(
-                    {"error": str(exc)},
-                    exc.status,
-                    headers={"WWW-Authenticate": exc.www_authenticate}
-                    if exc.status == 401
-                    else None,
-                )
-            try:
-                return await handler(request, principal)
-            except Denied as denied:
-                await audit_refusal(principal, request, denied)
-                return JSONResponse({"error": denied.message}, denied.status)
-
-        return run
-
-    async def audit_refusal(principal: Principal, request: Request, denied: Denied) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await runtime.audit.record(
-                conn,
-                action=AuditAction.READ if request.method == "GET" else AuditAction.UPDATE,
-                outcome=AuditOutcome.DENIED,
-                object_type="inbox-request",
-                object_id=f"{request.method} {logged_path(request)}",
-                actor=actor(principal),
-                purpose=f"inbox: refused ({denied.status})",
-            )
+    endpoint = Guard(runtime, verifier)
 
     async def config(request: Request) -> Response:
         return JSONResponse(
@@ -208,7 +128,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
 
     async def acknowledge(request: Request, principal: Principal) -> Response:
         require(principal, *RECEIVERS)
-        alert_id = _uuid(request.path_params["alert_id"], "alert in your inbox")
+        alert_id = parse_uuid(request.path_params["alert_id"], "alert in your inbox")
         async with runtime.pool.acquire() as conn, conn.transaction():
             owner = await store.alert_owner(conn, alert_id)
             if owner is None or owner[0] != principal.user_id:
@@ -228,7 +148,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
 
     async def party_match(conn: Any, request: Request, principal: Principal) -> asyncpg.Record:
         require(principal, Role.WORKER)
-        match_id = _uuid(request.path_params["match_id"], "match you are party to")
+        match_id = parse_uuid(request.path_params["match_id"], "match you are party to")
         found = await store.match(conn, match_id)
         if found is None or not await store.is_party(conn, match_id, principal.user_id):
             raise Denied(404, "no such match among the matches you are party to")
@@ -314,7 +234,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
 
     async def task_done(request: Request, principal: Principal) -> Response:
         require(principal, Role.WORKER)
-        task_id = _uuid(request.path_params["task_id"], "task of yours")
+        task_id = parse_uuid(request.path_params["task_id"], "task of yours")
         async with runtime.pool.acquire() as conn, conn.transaction():
             owner = await store.task_owner(conn, task_id)
             if owner is None or owner[0] != principal.user_id:
@@ -374,23 +294,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             Route("/api/regie/matches", endpoint(regie_matches)),
             Route("/api/trends", endpoint(wijk_trends)),
             Route("/inbox", home),
+            Mount("/inbox/lib", StaticFiles(directory=STATIC)),
             Mount("/inbox", StaticFiles(directory=WEB, html=True)),
         ]
     )
-
-
-class Combined:
-    """The service's ASGI app: the inbox under /api and /inbox, FastStream for the rest
-    (health, metrics, summaries) and for the lifespan."""
-
-    PREFIXES = ("/api/", "/inbox")
-
-    def __init__(self, service: Any, api: Starlette) -> None:
-        self.service = service
-        self.api = api
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.PREFIXES):
-            await self.api(scope, receive, send)
-        else:
-            await self.service(scope, receive, send)

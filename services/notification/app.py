@@ -10,7 +10,7 @@ from faststream.asgi import AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
 
 from services.notification import handlers, roster, store
-from services.notification.api import AlertBus, Combined, build_api
+from services.notification.api import AlertBus, build_api
 from services.notification.channels import EmailChannel, WebhookChannel
 from services.notification.delivery import Deliverer
 from shared.auth import TokenVerifier
@@ -18,6 +18,7 @@ from shared.contracts import AuditActor
 from shared.policy import load_policy
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
+from shared.webapp import Combined
 from shared.webhook import load_webhooks
 
 NAME = "notification"
@@ -77,4 +78,4 @@ def create_app(settings: Settings) -> ASGIApp:
     service, runtime = build_service(
         NAME, Path(__file__).parent, settings, register, uses_keystore=True
     )
-    return Combined(service, build_api(runtime, verifier, bus))
+    return Combined(service, build_api(runtime, verifier, bus), ("/api/", "/inbox"))

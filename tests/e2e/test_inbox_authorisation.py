@@ -444,8 +444,11 @@ def judge(case: Case, status: int, headers: httpx.Headers, body: Any) -> str | N
 def refusal(case: Case) -> tuple[str, str, str, str, str]:
     action = "read" if case.method == "GET" else "update"
     assert case.actor is not None
-    purpose = f"inbox: refused ({case.status})"
-    return (case.actor, case.role, action, f"{case.method} {case.path}"[:200], purpose)
+    purpose = f"notification: refused ({case.status})"
+    # The log names the route with its ids; what a caller typed instead of an id is left
+    # out, so nobody can write a BSN or a name into the append-only log through a URL.
+    logged = case.path.replace("/not-a-uuid", "/<malformed>")
+    return (case.actor, case.role, action, f"{case.method} {logged}", purpose)
 
 
 async def audit_problems(world: World, cases: list[Case]) -> list[str]:

@@ -3,96 +3,18 @@
 // server is set with textContent, never as HTML.
 
 const $ = (id) => document.getElementById(id);
-const store = window.sessionStorage;
-let config = null;
-let discovery = null;
+import { Session, el, when } from "./lib/oidc.js";
 
-function b64url(bytes) {
-  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
-    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function randomText() {
-  return b64url(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-async function challengeOf(verifier) {
-  return b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
-}
-
-function redirectUri() {
-  return `${location.origin}/inbox/`;
-}
-
-async function login() {
-  const verifier = randomText();
-  const state = randomText();
-  store.setItem("pkce_verifier", verifier);
-  store.setItem("oauth_state", state);
-  const params = new URLSearchParams({
-    response_type: "code",
-    client_id: config.client_id,
-    redirect_uri: redirectUri(),
-    scope: "openid profile email",
-    state,
-    code_challenge: await challengeOf(verifier),
-    code_challenge_method: "S256",
-  });
-  location.assign(`${discovery.authorization_endpoint}?${params}`);
-}
-
-async function finishLogin(params) {
-  if (params.get("state") !== store.getItem("oauth_state")) {
-    throw new Error("the login answer does not match the login request: log in again");
-  }
-  const response = await fetch(discovery.token_endpoint, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      code: params.get("code"),
-      redirect_uri: redirectUri(),
-      client_id: config.client_id,
-      code_verifier: store.getItem("pkce_verifier"),
-    }),
-  });
-  const answer = await response.json();
-  if (!response.ok) throw new Error(`login refused: ${answer.error_description || answer.error}`);
-  store.setItem("access_token", answer.access_token);
-  store.removeItem("pkce_verifier");
-  store.removeItem("oauth_state");
-  history.replaceState(null, "", redirectUri());
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: {
-      ...(options.headers || {}),
-      Authorization: `Bearer ${store.getItem("access_token")}`,
-      ...(options.body ? { "Content-Type": "application/json" } : {}),
-    },
-  });
-  if (response.status === 401) {
-    store.removeItem("access_token");
-    showLogin();
-    throw new Error("your session ended: log in again");
-  }
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error || `request failed (${response.status})`);
-  return data;
-}
+const session = new Session({
+  configUrl: "/api/config",
+  redirectPath: "/inbox/",
+  onLoggedOut: () => showLogin(),
+});
+const api = (path, options) => session.api(path, options);
 
 function showError(error) {
   $("error").textContent = String(error.message || error);
   $("error").hidden = false;
-}
-
-function el(tag, text, cls) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
 }
 
 function contactLine(c) {
@@ -101,10 +23,6 @@ function contactLine(c) {
   parts.push(c.email);
   if (c.phone) parts.push(c.phone);
   return parts.join(" · ");
-}
-
-function when(iso) {
-  return new Date(iso).toLocaleString("nl-NL");
 }
 
 async function loadAlerts() {
@@ -295,7 +213,7 @@ async function listen() {
   for (;;) {
     try {
       const response = await fetch("/api/alerts/stream", {
-        headers: { Authorization: `Bearer ${store.getItem("access_token")}` },
+        headers: { Authorization: `Bearer ${session.token()}` },
       });
       if (!response.ok) throw new Error(`stream refused (${response.status})`);
       live.className = "";
@@ -315,7 +233,7 @@ async function listen() {
         }
       }
     } catch (error) {
-      if (!store.getItem("access_token")) return;
+      if (!session.token()) return;
     }
     live.className = "off";
     await new Promise((r) => setTimeout(r, 3000));
@@ -334,13 +252,9 @@ function showLogin() {
 let me = null;
 
 async function start() {
-  config = await (await fetch("/api/config")).json();
-  discovery = await (await fetch(`${config.issuer}/.well-known/openid-configuration`)).json();
-  $("login-button").onclick = () => login().catch(showError);
-  $("logout").onclick = () => { store.clear(); showLogin(); };
-  const params = new URLSearchParams(location.search);
-  if (params.has("code")) await finishLogin(params);
-  if (!store.getItem("access_token")) return showLogin();
+  $("login-button").onclick = () => session.login().catch(showError);
+  $("logout").onclick = () => session.logout();
+  if (!(await session.start())) return showLogin();
   me = await api("/api/me");
   $("who").textContent = `${me.name} (${me.roles.join(", ")})`;
   $("logout").hidden = false;
