@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.asgi.types import Scope
+from faststream.asgi import AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Scope
 
 from services.audit import handlers, store
+from services.audit.search import build_web
+from shared.auth import TokenVerifier
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
+from shared.webapp import Combined
 
 NAME = "audit"
 
@@ -23,7 +26,7 @@ def _ints(scope: Scope, *names: str) -> list[int] | None:
         return None
 
 
-def create_app(settings: Settings) -> AsgiFastStream:
+def create_app(settings: Settings) -> ASGIApp:
     key_id, key = handlers.load_signing_key(settings.audit_signing_key_file)
     public_key = key.public_key()
 
@@ -75,12 +78,13 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 if not 0 <= index < size <= await store.size(conn):
                     return json_response({"error": "index must lie in a tree that exists"}, 400)
                 proof = await store.inclusion(conn, index, size)
-                entry = await store.entry_at(conn, index)
+                leaf = await store.leaf_hash_at(conn, index)
+            # Hashes only: the entry itself is for the privacy officer (search, export).
             return json_response(
                 {
                     "index": index,
                     "size": size,
-                    "entry": entry.decode() if entry else None,
+                    "leaf_hash": leaf.hex() if leaf else None,
                     "proof": [p.hex() for p in proof],
                 }
             )
@@ -107,5 +111,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
             ("/audit/v1/consistency", consistency),
         ]
 
-    app, _ = build_service(NAME, Path(__file__).parent, settings, register)
-    return app
+    verifier = TokenVerifier(settings.oidc_issuer, settings.oidc_audience)
+    service, runtime = build_service(NAME, Path(__file__).parent, settings, register)
+    runtime.on_close(verifier.aclose)
+    return Combined(
+        service, build_web(runtime, verifier), ("/audit/ui", "/audit/v1/search", "/audit/v1/me")
+    )

@@ -3,7 +3,10 @@ the signed tree heads."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from services.audit import merkle
@@ -146,9 +149,9 @@ def _head(row: Any) -> SignedHead:
     )
 
 
-async def entry_at(conn: Conn, index: int) -> bytes | None:
-    value = await conn.fetchval("SELECT canonical FROM entries WHERE leaf_index = $1", index)
-    return bytes(value) if value is not None else None
+async def leaf_hash_at(conn: Conn, index: int) -> bytes | None:
+    value = await conn.fetchval("SELECT leaf_hash FROM entries WHERE leaf_index = $1", index)
+    return None if value is None else bytes(value)
 
 
 async def summary(conn: Conn) -> list[dict[str, Any]]:
@@ -177,3 +180,47 @@ async def save_report(conn: Conn, request_id: Any, report: str) -> bool:
             report,
         )
     )
+
+
+@dataclass(frozen=True)
+class Search:
+    """The privacy officer's criteria; None means any. Results come in log order, a page
+    at a time, after `after` (a leaf index)."""
+
+    subject: str | None = None
+    user: str | None = None
+    organisation: str | None = None
+    action: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    after: int = -1
+    limit: int = 100
+
+    def is_empty(self) -> bool:
+        return not any((self.subject, self.user, self.organisation, self.action, self.start,
+                        self.end))  # fmt: skip
+
+
+async def search(conn: Conn, s: Search) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT leaf_index, canonical FROM entries WHERE leaf_index > $1"
+        " AND ($2::text IS NULL OR subjects @> ARRAY[$2]::text[])"
+        " AND ($3::text IS NULL OR actor_id = $3 OR on_behalf_of = $3)"
+        " AND ($4::text IS NULL"
+        "      OR convert_from(canonical, 'UTF8')::jsonb #>> '{actor,organisation}' = $4)"
+        " AND ($5::text IS NULL OR action = $5)"
+        " AND ($6::timestamptz IS NULL OR occurred_at >= $6)"
+        " AND ($7::timestamptz IS NULL OR occurred_at < $7)"
+        " ORDER BY leaf_index LIMIT $8",
+        s.after,
+        s.subject,
+        s.user,
+        s.organisation,
+        s.action,
+        s.start,
+        s.end,
+        s.limit,
+    )
+    return [
+        {"leaf_index": r["leaf_index"], "event": json.loads(bytes(r["canonical"]))} for r in rows
+    ]

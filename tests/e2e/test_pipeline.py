@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from services.audit.check import check
 from services.audit.merkle import leaf_hash, verify_inclusion
 from shared.auth import Role
-from shared.contracts import DeadLetter, Topics
+from shared.contracts import AuditEvent, DeadLetter, Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
@@ -309,8 +309,18 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
     public = await get_json(f"{services['audit']}/audit/v1/public-key")
     assert await check(settings, bytes.fromhex(public["public_key"]), with_topic=True) == []
     proof = await get_json(f"{services['audit']}/audit/v1/inclusion?index=3&size={head['size']}")
+    # The proof carries hashes only; the entry is read by the privacy officer's search.
+    fg = auth(settings, "fg-voorbeeldrade")
+    since = "2000-01-01T00:00:00%2B00:00"
+    found = await get_json(
+        f"{services['audit']}/audit/v1/search?from={since}&after=2&limit=1", headers=fg
+    )
+    (entry,) = found["entries"]
+    assert entry["leaf_index"] == 3
+    canonical = AuditEvent.model_validate(entry["event"]).to_bytes()
+    assert leaf_hash(canonical).hex() == proof["leaf_hash"]
     assert verify_inclusion(
-        leaf_hash(proof["entry"].encode()),
+        leaf_hash(canonical),
         3,
         head["size"],
         [bytes.fromhex(p) for p in proof["proof"]],

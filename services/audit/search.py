@@ -1,0 +1,139 @@
+"""The privacy officer's view of the audit log: search by subject pseudonym, user,
+organisation, action and period, behind OIDC bearer tokens (role privacy_officer only).
+Every search is itself audited, in the same log, through this service's outbox."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.audit import store
+from shared.auth import Principal, Role, TokenVerifier
+from shared.contracts import AuditAction
+from shared.service import ServiceRuntime
+from shared.webapp import STATIC, Denied, Guard, actor, require
+
+WEB = Path(__file__).parent / "web"
+MAX_PAGE = 500
+ACTIONS = sorted(a.value for a in AuditAction)
+
+
+def criteria(request: Request) -> store.Search:
+    """The search from the query string; a clear refusal for anything malformed."""
+    q = request.query_params
+    unknown = set(q) - {"subject", "user", "organisation", "action", "from", "to", "after",
+                        "limit"}  # fmt: skip
+    if unknown:
+        raise Denied(400, f"unknown search fields: {', '.join(sorted(unknown))}")
+
+    def moment(name: str) -> datetime | None:
+        if not q.get(name):
+            return None
+        try:
+            value = datetime.fromisoformat(q[name])
+        except ValueError:
+            raise Denied(400, f"'{name}' must be an ISO date or date-time") from None
+        if value.tzinfo is None:
+            raise Denied(400, f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00+01:00")
+        return value
+
+    subject = q.get("subject") or None
+    if subject is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", subject):
+        raise Denied(400, "a subject pseudonym is 64 lowercase hex characters")
+    action = q.get("action") or None
+    if action is not None and action not in ACTIONS:
+        raise Denied(400, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    try:
+        after = int(q.get("after", "-1"))
+        limit = min(int(q.get("limit", "100")), MAX_PAGE)
+    except ValueError:
+        raise Denied(400, "'after' and 'limit' are whole numbers") from None
+    search = store.Search(
+        subject=subject.lower() if subject else None,
+        user=q.get("user") or None,
+        organisation=q.get("organisation") or None,
+        action=action,
+        start=moment("from"),
+        end=moment("to"),
+        after=after,
+        limit=max(limit, 1),
+    )
+    if search.is_empty():
+        raise Denied(400, "name at least one of subject, user, organisation, action, from or to")
+    return search
+
+
+def described(s: store.Search) -> str:
+    """The search as the log records it (the subject goes in the subjects field)."""
+    parts = [
+        f"{name}={value.isoformat() if isinstance(value, datetime) else value}"
+        for name, value in (
+            ("user", s.user),
+            ("organisation", s.organisation),
+            ("action", s.action),
+            ("from", s.start),
+            ("to", s.end),
+        )
+        if value is not None
+    ]
+    return ("subject, " if s.subject else "") + ", ".join(parts)
+
+
+def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
+    settings = runtime.settings
+    guarded = Guard(runtime, verifier)
+
+    async def config(request: Request) -> Response:
+        return JSONResponse({"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id})
+
+    async def me(request: Request, principal: Principal) -> Response:
+        return JSONResponse(
+            {
+                "user_id": principal.user_id,
+                "name": principal.name,
+                "roles": sorted(r.value for r in principal.roles),
+            }
+        )
+
+    async def search(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        wanted = criteria(request)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await store.search(conn, wanted)
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.SEARCH,
+                object_type="audit-log",
+                object_id=described(wanted)[:500],
+                subjects=[wanted.subject] if wanted.subject else [],
+                actor=actor(principal),
+                purpose=f"audit: the privacy officer searches the log ({len(found)} found)",
+            )
+        more = len(found) == wanted.limit
+        return JSONResponse(
+            {
+                "entries": found,
+                "next_after": found[-1]["leaf_index"] if more else None,
+            }
+        )
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/audit/ui/")
+
+    return Starlette(
+        routes=[
+            Route("/audit/ui/config", config),
+            Route("/audit/v1/me", guarded(me)),
+            Route("/audit/v1/search", guarded(search)),
+            Route("/audit/ui", home),
+            Mount("/audit/ui/lib", StaticFiles(directory=STATIC)),
+            Mount("/audit/ui", StaticFiles(directory=WEB, html=True)),
+        ]
+    )

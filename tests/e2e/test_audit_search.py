@@ -1,0 +1,171 @@
+"""The privacy officer searches the audit log by subject pseudonym, user, organisation,
+action and period, through the API and the web page; only the privacy officer may, and
+every search is itself in the log."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from playwright.async_api import expect
+from prometheus_client import CollectorRegistry
+
+from shared.auth import Role
+from shared.contracts import Topics
+from shared.kafka import create_broker
+from shared.settings import Settings
+from tests.conftest import auth, eventually
+from tests.e2e.test_inbox_browser import chromium
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+FG = "fg-voorbeeldrade"
+
+
+async def search(
+    services: dict[str, str], settings: Settings, as_user: str = FG, **criteria: str
+) -> httpx.Response:
+    """A search as `as_user`: a demo user, or a partner worker of this test's files."""
+    worker = as_user == "juf-anouk"
+    headers = auth(settings, as_user, Role.WORKER) if worker else auth(settings, as_user)
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(
+            f"{services['audit']}/audit/v1/search?{urlencode(criteria)}", headers=headers
+        )
+
+
+async def entries(services: dict[str, str], settings: Settings, **criteria: str) -> list[Any]:
+    response = await search(services, settings, **criteria)
+    assert response.status_code == 200, response.text
+    found: list[Any] = [e["event"] for e in response.json()["entries"]]
+    return found
+
+
+async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    child, _ = synthetic_bsns(2, random.Random())
+    broker, _ = create_broker(
+        settings, client_id="partners", tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    await broker.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+                await PartnerProducer(
+                    partner_config(secrets, settings, partner), broker, topics, http
+                ).send_file(
+                    export(tmp_path / f"{partner}.csv", [row(child, "", worker, "pesten")]),
+                    today=datetime.now(UTC).date(),
+                )
+    finally:
+        await broker.stop()
+    # A team lead of JGT Noord reads their inbox: an access by an organisation.
+    await get_json(
+        f"{services['notification']}/api/alerts", headers=auth(settings, "teamlead-noord")
+    )
+
+    async def matched() -> str | None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await conn.fetchval(  # type: ignore[no-any-return]
+                "SELECT subjects[1] FROM audit.entries WHERE object_type = 'match'"
+                " AND source_system = 'matching' LIMIT 1"
+            )
+        finally:
+            await conn.close()
+
+    subject = await eventually(matched, timeout=60)
+
+    async def told() -> list[Any]:
+        found = await entries(services, settings, subject=subject, action="notify")
+        return found if len(found) >= 4 else []
+
+    # By subject pseudonym: what happened to this child, and only to this child.
+    notified = await eventually(told, timeout=60)
+    assert {e["on_behalf_of"] for e in notified} >= {"juf-anouk", "jgz-fleur"}
+    about = await entries(services, settings, subject=subject)
+    assert all(subject in e["subjects"] for e in about)
+    assert {e["source_system"] for e in about} >= {"intake", "matching", "notification"}
+    # By user: what was done by or for a worker.
+    for_anouk = await entries(services, settings, user="juf-anouk")
+    assert for_anouk and all("juf-anouk" in (e["actor"]["actor_id"], e["on_behalf_of"])
+                             for e in for_anouk)  # fmt: skip
+    # By organisation: the team lead's read of the inbox.
+    by_org = await eventually(
+        lambda: entries(services, settings, organisation="JGT Noord"), timeout=30
+    )
+    assert {(e["actor"]["actor_id"], e["action"]) for e in by_org} == {("teamlead-noord", "read")}
+    # By period: nothing before the test, nothing in the future.
+    assert await entries(services, settings, to="2001-01-01T00:00:00+00:00") == []
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert await entries(services, settings, **{"from": tomorrow}) == []
+    # Paging: in log order, page after page, nothing twice.
+    first = (await search(services, settings, subject=subject, limit="2")).json()
+    assert len(first["entries"]) == 2 and first["next_after"] is not None
+    rest = (
+        await search(services, settings, subject=subject, after=str(first["next_after"]))
+    ).json()["entries"]
+    indexes = [e["leaf_index"] for e in first["entries"] + rest]
+    assert indexes == sorted(set(indexes))
+
+    # Only the privacy officer; a clear refusal of a malformed search.
+    for user in ("jgt-noord-1", "regie-voorbeeldrade", "partner-admin"):
+        assert (await search(services, settings, user, subject=subject)).status_code == 403
+    async with httpx.AsyncClient(timeout=10) as client:
+        anonymous = await client.get(f"{services['audit']}/audit/v1/search?action=read")
+    assert anonymous.status_code == 401
+    worker = await search(services, settings, "juf-anouk", subject=subject)
+    assert worker.status_code == 403
+    assert (await search(services, settings)).json()["error"].startswith("name at least one")
+    for bad in ({"subject": "123456782"}, {"action": "look"}, {"from": "yesterday"},
+                {"from": "2026-01-01T00:00:00"}, {"colour": "red"}):  # fmt: skip
+        response = await search(services, settings, **bad)
+        assert response.status_code == 400, bad
+
+    # The web page: log in as the privacy officer, search by subject, see the entries.
+    async with chromium() as browser:
+        page = await (await browser.new_context()).new_page()
+        await page.goto(f"{services['audit']}/audit/ui/")
+        await page.click("#login-button")
+        await page.click(f'button[data-user="{FG}"]')
+        await expect(page.locator("#who")).to_contain_text("privacy_officer")
+        await page.fill("input[name=subject]", subject)
+        await page.click("#search button[type=submit]")
+        await expect(page.locator("#results tbody tr").first).to_be_visible()
+        shown = await page.locator("#results tbody tr").count()
+        assert shown >= len(about)
+
+    # Every search is itself in the log: who searched, for what, about which subject.
+    async def searches() -> list[Any]:
+        found = await entries(services, settings, action="search", user=FG)
+        return found if any(subject in e["subjects"] for e in found) else []
+
+    logged = await eventually(searches, timeout=30)
+    assert all(e["object_type"] == "audit-log" and e["actor"]["role"] == "privacy_officer"
+               for e in logged)  # fmt: skip
+    # The refused searches are logged as refusals.
+    refused = await entries(services, settings, user="jgt-noord-1", action="read")
+    assert any(e["outcome"] == "denied" and e["source_system"] == "audit" for e in refused)
+    # The raw query never enters the log: a BSN typed into a search is not recorded.
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM audit.entries WHERE position('123456782' in"
+            " convert_from(canonical, 'UTF8')) > 0"
+        )
+    finally:
+        await conn.close()
