@@ -64,6 +64,10 @@ class InformingPolicy(_Strict):
         return self
 
 
+class AuditPolicy(_Strict):
+    retention_years: int = Field(default=5, ge=1, le=30)
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1, max_length=64)
     municipality: str = Field(min_length=1)
@@ -74,6 +78,7 @@ class Policy(_Strict):
     aggregates: AggregatesPolicy = AggregatesPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
     informing: InformingPolicy = InformingPolicy()
+    audit: AuditPolicy = AuditPolicy()
 
     def authorises(self, category: OrganisationCategory) -> bool:
         """Rule 1: only organisations of an authorised category may register."""

@@ -11,6 +11,7 @@ from faststream.asgi.types import ASGIApp, Scope
 from services.audit import handlers, store
 from services.audit.search import build_web
 from shared.auth import TokenVerifier
+from shared.policy import load_policy
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
 from shared.webapp import Combined
@@ -28,6 +29,7 @@ def _ints(scope: Scope, *names: str) -> list[int] | None:
 
 def create_app(settings: Settings) -> ASGIApp:
     key_id, key = handlers.load_signing_key(settings.audit_signing_key_file)
+    policy = load_policy(settings.policy_file)
     public_key = key.public_key()
 
     def register(runtime: ServiceRuntime) -> Routes:
@@ -36,6 +38,13 @@ def create_app(settings: Settings) -> ASGIApp:
             settings.audit_head_interval_seconds,
             "signing a tree head",
             lambda: handlers.sign_head(runtime, key_id, key),
+        )
+        runtime.every(
+            settings.retention_interval_seconds,
+            "audit retention",
+            lambda: handlers.prune(
+                runtime.pool, runtime.audit, key_id, key, policy.audit.retention_years
+            ),
         )
 
         @get(description="Entries per source system, action and outcome (counts only)")

@@ -67,6 +67,8 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
         head_rows = await conn.fetch(
             "SELECT size, root, signed_at, key_id, signature FROM audit.tree_heads"
         )
+        await conn.execute("SET search_path TO audit")
+        prunings = await store.prunings(conn)
     finally:
         await conn.close()
     entries = [
@@ -101,6 +103,7 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
         heads,
         published,
         Ed25519PublicKey.from_public_bytes(public_key),
+        prunings,
     )
 
 

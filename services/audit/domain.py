@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from shared.contracts import AuditEvent
 
 HEAD_CONTEXT = b"vroegsignaal-audit-tree-head/v1"
+PRUNING_CONTEXT = b"vroegsignaal-audit-pruning/v1"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,56 @@ class SignedHead:
     def verifies(self, public_key: Ed25519PublicKey) -> bool:
         try:
             public_key.verify(self.signature, self.message(self.size, self.root, self.signed_at))
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _to_millis(moment: datetime) -> datetime:
+    return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
+
+
+@dataclass(frozen=True)
+class SignedPruning:
+    """The first `upto` entries, all recorded before `cutoff`, were removed; together they
+    formed the tree whose root is `prefix_root`. Signed like a tree head."""
+
+    upto: int
+    prefix_root: bytes
+    cutoff: datetime
+    pruned_at: datetime
+    key_id: str
+    signature: bytes
+
+    @staticmethod
+    def message(upto: int, prefix_root: bytes, cutoff: datetime, pruned_at: datetime) -> bytes:
+        packed = struct.pack(">QQQ", upto, _millis(cutoff), _millis(pruned_at))
+        return PRUNING_CONTEXT + packed + prefix_root
+
+    @classmethod
+    def sign(
+        cls,
+        key: Ed25519PrivateKey,
+        key_id: str,
+        upto: int,
+        prefix_root: bytes,
+        cutoff: datetime,
+        pruned_at: datetime,
+    ) -> SignedPruning:
+        cutoff, pruned_at = _to_millis(cutoff), _to_millis(pruned_at)
+        signature = key.sign(cls.message(upto, prefix_root, cutoff, pruned_at))
+        return cls(upto, prefix_root, cutoff, pruned_at, key_id, signature)
+
+    def verifies(self, public_key: Ed25519PublicKey) -> bool:
+        try:
+            public_key.verify(
+                self.signature,
+                self.message(self.upto, self.prefix_root, self.cutoff, self.pruned_at),
+            )
         except InvalidSignature:
             return False
         return True

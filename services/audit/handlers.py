@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream import AckPolicy
@@ -14,8 +15,9 @@ from faststream.kafka import KafkaMessage
 from prometheus_client import Counter, Gauge
 
 from services.audit import store
-from services.audit.domain import SignedHead, entry_from
+from services.audit.domain import SignedHead, SignedPruning, entry_from
 from services.audit.report import subject_report
+from shared.audit import AuditTrail
 from shared.contracts import AuditAction, AuditEvent, SubjectReportRequest, TreeHeadSigned
 from shared.db import claim_message
 from shared.outbox import enqueue
@@ -23,6 +25,7 @@ from shared.service import ServiceRuntime
 
 CONSUMER = "audit"
 
+PRUNED = Counter("vroegsignaal_audit_pruned_total", "Audit entries pruned past retention")
 ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", ["source"])
 TREE_SIZE = Gauge("vroegsignaal_audit_tree_size", "Leaves in the audit log's tree at the last head")
 
@@ -123,3 +126,39 @@ async def sign_head(
         )
     TREE_SIZE.set(head.size)
     return head
+
+
+async def prune(
+    pool: asyncpg.Pool,
+    audit: AuditTrail,
+    key_id: str,
+    key: Ed25519PrivateKey,
+    retention_years: int,
+    now: datetime | None = None,
+) -> int:
+    """Remove the entries past the policy's retention by a signed pruning that keeps the
+    tree verifiable, and log the pruning itself. Returns how many entries went."""
+    now = now or datetime.now(UTC)
+    try:
+        cutoff = now.replace(year=now.year - retention_years)
+    except ValueError:  # 29 February
+        cutoff = now.replace(year=now.year - retention_years, day=28)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", store.TREE_LOCK)
+        upto = await store.prunable_upto(conn, cutoff)
+        if upto <= await store.pruned_upto(conn):
+            return 0
+        pruning = SignedPruning.sign(key, key_id, upto, await store.root(conn, upto), cutoff, now)
+        removed = await store.prune(conn, pruning)
+        await audit.record(
+            conn,
+            action=AuditAction.DELETE,
+            object_type="audit-log",
+            object_id=f"leaves 0-{upto - 1}",
+            purpose=(
+                f"audit: {removed} entries recorded before {pruning.cutoff.date()} pruned "
+                f"({retention_years}-year retention); the tree and a signed record remain"
+            ),
+        )
+    PRUNED.inc(removed)
+    return removed

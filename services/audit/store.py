@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from services.audit import merkle
-from services.audit.domain import AuditEntry, SignedHead
+from services.audit.domain import AuditEntry, SignedHead, SignedPruning
 from shared.db import Conn
 
 T = TypeVar("T")
@@ -223,4 +223,50 @@ async def search(conn: Conn, s: Search) -> list[dict[str, Any]]:
     )
     return [
         {"leaf_index": r["leaf_index"], "event": json.loads(bytes(r["canonical"]))} for r in rows
+    ]
+
+
+async def pruned_upto(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(upto), 0) FROM prunings"))
+
+
+async def prunable_upto(conn: Conn, cutoff: datetime) -> int:
+    """How many leading entries were all recorded before `cutoff`."""
+    first_kept = await conn.fetchval(
+        "SELECT min(leaf_index) FROM entries WHERE recorded_at >= $1", cutoff
+    )
+    return int(first_kept) if first_kept is not None else await size(conn)
+
+
+async def prune(conn: Conn, pruning: SignedPruning) -> int:
+    """Record the signed pruning, then remove the entries it covers (the trigger lets only
+    those go). The tree's nodes stay. Returns how many entries were removed."""
+    await conn.execute(
+        "INSERT INTO prunings (upto, prefix_root, cutoff, pruned_at, key_id, signature)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        pruning.upto,
+        pruning.prefix_root,
+        pruning.cutoff,
+        pruning.pruned_at,
+        pruning.key_id,
+        pruning.signature,
+    )
+    status = await conn.execute("DELETE FROM entries WHERE leaf_index < $1", pruning.upto)
+    return int(status.split()[-1])
+
+
+async def prunings(conn: Conn) -> list[SignedPruning]:
+    rows = await conn.fetch(
+        "SELECT upto, prefix_root, cutoff, pruned_at, key_id, signature FROM prunings ORDER BY upto"
+    )
+    return [
+        SignedPruning(
+            r["upto"],
+            bytes(r["prefix_root"]),
+            r["cutoff"],
+            r["pruned_at"],
+            r["key_id"],
+            bytes(r["signature"]),
+        )
+        for r in rows
     ]

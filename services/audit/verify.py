@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit import merkle
-from services.audit.domain import SignedHead
+from services.audit.domain import SignedHead, SignedPruning
 
 # Columns kept beside the canonical event for searching; they must say what it says.
 COLUMNS = {
@@ -45,9 +45,14 @@ def verify(
     heads: Sequence[SignedHead],
     published: Sequence[SignedHead],
     public_key: Ed25519PublicKey,
+    prunings: Sequence[SignedPruning] = (),
 ) -> list[str]:
-    """Every problem found, in words a privacy officer can act on; [] when intact."""
+    """Every problem found, in words a privacy officer can act on; [] when intact.
+
+    Entries removed by a signed pruning are no problem: their leaf hashes stay in the
+    tree's stored nodes, and those must form the root the pruning signed."""
     problems: list[str] = []
+    pruned, pruned_leaves = _pruned(prunings, level0, public_key, problems)
     trusted: list[SignedHead] = []
     published_keys = {(h.size, h.root, h.signed_at) for h in published}
     for head in [*heads, *(p for p in published if p not in heads)]:
@@ -64,8 +69,10 @@ def verify(
                     "the database but was never published"
                 )
     ordered = sorted(entries, key=lambda e: e.leaf_index)
-    expected = 0
+    expected = pruned
     for entry in ordered:
+        if entry.leaf_index < pruned:
+            continue
         if entry.leaf_index > expected:
             missing = (
                 f"{expected}"
@@ -74,7 +81,7 @@ def verify(
             )
             problems.append(f"deleted entries: leaf index {missing} is missing")
         expected = entry.leaf_index + 1
-    leaves: dict[int, bytes] = {}
+    leaves: dict[int, bytes] = dict(pruned_leaves)
     for entry in ordered:
         actual = merkle.leaf_hash(entry.canonical)
         leaves[entry.leaf_index] = actual
@@ -111,6 +118,36 @@ def verify(
                 + _where(leaves, level0, head.size)
             )
     return sorted(set(problems), key=problems.index)
+
+
+def _pruned(
+    prunings: Sequence[SignedPruning],
+    level0: dict[int, bytes],
+    public_key: Ed25519PublicKey,
+    problems: list[str],
+) -> tuple[int, dict[int, bytes]]:
+    """How many leading entries a trusted pruning removed, and their leaf hashes as the
+    tree keeps them (checked against the root the pruning signed)."""
+    upto = 0
+    for pruning in sorted(prunings, key=lambda p: p.upto):
+        if not pruning.verifies(public_key):
+            problems.append(
+                f"forged pruning: the removal of leaves below {pruning.upto} does not verify "
+                "with the audit public key; those entries were deleted without authority"
+            )
+            continue
+        stored = [level0.get(i) for i in range(pruning.upto)]
+        if (
+            any(h is None for h in stored)
+            or merkle.root_of([h for h in stored if h is not None]) != pruning.prefix_root
+        ):
+            problems.append(
+                f"the tree's nodes of the pruned leaves below {pruning.upto} no longer form "
+                "the root the pruning signed"
+            )
+            continue
+        upto = max(upto, pruning.upto)
+    return upto, {i: level0[i] for i in range(upto)}
 
 
 def _where(leaves: dict[int, bytes], level0: dict[int, bytes], size: int) -> str:
