@@ -1,0 +1,163 @@
+"""Coordination over a match's life, through the real entrypoints: the roster changed with
+the CLI (audited), the coordinator chosen by the stated rule, a move to a wijk of another
+team (the new team takes over, everyone involved is told), and the end of the match."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.auth import Role
+from shared.contracts import Topics, WithdrawalReason
+from shared.kafka import create_broker
+from shared.settings import Settings
+from tests.conftest import DEMO_USERS, auth, eventually
+from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, partner_config, row
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.stack.issuer import load_demo_users
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.e2e
+
+
+async def roster(settings: Settings, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vroegsignaal", "roster", *args,
+        env={"DATABASE_URL": settings.database_url, "VS_TOPIC_PREFIX": settings.topic_prefix,
+             "VS_OPERATOR": "beheer-jan", "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def inbox(services: dict[str, str], settings: Settings, user: str) -> list[Any]:
+    demo = user in load_demo_users(DEMO_USERS)
+    headers = auth(settings, user) if demo else auth(settings, user, Role.WORKER)
+    alerts: list[Any] = (await get_json(f"{services['notification']}/api/alerts", headers=headers))[
+        "alerts"
+    ]
+    return alerts
+
+
+async def test_the_new_team_takes_over_and_everyone_is_told(
+    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+) -> None:
+    # The roster through its CLI: Fatima (JGT Zuid) is away; a new worker joins Zuid.
+    code, out = await roster(settings, "deactivate", "jgt-zuid-1")
+    assert code == 0, out
+    code, out = await roster(
+        settings, "add-worker", "jgt-zuid", "jgt-zuid-9", "--name", "Kees Dekker",
+        "--email", "jgt-zuid-9@voorbeeldrade.example", "--category", "politie",
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = await roster(settings, "add-worker", "jgt-zuid", "jgt-zuid-9", "--name", "X",
+                             "--email", "x@voorbeeldrade.example")  # fmt: skip
+    assert code == 1 and "already on the roster" in out
+    code, out = await roster(settings, "move-wijk", "WK099905", "geen-team")
+    assert code == 1 and "no team 'geen-team'" in out
+    code, out = await roster(settings, "show")
+    assert code == 0 and '"user_id": "jgt-zuid-9"' in out
+
+    topics = Topics(settings.topic_prefix)
+    child, _ = synthetic_bsns(2, random.Random())
+    today = datetime.now(UTC).date()
+    broker, _ = create_broker(
+        settings, client_id="partners", tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    await broker.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            def producer(partner: str) -> PartnerProducer:
+                return PartnerProducer(
+                    partner_config(secrets, settings, partner), broker, topics, http
+                )
+
+            files: dict[str, Path] = {}
+
+            def registration(partner: str, worker: str, wijk: str) -> Path:
+                """A partner's export, kept: a withdrawal names the same rows."""
+                rows = [{**row(child, "", worker, "pesten"), "wijk": wijk}]
+                files[partner] = export(tmp_path / f"{partner}.csv", rows)
+                return files[partner]
+
+            # A match in a wijk of JGT Noord: coordinated there.
+            for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+                await producer(partner).send_file(
+                    registration(partner, worker, "WK099902"), today=today
+                )
+
+            async def coordinated_in_noord() -> str | None:
+                alerts = await inbox(services, settings, "juf-anouk")
+                return alerts[0]["coordinator"]["worker_id"] if alerts else None
+
+            first = await eventually(coordinated_in_noord, timeout=60)
+            assert first in {"jgt-noord-1", "jgt-noord-2"}
+
+            # The family moved: the GP registers the child in a wijk of JGT Zuid.
+            await producer(GP).send_file(registration(GP, "dokter-bos", "WK099906"), today=today)
+
+            async def transferred() -> list[Any] | None:
+                told = await inbox(services, settings, "jgz-fleur")
+                moved = [a for a in told if a["occasion"] == "transferred"]
+                return moved or None
+
+            (moved,) = await eventually(transferred, timeout=60)
+            # The new team's coordinator, by the rule: Fatima is away, Kees is police (may
+            # not coordinate), so Daan, the other active worker of Zuid.
+            assert moved["coordinator"]["worker_id"] == "jgt-zuid-2"
+            everyone = {"juf-anouk", "jgz-fleur", "dokter-bos", first, "jgt-zuid-2"}
+            for worker in everyone:
+                occasions = {a["occasion"] for a in await inbox(services, settings, worker)}
+                assert "transferred" in occasions, worker
+            regie = await inbox(services, settings, "regie-voorbeeldrade")
+            assert "transferred" in {a["occasion"] for a in regie}
+            zuid = await get_json(
+                f"{services['notification']}/api/regie/matches",
+                headers=auth(settings, "regie-voorbeeldrade"),
+            )
+            assert [(m["team"], m["wijk"]) for m in zuid["matches"]] == [("jgt-zuid", "WK099906")]
+
+            # Two of three withdraw: the match ends, and everyone involved hears of it.
+            for partner in (SCHOOL, GP):
+                await producer(partner).withdraw_file(
+                    files[partner], WithdrawalReason.RESOLVED, today=today
+                )
+
+            async def ended() -> bool:
+                told = await inbox(services, settings, "jgt-zuid-2")
+                return any(a["occasion"] == "dissolved" for a in told)
+
+            await eventually(ended, timeout=60)
+    finally:
+        await broker.stop()
+
+    # Every roster change is in the audit log, by the operator who made it.
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def roster_changes() -> list[tuple[str, str | None]]:
+            rows = await conn.fetch(
+                "SELECT actor_id, object_id, purpose FROM audit.entries"
+                " WHERE object_type = 'roster-member' AND actor_id = 'beheer-jan'"
+            )
+            return [(r["object_id"], r["purpose"]) for r in rows]
+
+        changes = await eventually(roster_changes, timeout=30)
+        assert ("jgt-zuid-1", "roster: deactivated") in changes
+        assert any(obj == "jgt-zuid-9" and "added to jgt-zuid" in str(p) for obj, p in changes)
+    finally:
+        await conn.close()
