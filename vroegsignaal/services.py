@@ -54,7 +54,7 @@ SERVICES: dict[str, ServiceSpec] = {
             notification_app.create_app,
             lambda s: s.notification_port,
             Path(notification_app.__file__).parent,
-            ("/alerts/summary", "/alerts?worker=<worker id>"),
+            ("/alerts/summary",),
         ),
         ServiceSpec(
             "audit",
