@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    dev_mail_port: int = Field(
+        default=8025, description="The local SMTP server of `make run` (when no relay is set)."
+    )
     inbox_url: str = Field(
         default="http://127.0.0.1:8103/inbox/", description="Where e-mails send the worker."
     )

@@ -104,25 +104,23 @@ def status_line(settings: Settings) -> str:
     )
 
 
-MAIL_PORT = 8025
-
-
 def local_mail(settings: Settings, logs: Path, run_dir: Path) -> subprocess.Popen[bytes] | None:
     """A real SMTP server for the dev stack, delivering into a Maildir under .local/, unless
     VS_SMTP_HOST names a relay to use instead."""
     if settings.smtp_host:
         return None
     maildir = DATA_DIR / "mail"
-    maildir.mkdir(parents=True, exist_ok=True)
+    for part in ("tmp", "new", "cur"):  # a Maildir, as the server's handler expects it
+        (maildir / part).mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     proc = start_process(
         "mail",
-        ["dev", "mail", "--listen", f"{settings.http_host}:{MAIL_PORT}", str(maildir)],
+        ["dev", "mail", "--listen", f"{settings.http_host}:{settings.dev_mail_port}", str(maildir)],
         dict(os.environ),
         logs,
         run_dir,
     )
-    wait_for_port(MAIL_PORT, proc, "mail", logs / "mail.log", 30)
+    wait_for_port(settings.dev_mail_port, proc, "mail", logs / "mail.log", 30)
     return proc
 
 
@@ -176,7 +174,12 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             for name in SERVICES:
                 env = service_env(infra, traces, secrets, name)
                 if name == "notification" and mail is not None:
-                    env.update({"VS_SMTP_HOST": settings.http_host, "VS_SMTP_PORT": str(MAIL_PORT)})
+                    env.update(
+                        {
+                            "VS_SMTP_HOST": settings.http_host,
+                            "VS_SMTP_PORT": str(settings.dev_mail_port),
+                        }
+                    )
                 procs.append((name, start_process(name, ["serve", name], env, logs, run_dir)))
             for name, proc in procs:
                 if name in SERVICES:

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -89,6 +90,7 @@ def processes_using(data_dir: Path) -> list[str]:
 
 def test_make_run_shows_matches_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "local"
+    issuer_port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -104,6 +106,9 @@ def test_make_run_shows_matches_and_stops_cleanly(tmp_path: Path) -> None:
             "VS_MATCHING_PORT": str(free_port()),
             "VS_NOTIFICATION_PORT": str(free_port()),
             "VS_AUDIT_PORT": str(free_port()),
+            "VS_DEV_MAIL_PORT": str(free_port()),
+            "VS_ISSUER_PORT": str(issuer_port),
+            "VS_OIDC_ISSUER": f"http://127.0.0.1:{issuer_port}",
         }
     )
     tmp_path.chmod(0o755)
@@ -112,11 +117,19 @@ def test_make_run_shows_matches_and_stops_cleanly(tmp_path: Path) -> None:
     output = Output(first)
     try:
         output.until_matches(timeout=120)
+        # The inbox is served, and the alerts reached the local SMTP server as e-mail.
+        inbox = f"http://127.0.0.1:{env['VS_NOTIFICATION_PORT']}/inbox/"
+        assert "Vroegsignaal" in httpx.get(inbox, timeout=5).text
+        mail = data_dir / "mail"
+        deadline = time.monotonic() + 30
+        while not any((mail / "new").glob("*")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert any((mail / "new").glob("*")), "no e-mail reached the local SMTP server"
     finally:
         code = stop(first)
     text = output.rest(timeout=5)
     assert code == 0, text
-    for where in ("/alerts/summary", "/health/ready", "/metrics", "Ctrl-C", "stopped"):
+    for where in ("/alerts/summary", "/inbox/", "/health/ready", "/metrics", "Ctrl-C", "stopped"):
         assert where in text
     assert processes_using(data_dir) == []
     accepted_first = max(int(m.group(1)) for m in STATUS.finditer(text))
