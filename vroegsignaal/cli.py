@@ -17,7 +17,7 @@ import typer
 
 from services.intake.domain import PartnerRegistryError
 from shared.audit import AuditTrail
-from shared.contracts import AuditActor, Topics, export_schemas
+from shared.contracts import AuditAction, AuditActor, AuditOutcome, Topics, export_schemas
 from shared.settings import Settings
 from vroegsignaal.issuer_cli import issuer_app
 from vroegsignaal.stack.errors import StackError
@@ -470,6 +470,18 @@ def audit_export(
     except ExportError as exc:
         raise _fail(str(exc)) from None
     output.write_text("".join(line + "\n" for line in lines))
+
+    async def _logged(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await trail.record(
+            conn,
+            action=AuditAction.EXPORT,
+            object_type="audit-log",
+            object_id=f"{since.isoformat()}/{until.isoformat()}",
+            actor=who,
+            purpose=f"audit: export of {len(lines) - 1} entries with their proofs",
+        )
+
+    _as_operator("audit", "privacy_officer", _logged)
     typer.echo(f"{len(lines) - 1} entries with their proofs in {output}")
 
 
@@ -508,8 +520,6 @@ def audit_report(
     import json
     import uuid
 
-    import asyncpg
-
     from services.audit.report import report_html
 
     try:
@@ -517,16 +527,22 @@ def audit_report(
     except ValueError:
         raise _fail("the request id is a UUID, as 'partner subject-report' printed it") from None
 
-    async def _load() -> object:
-        conn = await asyncpg.connect(Settings().database_url)
-        try:
-            return await conn.fetchval(
-                "SELECT report FROM audit.subject_reports WHERE request_id = $1", wanted
-            )
-        finally:
-            await conn.close()
+    async def _load(conn: Any, trail: AuditTrail, who: AuditActor) -> object:
+        found = await conn.fetchval(
+            "SELECT report FROM subject_reports WHERE request_id = $1", wanted
+        )
+        await trail.record(
+            conn,
+            action=AuditAction.READ,
+            outcome=AuditOutcome.SUCCESS if found else AuditOutcome.FAILED,
+            object_type="subject-report",
+            object_id=str(wanted),
+            actor=who,
+            purpose="audit: the privacy officer reads a data subject's access report",
+        )
+        return found
 
-    raw = asyncio.run(_load())
+    raw = _as_operator("audit", "privacy_officer", _load)
     if raw is None:
         raise _fail("no report for that request (yet): the audit service builds it shortly")
     report = json.loads(str(raw))
@@ -545,30 +561,37 @@ roster_app = typer.Typer(
 app.add_typer(roster_app, name="roster")
 
 
-def _roster_change(change: Callable[[Any, AuditTrail, AuditActor], Awaitable[object]]) -> None:
-    """Run one roster change in one transaction, with its audit event, as the operator."""
+Change = Callable[[Any, AuditTrail, AuditActor], Awaitable[Any]]
+
+
+def _as_operator(service: str, role: str, change: Change) -> Any:
+    """Run one operator action on a service's schema in one transaction, with its audit
+    event in that service's outbox (its relay publishes it): who did it is the operator,
+    `VS_OPERATOR` or the login name."""
     from services.notification.roster import RosterError
     from shared.db import DatabaseUnavailableError, create_pool
 
     settings = Settings()
     operator = os.environ.get("VS_OPERATOR") or getpass.getuser()
-    trail = AuditTrail(
-        service="notification", instance="cli", topic=Topics(settings.topic_prefix).audit
-    )
-    who = AuditActor(actor_id=operator, role="roster-admin")
+    trail = AuditTrail(service=service, instance="cli", topic=Topics(settings.topic_prefix).audit)
+    who = AuditActor(actor_id=operator, role=role)
 
-    async def _run() -> None:
-        pool = await create_pool(settings.database_url, "notification", max_size=1)
+    async def _run() -> Any:
+        pool = await create_pool(settings.database_url, service, max_size=1)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await change(conn, trail, who)
+                return await change(conn, trail, who)
         finally:
             await pool.close()
 
     try:
-        asyncio.run(_run())
+        return asyncio.run(_run())
     except (RosterError, DatabaseUnavailableError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _roster_change(change: Change) -> None:
+    _as_operator("notification", "roster-admin", change)
 
 
 @roster_app.command("show")

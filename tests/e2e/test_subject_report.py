@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from shared.contracts import Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import auth, eventually
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer
@@ -30,7 +30,8 @@ pytestmark = pytest.mark.e2e
 async def cli(settings: Settings, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vroegsignaal", *args,
-        env={"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"},
+        env={"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin",
+             "VS_TOPIC_PREFIX": settings.topic_prefix, "VS_OPERATOR": "fg-jan"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await proc.communicate()
@@ -117,3 +118,13 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
     page = (tmp_path / "report.html").read_text()
     assert "JGZ Voorbeeldrade" in page
     assert child not in page
+
+    # Reading the report is itself in the log, as the privacy officer who read it.
+    async def read_logged() -> list[str]:
+        found = await get_json(
+            f"{services['audit']}/audit/v1/search?action=read&user=fg-jan",
+            headers=auth(settings, "fg-voorbeeldrade"),
+        )
+        return [e["event"]["object_id"] for e in found["entries"]]
+
+    assert str(request_id) in await eventually(read_logged, timeout=30)

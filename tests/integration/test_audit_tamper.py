@@ -187,7 +187,7 @@ async def test_a_third_party_verifies_an_export_with_only_the_public_key(
 ) -> None:
     settings, public = log
     out = tmp_path / "export.jsonl"
-    env = {"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    env = {"DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin", "VS_OPERATOR": "fg-jan"}
     exported = subprocess.run(  # noqa: ASYNC221 - the CLI run to its end
         [sys.executable, "-m", "vroegsignaal", "audit", "export",
          "--from", "2000-01-01T00:00+00:00", "--to", "2100-01-01T00:00+00:00",
@@ -196,6 +196,18 @@ async def test_a_third_party_verifies_an_export_with_only_the_public_key(
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert "12 entries" in exported.stdout
+    # The export is itself logged, as the operator who made it (through the outbox).
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        (payload,) = [r["payload"] for r in await conn.fetch("SELECT payload FROM audit.outbox")]
+    finally:
+        await conn.close()
+    logged = AuditEvent.model_validate_json(payload)
+    assert (logged.action, logged.actor.actor_id, logged.actor.role) == (
+        AuditAction.EXPORT,
+        "fg-jan",
+        "privacy_officer",
+    )
 
     def verify(path: Path, key: bytes) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
