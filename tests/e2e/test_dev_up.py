@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -88,8 +91,17 @@ def processes_using(data_dir: Path) -> list[str]:
     return found
 
 
-def test_make_run_shows_matches_and_stops_cleanly(tmp_path: Path) -> None:
-    data_dir = tmp_path / "local"
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """The stack's data folder, outside pytest's private temporary tree: PostgreSQL runs
+    as its own system user when the tests run as root, and must reach it."""
+    path = Path(tempfile.mkdtemp(prefix="vroegsignaal-devup-"))
+    path.chmod(0o755)
+    yield path / "local"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_make_run_shows_matches_and_stops_cleanly(data_dir: Path) -> None:
     issuer_port = free_port()
     env = {
         k: v
@@ -111,7 +123,6 @@ def test_make_run_shows_matches_and_stops_cleanly(tmp_path: Path) -> None:
             "VS_OIDC_ISSUER": f"http://127.0.0.1:{issuer_port}",
         }
     )
-    tmp_path.chmod(0o755)
 
     first = dev_up(data_dir, env)
     output = Output(first)
