@@ -54,6 +54,20 @@ test: lint typecheck browser
 	$(BIN)/vroegsignaal dev prepare
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The deployment (Dockerfile, docker-compose.yml, deploy/k8s) validated without a cluster
+# or a Docker engine. deploy/tools/install.sh puts the pinned tools into .venv-tools/
+# once (kustomize, kubernetes-validate, check-jsonschema, checkov, the operators' CRDs);
+# later runs need no network.
+.PHONY: deploy-tools deploy-check
+
+deploy-tools:
+	PYTHON=$(PYTHON) bash deploy/tools/install.sh .venv-tools
+
+deploy-check: install deploy-tools
+	$(BIN)/python -m vroegsignaal.deploycheck
+
+test: deploy-check
+
 bench: install
 	$(BIN)/python -m vroegsignaal.bench
 

@@ -457,7 +457,8 @@ async def add_trend_cell(
     await conn.execute(
         "INSERT INTO wijk_trends (wijk, theme, window_id, distinct_children, trend)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (wijk, theme, window_id) DO UPDATE SET"
-        " distinct_children = EXCLUDED.distinct_children,"
+        # A week's count only grows; a trend event may arrive after a later count.
+        " distinct_children = greatest(wijk_trends.distinct_children, EXCLUDED.distinct_children),"
         " trend = wijk_trends.trend OR EXCLUDED.trend",
         wijk,
         theme,

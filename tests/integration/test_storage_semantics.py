@@ -16,6 +16,7 @@ from shared.db import claim_message, create_pool, migrate, migration_files
 from shared.kafka import create_broker
 from shared.outbox import OutboxRelay, enqueue
 from shared.settings import Settings
+from tests.conftest import eventually
 from tests.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,11 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
     files = migration_files(SERVICES_DIR / "matching")
     first = await migrate(database_url, "matching", files)
     again = await migrate(database_url, "matching", files)
-    assert first == ["shared/000_messaging.sql", "matching/001_registrations_and_matches.sql"]
+    assert first == [
+        "shared/000_messaging.sql",
+        "matching/001_registrations_and_matches.sql",
+        "matching/002_published_counts.sql",
+    ]
     assert again == []
 
 
@@ -119,8 +124,14 @@ async def test_the_outbox_publishes_only_what_committed(settings: Settings) -> N
         assert ids == [str(committed.event_id)]
         headers = dict(records[0].headers)
         assert trace_id in headers["traceparent"].decode()
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+        async def drained() -> bool:
+            # The relay removes a row once the broker acknowledged it: a moment after the
+            # record can be read.
+            async with pool.acquire() as conn:
+                return bool(await conn.fetchval("SELECT count(*) FROM outbox") == 0)
+
+        await eventually(drained, timeout=10)
     finally:
         await relay.stop()
         await broker.stop()

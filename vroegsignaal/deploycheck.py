@@ -1,0 +1,1052 @@
+"""`make deploy-check`: the deployment validated without a cluster or a Docker engine.
+
+It renders both kustomize overlays (deploy/k8s/overlays/dev and production), validates
+every core object against Kubernetes' own schemas (kubernetes-validate, strict) and every
+custom resource against its operator's CRD (Strimzi, CloudNativePG, KEDA,
+prometheus-operator), runs checkov on the rendered manifests (zero failed checks; every
+skip must carry its reason in the manifest), validates docker-compose.yml against the
+Compose Specification, and asserts the deployment's own rules on the rendered output:
+split trust first (no pod ever holds both the pseudonymiser's and the gateway's key).
+
+The tools live in .venv-tools/ (deploy/tools/install.sh puts them there, pinned). Each
+rule is a function from rendered manifests to findings, so the tests can feed it a
+broken manifest and see it caught.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.contracts import Topics
+from shared.settings import REPO_ROOT, Settings
+
+Manifest = dict[str, Any]
+
+TOOLS = REPO_ROOT / ".venv-tools"
+K8S = REPO_ROOT / "deploy" / "k8s"
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+PARTNERS_TEMPLATE = REPO_ROOT / "config" / "partners.yaml"
+OVERLAYS = ("dev", "production")
+KUBERNETES_VERSION = "1.33.0"
+
+SERVICES = ("pseudonymiser", "intake", "matching", "notification", "audit")
+KEDA_SCALED = ("matching", "notification", "audit")
+PUBLIC = ("pseudonymiser", "notification")
+# The names of the two Secrets (not their content).
+PSEUDONYMISER_SECRET = "vroegsignaal-pseudonymiser"  # noqa: S105
+GATEWAY_SECRET = "vroegsignaal-gateway"  # noqa: S105
+# Who may hold which key (BRIEF §4: split trust). Matching holds neither.
+SECRET_OWNERS = {PSEUDONYMISER_SECRET: "pseudonymiser", GATEWAY_SECRET: "intake"}
+# The same rule on the compose file: the names of its `secrets`.
+COMPOSE_SECRET_OWNERS = {
+    "oprf-keyring": "pseudonymiser",
+    "pseudonymiser-credentials": "pseudonymiser",
+    "gateway-keys": "intake",
+}
+# Outside the namespace, by `kubernetes.io/metadata.name` (network-policies.yaml).
+INGRESS_NAMESPACE = "ingress-nginx"
+# Hosts outside the cluster that only these may reach (OIDC issuer, SMTP, webhooks).
+MAY_LEAVE_CLUSTER = ("notification", "audit")
+KAFKA_POD = {"strimzi.io/cluster": "vroegsignaal"}
+POSTGRES_POD = {"cnpg.io/cluster": "vroegsignaal-db"}
+DNS_NAMESPACE = "kube-system"
+CUSTOM_GROUPS = ("kafka.strimzi.io", "postgresql.cnpg.io", "keda.sh", "monitoring.coreos.com")
+SKIP_ANNOTATION = re.compile(r"^checkov\.io/skip\d+$")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+
+# What cannot be checked offline, said out loud in the output (never skipped silently).
+NOT_CHECKED = (
+    "CRD CEL rules (x-kubernetes-validations): evaluating them needs an API server",
+    "Secrets: none are rendered (created out of band, README 'Deploying'); their "
+    "names are checked where pods use them (split trust)",
+)
+
+
+class ToolMissing(RuntimeError):
+    """A validator is not installed; the message names the command that installs it."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    where: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.where}: {self.problem}"
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        print(line, flush=True)
+
+    def add(self, found: Iterable[Finding]) -> list[Finding]:
+        new = list(found)
+        self.findings.extend(new)
+        return new
+
+
+def ident(doc: Manifest) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+def _tool(*parts: str) -> Path:
+    path = TOOLS.joinpath(*parts)
+    if not path.exists():
+        raise ToolMissing(f"{path} is missing: run 'make deploy-check' (it installs the tools)")
+    return path
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def render(overlay: str) -> list[Manifest]:
+    """The overlay as kustomize renders it, one dict per object."""
+    done = subprocess.run(
+        [str(_tool("bin", "kustomize")), "build", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"kustomize build overlays/{overlay} failed:\n{done.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def is_custom(doc: Manifest) -> bool:
+    return str(doc.get("apiVersion", "")).split("/")[0] in CUSTOM_GROUPS
+
+
+def _dump(path: Path, docs: Sequence[Manifest]) -> Path:
+    path.write_text(yaml.safe_dump_all(list(docs), sort_keys=False))
+    return path
+
+
+# -- schemas ---------------------------------------------------------------------------
+
+
+def validate_core(docs: Sequence[Manifest], workdir: Path, label: str) -> list[Finding]:
+    """Core objects against Kubernetes' OpenAPI schemas, strict (no unknown fields)."""
+    core = [d for d in docs if not is_custom(d)]
+    target = _dump(workdir / f"{label}-core.yaml", core)
+    done = subprocess.run(
+        [
+            str(_tool("validate", "bin", "kubernetes-validate")),
+            "--strict",
+            "--quiet",
+            "-k",
+            KUBERNETES_VERSION,
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = (done.stdout + done.stderr).strip()
+    problems = [line for line in out.splitlines() if line.startswith(("ERROR", "WARN"))]
+    if done.returncode != 0 and not problems:
+        problems = [out or f"kubernetes-validate exited {done.returncode}"]
+    return [
+        Finding("kubernetes-schema", label, " ".join(line.replace(str(target), "").split()))
+        for line in problems
+    ]
+
+
+def crd_json_schema(crd: Manifest, version: str) -> dict[str, Any]:
+    """The CRD's openAPIV3Schema for `version` as a JSON Schema, strict as `kubectl apply`
+    is: an object that lists its properties allows no others unless the CRD says it
+    preserves unknown fields. int-or-string and nullable become JSON Schema types."""
+    spec = crd["spec"]
+    served = {v["name"]: v for v in spec["versions"]}
+    schema = copy.deepcopy(served[version]["schema"]["openAPIV3Schema"])
+    strict = _strict(schema)
+    props = strict.setdefault("properties", {})
+    props["apiVersion"] = {"const": f"{spec['group']}/{version}"}
+    props["kind"] = {"const": spec["names"]["kind"]}
+    props["metadata"] = {"type": "object"}
+    strict["required"] = sorted({*strict.get("required", []), "apiVersion", "kind", "metadata"})
+    strict.pop("x-kubernetes-validations", None)
+    result: dict[str, Any] = strict
+    return result
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("x-kubernetes-int-or-string"):
+        return {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+    out = {key: _strict(value) for key, value in node.items() if key != "default"}
+    if out.pop("nullable", False) and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def load_crds(directory: Path) -> dict[tuple[str, str], Manifest]:
+    """(apiVersion, kind) -> CRD, for every served version of every CRD in `directory`."""
+    crds: dict[tuple[str, str], Manifest] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            for version in doc["spec"]["versions"]:
+                if version.get("served", True):
+                    key = (
+                        f"{doc['spec']['group']}/{version['name']}",
+                        doc["spec"]["names"]["kind"],
+                    )
+                    crds[key] = doc
+    return crds
+
+
+def validate_custom(
+    docs: Sequence[Manifest], workdir: Path, label: str
+) -> tuple[list[Finding], dict[str, int]]:
+    """Custom resources against their operator's CRD; a kind without a CRD is a finding."""
+    crds = load_crds(_tool("crds"))
+    by_kind: dict[tuple[str, str], list[Manifest]] = {}
+    for doc in docs:
+        if is_custom(doc):
+            by_kind.setdefault((doc["apiVersion"], doc["kind"]), []).append(doc)
+    findings: list[Finding] = []
+    counts: dict[str, int] = {}
+    for (api_version, kind), objects in sorted(by_kind.items()):
+        crd = crds.get((api_version, kind))
+        if crd is None:
+            findings += [
+                Finding("crd-schema", f"{label} {ident(d)}", f"no CRD for {api_version} {kind}")
+                for d in objects
+            ]
+            continue
+        schema_file = workdir / f"{label}-{kind}.schema.json"
+        schema_file.write_text(json.dumps(crd_json_schema(crd, api_version.split("/")[1])))
+        files: dict[str, Manifest] = {}
+        for n, doc in enumerate(objects):
+            path = workdir / f"{label}-{kind}-{n}.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            files[str(path)] = doc
+        done = subprocess.run(
+            [
+                str(_tool("validate", "bin", "check-jsonschema")),
+                "--output-format",
+                "json",
+                "--schemafile",
+                str(schema_file),
+                *files,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        findings += _jsonschema_findings(done, files, "crd-schema", label)
+        counts[kind] = counts.get(kind, 0) + len(objects)
+    return findings, counts
+
+
+def _jsonschema_findings(
+    done: subprocess.CompletedProcess[str],
+    files: dict[str, Manifest] | dict[str, str],
+    check: str,
+    label: str,
+) -> list[Finding]:
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        if done.returncode == 0:
+            return []
+        return [Finding(check, label, (done.stdout + done.stderr).strip())]
+    findings = []
+    for error in [*result.get("errors", []), *result.get("parse_errors", [])]:
+        source = files.get(error.get("filename", ""))
+        where = f"{label} {ident(source) if isinstance(source, dict) else source or ''}".strip()
+        deep = error.get("best_deep_match") or error
+        findings.append(
+            Finding(check, where, f"{deep.get('path', '')}: {deep.get('message', error)}")
+        )
+    if done.returncode != 0 and not findings:
+        findings.append(Finding(check, label, (done.stdout + done.stderr).strip()))
+    return findings
+
+
+def validate_compose(path: Path = COMPOSE_FILE) -> list[Finding]:
+    """docker-compose.yml against the Compose Specification (check-jsonschema's copy)."""
+    done = subprocess.run(
+        [
+            str(_tool("validate", "bin", "check-jsonschema")),
+            "--output-format",
+            "json",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return _jsonschema_findings(done, {str(path): path.name}, "compose-schema", path.name)
+
+
+# -- checkov ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckovResult:
+    passed: int
+    failed: list[Finding]
+    skipped: list[tuple[str, str]]  # (check id, resource)
+
+
+def run_checkov(rendered: Mapping[str, Sequence[Manifest]], workdir: Path) -> CheckovResult:
+    """checkov's Kubernetes checks on the rendered overlays, offline."""
+    target = workdir / "checkov"
+    target.mkdir(exist_ok=True)
+    for label, docs in rendered.items():
+        _dump(target / f"{label}.yaml", docs)
+    done = subprocess.run(
+        [
+            str(_tool("checkov", "bin", "checkov")),
+            "--directory",
+            str(target),
+            "--framework",
+            "kubernetes",
+            "--output",
+            "json",
+            "--compact",
+            "--skip-download",
+            "--no-fail-on-crash",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return CheckovResult(
+            0, [Finding("checkov", "run", (done.stdout + done.stderr).strip()[-2000:])], []
+        )
+    reports = result if isinstance(result, list) else [result]
+    passed, failed, skipped = 0, [], []
+    for report in reports:
+        results = report.get("results", {})
+        passed += len(results.get("passed_checks", []))
+        for check in results.get("failed_checks", []):
+            failed.append(
+                Finding(
+                    "checkov",
+                    f"{Path(check['file_path']).stem} {check['resource']}",
+                    f"{check['check_id']} {check['check_name']}",
+                )
+            )
+        skipped += [(c["check_id"], c["resource"]) for c in results.get("skipped_checks", [])]
+        failed += [
+            Finding("checkov", "parse", str(error)) for error in results.get("parsing_errors", [])
+        ]
+    return CheckovResult(passed, failed, skipped)
+
+
+@dataclass(frozen=True)
+class Skip:
+    check_id: str
+    resource: str
+    overlay: str
+    reason: str
+
+
+def checkov_skips(docs: Sequence[Manifest], label: str) -> tuple[list[Skip], list[Finding]]:
+    """Every checkov skip annotation with its reason; a skip without one is a finding."""
+    skips, findings = [], []
+    for doc in docs:
+        annotations = doc.get("metadata", {}).get("annotations") or {}
+        for key, value in annotations.items():
+            if not SKIP_ANNOTATION.match(key):
+                continue
+            check_id, _, reason = str(value).partition("=")
+            if not reason.strip():
+                findings.append(
+                    Finding("checkov-skip", f"{label} {ident(doc)}", f"{check_id} has no reason")
+                )
+            else:
+                skips.append(Skip(check_id.strip(), ident(doc), label, reason.strip()))
+    return skips, findings
+
+
+def describe_skips(skips: Sequence[Skip]) -> list[str]:
+    """One line per check and reason, naming the objects and overlays it applies to."""
+    grouped: dict[tuple[str, str], list[Skip]] = {}
+    for skip in skips:
+        grouped.setdefault((skip.check_id, skip.reason), []).append(skip)
+    lines = []
+    for (check_id, reason), group in sorted(grouped.items()):
+        objects = sorted({s.resource for s in group})
+        overlays = sorted({s.overlay for s in group})
+        lines.append(f"{check_id} on {', '.join(objects)} ({', '.join(overlays)}): {reason}")
+    return lines
+
+
+# -- the deployment's own rules ----------------------------------------------------------
+
+
+def pod_template(doc: Manifest) -> Manifest | None:
+    """The pod a workload runs (metadata and spec), or None for anything else."""
+    kind = doc.get("kind")
+    if kind == "Pod":
+        return doc
+    spec: Manifest = doc.get("spec") or {}
+    if kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    if kind in WORKLOAD_KINDS:
+        template: Manifest = spec.get("template") or {}
+        return template
+    return None
+
+
+def pod_spec(doc: Manifest) -> Manifest | None:
+    template = pod_template(doc)
+    if template is None:
+        return None
+    spec: Manifest | None = template.get("spec")
+    return spec
+
+
+def pod_labels(doc: Manifest) -> dict[str, str]:
+    template = pod_template(doc) or {}
+    return dict((template.get("metadata") or {}).get("labels") or {})
+
+
+def workloads(docs: Sequence[Manifest]) -> Iterator[tuple[Manifest, Manifest]]:
+    for doc in docs:
+        spec = pod_spec(doc)
+        if spec is not None:
+            yield doc, spec
+
+
+def containers(spec: Manifest) -> list[Manifest]:
+    return [
+        *(spec.get("initContainers") or []),
+        *(spec.get("containers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]
+
+
+def secrets_of(spec: Manifest) -> set[str]:
+    """Every Secret a pod can read: volumes (also projected), env and envFrom."""
+    names = set()
+    for volume in spec.get("volumes") or []:
+        if "secret" in volume:
+            names.add(volume["secret"].get("secretName"))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if "secret" in source:
+                names.add(source["secret"].get("name"))
+    for container in containers(spec):
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                names.add(ref.get("name"))
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source:
+                names.add(source["secretRef"].get("name"))
+    return {n for n in names if n}
+
+
+def check_split_trust(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """No pod holds both the pseudonymiser's and the gateway's Secret; each is held by its
+    own service only (matching holds neither); and each service does hold its own."""
+    findings = []
+    holders: dict[str, set[str]] = {secret: set() for secret in SECRET_OWNERS}
+    for doc, spec in workloads(docs):
+        secrets = secrets_of(spec)
+        where = f"{label} {ident(doc)}".strip()
+        if {PSEUDONYMISER_SECRET, GATEWAY_SECRET} <= secrets:
+            findings.append(
+                Finding(
+                    "split-trust",
+                    where,
+                    f"mounts both {PSEUDONYMISER_SECRET} and {GATEWAY_SECRET}: one pod would "
+                    "hold both keys, and could link a BSN to its matching pseudonym",
+                )
+            )
+        for secret, owner in SECRET_OWNERS.items():
+            if secret not in secrets:
+                continue
+            holders[secret].add(doc["metadata"]["name"])
+            if doc["metadata"]["name"] != owner:
+                findings.append(
+                    Finding("split-trust", where, f"uses {secret}, which only {owner} may hold")
+                )
+    for secret, owner in SECRET_OWNERS.items():
+        if owner not in holders[secret]:
+            findings.append(
+                Finding("split-trust", f"{label} Deployment/{owner}".strip(), f"lacks {secret}")
+            )
+    return findings
+
+
+def check_compose_split_trust(compose: Manifest) -> list[Finding]:
+    """The same rule in docker-compose.yml: the pseudonymiser's and the gateway's key
+    files go to their own service only, so no container gets both and matching neither."""
+    findings = []
+    for name, service in (compose.get("services") or {}).items():
+        secrets = {s if isinstance(s, str) else s.get("source") for s in service.get("secrets", [])}
+        for secret in sorted(secrets & set(COMPOSE_SECRET_OWNERS)):
+            owner = COMPOSE_SECRET_OWNERS[secret]
+            if name != owner:
+                findings.append(
+                    Finding(
+                        "split-trust",
+                        f"docker-compose.yml {name}",
+                        f"gets {secret}, which only {owner} may have",
+                    )
+                )
+    return findings
+
+
+def graceful_timeout(docs: Sequence[Manifest], container: Manifest) -> float:
+    """VS_GRACEFUL_TIMEOUT_SECONDS as the container sees it: its env, its ConfigMaps, or
+    the default of shared/settings.py."""
+    for env in container.get("env") or []:
+        if env.get("name") == "VS_GRACEFUL_TIMEOUT_SECONDS" and "value" in env:
+            return float(env["value"])
+    maps = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ConfigMap"}
+    for source in container.get("envFrom") or []:
+        name = (source.get("configMapRef") or {}).get("name")
+        value = (maps.get(name) or {}).get("data", {}).get("VS_GRACEFUL_TIMEOUT_SECONDS")
+        if value is not None:
+            return float(value)
+    return float(Settings.model_fields["graceful_timeout_seconds"].default)
+
+
+def check_workloads(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """Security context, resources, service account and, for the five services, probes on
+    the health endpoints and a grace period above the graceful timeout."""
+    findings: list[Finding] = []
+    accounts = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ServiceAccount"}
+    seen = set()
+
+    def bad(doc: Manifest, problem: str) -> None:
+        findings.append(Finding("workload", f"{label} {ident(doc)}".strip(), problem))
+
+    for doc, spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        seen.add(name)
+        pod_sc = spec.get("securityContext") or {}
+        if spec.get("automountServiceAccountToken") is not False:
+            bad(doc, "automountServiceAccountToken must be false")
+        account = accounts.get(spec.get("serviceAccountName", ""))
+        if account is None:
+            bad(doc, "runs as no ServiceAccount of its own")
+        elif account.get("automountServiceAccountToken") is not False:
+            bad(doc, f"ServiceAccount {account['metadata']['name']} automounts its token")
+        for container in containers(spec):
+            sc = container.get("securityContext") or {}
+            cname = container.get("name")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                bad(doc, f"container {cname}: readOnlyRootFilesystem is not true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                bad(doc, f"container {cname}: allowPrivilegeEscalation is not false")
+            if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+                bad(doc, f"container {cname}: capabilities do not drop ALL")
+            if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
+                bad(doc, f"container {cname}: runAsNonRoot is not set")
+            seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+            if seccomp != "RuntimeDefault":
+                bad(doc, f"container {cname}: seccompProfile is not RuntimeDefault")
+            resources = container.get("resources") or {}
+            for part in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(resources.get(part) or {}):
+                    bad(doc, f"container {cname}: no cpu and memory {part}")
+        if doc.get("kind") != "Deployment" or name not in SERVICES:
+            continue
+        main = next((c for c in spec.get("containers") or [] if c.get("name") == name), None)
+        if main is None:
+            bad(doc, f"has no container named {name}")
+            continue
+        if main.get("args") != ["serve", name]:
+            bad(doc, f"container {name} must run 'vroegsignaal serve {name}'")
+        for probe, path in (("readinessProbe", "/health/ready"), ("livenessProbe", "/health/live")):
+            got = ((main.get(probe) or {}).get("httpGet") or {}).get("path")
+            if got != path:
+                bad(doc, f"{probe} must GET {path} (has {got})")
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        timeout = graceful_timeout(docs, main)
+        if not grace > timeout:
+            bad(
+                doc,
+                f"terminationGracePeriodSeconds {grace} is not above the {timeout:g} s "
+                "graceful timeout: in-flight messages would be cut off",
+            )
+    for name in SERVICES:
+        if name not in seen:
+            findings.append(Finding("workload", f"{label} Deployment/{name}".strip(), "missing"))
+    return findings
+
+
+def selects(selector: Manifest | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) against labels."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def check_services_around(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """Each service has a Service, a PodDisruptionBudget and is scraped by a ServiceMonitor."""
+    findings = []
+    deployments = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Deployment"}
+    services = [d for d in docs if d.get("kind") == "Service"]
+    budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
+    monitors = [d for d in docs if d.get("kind") == "ServiceMonitor"]
+    for name in SERVICES:
+        if name not in deployments:
+            continue
+        labels = pod_labels(deployments[name])
+        where = f"{label} Deployment/{name}".strip()
+        ours = [
+            s
+            for s in services
+            if s["spec"].get("selector") and selects({"matchLabels": s["spec"]["selector"]}, labels)
+        ]
+        if not ours:
+            findings.append(Finding("workload", where, "no Service selects its pods"))
+        if not any(selects(b["spec"].get("selector"), labels) for b in budgets):
+            findings.append(Finding("workload", where, "no PodDisruptionBudget"))
+        scraped = any(
+            selects(m["spec"].get("selector"), s["metadata"].get("labels") or {})
+            for m in monitors
+            for s in ours
+        )
+        if not scraped:
+            findings.append(Finding("monitoring", where, "no ServiceMonitor scrapes its Service"))
+    return findings
+
+
+def _namespace_is(peer: Manifest, name: str) -> bool:
+    selector = peer.get("namespaceSelector")
+    return selector is not None and selects(selector, {"kubernetes.io/metadata.name": name})
+
+
+def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """Default deny; the Ingresses and the ingress controller reach only the pseudonymiser
+    and the inbox; each service reaches only Kafka, PostgreSQL and DNS (notification and
+    audit also HTTPS/SMTP outside the cluster: the OIDC issuer, mail, webhooks)."""
+    findings = []
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    where = label or "manifests"
+    deny = [
+        p
+        for p in policies
+        if p["spec"].get("podSelector") == {}
+        and {"Ingress", "Egress"} <= set(p["spec"].get("policyTypes") or [])
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    if not deny:
+        findings.append(Finding("network", where, "no default-deny NetworkPolicy (all pods)"))
+    for ingress in (d for d in docs if d.get("kind") == "Ingress"):
+        for rule in ingress["spec"].get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                backend = path["backend"]["service"]["name"]
+                if backend not in PUBLIC:
+                    findings.append(
+                        Finding(
+                            "network",
+                            f"{label} {ident(ingress)}".strip(),
+                            f"routes {path.get('path')} to {backend}: only "
+                            f"{' and '.join(PUBLIC)} may be reachable from outside",
+                        )
+                    )
+    pods = {doc["metadata"]["name"]: pod_labels(doc) for doc, _ in workloads(docs)}
+    for policy in policies:
+        selected = [
+            n for n, labels in pods.items() if selects(policy["spec"].get("podSelector"), labels)
+        ]
+        for rule in policy["spec"].get("ingress") or []:
+            if any(_namespace_is(peer, INGRESS_NAMESPACE) for peer in rule.get("from") or []):
+                for name in selected:
+                    if name not in PUBLIC:
+                        findings.append(
+                            Finding(
+                                "network",
+                                f"{label} {ident(policy)}".strip(),
+                                f"lets the ingress controller reach {name}",
+                            )
+                        )
+        for rule in policy["spec"].get("egress") or []:
+            for name in selected:
+                if name not in SERVICES:
+                    continue
+                for peer in rule.get("to") or []:
+                    problem = _egress_problem(name, peer)
+                    if problem:
+                        findings.append(
+                            Finding("network", f"{label} {ident(policy)}".strip(), problem)
+                        )
+    return findings
+
+
+def _egress_problem(service: str, peer: Manifest) -> str | None:
+    if "ipBlock" in peer:
+        if service in MAY_LEAVE_CLUSTER:
+            return None
+        return f"lets {service} reach {peer['ipBlock'].get('cidr')} outside the cluster"
+    if "namespaceSelector" in peer:
+        if _namespace_is(peer, DNS_NAMESPACE):
+            return None
+        return f"lets {service} reach another namespace ({peer['namespaceSelector']})"
+    pod = peer.get("podSelector") or {}
+    labels = pod.get("matchLabels") or {}
+    if all(labels.get(k) == v for k, v in KAFKA_POD.items()):
+        return None
+    if all(labels.get(k) == v for k, v in POSTGRES_POD.items()):
+        return None
+    return f"lets {service} reach pods {pod or 'all'}: only Kafka, PostgreSQL and DNS"
+
+
+def topic_name(doc: Manifest) -> str:
+    return str(doc["spec"].get("topicName") or doc["metadata"]["name"])
+
+
+def partner_ids(docs: Sequence[Manifest]) -> set[str]:
+    return {
+        d["metadata"]["name"].removeprefix("partner-")
+        for d in docs
+        if d.get("kind") == "KafkaUser" and d["metadata"]["name"].startswith("partner-")
+    }
+
+
+def _acl_covers(acl: Manifest, topic: str) -> bool:
+    resource = acl.get("resource") or {}
+    if resource.get("type") != "topic":
+        return False
+    name = str(resource.get("name", ""))
+    if resource.get("patternType", "literal") == "prefix":
+        return topic.startswith(name)
+    return name in (topic, "*")
+
+
+def check_kafka(
+    docs: Sequence[Manifest], label: str = "", expected_partners: set[str] | None = None
+) -> list[Finding]:
+    """A KafkaTopic for every topic (shared/contracts.py) and every partner; each partner's
+    KafkaUser may write its own topic and nothing else, and nobody else may write it."""
+    findings = []
+    where = label or "manifests"
+    topics = {topic_name(d): d for d in docs if d.get("kind") == "KafkaTopic"}
+    users = [d for d in docs if d.get("kind") == "KafkaUser"]
+    partners = partner_ids(docs)
+    if expected_partners is not None and partners != expected_partners:
+        findings.append(
+            Finding(
+                "kafka",
+                where,
+                f"partner KafkaUsers {sorted(partners)} are not the "
+                f"partners of {PARTNERS_TEMPLATE.name} {sorted(expected_partners)}",
+            )
+        )
+    names = Topics()
+    wanted = [*names.internal(), *(names.partner(p) for p in sorted(partners))]
+    for name in wanted:
+        topic = topics.get(name)
+        if topic is None:
+            findings.append(Finding("kafka", where, f"no KafkaTopic for {name}"))
+            continue
+        config = topic["spec"].get("config") or {}
+        min_isr = int(config.get("min.insync.replicas", 1))
+        if "min.insync.replicas" not in config or "retention.ms" not in config:
+            findings.append(
+                Finding("kafka", f"{where} {name}", "set retention.ms and min.insync.replicas")
+            )
+        if int(topic["spec"].get("replicas", 1)) < min_isr:
+            findings.append(
+                Finding("kafka", f"{where} {name}", "fewer replicas than min.insync.replicas")
+            )
+    for partner_topic in (t for t in topics if names.partner_id_of(t) is not None):
+        owner = f"partner-{names.partner_id_of(partner_topic)}"
+        writers = {
+            u["metadata"]["name"]
+            for u in users
+            for acl in ((u["spec"].get("authorization") or {}).get("acls") or [])
+            if acl.get("type", "allow") == "allow"
+            and _acl_covers(acl, partner_topic)
+            and {"Write", "All"} & set(acl.get("operations") or [])
+        }
+        if writers - {owner}:
+            findings.append(
+                Finding(
+                    "kafka",
+                    f"{where} {partner_topic}",
+                    f"{sorted(writers - {owner})} may write it: only {owner}",
+                )
+            )
+        if owner not in writers:
+            findings.append(
+                Finding("kafka", f"{where} {partner_topic}", f"{owner} may not write it")
+            )
+    for user in users:
+        pid = user["metadata"]["name"].removeprefix("partner-")
+        if not user["metadata"]["name"].startswith("partner-"):
+            continue
+        own = names.partner(pid)
+        if (user["spec"].get("authentication") or {}).get("type") != "scram-sha-512":
+            findings.append(Finding("kafka", f"{where} {ident(user)}", "must use scram-sha-512"))
+        for acl in (user["spec"].get("authorization") or {}).get("acls") or []:
+            resource = acl.get("resource") or {}
+            exact = (
+                resource.get("type") == "topic"
+                and resource.get("name") == own
+                and resource.get("patternType", "literal") == "literal"
+            )
+            extra = set(acl.get("operations") or []) - {"Write", "Describe"}
+            if not exact or extra:
+                findings.append(
+                    Finding(
+                        "kafka",
+                        f"{where} {ident(user)}",
+                        f"ACL {resource} {acl.get('operations')}: a partner may only write {own}",
+                    )
+                )
+    return findings
+
+
+def check_scaling(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """KEDA scales matching, notification and audit on lag, never above the partitions of
+    a topic it watches; no HPA of its own on the same Deployment; `replicas` left to KEDA."""
+    findings = []
+    where = label or "manifests"
+    partitions = {
+        topic_name(d): int(d["spec"]["partitions"]) for d in docs if d.get("kind") == "KafkaTopic"
+    }
+    deployments = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Deployment"}
+    scaled = {}
+    for obj in (d for d in docs if d.get("kind") == "ScaledObject"):
+        target = obj["spec"]["scaleTargetRef"]["name"]
+        scaled[target] = obj
+        top = int(obj["spec"].get("maxReplicaCount", 100))
+        for trigger in obj["spec"].get("triggers") or []:
+            if trigger.get("type") != "kafka":
+                continue
+            topic = trigger["metadata"].get("topic")
+            if topic not in partitions:
+                findings.append(
+                    Finding("scaling", f"{where} {ident(obj)}", f"watches unknown topic {topic}")
+                )
+            elif top > partitions[topic]:
+                findings.append(
+                    Finding(
+                        "scaling",
+                        f"{where} {ident(obj)}",
+                        f"maxReplicaCount {top} is above the {partitions[topic]} partitions of "
+                        f"{topic}: the extra consumers would sit idle",
+                    )
+                )
+        if target in deployments and "replicas" in deployments[target]["spec"]:
+            findings.append(
+                Finding("scaling", f"{where} Deployment/{target}", "sets replicas, which KEDA owns")
+            )
+    for name in KEDA_SCALED:
+        if name not in scaled:
+            findings.append(Finding("scaling", where, f"no ScaledObject for {name}"))
+    for hpa in (d for d in docs if d.get("kind") == "HorizontalPodAutoscaler"):
+        target = hpa["spec"]["scaleTargetRef"]["name"]
+        if target in scaled:
+            findings.append(
+                Finding("scaling", f"{where} {ident(hpa)}", f"{target} is already scaled by KEDA")
+            )
+    return findings
+
+
+def check_production(docs: Sequence[Manifest]) -> list[Finding]:
+    """What production needs beyond the shape: three of everything, and backups."""
+    findings = []
+    for pool in (d for d in docs if d.get("kind") == "KafkaNodePool"):
+        if int(pool["spec"]["replicas"]) < 3:
+            findings.append(Finding("production", ident(pool), "fewer than 3 Kafka nodes"))
+    clusters = [d for d in docs if d.get("kind") == "Cluster"]
+    for cluster in clusters:
+        if int(cluster["spec"]["instances"]) < 3:
+            findings.append(
+                Finding("production", ident(cluster), "fewer than 3 PostgreSQL instances")
+            )
+        if not (cluster["spec"].get("backup") or cluster["spec"].get("plugins")):
+            findings.append(Finding("production", ident(cluster), "no backup to object storage"))
+    if not any(d.get("kind") == "ScheduledBackup" for d in docs):
+        findings.append(Finding("production", "manifests", "no ScheduledBackup"))
+    if not clusters:
+        findings.append(Finding("production", "manifests", "no PostgreSQL Cluster"))
+    return findings
+
+
+def check_dockerfile(text: str) -> list[Finding]:
+    """One image: the final stage runs as a non-root user and has no HEALTHCHECK."""
+    final = re.split(r"(?im)^FROM\s", text)[-1]
+    findings = []
+    user = re.findall(r"(?im)^USER\s+(\S+)", final)
+    if not user or user[-1].split(":")[0] in ("root", "0"):
+        findings.append(
+            Finding("image", "Dockerfile", "the final stage must end as a non-root USER")
+        )
+    if re.search(r"(?im)^HEALTHCHECK\s", text):
+        findings.append(Finding("image", "Dockerfile", "no HEALTHCHECK: Kubernetes probes do that"))
+    return findings
+
+
+def rules(docs: Sequence[Manifest], label: str) -> list[Finding]:
+    """Every rule of the deployment on one rendered overlay."""
+    expected = None
+    if label == "dev":
+        template = yaml.safe_load(PARTNERS_TEMPLATE.read_text())
+        expected = {p["id"] for p in template["partners"]}
+    return [
+        *check_split_trust(docs, label),
+        *check_workloads(docs, label),
+        *check_services_around(docs, label),
+        *check_network(docs, label),
+        *check_kafka(docs, label, expected),
+        *check_scaling(docs, label),
+        *(check_production(docs) if label == "production" else []),
+    ]
+
+
+# -- the whole check -----------------------------------------------------------------------
+
+
+def _versions() -> str:
+    crds = TOOLS / "crds" / "VERSIONS"
+    return crds.read_text().strip() if crds.exists() else "unknown"
+
+
+def run() -> Report:
+    report = Report()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
+        workdir = Path(tmp)
+        rendered = {overlay: render(overlay) for overlay in OVERLAYS}
+        report.say(
+            "rendered with kustomize: "
+            + ", ".join(f"overlays/{o} ({len(d)} objects)" for o, d in rendered.items())
+        )
+
+        core = 0
+        for overlay, docs in rendered.items():
+            found = report.add(validate_core(docs, workdir, overlay))
+            core += sum(1 for d in docs if not is_custom(d))
+            for finding in found:
+                report.say(f"  FAIL {finding}")
+        report.say(
+            f"kubernetes schemas (kubernetes-validate, Kubernetes {KUBERNETES_VERSION}, strict): "
+            f"{core} core objects checked"
+        )
+
+        counts: dict[str, int] = {}
+        for overlay, docs in rendered.items():
+            found, per_kind = validate_custom(docs, workdir, overlay)
+            for kind, n in per_kind.items():
+                counts[kind] = counts.get(kind, 0) + n
+            for finding in report.add(found):
+                report.say(f"  FAIL {finding}")
+        report.say(
+            f"custom resources against their CRDs ({_versions()}): "
+            + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+        )
+
+        checkov = run_checkov(rendered, workdir)
+        report.add(checkov.failed)
+        report.say(
+            f"checkov: {checkov.passed} passed, {len(checkov.failed)} failed, "
+            f"{len(checkov.skipped)} skipped"
+        )
+        for finding in checkov.failed:
+            report.say(f"  FAIL {finding}")
+        skips: list[Skip] = []
+        for overlay, docs in rendered.items():
+            annotated, found = checkov_skips(docs, overlay)
+            skips += annotated
+            for finding in report.add(found):
+                report.say(f"  FAIL {finding}")
+        reasoned = {(s.check_id, s.resource) for s in skips}
+        for check_id, resource in sorted(set(checkov.skipped)):
+            kind, _, name = resource.split(".", 2)
+            if (check_id, f"{kind}/{name}") not in reasoned:
+                finding = Finding("checkov-skip", resource, f"{check_id} skipped without a reason")
+                report.add([finding])
+                report.say(f"  FAIL {finding}")
+        report.say("  skipped, each with the reason written in the manifest:")
+        for line in describe_skips(skips):
+            report.say(f"    {line}")
+
+        found = report.add(validate_compose())
+        compose = yaml.safe_load(COMPOSE_FILE.read_text())
+        found += report.add(check_compose_split_trust(compose))
+        found += report.add(check_dockerfile(DOCKERFILE.read_text()))
+        report.say(
+            f"{COMPOSE_FILE.name} against the Compose Specification, and its split trust; "
+            f"{DOCKERFILE.name}: {'FAIL' if found else 'ok'}"
+        )
+        for finding in found:
+            report.say(f"  FAIL {finding}")
+
+        for overlay, docs in rendered.items():
+            found = report.add(rules(docs, overlay))
+            report.say(
+                f"rules on overlays/{overlay} (split trust, workloads, network, Kafka, scaling"
+                + (", production" if overlay == "production" else "")
+                + f"): {'FAIL' if found else 'ok'}"
+            )
+            for finding in found:
+                report.say(f"  FAIL {finding}")
+
+    report.say("not checked offline:")
+    for line in NOT_CHECKED:
+        report.say(f"  {line}")
+    took = time.monotonic() - started
+    verdict = f"{len(report.findings)} problem(s)" if report.findings else "passed"
+    report.say(f"deploy-check {verdict} in {took:.0f} s")
+    return report
+
+
+def main() -> None:
+    try:
+        report = run()
+    except RuntimeError as exc:  # a tool missing or failing: the message says which
+        print(f"deploy-check: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(1 if report.findings else 0)
+
+
+if __name__ == "__main__":
+    main()
