@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 
@@ -113,6 +115,7 @@ def create_broker(
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -134,11 +137,72 @@ def create_broker(
     return broker, retry.sink
 
 
+class KafkaSecurityError(ValueError):
+    """Kafka security settings that cannot work; the message names the setting to fix."""
+
+
+def _tls(settings: Settings) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(
+            cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise KafkaSecurityError(
+            f"cannot read the Kafka CA file {settings.kafka_ca_file}: {exc}; "
+            "set VS_KAFKA_CA_FILE to the brokers' CA certificate (PEM)"
+        ) from None
+
+
+def _scram(settings: Settings) -> tuple[str, str]:
+    user, path = settings.kafka_sasl_username, settings.kafka_sasl_password_file
+    if not user or path is None:
+        raise KafkaSecurityError(
+            "VS_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs VS_KAFKA_SASL_USERNAME and "
+            "VS_KAFKA_SASL_PASSWORD_FILE (the KafkaUser's Secret)"
+        )
+    try:
+        return user, path.read_text().strip()
+    except OSError as exc:
+        raise KafkaSecurityError(
+            f"cannot read the Kafka password file {path}: {exc}; set VS_KAFKA_SASL_PASSWORD_FILE"
+        ) from None
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """How FastStream's broker logs in: plain, TLS, or SCRAM-SHA-512 over TLS."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    if settings.kafka_security_protocol == "SSL":
+        return BaseSecurity(ssl_context=_tls(settings))
+    user, password = _scram(settings)
+    return SASLScram512(user, password, ssl_context=_tls(settings))
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The same login for a plain aiokafka client (admin, the audit check's consumer)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {
+        "security_protocol": settings.kafka_security_protocol,
+        "ssl_context": _tls(settings),
+    }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        user, password = _scram(settings)
+        options |= {
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
+        }
+    return options
+
+
 async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[str]:
     """Create every internal topic and one topic per partner; return those created now."""
     topics = Topics(settings.topic_prefix)
     wanted = [*topics.internal(), *(topics.partner(p) for p in partner_ids)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **client_options(settings)
+    )
     try:
         await admin.start()
     except KafkaConnectionError as exc:

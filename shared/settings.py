@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:15432/vroegsignaal",
         validation_alias="DATABASE_URL",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="SASL_SSL: SCRAM-SHA-512 over TLS, as a Strimzi KafkaUser logs in.",
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="The SCRAM password (Strimzi's KafkaUser Secret, 'password')."
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None, description="CA certificate(s) of the brokers (Strimzi's cluster CA)."
     )
     topic_prefix: str = Field(
         default="",

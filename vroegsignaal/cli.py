@@ -105,6 +105,7 @@ def serve(
     service: Annotated[str, typer.Argument(help="intake, matching, notification or audit")],
 ) -> None:
     """Run one service in the foreground (what each container runs)."""
+    from shared.keystore import KeyStoreError
     from vroegsignaal.services import SERVICES
     from vroegsignaal.services import serve as run_service
 
@@ -113,7 +114,8 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         run_service(service, Settings())
-    except (PartnerRegistryError, OSError) as exc:
+    except (PartnerRegistryError, KeyStoreError, OSError, ValueError) as exc:
+        # A broken policy, roster, webhooks file or Kafka login: one message with the fix.
         raise _fail(str(exc)) from None
 
 

@@ -15,6 +15,7 @@ from services.audit import store
 from services.audit.domain import SignedHead
 from services.audit.verify import COLUMNS, StoredEntry, verify
 from shared.contracts import Topics, TreeHeadSigned
+from shared.kafka import client_options
 from shared.settings import Settings
 
 
@@ -22,7 +23,9 @@ async def published_heads(settings: Settings) -> list[SignedHead]:
     """Every head on the tree-heads topic: the copies outside the database."""
     topic = Topics(settings.topic_prefix).tree_heads
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        **client_options(settings),
     )
     await consumer.start()
     heads = []
