@@ -184,7 +184,8 @@ class SubjectReportRequest(Contract):
 
 
 class SubjectErased(Contract):
-    """Intake's word to matching: erase everything of this subject and shred its key."""
+    """Intake's word to matching, and matching's to notification: erase everything of
+    this subject (matching also shreds its key)."""
 
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
     partner_id: PartnerId

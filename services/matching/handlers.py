@@ -449,6 +449,14 @@ class Matcher:
                 await self.end(conn, stored, EndReason.ERASED, now)
             await self.reconsider(conn, erased.subject, now)
             await self.schedule_shred(conn, erased.subject, "the subject asked for erasure")
+            # Passed on after the dissolutions, so notification erases what it holds too.
+            await enqueue(
+                conn,
+                self.runtime.topics.match_lifecycle,
+                SubjectErased(
+                    subject=erased.subject, partner_id=erased.partner_id, requested_at=now
+                ),
+            )
         ERASED.inc()
         await self.shred_pending()
 

@@ -45,6 +45,7 @@ from shared.contracts import (
     SealedMatch,
     SealedNotice,
     SealedTransfer,
+    SubjectErased,
     WijkThemeCounted,
     WijkTrendRaised,
     WorkerContact,
@@ -64,7 +65,7 @@ ALERTS = Counter(
     "vroegsignaal_notification_alerts_total", "Alerts issued", ["kind", "occasion", "part"]
 )
 ERASED = Counter(
-    "vroegsignaal_notification_erased_total", "Match events about subjects whose key was shredded"
+    "vroegsignaal_notification_erased_total", "Erasures, and match events of erased subjects"
 )
 UNASSIGNED = Counter(
     "vroegsignaal_notification_unassigned_total",
@@ -277,6 +278,8 @@ class Notifier:
             if not await claim_message(conn, CONSUMER, event.event_id):
                 return
             known = await store.match(conn, event.match_id)
+            if known is None and await store.forgotten(conn, event.match_id):
+                return  # its subject was erased
             if known is None:
                 # The join overtook the raise: this is the match as it stands now.
                 await self.open_match(conn, event, sealed)
@@ -323,6 +326,8 @@ class Notifier:
                 return
             known = await store.match(conn, event.match_id)
             if known is None:
+                if await store.forgotten(conn, event.match_id):
+                    return  # its subject was erased
                 raise MatchNotYetKnown(f"coordination transfer of unknown match {event.match_id}")
             before = (
                 await roster.person(conn, known["coordinator_id"])
@@ -371,6 +376,8 @@ class Notifier:
                 return
             known = await store.match(conn, event.match_id)
             if known is None:
+                if await store.forgotten(conn, event.match_id):
+                    return  # its subject was erased
                 raise MatchNotYetKnown(f"end of unknown match {event.match_id}")
             if not await store.close_match(conn, event.match_id, event.dissolved_at):
                 return
@@ -419,6 +426,22 @@ class Notifier:
                     "notification: one-time notice of earlier involvement (rule 6)",
                     {notice.worker.worker_id: notice.organisation},
                 )
+
+    async def on_erased(self, erased: SubjectErased) -> None:
+        """The subject asked for erasure: what notification holds about them goes."""
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, erased.event_id):
+                return
+            matches, alerts = await store.forget_subject(conn, erased.subject)
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.DELETE,
+                object_type="subject-notifications",
+                subjects=[erased.subject],
+                purpose=f"notification: erased {matches} matches and {alerts} alerts of a "
+                "subject at their request",
+            )
+        ERASED.inc()
 
     async def on_cell(self, cell: WijkTrendRaised | WijkThemeCounted) -> None:
         """Keep the anonymous wijk x theme counts (only cells of at least k ever arrive)."""
@@ -553,6 +576,9 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
             moved = await dead_letters.decode(CoordinationTransferred, message)
             if moved is not None:
                 await notifier.on_transferred(message, moved)
+        elif kind == SubjectErased.__name__:
+            if (erased := await dead_letters.decode(SubjectErased, message)) is not None:
+                await notifier.on_erased(erased)
         elif kind == EarlierInvolvementNoticed.__name__:
             notice = await dead_letters.decode(EarlierInvolvementNoticed, message)
             if notice is not None:
@@ -564,7 +590,7 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
                 "unknown-event-type",
                 f"no handler for lifecycle event type {kind!r}: set the {EVENT_TYPE_HEADER} "
                 "header to one of MatchJoined, MatchDissolved, CoordinationTransferred, "
-                "EarlierInvolvementNoticed",
+                "EarlierInvolvementNoticed, SubjectErased",
             )
 
     @runtime.broker.subscriber(

@@ -496,3 +496,33 @@ async def counts(conn: Conn) -> dict[str, int]:
     )
     assert row is not None
     return dict(row)
+
+
+async def forget_subject(conn: Conn, subject: str) -> tuple[int, int]:
+    """Erase what notification holds about a subject: the matches it seals (their
+    parties, contacts made, tasks and alerts) and every alert about it. Returns
+    (matches, alerts) removed; the match ids are remembered so late events change
+    nothing."""
+    match_ids = [
+        r["match_id"]
+        for r in await conn.fetch("SELECT match_id FROM matches WHERE subject = $1", subject)
+    ]
+    await conn.executemany(
+        "INSERT INTO forgotten_matches (match_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        [(m,) for m in match_ids],
+    )
+    alerts = await conn.fetchval(
+        "WITH gone AS (DELETE FROM alerts WHERE subject = $1 OR match_id = ANY($2)"
+        " RETURNING 1) SELECT count(*) FROM gone",
+        subject,
+        match_ids,
+    )
+    for table in ("inform_tasks", "contacts_made", "match_parties", "matches"):
+        await conn.execute(f"DELETE FROM {table} WHERE match_id = ANY($1)", match_ids)
+    return len(match_ids), int(alerts)
+
+
+async def forgotten(conn: Conn, match_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval("SELECT true FROM forgotten_matches WHERE match_id = $1", match_id)
+    )

@@ -246,7 +246,7 @@ def test_a_partner_may_write_only_its_own_topic(dev: list[Manifest]) -> None:
         }
     )
 
-    found = problems(dc.check_kafka(dev, "dev"))
+    found = problems(dc.check_kafka(dev, "dev", stand_in=dc.SIMULATOR_USER))
 
     assert "KafkaUser/partner-school-de-regenboog: ACL" in found
     assert "signals.jgz-voorbeeldrade: ['partner-school-de-regenboog', 'svc-matching']" in found
@@ -325,3 +325,202 @@ def test_the_dockerfile_runs_as_a_user_without_a_healthcheck() -> None:
 
     assert "non-root USER" in found
     assert "no HEALTHCHECK" in found
+
+
+# -- Kafka login ---------------------------------------------------------------------------
+
+
+def kafka_volume(docs: list[Manifest], name: str) -> Manifest:
+    spec = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+    return next(v for v in spec["volumes"] if v["name"] == "kafka")
+
+
+def set_env(docs: list[Manifest], name: str, variable: str, value: str) -> None:
+    env = container(docs, name)["env"]
+    env[:] = [e for e in env if e["name"] != variable] + [{"name": variable, "value": value}]
+
+
+def login_problems(docs: list[Manifest], label: str) -> str:
+    return problems(dc.check_kafka_login(docs, label))
+
+
+def test_every_kafka_client_logs_in_as_its_own_user(rendered: dict[str, list[Manifest]]) -> None:
+    for overlay, docs in rendered.items():
+        logins, found = dc.kafka_logins(docs, overlay)
+
+        assert found == [], problems(found)
+        clients = {login.workload: login.user for login in logins}
+        expected = {*dc.SERVICES, *(("simulator",) if overlay == "dev" else ())}
+        assert clients == {name: f"svc-{name}" for name in expected}, overlay
+        assert {login.bootstrap for login in logins} == {"vroegsignaal-kafka-bootstrap:9093"}
+        # The demo issuer beside notification and audit is no Kafka client at all.
+        assert len(logins) == len(expected)
+
+
+def test_a_service_without_its_password_file_fails(production: list[Manifest]) -> None:
+    sources = kafka_volume(production, "intake")["projected"]["sources"]
+    sources[:] = [s for s in sources if s["secret"]["name"] != "svc-intake"]
+
+    found = login_problems(production, "production")
+
+    assert (
+        "Deployment/intake container intake: VS_KAFKA_SASL_PASSWORD_FILE "
+        "/var/run/secrets/vroegsignaal/kafka/password must be its password, key password of "
+        "the Secret svc-intake mounted as a file; there is no Secret"
+    ) in found
+    assert "KafkaUser/svc-intake" not in found  # its user is still named: only the file is gone
+
+
+def test_a_service_pointed_at_another_services_user_fails(production: list[Manifest]) -> None:
+    set_env(production, "matching", "VS_KAFKA_SASL_USERNAME", "svc-notification")
+    kafka_volume(production, "matching")["projected"]["sources"][0]["secret"]["name"] = (
+        "svc-notification"
+    )
+
+    found = login_problems(production, "production")
+
+    assert (
+        "Deployment/matching container matching: logs in as svc-notification: each workload "
+        "logs in as its own KafkaUser, svc-matching"
+    ) in found
+    assert "KafkaUser/svc-matching: no workload logs in as it" in found
+
+
+def test_a_username_without_its_kafka_user_or_with_another_login_fails(
+    production: list[Manifest],
+) -> None:
+    production.remove(find(production, "KafkaUser", "svc-audit"))
+    find(production, "KafkaUser", "svc-intake")["spec"]["authentication"] = {"type": "tls"}
+
+    found = login_problems(production, "production")
+
+    assert "Deployment/audit container audit: there is no KafkaUser svc-audit" in found
+    assert "KafkaUser svc-intake authenticates by tls: not scram-sha-512" in found
+
+
+def test_plaintext_or_an_unauthenticated_listener_fails(dev: list[Manifest]) -> None:
+    # The way it was before: a plain listener, ANONYMOUS a super user, a service on it.
+    kafka = find(dev, "Kafka", "vroegsignaal")["spec"]["kafka"]
+    kafka["listeners"].append({"name": "plain", "port": 9092, "type": "internal", "tls": False})
+    kafka["authorization"]["superUsers"] = ["ANONYMOUS"]
+    set_env(dev, "audit", "KAFKA_BOOTSTRAP_SERVERS", "vroegsignaal-kafka-bootstrap:9092")
+    set_env(dev, "notification", "VS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+
+    found = login_problems(dev, "dev")
+
+    assert "Kafka/vroegsignaal: listener plain 9092 (internal, no TLS, NO authentication)" in found
+    assert "superUsers has ANONYMOUS" in found
+    assert (
+        "Deployment/audit container audit: KAFKA_BOOTSTRAP_SERVERS "
+        "vroegsignaal-kafka-bootstrap:9092 is the listener plain 9092" in found
+    )
+    assert "container audit: no NetworkPolicy lets it reach the Kafka brokers on port 9092" in found
+    assert "container notification: VS_KAFKA_SECURITY_PROTOCOL is PLAINTEXT" in found
+    lines = dc.describe_kafka(dev)
+    assert "without authentication: plain 9092 (internal, no TLS, NO authentication)" in lines[0]
+
+
+def test_the_ca_must_be_the_cluster_ca(production: list[Manifest]) -> None:
+    ca = kafka_volume(production, "notification")["projected"]["sources"][1]["secret"]
+    ca["name"] = "vroegsignaal-clients-ca-cert"  # Strimzi's other CA: not the brokers'
+
+    found = login_problems(production, "production")
+
+    assert (
+        "container notification: VS_KAFKA_CA_FILE /var/run/secrets/vroegsignaal/kafka/ca.crt "
+        "must be the cluster CA, key ca.crt of the Secret vroegsignaal-cluster-ca-cert mounted "
+        "as a file; there is key ca.crt of Secret vroegsignaal-clients-ca-cert"
+    ) in found
+
+
+def test_another_layout_of_the_same_login_passes(production: list[Manifest]) -> None:
+    # A plain secret volume per file, mounted with subPath, is as good as the projected one.
+    spec = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
+    spec["volumes"] = [v for v in spec["volumes"] if v["name"] != "kafka"] + [
+        {"name": "kafka-password", "secret": {"secretName": "svc-audit"}},
+        {"name": "kafka-ca", "secret": {"secretName": "vroegsignaal-cluster-ca-cert"}},
+    ]
+    main = container(production, "audit")
+    main["volumeMounts"] = [m for m in main["volumeMounts"] if m["name"] != "kafka"] + [
+        {"name": "kafka-password", "mountPath": "/run/kafka/password", "subPath": "password"},
+        {"name": "kafka-ca", "mountPath": "/run/kafka-ca"},
+    ]
+    set_env(production, "audit", "VS_KAFKA_SASL_PASSWORD_FILE", "/run/kafka/password")
+    set_env(production, "audit", "VS_KAFKA_CA_FILE", "/run/kafka-ca/ca.crt")
+
+    assert dc.check_kafka_login(production, "production") == []
+
+
+def test_the_network_must_let_each_client_reach_its_listener(dev: list[Manifest]) -> None:
+    egress = find(dev, "NetworkPolicy", "services-to-kafka-and-postgres")
+    egress["spec"]["egress"][0]["ports"][0]["port"] = 9092  # a stale port
+    peers = find(dev, "Kafka", "vroegsignaal")["spec"]["kafka"]["listeners"][0]
+    peers["networkPolicyPeers"] = [
+        p for p in peers["networkPolicyPeers"] if "simulator" not in str(p)
+    ]
+
+    found = login_problems(dev, "dev")
+
+    for name in dc.SERVICES:
+        assert (
+            f"Deployment/{name} container {name}: no NetworkPolicy lets it reach the Kafka "
+            "brokers on port 9093"
+        ) in found
+    assert (
+        "Deployment/simulator container simulator: the listener scram's networkPolicyPeers "
+        "do not select its pods"
+    ) in found
+    assert "Deployment/simulator container simulator: no NetworkPolicy" not in found
+
+
+def test_a_service_user_gets_no_create_and_only_its_own_groups(production: list[Manifest]) -> None:
+    acls = find(production, "KafkaUser", "svc-matching")["spec"]["authorization"]["acls"]
+    acls += [
+        {"resource": {"type": "topic", "name": "matches"}, "operations": ["Create"]},
+        {
+            "resource": {"type": "group", "name": "vroegsignaal-notification"},
+            "operations": ["Read"],
+        },
+        {"resource": {"type": "topic", "name": "matchs"}, "operations": ["Write"]},
+        {"resource": {"type": "cluster"}, "operations": ["Alter"]},
+    ]
+
+    found = login_problems(production, "production")
+
+    assert "KafkaUser/svc-matching: ACL {'type': 'topic', 'name': 'matches'} ['Create']" in found
+    assert "ACL on group vroegsignaal-notification: matching's consumer groups are" in found
+    assert "ACL on topic matchs (literal): no KafkaTopic is that" in found
+    assert "KafkaUser/svc-matching: ACL {'type': 'cluster'} ['Alter']" in found
+
+
+def test_keda_reads_the_lag_over_a_listener_that_authenticates(
+    production: list[Manifest],
+) -> None:
+    trigger = find(production, "ScaledObject", "audit")["spec"]["triggers"][0]["metadata"]
+    trigger["bootstrapServers"] = "vroegsignaal-kafka-bootstrap.vroegsignaal.svc:9092"
+    del find(production, "ScaledObject", "matching")["spec"]["triggers"][0]["metadata"]["sasl"]
+
+    found = login_problems(production, "production")
+
+    assert "ScaledObject/audit: KEDA's lag: " in found and "no listener on port 9092" in found
+    assert "ScaledObject/matching: KEDA's lag: set sasl: scram_sha512 and tls: enable" in found
+
+
+def test_the_simulator_may_write_the_partners_topics_and_nothing_else(
+    dev: list[Manifest],
+) -> None:
+    assert dc.check_kafka(dev, "dev", stand_in=dc.SIMULATOR_USER) == []
+    # Without the dev exception its writes are what they are: someone else's topics.
+    assert "['svc-simulator'] may write it" in problems(dc.check_kafka(dev, "dev"))
+
+    acls = find(dev, "KafkaUser", dc.SIMULATOR_USER)["spec"]["authorization"]["acls"]
+    acls[:] = [a for a in acls if a["resource"].get("name") != "signals.wijkteam-noord"]
+    acls.append({"resource": {"type": "topic", "name": "signals.accepted"}, "operations": ["Read"]})
+
+    found = problems(dc.check_kafka(dev, "dev", stand_in=dc.SIMULATOR_USER))
+
+    assert "signals.wijkteam-noord: svc-simulator may not write it" in found
+    assert (
+        "KafkaUser/svc-simulator: ACL {'type': 'topic', 'name': 'signals.accepted'} ['Read']: "
+        "the simulator may only write the partners' topics"
+    ) in found

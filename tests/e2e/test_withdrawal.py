@@ -13,10 +13,11 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
+from shared.auth import Role
 from shared.contracts import MatchDissolved, Topics, WithdrawalReason
 from shared.kafka import create_broker
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import auth, eventually
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
 from tests.kafka_tools import read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
@@ -134,6 +135,21 @@ async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
                 return (s["open_matches"], s["open_family_matches"]) == (2, 1)
 
             await eventually(both_matches, timeout=60)
+
+            async def told() -> bool:
+                alerts = await get_json(f"{services['notification']}/alerts/summary")
+                return bool(alerts["open_matches"] == 2)
+
+            await eventually(told, timeout=60)
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                # The child's person match is sealed under the child's own key.
+                (person_subject,) = await conn.fetch(
+                    "SELECT subject FROM notification.matches WHERE kind = 'person'"
+                )
+                person_subject = person_subject["subject"]
+            finally:
+                await conn.close()
             request = export(tmp_path / "erase.csv", [{"child_bsn": child}])
             await school.erase_file(request)
 
@@ -154,5 +170,25 @@ async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
             "SELECT count(*) FROM matching.family_nodes WHERE node LIKE 's:%'"
         )
         assert nodes == 1
+
+        # Notification forgets the child too: its match, the alerts about it, the tasks.
+        async def forgotten() -> bool:
+            left = await conn.fetchval(
+                "SELECT (SELECT count(*) FROM notification.matches WHERE subject = $1)"
+                " + (SELECT count(*) FROM notification.alerts WHERE subject = $1)",
+                person_subject,
+            )
+            return bool(left == 0)
+
+        await eventually(forgotten, timeout=30)
+        assert await conn.fetchval("SELECT count(*) FROM notification.forgotten_matches") >= 1
+        anouk = await get_json(
+            f"{services['notification']}/api/alerts",
+            headers=auth(settings, "juf-anouk", Role.WORKER),
+        )
+        assert all(a["kind"] != "person" for a in anouk["alerts"])
+        # Nothing of it was dead-lettered: late events of the forgotten match change nothing.
+        summary_after = await get_json(f"{services['notification']}/alerts/summary")
+        assert summary_after["open_matches"] == 0
     finally:
         await conn.close()
