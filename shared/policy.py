@@ -64,6 +64,10 @@ class InformingPolicy(_Strict):
         return self
 
 
+class NotificationPolicy(_Strict):
+    keep_closed_days: int = Field(default=365, ge=1, le=3650)
+
+
 class AuditPolicy(_Strict):
     retention_years: int = Field(default=5, ge=1, le=30)
 
@@ -78,6 +82,7 @@ class Policy(_Strict):
     aggregates: AggregatesPolicy = AggregatesPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
     informing: InformingPolicy = InformingPolicy()
+    notification: NotificationPolicy = NotificationPolicy()
     audit: AuditPolicy = AuditPolicy()
 
     def authorises(self, category: OrganisationCategory) -> bool:

@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> ASGIApp:
         runtime.on_start(seed_roster)
         runtime.every(settings.delivery_interval_seconds, "alert delivery", deliverer.run_once)
         runtime.every(settings.escalation_interval_seconds, "escalation", notifier.escalate)
+        runtime.every(settings.retention_interval_seconds, "inbox retention", notifier.retention)
         runtime.on_close(bus.close)
         runtime.on_close(client.aclose)
         runtime.on_close(verifier.aclose)

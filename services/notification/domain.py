@@ -43,6 +43,8 @@ MESSAGES = {
     "of; it concerns another child in the same family.",
     "coordinator": "You are the coordinator (matchregisseur) of this match.",
     "regie": "A match was raised; follow whether contact is made.",
+    "unassigned": "A match was raised and no coordinator could be assigned: the wijk's team "
+    "has no eligible worker on the roster. Assign one (vroegsignaal roster).",
     "transferred": "Coordination of this match moved to another team.",
     "dissolved": "This match has ended: the registrations no longer match.",
     "earlier": "Earlier involvement: these organisations were involved with this youth "
@@ -165,7 +167,7 @@ def alerts_for_match(
             r,
             (),
             coordinator,
-            MESSAGES["regie"],
+            MESSAGES["regie"] if coordinator else MESSAGES["unassigned"],
         )
         for r in regie
         if r.worker_id not in workers

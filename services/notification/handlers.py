@@ -443,6 +443,25 @@ class Notifier:
             )
         ERASED.inc()
 
+    async def retention(self, now: datetime | None = None) -> int:
+        """A match's alerts, tasks and contacts go `keep_closed_days` after it ended (and a
+        notice without a match that long after it was issued). Returns alerts removed."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(days=self.policy.notification.keep_closed_days)
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            match_ids, notices = await store.expired(conn, cutoff)
+            if not match_ids and not notices:
+                return 0
+            alerts = await store.forget_matches(conn, match_ids) + notices
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.DELETE,
+                object_type="inbox-history",
+                purpose=f"notification: retention removed {len(match_ids)} ended matches and "
+                f"{alerts} alerts older than {self.policy.notification.keep_closed_days} days",
+            )
+        return alerts
+
     async def on_cell(self, cell: WijkTrendRaised | WijkThemeCounted) -> None:
         """Keep the anonymous wijk x theme counts (only cells of at least k ever arrive)."""
         async with self.runtime.pool.acquire() as conn, conn.transaction():

@@ -507,19 +507,45 @@ async def forget_subject(conn: Conn, subject: str) -> tuple[int, int]:
         r["match_id"]
         for r in await conn.fetch("SELECT match_id FROM matches WHERE subject = $1", subject)
     ]
+    alerts = await forget_matches(conn, match_ids)
+    alerts += await conn.fetchval(
+        "WITH gone AS (DELETE FROM alerts WHERE subject = $1 RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        subject,
+    )
+    return len(match_ids), int(alerts)
+
+
+async def forget_matches(conn: Conn, match_ids: Sequence[uuid.UUID]) -> int:
+    """Remove matches with their alerts (and deliveries), parties, contacts and tasks;
+    remember their ids. Returns the number of alerts removed."""
     await conn.executemany(
         "INSERT INTO forgotten_matches (match_id) VALUES ($1) ON CONFLICT DO NOTHING",
         [(m,) for m in match_ids],
     )
     alerts = await conn.fetchval(
-        "WITH gone AS (DELETE FROM alerts WHERE subject = $1 OR match_id = ANY($2)"
-        " RETURNING 1) SELECT count(*) FROM gone",
-        subject,
-        match_ids,
+        "WITH gone AS (DELETE FROM alerts WHERE match_id = ANY($1) RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        list(match_ids),
     )
     for table in ("inform_tasks", "contacts_made", "match_parties", "matches"):
-        await conn.execute(f"DELETE FROM {table} WHERE match_id = ANY($1)", match_ids)
-    return len(match_ids), int(alerts)
+        await conn.execute(f"DELETE FROM {table} WHERE match_id = ANY($1)", list(match_ids))
+    return int(alerts)
+
+
+async def expired(conn: Conn, closed_before: datetime) -> tuple[list[uuid.UUID], int]:
+    """Matches closed before the cutoff, and how many notices without a match (earlier
+    involvement) were issued before it, for the retention job."""
+    rows = await conn.fetch(
+        "SELECT match_id FROM matches WHERE state = 'closed' AND closed_at < $1 LIMIT 1000",
+        closed_before,
+    )
+    notices = await conn.fetchval(
+        "WITH gone AS (DELETE FROM alerts WHERE match_id IS NULL AND issued_at < $1"
+        " RETURNING 1) SELECT count(*) FROM gone",
+        closed_before,
+    )
+    return [r["match_id"] for r in rows], int(notices)
 
 
 async def forgotten(conn: Conn, match_id: uuid.UUID) -> bool:

@@ -159,5 +159,26 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
         changes = await eventually(roster_changes, timeout=30)
         assert ("jgt-zuid-1", "roster: deactivated") in changes
         assert any(obj == "jgt-zuid-9" and "added to jgt-zuid" in str(p) for obj, p in changes)
+
+        # A year after the match ended, the inbox forgets it (policy keep_closed_days).
+        await conn.execute(
+            "UPDATE notification.matches SET closed_at = closed_at - interval '400 days'"
+        )
+
+        async def emptied() -> bool:
+            return not await inbox(services, settings, "jgt-zuid-2")
+
+        await eventually(emptied, timeout=30)
+        assert await conn.fetchval("SELECT count(*) FROM notification.match_parties") == 0
+        assert await conn.fetchval("SELECT count(*) FROM notification.inform_tasks") == 0
+
+        async def purge_logged() -> bool:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FROM audit.entries WHERE object_type = 'inbox-history'"
+                )
+            )
+
+        await eventually(purge_logged, timeout=30)
     finally:
         await conn.close()

@@ -67,6 +67,11 @@ def test_the_regie_role_learns_only_that_there_is_a_match_and_who_coordinates() 
     told = next(a for a in alerts if a.recipient == regie)
     assert told.part is Part.REGIE
     assert told.contacts == ()
+    assert "no coordinator could be assigned" in told.message  # None was given
+    coordinated = alerts_for_match(
+        MATCH, MatchKind.PERSON, contacts("a", "b"), worker("c"), [regie]
+    )
+    assert "no coordinator" not in next(a for a in coordinated if a.recipient == regie).message
 
 
 def test_a_worker_registering_twice_gets_one_alert() -> None:
