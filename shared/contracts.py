@@ -190,6 +190,10 @@ class SubjectErased(Contract):
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
     partner_id: PartnerId
     requested_at: AwareDatetime = Field(default_factory=utcnow)
+    registrations: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="(matching to notification) the subject's registrations that went",
+    )
 
 
 class RegistrationWithdrawn(Contract):

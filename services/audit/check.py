@@ -16,6 +16,7 @@ from services.audit.domain import SignedHead
 from services.audit.verify import COLUMNS, StoredEntry, verify
 from shared.contracts import Topics, TreeHeadSigned
 from shared.kafka import client_options
+from shared.policy import load_policy
 from shared.settings import Settings
 
 
@@ -107,6 +108,7 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
         published,
         Ed25519PublicKey.from_public_bytes(public_key),
         prunings,
+        load_policy(settings.policy_file).audit.retention_years,
     )
 
 

@@ -135,6 +135,7 @@ async def prune(
     key: Ed25519PrivateKey,
     retention_years: int,
     now: datetime | None = None,
+    batch: int = 10_000,
 ) -> int:
     """Remove the entries past the policy's retention by a signed pruning that keeps the
     tree verifiable, and log the pruning itself. Returns how many entries went."""
@@ -145,8 +146,13 @@ async def prune(
         cutoff = now.replace(year=now.year - retention_years, day=28)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", store.TREE_LOCK)
-        upto = await store.prunable_upto(conn, cutoff)
-        if upto <= await store.pruned_upto(conn):
+        done = await store.pruned_upto(conn)
+        # Never the last entry (the tree keeps its size), and in bounded steps, so the
+        # tree lock is never held long: the next run takes the next step.
+        upto = min(
+            await store.prunable_upto(conn, cutoff), await store.size(conn) - 1, done + batch
+        )
+        if upto <= done:
             return 0
         pruning = SignedPruning.sign(key, key_id, upto, await store.root(conn, upto), cutoff, now)
         removed = await store.prune(conn, pruning)

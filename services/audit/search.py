@@ -23,6 +23,9 @@ from shared.webapp import STATIC, Denied, Guard, actor, require
 WEB = Path(__file__).parent / "web"
 MAX_PAGE = 500
 ACTIONS = sorted(a.value for a in AuditAction)
+USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# A run of eight or nine digits could be a BSN: the search is logged, so it is refused.
+DIGITS = re.compile(r"\d{8,}")
 
 
 def criteria(request: Request) -> store.Search:
@@ -44,6 +47,15 @@ def criteria(request: Request) -> store.Search:
             raise Denied(400, f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00+01:00")
         return value
 
+    user = q.get("user") or None
+    if user is not None and (not USER_ID.fullmatch(user) or DIGITS.search(user)):
+        raise Denied(400, "a user is a user or service id: lowercase letters, digits, . _ -")
+    organisation = q.get("organisation") or None
+    if organisation is not None and (
+        len(organisation) > 120 or DIGITS.search(organisation) or "@" in organisation
+    ):
+        # What is searched for is logged: it must never carry a BSN or an address.
+        raise Denied(400, "an organisation is its name as registered, without long numbers")
     subject = q.get("subject") or None
     if subject is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", subject):
         raise Denied(400, "a subject pseudonym is 64 lowercase hex characters")
@@ -57,8 +69,8 @@ def criteria(request: Request) -> store.Search:
         raise Denied(400, "'after' and 'limit' are whole numbers") from None
     search = store.Search(
         subject=subject.lower() if subject else None,
-        user=q.get("user") or None,
-        organisation=q.get("organisation") or None,
+        user=user,
+        organisation=organisation,
         action=action,
         start=moment("from"),
         end=moment("to"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -46,6 +46,7 @@ def verify(
     published: Sequence[SignedHead],
     public_key: Ed25519PublicKey,
     prunings: Sequence[SignedPruning] = (),
+    retention_years: int | None = None,
 ) -> list[str]:
     """Every problem found, in words a privacy officer can act on; [] when intact.
 
@@ -53,6 +54,14 @@ def verify(
     tree's stored nodes, and those must form the root the pruning signed."""
     problems: list[str] = []
     pruned, pruned_leaves = _pruned(prunings, level0, public_key, problems)
+    if retention_years is not None:
+        for p in prunings:
+            # A year is at least 365 days: a lawful cutoff lies at least this far back.
+            if p.cutoff > p.pruned_at - timedelta(days=365 * retention_years):
+                problems.append(
+                    f"early pruning: leaves below {p.upto} were removed with cutoff "
+                    f"{p.cutoff.date()}, inside the {retention_years}-year retention"
+                )
     trusted: list[SignedHead] = []
     published_keys = {(h.size, h.root, h.signed_at) for h in published}
     for head in [*heads, *(p for p in published if p not in heads)]:

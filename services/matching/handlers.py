@@ -445,7 +445,8 @@ class Matcher:
             if not await claim_message(conn, CONSUMER, erased.event_id):
                 return
             await store.lock(conn, [f"subject:{erased.subject}"])
-            for stored in await store.all_registrations(conn, erased.subject):
+            gone = await store.all_registrations(conn, erased.subject)
+            for stored in gone:
                 await self.end(conn, stored, EndReason.ERASED, now)
             await self.reconsider(conn, erased.subject, now)
             await self.schedule_shred(conn, erased.subject, "the subject asked for erasure")
@@ -454,7 +455,10 @@ class Matcher:
                 conn,
                 self.runtime.topics.match_lifecycle,
                 SubjectErased(
-                    subject=erased.subject, partner_id=erased.partner_id, requested_at=now
+                    subject=erased.subject,
+                    partner_id=erased.partner_id,
+                    requested_at=now,
+                    registrations=[r.registration_id for r in gone],
                 ),
             )
         ERASED.inc()

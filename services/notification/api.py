@@ -169,7 +169,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 action=AuditAction.READ,
                 object_type="match",
                 object_id=str(found["match_id"]),
-                subjects=[found["subject"]],
+                subjects=[found["subject"]] if found["subject"] else [],
                 actor=actor(principal),
                 purpose="inbox: a party views the contacts of a match",
             )
@@ -212,7 +212,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                     action=AuditAction.UPDATE,
                     object_type="match",
                     object_id=str(found["match_id"]),
-                    subjects=[found["subject"]],
+                    subjects=[found["subject"]] if found["subject"] else [],
                     actor=actor(principal),
                     purpose="inbox: contact made (afgestemd)",
                 )
@@ -246,7 +246,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                     action=AuditAction.UPDATE,
                     object_type="inform-task",
                     object_id=str(task_id),
-                    subjects=[found["subject"]] if found else [],
+                    subjects=[found["subject"]] if found and found["subject"] else [],
                     actor=actor(principal),
                     purpose="inbox: the family was informed (rule 10)",
                 )

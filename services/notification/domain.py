@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 
@@ -21,6 +22,7 @@ from shared.policy import Policy
 
 # Alerts are identified by (match, recipient, kind, occasion), so a redelivered event
 # yields the same alert ids and storing them again is a no-op.
+NL = ZoneInfo("Europe/Amsterdam")
 ALERT_NAMESPACE = uuid.UUID("5f0b8a4e-3c1d-4e0a-9a57-6d1f2b7c9e10")
 
 
@@ -247,7 +249,10 @@ def alerts_to_all(
 
 def age_on(age_cutoff: date, on: date, age_limit_years: int) -> int:
     """The youth's age in whole years on `on`, from the day they turn `age_limit_years`."""
-    born = age_cutoff.replace(year=age_cutoff.year - age_limit_years)
+    try:
+        born = age_cutoff.replace(year=age_cutoff.year - age_limit_years)
+    except ValueError:  # a 29 February that the birth year did not have
+        born = age_cutoff.replace(year=age_cutoff.year - age_limit_years, day=28)
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
@@ -271,14 +276,15 @@ def is_working_day(day: date) -> bool:
 
 
 def add_working_days(start: datetime, days: int) -> datetime:
-    """The moment `days` working days after `start` (same time of day)."""
-    moment = start
+    """The moment `days` working days after `start` (same time of day), counted in the
+    Netherlands' own days, whatever the zone `start` is given in."""
+    moment = start.astimezone(NL)
     left = days
     while left > 0:
         moment += timedelta(days=1)
         if is_working_day(moment.date()):
             left -= 1
-    return moment
+    return moment.astimezone(start.tzinfo)
 
 
 def overdue(since: datetime, working_days: int, now: datetime) -> bool:

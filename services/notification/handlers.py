@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
@@ -71,6 +72,10 @@ UNASSIGNED = Counter(
     "vroegsignaal_notification_unassigned_total",
     "Matches whose team had no eligible coordinator (the regie role is told)",
 )
+PARKED = Counter(
+    "vroegsignaal_notification_parked_total",
+    "Lifecycle events that overtook their match's MatchRaised and waited for it",
+)
 ESCALATIONS = Counter("vroegsignaal_notification_escalations_total", "Escalations", ["kind"])
 UNKNOWN_TYPES = Counter(
     "vroegsignaal_notification_unknown_lifecycle_total",
@@ -79,11 +84,6 @@ UNKNOWN_TYPES = Counter(
 )
 
 S = TypeVar("S", bound=BaseModel)
-
-
-class MatchNotYetKnown(RuntimeError):
-    """A lifecycle event overtook its match's MatchRaised (another topic): retried, and
-    dead-lettered if the match never arrives."""
 
 
 class Notifier:
@@ -116,7 +116,10 @@ class Notifier:
         except KeyShredded:
             ERASED.inc()
             async with self.runtime.pool.acquire() as conn, conn.transaction():
-                await claim_message(conn, CONSUMER, event.event_id)
+                if await claim_message(conn, CONSUMER, event.event_id) and isinstance(
+                    event, MatchRaised | MatchJoined
+                ):
+                    await store.forget_match_id(conn, event.match_id)
             return None
         except SealBroken as broken:
             await self.runtime.dead_letters.send(message, "seal-broken", str(broken))
@@ -261,6 +264,7 @@ class Notifier:
             {c.worker.worker_id: c.organisation for c in sealed.contacts},
         )
         await self.inform_tasks(conn, event.match_id, event.subject, sealed.contacts)
+        await self.apply_parked(conn, event.match_id)
 
     async def on_raised(self, message: KafkaMessage, event: MatchRaised) -> None:
         sealed = await self.opened(message, event, SealedMatch)
@@ -268,7 +272,9 @@ class Notifier:
             return
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if await claim_message(conn, CONSUMER, event.event_id):
-                await self.open_match(conn, event, sealed)
+                await store.lock_match(conn, event.match_id)
+                if not await store.forgotten(conn, event.match_id):
+                    await self.open_match(conn, event, sealed)
 
     async def on_joined(self, message: KafkaMessage, event: MatchJoined) -> None:
         sealed = await self.opened(message, event, SealedMatch)
@@ -277,6 +283,7 @@ class Notifier:
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, event.event_id):
                 return
+            await store.lock_match(conn, event.match_id)
             known = await store.match(conn, event.match_id)
             if known is None and await store.forgotten(conn, event.match_id):
                 return  # its subject was erased
@@ -309,12 +316,41 @@ class Notifier:
 
     async def everyone_involved(
         self, conn: Conn, match_id: uuid.UUID, coordinators: Sequence[WorkerContact | None]
-    ) -> list[tuple[WorkerContact, Part]]:
-        involved: list[tuple[WorkerContact, Part]] = [
-            (w, Part.REGISTRANT) for w, _ in await store.parties(conn, match_id)
-        ]
+    ) -> tuple[list[tuple[WorkerContact, Part]], dict[str, str]]:
+        """The workers of a match and its coordinators, and each worker's organisation
+        (for the partner systems' webhooks)."""
+        parties = await store.parties(conn, match_id)
+        involved: list[tuple[WorkerContact, Part]] = [(w, Part.REGISTRANT) for w, _ in parties]
         involved += [(c, Part.COORDINATOR) for c in coordinators if c is not None]
-        return involved
+        return involved, {w.worker_id: org for w, org in parties}
+
+    async def waiting(
+        self, conn: Conn, event: CoordinationTransferred | MatchDissolved
+    ) -> asyncpg.Record | None:
+        """The match an event is about; None when it is forgotten, or not here yet (then
+        the event waits for it, and is applied when its MatchRaised arrives)."""
+        await store.lock_match(conn, event.match_id)
+        known = await store.match(conn, event.match_id)
+        if known is None and not await store.forgotten(conn, event.match_id):
+            await store.park(
+                conn, event.event_id, event.match_id, type(event).__name__, event.to_bytes()
+            )
+            PARKED.inc()
+        return known
+
+    async def apply_parked(self, conn: Conn, match_id: uuid.UUID) -> None:
+        for kind, payload in await store.parked(conn, match_id):
+            if kind == CoordinationTransferred.__name__:
+                moved = CoordinationTransferred.model_validate_json(payload)
+                try:
+                    opened = await self.runtime.keystore.open_sealed(
+                        moved.subject, moved.event_id.bytes, moved.sealed
+                    )
+                except KeyShredded:
+                    continue
+                await self.transfer(conn, moved, SealedTransfer.model_validate_json(opened))
+            else:
+                await self.dissolve(conn, MatchDissolved.model_validate_json(payload))
 
     async def on_transferred(self, message: KafkaMessage, event: CoordinationTransferred) -> None:
         """Rule 9: the new wijk's team takes over; everyone involved is told."""
@@ -322,83 +358,92 @@ class Notifier:
         if moved is None:
             return
         async with self.runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, event.event_id):
-                return
-            known = await store.match(conn, event.match_id)
-            if known is None:
-                if await store.forgotten(conn, event.match_id):
-                    return  # its subject was erased
-                raise MatchNotYetKnown(f"coordination transfer of unknown match {event.match_id}")
-            before = (
-                await roster.person(conn, known["coordinator_id"])
-                if known["coordinator_id"]
-                else None
-            )
-            team_id = await roster.team_of(conn, moved.to_wijk)
-            after: WorkerContact | None = before
-            if team_id != known["team_id"] or before is None:
-                after = await self.assign(conn, team_id, None, keep_family=False)
-            await store.reassign(
-                conn,
+            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
+                conn, event
+            ):
+                await self.transfer(conn, event, moved)
+
+    async def transfer(
+        self, conn: Conn, event: CoordinationTransferred, moved: SealedTransfer
+    ) -> None:
+        known = await store.match(conn, event.match_id)
+        if known is None:
+            return
+        before = (
+            await roster.person(conn, known["coordinator_id"]) if known["coordinator_id"] else None
+        )
+        team_id = await roster.team_of(conn, moved.to_wijk)
+        after: WorkerContact | None = before
+        if team_id != known["team_id"] or before is None:
+            after = await self.assign(conn, team_id, None, keep_family=False)
+        await store.reassign(
+            conn,
+            event.match_id,
+            wijk=moved.to_wijk,
+            team_id=team_id,
+            coordinator_id=after.worker_id if after else None,
+        )
+        await self.runtime.audit.record(
+            conn,
+            action=AuditAction.ASSIGN,
+            object_type="match",
+            object_id=str(event.match_id),
+            subjects=[event.subject],
+            on_behalf_of=after.worker_id if after else None,
+            purpose=f"notification: coordination moved to team {team_id} (rule 9)",
+        )
+        recipients, organisations = await self.everyone_involved(
+            conn, event.match_id, [before, after]
+        )
+        recipients += [(r, Part.REGIE) for r in await roster.regie(conn)]
+        await self.issue(
+            conn,
+            alerts_to_all(
                 event.match_id,
-                wijk=moved.to_wijk,
-                team_id=team_id,
-                coordinator_id=after.worker_id if after else None,
-            )
-            await self.runtime.audit.record(
-                conn,
-                action=AuditAction.ASSIGN,
-                object_type="match",
-                object_id=str(event.match_id),
-                subjects=[event.subject],
-                on_behalf_of=after.worker_id if after else None,
-                purpose=f"notification: coordination moved to team {team_id} (rule 9)",
-            )
-            recipients = await self.everyone_involved(conn, event.match_id, [before, after])
-            recipients += [(r, Part.REGIE) for r in await roster.regie(conn)]
-            await self.issue(
-                conn,
-                alerts_to_all(
-                    event.match_id,
-                    event.kind,
-                    recipients,
-                    f"transferred:{event.event_id}",
-                    MESSAGES["transferred"],
-                    after,
-                ),
-                event.subject,
-                "notification: tell everyone involved that coordination moved",
-            )
+                event.kind,
+                recipients,
+                f"transferred:{event.event_id}",
+                MESSAGES["transferred"],
+                after,
+            ),
+            event.subject,
+            "notification: tell everyone involved that coordination moved",
+            organisations,
+        )
 
     async def on_dissolved(self, event: MatchDissolved) -> None:
         async with self.runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, event.event_id):
-                return
-            known = await store.match(conn, event.match_id)
-            if known is None:
-                if await store.forgotten(conn, event.match_id):
-                    return  # its subject was erased
-                raise MatchNotYetKnown(f"end of unknown match {event.match_id}")
-            if not await store.close_match(conn, event.match_id, event.dissolved_at):
-                return
-            coordinator = (
-                await roster.person(conn, known["coordinator_id"])
-                if known["coordinator_id"]
-                else None
-            )
-            await self.issue(
-                conn,
-                alerts_to_all(
-                    event.match_id,
-                    event.kind,
-                    await self.everyone_involved(conn, event.match_id, [coordinator]),
-                    "dissolved",
-                    MESSAGES["dissolved"],
-                    coordinator,
-                ),
-                known["subject"],
-                "notification: tell everyone involved that the match ended",
-            )
+            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
+                conn, event
+            ):
+                await self.dissolve(conn, event)
+
+    async def dissolve(self, conn: Conn, event: MatchDissolved) -> None:
+        known = await store.match(conn, event.match_id)
+        if known is None:
+            return
+        if not await store.close_match(conn, event.match_id, event.dissolved_at):
+            return
+        coordinator = (
+            await roster.person(conn, known["coordinator_id"]) if known["coordinator_id"] else None
+        )
+        recipients, organisations = await self.everyone_involved(
+            conn, event.match_id, [coordinator]
+        )
+        await self.issue(
+            conn,
+            alerts_to_all(
+                event.match_id,
+                event.kind,
+                recipients,
+                "dissolved",
+                MESSAGES["dissolved"],
+                coordinator,
+            ),
+            known["subject"],
+            "notification: tell everyone involved that the match ended",
+            organisations,
+        )
 
     async def on_earlier(self, message: KafkaMessage, event: EarlierInvolvementNoticed) -> None:
         """Rule 6: the new registration's worker learns which organisations were involved."""
@@ -432,7 +477,9 @@ class Notifier:
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, erased.event_id):
                 return
-            matches, alerts = await store.forget_subject(conn, erased.subject)
+            for match_id in await store.matches_of(conn, erased.subject):
+                await store.lock_match(conn, match_id)
+            matches, alerts = await store.forget_subject(conn, erased.subject, erased.registrations)
             await self.runtime.audit.record(
                 conn,
                 action=AuditAction.DELETE,

@@ -498,21 +498,33 @@ async def counts(conn: Conn) -> dict[str, int]:
     return dict(row)
 
 
-async def forget_subject(conn: Conn, subject: str) -> tuple[int, int]:
-    """Erase what notification holds about a subject: the matches it seals (their
-    parties, contacts made, tasks and alerts) and every alert about it. Returns
-    (matches, alerts) removed; the match ids are remembered so late events change
-    nothing."""
+async def forget_subject(
+    conn: Conn, subject: str, registrations: Sequence[uuid.UUID]
+) -> tuple[int, int]:
+    """Erase what notification holds about a subject: its person matches (parties,
+    contacts made, tasks, alerts), its notices, its registrations' places and tasks in
+    family matches that go on for its siblings, and its pseudonym wherever it is left.
+    Returns (matches, alerts) removed; the match ids are remembered so late events
+    change nothing."""
     match_ids = [
         r["match_id"]
-        for r in await conn.fetch("SELECT match_id FROM matches WHERE subject = $1", subject)
+        for r in await conn.fetch(
+            "SELECT match_id FROM matches WHERE subject = $1 AND kind = 'person'", subject
+        )
     ]
     alerts = await forget_matches(conn, match_ids)
     alerts += await conn.fetchval(
-        "WITH gone AS (DELETE FROM alerts WHERE subject = $1 RETURNING 1)"
-        " SELECT count(*) FROM gone",
+        "WITH gone AS (DELETE FROM alerts WHERE subject = $1 AND match_id IS NULL"
+        " RETURNING 1) SELECT count(*) FROM gone",
         subject,
     )
+    for table in ("inform_tasks", "match_parties"):
+        await conn.execute(
+            f"DELETE FROM {table} WHERE registration_id = ANY($1)", list(registrations)
+        )
+    # A family match sealed under this child goes on for its siblings, without the name.
+    await conn.execute("UPDATE alerts SET subject = NULL WHERE subject = $1", subject)
+    await conn.execute("UPDATE matches SET subject = NULL WHERE subject = $1", subject)
     return len(match_ids), int(alerts)
 
 
@@ -552,3 +564,50 @@ async def forgotten(conn: Conn, match_id: uuid.UUID) -> bool:
     return bool(
         await conn.fetchval("SELECT true FROM forgotten_matches WHERE match_id = $1", match_id)
     )
+
+
+async def lock_match(conn: Conn, match_id: uuid.UUID) -> None:
+    """Serialise every change to one match: its raise, joins, transfer and end, and an
+    erasure, whichever topic and subscriber they come from."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"match:{match_id}")
+
+
+async def park(
+    conn: Conn, event_id: uuid.UUID, match_id: uuid.UUID, kind: str, payload: bytes
+) -> None:
+    await conn.execute(
+        "INSERT INTO pending_lifecycle (event_id, match_id, event_type, payload)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        event_id,
+        match_id,
+        kind,
+        payload,
+    )
+
+
+async def parked(conn: Conn, match_id: uuid.UUID) -> list[tuple[str, bytes]]:
+    """The events that waited for this match, oldest first; taken off the waiting list."""
+    rows = await conn.fetch(
+        "DELETE FROM pending_lifecycle WHERE match_id = $1"
+        " RETURNING event_type, payload, received_at",
+        match_id,
+    )
+    return [
+        (r["event_type"], bytes(r["payload"])) for r in sorted(rows, key=lambda r: r["received_at"])
+    ]
+
+
+async def forget_match_id(conn: Conn, match_id: uuid.UUID) -> None:
+    """A match notification never held (its subject was erased first): later events of
+    it change nothing."""
+    await conn.execute(
+        "INSERT INTO forgotten_matches (match_id) VALUES ($1) ON CONFLICT DO NOTHING", match_id
+    )
+    await conn.execute("DELETE FROM pending_lifecycle WHERE match_id = $1", match_id)
+
+
+async def matches_of(conn: Conn, subject: str) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT match_id FROM matches WHERE subject = $1 ORDER BY match_id", subject
+    )
+    return [r["match_id"] for r in rows]

@@ -132,7 +132,8 @@ async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
     assert worker.status_code == 403
     assert (await search(services, settings)).json()["error"].startswith("name at least one")
     for bad in ({"subject": "123456782"}, {"action": "look"}, {"from": "yesterday"},
-                {"from": "2026-01-01T00:00:00"}, {"colour": "red"}):  # fmt: skip
+                {"from": "2026-01-01T00:00:00"}, {"colour": "red"}, {"user": "123456782"},
+                {"user": "Jan de Vries"}, {"organisation": "bsn 123456782"}):  # fmt: skip
         response = await search(services, settings, **bad)
         assert response.status_code == 400, bad
 

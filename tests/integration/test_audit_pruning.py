@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit import handlers, merkle, store
 from services.audit.check import check
-from services.audit.domain import SignedHead, entry_from
+from services.audit.domain import SignedHead, SignedPruning, entry_from
 from shared.audit import AuditTrail
 from shared.contracts import AuditEvent
 from shared.db import create_pool, migrate, migration_files
@@ -140,3 +140,61 @@ async def test_altered_nodes_of_a_pruned_range_are_caught(
     )
     problems = await check(settings, public(key), with_topic=False)
     assert any("no longer form the root the pruning signed" in p for p in problems)
+
+
+async def test_a_pruning_inside_the_retention_or_of_everything_is_refused(
+    log: tuple[Settings, Ed25519PrivateKey, str],
+) -> None:
+    settings, key, key_id = log
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("SET search_path TO audit")
+        root = await store.root(conn, 6)
+        recent = SignedPruning.sign(key, key_id, 6, root, NOW - timedelta(days=30), NOW)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="a year back"):
+            await store.prune(conn, recent)
+        everything = SignedPruning.sign(
+            key, key_id, 12, await store.root(conn, 12), NOW - timedelta(days=400), NOW
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="last entry"):
+            await store.prune(conn, everything)
+        newer = SignedPruning.sign(key, key_id, 8, await store.root(conn, 8), OLD, NOW)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="before its cutoff"):
+            await store.prune(conn, newer)  # leaves 6 and 7 are recent
+    finally:
+        await conn.close()
+    # A signed pruning inside the policy's retention, forced in by a superuser, is caught.
+    early = SignedPruning.sign(key, key_id, 6, root, NOW - timedelta(days=2 * 366), NOW)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(
+            "INSERT INTO audit.prunings VALUES ($1, $2, $3, $4, $5, $6)",
+            early.upto, early.prefix_root, early.cutoff, early.pruned_at, early.key_id,
+            early.signature,
+        )  # fmt: skip
+        await conn.execute("DELETE FROM audit.entries WHERE leaf_index < 6")
+    finally:
+        await conn.close()
+    problems = await check(settings, public(key), with_topic=False)
+    assert any(p.startswith("early pruning: leaves below 6") for p in problems)
+
+
+async def test_pruning_never_empties_the_log(
+    log: tuple[Settings, Ed25519PrivateKey, str],
+) -> None:
+    settings, key, key_id = log
+    # A log in which every entry is past retention (written six years ago, say).
+    await tamper(settings, f"UPDATE audit.entries SET recorded_at = '{OLD.isoformat()}'")
+    pool = await create_pool(settings.database_url, "audit")
+    try:
+        trail = AuditTrail(service="audit", instance="t1", topic="audit.events")
+        # All but the last go, in bounded steps.
+        assert await handlers.prune(pool, trail, key_id, key, 5, NOW, batch=4) == 4
+        assert await handlers.prune(pool, trail, key_id, key, 5, NOW, batch=4) == 4
+        assert await handlers.prune(pool, trail, key_id, key, 5, NOW, batch=4) == 3
+        assert await handlers.prune(pool, trail, key_id, key, 5, NOW, batch=4) == 0
+        async with pool.acquire() as conn:
+            assert await store.size(conn) == 12  # the next entry is leaf 12, not 0
+    finally:
+        await pool.close()

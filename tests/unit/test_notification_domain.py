@@ -169,3 +169,15 @@ def test_working_days_skip_weekends_and_dutch_public_holidays() -> None:
     assert add_working_days(start, 2) == datetime(2026, 12, 29, 9, tzinfo=UTC)
     assert not overdue(start, 2, datetime(2026, 12, 28, 12, tzinfo=UTC))
     assert overdue(start, 2, datetime(2026, 12, 29, 9, tzinfo=UTC))
+
+
+def test_a_leap_day_limit_gives_an_age_not_an_error() -> None:
+    # Born 29 February 2008: the 23rd birthday is set on 28 February 2031.
+    assert age_on(date(2031, 2, 28), date(2026, 3, 1), 23) == 18
+
+
+def test_working_days_are_dutch_days() -> None:
+    # 23:30 UTC on Friday is 00:30 on Saturday in Amsterdam: one working day later is
+    # Monday 00:30 there (Sunday 23:30 UTC), not Monday 23:30 UTC as UTC days would say.
+    friday_night = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    assert add_working_days(friday_night, 1) == datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
