@@ -328,7 +328,8 @@ def _text(value: object) -> str | None:
 
 def _short(value: object) -> str:
     """A claim or header value for a message: quoted, and never long."""
-    shown = repr(value)
+    # ASCII only: the message also goes into a WWW-Authenticate header.
+    shown = ascii(value)
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 

@@ -397,16 +397,17 @@ class SealedTransfer(BaseModel):
 
 
 class AlertIssued(Contract):
-    """One alert for one recipient: whom to contact, never why."""
+    """That an alert went to a recipient, for other systems to count and follow: ids
+    only. Whom to contact stays in the inbox, so nothing on this topic needs shredding."""
 
     alert_id: uuid.UUID
     match_id: uuid.UUID | None = Field(description="None for an earlier-involvement notice")
     kind: MatchKind
-    occasion: str = Field(default="raised", max_length=200)
+    occasion: Literal["raised", "joined", "transferred", "dissolved", "earlier", "escalation"] = (
+        "raised"
+    )
     part: str = Field(default="registrant", description="why the recipient is told")
-    recipient: WorkerContact
-    contacts: list[WorkerContact]
-    coordinator: WorkerContact | None = None
+    recipient_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
     issued_at: AwareDatetime = Field(default_factory=utcnow)
 
 

@@ -53,6 +53,15 @@ class AlertBus:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._database_url)
                 await self._conn.add_listener(store.ALERT_CHANNEL, self._heard)
+                self._conn.add_termination_listener(self._lost)
+
+    def _lost(self, _conn: object) -> None:
+        """The LISTEN connection dropped: every open page reloads (it may have missed
+        something), and the next subscription connects again."""
+        self._conn = None
+        for queues in self._queues.values():
+            for queue in queues:
+                queue.put_nowait("")
 
     def _heard(self, _conn: object, _pid: int, _channel: str, recipient: object) -> None:
         for queue in self._queues.get(str(recipient), ()):
@@ -101,12 +110,14 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
     async def alerts(request: Request, principal: Principal) -> Response:
         require(principal, *RECEIVERS)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            found = await store.alerts_of(conn, principal.user_id, MAX_ALERTS)
+            found, subjects = await store.alerts_of(conn, principal.user_id, MAX_ALERTS)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
                 object_type="alert-list",
                 object_id=principal.user_id,
+                # Whose matches the list reveals, for the data subjects' access reports.
+                subjects=subjects,
                 actor=actor(principal),
                 purpose="inbox: a user reads their own alerts",
             )
@@ -119,7 +130,11 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             async with bus.subscribe(principal.user_id) as queue:
                 yield {"event": "ready", "data": "{}"}
                 while True:
-                    await queue.get()
+                    if await queue.get() == "":
+                        # The bus lost its connection: reload, then end this stream so
+                        # the page opens a new one on a new connection.
+                        yield {"event": "alerts", "data": "{}"}
+                        return
                     while not queue.empty():  # a burst of alerts is one reload
                         queue.get_nowait()
                     yield {"event": "alerts", "data": "{}"}
@@ -191,15 +206,19 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         )
 
     async def contact_made(request: Request, principal: Principal) -> Response:
+        require(principal, Role.WORKER)
+        # The body is read before a connection is taken, and judged after the party check.
+        try:
+            body = await request.json()
+            with_worker: str | None = str(body["with_worker"])
+        except (ValueError, KeyError, TypeError):
+            with_worker = None
         async with runtime.pool.acquire() as conn, conn.transaction():
             found = await party_match(conn, request, principal)
-            try:
-                body = await request.json()
-                with_worker = str(body["with_worker"])
-            except (ValueError, KeyError, TypeError):
+            if with_worker is None:
                 raise Denied(
                     400, 'send JSON {"with_worker": "<worker id>"}: whom you made contact with'
-                ) from None
+                )
             if with_worker == principal.user_id or not await store.is_party(
                 conn, found["match_id"], with_worker
             ):

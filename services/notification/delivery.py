@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter(
     "vroegsignaal_notification_deliveries_total", "Delivery attempts", ["channel", "outcome"]
 )
-BATCH = 50
-LEASE_SECONDS = 120.0
+# A lease outlasts its batch even when every send times out (10 s each, twice for SMTP's
+# connect and data), so two instances never send the same delivery.
+BATCH = 5
+LEASE_SECONDS = 300.0
 
 
 class Deliverer:

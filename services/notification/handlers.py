@@ -165,11 +165,9 @@ class Notifier:
                     alert_id=alert.alert_id,
                     match_id=alert.match_id,
                     kind=alert.kind,
-                    occasion=alert.occasion,
+                    occasion=alert.occasion.split(":", 1)[0],
                     part=alert.part.value,
-                    recipient=alert.recipient,
-                    contacts=list(alert.contacts),
-                    coordinator=alert.coordinator,
+                    recipient_id=alert.recipient.worker_id,
                 ),
             )
             await self.runtime.audit.record(
@@ -577,11 +575,15 @@ class Notifier:
             for row in quiet:
                 if not overdue(row["raised_at"], periods.no_contact_working_days, now):
                     continue
-                involved = [w for w, _ in await store.parties(conn, row["match_id"])]
                 coordinator = (
                     await roster.person(conn, row["coordinator_id"])
                     if row["coordinator_id"]
                     else None
+                )
+                involved = (
+                    []
+                    if coordinator
+                    else [w for w, _ in await store.parties(conn, row["match_id"])]
                 )
                 kind = MatchKind(row["kind"])
                 raised += await self.issue(
@@ -594,7 +596,8 @@ class Notifier:
                             "escalation:no-contact",
                             Part.REGIE,
                             r,
-                            tuple(involved),
+                            # Whom to chase: the coordinator; the workers only if none.
+                            (coordinator,) if coordinator else tuple(involved),
                             coordinator,
                             MESSAGES["no-contact"],
                         )

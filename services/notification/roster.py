@@ -5,6 +5,7 @@ in the same transaction as the change."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -100,11 +101,22 @@ async def load(conn: Conn, roster: RosterFile, audit: AuditTrail, actor: AuditAc
     follow the file, people absent from the file are deactivated (never deleted: their
     alerts keep their meaning). One audit event per change."""
     for team in roster.teams:
+        before = await conn.fetchval("SELECT name FROM teams WHERE team_id = $1", team.id)
+        if before == team.name:
+            continue
         await conn.execute(
             "INSERT INTO teams (team_id, name) VALUES ($1, $2)"
             " ON CONFLICT (team_id) DO UPDATE SET name = EXCLUDED.name",
             team.id,
             team.name,
+        )
+        await audit.record(
+            conn,
+            action=AuditAction.CREATE if before is None else AuditAction.UPDATE,
+            object_type="roster-team",
+            object_id=team.id,
+            actor=actor,
+            purpose="roster: team " + ("added" if before is None else "renamed"),
         )
     for team in roster.teams:
         for wijk in team.wijken:
@@ -223,6 +235,8 @@ async def remove(conn: Conn, user_id: str, audit: AuditTrail, actor: AuditActor)
 async def move_wijk(
     conn: Conn, wijk: str, team_id: str, audit: AuditTrail, actor: AuditActor
 ) -> None:
+    if not re.fullmatch(r"WK\d{6}", wijk):
+        raise RosterError(f"{wijk!r} is not a wijk code: CBS codes look like WK099901")
     if await conn.fetchval("SELECT 1 FROM teams WHERE team_id = $1", team_id) is None:
         raise RosterError(f"no team {team_id!r}: `vroegsignaal roster show` lists the teams")
     before = await conn.fetchval("SELECT team_id FROM wijken WHERE wijk = $1", wijk)

@@ -68,14 +68,17 @@ _ALERT_COLUMNS = (
 )
 
 
-async def alerts_of(conn: Conn, recipient_id: str, limit: int) -> list[dict[str, Any]]:
+async def alerts_of(
+    conn: Conn, recipient_id: str, limit: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A recipient's newest alerts, and the subject pseudonyms they are about."""
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE recipient_id = $1"
+        f"SELECT {_ALERT_COLUMNS}, subject FROM alerts WHERE recipient_id = $1"
         " ORDER BY issued_at DESC, alert_id LIMIT $2",
         recipient_id,
         limit,
     )
-    return [_alert_json(r) for r in rows]
+    return [_alert_json(r) for r in rows], sorted({r["subject"] for r in rows if r["subject"]})
 
 
 async def alert_owner(conn: Conn, alert_id: uuid.UUID) -> tuple[str, str | None] | None:

@@ -58,8 +58,13 @@ export class Session {
   }
 
   async finishLogin(params) {
-    if (params.get("state") !== store.getItem("oauth_state")) {
-      throw new Error("the login answer does not match the login request: log in again");
+    const expected = store.getItem("oauth_state");
+    const verifier = store.getItem("pkce_verifier");
+    store.removeItem("oauth_state");
+    store.removeItem("pkce_verifier");
+    if (!expected || !verifier || params.get("state") !== expected) {
+      history.replaceState(null, "", this.redirectUri);
+      throw new Error("the login answer does not match a login from this page: log in again");
     }
     const response = await fetch(this.discovery.token_endpoint, {
       method: "POST",
@@ -69,7 +74,7 @@ export class Session {
         code: params.get("code"),
         redirect_uri: this.redirectUri,
         client_id: this.config.client_id,
-        code_verifier: store.getItem("pkce_verifier"),
+        code_verifier: verifier,
       }),
     });
     const answer = await response.json();
@@ -77,8 +82,6 @@ export class Session {
       throw new Error(`login refused: ${answer.error_description || answer.error}`);
     }
     store.setItem("access_token", answer.access_token);
-    store.removeItem("pkce_verifier");
-    store.removeItem("oauth_state");
     history.replaceState(null, "", this.redirectUri);
   }
 

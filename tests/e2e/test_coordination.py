@@ -67,6 +67,8 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
     assert code == 1 and "already on the roster" in out
     code, out = await roster(settings, "move-wijk", "WK099905", "geen-team")
     assert code == 1 and "no team 'geen-team'" in out
+    code, out = await roster(settings, "move-wijk", "123456782", "jgt-zuid")
+    assert code == 1 and "not a wijk code" in out
     code, out = await roster(settings, "show")
     assert code == 0 and '"user_id": "jgt-zuid-9"' in out
 
