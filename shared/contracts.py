@@ -403,9 +403,9 @@ class AlertIssued(Contract):
     alert_id: uuid.UUID
     match_id: uuid.UUID | None = Field(description="None for an earlier-involvement notice")
     kind: MatchKind
-    occasion: Literal["raised", "joined", "transferred", "dissolved", "earlier", "escalation"] = (
-        "raised"
-    )
+    occasion: Literal[
+        "raised", "joined", "transferred", "reassigned", "dissolved", "earlier", "escalation"
+    ] = "raised"
     part: str = Field(default="registrant", description="why the recipient is told")
     recipient_id: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
     issued_at: AwareDatetime = Field(default_factory=utcnow)

@@ -48,6 +48,7 @@ MESSAGES = {
     "unassigned": "A match was raised and no coordinator could be assigned: the wijk's team "
     "has no eligible worker on the roster. Assign one (vroegsignaal roster).",
     "transferred": "Coordination of this match moved to another team.",
+    "reassigned": "This match has a new coordinator (matchregisseur).",
     "dissolved": "This match has ended: the registrations no longer match.",
     "earlier": "Earlier involvement: these organisations were involved with this youth "
     "before (archived).",

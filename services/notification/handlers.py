@@ -520,6 +520,56 @@ class Notifier:
                     isinstance(cell, WijkTrendRaised),
                 )
 
+    # --- follow-up -------------------------------------------------------------------
+
+    async def reassign_orphans(self) -> int:
+        """A match whose coordinator was deactivated, or whose team had no one eligible,
+        gets one as soon as the roster allows; everyone involved is told."""
+        moved = 0
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            for row in await store.orphaned(conn):
+                await store.lock_match(conn, row["match_id"])
+                after = await self.assign(conn, row["team_id"], row["family"])
+                if after is None:
+                    continue
+                await store.reassign(
+                    conn,
+                    row["match_id"],
+                    wijk=row["wijk"],
+                    team_id=row["team_id"],
+                    coordinator_id=after.worker_id,
+                )
+                await self.runtime.audit.record(
+                    conn,
+                    action=AuditAction.ASSIGN,
+                    object_type="match",
+                    object_id=str(row["match_id"]),
+                    subjects=[row["subject"]] if row["subject"] else [],
+                    on_behalf_of=after.worker_id,
+                    purpose=f"notification: new coordinator in team {row['team_id']} "
+                    "(the previous one left, or none was eligible)",
+                )
+                recipients, organisations = await self.everyone_involved(
+                    conn, row["match_id"], [after]
+                )
+                recipients += [(r, Part.REGIE) for r in await roster.regie(conn)]
+                await self.issue(
+                    conn,
+                    alerts_to_all(
+                        row["match_id"],
+                        MatchKind(row["kind"]),
+                        recipients,
+                        f"reassigned:{after.worker_id}",
+                        MESSAGES["reassigned"],
+                        after,
+                    ),
+                    row["subject"],
+                    "notification: tell everyone involved of the new coordinator",
+                    organisations,
+                )
+                moved += 1
+        return moved
+
     # --- escalation --------------------------------------------------------------------
 
     async def escalate(self, now: datetime | None = None) -> int:
@@ -527,6 +577,7 @@ class Notifier:
         time go to the regie role. Periods are working days (weekends and Dutch public
         holidays excluded), from the policy."""
         now = now or datetime.now(UTC)
+        await self.reassign_orphans()
         periods = self.policy.escalation
         raised = 0
         async with self.runtime.pool.acquire() as conn, conn.transaction():

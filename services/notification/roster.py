@@ -191,7 +191,8 @@ async def set_active(
     conn: Conn, user_id: str, active: bool, audit: AuditTrail, actor: AuditActor
 ) -> None:
     """Deactivate (or reactivate) a person. A deactivated coordinator's open matches get
-    a new coordinator at the next assignment; their alerts stay readable in the log."""
+    a new coordinator from the running service (within its escalation interval), and
+    everyone involved is told; their alerts stay in the log."""
     found = await conn.fetchval(
         "UPDATE members SET active = $2 WHERE user_id = $1 RETURNING user_id", user_id, active
     )

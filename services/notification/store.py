@@ -614,3 +614,15 @@ async def matches_of(conn: Conn, subject: str) -> list[uuid.UUID]:
         "SELECT match_id FROM matches WHERE subject = $1 ORDER BY match_id", subject
     )
     return [r["match_id"] for r in rows]
+
+
+async def orphaned(conn: Conn, limit: int = 200) -> list[asyncpg.Record]:
+    """Open matches of a team whose coordinator is gone (deactivated) or was never found."""
+    return await conn.fetch(
+        "SELECT m.match_id, m.kind, m.subject, m.family, m.wijk, m.team_id, m.coordinator_id"
+        " FROM matches m LEFT JOIN members c ON c.user_id = m.coordinator_id"
+        " WHERE m.state = 'open' AND m.team_id IS NOT NULL"
+        " AND (m.coordinator_id IS NULL OR NOT c.active)"
+        " ORDER BY m.raised_at LIMIT $1",
+        limit,
+    )

@@ -31,6 +31,11 @@ from vroegsignaal.stack.secrets import Secrets
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def extra_env() -> dict[str, dict[str, str]]:
+    return {"notification": {"VS_ESCALATION_INTERVAL_SECONDS": "0.5"}}
+
+
 async def roster(settings: Settings, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vroegsignaal", "roster", *args,
@@ -133,6 +138,21 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
             )
             assert [(m["team"], m["wijk"]) for m in zuid["matches"]] == [("jgt-zuid", "WK099906")]
 
+            # Daan leaves and Fatima is back: the match gets her, and everyone hears it.
+            for args in (("deactivate", "jgt-zuid-2"), ("activate", "jgt-zuid-1")):
+                code, out = await roster(settings, *args)
+                assert code == 0, out
+
+            async def reassigned() -> list[Any] | None:
+                told = await inbox(services, settings, "jgz-fleur")
+                return [a for a in told if a["occasion"] == "reassigned"] or None
+
+            (notice,) = await eventually(reassigned, timeout=30)
+            assert notice["coordinator"]["worker_id"] == "jgt-zuid-1"
+            assert any(
+                a["occasion"] == "reassigned" for a in await inbox(services, settings, "jgt-zuid-1")
+            )
+
             # Two of three withdraw: the match ends, and everyone involved hears of it.
             for partner in (SCHOOL, GP):
                 await producer(partner).withdraw_file(
@@ -140,7 +160,7 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
                 )
 
             async def ended() -> bool:
-                told = await inbox(services, settings, "jgt-zuid-2")
+                told = await inbox(services, settings, "jgt-zuid-1")
                 return any(a["occasion"] == "dissolved" for a in told)
 
             await eventually(ended, timeout=60)
@@ -168,7 +188,7 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
         )
 
         async def emptied() -> bool:
-            return not await inbox(services, settings, "jgt-zuid-2")
+            return not await inbox(services, settings, "jgt-zuid-1")
 
         await eventually(emptied, timeout=30)
         assert await conn.fetchval("SELECT count(*) FROM notification.match_parties") == 0
