@@ -105,20 +105,40 @@ async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -
 DEMO_USERS = REPO_ROOT / "config" / "demo-users.yaml"
 
 
-def token_for(settings: Settings, user_id: str, *roles: Role) -> str:
+# The organisations of the partner workers that the tests' own files name.
+ORGANISATIONS = {
+    "juf-anouk": "Basisschool De Regenboog",
+    "jgz-fleur": "JGZ Voorbeeldrade",
+    "jgz-bos": "JGZ Voorbeeldrade",
+    "dokter-bos": "Huisartsenpraktijk Centrum",
+}
+
+
+def token_for(
+    settings: Settings, user_id: str, *roles: Role, organisation: str | None = None
+) -> str:
     """A bearer token of the test run's local issuer: a demo user, or (with roles) anyone,
-    such as the partner workers of a test's own files."""
+    such as the partner workers of a test's own files (at their organisation)."""
     assert settings.issuer_key_file is not None
     user = (
-        DemoUser(user_id, user_id, f"{user_id}@voorbeeldrade.example", roles, None)
+        DemoUser(
+            user_id,
+            user_id,
+            f"{user_id}@voorbeeldrade.example",
+            roles,
+            organisation or ORGANISATIONS.get(user_id),
+        )
         if roles
         else load_demo_users(DEMO_USERS)[user_id]
     )
     return mint_token(settings.issuer_key_file, settings.oidc_issuer, settings.oidc_audience, user)
 
 
-def auth(settings: Settings, user_id: str, *roles: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(settings, user_id, *roles)}"}
+def auth(
+    settings: Settings, user_id: str, *roles: Role, organisation: str | None = None
+) -> dict[str, str]:
+    token = token_for(settings, user_id, *roles, organisation=organisation)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def eventually(check, *, timeout: float = 30.0, interval: float = 0.25):  # type: ignore[no-untyped-def]

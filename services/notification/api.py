@@ -110,7 +110,9 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
     async def alerts(request: Request, principal: Principal) -> Response:
         require(principal, *RECEIVERS)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            found, subjects = await store.alerts_of(conn, principal.user_id, MAX_ALERTS)
+            found, subjects = await store.alerts_of(
+                conn, principal.user_id, principal.organisation, MAX_ALERTS
+            )
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -145,8 +147,10 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         require(principal, *RECEIVERS)
         alert_id = parse_uuid(request.path_params["alert_id"], "alert in your inbox")
         async with runtime.pool.acquire() as conn, conn.transaction():
-            owner = await store.alert_owner(conn, alert_id)
-            if owner is None or owner[0] != principal.user_id:
+            mine, subject = await store.owned_alert(
+                conn, alert_id, principal.user_id, principal.organisation
+            )
+            if not mine:
                 raise Denied(404, "no such alert in your inbox")
             changed = await store.acknowledge(conn, alert_id, datetime.now(UTC))
             if changed:
@@ -155,7 +159,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                     action=AuditAction.UPDATE,
                     object_type="alert",
                     object_id=str(alert_id),
-                    subjects=[owner[1]] if owner[1] else [],
+                    subjects=[subject] if subject else [],
                     actor=actor(principal),
                     purpose="inbox: alert acknowledged",
                 )
@@ -165,7 +169,9 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         require(principal, Role.WORKER)
         match_id = parse_uuid(request.path_params["match_id"], "match you are party to")
         found = await store.match(conn, match_id)
-        if found is None or not await store.is_party(conn, match_id, principal.user_id):
+        if found is None or not await store.is_party(
+            conn, match_id, principal.user_id, principal.organisation
+        ):
             raise Denied(404, "no such match among the matches you are party to")
         return found
 
@@ -219,7 +225,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 raise Denied(
                     400, 'send JSON {"with_worker": "<worker id>"}: whom you made contact with'
                 )
-            if with_worker == principal.user_id or not await store.is_party(
+            if with_worker == principal.user_id or not await store.has_party(
                 conn, found["match_id"], with_worker
             ):
                 raise Denied(400, f"{with_worker!r} is not another party of this match")
@@ -240,7 +246,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
     async def tasks(request: Request, principal: Principal) -> Response:
         require(principal, Role.WORKER)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            found = await store.tasks_of(conn, principal.user_id)
+            found = await store.tasks_of(conn, principal.user_id, principal.organisation)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -255,11 +261,13 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         require(principal, Role.WORKER)
         task_id = parse_uuid(request.path_params["task_id"], "task of yours")
         async with runtime.pool.acquire() as conn, conn.transaction():
-            owner = await store.task_owner(conn, task_id)
-            if owner is None or owner[0] != principal.user_id:
+            match_id = await store.own_task(
+                conn, task_id, principal.user_id, principal.organisation
+            )
+            if match_id is None:
                 raise Denied(404, "no such task of yours")
             if await store.complete_task(conn, task_id, datetime.now(UTC)):
-                found = await store.match(conn, owner[1])
+                found = await store.match(conn, match_id)
                 await runtime.audit.record(
                     conn,
                     action=AuditAction.UPDATE,

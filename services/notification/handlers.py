@@ -154,7 +154,12 @@ class Notifier:
         """Store, publish, audit and queue the delivery of each new alert."""
         issued = 0
         for alert in alerts:
-            if not await store.add_alert(conn, alert, subject):
+            organisation = (
+                (organisations or {}).get(alert.recipient.worker_id)
+                if alert.part is Part.REGISTRANT
+                else None
+            )
+            if not await store.add_alert(conn, alert, subject, organisation):
                 continue
             issued += 1
             ALERTS.labels(alert.kind.value, alert.occasion.split(":", 1)[0], alert.part).inc()
@@ -181,7 +186,6 @@ class Notifier:
             )
             if self.email:
                 await store.add_delivery(conn, alert.alert_id, "email", alert.recipient.email)
-            organisation = (organisations or {}).get(alert.recipient.worker_id)
             for target in self.webhooks:
                 if organisation in target.organisations:
                     await store.add_delivery(conn, alert.alert_id, "webhook", target.name)

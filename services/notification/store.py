@@ -23,12 +23,15 @@ def _contacts(workers: Sequence[WorkerContact]) -> str:
     return json.dumps([w.model_dump(mode="json") for w in workers])
 
 
-async def add_alert(conn: Conn, alert: Alert, subject: str | None) -> bool:
-    """Store an alert once; the inbox streams hear of it when the transaction commits."""
+async def add_alert(
+    conn: Conn, alert: Alert, subject: str | None, organisation: str | None = None
+) -> bool:
+    """Store an alert once; the inbox streams hear of it when the transaction commits.
+    `organisation`: a registering worker's, whose token must name it to read the alert."""
     row = await conn.fetchrow(
         "INSERT INTO alerts (alert_id, match_id, kind, recipient_id, recipient, contacts,"
-        " occasion, part, subject, message, coordinator)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11::jsonb)"
+        " occasion, part, subject, message, coordinator, recipient_organisation)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11::jsonb, $12)"
         " ON CONFLICT DO NOTHING RETURNING alert_id",
         alert.alert_id,
         alert.match_id,
@@ -41,6 +44,7 @@ async def add_alert(conn: Conn, alert: Alert, subject: str | None) -> bool:
         subject,
         alert.message,
         alert.coordinator.model_dump_json() if alert.coordinator else None,
+        organisation,
     )
     if row is not None:
         await conn.execute("SELECT pg_notify($1, $2)", ALERT_CHANNEL, alert.recipient.worker_id)
@@ -68,25 +72,35 @@ _ALERT_COLUMNS = (
 )
 
 
+MINE = "recipient_id = $1 AND (recipient_organisation IS NULL OR recipient_organisation = $2)"
+
+
 async def alerts_of(
-    conn: Conn, recipient_id: str, limit: int
+    conn: Conn, recipient_id: str, organisation: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """A recipient's newest alerts, and the subject pseudonyms they are about."""
+    """A recipient's newest alerts (a registering worker's only at their organisation),
+    and the subject pseudonyms they are about."""
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS}, subject FROM alerts WHERE recipient_id = $1"
-        " ORDER BY issued_at DESC, alert_id LIMIT $2",
+        f"SELECT {_ALERT_COLUMNS}, subject FROM alerts WHERE {MINE}"
+        " ORDER BY issued_at DESC, alert_id LIMIT $3",
         recipient_id,
+        organisation,
         limit,
     )
     return [_alert_json(r) for r in rows], sorted({r["subject"] for r in rows if r["subject"]})
 
 
-async def alert_owner(conn: Conn, alert_id: uuid.UUID) -> tuple[str, str | None] | None:
-    """(recipient, subject) of an alert."""
+async def owned_alert(
+    conn: Conn, alert_id: uuid.UUID, recipient_id: str, organisation: str | None
+) -> tuple[bool, str | None]:
+    """(whether the alert is this recipient's, its subject)."""
     row = await conn.fetchrow(
-        "SELECT recipient_id, subject FROM alerts WHERE alert_id = $1", alert_id
+        f"SELECT subject FROM alerts WHERE alert_id = $3 AND {MINE}",
+        recipient_id,
+        organisation,
+        alert_id,
     )
-    return None if row is None else (row["recipient_id"], row["subject"])
+    return (row is not None, row["subject"] if row else None)
 
 
 async def acknowledge(conn: Conn, alert_id: uuid.UUID, at: datetime) -> bool:
@@ -166,14 +180,29 @@ async def parties(conn: Conn, match_id: uuid.UUID) -> list[tuple[WorkerContact, 
     return [(WorkerContact.model_validate_json(r["worker"]), r["organisation"]) for r in rows]
 
 
-async def is_party(conn: Conn, match_id: uuid.UUID, user_id: str) -> bool:
-    """A registering worker or the coordinator of the match."""
+async def is_party(conn: Conn, match_id: uuid.UUID, user_id: str, organisation: str | None) -> bool:
+    """A registering worker (at their organisation) or the coordinator of the match."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM match_parties WHERE match_id = $1 AND worker_id = $2"
+            "  AND organisation = $3)"
+            " OR EXISTS (SELECT 1 FROM matches WHERE match_id = $1 AND coordinator_id = $2)",
+            match_id,
+            user_id,
+            organisation,
+        )
+    )
+
+
+async def has_party(conn: Conn, match_id: uuid.UUID, worker_id: str) -> bool:
+    """Whether someone is a party (any organisation) or the coordinator: for whom a party
+    may record contact."""
     return bool(
         await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM match_parties WHERE match_id = $1 AND worker_id = $2)"
             " OR EXISTS (SELECT 1 FROM matches WHERE match_id = $1 AND coordinator_id = $2)",
             match_id,
-            user_id,
+            worker_id,
         )
     )
 
@@ -302,12 +331,19 @@ async def add_task(
     return row is not None
 
 
-async def tasks_of(conn: Conn, worker_id: str) -> list[dict[str, Any]]:
+_OWN_TASK = (
+    "FROM inform_tasks t JOIN matches m USING (match_id) JOIN match_parties p"
+    " ON p.match_id = t.match_id AND p.registration_id = t.registration_id"
+    " WHERE t.worker_id = $1 AND p.organisation = $2"
+)
+
+
+async def tasks_of(conn: Conn, worker_id: str, organisation: str | None) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind"
-        " FROM inform_tasks t JOIN matches m USING (match_id)"
-        " WHERE t.worker_id = $1 ORDER BY t.done_at NULLS FIRST, t.created_at DESC LIMIT 200",
+        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind "
+        f"{_OWN_TASK} ORDER BY t.done_at NULLS FIRST, t.created_at DESC LIMIT 200",
         worker_id,
+        organisation,
     )
     return [
         {
@@ -322,11 +358,14 @@ async def tasks_of(conn: Conn, worker_id: str) -> list[dict[str, Any]]:
     ]
 
 
-async def task_owner(conn: Conn, task_id: uuid.UUID) -> tuple[str, uuid.UUID] | None:
-    row = await conn.fetchrow(
-        "SELECT worker_id, match_id FROM inform_tasks WHERE task_id = $1", task_id
+async def own_task(
+    conn: Conn, task_id: uuid.UUID, worker_id: str, organisation: str | None
+) -> uuid.UUID | None:
+    """The match of one of this worker's tasks (at their organisation), else None."""
+    found: uuid.UUID | None = await conn.fetchval(
+        f"SELECT t.match_id {_OWN_TASK} AND t.task_id = $3", worker_id, organisation, task_id
     )
-    return None if row is None else (row["worker_id"], row["match_id"])
+    return found
 
 
 async def complete_task(conn: Conn, task_id: uuid.UUID, at: datetime) -> bool:

@@ -43,6 +43,8 @@ WIJK = "WK099901"  # served by team jgt-noord
 NOORD_WIJKEN = ["WK099901", "WK099902", "WK099903", "WK099904"]
 ALL_WIJKEN = sorted([*NOORD_WIJKEN, "WK099905", "WK099906", "WK099907", "WK099908"])
 A, B = "mw-school-a", "mw-jgz-b"  # the registering workers, minted for this test
+ORG = {A: "Basisschool De Regenboog", B: "JGZ Voorbeeldrade"}
+NAMESAKE = "namesake"  # A's worker id, at another organisation
 X = "jgt-zuid-1"
 REGIE = "regie-voorbeeldrade"
 LEAD = "teamlead-noord"
@@ -139,7 +141,7 @@ def minted(settings: Settings, user: DemoUser, **changes: Any) -> dict[str, str]
 async def prepare(settings: Settings, notification: str, http: httpx.AsyncClient) -> World:
     subject = pseudonym()
     registrations = await raise_match(settings, subject)
-    a_token = bearer(token_for(settings, A, Role.WORKER))
+    a_token = bearer(token_for(settings, A, Role.WORKER, organisation=ORG[A]))
 
     async def a_has_an_alert() -> dict[str, Any] | None:
         response = await http.get(f"{notification}/api/alerts", headers=a_token)
@@ -152,7 +154,8 @@ async def prepare(settings: Settings, notification: str, http: httpx.AsyncClient
     world = World(settings, subject, uuid.UUID(alert["match_id"]), coordinator, registrations)
     world.tokens = {
         A: a_token,
-        B: bearer(token_for(settings, B, Role.WORKER)),
+        B: bearer(token_for(settings, B, Role.WORKER, organisation=ORG[B])),
+        NAMESAKE: bearer(token_for(settings, A, Role.WORKER, organisation="Andere School")),
         coordinator: bearer(token_for(settings, coordinator)),
         **{u: bearer(token_for(settings, u)) for u in (X, REGIE, LEAD, FG, ADMIN)},
         NOBODY: minted(
@@ -372,7 +375,38 @@ def matrix(world: World) -> list[Case]:
     for path in (f"/api/matches/{NOT_A_UUID}/contacts", f"/api/matches/{UNKNOWN}/contacts"):
         case(A, "POST", path, 404, body={"with_worker": B})
     case(REGIE, "POST", f"/api/alerts/{NOT_A_UUID}/acknowledge", 404)
+
+    # A's namesake at another organisation is someone else: none of A's alerts, tasks or
+    # matches (a partner cannot make another organisation's worker a party by the id).
+    namesake = world.tokens[NAMESAKE]
+    for method, path, status, check in (
+        ("GET", "/api/alerts", 200, no_alerts),
+        ("GET", "/api/tasks", 200, no_tasks),
+        ("GET", f"/api/matches/{m}", 404, None),
+        ("POST", f"/api/alerts/{world.alert_of(A)}/acknowledge", 404, None),
+    ):
+        cases.append(
+            Case(
+                f"{method} {path} as A's namesake at another organisation",
+                method,
+                path,
+                status,
+                namesake,
+                A,
+                "worker",
+                None,
+                check,
+            )
+        )
     return cases
+
+
+def no_alerts(body: Any) -> str | None:
+    return None if body.get("alerts") == [] else f"expected no alerts, got {body!r}"
+
+
+def no_tasks(body: Any) -> str | None:
+    return None if body.get("tasks") == [] else f"expected no tasks, got {body!r}"
 
 
 def unauthenticated(world: World) -> list[Case]:

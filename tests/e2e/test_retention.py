@@ -127,7 +127,9 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         assert [n.registration_id for n in notices] == [ids["gp"]]
         # Which organisations were involved travels sealed, and reaches the new worker.
         assert all(b"jgz" not in r.value for r in lifecycle)
-        gp_worker = {"Authorization": f"Bearer {token_for(settings, 'gp-1', Role.WORKER)}"}
+        gp_worker = {
+            "Authorization": f"Bearer {token_for(settings, 'gp-1', Role.WORKER, organisation='gp')}"
+        }
 
         async def noticed() -> list[str]:
             inbox = await get_json(f"{services['notification']}/api/alerts", headers=gp_worker)
