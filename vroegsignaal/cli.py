@@ -21,6 +21,7 @@ from shared.contracts import AuditAction, AuditActor, AuditOutcome, Topics, expo
 from shared.settings import Settings
 from vroegsignaal.issuer_cli import issuer_app
 from vroegsignaal.stack.errors import StackError
+from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE
 
 app = typer.Typer(
     help="vroegsignaal: early signals for youth care, privacy by design.", no_args_is_help=True
@@ -332,11 +333,22 @@ def partner_keygen() -> None:
 def secrets_init(
     directory: Annotated[Path, typer.Argument(help="Where to create the secrets.")],
     pseudonymiser_url: Annotated[str, typer.Option()] = "http://127.0.0.1:8105",
+    partners: Annotated[
+        Path,
+        typer.Option(
+            help="The partner list (id, organisation, category, themes), such as "
+            "config/partners.yaml, the fictional municipality's."
+        ),
+    ] = PARTNERS_TEMPLATE,
 ) -> None:
-    """Create the local secrets that are missing (never overwrites one)."""
+    """Create the keys that are missing (never overwrites a key). partners.yaml and
+    pseudonymiser-credentials.yaml are derived, on every run, from the partner list and
+    each partner's keys: to change partners, edit the list and run this again."""
     from vroegsignaal.stack.secrets import init_secrets
 
-    made = init_secrets(directory, pseudonymiser_url=pseudonymiser_url)
+    if not partners.is_file():
+        raise _fail(f"no partner list at {partners}: pass --partners <file>")
+    made = init_secrets(directory, pseudonymiser_url=pseudonymiser_url, template=partners)
     typer.echo(f"secrets in {made.directory}")
 
 
