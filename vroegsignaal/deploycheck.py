@@ -10,6 +10,10 @@ split trust first (no pod ever holds both the pseudonymiser's and the gateway's 
 and every Kafka client logging in as its own KafkaUser, SCRAM-SHA-512 over TLS, on a
 Kafka without a listener that lets anyone in unauthenticated.
 
+The production overlay's municipality values are literal REPLACE-... placeholders in the
+repository: every one left in the production render is listed as a warning, and
+`--strict-production` (what an operator runs before applying) fails on them.
+
 The tools live in .venv-tools/ (deploy/tools/install.sh puts them there, pinned). Each
 rule is a function from rendered manifests to findings, so the tests can feed it a
 broken manifest and see it caught.
@@ -17,6 +21,7 @@ broken manifest and see it caught.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import re
@@ -46,7 +51,15 @@ KUBERNETES_VERSION = "1.33.0"
 
 SERVICES = ("pseudonymiser", "intake", "matching", "notification", "audit")
 KEDA_SCALED = ("matching", "notification", "audit")
+# Reachable from an Ingress: the pseudonymiser and the inbox (notification) wholly; of
+# audit only the privacy officer's page and the two calls it makes (path, pathType).
 PUBLIC = ("pseudonymiser", "notification")
+PUBLIC_PATHS = {
+    "audit": (("/audit/ui", "Prefix"), ("/audit/v1/search", "Exact"), ("/audit/v1/me", "Exact"))
+}
+FROM_INGRESS = (*PUBLIC, *PUBLIC_PATHS)
+# What the municipality must replace in the production overlay (README, Deploying).
+PLACEHOLDER = "REPLACE"
 # The names of the two Secrets (not their content).
 PSEUDONYMISER_SECRET = "vroegsignaal-pseudonymiser"  # noqa: S105
 GATEWAY_SECRET = "vroegsignaal-gateway"  # noqa: S105
@@ -680,10 +693,33 @@ def _namespace_is(peer: Manifest, name: str) -> bool:
     return selector is not None and selects(selector, {"kubernetes.io/metadata.name": name})
 
 
+def _ingress_path_problem(path: Manifest) -> str | None:
+    """Why this Ingress path may not be routed, or None: the pseudonymiser and the inbox
+    may be, and of audit exactly the privacy officer's page (PUBLIC_PATHS)."""
+    backend = path["backend"]["service"]["name"]
+    route = (path.get("path"), path.get("pathType"))
+    if backend in PUBLIC:
+        return None
+    allowed = PUBLIC_PATHS.get(backend)
+    if allowed is not None:
+        if route in allowed:
+            return None
+        return (
+            f"routes {route[0]} ({route[1]}) to {backend}: of {backend} only "
+            + ", ".join(f"{p} ({kind})" for p, kind in allowed)
+            + " may be reachable from outside"
+        )
+    return (
+        f"routes {route[0]} to {backend}: only {', '.join(PUBLIC)} and the privacy "
+        "officer's page on audit may be reachable from outside"
+    )
+
+
 def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
-    """Default deny; the Ingresses and the ingress controller reach only the pseudonymiser
-    and the inbox; each service reaches only Kafka, PostgreSQL and DNS (notification and
-    audit also HTTPS/SMTP outside the cluster: the OIDC issuer, mail, webhooks)."""
+    """Default deny; the Ingresses reach only the pseudonymiser, the inbox and, of audit,
+    the privacy officer's page (PUBLIC_PATHS), and the ingress controller only those three
+    services; each service reaches only Kafka, PostgreSQL and DNS (notification and audit
+    also HTTPS/SMTP outside the cluster: the OIDC issuer, mail, webhooks)."""
     findings = []
     policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
     where = label or "manifests"
@@ -700,16 +736,20 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
     for ingress in (d for d in docs if d.get("kind") == "Ingress"):
         for rule in ingress["spec"].get("rules") or []:
             for path in (rule.get("http") or {}).get("paths") or []:
-                backend = path["backend"]["service"]["name"]
-                if backend not in PUBLIC:
+                problem = _ingress_path_problem(path)
+                if problem:
                     findings.append(
-                        Finding(
-                            "network",
-                            f"{label} {ident(ingress)}".strip(),
-                            f"routes {path.get('path')} to {backend}: only "
-                            f"{' and '.join(PUBLIC)} may be reachable from outside",
-                        )
+                        Finding("network", f"{label} {ident(ingress)}".strip(), problem)
                     )
+        default = (ingress["spec"].get("defaultBackend") or {}).get("service")
+        if default:
+            findings.append(
+                Finding(
+                    "network",
+                    f"{label} {ident(ingress)}".strip(),
+                    f"has a defaultBackend ({default.get('name')}): every path would reach it",
+                )
+            )
     pods = {doc["metadata"]["name"]: pod_labels(doc) for doc, _ in workloads(docs)}
     for policy in policies:
         selected = [
@@ -718,7 +758,7 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
         for rule in policy["spec"].get("ingress") or []:
             if any(_namespace_is(peer, INGRESS_NAMESPACE) for peer in rule.get("from") or []):
                 for name in selected:
-                    if name not in PUBLIC:
+                    if name not in FROM_INGRESS:
                         findings.append(
                             Finding(
                                 "network",
@@ -1296,6 +1336,39 @@ def check_production(docs: Sequence[Manifest]) -> list[Finding]:
     return findings
 
 
+def placeholders(docs: Sequence[Manifest]) -> list[str]:
+    """Every REPLACE-... placeholder left in rendered manifests, as `Kind/name field:
+    value` (a multi-line value, such as a policy file in a ConfigMap, by its first line
+    with REPLACE): the municipality's values still to fill in."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, list):
+            for n, value in enumerate(node):
+                walk(value, f"{where}[{n}]")
+        elif isinstance(node, str) and PLACEHOLDER in node:
+            line = next(x for x in node.splitlines() if PLACEHOLDER in x).strip()
+            found.append(f"{where}: {line[:100]}")
+
+    for doc in docs:
+        before = len(found)
+        walk(doc, "")
+        found[before:] = [f"{ident(doc)} {item}" for item in found[before:]]
+    return found
+
+
+def check_placeholders(docs: Sequence[Manifest], label: str = "production") -> list[Finding]:
+    """--strict-production: a placeholder left is a failure (the rendered manifests are
+    about to be applied)."""
+    return [
+        Finding("placeholder", label, f"{item}: replace it (README, Deploying)")
+        for item in placeholders(docs)
+    ]
+
+
 def check_dockerfile(text: str) -> list[Finding]:
     """One image: the final stage runs as a non-root user and has no HEALTHCHECK."""
     final = re.split(r"(?im)^FROM\s", text)[-1]
@@ -1336,7 +1409,7 @@ def _versions() -> str:
     return crds.read_text().strip() if crds.exists() else "unknown"
 
 
-def run() -> Report:
+def run(*, strict_production: bool = False) -> Report:
     report = Report()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
@@ -1419,6 +1492,26 @@ def run() -> Report:
             for line in describe_kafka(docs):
                 report.say(f"  {line}")
 
+        left = placeholders(rendered["production"])
+        if strict_production:
+            found = report.add(check_placeholders(rendered["production"]))
+            report.say(
+                f"placeholders in overlays/production (--strict-production): "
+                f"{'FAIL, ' + str(len(found)) + ' left' if found else 'none left, ok'}"
+            )
+            for finding in found:
+                report.say(f"  FAIL {finding}")
+        elif left:
+            report.say(
+                f"WARNING overlays/production still has {len(left)} {PLACEHOLDER} "
+                "placeholder(s), the municipality's values (not a failure here; "
+                "'python -m vroegsignaal.deploycheck --strict-production' fails on them):"
+            )
+            for item in left:
+                report.say(f"  WARN {item}")
+        else:
+            report.say("placeholders in overlays/production: none left")
+
     report.say("not checked offline:")
     for line in NOT_CHECKED:
         report.say(f"  {line}")
@@ -1428,9 +1521,20 @@ def run() -> Report:
     return report
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m vroegsignaal.deploycheck",
+        description="Validate the deployment offline (README, Deploying).",
+    )
+    parser.add_argument(
+        "--strict-production",
+        action="store_true",
+        help="fail when the production overlay still has a REPLACE placeholder (run this "
+        "before applying it)",
+    )
+    args = parser.parse_args(argv)
     try:
-        report = run()
+        report = run(strict_production=args.strict_production)
     except RuntimeError as exc:  # a tool missing or failing: the message says which
         print(f"deploy-check: {exc}", file=sys.stderr)
         sys.exit(2)

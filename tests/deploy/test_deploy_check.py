@@ -294,7 +294,7 @@ def test_network_rules_catch_an_open_namespace_and_extra_reach(production: list[
     )
     egress = find(production, "NetworkPolicy", "services-to-kafka-and-postgres")
     egress["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]})
-    reach = find(production, "NetworkPolicy", "pseudonymiser-and-inbox-from-ingress")
+    reach = find(production, "NetworkPolicy", "public-from-ingress")
     reach["spec"]["podSelector"]["matchExpressions"][0]["values"].append("matching")
 
     found = problems(dc.check_network(production))
@@ -303,6 +303,115 @@ def test_network_rules_catch_an_open_namespace_and_extra_reach(production: list[
     assert "routes /signals to intake" in found
     assert "lets matching reach 0.0.0.0/0 outside the cluster" in found
     assert "lets the ingress controller reach matching" in found
+
+
+def test_of_audit_only_the_privacy_officers_page_is_reachable_from_an_ingress(
+    production: list[Manifest],
+) -> None:
+    assert dc.check_network(production, "production") == []
+    audit = find(production, "Ingress", "audit")
+    paths = audit["spec"]["rules"][0]["http"]["paths"]
+    assert {(p["path"], p["pathType"]) for p in paths} == set(dc.PUBLIC_PATHS["audit"])
+    backend = paths[0]["backend"]
+    paths.append({"path": "/audit/v1/tree-head", "pathType": "Exact", "backend": backend})
+    paths.append({"path": "/audit", "pathType": "Prefix", "backend": backend})
+    # A Prefix on the search would also route /audit/v1/search/anything.
+    paths[1]["pathType"] = "Prefix"
+
+    found = problems(dc.check_network(production, "production"))
+
+    assert "Ingress/audit: routes /audit/v1/tree-head (Exact) to audit" in found
+    assert "routes /audit (Prefix) to audit" in found
+    assert "routes /audit/v1/search (Prefix) to audit" in found
+    assert "routes /audit/ui (Prefix)" not in found
+
+
+def test_an_ingress_default_backend_is_caught(production: list[Manifest]) -> None:
+    audit = find(production, "Ingress", "audit")
+    audit["spec"]["defaultBackend"] = {"service": {"name": "audit", "port": {"name": "http"}}}
+
+    assert "has a defaultBackend (audit)" in problems(dc.check_network(production))
+
+
+def test_production_placeholders_are_listed_and_fail_only_when_strict(
+    rendered: dict[str, list[Manifest]], production: list[Manifest]
+) -> None:
+    left = "\n".join(dc.placeholders(production))
+    # The repository's overlay is a template: each municipality value is a placeholder.
+    for expected in (
+        "ConfigMap/vroegsignaal-settings",
+        "data.VS_OIDC_ISSUER: https://REPLACE-",
+        "data.VS_INBOX_URL: https://REPLACE-",
+        "data.VS_SMTP_HOST: REPLACE-",
+        "data.VS_SMTP_PORT: REPLACE-",
+        "data.VS_SMTP_SENDER: REPLACE-",
+        "data.VS_SMTP_USERNAME: REPLACE-",
+        "data.VS_SMTP_STARTTLS: REPLACE-",
+        "Ingress/pseudonymiser spec.rules[0].host: REPLACE-",
+        "Ingress/inbox spec.tls[0].hosts[0]: REPLACE-",
+        "Ingress/audit spec.rules[0].host: REPLACE-",
+        "Cluster/vroegsignaal-db spec.backup.barmanObjectStore.destinationPath: s3://REPLACE-",
+        "Deployment/matching spec.template.spec.containers[0].image: REPLACE-",
+        "data.policy.yaml: # REPLACE:",
+        "data.roster.yaml: # REPLACE:",
+    ):
+        assert expected in left, expected
+    assert dc.placeholders(rendered["dev"]) == []
+    assert dc.check_placeholders(production)
+
+    for doc in production:
+        _fill_in(doc)
+    assert dc.placeholders(production) == []
+    assert dc.check_placeholders(production) == []
+
+
+def _fill_in(node: object) -> None:
+    """The operator's edit, done crudely: every placeholder replaced by a real-looking value."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                node[key] = value.replace(dc.PLACEHOLDER, "gemeente")
+            else:
+                _fill_in(value)
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            if isinstance(value, str):
+                node[n] = value.replace(dc.PLACEHOLDER, "gemeente")
+            else:
+                _fill_in(value)
+
+
+def test_production_mounts_the_municipalitys_policy_and_roster(production: list[Manifest]) -> None:
+    config = next(
+        d
+        for d in production
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("vroegsignaal-config")
+    )
+    assert set(config["data"]) == {"policy.yaml", "roster.yaml"}
+    for name in ("matching", "notification", "audit"):
+        spec = find(production, "Deployment", name)["spec"]["template"]["spec"]
+        main = container(production, name)
+        env = {e["name"]: e.get("value") for e in main["env"]}
+        assert env["VS_POLICY_FILE"] == "/etc/vroegsignaal/policy.yaml", name
+        assert env["VS_ROSTER_FILE"] == "/etc/vroegsignaal/roster.yaml", name
+        mount = next(m for m in main["volumeMounts"] if m["mountPath"] == "/etc/vroegsignaal")
+        assert mount["readOnly"] is True
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        assert volume["configMap"]["name"] == config["metadata"]["name"]
+
+
+def test_dev_never_pulls_the_locally_built_image(dev: list[Manifest]) -> None:
+    for doc in dev:
+        if doc["kind"] != "Deployment":
+            continue
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            assert c["imagePullPolicy"] == "IfNotPresent", f"{dc.ident(doc)} {c['name']}"
+
+
+def test_compose_keeps_kafkas_data_in_its_volume() -> None:
+    kafka = yaml.safe_load(dc.COMPOSE_FILE.read_text())["services"]["kafka"]
+    data = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert any(str(v).endswith(f":{data}") for v in kafka["volumes"])
 
 
 def test_production_needs_three_of_everything_and_backups(production: list[Manifest]) -> None:
