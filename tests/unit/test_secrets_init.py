@@ -46,3 +46,17 @@ def test_a_missing_partner_list_is_one_clear_error(tmp_path: Path) -> None:
     done = init(tmp_path / "secrets", tmp_path / "nope.yaml")
     assert done.returncode == 1
     assert "no partner list at" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_partner_that_made_its_own_key_keeps_it_to_itself(tmp_path: Path) -> None:
+    own = {**PARTNER, "signing_keys": {"ggd-west-1": "ab" * 32}}
+    listing = tmp_path / "our-partners.yaml"
+    listing.write_text(yaml.safe_dump({"version": 1, "partners": [own]}))
+    secrets = tmp_path / "secrets"
+    assert init(secrets, listing).returncode == 0
+    derived = yaml.safe_load((secrets / "partners.yaml").read_text())
+    assert derived["partners"][0]["signing_keys"] == {"ggd-west-1": "ab" * 32}
+    handed_over = yaml.safe_load((secrets / "partners" / "ggd-west.yaml").read_text())
+    assert "signing_key" not in handed_over  # the private half never was here
+    credentials = yaml.safe_load((secrets / "pseudonymiser-credentials.yaml").read_text())
+    assert set(credentials["partners"]) == {"ggd-west"}

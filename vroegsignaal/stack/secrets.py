@@ -148,6 +148,29 @@ def init_secrets(
     for entry in template_doc["partners"]:
         pid = entry["id"]
         config_path = out.partner_config(pid)
+        if entry.get("signing_keys"):
+            # The partner made its key itself (`partner keygen`) and sent the public half:
+            # its file here holds only what the municipality gives it; the partner adds its
+            # own signing_key_id and signing_key.
+            if config_path.exists():
+                config = yaml.safe_load(config_path.read_text())
+            else:
+                config = {
+                    "partner_id": pid,
+                    "organisation": entry["organisation"],
+                    "pseudonymiser": {
+                        "url": pseudonymiser_url,
+                        "token": secrets.token_urlsafe(32),
+                        "key_version": ring["current"],
+                        "public_keys": public_keys,
+                    },
+                }
+                _write(config_path, config)
+            partners.append(entry)
+            token_hashes[pid] = hashlib.sha256(
+                config["pseudonymiser"]["token"].encode()
+            ).hexdigest()
+            continue
         if config_path.exists():
             config = yaml.safe_load(config_path.read_text())
         else:
