@@ -53,6 +53,7 @@ class Principal:
     roles: frozenset[Role]
     organisation: str | None = None
     email: str | None = None
+    expires_at: float | None = None  # the token's `exp` (unix seconds)
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -319,6 +320,7 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         roles=roles,
         organisation=_text(claims.get("org")),
         email=_text(claims.get("email")),
+        expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
     )
 
 

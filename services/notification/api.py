@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,7 +133,18 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             async with bus.subscribe(principal.user_id) as queue:
                 yield {"event": "ready", "data": "{}"}
                 while True:
-                    if await queue.get() == "":
+                    # The stream lives no longer than the token it was opened with: the
+                    # page then reconnects, and an expired token has to log in again.
+                    left = (
+                        None if principal.expires_at is None else principal.expires_at - time.time()
+                    )
+                    if left is not None and left <= 0:
+                        return
+                    try:
+                        heard = await asyncio.wait_for(queue.get(), timeout=left)
+                    except TimeoutError:
+                        return
+                    if heard == "":
                         # The bus lost its connection: reload, then end this stream so
                         # the page opens a new one on a new connection.
                         yield {"event": "alerts", "data": "{}"}

@@ -9,6 +9,7 @@ failing case so that one run names them all.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -540,6 +541,17 @@ async def test_every_role_gets_exactly_what_rule_11_allows_and_every_refusal_is_
             problem = judge(case, status, headers, body)
             if problem:
                 failures.append(f"{case.id}: {problem}")
+        # A live stream lives no longer than its token.
+        short = minted(
+            settings,
+            DemoUser(A, A, f"{A}@voorbeeldrade.example", (Role.WORKER,), ORG[A]),
+            lifetime=3,
+        )
+        async with asyncio.timeout(60):
+            async with http.stream("GET", f"{base}/api/alerts/stream", headers=short) as live:
+                events = [line async for line in live.aiter_lines() if line.startswith("event:")]
+        if live.status_code != 200 or events[:1] != ["event: ready"]:
+            failures.append(f"the short-lived stream: {live.status_code} {events}")
         config = await http.get(f"{base}/api/config")
         if config.status_code != 200 or config.json().get("audience") != settings.oidc_audience:
             failures.append(f"GET /api/config without a token: {config.status_code} {config.text}")

@@ -126,14 +126,18 @@ def well_formed_token() -> str:
 async def test_a_minted_token_verifies_to_the_users_principal(
     issuer: Issuer, verifier: TokenVerifier
 ) -> None:
+    before = time.time()
     principal = await verifier.verify(issuer.mint("jgt-noord-1"))
 
+    assert principal.expires_at is not None
+    assert before + 3000 < principal.expires_at < before + 3700  # an hour's token
     assert principal == Principal(
         user_id="jgt-noord-1",
         name="Sanne de Vries",
         roles=frozenset({Role.WORKER}),
         organisation="JGT Noord",
         email="jgt-noord-1@voorbeeldrade.example",
+        expires_at=principal.expires_at,
     )
     assert principal.has(Role.WORKER)
     assert not principal.has(Role.TEAM_LEAD)

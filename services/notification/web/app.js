@@ -215,6 +215,7 @@ async function listen() {
       const response = await fetch("/api/alerts/stream", {
         headers: { Authorization: `Bearer ${session.token()}` },
       });
+      if (response.status === 401) return session.logout();  // the token ran out
       if (!response.ok) throw new Error(`stream refused (${response.status})`);
       live.className = "";
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
