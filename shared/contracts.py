@@ -358,6 +358,20 @@ class MatchDissolved(Contract):
     dissolved_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class MatchLeft(Contract):
+    """Registrations of a match ended (withdrawn, expired, erased) while the match goes
+    on: their workers are no longer party to it."""
+
+    match_id: uuid.UUID
+    kind: MatchKind
+    key: MatchKey
+    left: list[uuid.UUID] = Field(min_length=1, description="registration ids")
+    remaining: list[uuid.UUID] = Field(min_length=1, description="registration ids")
+    rule: str
+    policy_version: str
+    left_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class CoordinationTransferred(Contract):
     """A registration in another wijk moved coordination to that wijk's team (rule 9)."""
 
@@ -499,6 +513,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     MatchRaised,
     MatchJoined,
     MatchDissolved,
+    MatchLeft,
     CoordinationTransferred,
     EarlierInvolvementNoticed,
     WijkTrendRaised,

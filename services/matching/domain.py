@@ -136,7 +136,21 @@ class Transfer:
     policy_version: str
 
 
-Decision = Raise | Join | Dissolve | Transfer
+@dataclass(frozen=True)
+class Leave:
+    """Registrations that ended while the match goes on without them: their workers are
+    no longer party to it."""
+
+    match_id: uuid.UUID
+    kind: MatchKind
+    key: str
+    left: tuple[uuid.UUID, ...]
+    participants: tuple[Registration, ...]
+    rule: str
+    policy_version: str
+
+
+Decision = Raise | Join | Dissolve | Transfer | Leave
 
 
 def counted(
@@ -193,6 +207,7 @@ def decide(
     now: datetime,
 ) -> list[Decision]:
     """What happens to the match of `key` given its registrations now."""
+    registrations = list(registrations)
     regs = counted(registrations, policy, now)
     rule = rule_text(kind, policy)
     version = policy.version
@@ -213,6 +228,10 @@ def decide(
             )
         ]
     decisions: list[Decision] = []
+    active = {r.registration_id for r in registrations if r.is_active(now)}
+    left = tuple(sorted(open_match.participants - active))
+    if left:
+        decisions.append(Leave(open_match.match_id, kind, key, left, tuple(regs), rule, version))
     newcomers = tuple(r for r in regs if r.registration_id not in open_match.participants)
     if newcomers:
         decisions.append(

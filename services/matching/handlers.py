@@ -19,6 +19,7 @@ from services.matching.domain import (
     Dissolve,
     EndReason,
     Join,
+    Leave,
     Raise,
     Registration,
     Transfer,
@@ -37,6 +38,7 @@ from shared.contracts import (
     MatchDissolved,
     MatchJoined,
     MatchKind,
+    MatchLeft,
     MatchParticipant,
     MatchRaised,
     RegistrationWithdrawn,
@@ -127,9 +129,32 @@ class Matcher:
             expires_at=stored.expires_at,
             age_cutoff=stored.age_cutoff,
         ).ended(reason, now)
-        await store.end_registration(
-            conn, stored.registration_id, reason, now, archive_until(reg, self.policy)
+        until = archive_until(reg, self.policy)
+        # A registration that is not archived goes with its places in matches at once;
+        # notification hears that it left the matches that go on (an archived one leaves
+        # when the match is next decided).
+        matches = (
+            [] if until is not None else await store.open_matches_with(conn, reg.registration_id)
         )
+        await store.end_registration(conn, stored.registration_id, reason, now, until)
+        for m in matches:
+            remaining = await store.participant_ids(conn, m["match_id"])
+            if remaining:
+                kind = MatchKind(m["kind"])
+                await enqueue(
+                    conn,
+                    self.runtime.topics.match_lifecycle,
+                    MatchLeft(
+                        match_id=m["match_id"],
+                        kind=kind,
+                        key=event_key(kind, m["key"]),
+                        left=[reg.registration_id],
+                        remaining=remaining,
+                        rule=f"registration ended ({reason.value})",
+                        policy_version=self.policy.version,
+                        left_at=now,
+                    ),
+                )
         ENDED.labels(reason.value).inc()
         await self.runtime.audit.record(
             conn,
@@ -252,6 +277,24 @@ class Matcher:
                     ),
                 )
                 action, what = AuditAction.UPDATE, "joined"
+            elif isinstance(d, Leave):
+                await store.remove_participants(conn, d.match_id, d.left)
+                await enqueue(
+                    conn,
+                    topics.match_lifecycle,
+                    MatchLeft(
+                        event_id=event_id,
+                        match_id=d.match_id,
+                        kind=d.kind,
+                        key=key,
+                        left=list(d.left),
+                        remaining=[r.registration_id for r in d.participants],
+                        rule=d.rule,
+                        policy_version=d.policy_version,
+                        left_at=now,
+                    ),
+                )
+                action, what = AuditAction.UPDATE, "left by ended registrations"
             elif isinstance(d, Dissolve):
                 await store.close_match(conn, d.match_id, "dissolved", now)
                 await enqueue(

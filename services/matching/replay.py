@@ -21,6 +21,7 @@ from services.matching.domain import (
     Dissolve,
     FamilyClusters,
     Join,
+    Leave,
     OpenMatch,
     Raise,
     Registration,
@@ -85,6 +86,15 @@ class Replay:
                     key,
                     current.participants | {r.registration_id for r in d.newcomers},
                     d.newcomers[-1].wijk,
+                )
+            elif isinstance(d, Leave):
+                current = self.open_matches[(kind, key)]
+                self.open_matches[(kind, key)] = OpenMatch(
+                    current.match_id,
+                    kind,
+                    key,
+                    current.participants - set(d.left),
+                    current.wijk,
                 )
             elif isinstance(d, Dissolve):
                 del self.open_matches[(kind, key)]
@@ -182,6 +192,8 @@ def decision_record(at: datetime, d: Decision) -> dict[str, Any]:
     record["registrations"] = [str(r.registration_id) for r in regs]
     if isinstance(d, Join):
         record["newcomers"] = [str(r.registration_id) for r in d.newcomers]
+    if isinstance(d, Leave):
+        record["left"] = [str(i) for i in d.left]
     if isinstance(d, Transfer):
         record["coordination"] = "transferred"
     return record

@@ -302,6 +302,33 @@ async def add_participants(
     )
 
 
+async def open_matches_with(conn: Conn, registration_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT m.match_id, m.kind, m.key FROM matches m JOIN match_participants p"
+        " USING (match_id) WHERE p.registration_id = $1 AND m.status = 'open'",
+        registration_id,
+    )
+
+
+async def participant_ids(conn: Conn, match_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT registration_id FROM match_participants WHERE match_id = $1"
+        " ORDER BY registration_id",
+        match_id,
+    )
+    return [r["registration_id"] for r in rows]
+
+
+async def remove_participants(
+    conn: Conn, match_id: uuid.UUID, registration_ids: Sequence[uuid.UUID]
+) -> None:
+    await conn.execute(
+        "DELETE FROM match_participants WHERE match_id = $1 AND registration_id = ANY($2)",
+        match_id,
+        list(registration_ids),
+    )
+
+
 async def close_match(conn: Conn, match_id: uuid.UUID, status: str, at: datetime) -> None:
     await conn.execute(
         "UPDATE matches SET status = $2, closed_at = $3 WHERE match_id = $1",

@@ -42,6 +42,7 @@ from shared.contracts import (
     MatchDissolved,
     MatchJoined,
     MatchKind,
+    MatchLeft,
     MatchRaised,
     SealedMatch,
     SealedNotice,
@@ -327,7 +328,7 @@ class Notifier:
         return involved, {w.worker_id: org for w, org in parties}
 
     async def waiting(
-        self, conn: Conn, event: CoordinationTransferred | MatchDissolved
+        self, conn: Conn, event: CoordinationTransferred | MatchDissolved | MatchLeft
     ) -> asyncpg.Record | None:
         """The match an event is about; None when it is forgotten, or not here yet (then
         the event waits for it, and is applied when its MatchRaised arrives)."""
@@ -351,6 +352,8 @@ class Notifier:
                 except KeyShredded:
                     continue
                 await self.transfer(conn, moved, SealedTransfer.model_validate_json(opened))
+            elif kind == MatchLeft.__name__:
+                await self.leave(conn, MatchLeft.model_validate_json(payload))
             else:
                 await self.dissolve(conn, MatchDissolved.model_validate_json(payload))
 
@@ -411,6 +414,28 @@ class Notifier:
             event.subject,
             "notification: tell everyone involved that coordination moved",
             organisations,
+        )
+
+    async def on_left(self, event: MatchLeft) -> None:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
+                conn, event
+            ):
+                await self.leave(conn, event)
+
+    async def leave(self, conn: Conn, event: MatchLeft) -> None:
+        """Workers whose registration ended lose their place in a match that goes on."""
+        known = await store.match(conn, event.match_id)
+        if known is None:
+            return
+        dropped = await store.drop_parties(conn, event.match_id, event.left)
+        await self.runtime.audit.record(
+            conn,
+            action=AuditAction.UPDATE,
+            object_type="match",
+            object_id=str(event.match_id),
+            subjects=[known["subject"]] if known["subject"] else [],
+            purpose=f"notification: {dropped} ended registrations no longer party to the match",
         )
 
     async def on_dissolved(self, event: MatchDissolved) -> None:
@@ -693,6 +718,9 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
         if kind == MatchJoined.__name__:
             if (joined := await dead_letters.decode(MatchJoined, message)) is not None:
                 await notifier.on_joined(message, joined)
+        elif kind == MatchLeft.__name__:
+            if (gone := await dead_letters.decode(MatchLeft, message)) is not None:
+                await notifier.on_left(gone)
         elif kind == MatchDissolved.__name__:
             if (ended := await dead_letters.decode(MatchDissolved, message)) is not None:
                 await notifier.on_dissolved(ended)
@@ -713,7 +741,7 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
                 message,
                 "unknown-event-type",
                 f"no handler for lifecycle event type {kind!r}: set the {EVENT_TYPE_HEADER} "
-                "header to one of MatchJoined, MatchDissolved, CoordinationTransferred, "
+                "header to one of MatchJoined, MatchLeft, MatchDissolved, CoordinationTransferred, "
                 "EarlierInvolvementNoticed, SubjectErased",
             )
 

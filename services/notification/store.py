@@ -665,3 +665,20 @@ async def orphaned(conn: Conn, limit: int = 200) -> list[asyncpg.Record]:
         " ORDER BY m.raised_at LIMIT $1",
         limit,
     )
+
+
+async def drop_parties(conn: Conn, match_id: uuid.UUID, registrations: Sequence[uuid.UUID]) -> int:
+    """Registrations that left a match: their workers are no longer party to it, and
+    their open tasks go."""
+    await conn.execute(
+        "DELETE FROM inform_tasks WHERE match_id = $1 AND registration_id = ANY($2)"
+        " AND done_at IS NULL",
+        match_id,
+        list(registrations),
+    )
+    status = await conn.execute(
+        "DELETE FROM match_parties WHERE match_id = $1 AND registration_id = ANY($2)",
+        match_id,
+        list(registrations),
+    )
+    return int(status.split()[-1])

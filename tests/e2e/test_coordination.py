@@ -153,11 +153,30 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
                 a["occasion"] == "reassigned" for a in await inbox(services, settings, "jgt-zuid-1")
             )
 
-            # Two of three withdraw: the match ends, and everyone involved hears of it.
-            for partner in (SCHOOL, GP):
-                await producer(partner).withdraw_file(
-                    files[partner], WithdrawalReason.RESOLVED, today=today
+            # The school withdraws: the match goes on without it, and its worker is no
+            # longer party to it.
+            match_url = f"{services['notification']}/api/matches/{moved['match_id']}"
+            await producer(SCHOOL).withdraw_file(
+                files[SCHOOL], WithdrawalReason.UNJUSTIFIED, today=today
+            )
+
+            async def school_gone() -> bool:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    anouk = await client.get(
+                        match_url, headers=auth(settings, "juf-anouk", Role.WORKER)
+                    )
+                return anouk.status_code == 404
+
+            await eventually(school_gone, timeout=60)
+            async with httpx.AsyncClient(timeout=10) as client:
+                fleur = await client.get(
+                    match_url, headers=auth(settings, "jgz-fleur", Role.WORKER)
                 )
+            assert fleur.status_code == 200
+            assert {p["worker_id"] for p in fleur.json()["parties"]} == {"jgz-fleur", "dokter-bos"}
+
+            # The GP withdraws too: the match ends, and everyone involved hears of it.
+            await producer(GP).withdraw_file(files[GP], WithdrawalReason.RESOLVED, today=today)
 
             async def ended() -> bool:
                 told = await inbox(services, settings, "jgt-zuid-1")

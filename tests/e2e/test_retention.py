@@ -89,8 +89,11 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
             for r in await read_topic(
                 settings.kafka_bootstrap_servers,
                 topics.match_lifecycle,
-                until=lambda rs: len(rs) >= 1,
+                until=lambda rs: any(
+                    dict(r.headers)["vs-event-type"] == b"MatchDissolved" for r in rs
+                ),
             )
+            if dict(r.headers)["vs-event-type"] == b"MatchDissolved"
         ]
         assert [d.remaining for d in dissolved] == [[ids["school"]]]
 

@@ -80,8 +80,11 @@ async def test_withdrawals_dissolve_the_match_and_archive_only_the_resolved(
     (event,) = [
         MatchDissolved.model_validate_json(r.value)
         for r in await read_topic(
-            settings.kafka_bootstrap_servers, topics.match_lifecycle, until=lambda rs: len(rs) >= 1
+            settings.kafka_bootstrap_servers,
+            topics.match_lifecycle,
+            until=lambda rs: any(dict(r.headers)["vs-event-type"] == b"MatchDissolved" for r in rs),
         )
+        if dict(r.headers)["vs-event-type"] == b"MatchDissolved"
     ]
     conn = await asyncpg.connect(settings.database_url)
     try:

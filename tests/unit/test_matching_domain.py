@@ -12,6 +12,7 @@ from services.matching.domain import (
     EndReason,
     FamilyClusters,
     Join,
+    Leave,
     OpenMatch,
     Raise,
     Registration,
@@ -153,6 +154,20 @@ def test_withdrawing_one_of_two_registrations_dissolves_the_match() -> None:
     (dissolved,) = person([a, withdrawn], opened(raised))
     assert isinstance(dissolved, Dissolve)
     assert dissolved.remaining == (a,)
+
+
+def test_a_registration_that_ends_leaves_a_match_that_goes_on() -> None:
+    a, b, c = reg("school"), reg("jgz"), reg("gp")
+    (raised,) = person([a, b, c])
+    withdrawn = a.ended(EndReason.WITHDRAWN_UNJUSTIFIED, NOW)
+    (left,) = person([withdrawn, b, c], opened(raised))
+    assert isinstance(left, Leave)
+    assert left.left == (a.registration_id,)
+    assert set(left.participants) == {b, c}
+    # Once gone from the match, nothing more is decided for it.
+    after = OpenMatch(raised.match_id, raised.kind, raised.key,
+                      frozenset({b.registration_id, c.registration_id}), raised.wijk)  # fmt: skip
+    assert person([withdrawn, b, c], after) == []
 
 
 def test_a_registration_in_another_wijk_transfers_coordination() -> None:
