@@ -248,6 +248,69 @@ def alerts_to_all(
     return alerts
 
 
+def unacknowledged_escalation(
+    late_alert: uuid.UUID,
+    match_id: uuid.UUID,
+    kind: MatchKind,
+    late_worker: WorkerContact,
+    lead: WorkerContact | None,
+    regie: Sequence[WorkerContact],
+) -> list[Alert]:
+    """An alert nobody acknowledged in time goes to the team lead (the regie role when
+    the team has none), naming the worker who did not acknowledge."""
+    occasion = f"escalation:unacknowledged:{late_alert}"
+    to = [(lead, Part.TEAM_LEAD)] if lead else [(r, Part.REGIE) for r in regie]
+    return [
+        Alert(
+            alert_id(match_id, who.worker_id, kind, occasion),
+            match_id,
+            kind,
+            occasion,
+            part,
+            who,
+            (late_worker,),
+            None,
+            MESSAGES["unacknowledged"],
+        )
+        for who, part in to
+    ]
+
+
+def no_contact_escalation(
+    match_id: uuid.UUID,
+    kind: MatchKind,
+    coordinator: WorkerContact | None,
+    workers: Sequence[WorkerContact],
+    regie: Sequence[WorkerContact],
+) -> list[Alert]:
+    """A match without contact in time goes to the regie role, naming whom to chase: the
+    coordinator; the workers only when there is none (rule 11: no more than that)."""
+    occasion = "escalation:no-contact"
+    chase = (coordinator,) if coordinator else tuple(workers)
+    return [
+        Alert(
+            alert_id(match_id, r.worker_id, kind, occasion),
+            match_id,
+            kind,
+            occasion,
+            Part.REGIE,
+            r,
+            chase,
+            coordinator,
+            MESSAGES["no-contact"],
+        )
+        for r in regie
+    ]
+
+
+def keeps_coordinator(
+    old_team: str | None, new_team: str | None, coordinator: WorkerContact | None
+) -> bool:
+    """Rule 9: a move within the team's own wijken keeps the coordinator; a move to
+    another team's wijk hands coordination to that team."""
+    return coordinator is not None and old_team == new_team
+
+
 def age_on(age_cutoff: date, on: date, age_limit_years: int) -> int:
     """The youth's age in whole years on `on`, from the day they turn `age_limit_years`."""
     try:

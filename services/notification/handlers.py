@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -31,7 +31,10 @@ from services.notification.domain import (
     alerts_to_all,
     choose_coordinator,
     informing_addressee,
+    keeps_coordinator,
+    no_contact_escalation,
     overdue,
+    unacknowledged_escalation,
 )
 from shared.contracts import (
     AlertIssued,
@@ -341,6 +344,19 @@ class Notifier:
             PARKED.inc()
         return known
 
+    async def in_order(
+        self,
+        event: CoordinationTransferred | MatchDissolved | MatchLeft,
+        apply: Callable[[Conn], Awaitable[None]],
+    ) -> None:
+        """Apply a lifecycle event once, in its match's order: now when the match is
+        here, when its MatchRaised comes when it is not, never when it was forgotten."""
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
+                conn, event
+            ):
+                await apply(conn)
+
     async def apply_parked(self, conn: Conn, match_id: uuid.UUID) -> None:
         for kind, payload in await store.parked(conn, match_id):
             if kind == CoordinationTransferred.__name__:
@@ -362,11 +378,7 @@ class Notifier:
         moved = await self.opened(message, event, SealedTransfer)
         if moved is None:
             return
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
-                conn, event
-            ):
-                await self.transfer(conn, event, moved)
+        await self.in_order(event, lambda conn: self.transfer(conn, event, moved))
 
     async def transfer(
         self, conn: Conn, event: CoordinationTransferred, moved: SealedTransfer
@@ -379,7 +391,7 @@ class Notifier:
         )
         team_id = await roster.team_of(conn, moved.to_wijk)
         after: WorkerContact | None = before
-        if team_id != known["team_id"] or before is None:
+        if not keeps_coordinator(known["team_id"], team_id, before):
             after = await self.assign(conn, team_id, None, keep_family=False)
         await store.reassign(
             conn,
@@ -417,11 +429,7 @@ class Notifier:
         )
 
     async def on_left(self, event: MatchLeft) -> None:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
-                conn, event
-            ):
-                await self.leave(conn, event)
+        await self.in_order(event, lambda conn: self.leave(conn, event))
 
     async def leave(self, conn: Conn, event: MatchLeft) -> None:
         """Workers whose registration ended lose their place in a match that goes on."""
@@ -439,11 +447,7 @@ class Notifier:
         )
 
     async def on_dissolved(self, event: MatchDissolved) -> None:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            if await claim_message(conn, CONSUMER, event.event_id) and await self.waiting(
-                conn, event
-            ):
-                await self.dissolve(conn, event)
+        await self.in_order(event, lambda conn: self.dissolve(conn, event))
 
     async def dissolve(self, conn: Conn, event: MatchDissolved) -> None:
         known = await store.match(conn, event.match_id)
@@ -618,31 +622,16 @@ class Notifier:
                 if not overdue(row["issued_at"], periods.alert_unacknowledged_working_days, now):
                     continue
                 lead = await roster.team_lead(conn, row["team_id"]) if row["team_id"] else None
-                to = (
-                    [(lead, Part.TEAM_LEAD)]
-                    if lead
-                    else [(r, Part.REGIE) for r in await roster.regie(conn)]
-                )
-                late_worker = WorkerContact.model_validate_json(row["recipient"])
-                occasion = f"escalation:unacknowledged:{row['alert_id']}"
                 raised += await self.issue(
                     conn,
-                    [
-                        Alert(
-                            alert_id(
-                                row["match_id"], who.worker_id, MatchKind(row["kind"]), occasion
-                            ),
-                            row["match_id"],
-                            MatchKind(row["kind"]),
-                            occasion,
-                            part,
-                            who,
-                            (late_worker,),
-                            None,
-                            MESSAGES["unacknowledged"],
-                        )
-                        for who, part in to
-                    ],
+                    unacknowledged_escalation(
+                        row["alert_id"],
+                        row["match_id"],
+                        MatchKind(row["kind"]),
+                        WorkerContact.model_validate_json(row["recipient"]),
+                        lead,
+                        await roster.regie(conn),
+                    ),
                     row["subject"],
                     "notification: escalate an unacknowledged alert",
                 )
@@ -660,29 +649,16 @@ class Notifier:
                     if row["coordinator_id"]
                     else None
                 )
-                involved = (
+                workers = (
                     []
                     if coordinator
                     else [w for w, _ in await store.parties(conn, row["match_id"])]
                 )
-                kind = MatchKind(row["kind"])
                 raised += await self.issue(
                     conn,
-                    [
-                        Alert(
-                            alert_id(row["match_id"], r.worker_id, kind, "escalation:no-contact"),
-                            row["match_id"],
-                            kind,
-                            "escalation:no-contact",
-                            Part.REGIE,
-                            r,
-                            # Whom to chase: the coordinator; the workers only if none.
-                            (coordinator,) if coordinator else tuple(involved),
-                            coordinator,
-                            MESSAGES["no-contact"],
-                        )
-                        for r in regie
-                    ],
+                    no_contact_escalation(
+                        row["match_id"], MatchKind(row["kind"]), coordinator, workers, regie
+                    ),
                     row["subject"],
                     "notification: escalate a match without contact",
                 )

@@ -7,13 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
+from shared.contracts import Topics
+from shared.kafka import create_broker
 from shared.settings import Settings
+from vroegsignaal.partner.config import PartnerConfig
+from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.services import SERVICES
 from vroegsignaal.stack.secrets import Secrets
 
@@ -118,3 +124,35 @@ def services(
             or (n != "issuer" and "shut down gracefully" not in logs[n].read_text())
         }
         assert not unclean, f"services did not stop cleanly: {unclean}"
+
+
+Producers = Callable[[str], PartnerProducer]
+
+
+def partner_config(secrets: Secrets, settings: Settings, partner: str) -> PartnerConfig:
+    """A simulated partner's configuration, pointed at this test run's pseudonymiser."""
+    config = PartnerConfig.load(secrets.partner_config(partner))
+    access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
+    return config.model_copy(update={"pseudonymiser": access})
+
+
+@pytest.fixture
+async def partners(settings: Settings, secrets: Secrets) -> AsyncIterator[Producers]:
+    """The partner producer of any partner of the test run, as a partner runs it: one
+    broker and one HTTP client, started for the test and stopped after it."""
+    topics = Topics(settings.topic_prefix)
+    broker, _ = create_broker(
+        settings, client_id="partners", tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    await broker.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            def producer(partner: str) -> PartnerProducer:
+                config = partner_config(secrets, settings, partner)
+                return PartnerProducer(config, broker, topics, http)
+
+            yield producer
+    finally:
+        await broker.stop()

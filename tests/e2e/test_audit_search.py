@@ -13,20 +13,15 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 from playwright.async_api import expect
-from prometheus_client import CollectorRegistry
 
 from shared.auth import Role
-from shared.contracts import Topics
-from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
+from tests.e2e.conftest import Producers
 from tests.e2e.test_inbox_browser import chromium
-from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.partner.producer import PartnerProducer
-from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -53,26 +48,14 @@ async def entries(services: dict[str, str], settings: Settings, **criteria: str)
 
 
 async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
-    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
 ) -> None:
-    topics = Topics(settings.topic_prefix)
     child, _ = synthetic_bsns(2, random.Random())
-    broker, _ = create_broker(
-        settings, client_id="partners", tracer_provider=TracerProvider(),
-        registry=CollectorRegistry(),
-    )  # fmt: skip
-    await broker.start()
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
-                await PartnerProducer(
-                    partner_config(secrets, settings, partner), broker, topics, http
-                ).send_file(
-                    export(tmp_path / f"{partner}.csv", [row(child, "", worker, "pesten")]),
-                    today=datetime.now(UTC).date(),
-                )
-    finally:
-        await broker.stop()
+    for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+        await partners(partner).send_file(
+            export(tmp_path / f"{partner}.csv", [row(child, "", worker, "pesten")]),
+            today=datetime.now(UTC).date(),
+        )
     # A team lead of JGT Noord reads their inbox: an access by an organisation.
     await get_json(
         f"{services['notification']}/api/alerts", headers=auth(settings, "teamlead-noord")

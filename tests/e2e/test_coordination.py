@@ -14,19 +14,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
 
 from shared.auth import Role
-from shared.contracts import Topics, WithdrawalReason
-from shared.kafka import create_broker
+from shared.contracts import WithdrawalReason
 from shared.settings import Settings
 from tests.conftest import DEMO_USERS, auth, eventually
-from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.e2e.conftest import Producers
+from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, row
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.stack.issuer import load_demo_users
-from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +53,7 @@ async def inbox(services: dict[str, str], settings: Settings, user: str) -> list
 
 
 async def test_the_new_team_takes_over_and_everyone_is_told(
-    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
 ) -> None:
     # The roster through its CLI: Fatima (JGT Zuid) is away; a new worker joins Zuid.
     code, out = await roster(settings, "deactivate", "jgt-zuid-1")
@@ -77,114 +73,90 @@ async def test_the_new_team_takes_over_and_everyone_is_told(
     code, out = await roster(settings, "show")
     assert code == 0 and '"user_id": "jgt-zuid-9"' in out
 
-    topics = Topics(settings.topic_prefix)
     child, _ = synthetic_bsns(2, random.Random())
     today = datetime.now(UTC).date()
-    broker, _ = create_broker(
-        settings, client_id="partners", tracer_provider=TracerProvider(),
-        registry=CollectorRegistry(),
-    )  # fmt: skip
-    await broker.start()
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
+    producer = partners
 
-            def producer(partner: str) -> PartnerProducer:
-                return PartnerProducer(
-                    partner_config(secrets, settings, partner), broker, topics, http
-                )
+    files: dict[str, Path] = {}
 
-            files: dict[str, Path] = {}
+    def registration(partner: str, worker: str, wijk: str) -> Path:
+        """A partner's export, kept: a withdrawal names the same rows."""
+        rows = [{**row(child, "", worker, "pesten"), "wijk": wijk}]
+        files[partner] = export(tmp_path / f"{partner}.csv", rows)
+        return files[partner]
 
-            def registration(partner: str, worker: str, wijk: str) -> Path:
-                """A partner's export, kept: a withdrawal names the same rows."""
-                rows = [{**row(child, "", worker, "pesten"), "wijk": wijk}]
-                files[partner] = export(tmp_path / f"{partner}.csv", rows)
-                return files[partner]
+    # A match in a wijk of JGT Noord: coordinated there.
+    for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+        await producer(partner).send_file(registration(partner, worker, "WK099902"), today=today)
 
-            # A match in a wijk of JGT Noord: coordinated there.
-            for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
-                await producer(partner).send_file(
-                    registration(partner, worker, "WK099902"), today=today
-                )
+    async def coordinated_in_noord() -> str | None:
+        alerts = await inbox(services, settings, "juf-anouk")
+        return alerts[0]["coordinator"]["worker_id"] if alerts else None
 
-            async def coordinated_in_noord() -> str | None:
-                alerts = await inbox(services, settings, "juf-anouk")
-                return alerts[0]["coordinator"]["worker_id"] if alerts else None
+    first = await eventually(coordinated_in_noord, timeout=60)
+    assert first in {"jgt-noord-1", "jgt-noord-2"}
 
-            first = await eventually(coordinated_in_noord, timeout=60)
-            assert first in {"jgt-noord-1", "jgt-noord-2"}
+    # The family moved: the GP registers the child in a wijk of JGT Zuid.
+    await producer(GP).send_file(registration(GP, "dokter-bos", "WK099906"), today=today)
 
-            # The family moved: the GP registers the child in a wijk of JGT Zuid.
-            await producer(GP).send_file(registration(GP, "dokter-bos", "WK099906"), today=today)
+    async def transferred() -> list[Any] | None:
+        told = await inbox(services, settings, "jgz-fleur")
+        moved = [a for a in told if a["occasion"] == "transferred"]
+        return moved or None
 
-            async def transferred() -> list[Any] | None:
-                told = await inbox(services, settings, "jgz-fleur")
-                moved = [a for a in told if a["occasion"] == "transferred"]
-                return moved or None
+    (moved,) = await eventually(transferred, timeout=60)
+    # The new team's coordinator, by the rule: Fatima is away, Kees is police (may
+    # not coordinate), so Daan, the other active worker of Zuid.
+    assert moved["coordinator"]["worker_id"] == "jgt-zuid-2"
+    everyone = {"juf-anouk", "jgz-fleur", "dokter-bos", first, "jgt-zuid-2"}
+    for worker in everyone:
+        occasions = {a["occasion"] for a in await inbox(services, settings, worker)}
+        assert "transferred" in occasions, worker
+    regie = await inbox(services, settings, "regie-voorbeeldrade")
+    assert "transferred" in {a["occasion"] for a in regie}
+    zuid = await get_json(
+        f"{services['notification']}/api/regie/matches",
+        headers=auth(settings, "regie-voorbeeldrade"),
+    )
+    assert [(m["team"], m["wijk"]) for m in zuid["matches"]] == [("jgt-zuid", "WK099906")]
 
-            (moved,) = await eventually(transferred, timeout=60)
-            # The new team's coordinator, by the rule: Fatima is away, Kees is police (may
-            # not coordinate), so Daan, the other active worker of Zuid.
-            assert moved["coordinator"]["worker_id"] == "jgt-zuid-2"
-            everyone = {"juf-anouk", "jgz-fleur", "dokter-bos", first, "jgt-zuid-2"}
-            for worker in everyone:
-                occasions = {a["occasion"] for a in await inbox(services, settings, worker)}
-                assert "transferred" in occasions, worker
-            regie = await inbox(services, settings, "regie-voorbeeldrade")
-            assert "transferred" in {a["occasion"] for a in regie}
-            zuid = await get_json(
-                f"{services['notification']}/api/regie/matches",
-                headers=auth(settings, "regie-voorbeeldrade"),
-            )
-            assert [(m["team"], m["wijk"]) for m in zuid["matches"]] == [("jgt-zuid", "WK099906")]
+    # Daan leaves and Fatima is back: the match gets her, and everyone hears it.
+    for args in (("deactivate", "jgt-zuid-2"), ("activate", "jgt-zuid-1")):
+        code, out = await roster(settings, *args)
+        assert code == 0, out
 
-            # Daan leaves and Fatima is back: the match gets her, and everyone hears it.
-            for args in (("deactivate", "jgt-zuid-2"), ("activate", "jgt-zuid-1")):
-                code, out = await roster(settings, *args)
-                assert code == 0, out
+    async def reassigned() -> list[Any] | None:
+        told = await inbox(services, settings, "jgz-fleur")
+        return [a for a in told if a["occasion"] == "reassigned"] or None
 
-            async def reassigned() -> list[Any] | None:
-                told = await inbox(services, settings, "jgz-fleur")
-                return [a for a in told if a["occasion"] == "reassigned"] or None
+    (notice,) = await eventually(reassigned, timeout=30)
+    assert notice["coordinator"]["worker_id"] == "jgt-zuid-1"
+    assert any(a["occasion"] == "reassigned" for a in await inbox(services, settings, "jgt-zuid-1"))
 
-            (notice,) = await eventually(reassigned, timeout=30)
-            assert notice["coordinator"]["worker_id"] == "jgt-zuid-1"
-            assert any(
-                a["occasion"] == "reassigned" for a in await inbox(services, settings, "jgt-zuid-1")
-            )
+    # The school withdraws: the match goes on without it, and its worker is no
+    # longer party to it.
+    match_url = f"{services['notification']}/api/matches/{moved['match_id']}"
+    await producer(SCHOOL).withdraw_file(files[SCHOOL], WithdrawalReason.UNJUSTIFIED, today=today)
 
-            # The school withdraws: the match goes on without it, and its worker is no
-            # longer party to it.
-            match_url = f"{services['notification']}/api/matches/{moved['match_id']}"
-            await producer(SCHOOL).withdraw_file(
-                files[SCHOOL], WithdrawalReason.UNJUSTIFIED, today=today
-            )
+    async def school_gone() -> bool:
+        async with httpx.AsyncClient(timeout=10) as client:
+            anouk = await client.get(match_url, headers=auth(settings, "juf-anouk", Role.WORKER))
+        return anouk.status_code == 404
 
-            async def school_gone() -> bool:
-                async with httpx.AsyncClient(timeout=10) as client:
-                    anouk = await client.get(
-                        match_url, headers=auth(settings, "juf-anouk", Role.WORKER)
-                    )
-                return anouk.status_code == 404
+    await eventually(school_gone, timeout=60)
+    async with httpx.AsyncClient(timeout=10) as client:
+        fleur = await client.get(match_url, headers=auth(settings, "jgz-fleur", Role.WORKER))
+    assert fleur.status_code == 200
+    assert {p["worker_id"] for p in fleur.json()["parties"]} == {"jgz-fleur", "dokter-bos"}
 
-            await eventually(school_gone, timeout=60)
-            async with httpx.AsyncClient(timeout=10) as client:
-                fleur = await client.get(
-                    match_url, headers=auth(settings, "jgz-fleur", Role.WORKER)
-                )
-            assert fleur.status_code == 200
-            assert {p["worker_id"] for p in fleur.json()["parties"]} == {"jgz-fleur", "dokter-bos"}
+    # The GP withdraws too: the match ends, and everyone involved hears of it.
+    await producer(GP).withdraw_file(files[GP], WithdrawalReason.RESOLVED, today=today)
 
-            # The GP withdraws too: the match ends, and everyone involved hears of it.
-            await producer(GP).withdraw_file(files[GP], WithdrawalReason.RESOLVED, today=today)
+    async def ended() -> bool:
+        told = await inbox(services, settings, "jgt-zuid-1")
+        return any(a["occasion"] == "dissolved" for a in told)
 
-            async def ended() -> bool:
-                told = await inbox(services, settings, "jgt-zuid-1")
-                return any(a["occasion"] == "dissolved" for a in told)
-
-            await eventually(ended, timeout=60)
-    finally:
-        await broker.stop()
+    await eventually(ended, timeout=60)
 
     # Every roster change is in the audit log, by the operator who made it.
     conn = await asyncpg.connect(settings.database_url)

@@ -12,25 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 import yaml
-from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
 
 from shared.auth import Role
 from shared.contracts import DeadLetter, Topics
-from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
-from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.e2e.conftest import Producers
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
 from tests.kafka_tools import read_topic
 from tests.mailserver import mail_server
 from tests.webhook_receiver import webhook_receiver
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -83,27 +78,16 @@ async def summary(services: dict[str, str]) -> dict[str, Any]:
 
 
 async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalate(
-    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
 ) -> None:
     topics = Topics(settings.topic_prefix)
     child, _ = synthetic_bsns(2, random.Random())
-    broker, _ = create_broker(
-        settings, client_id="partners", tracer_provider=TracerProvider(),
-        registry=CollectorRegistry(),
-    )  # fmt: skip
-    await broker.start()
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
-                sent = await PartnerProducer(
-                    partner_config(secrets, settings, partner), broker, topics, http
-                ).send_file(
-                    export(tmp_path / f"{partner}.csv", [row(child, "", worker, "pesten")]),
-                    today=datetime.now(UTC).date(),
-                )
-                assert sent.sent == 1
-    finally:
-        await broker.stop()
+    for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+        sent = await partners(partner).send_file(
+            export(tmp_path / f"{partner}.csv", [row(child, "", worker, "pesten")]),
+            today=datetime.now(UTC).date(),
+        )
+        assert sent.sent == 1
 
     # The match is told while both channels are down: nothing is lost, it waits.
     async def waiting() -> bool:

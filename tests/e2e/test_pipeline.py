@@ -28,9 +28,9 @@ from shared.contracts import AuditEvent, DeadLetter, Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
+from tests.e2e.conftest import partner_config
 from tests.kafka_tools import group_lag, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer, Summary
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input
 from vroegsignaal.stack.postgres import _bin_dir
@@ -77,12 +77,6 @@ def row(child: str, parents: str, worker: str, category: str) -> dict[str, str]:
         "worker_name": f"Medewerker {worker}",
         "worker_email": f"{worker}@voorbeeldrade.example",
     }
-
-
-def partner_config(secrets: Secrets, settings: Settings, partner: str) -> PartnerConfig:
-    config = PartnerConfig.load(secrets.partner_config(partner))
-    access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
-    return config.model_copy(update={"pseudonymiser": access})
 
 
 async def get_json(url: str, headers: dict[str, str] | None = None) -> Any:

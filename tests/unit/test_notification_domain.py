@@ -19,7 +19,10 @@ from services.notification.domain import (
     choose_coordinator,
     informing_addressee,
     is_working_day,
+    keeps_coordinator,
+    no_contact_escalation,
     overdue,
+    unacknowledged_escalation,
 )
 from shared.contracts import MatchContact, MatchKind, OrganisationCategory
 from shared.policy import Policy
@@ -181,3 +184,33 @@ def test_working_days_are_dutch_days() -> None:
     # Monday 00:30 there (Sunday 23:30 UTC), not Monday 23:30 UTC as UTC days would say.
     friday_night = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
     assert add_working_days(friday_night, 1) == datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+
+
+def test_an_unacknowledged_alert_goes_to_the_team_lead_or_else_the_regie_role() -> None:
+    late, lead, regie = worker("a"), worker("lead"), [worker("r1"), worker("r2")]
+    late_alert = uuid.uuid4()
+    (to_lead,) = unacknowledged_escalation(late_alert, MATCH, MatchKind.PERSON, late, lead, regie)
+    assert (to_lead.recipient, to_lead.part, to_lead.contacts) == (lead, Part.TEAM_LEAD, (late,))
+    without_lead = unacknowledged_escalation(late_alert, MATCH, MatchKind.PERSON, late, None, regie)
+    assert [(e.recipient.worker_id, e.part) for e in without_lead] == [
+        ("r1", Part.REGIE),
+        ("r2", Part.REGIE),
+    ]
+    # Once per late alert: the same alert escalates to the same ids.
+    again = unacknowledged_escalation(late_alert, MATCH, MatchKind.PERSON, late, lead, regie)
+    assert [e.alert_id for e in again] == [to_lead.alert_id]
+
+
+def test_a_match_without_contact_tells_the_regie_role_whom_to_chase() -> None:
+    coordinator, workers, regie = worker("c"), [worker("a"), worker("b")], [worker("r")]
+    (told,) = no_contact_escalation(MATCH, MatchKind.FAMILY, coordinator, workers, regie)
+    assert (told.part, told.contacts) == (Part.REGIE, (coordinator,))
+    (uncoordinated,) = no_contact_escalation(MATCH, MatchKind.FAMILY, None, workers, regie)
+    assert uncoordinated.contacts == tuple(workers)
+
+
+def test_a_move_keeps_the_coordinator_only_within_the_team() -> None:
+    c = worker("c")
+    assert keeps_coordinator("jgt-noord", "jgt-noord", c)
+    assert not keeps_coordinator("jgt-noord", "jgt-zuid", c)
+    assert not keeps_coordinator("jgt-noord", "jgt-noord", None)

@@ -148,42 +148,17 @@ def init_secrets(
     for entry in template_doc["partners"]:
         pid = entry["id"]
         config_path = out.partner_config(pid)
-        if entry.get("signing_keys"):
-            # The partner made its key itself (`partner keygen`) and sent the public half:
-            # its file here holds only what the municipality gives it; the partner adds its
-            # own signing_key_id and signing_key.
-            if config_path.exists():
-                config = yaml.safe_load(config_path.read_text())
-            else:
-                config = {
-                    "partner_id": pid,
-                    "organisation": entry["organisation"],
-                    "pseudonymiser": {
-                        "url": pseudonymiser_url,
-                        "token": secrets.token_urlsafe(32),
-                        "key_version": ring["current"],
-                        "public_keys": public_keys,
-                    },
-                }
-                _write(config_path, config)
-            partners.append(entry)
-            token_hashes[pid] = hashlib.sha256(
-                config["pseudonymiser"]["token"].encode()
-            ).hexdigest()
-            continue
+        # A partner that made its key itself (`partner keygen`) sent the public half: its
+        # file here holds only what the municipality gives it, and it adds its own
+        # signing_key_id and signing_key. Otherwise (the simulated partners) the key is
+        # made here too.
+        own_key = bool(entry.get("signing_keys"))
         if config_path.exists():
             config = yaml.safe_load(config_path.read_text())
         else:
-            key = Ed25519PrivateKey.generate()
             config = {
                 "partner_id": pid,
                 "organisation": entry["organisation"],
-                "signing_key_id": f"{pid}-1",
-                "signing_key": key.private_bytes(
-                    serialization.Encoding.Raw,
-                    serialization.PrivateFormat.Raw,
-                    serialization.NoEncryption(),
-                ).hex(),
                 "pseudonymiser": {
                     "url": pseudonymiser_url,
                     "token": secrets.token_urlsafe(32),
@@ -191,12 +166,23 @@ def init_secrets(
                     "public_keys": public_keys,
                 },
             }
+            if not own_key:
+                key = Ed25519PrivateKey.generate()
+                config["signing_key_id"] = f"{pid}-1"
+                config["signing_key"] = key.private_bytes(
+                    serialization.Encoding.Raw,
+                    serialization.PrivateFormat.Raw,
+                    serialization.NoEncryption(),
+                ).hex()
             _write(config_path, config)
-        private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config["signing_key"]))
-        public = private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        partners.append({**entry, "signing_keys": {config["signing_key_id"]: public.hex()}})
+        if own_key:
+            partners.append(entry)
+        else:
+            private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config["signing_key"]))
+            public = private.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            partners.append({**entry, "signing_keys": {config["signing_key_id"]: public.hex()}})
         token_hashes[pid] = hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest()
     _write(out.partners, {"version": template_doc.get("version", 1), "partners": partners})
     _write(out.pseudonymiser_credentials, {"partners": token_hashes})
