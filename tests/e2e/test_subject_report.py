@@ -10,19 +10,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
 
-from shared.contracts import Topics
-from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
-from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.e2e.conftest import Producers
+from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.partner.producer import PartnerProducer
-from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -39,61 +33,47 @@ async def cli(settings: Settings, *args: str) -> tuple[int, str]:
 
 
 async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
-    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
 ) -> None:
-    topics = Topics(settings.topic_prefix)
     child, other = synthetic_bsns(2, random.Random())
     today = datetime.now(UTC).date()
-    broker, _ = create_broker(
-        settings, client_id="partners", tracer_provider=TracerProvider(),
-        registry=CollectorRegistry(),
-    )  # fmt: skip
-    await broker.start()
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
+    producer = partners
 
-            def producer(partner: str) -> PartnerProducer:
-                return PartnerProducer(
-                    partner_config(secrets, settings, partner), broker, topics, http
-                )
+    await producer(SCHOOL).send_file(
+        export(tmp_path / "s.csv", [row(child, "", "juf-anouk", "pesten")]), today=today
+    )
+    await producer(JGZ).send_file(
+        export(
+            tmp_path / "j.csv",
+            [
+                row(child, "", "jgz-fleur", "armoede"),
+                {**row(other, "", "jgz-bos", "pesten"), "household_id": "HH-7"},
+            ],
+        ),
+        today=today,
+    )
 
-            await producer(SCHOOL).send_file(
-                export(tmp_path / "s.csv", [row(child, "", "juf-anouk", "pesten")]), today=today
-            )
-            await producer(JGZ).send_file(
-                export(
-                    tmp_path / "j.csv",
-                    [
-                        row(child, "", "jgz-fleur", "armoede"),
-                        {**row(other, "", "jgz-bos", "pesten"), "household_id": "HH-7"},
-                    ],
-                ),
-                today=today,
-            )
+    async def alerted() -> bool:
+        summary = await get_json(f"{services['notification']}/alerts/summary")
+        return bool(summary["open_matches"] == 1 and summary["alerts"] == 4)
 
-            async def alerted() -> bool:
-                summary = await get_json(f"{services['notification']}/alerts/summary")
-                return bool(summary["open_matches"] == 1 and summary["alerts"] == 4)
+    await eventually(alerted, timeout=60)
 
-            await eventually(alerted, timeout=60)
+    async def logged() -> bool:
+        rows = (await get_json(f"{services['audit']}/audit/summary"))["entries"]
+        notified = sum(
+            r["entries"]
+            for r in rows
+            if (r["source_system"], r["action"]) == ("notification", "notify")
+        )
+        # The two registering workers, the coordinator and the regie role.
+        return bool(notified == 4)
 
-            async def logged() -> bool:
-                rows = (await get_json(f"{services['audit']}/audit/summary"))["entries"]
-                notified = sum(
-                    r["entries"]
-                    for r in rows
-                    if (r["source_system"], r["action"]) == ("notification", "notify")
-                )
-                # The two registering workers, the coordinator and the regie role.
-                return bool(notified == 4)
-
-            # The report shows what the log holds when it is asked: wait for the alerts.
-            await eventually(logged, timeout=60)
-            requested = await producer(SCHOOL).request_reports(
-                export(tmp_path / "request.csv", [{"child_bsn": child}])
-            )
-    finally:
-        await broker.stop()
+    # The report shows what the log holds when it is asked: wait for the alerts.
+    await eventually(logged, timeout=60)
+    requested = await producer(SCHOOL).request_reports(
+        export(tmp_path / "request.csv", [{"child_bsn": child}])
+    )
     (request_id,) = requested.request_ids
 
     async def reported() -> str | None:
