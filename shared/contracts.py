@@ -7,6 +7,8 @@ dead-letter topic with a `DeadLetter` describing why.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, date, datetime
@@ -34,6 +36,26 @@ PartnerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$
 WijkCode = Annotated[
     str, StringConstraints(pattern=r"^WK\d{6}$"), Field(description="CBS wijk code")
 ]
+
+
+AgeLimitMonth = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+    Field(
+        description="The month (YYYY-MM) in which the youth turns 23; never a day: a day "
+        "is the date of birth shifted by 23 years"
+    ),
+]
+
+
+def month_start(month: str) -> date:
+    """The first day of a YYYY-MM month: registrations end there (policy rule 5)."""
+    year, number = month.split("-")
+    return date(int(year), int(number), 1)
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 # Printable text only: control characters (NUL above all) have no place in a name or id,
@@ -76,7 +98,10 @@ class OrganisationCategory(StrEnum):
 
 
 class Contract(BaseModel):
-    """Base of every event: immutable, strict about unknown fields, explicitly versioned."""
+    """Base of every event: immutable, strict about unknown fields, explicitly versioned.
+
+    A contract whose wire format changes overrides `schema_version` with its new number;
+    `decode` refuses any other version with a reason naming the one it reads."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -85,6 +110,10 @@ class Contract(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+    @classmethod
+    def version(cls) -> int:
+        return int(cls.model_fields["schema_version"].default)
 
 
 class WorkerContact(BaseModel):
@@ -105,8 +134,10 @@ class SignalRegistered(Contract):
 
     Every pseudonym is the partner's VOPRF output; the message is signed (Ed25519) over
     its exact bytes, the signature travelling in the `vs-key-id` and `vs-signature` headers.
+    Version 2: the month the youth turns 23 replaces version 1's day (`age_cutoff`).
     """
 
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     partner_id: PartnerId
     subject: Pseudonym
     parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
@@ -116,9 +147,7 @@ class SignalRegistered(Contract):
     category: Category
     wijk: WijkCode
     registered_at: AwareDatetime
-    age_cutoff: date = Field(
-        description="The subject's 23rd birthday; the date of birth is never sent."
-    )
+    age_limit_month: AgeLimitMonth
     sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
@@ -210,16 +239,20 @@ class SignalAccepted(Contract):
     """A signal that passed the intake gateway, stripped of everything matching doesn't need.
 
     Its personal fields (worker, wijk, family links) travel sealed: shredding the
-    subject's data key erases every copy of them.
+    subject's data key erases every copy of them. Version 2: the month of the age limit.
     """
 
-    signal_id: uuid.UUID = Field(description="event_id of the SignalRegistered it came from")
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+
+    signal_id: uuid.UUID = Field(
+        description="the registration id: intake's keyed id of the partner's event id"
+    )
     partner_id: PartnerId
     subject: Pseudonym = Field(description="the matching-domain pseudonym (re-keyed)")
     organisation: str
     organisation_category: OrganisationCategory
     registered_at: AwareDatetime
-    age_cutoff: date
+    age_limit_month: AgeLimitMonth
     sealed: Sealed = Field(description="a SealedSignal")
     accepted_at: AwareDatetime = Field(default_factory=utcnow)
 
@@ -287,8 +320,9 @@ class MatchContact(BaseModel):
     worker: WorkerContact
     organisation: Annotated[Text, StringConstraints(min_length=1, max_length=120)]
     organisation_category: OrganisationCategory
-    age_cutoff: date | None = Field(
-        default=None, description="The subject's 23rd birthday (sealed: it reveals the age)"
+    age_limit_month: AgeLimitMonth | None = Field(
+        default=None,
+        description="The month the subject turns 23, to address the informing task by age",
     )
 
 
@@ -540,9 +574,13 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every contract, keyed by file name."""
     models: tuple[type[BaseModel], ...] = (*CONTRACTS, *SEALED_PAYLOADS)
     return {
-        f"{model.__name__}.v{SCHEMA_VERSION}.json": model.model_json_schema(mode="serialization")
+        f"{model.__name__}.v{_version(model)}.json": model.model_json_schema(mode="serialization")
         for model in models
     }
+
+
+def _version(model: type[BaseModel]) -> int:
+    return model.version() if issubclass(model, Contract) else SCHEMA_VERSION
 
 
 def export_schemas(directory: Path) -> list[Path]:
@@ -648,8 +686,24 @@ PARTNER_SCOPE = uuid.UUID("0c6f3f0e-8d0a-4f55-9b8e-3f6b2d1c7a41")
 
 
 def scoped_id(partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
-    """The id intake gives a partner's event downstream (signal, request, withdrawal)."""
+    """The id intake gives a partner's data-subject request downstream. Only for ids
+    that are random at the partner (uuid4): an id derived from content must be keyed."""
     return uuid.uuid5(PARTNER_SCOPE, f"{partner_id}/{event_id}")
+
+
+def keyed_id(key: bytes, *parts: str) -> uuid.UUID:
+    """An id derived from `parts` that no one can compute, or test a guess against,
+    without `key`: HMAC-SHA256, its first 128 bits in the UUIDv8 layout (RFC 9562).
+
+    Every id derived from a pseudonym, a theme or any other content is made so: an
+    unkeyed hash of them lets anyone who can make a pseudonym test whether a child is
+    registered, and for which theme, by recomputing the id."""
+    if len(key) < 32:
+        raise ValueError("an id key must be at least 32 bytes")
+    digest = bytearray(hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8: vendor-defined
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 9562 variant
+    return uuid.UUID(bytes=bytes(digest))
 
 
 def partition_key(event: Contract) -> bytes:
@@ -711,11 +765,17 @@ def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
     if not isinstance(data, dict):
         raise ContractError("malformed-json", "the body must be a JSON object")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != model.version():
+        upgrade = (
+            "; upgrade the partner producer (version 1 sent a day derived from the date of "
+            "birth, version 2 only the month the youth turns 23)"
+            if model is SignalRegistered and version == 1
+            else ""
+        )
         raise ContractError(
             "schema-version",
             f"schema_version {version!r} is not supported; this service reads version "
-            f"{SCHEMA_VERSION} of {model.__name__}",
+            f"{model.version()} of {model.__name__}{upgrade}",
         )
     try:
         return model.model_validate(data)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvid
 from faststream.kafka.response import KafkaPublishCommand
 from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -25,6 +27,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.semconv.trace import SpanAttributes
+from opentelemetry.trace import Link
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -58,6 +62,7 @@ def _span_record(span: ReadableSpan) -> dict[str, Any]:
         "start": span.start_time,
         "end": span.end_time,
         "status": span.status.status_code.name,
+        "links": [format(link.context.trace_id, "032x") for link in span.links],
         "attributes": {
             k: v
             for k, v in (span.attributes or {}).items()
@@ -80,6 +85,27 @@ def configure_tracing(
         provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(trace_file)))
     trace.set_tracer_provider(provider)
     return provider
+
+
+@contextmanager
+def trace_of_our_own(name: str, headers: Iterable[tuple[str, bytes]]) -> Iterator[None]:
+    """Work on a message from outside (a partner's) in a new trace of this process.
+
+    A trace id shared with the sender would link the sender's domain to ours in every
+    event, audit entry and span downstream (a partner's trace to a matching pseudonym).
+    So the work starts a root span; the sender's trace is kept only as a link on that
+    span, inside this process's own spans, for an operator following one message."""
+    carrier = {
+        key: value.decode("latin-1")
+        for key, value in headers
+        if key in ("traceparent", "tracestate")
+    }
+    sender = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
+    sent_in = sender.get_span_context()
+    links = [Link(sent_in)] if sent_in.is_valid else []
+    tracer = trace.get_tracer("vroegsignaal")
+    with tracer.start_as_current_span(name, context=Context(), links=links):
+        yield
 
 
 def current_trace_id() -> str | None:

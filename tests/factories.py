@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from shared.contracts import Category, SignalRegistered, WorkerContact
+from shared.contracts import Category, SignalRegistered, WorkerContact, month_of
 
 PARTNER_ORGS = {
     "school-de-regenboog": "Basisschool De Regenboog",
@@ -32,7 +32,7 @@ def signal(
     *,
     worker_id: str | None = None,
     registered_at: datetime | None = None,
-    age_cutoff: date | None = None,
+    age_limit_month: str | None = None,
     category: Category = Category.SCHOOLVERZUIM,
 ) -> SignalRegistered:
     now = registered_at or datetime.now(UTC)
@@ -44,5 +44,5 @@ def signal(
         category=category,
         wijk="WK099903",
         registered_at=now,
-        age_cutoff=age_cutoff or (now.date() + timedelta(days=3650)),
+        age_limit_month=age_limit_month or month_of(now.date() + timedelta(days=3650)),
     )

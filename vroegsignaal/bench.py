@@ -74,7 +74,7 @@ async def load_history(database_url: str, total: int, already: int) -> None:
                     "sealed",
                     "registered_at",
                     "expires_at",
-                    "age_cutoff",
+                    "age_limit_from",
                 ],
             )
         await conn.execute("ANALYZE matching.registrations")
@@ -105,7 +105,7 @@ async def signals(store: KeyStore, n: int) -> list[SignalAccepted]:
                 organisation=org,
                 organisation_category=category,
                 registered_at=datetime.now(UTC),
-                age_cutoff=date(2040, 1, 1),
+                age_limit_month="2040-01",
                 sealed=await store.seal(
                     subject, event_id.bytes, personal.model_dump_json().encode(), create=True
                 ),

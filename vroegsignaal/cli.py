@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -313,8 +314,8 @@ def partner_subject_report(export: ChildFile, config: ConfigOption) -> None:
 
 @partner.command("keygen")
 def partner_keygen() -> None:
-    """Make an Ed25519 signing key: the private half for the partner's configuration,
-    the public half for the municipality's partners file."""
+    """Make an Ed25519 signing key (the private half for the partner's configuration, the
+    public half for the municipality's partners file) and the partner's id key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -326,6 +327,7 @@ def partner_keygen() -> None:
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
     typer.echo(f"signing_key (keep secret, partner configuration): {private.hex()}")
+    typer.echo(f"id_key (keep secret, partner configuration):      {secrets.token_hex(32)}")
     typer.echo(f"public key (municipality's partners file):        {public.hex()}")
 
 

@@ -19,7 +19,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from services.intake.app import load_partners
-from shared.contracts import Category, Topics, WorkerContact
+from shared.contracts import Category, Topics, WorkerContact, month_of
 from shared.kafka import create_broker
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
@@ -95,9 +95,7 @@ class Municipality:
             child_bsn=child.bsn,
             parent_bsns=child.parents,
             household_id=child.household,
-            age_cutoff=born.replace(year=born.year + 23)
-            if (born.month, born.day) != (2, 29)
-            else date(born.year + 23, 3, 1),
+            age_limit_month=month_of(date(born.year + 23, born.month, 1)),
             category=self._rng.choice(list(Category)),
             wijk=child.wijk,
             registered_at=datetime.now(UTC),

@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.contracts import (
     Category,
@@ -21,6 +23,8 @@ from shared.contracts import (
     SignalAccepted,
     SignalRegistered,
     WijkThemeObserved,
+    keyed_id,
+    month_of,
 )
 
 # A partner clock may run a little ahead; more than this is a wrong timestamp.
@@ -114,7 +118,6 @@ class PartnerRegistry:
 
 
 RESERVED_IDS = frozenset({"accepted"})
-OBSERVATION_NAMESPACE = uuid.UUID("6a0f3b7e-61a2-4c1e-9f5d-2b8e7c4d1a30")
 
 
 def trend_window(day: date) -> str:
@@ -188,10 +191,10 @@ class Admission:
     def window(self) -> str:
         return trend_window(self.signal.registered_at.date())
 
-    def observation(self, window_key: bytes) -> WijkThemeObserved:
+    def observation(self, event_id: uuid.UUID, window_key: bytes) -> WijkThemeObserved:
         """The anonymous observation: the theme, and a token only the window's key links."""
         return WijkThemeObserved(
-            event_id=uuid.uuid5(OBSERVATION_NAMESPACE, str(self.signal.event_id)),
+            event_id=event_id,
             wijk=self.signal.wijk,
             theme=self.signal.category,
             observed_on=self.signal.registered_at.date(),
@@ -211,7 +214,7 @@ class Admission:
             organisation=self.partner.organisation,
             organisation_category=self.partner.category,
             registered_at=self.signal.registered_at,
-            age_cutoff=self.signal.age_cutoff,
+            age_limit_month=self.signal.age_limit_month,
             sealed=sealed,
             accepted_at=now,
         )
@@ -259,9 +262,11 @@ def screen(
         raise Rejection(
             "future-timestamp", "registered_at lies in the future; check the partner's clock"
         )
-    if signal.age_cutoff <= signal.registered_at.date():
+    if signal.age_limit_month <= month_of(signal.registered_at.date()):
         raise Rejection(
-            "over-age", "the subject was 23 or older at registration; only youths under 23"
+            "over-age",
+            "the subject turned 23 in or before the month of registration; registrations "
+            "end at the start of the month the youth turns 23",
         )
     return Admission(
         subject=rekey(signal.subject),
@@ -278,7 +283,11 @@ def screen(
 
 class Rekeyer:
     """Re-keys partner pseudonyms into the matching domain: HMAC-SHA256 under the gateway's
-    own secret, which neither the pseudonymiser nor matching holds (split trust)."""
+    own secret, which neither the pseudonymiser nor matching holds (split trust).
+
+    The ids intake gives what it passes on (registrations, withdrawals, observations) are
+    keyed too, under a key derived from the gateway's (HKDF, its own label), so that no
+    id downstream can be computed from a partner's event id, a pseudonym or a theme."""
 
     def __init__(self, keys: Mapping[str, bytes], current: str) -> None:
         if current not in keys:
@@ -286,7 +295,20 @@ class Rekeyer:
         if any(len(k) < 32 for k in keys.values()):
             raise PartnerRegistryError("gateway keys must be at least 32 bytes")
         self._key = keys[current]
+        self._ids = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"vroegsignaal intake ids v1"
+        ).derive(self._key)
         self.version = current
+
+    def registration_id(self, partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
+        """The registration a partner's SignalRegistered becomes (and a withdrawal names)."""
+        return keyed_id(self._ids, "registration", partner_id, str(event_id))
+
+    def withdrawal_id(self, partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
+        return keyed_id(self._ids, "withdrawal", partner_id, str(event_id))
+
+    def observation_id(self, registration_id: uuid.UUID) -> uuid.UUID:
+        return keyed_id(self._ids, "observation", str(registration_id))
 
     @classmethod
     def parse(cls, text: str, *, source: str = "gateway keys") -> Rekeyer:

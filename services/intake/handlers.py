@@ -37,13 +37,11 @@ from shared.contracts import (
 from shared.db import claim_message
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
+from shared.telemetry import trace_of_our_own
 
 CONSUMER = "intake"
 
 SIGNALS = Counter("vroegsignaal_intake_signals_total", "Partner signals by outcome", ["outcome"])
-
-
-signal_id = scoped_id
 
 
 def _header(message: KafkaMessage, name: str) -> bytes | None:
@@ -94,7 +92,9 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             )
             return
         subject = rekey(request.subject)
-        event_id = signal_id(partner_id, request.event_id)
+        # A request's id is random at the partner: scoping it by partner reveals nothing,
+        # and lets the partner quote it to the privacy officer.
+        event_id = scoped_id(partner_id, request.event_id)
         topic, event = forward(event_id, subject)
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, event_id):
@@ -148,9 +148,10 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             )
             await reject(message, rejection, None)
             return
-        registration_id = signal_id(partner_id, withdrawn.withdraws)
+        registration_id = rekey.registration_id(partner_id, withdrawn.withdraws)
+        withdrawal_id = rekey.withdrawal_id(partner_id, withdrawn.event_id)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            if not await claim_message(conn, CONSUMER, signal_id(partner_id, withdrawn.event_id)):
+            if not await claim_message(conn, CONSUMER, withdrawal_id):
                 return
             known = await store.was_accepted(conn, registration_id)
             if known:
@@ -159,7 +160,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                     conn,
                     runtime.topics.accepted,
                     RegistrationWithdrawn(
-                        event_id=signal_id(partner_id, withdrawn.event_id),
+                        event_id=withdrawal_id,
                         registration_id=registration_id,
                         subject=subject,
                         partner_id=partner_id,
@@ -191,6 +192,13 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=max(settings.max_message_bytes * 4, 1024 * 1024),
     )
+    async def on_partner_message(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        # The partner's trace ends here: what intake does and passes on is in its own.
+        with trace_of_our_own("intake: partner message", record.headers or ()):
+            await on_partner_signal(message)
+
     async def on_partner_signal(message: KafkaMessage) -> None:
         record = message.raw_message
         assert not isinstance(record, tuple)
@@ -224,7 +232,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         if signal is None:
             SIGNALS.labels("dead-lettered").inc()
             return
-        claimed_as = signal_id(partner.partner_id, signal.event_id)
+        claimed_as = rekey.registration_id(partner.partner_id, signal.event_id)
         now = datetime.now(UTC)
         try:
             admission = screen(
@@ -260,7 +268,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             await enqueue(
                 conn,
                 runtime.topics.wijk_themes,
-                admission.observation(window_key),
+                admission.observation(rekey.observation_id(claimed_as), window_key),
                 traced=False,
             )
             await runtime.audit.record(

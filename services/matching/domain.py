@@ -44,7 +44,9 @@ class Registration:
     registered_at: datetime
     expires_at: datetime
     organisation_category: OrganisationCategory = OrganisationCategory.JEUGDHULP
-    age_cutoff: date | None = None
+    # The first day of the month the youth turns 23: the registration ends there. Only
+    # the month leaves the partner; a day would be the date of birth shifted 23 years.
+    age_limit_from: date | None = None
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
 
@@ -56,9 +58,10 @@ class Registration:
         return replace(self, ended_at=at, end_reason=reason)
 
 
-def expires_at(registered_at: datetime, age_cutoff: date, *, active_days: int) -> datetime:
-    """A registration ends after the active period or at the 23rd birthday, whichever first."""
-    cutoff = datetime.combine(age_cutoff, time.min, tzinfo=UTC)
+def expires_at(registered_at: datetime, age_limit_from: date, *, active_days: int) -> datetime:
+    """A registration ends after the active period or at the start of the month the youth
+    turns 23, whichever first (rule 5, to the month: never on or after the birthday)."""
+    cutoff = datetime.combine(age_limit_from, time.min, tzinfo=UTC)
     return min(registered_at + timedelta(days=active_days), cutoff)
 
 
@@ -66,8 +69,8 @@ def end_reason_at(reg: Registration, now: datetime) -> EndReason | None:
     """Why an active registration has ended by `now`, if it has (for the retention job)."""
     if reg.end_reason is not None or now < reg.expires_at:
         return None
-    if reg.age_cutoff is not None and reg.expires_at >= datetime.combine(
-        reg.age_cutoff, time.min, tzinfo=UTC
+    if reg.age_limit_from is not None and reg.expires_at >= datetime.combine(
+        reg.age_limit_from, time.min, tzinfo=UTC
     ):
         return EndReason.AGE_LIMIT
     return EndReason.EXPIRED
@@ -78,8 +81,8 @@ def archive_until(reg: Registration, policy: Policy) -> datetime | None:
     if reg.end_reason is None or not reg.end_reason.archived or reg.ended_at is None:
         return None
     until = reg.ended_at + timedelta(days=365 * policy.retention.archive_years)
-    if reg.age_cutoff is not None:
-        until = min(until, datetime.combine(reg.age_cutoff, time.min, tzinfo=UTC))
+    if reg.age_limit_from is not None:
+        until = min(until, datetime.combine(reg.age_limit_from, time.min, tzinfo=UTC))
     return until if until > reg.ended_at else None
 
 

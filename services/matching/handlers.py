@@ -53,6 +53,8 @@ from shared.contracts import (
     WijkTrendRaised,
     WithdrawalReason,
     WorkerContact,
+    month_of,
+    month_start,
 )
 from shared.db import Conn, claim_message
 from shared.keystore import KeyShredded, SealBroken
@@ -100,7 +102,7 @@ class Matcher:
                 wijk=personal.wijk,
                 registered_at=stored.registered_at,
                 expires_at=stored.expires_at,
-                age_cutoff=stored.age_cutoff,
+                age_limit_from=stored.age_limit_from,
                 end_reason=stored.end_reason,
             ),
             personal,
@@ -127,7 +129,7 @@ class Matcher:
             wijk="WK000000",
             registered_at=stored.registered_at,
             expires_at=stored.expires_at,
-            age_cutoff=stored.age_cutoff,
+            age_limit_from=stored.age_limit_from,
         ).ended(reason, now)
         until = archive_until(reg, self.policy)
         # A registration that is not archived goes with its places in matches at once;
@@ -213,7 +215,7 @@ class Matcher:
                     worker=p.worker,
                     organisation=p.organisation,
                     organisation_category=p.organisation_category,
-                    age_cutoff=p.age_cutoff,
+                    age_limit_month=month_of(p.age_limit_from) if p.age_limit_from else None,
                 )
                 for p in d.participants
             ],
@@ -388,10 +390,10 @@ class Matcher:
             registered_at=signal.registered_at,
             expires_at=expires_at(
                 signal.registered_at,
-                signal.age_cutoff,
+                month_start(signal.age_limit_month),
                 active_days=self.policy.retention.active_days,
             ),
-            age_cutoff=signal.age_cutoff,
+            age_limit_from=month_start(signal.age_limit_month),
             sealed=signal.sealed,
         )
         now = datetime.now(UTC)
@@ -573,7 +575,7 @@ class Matcher:
                     wijk="WK000000",
                     registered_at=stored.registered_at,
                     expires_at=stored.expires_at,
-                    age_cutoff=stored.age_cutoff,
+                    age_limit_from=stored.age_limit_from,
                 )
                 reason = end_reason_at(reg, now)
                 if reason is None:

@@ -31,7 +31,13 @@ from services.matching.domain import (
     expires_at,
     family_links,
 )
-from shared.contracts import MatchKind, SealedSignal, SignalAccepted, WorkerContact
+from shared.contracts import (
+    MatchKind,
+    SealedSignal,
+    SignalAccepted,
+    WorkerContact,
+    month_start,
+)
 from shared.policy import Policy
 
 Opener = Callable[[SignalAccepted], Awaitable[SealedSignal | None]]
@@ -139,9 +145,11 @@ class Replay:
             wijk=personal.wijk if personal else "WK000000",
             registered_at=event.registered_at,
             expires_at=expires_at(
-                event.registered_at, event.age_cutoff, active_days=self.policy.retention.active_days
+                event.registered_at,
+                month_start(event.age_limit_month),
+                active_days=self.policy.retention.active_days,
             ),
-            age_cutoff=event.age_cutoff,
+            age_limit_from=month_start(event.age_limit_month),
         )
         self.registrations.setdefault(event.subject, []).append(reg)
         links = family_links(personal.parents, personal.household, self.policy) if personal else []

@@ -27,7 +27,7 @@ class StoredRegistration:
     organisation_category: OrganisationCategory
     registered_at: datetime
     expires_at: datetime
-    age_cutoff: date
+    age_limit_from: date  # the first day of the month the youth turns 23
     sealed: str
     end_reason: EndReason | None = None
 
@@ -46,7 +46,7 @@ async def lock(conn: Conn, names: Iterable[str]) -> None:
 async def add_registration(conn: Conn, reg: StoredRegistration) -> bool:
     row = await conn.fetchrow(
         "INSERT INTO registrations (registration_id, subject, organisation,"
-        " organisation_category, sealed, registered_at, expires_at, age_cutoff)"
+        " organisation_category, sealed, registered_at, expires_at, age_limit_from)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT DO NOTHING RETURNING registration_id",
         reg.registration_id,
@@ -56,7 +56,7 @@ async def add_registration(conn: Conn, reg: StoredRegistration) -> bool:
         reg.sealed,
         reg.registered_at,
         reg.expires_at,
-        reg.age_cutoff,
+        reg.age_limit_from,
     )
     return row is not None
 
@@ -70,7 +70,7 @@ def _stored(row: object) -> StoredRegistration:
         organisation_category=OrganisationCategory(r["organisation_category"]),
         registered_at=r["registered_at"],
         expires_at=r["expires_at"],
-        age_cutoff=r["age_cutoff"],
+        age_limit_from=r["age_limit_from"],
         sealed=r["sealed"],
         end_reason=EndReason(r["end_reason"]) if r["end_reason"] else None,
     )
@@ -78,7 +78,7 @@ def _stored(row: object) -> StoredRegistration:
 
 COLUMNS = (
     "registration_id, subject, organisation, organisation_category, registered_at,"
-    " expires_at, age_cutoff, sealed, end_reason"
+    " expires_at, age_limit_from, sealed, end_reason"
 )
 
 

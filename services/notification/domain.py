@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from shared.contracts import MatchContact, MatchKind, OrganisationCategory, WorkerContact
+from shared.contracts import (
+    MatchContact,
+    MatchKind,
+    OrganisationCategory,
+    WorkerContact,
+    month_start,
+)
 from shared.policy import Policy
 
 # Alerts are identified by (match, recipient, kind, occasion), so a redelivered event
@@ -311,22 +317,26 @@ def keeps_coordinator(
     return coordinator is not None and old_team == new_team
 
 
-def age_on(age_cutoff: date, on: date, age_limit_years: int) -> int:
-    """The youth's age in whole years on `on`, from the day they turn `age_limit_years`."""
-    try:
-        born = age_cutoff.replace(year=age_cutoff.year - age_limit_years)
-    except ValueError:  # a 29 February that the birth year did not have
-        born = age_cutoff.replace(year=age_cutoff.year - age_limit_years, day=28)
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+def ages_on(age_limit_month: str, on: date, age_limit_years: int) -> frozenset[int]:
+    """The youth's possible ages in whole years on `on`, known only from the month they
+    turn `age_limit_years`: one age, or two in their birthday month (before or after)."""
+    limit = month_start(age_limit_month)
+    born_year = limit.year - age_limit_years
+    if on.month == limit.month:
+        return frozenset({on.year - born_year - 1, on.year - born_year})
+    return frozenset({on.year - born_year - (on.month < limit.month)})
 
 
 def informing_addressee(contact: MatchContact, on: date, policy: Policy) -> str:
-    """Rule 10. Without a known age the worker informs both youth and parents."""
-    if contact.age_cutoff is None:
+    """Rule 10. Without a known age, or in a birthday month that crosses an age band's
+    boundary, the worker informs both youth and parents: the band that covers either."""
+    if contact.age_limit_month is None:
         return "youth and parents"
-    return policy.informing_addressee(
-        age_on(contact.age_cutoff, on, policy.retention.age_limit_years)
-    )
+    addressees = {
+        policy.informing_addressee(age)
+        for age in ages_on(contact.age_limit_month, on, policy.retention.age_limit_years)
+    }
+    return addressees.pop() if len(addressees) == 1 else "youth and parents"
 
 
 @lru_cache(maxsize=8)

@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -116,7 +116,7 @@ async def raise_match(settings: Settings, subject: str) -> dict[str, uuid.UUID]:
                 organisation=organisation,
                 organisation_category=category,
                 registered_at=datetime.now(UTC),
-                age_cutoff=date(2040, 1, 1),
+                age_limit_month="2040-01",
                 sealed=await keystore.seal(
                     subject, event_id.bytes, personal.model_dump_json().encode(), create=True
                 ),

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -98,7 +98,7 @@ async def test_two_instances_lose_no_merge_and_raise_no_double_match(
             organisation=org,
             organisation_category=ORG[org],
             registered_at=now - timedelta(minutes=random.randint(1, 500)),
-            age_cutoff=date(2040, 1, 1),
+            age_limit_month="2040-01",
             sealed=await keystore.seal(
                 subject, event_id.bytes, personal.model_dump_json().encode(), create=True
             ),

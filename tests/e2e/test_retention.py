@@ -6,7 +6,7 @@ shredded — each step audited."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -53,7 +53,7 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
             organisation=org,
             organisation_category=category,
             registered_at=datetime.now(UTC) - timedelta(days=1),
-            age_cutoff=date(2040, 1, 1),
+            age_limit_month="2040-01",
             sealed=await keystore.seal(
                 subject, event_id.bytes, personal.model_dump_json().encode(), create=True
             ),
@@ -141,10 +141,10 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         (message,) = await eventually(noticed, timeout=30)
         assert message.endswith("jgz")
 
-        # The 23rd birthday: the live registrations go, and are not archived.
+        # The month of the 23rd birthday: the live registrations go, and are not archived.
         await conn.execute(
-            "UPDATE matching.registrations SET age_cutoff = current_date,"
-            " expires_at = date_trunc('day', now()) WHERE end_reason IS NULL AND subject = $1",
+            "UPDATE matching.registrations SET age_limit_from = date_trunc('month', now()),"
+            " expires_at = date_trunc('month', now()) WHERE end_reason IS NULL AND subject = $1",
             subject,
         )
         await eventually(lambda: _is(summary, "registrations", 0), timeout=30)

@@ -127,7 +127,7 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
             organisation="Huisartsenpraktijk Centrum",
             organisation_category=OrganisationCategory.HUISARTS,
             registered_at=datetime.now(UTC),
-            age_cutoff=accepted[0].age_cutoff,
+            age_limit_month=accepted[0].age_limit_month,
             sealed=await keystore.seal(
                 subject,
                 in_flight_id.bytes,

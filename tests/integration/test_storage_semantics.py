@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
@@ -44,6 +45,7 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
         "shared/000_messaging.sql",
         "matching/001_registrations_and_matches.sql",
         "matching/002_published_counts.sql",
+        "matching/003_age_limit_month.sql",
     ]
     assert again == []
 
@@ -136,3 +138,53 @@ async def test_the_outbox_publishes_only_what_committed(settings: Settings) -> N
         await relay.stop()
         await broker.stop()
         await pool.close()
+
+
+async def test_stored_birthdays_become_months_and_no_derived_moment_keeps_the_day(
+    database_url: str,
+) -> None:
+    """Rows of the first version kept the 23rd birthday as a day (the date of birth
+    shifted 23 years), and expiries derived from it; the migration leaves only months."""
+    files = migration_files(SERVICES_DIR / "matching")
+    before = [f for f in files if f.name < "003"]
+    await migrate(database_url, "matching", before)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("SET search_path TO matching")
+        insert = (
+            "INSERT INTO registrations (registration_id, subject, organisation,"
+            " organisation_category, sealed, registered_at, expires_at, age_cutoff,"
+            " ended_at, end_reason, archive_until)"
+            " VALUES ($1, 's', 'o', 'jgz', 'v1.AA', $2, $3, $4, $5, $6, $7)"
+        )
+        at = datetime(2026, 3, 9, 10, tzinfo=UTC)
+        live, aged, archived = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        birthday = date(2027, 8, 17)
+        await conn.execute(insert, live, at, BIRTHDAY_UTC, birthday, None, None, None)
+        await conn.execute(
+            insert, aged, at, BIRTHDAY_UTC, birthday, BIRTHDAY_UTC, "age-limit", None
+        )
+        await conn.execute(
+            insert, archived, at, BIRTHDAY_UTC, birthday, at, "expired", BIRTHDAY_UTC
+        )
+        await migrate(database_url, "matching", files)
+        rows = await conn.fetch(
+            "SELECT registration_id, age_limit_from, expires_at, ended_at, archive_until"
+            " FROM registrations"
+        )
+        month = datetime(2027, 8, 1, tzinfo=UTC)
+        by_id = {r["registration_id"]: r for r in rows}
+        assert {r["age_limit_from"] for r in rows} == {date(2027, 8, 1)}
+        assert by_id[live]["expires_at"] == month
+        assert by_id[aged]["ended_at"] == month
+        assert by_id[archived]["archive_until"] == month
+        assert by_id[archived]["ended_at"] == at
+        # Nothing in any column still gives the day.
+        assert "17" not in {str(v.day) for r in rows for v in r.values() if hasattr(v, "day")}
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE registrations SET age_limit_from = $1", date(2027, 8, 17))
+    finally:
+        await conn.close()
+
+
+BIRTHDAY_UTC = datetime(2027, 8, 17, tzinfo=UTC)

@@ -35,15 +35,26 @@ def test_a_valid_signal_round_trips() -> None:
         (b"{not json", "malformed-json"),
         (b"[1, 2]", "malformed-json"),
         (b"\xff\xfe", "malformed-json"),
-        (b'{"schema_version": 2}', "schema-version"),
+        (b'{"schema_version": 3}', "schema-version"),
         (b'{"partner_id": "x"}', "schema-version"),
-        (b'{"schema_version": 1, "partner_id": "x"}', "invalid"),
+        (b'{"schema_version": 2, "partner_id": "x"}', "invalid"),
     ],
 )
 def test_bad_bytes_are_refused_with_a_machine_readable_code(raw: bytes, code: str) -> None:
     with pytest.raises(ContractError) as refused:
         decode(SignalRegistered, raw, max_bytes=65536)
     assert refused.value.code == code
+
+
+def test_a_version_1_signal_with_a_day_is_refused_with_the_upgrade_to_make() -> None:
+    data = json.loads(signal("school-de-regenboog", pseudonym()).to_bytes())
+    del data["age_limit_month"]
+    data.update(schema_version=1, age_cutoff="2039-05-04")
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
+    assert refused.value.code == "schema-version"
+    assert "upgrade the partner producer" in refused.value.reason
+    assert "2039" not in refused.value.reason
 
 
 def test_an_oversized_message_is_refused_before_parsing() -> None:

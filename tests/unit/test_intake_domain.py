@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -17,7 +18,14 @@ from services.intake.domain import (
     verify_signature,
 )
 from services.intake.domain import screen as screen_signal
-from shared.contracts import Category, OrganisationCategory, SignalAccepted, SignalRegistered
+from shared.contracts import (
+    Category,
+    OrganisationCategory,
+    SignalAccepted,
+    SignalRegistered,
+    month_of,
+    scoped_id,
+)
 from tests.factories import pseudonym, signal
 
 KEY = Ed25519PrivateKey.generate()
@@ -49,25 +57,42 @@ def screen(sent: SignalRegistered, **kwargs: object) -> SignalAccepted:
         **kwargs,  # type: ignore[arg-type]
     )
     SCREENED[sent.event_id] = admission
-    return admission.accepted(sent.event_id, "v1.AAAA", NOW)
+    return admission.accepted(REKEY.registration_id(sent.partner_id, sent.event_id), "v1.AA", NOW)
 
 
 def test_an_admitted_signal_loses_its_category_and_gains_the_organisation_category() -> None:
     sent = signal("jgz-voorbeeldrade", pseudonym(), registered_at=NOW)
     accepted = screen(sent, topic_partner_id="jgz-voorbeeldrade", registry=REGISTRY, now=NOW)
-    assert accepted.signal_id == sent.event_id
     assert accepted.subject == REKEY(sent.subject)
     assert accepted.organisation_category is OrganisationCategory.JGZ
     assert "category" not in accepted.model_dump()
-    observation = SCREENED[sent.event_id].observation(b"w" * 32)
+    observation = SCREENED[sent.event_id].observation(uuid.uuid4(), b"w" * 32)
     assert observation.theme is sent.category
     assert observation.wijk == sent.wijk
     assert sent.subject not in observation.model_dump_json()
     assert accepted.subject not in observation.model_dump_json()
     # The same child in the same window gets the same token; another window key, another.
-    again = SCREENED[sent.event_id].observation(b"w" * 32)
+    again = SCREENED[sent.event_id].observation(uuid.uuid4(), b"w" * 32)
     assert again.child_token == observation.child_token
-    assert SCREENED[sent.event_id].observation(b"v" * 32).child_token != observation.child_token
+    other_window = SCREENED[sent.event_id].observation(uuid.uuid4(), b"v" * 32)
+    assert other_window.child_token != observation.child_token
+
+
+def test_ids_intake_passes_on_are_keyed_by_the_gateway() -> None:
+    """No id downstream is the partner's, or computable from it without intake's key."""
+    event = uuid.uuid4()
+    registration = REKEY.registration_id("jgz-voorbeeldrade", event)
+    assert registration == REKEY.registration_id("jgz-voorbeeldrade", event)  # stable
+    assert registration not in (event, scoped_id("jgz-voorbeeldrade", event))
+    assert registration != REKEY.registration_id("school-de-regenboog", event)
+    other_gateway = Rekeyer({"g1": b"x" * 32}, "g1")
+    assert other_gateway.registration_id("jgz-voorbeeldrade", event) != registration
+    ids = {
+        registration,
+        REKEY.withdrawal_id("jgz-voorbeeldrade", event),
+        REKEY.observation_id(registration),
+    }
+    assert len(ids) == 3 and all(i.version == 8 for i in ids)
 
 
 def test_a_partner_without_a_covenant_is_rejected() -> None:
@@ -91,11 +116,29 @@ def test_signals_from_the_future_are_rejected() -> None:
     assert rejected.value.code == "future-timestamp"
 
 
-def test_a_subject_of_23_or_older_is_rejected() -> None:
-    sent = signal("school-de-regenboog", pseudonym(), registered_at=NOW, age_cutoff=NOW.date())
+@pytest.mark.parametrize("months_on", [0, -1, -30])
+def test_a_subject_turning_23_this_month_or_before_is_rejected(months_on: int) -> None:
+    # Registrations end at the start of the month the youth turns 23 (rule 5).
+    turns_23 = add_months(NOW.date(), months_on)
+    sent = signal(
+        "school-de-regenboog", pseudonym(), registered_at=NOW, age_limit_month=month_of(turns_23)
+    )
     with pytest.raises(Rejection) as rejected:
         screen(sent, topic_partner_id="school-de-regenboog", registry=REGISTRY, now=NOW)
     assert rejected.value.code == "over-age"
+
+
+def test_a_subject_turning_23_next_month_is_admitted_with_the_month_only() -> None:
+    turns_23 = month_of(add_months(NOW.date(), 1))
+    sent = signal("school-de-regenboog", pseudonym(), registered_at=NOW, age_limit_month=turns_23)
+    accepted = screen(sent, topic_partner_id="school-de-regenboog", registry=REGISTRY, now=NOW)
+    assert accepted.age_limit_month == turns_23
+    assert "age_cutoff" not in accepted.model_dump_json()
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from services.matching.domain import (
     expires_at,
     family_links,
 )
-from shared.contracts import MatchKind
+from shared.contracts import MatchKind, month_of, month_start
 from shared.policy import Policy, PolicyError
 from tests.factories import pseudonym, worker
 
@@ -44,8 +44,9 @@ def reg(
     subject: str = CHILD,
     days_ago: float = 1,
     wijk: str = "WK099901",
-    cutoff: date = date(2040, 1, 1),
+    turns_23: str = "2040-01",
 ) -> Registration:
+    cutoff = month_start(turns_23)
     at = NOW - timedelta(days=days_ago)
     return Registration(
         registration_id=uuid.uuid4(),
@@ -55,7 +56,7 @@ def reg(
         wijk=wijk,
         registered_at=at,
         expires_at=expires_at(at, cutoff, active_days=POLICY.retention.active_days),
-        age_cutoff=cutoff,
+        age_limit_from=cutoff,
     )
 
 
@@ -119,17 +120,20 @@ def test_a_registration_counts_until_exactly_two_years() -> None:
     assert person([reg("school"), gone]) == []
 
 
-def test_a_registration_counts_until_the_day_before_the_23rd_birthday() -> None:
-    birthday = (NOW + timedelta(days=1)).date()
-    assert len(person([reg("school", cutoff=birthday), reg("jgz", cutoff=birthday)])) == 1
-    today = NOW.date()
-    assert person([reg("school", cutoff=today), reg("jgz", cutoff=today)]) == []
+def test_a_registration_counts_until_the_month_the_youth_turns_23() -> None:
+    # Only the month is known: the registration ends at its start, whatever the day.
+    next_month = month_of(date(NOW.year + NOW.month // 12, NOW.month % 12 + 1, 1))
+    assert len(person([reg("school", turns_23=next_month), reg("jgz", turns_23=next_month)])) == 1
+    this_month = month_of(NOW.date())
+    assert person([reg("school", turns_23=this_month), reg("jgz", turns_23=this_month)]) == []
+    ends = reg("jgz", days_ago=10, turns_23=next_month).expires_at
+    assert (ends.day, ends.hour, ends.minute) == (1, 0, 0)
 
 
 def test_expiry_and_the_age_limit_are_told_apart() -> None:
     expired = reg("jgz", days_ago=731)
     assert end_reason_at(expired, NOW) is EndReason.EXPIRED
-    aged = reg("jgz", days_ago=10, cutoff=(NOW - timedelta(days=1)).date())
+    aged = reg("jgz", days_ago=10, turns_23=month_of(NOW.date()))
     assert end_reason_at(aged, NOW) is EndReason.AGE_LIMIT
     assert end_reason_at(reg("jgz"), NOW) is None
 
@@ -185,7 +189,7 @@ def test_a_registration_in_another_wijk_transfers_coordination() -> None:
 def test_normally_ended_registrations_are_archived_five_years_but_never_past_23() -> None:
     ended = reg("jgz").ended(EndReason.EXPIRED, NOW)
     assert archive_until(ended, POLICY) == NOW + timedelta(days=5 * 365)
-    young = reg("jgz", cutoff=date(2028, 6, 1)).ended(EndReason.EXPIRED, NOW)
+    young = reg("jgz", turns_23="2028-06").ended(EndReason.EXPIRED, NOW)
     assert archive_until(young, POLICY) == datetime(2028, 6, 1, tzinfo=UTC)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,7 +52,7 @@ def events_of(specs: list[tuple[str, str, list[str]]]) -> list[tuple[SignalAccep
                     organisation=org,
                     organisation_category=ORGS[org],
                     registered_at=START + timedelta(minutes=n),
-                    age_cutoff=date(2040, 1, 1),
+                    age_limit_month="2040-01",
                     sealed="v1.AAAA",
                 ),
                 SealedSignal(worker=worker(f"{org}-1"), wijk="WK099901", parents=parents),

@@ -12,7 +12,7 @@ from services.notification.domain import (
     Part,
     TeamWorker,
     add_working_days,
-    age_on,
+    ages_on,
     alerts_for_join,
     alerts_for_match,
     alerts_to_all,
@@ -34,14 +34,14 @@ SCHOOL = OrganisationCategory.ONDERWIJS
 POLICE = OrganisationCategory.POLITIE
 
 
-def contacts(*worker_ids: str, cutoff: date | None = None) -> list[MatchContact]:
+def contacts(*worker_ids: str, turns_23: str | None = None) -> list[MatchContact]:
     return [
         MatchContact(
             registration_id=uuid.uuid4(),
             worker=worker(w),
             organisation=f"org-{w}",
             organisation_category=JGZ,
-            age_cutoff=cutoff,
+            age_limit_month=turns_23,
         )
         for w in worker_ids
     ]
@@ -143,18 +143,24 @@ def test_the_familys_coordinator_is_kept_while_active_and_eligible() -> None:
 
 
 @pytest.mark.parametrize(
-    ("born", "on", "addressee"),
+    ("turns_23", "on", "ages", "addressee"),
     [
-        (date(2015, 6, 1), date(2027, 5, 31), "parents"),  # 11, a day before 12
-        (date(2015, 6, 1), date(2027, 6, 1), "youth and parents"),  # 12
-        (date(2010, 6, 1), date(2026, 5, 31), "youth and parents"),  # 15
-        (date(2010, 6, 1), date(2026, 6, 1), "youth"),  # 16
+        ("2038-06", date(2027, 5, 31), {11}, "parents"),  # 11, the month before 12
+        ("2038-06", date(2027, 6, 1), {11, 12}, "youth and parents"),  # turns 12 this month
+        ("2038-06", date(2027, 6, 30), {11, 12}, "youth and parents"),
+        ("2038-06", date(2027, 7, 1), {12}, "youth and parents"),  # 12
+        ("2033-06", date(2026, 5, 31), {15}, "youth and parents"),  # 15
+        ("2033-06", date(2026, 6, 15), {15, 16}, "youth and parents"),  # turns 16 this month
+        ("2033-06", date(2026, 7, 1), {16}, "youth"),  # 16
+        ("2033-06", date(2026, 1, 1), {15}, "youth and parents"),
+        ("2030-02", date(2026, 2, 28), {18, 19}, "youth"),  # no boundary crossed
     ],
 )
-def test_the_family_is_informed_by_the_youths_age(born: date, on: date, addressee: str) -> None:
-    cutoff = born.replace(year=born.year + 23)
-    contact = contacts("a", cutoff=cutoff)[0]
-    assert age_on(cutoff, on, 23) == on.year - born.year - ((on.month, on.day) < (6, 1))
+def test_the_family_is_informed_by_the_youths_age_known_to_the_month(
+    turns_23: str, on: date, ages: set[int], addressee: str
+) -> None:
+    assert ages_on(turns_23, on, 23) == ages
+    contact = contacts("a", turns_23=turns_23)[0]
     assert informing_addressee(contact, on, POLICY) == addressee
 
 
@@ -172,11 +178,6 @@ def test_working_days_skip_weekends_and_dutch_public_holidays() -> None:
     assert add_working_days(start, 2) == datetime(2026, 12, 29, 9, tzinfo=UTC)
     assert not overdue(start, 2, datetime(2026, 12, 28, 12, tzinfo=UTC))
     assert overdue(start, 2, datetime(2026, 12, 29, 9, tzinfo=UTC))
-
-
-def test_a_leap_day_limit_gives_an_age_not_an_error() -> None:
-    # Born 29 February 2008: the 23rd birthday is set on 28 February 2031.
-    assert age_on(date(2031, 2, 28), date(2026, 3, 1), 23) == 18
 
 
 def test_working_days_are_dutch_days() -> None:

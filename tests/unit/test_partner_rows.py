@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def row(**changes: str) -> dict[str, str]:
         "parent_bsns": PARENT,
         "household_id": "HH-1",
         "date_of_birth": "2015-03-01",
-        "birthday_23": "",
+        "age_limit_month": "",
         "category": "schoolverzuim",
         "wijk": "WK099901",
         "registered_at": "2026-11-20",
@@ -49,9 +50,10 @@ def test_synthetic_bsns_are_valid_and_from_the_test_block() -> None:
         assert bsn.startswith("9999")
 
 
-def test_a_good_row_gets_the_23rd_birthday_not_the_date_of_birth() -> None:
+def test_a_good_row_gets_the_month_it_turns_23_not_a_day() -> None:
     good = validate(3, row(), today=TODAY)
-    assert good.age_cutoff == date(2038, 3, 1)
+    assert good.age_limit_month == "2038-03"
+    assert "2038-03-01" not in repr(good) and "2015-03-01" not in repr(good)
     assert good.parent_bsns == (PARENT,)
     assert good.registered_at.tzinfo is not None
 
@@ -62,8 +64,11 @@ def test_a_good_row_gets_the_23rd_birthday_not_the_date_of_birth() -> None:
         ({"child_bsn": "123456789"}, "child_bsn is not a valid BSN"),
         ({"parent_bsns": "123"}, "parent_bsns entry is not a valid BSN"),
         ({"parent_bsns": CHILD}, "also appears in parent_bsns"),
-        ({"date_of_birth": "", "birthday_23": ""}, "exactly one of"),
-        ({"date_of_birth": "2000-01-01"}, "23 or older"),
+        ({"date_of_birth": "", "age_limit_month": ""}, "exactly one of"),
+        ({"date_of_birth": "", "age_limit_month": "2038-03-01"}, "not a month"),
+        ({"date_of_birth": "", "age_limit_month": "2038-13"}, "not a month"),
+        ({"date_of_birth": "2003-11-30"}, "turns 23 this month"),
+        ({"date_of_birth": "2000-01-01"}, "turned 23 before"),
         ({"date_of_birth": "2030-01-01"}, "in the future"),
         ({"date_of_birth": "01-03-2015"}, "not a date"),
         ({"category": "gokken"}, "category is not one of"),
@@ -95,9 +100,28 @@ def test_csv_and_json_lines_are_read_with_line_numbers(tmp_path: Path) -> None:
     assert "__error__" in lines[1][1]
 
 
+KEY = bytes(range(32))
+
+
 def test_the_event_id_is_stable_per_row_and_never_derived_from_the_bsn() -> None:
     good = validate(3, row(), today=TODAY)
-    assert event_id("p", good, "ab" * 32) == event_id("p", good, "ab" * 32)
-    assert event_id("p", good, "ab" * 32) != event_id("p", good, "cd" * 32)
+    assert event_id(KEY, "p", good, "ab" * 32) == event_id(KEY, "p", good, "ab" * 32)
+    assert event_id(KEY, "p", good, "ab" * 32) != event_id(KEY, "p", good, "cd" * 32)
     other = validate(4, row(category="pesten"), today=TODAY)
-    assert event_id("p", good, "ab" * 32) != event_id("p", other, "ab" * 32)
+    assert event_id(KEY, "p", good, "ab" * 32) != event_id(KEY, "p", other, "ab" * 32)
+
+
+def test_the_event_id_cannot_be_computed_from_the_pseudonym_and_theme_without_the_key() -> None:
+    """Someone who can make a partner pseudonym (a pseudonymiser credential) and reads ids
+    downstream must not be able to test guesses of the theme: the id is keyed."""
+    good = validate(3, row(), today=TODAY)
+    child = "ab" * 32
+    mine = event_id(KEY, "p", good, child)
+    assert event_id(bytes(32), "p", good, child) != mine
+    # The first version's unkeyed derivation, as an attacker would recompute it.
+    unkeyed = uuid.uuid5(
+        uuid.UUID("9d1c0a57-6b8e-4f3e-a2f4-1e5c7b0d3a92"),
+        "|".join(("p", child, good.registered_at.isoformat(), good.category.value,
+                  good.worker.worker_id, good.wijk)),
+    )  # fmt: skip
+    assert mine != unkeyed

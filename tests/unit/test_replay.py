@@ -9,7 +9,7 @@ import random
 import subprocess
 import sys
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.matching.replay import read_events, replay, write_decisions
@@ -45,7 +45,7 @@ def event(
         organisation=org,
         organisation_category=CATEGORY[org],
         registered_at=START + timedelta(days=days),
-        age_cutoff=date(2040, 1, 1),
+        age_limit_month="2040-01",
         sealed="v1.AAAA",
     )
 

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+from vroegsignaal.partner.config import PartnerConfig, PartnerConfigError
 
 PARTNER = {"id": "ggd-west", "organisation": "GGD West", "category": "jgz"}
 SECOND = {"id": "school-oost", "organisation": "School Oost", "category": "onderwijs"}
@@ -60,3 +63,25 @@ def test_a_partner_that_made_its_own_key_keeps_it_to_itself(tmp_path: Path) -> N
     assert "signing_key" not in handed_over  # the private half never was here
     credentials = yaml.safe_load((secrets / "pseudonymiser-credentials.yaml").read_text())
     assert set(credentials["partners"]) == {"ggd-west"}
+
+
+def test_a_partner_file_from_before_keyed_ids_gets_an_id_key_and_keeps_its_keys(
+    tmp_path: Path,
+) -> None:
+    listing = tmp_path / "our-partners.yaml"
+    listing.write_text(yaml.safe_dump({"version": 1, "partners": [PARTNER]}))
+    secrets = tmp_path / "secrets"
+    assert init(secrets, listing).returncode == 0
+    path = secrets / "partners" / "ggd-west.yaml"
+    config = yaml.safe_load(path.read_text())
+    assert len(bytes.fromhex(config["id_key"])) == 32
+    del config["id_key"]
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(PartnerConfigError, match=r"id_key is missing.*partner keygen"):
+        PartnerConfig.load(path)
+
+    assert init(secrets, listing).returncode == 0
+    again = yaml.safe_load(path.read_text())
+    assert len(bytes.fromhex(again["id_key"])) == 32
+    assert {k: v for k, v in again.items() if k != "id_key"} == config
+    PartnerConfig.load(path)

@@ -35,13 +35,25 @@ class PartnerConfig(BaseModel):
     organisation: str
     signing_key_id: str
     signing_key: str = Field(description="Ed25519 private key, 32 bytes hex. Keep it secret.")
+    id_key: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="32 bytes hex: the key of the partner's event ids, so that no one can "
+        "compute one from a pseudonym and a theme. Keep it secret; never change it (a "
+        "changed key makes a re-sent row a new registration).",
+    )
     pseudonymiser: PseudonymiserAccess
     batch_size: int = Field(default=500, ge=1, le=10000)
 
     @classmethod
     def load(cls, path: Path) -> PartnerConfig:
         try:
-            return cls.model_validate(yaml.safe_load(path.read_text()))
+            doc = yaml.safe_load(path.read_text())
+            if isinstance(doc, dict) and "id_key" not in doc:
+                raise PartnerConfigError(
+                    f"{path}: id_key is missing: add the id_key line that "
+                    "'vroegsignaal partner keygen' prints (32 bytes hex, kept secret)"
+                )
+            return cls.model_validate(doc)
         except OSError as exc:
             raise PartnerConfigError(f"cannot read partner configuration {path}: {exc}") from None
         except (yaml.YAMLError, ValidationError) as exc:

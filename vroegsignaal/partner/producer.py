@@ -1,7 +1,7 @@
 """The partner producer: validated rows in, signed pseudonymised signals out.
 
 Per batch of rows: pseudonymise every BSN and household id through the VOPRF, build
-`SignalRegistered` (the age cut-off instead of the date of birth, no name of the child),
+`SignalRegistered` (the month the youth turns 23, never a day; no name of the child),
 sign its exact bytes with the partner's Ed25519 key, publish it on the partner's topic
 with an idempotent producer. Each source row gets a stable event id, so sending the
 same file again changes nothing downstream.
@@ -29,14 +29,13 @@ from shared.contracts import (
     SubjectReportRequested,
     Topics,
     WithdrawalReason,
+    keyed_id,
     scoped_id,
 )
 from vroegsignaal.partner.bsn import is_valid_bsn
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
 from vroegsignaal.partner.rows import RejectedRow, RowError, SourceRow, read_rows, validate
-
-EVENT_NAMESPACE = uuid.UUID("9d1c0a57-6b8e-4f3e-a2f4-1e5c7b0d3a92")
 
 
 @dataclass
@@ -48,10 +47,13 @@ class Summary:
     request_ids: list[uuid.UUID] = field(default_factory=list)
 
 
-def event_id(partner_id: str, row: SourceRow, child: str) -> uuid.UUID:
-    """Stable per source row, computed from the pseudonym, never from the BSN (a hash of
-    a BSN could be reversed by trying all 10^9 of them)."""
-    parts = (
+def event_id(id_key: bytes, partner_id: str, row: SourceRow, child: str) -> uuid.UUID:
+    """Stable per source row, so a re-sent file changes nothing; keyed with the
+    partner's own id key, so that no one else can compute it from a pseudonym and a
+    theme (never from the BSN either: a hash of a BSN is reversed by trying all 10^9)."""
+    return keyed_id(
+        id_key,
+        "registration",
         partner_id,
         child,
         row.registered_at.isoformat(),
@@ -59,7 +61,6 @@ def event_id(partner_id: str, row: SourceRow, child: str) -> uuid.UUID:
         row.worker.worker_id,
         row.wijk,
     )
-    return uuid.uuid5(EVENT_NAMESPACE, "|".join(parts))
 
 
 class PartnerProducer:
@@ -75,6 +76,7 @@ class PartnerProducer:
         self._topic = topics.partner(config.partner_id)
         self._pseudonymiser = Pseudonymiser(config.pseudonymiser, http)
         self._key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config.signing_key))
+        self._id_key = bytes.fromhex(config.id_key)
         self._seen: set[uuid.UUID] = set()
 
     async def send_rows(self, rows: Sequence[SourceRow], summary: Summary) -> None:
@@ -93,7 +95,7 @@ class PartnerProducer:
             parents = [next(pseudonyms) for _ in row.parent_bsns]
             household = next(pseudonyms) if row.household_id else None
             signal = SignalRegistered(
-                event_id=event_id(self._config.partner_id, row, child),
+                event_id=event_id(self._id_key, self._config.partner_id, row, child),
                 partner_id=self._config.partner_id,
                 subject=child,
                 parents=parents,
@@ -103,7 +105,7 @@ class PartnerProducer:
                 category=row.category,
                 wijk=row.wijk,
                 registered_at=row.registered_at,
-                age_cutoff=row.age_cutoff,
+                age_limit_month=row.age_limit_month,
                 sent_at=sent_at,
             )
             if signal.event_id in self._seen:
@@ -139,9 +141,9 @@ class PartnerProducer:
         sending = []
         for row, child in zip(rows, children, strict=True):
             withdrawal = SignalWithdrawn(
-                event_id=uuid.uuid5(EVENT_NAMESPACE, f"withdraw/{reason.value}/{child}/{row.line}"),
+                event_id=keyed_id(self._id_key, "withdrawal", reason.value, child, str(row.line)),
                 partner_id=self._config.partner_id,
-                withdraws=event_id(self._config.partner_id, row, child),
+                withdraws=event_id(self._id_key, self._config.partner_id, row, child),
                 subject=child,
                 reason=reason,
             )

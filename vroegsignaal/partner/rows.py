@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from shared.contracts import Category, WorkerContact
+from shared.contracts import Category, WorkerContact, month_of
 from vroegsignaal.partner.bsn import is_valid_bsn
 
 WIJK = re.compile(r"^WK\d{6}$")
@@ -23,8 +23,8 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
 AGE_LIMIT = 23
 COLUMNS = (
     "child_bsn, parent_bsns (';'-separated, optional), household_id (optional), "
-    "date_of_birth or birthday_23, category, wijk, registered_at, worker_id, worker_name, "
-    "worker_email, worker_phone (optional)"
+    "date_of_birth or age_limit_month (YYYY-MM), category, wijk, registered_at, worker_id, "
+    "worker_name, worker_email, worker_phone (optional)"
 )
 
 
@@ -36,7 +36,7 @@ class SourceRow:
     child_bsn: str
     parent_bsns: tuple[str, ...]
     household_id: str | None
-    age_cutoff: date
+    age_limit_month: str  # the month the youth turns 23: the only trace of the birth date
     category: Category
     wijk: str
     registered_at: datetime
@@ -96,11 +96,14 @@ def _date(value: str, what: str) -> date:
         raise RowError(f"{what} is not a date (YYYY-MM-DD)") from None
 
 
-def _23rd_birthday(born: date) -> date:
+def _month(value: str, what: str) -> str:
     try:
-        return born.replace(year=born.year + AGE_LIMIT)
-    except ValueError:  # born on 29 February
-        return date(born.year + AGE_LIMIT, 3, 1)
+        day = date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise RowError(f"{what} is not a month (YYYY-MM)") from None
+    if len(value) != 7:
+        raise RowError(f"{what} is not a month (YYYY-MM)")
+    return month_of(day)
 
 
 def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
@@ -115,19 +118,24 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
         raise RowError("parent_bsns lists more than 4 people")
     if child in parents:
         raise RowError("child_bsn also appears in parent_bsns")
+    # Only the month the youth turns 23 leaves the partner; the day stays here.
     born_text = _text(raw, "date_of_birth", required=False)
-    cutoff_text = _text(raw, "birthday_23", required=False)
-    if bool(born_text) == bool(cutoff_text):
-        raise RowError("give exactly one of date_of_birth and birthday_23")
+    month_text = _text(raw, "age_limit_month", required=False)
+    if bool(born_text) == bool(month_text):
+        raise RowError("give exactly one of date_of_birth and age_limit_month")
     if born_text:
         born = _date(born_text, "date_of_birth")
         if born > today:
             raise RowError("date_of_birth lies in the future")
-        cutoff = _23rd_birthday(born)
+        limit_month = month_of(date(born.year + AGE_LIMIT, born.month, 1))
     else:
-        cutoff = _date(cutoff_text, "birthday_23")
-    if cutoff <= today:
-        raise RowError("the child is 23 or older; only youths under 23 may be registered")
+        limit_month = _month(month_text, "age_limit_month")
+    # Registrations end at the start of the month the youth turns 23 (policy rule 5).
+    if limit_month <= month_of(today):
+        raise RowError(
+            "the youth turns 23 this month or turned 23 before; only youths under 23 "
+            "may be registered, and a registration ends at the start of the month they turn 23"
+        )
     try:
         category = Category(_text(raw, "category"))
     except ValueError:
@@ -167,7 +175,7 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
         child_bsn=child,
         parent_bsns=parents,
         household_id=household,
-        age_cutoff=cutoff,
+        age_limit_month=limit_month,
         category=category,
         wijk=wijk,
         registered_at=registered,

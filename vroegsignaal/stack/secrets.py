@@ -155,6 +155,10 @@ def init_secrets(
         own_key = bool(entry.get("signing_keys"))
         if config_path.exists():
             config = yaml.safe_load(config_path.read_text())
+            if not own_key and "id_key" not in config:
+                # Files from before keyed event ids: the key is added, nothing replaced.
+                config["id_key"] = secrets.token_bytes(32).hex()
+                _write(config_path, config)
         else:
             config = {
                 "partner_id": pid,
@@ -168,6 +172,7 @@ def init_secrets(
             }
             if not own_key:
                 key = Ed25519PrivateKey.generate()
+                config["id_key"] = secrets.token_bytes(32).hex()
                 config["signing_key_id"] = f"{pid}-1"
                 config["signing_key"] = key.private_bytes(
                     serialization.Encoding.Raw,
