@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import secrets as token
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,32 @@ from vroegsignaal.stack.procs import free_port
 pytestmark = pytest.mark.e2e
 
 SECRET = token.token_bytes(32)
-MAIL_PORT = free_port()
-HOOK_PORT = free_port()
 
 
 @pytest.fixture
-def extra_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+def ports() -> dict[str, int]:
+    """Ports of this test's SMTP relay and partner systems, taken when the test starts
+    (not at import, when later free_port() calls could hand them out again)."""
+    return {"mail": free_port(), "hook": free_port(), "gone": free_port()}
+
+
+@pytest.fixture
+async def gone_system(ports: dict[str, int]) -> AsyncIterator[None]:
+    """A partner system that is gone for good: it answers every delivery 410 Gone."""
+    async with webhook_receiver(
+        token.token_bytes(32), fail_first=10**9, fail_status=410, port=ports["gone"]
+    ):
+        yield
+
+
+@pytest.fixture
+def extra_env(
+    tmp_path_factory: pytest.TempPathFactory, ports: dict[str, int]
+) -> dict[str, dict[str, str]]:
     """Notification with an SMTP relay and a partner system's webhook, both down at first
     (nothing listens on their ports yet), a webhook to a system that is gone for good, and
-    escalation checked twice a second."""
+    escalation checked twice a second. Enough tries that the outage cannot use them up
+    however slowly the test brings the relay and the partner system up."""
     hooks = tmp_path_factory.mktemp("hooks") / "webhooks.yaml"
     hooks.write_text(
         yaml.safe_dump(
@@ -47,13 +65,13 @@ def extra_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, s
                 "webhooks": [
                     {
                         "name": "jgz-systeem",
-                        "url": f"http://127.0.0.1:{HOOK_PORT}/vroegsignaal",
+                        "url": f"http://127.0.0.1:{ports['hook']}/vroegsignaal",
                         "secret_hex": SECRET.hex(),
                         "organisations": ["JGZ Voorbeeldrade"],
                     },
                     {
                         "name": "oud-systeem",
-                        "url": f"http://127.0.0.1:{free_port()}/gone",
+                        "url": f"http://127.0.0.1:{ports['gone']}/gone",
                         "secret_hex": token.token_bytes(32).hex(),
                         "organisations": ["Basisschool De Regenboog"],
                     },
@@ -64,9 +82,9 @@ def extra_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, s
     return {
         "notification": {
             "VS_SMTP_HOST": "127.0.0.1",
-            "VS_SMTP_PORT": str(MAIL_PORT),
+            "VS_SMTP_PORT": str(ports["mail"]),
             "VS_WEBHOOKS_FILE": str(hooks),
-            "VS_DELIVERY_MAX_ATTEMPTS": "4",
+            "VS_DELIVERY_MAX_ATTEMPTS": "30",
             "VS_ESCALATION_INTERVAL_SECONDS": "0.5",
         }
     }
@@ -78,7 +96,12 @@ async def summary(services: dict[str, str]) -> dict[str, Any]:
 
 
 async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalate(
-    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
+    settings: Settings,
+    services: dict[str, str],
+    partners: Producers,
+    tmp_path: Path,
+    ports: dict[str, int],
+    gone_system: None,
 ) -> None:
     topics = Topics(settings.topic_prefix)
     child, _ = synthetic_bsns(2, random.Random())
@@ -100,9 +123,9 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
     (alert,) = inbox["alerts"]
     coordinator = alert["coordinator"]["worker_id"]
 
-    with mail_server(tmp_path, port=MAIL_PORT) as mail:
+    with mail_server(tmp_path, port=ports["mail"]) as mail:
         # The partner system comes up, but fails its first request: retried with backoff.
-        async with webhook_receiver(SECRET, fail_first=1, port=HOOK_PORT) as hook:
+        async with webhook_receiver(SECRET, fail_first=1, port=ports["hook"]) as hook:
 
             def delivered() -> bool:
                 told = {m["To"] for m in mail.messages()}
@@ -135,7 +158,7 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
     assert bodies[0]["alert_id"] == alert["alert_id"]
     assert "contacts" not in bodies[0]
 
-    # The school's old system never answers: its delivery is dead-lettered after the tries.
+    # The school's old system is gone (410): its delivery is dead-lettered, not retried.
     async def dead() -> bool:
         return bool((await summary(services))["deliveries_dead"] == 1)
 

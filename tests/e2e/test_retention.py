@@ -142,10 +142,14 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         assert message.endswith("jgz")
 
         # The month of the 23rd birthday: the live registrations go, and are not archived.
+        # (Computed here in UTC, as matching does: not in the database server's zone.)
+        month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         await conn.execute(
-            "UPDATE matching.registrations SET age_limit_from = date_trunc('month', now()),"
-            " expires_at = date_trunc('month', now()) WHERE end_reason IS NULL AND subject = $1",
+            "UPDATE matching.registrations SET age_limit_from = $2, expires_at = $3"
+            " WHERE end_reason IS NULL AND subject = $1",
             subject,
+            month.date(),
+            month,
         )
         await eventually(lambda: _is(summary, "registrations", 0), timeout=30)
         left = await conn.fetchval(
@@ -171,8 +175,13 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
 
         await eventually(shredded, timeout=30)
         await eventually(lambda: audited("data-key"), timeout=30)
-        # The shredding was queued in the deciding transaction and the queue drained.
-        assert await conn.fetchval("SELECT count(*) FROM matching.pending_shreds") == 0
+
+        # The shredding was queued in the deciding transaction and the queue drains (the
+        # key goes first, the queue row in a statement after it).
+        async def drained() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM matching.pending_shreds") == 0
+
+        await eventually(drained, timeout=30)
     finally:
         await conn.close()
         await producer.stop()
