@@ -45,19 +45,21 @@ async def published_heads(settings: Settings) -> list[SignedHead]:
             for records in batch.values():
                 for record in records:
                     remaining -= 1
-                    head = TreeHeadSigned.model_validate_json(record.value)
-                    heads.append(
-                        SignedHead(
-                            size=head.size,
-                            root=bytes.fromhex(head.root),
-                            signed_at=head.signed_at,
-                            key_id=head.key_id,
-                            signature=bytes.fromhex(head.signature),
-                        )
-                    )
+                    heads.append(_signed(record.value))
     finally:
         await consumer.stop()
     return heads
+
+
+def _signed(raw: bytes) -> SignedHead:
+    head = TreeHeadSigned.model_validate_json(raw)
+    return SignedHead(
+        size=head.size,
+        root=bytes.fromhex(head.root),
+        signed_at=head.signed_at,
+        key_id=head.key_id,
+        signature=bytes.fromhex(head.signature),
+    )
 
 
 async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> list[str]:
@@ -70,6 +72,12 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
         nodes = await conn.fetch("SELECT position, hash FROM audit.tree_nodes WHERE level = 0")
         head_rows = await conn.fetch(
             "SELECT size, root, signed_at, key_id, signature FROM audit.tree_heads"
+        )
+        # Read after the heads and before the topic: a head signed a moment ago is either
+        # still in the outbox here, or on the topic when it is read below.
+        in_outbox = await conn.fetch(
+            "SELECT payload FROM audit.outbox WHERE topic = $1",
+            Topics(settings.topic_prefix).tree_heads,
         )
         await conn.execute("SET search_path TO audit")
         prunings = await store.prunings(conn)
@@ -109,6 +117,7 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
         Ed25519PublicKey.from_public_bytes(public_key),
         prunings,
         load_policy(settings.policy_file).audit.retention_years,
+        pending=[_signed(bytes(r["payload"])) for r in in_outbox],
     )
 
 

@@ -47,11 +47,14 @@ def verify(
     public_key: Ed25519PublicKey,
     prunings: Sequence[SignedPruning] = (),
     retention_years: int | None = None,
+    *,
+    pending: Sequence[SignedHead] = (),
 ) -> list[str]:
     """Every problem found, in words a privacy officer can act on; [] when intact.
 
     Entries removed by a signed pruning are no problem: their leaf hashes stay in the
-    tree's stored nodes, and those must form the root the pruning signed."""
+    tree's stored nodes, and those must form the root the pruning signed. A head still in
+    the audit service's outbox (`pending`) is on its way to the topic, not unpublished."""
     problems: list[str] = []
     pruned, pruned_leaves = _pruned(prunings, level0, public_key, problems)
     if retention_years is not None:
@@ -63,7 +66,7 @@ def verify(
                     f"{p.cutoff.date()}, inside the {retention_years}-year retention"
                 )
     trusted: list[SignedHead] = []
-    published_keys = {(h.size, h.root, h.signed_at) for h in published}
+    published_keys = {(h.size, h.root, h.signed_at) for h in [*published, *pending]}
     for head in [*heads, *(p for p in published if p not in heads)]:
         if not head.verifies(public_key):
             problems.append(

@@ -11,13 +11,21 @@ from pathlib import Path
 import asyncpg
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit import store
 from services.audit.check import check
 from services.audit.domain import SignedHead, entry_from
-from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+from shared.contracts import (
+    AuditAction,
+    AuditActor,
+    AuditEvent,
+    AuditOutcome,
+    Topics,
+    TreeHeadSigned,
+)
 from shared.db import create_pool, migrate, migration_files
 from shared.settings import Settings
 from vroegsignaal.stack.secrets import Secrets
@@ -234,3 +242,42 @@ async def test_a_third_party_verifies_an_export_with_only_the_public_key(
     forged = verify(out, other_key)
     assert forged.returncode == 2
     assert "signature does not verify" in forged.stdout
+
+
+async def test_a_head_on_its_way_to_the_topic_is_not_reported_unpublished(
+    log: tuple[Settings, bytes],
+) -> None:
+    """Head 8 is on the topic; head 12 was signed a moment ago and is still in the
+    outbox: intact. Once it leaves the outbox without reaching the topic, it is reported."""
+    settings, public = log
+    topic = Topics(settings.topic_prefix).tree_heads
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("SET search_path TO audit")
+        heads = {h.size: h for h in await store.heads(conn)}
+        message = {
+            size: TreeHeadSigned(
+                size=h.size,
+                root=h.root.hex(),
+                signed_at=h.signed_at,
+                key_id=h.key_id,
+                signature=h.signature.hex(),
+            ).to_bytes()
+            for size, h in heads.items()
+        }
+        await conn.execute(
+            "INSERT INTO outbox (topic, payload) VALUES ($1, $2)", topic, message[12]
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, message[8])
+        finally:
+            await producer.stop()
+        assert await check(settings, public, with_topic=True) == []
+        await conn.execute("DELETE FROM outbox")
+    finally:
+        await conn.close()
+    (problem,) = await check(settings, public, with_topic=True)
+    assert problem.startswith("tree head of size 12 at ")
+    assert problem.endswith("is in the database but was never published")
