@@ -517,19 +517,35 @@ class TreeHeadSigned(Contract):
 
 
 class DeadLetter(Contract):
-    """A message a consumer could not process, kept with its original bytes and the reason."""
+    """A message a consumer could not process: the reason, where it came from, its size and
+    a keyed digest. Never the original in clear (it may hold a theme next to a person):
+    that is kept only sealed to the dead-letter key, for the partner to get it back.
+    Version 2: version 1 kept the original bytes in clear."""
 
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     source_topic: str
     source_partition: int
     source_offset: int
     consumer: str
     reason_code: str
     reason: str
-    original_key: str | None = Field(default=None, description="base64 of the original key")
-    original_value: str = Field(description="base64 of the original bytes (maybe truncated)")
+    partner_id: PartnerId | None = Field(
+        default=None, description="the partner whose topic the message came from"
+    )
     original_size: int = Field(ge=0, description="length of the original value in bytes")
+    original_digest: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="HMAC-SHA256 of the original value under the dead-letter digest key",
+    )
+    original_sealed: str | None = Field(
+        default=None,
+        description="base64 of the original key and value (cut at the size limit), sealed "
+        "with HPKE (RFC 9180: X25519, HKDF-SHA256, AES-128-GCM) to the key `sealed_to`",
+    )
+    sealed_to: str | None = Field(default=None, description="the dead-letter key id")
     original_truncated: bool = Field(
-        default=False, description="only the first bytes are kept, the message was oversized"
+        default=False, description="only the first bytes are sealed: the message was oversized"
     )
     failed_at: AwareDatetime = Field(default_factory=utcnow)
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import ssl
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -19,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.contracts import C, ContractError, DeadLetter, Topics, decode
+from shared.deadletter import DeadLetterKey
 from shared.settings import Settings
 from shared.telemetry import KeylessKafkaTelemetryMiddleware
 
@@ -130,9 +132,12 @@ def create_broker(
     )
     retry.sink = DeadLetterSink(
         broker,
-        Topics(settings.topic_prefix).deadletter,
+        Topics(settings.topic_prefix),
         client_id,
         max_bytes=settings.max_message_bytes,
+        key=DeadLetterKey.load(settings.deadletter_key_file)
+        if settings.deadletter_key_file
+        else None,
     )
     return broker, retry.sink
 
@@ -213,11 +218,14 @@ async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[
     created = []
     try:
         existing = set(await admin.list_topics())
+        # Dead letters hold originals (sealed): kept only a short time.
+        short = {"retention.ms": str(settings.deadletter_retention_days * 86_400_000)}
         new = [
             NewTopic(
                 name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
+                topic_configs=short if name == topics.deadletter else {},
             )
             for name in wanted
             if name not in existing
@@ -240,6 +248,36 @@ async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[
     return created
 
 
+async def read_to_end(settings: Settings, topic: str) -> list[ConsumerRecord]:
+    """Every record on `topic` now, from the start to the end offsets read at the start
+    (no consumer group: nothing is committed). For tools: the audit check, dead letters."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        **client_options(settings),
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        remaining = sum((await consumer.end_offsets(partitions)).values())
+        while remaining > 0:
+            batch = await consumer.getmany(timeout_ms=2000)
+            if not batch:
+                raise KafkaTimeoutError(f"{topic}: {remaining} records could not be read")
+            for got in batch.values():
+                records.extend(got)
+                remaining -= len(got)
+    finally:
+        await consumer.stop()
+    return records
+
+
 def source_topic(message: KafkaMessage) -> str:
     record = message.raw_message
     assert not isinstance(record, tuple), "consumers here take single messages"
@@ -247,25 +285,44 @@ def source_topic(message: KafkaMessage) -> str:
 
 
 class DeadLetterSink:
-    """Sends a message that cannot be processed to the dead-letter topic, and counts it."""
+    """Sends a message that cannot be processed to the dead-letter topic, and counts it.
 
-    def __init__(self, broker: KafkaBroker, topic: str, consumer: str, *, max_bytes: int) -> None:
+    The letter keeps the original only sealed to the dead-letter key (none without one)."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topics: Topics,
+        consumer: str,
+        *,
+        max_bytes: int,
+        key: DeadLetterKey | None,
+    ) -> None:
         self._broker = broker
-        self._topic = topic
+        self._topics = topics
         self._consumer = consumer
         self._max_bytes = max_bytes
+        self._key = key
 
-    async def decode(self, model: type[C], message: KafkaMessage) -> C | None:
-        """The message as `model`, or None after dead-lettering it with the reason."""
+    async def decode(
+        self, model: type[C], message: KafkaMessage, value: bytes | None = None
+    ) -> C | None:
+        """The message (or `value`, what it holds once opened) as `model`, or None after
+        dead-lettering it with the reason."""
         record = message.raw_message
         assert not isinstance(record, tuple), "consumers here take single messages"
+        raw = record.value if value is None else value
         try:
-            return decode(model, record.value, max_bytes=self._max_bytes)
+            return decode(model, raw, max_bytes=self._max_bytes)
         except ContractError as exc:
-            await self.send(message, exc.code, exc.reason)
+            await self.send(message, exc.code, exc.reason, value=value)
             return None
 
-    async def send(self, message: KafkaMessage, reason_code: str, reason: str) -> DeadLetter:
+    async def send(
+        self, message: KafkaMessage, reason_code: str, reason: str, value: bytes | None = None
+    ) -> DeadLetter:
+        """Dead-letter `message`; keep `value` as its original instead when given (what a
+        sealed message held: the partner can read that back, not intake's ciphertext)."""
         record = message.raw_message
         assert not isinstance(record, tuple), "dead-lettering works on single messages"
         return await self.send_bytes(
@@ -273,7 +330,7 @@ class DeadLetterSink:
             partition=record.partition,
             offset=record.offset,
             key=record.key,
-            value=record.value or b"",
+            value=(record.value or b"") if value is None else value,
             reason_code=reason_code,
             reason=reason,
         )
@@ -291,22 +348,28 @@ class DeadLetterSink:
     ) -> DeadLetter:
         """Dead-letter something that did not come from a topic (partition and offset -1),
         such as an e-mail or webhook delivery that failed for the last time."""
+        letter_id = uuid.uuid4()
         letter = DeadLetter(
+            event_id=letter_id,
             source_topic=source,
             source_partition=partition,
             source_offset=offset,
             consumer=self._consumer,
             reason_code=reason_code,
             reason=reason,
-            original_key=base64.b64encode(key).decode() if key else None,
-            # An oversized original is cut, so the dead letter itself fits on the topic.
-            original_value=base64.b64encode(value[: self._max_bytes]).decode(),
+            partner_id=self._topics.partner_id_of(source),
             original_size=len(value),
+            original_digest=self._key.digest(value) if self._key else None,
+            # An oversized original is cut, so the dead letter itself fits on the topic.
+            original_sealed=self._key.seal(str(letter_id), key, value[: self._max_bytes])
+            if self._key
+            else None,
+            sealed_to=self._key.key_id if self._key else None,
             original_truncated=len(value) > self._max_bytes,
         )
         await self._broker.publish(
             letter.to_bytes(),
-            self._topic,
+            self._topics.deadletter,
             # Same key as the original: dead letters of one subject keep their order.
             key=key or str(letter.event_id).encode(),
             headers={"content-type": "application/json"},

@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     kek_file: Path | None = Field(
         default=None, description="Key-encryption key that wraps the per-subject data keys."
     )
+    intake_keys_file: Path | None = Field(
+        default=None,
+        description="Intake's X25519 private keys by version: partners seal every event to "
+        "the current one, so that only intake reads the partners' topics.",
+    )
+    deadletter_key_file: Path | None = Field(
+        default=None,
+        description="The dead-letter key's public half and digest key: dead letters keep "
+        "the original only sealed to it. Unset: they keep no original at all.",
+    )
+    deadletter_retention_days: int = Field(
+        default=7, ge=1, le=30, description="How long the dead-letter topic keeps letters."
+    )
     keystore_database_url: str | None = Field(
         default=None,
         validation_alias="KEYSTORE_DATABASE_URL",

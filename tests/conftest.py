@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -139,6 +141,27 @@ def auth(
 ) -> dict[str, str]:
     token = token_for(settings, user_id, *roles, organisation=organisation)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def run_cli(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """`vroegsignaal ARGS` as a user runs it against this test's broker and topics:
+    (exit status, stdout, stderr)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "VS_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vroegsignaal",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def eventually(check, *, timeout: float = 30.0, interval: float = 0.25):  # type: ignore[no-untyped-def]

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.kafka import read_to_end
+from shared.settings import Settings
+
 
 async def read_topic(
     bootstrap: str,
@@ -71,27 +74,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     """Every record on `topic` now, up to its end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    records: list[ConsumerRecord] = []
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        remaining = sum((await consumer.end_offsets(partitions)).values())
-        while remaining > 0:
-            batch = await consumer.getmany(timeout_ms=2000)
-            if not batch:
-                raise AssertionError(f"{topic}: {remaining} records could not be read")
-            for part in batch.values():
-                records.extend(part)
-                remaining -= len(part)
-    finally:
-        await consumer.stop()
-    return records
+    return await read_to_end(Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap), topic)
 
 
 async def stable_members(bootstrap: str, group: str) -> int:

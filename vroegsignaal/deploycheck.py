@@ -65,11 +65,15 @@ PSEUDONYMISER_SECRET = "vroegsignaal-pseudonymiser"  # noqa: S105
 GATEWAY_SECRET = "vroegsignaal-gateway"  # noqa: S105
 # Who may hold which key (BRIEF §4: split trust). Matching holds neither.
 SECRET_OWNERS = {PSEUDONYMISER_SECRET: "pseudonymiser", GATEWAY_SECRET: "intake"}
+# Keys no workload may hold: the dead-letter key's private half is the operator's alone
+# (services hold only the public half, vroegsignaal-deadletter, to seal originals to).
+NOBODYS_SECRETS = ("vroegsignaal-deadletter-private",)
 # The same rule on the compose file: the names of its `secrets`.
 COMPOSE_SECRET_OWNERS = {
     "oprf-keyring": "pseudonymiser",
     "pseudonymiser-credentials": "pseudonymiser",
     "gateway-keys": "intake",
+    "intake-keys": "intake",
 }
 # Outside the namespace, by `kubernetes.io/metadata.name` (network-policies.yaml).
 INGRESS_NAMESPACE = "ingress-nginx"
@@ -511,6 +515,10 @@ def check_split_trust(docs: Sequence[Manifest], label: str = "") -> list[Finding
                     f"mounts both {PSEUDONYMISER_SECRET} and {GATEWAY_SECRET}: one pod would "
                     "hold both keys, and could link a BSN to its matching pseudonym",
                 )
+            )
+        for secret in sorted(secrets & set(NOBODYS_SECRETS)):
+            findings.append(
+                Finding("split-trust", where, f"uses {secret}, which no workload may hold")
             )
         for secret, owner in SECRET_OWNERS.items():
             if secret not in secrets:

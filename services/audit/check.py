@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -15,40 +14,15 @@ from services.audit import store
 from services.audit.domain import SignedHead
 from services.audit.verify import COLUMNS, StoredEntry, verify
 from shared.contracts import Topics, TreeHeadSigned
-from shared.kafka import client_options
+from shared.kafka import read_to_end
 from shared.policy import load_policy
 from shared.settings import Settings
 
 
 async def published_heads(settings: Settings) -> list[SignedHead]:
     """Every head on the tree-heads topic: the copies outside the database."""
-    topic = Topics(settings.topic_prefix).tree_heads
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        **client_options(settings),
-    )
-    await consumer.start()
-    heads = []
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        remaining = sum((await consumer.end_offsets(partitions)).values())
-        while remaining > 0:
-            batch = await consumer.getmany(timeout_ms=2000)
-            if not batch:
-                break
-            for records in batch.values():
-                for record in records:
-                    remaining -= 1
-                    heads.append(_signed(record.value))
-    finally:
-        await consumer.stop()
-    return heads
+    records = await read_to_end(settings, Topics(settings.topic_prefix).tree_heads)
+    return [_signed(record.value) for record in records if record.value]
 
 
 def _signed(raw: bytes) -> SignedHead:

@@ -9,6 +9,7 @@ from faststream.asgi.types import Scope
 
 from services.intake import handlers, store
 from services.intake.domain import PartnerRegistry, PartnerRegistryError, Rekeyer
+from shared.envelope import IntakeKeyring
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
 
@@ -30,12 +31,22 @@ def load_rekeyer(settings: Settings) -> Rekeyer:
     return Rekeyer.parse(path.read_text(), source=str(path))
 
 
+def load_keyring(settings: Settings) -> IntakeKeyring:
+    if settings.intake_keys_file is None:
+        raise PartnerRegistryError(
+            "VS_INTAKE_KEYS_FILE is not set: intake needs the private keys partners seal "
+            "their events to ('vroegsignaal secrets init' makes one for a local stack)"
+        )
+    return IntakeKeyring.load(settings.intake_keys_file)
+
+
 def create_app(settings: Settings) -> AsgiFastStream:
     registry = load_partners(settings)
     rekey = load_rekeyer(settings)
+    keyring = load_keyring(settings)
 
     def register(runtime: ServiceRuntime) -> Routes:
-        handlers.register(runtime, registry, rekey)
+        handlers.register(runtime, registry, rekey, keyring)
         runtime.every(
             3600, "destroying trend window keys", lambda: handlers.destroy_window_keys(runtime)
         )

@@ -35,6 +35,7 @@ from shared.contracts import (
     scoped_id,
 )
 from shared.db import claim_message
+from shared.envelope import SEALED_TO_HEADER, EnvelopeError, IntakeKeyring, sealed_limit
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
 from shared.telemetry import trace_of_our_own
@@ -53,13 +54,22 @@ def _header(message: KafkaMessage, name: str) -> bytes | None:
     return None
 
 
-def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer) -> None:
+def register(
+    runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer, keyring: IntakeKeyring
+) -> None:
     topics = [runtime.topics.partner(p.partner_id) for p in registry]
     dead_letters = runtime.dead_letters
     settings = runtime.settings
     max_age = timedelta(days=settings.max_event_age_days)
 
-    async def reject(message: KafkaMessage, rejection: Rejection, object_id: str | None) -> None:
+    async def reject(
+        message: KafkaMessage,
+        rejection: Rejection,
+        object_id: str | None,
+        plain: bytes | None = None,
+    ) -> None:
+        """Audit and dead-letter a refused partner message (`plain`: what it held once
+        opened, which its dead letter keeps sealed instead of intake's ciphertext)."""
         async with runtime.pool.acquire() as conn, conn.transaction():
             await runtime.audit.record(
                 conn,
@@ -70,10 +80,11 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                 purpose=f"intake: reject partner signal ({rejection.code})",
             )
         SIGNALS.labels("rejected").inc()
-        await dead_letters.send(message, rejection.code, rejection.reason)
+        await dead_letters.send(message, rejection.code, rejection.reason, value=plain)
 
     async def pass_on(
         message: KafkaMessage,
+        plain: bytes,
         partner_id: str,
         request: ErasureRequested | SubjectReportRequested | None,
         forward: Callable[[uuid.UUID, str], tuple[str, Contract]],
@@ -89,6 +100,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                 message,
                 Rejection("partner-mismatch", "a partner passes on requests only on its topic"),
                 None,
+                plain,
             )
             return
         subject = rekey(request.subject)
@@ -110,11 +122,12 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                 purpose=f"intake: {what}, passed on by a partner",
             )
 
-    async def on_report_request(message: KafkaMessage, partner_id: str) -> None:
+    async def on_report_request(message: KafkaMessage, plain: bytes, partner_id: str) -> None:
         await pass_on(
             message,
+            plain,
             partner_id,
-            await dead_letters.decode(SubjectReportRequested, message),
+            await dead_letters.decode(SubjectReportRequested, message, plain),
             lambda event_id, subject: (
                 runtime.topics.audit_requests,
                 SubjectReportRequest(
@@ -125,11 +138,12 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             "a data subject's access request",
         )
 
-    async def on_erasure(message: KafkaMessage, partner_id: str) -> None:
+    async def on_erasure(message: KafkaMessage, plain: bytes, partner_id: str) -> None:
         await pass_on(
             message,
+            plain,
             partner_id,
-            await dead_letters.decode(ErasureRequested, message),
+            await dead_letters.decode(ErasureRequested, message, plain),
             lambda event_id, subject: (
                 runtime.topics.accepted,
                 SubjectErased(event_id=event_id, subject=subject, partner_id=partner_id),
@@ -138,15 +152,15 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             "erasure requested by a data subject",
         )
 
-    async def on_withdrawal(message: KafkaMessage, partner_id: str) -> None:
-        withdrawn = await dead_letters.decode(SignalWithdrawn, message)
+    async def on_withdrawal(message: KafkaMessage, plain: bytes, partner_id: str) -> None:
+        withdrawn = await dead_letters.decode(SignalWithdrawn, message, plain)
         if withdrawn is None:
             return
         if withdrawn.partner_id != partner_id:
             rejection = Rejection(
                 "partner-mismatch", "a partner may withdraw only its own registrations"
             )
-            await reject(message, rejection, None)
+            await reject(message, rejection, None, plain)
             return
         registration_id = rekey.registration_id(partner_id, withdrawn.withdraws)
         withdrawal_id = rekey.withdrawal_id(partner_id, withdrawn.event_id)
@@ -183,6 +197,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
                     "the withdrawn registration was never accepted from this partner",
                 ),
                 str(registration_id),
+                plain,
             )
 
     @runtime.broker.subscriber(
@@ -218,17 +233,37 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
         except Rejection as rejection:
             await reject(message, rejection, None)
             return
+        # Only intake can read what a partner sends: the seal is opened after the
+        # signature (which covers the sealed bytes as sent) and before anything parses it.
+        sealed_value = record.value or b""
+        if len(sealed_value) > sealed_limit(settings.max_message_bytes):
+            await dead_letters.send(
+                message,
+                "oversized",
+                f"the message is {len(sealed_value)} bytes, the limit is "
+                f"{settings.max_message_bytes} before sealing; send one event per message",
+            )
+            SIGNALS.labels("dead-lettered").inc()
+            return
+        sealed_to = _header(message, SEALED_TO_HEADER)
+        try:
+            plain = keyring.open(
+                sealed_to.decode("ascii", "replace") if sealed_to else None, sealed_value
+            )
+        except EnvelopeError as problem:
+            await reject(message, Rejection(problem.code, problem.reason), None)
+            return
         event_type = _header(message, EVENT_TYPE_HEADER) or b""
         if event_type == b"SignalWithdrawn":
-            await on_withdrawal(message, partner.partner_id)
+            await on_withdrawal(message, plain, partner.partner_id)
             return
         if event_type == b"ErasureRequested":
-            await on_erasure(message, partner.partner_id)
+            await on_erasure(message, plain, partner.partner_id)
             return
         if event_type == b"SubjectReportRequested":
-            await on_report_request(message, partner.partner_id)
+            await on_report_request(message, plain, partner.partner_id)
             return
-        signal = await dead_letters.decode(SignalRegistered, message)
+        signal = await dead_letters.decode(SignalRegistered, message, plain)
         if signal is None:
             SIGNALS.labels("dead-lettered").inc()
             return
@@ -247,7 +282,7 @@ def register(runtime: ServiceRuntime, registry: PartnerRegistry, rekey: Rekeyer)
             # Not claimed: a corrected resend with the same event id must still get in.
             async with runtime.pool.acquire() as conn, conn.transaction():
                 await store.record_rejected(conn, claimed_as, signal.partner_id, rejection.code)
-            await reject(message, rejection, str(claimed_as))
+            await reject(message, rejection, str(claimed_as), plain)
             return
         sealed = await runtime.keystore.seal(
             admission.subject,

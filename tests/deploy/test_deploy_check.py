@@ -69,6 +69,21 @@ def test_a_pod_that_mounts_both_secrets_breaks_split_trust(production: list[Mani
     )
 
 
+def test_no_workload_may_hold_the_dead_letter_private_key(production: list[Manifest]) -> None:
+    assert not problems(dc.check_split_trust(production, "production"))
+    spec = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
+    spec["volumes"].append(
+        {"name": "dl", "secret": {"secretName": "vroegsignaal-deadletter-private"}}
+    )
+
+    found = problems(dc.check_split_trust(production, "production"))
+
+    assert (
+        "Deployment/audit: uses vroegsignaal-deadletter-private, which no workload may hold"
+        in found
+    )
+
+
 def test_split_trust_sees_secrets_through_env_projected_volumes_and_init_containers(
     production: list[Manifest],
 ) -> None:

@@ -123,7 +123,8 @@ def services(
             if c not in (0, -signal.SIGTERM)
             or (n != "issuer" and "shut down gracefully" not in logs[n].read_text())
         }
-        assert not unclean, f"services did not stop cleanly: {unclean}"
+        tails = {n: logs[n].read_text()[-2000:] for n in unclean}
+        assert not unclean, f"services did not stop cleanly: {unclean}; their logs end: {tails}"
 
 
 Producers = Callable[[str], PartnerProducer]

@@ -4,11 +4,8 @@ but never why, acknowledge it; a colleague who is not party neither sees nor ope
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import random
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +18,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from shared.contracts import Category
 from shared.settings import REPO_ROOT, Settings
-from tests.conftest import auth
+from tests.conftest import auth, run_cli
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, row
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.stack.secrets import Secrets
@@ -97,21 +94,11 @@ async def send_with_cli(
     config["pseudonymiser"]["url"] = settings.pseudonymiser_url
     config_path = tmp_path / f"{partner}.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "VS_TOPIC_PREFIX": settings.topic_prefix,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "vroegsignaal", "partner", "send", str(path)],
-        *["--config", str(config_path)],
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, out, err = await run_cli(
+        settings, "partner", "send", str(path), "--config", str(config_path)
     )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    assert "sent 1, rejected 0" in out.decode(), out.decode()
+    assert status == 0, err
+    assert "sent 1, rejected 0" in out, out
 
 
 def registration(child: str, worker_id: str, worker_name: str, category: str) -> dict[str, str]:

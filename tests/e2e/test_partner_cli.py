@@ -3,11 +3,8 @@ pseudonymiser's refusals over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
 import random
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,7 +14,7 @@ from voprf import ristretto
 
 from shared.contracts import Topics
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import eventually, run_cli
 from tests.e2e.test_pipeline import SCHOOL, export, get_json, row
 from tests.kafka_tools import read_all
 from vroegsignaal.partner.bsn import synthetic_bsns
@@ -43,27 +40,12 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
     config["pseudonymiser"]["url"] = settings.pseudonymiser_url
     config_path = tmp_path / "school.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "VS_TOPIC_PREFIX": settings.topic_prefix,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vroegsignaal",
-        "partner",
-        "send",
-        str(path),
-        "--config",
-        str(config_path),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, stdout, stderr = await run_cli(
+        settings, "partner", "send", str(path), "--config", str(config_path)
     )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    assert "sent 1, rejected 2, duplicates 0" in out.decode()
+    assert status == 0, stderr
+    assert "sent 1, rejected 2, duplicates 0" in stdout
+    out, err = stdout.encode(), stderr.encode()
     rejects = (tmp_path / "export.csv.rejects.csv").read_text()
     assert "3,child_bsn is not a valid BSN" in rejects
     assert "4,wijk is not a CBS wijk code" in rejects

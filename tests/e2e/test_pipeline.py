@@ -26,6 +26,8 @@ from services.audit.check import check
 from services.audit.merkle import leaf_hash, verify_inclusion
 from shared.auth import Role
 from shared.contracts import AuditEvent, DeadLetter, Topics, scoped_id
+from shared.deadletter import DeadLetterOpener
+from shared.envelope import SEALED_TO_HEADER, IntakeKeyring, public_key_of, seal
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
@@ -191,12 +193,22 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                     partner_config(secrets, settings, SCHOOL).pseudonymiser, http
                 ).pseudonyms([bsn_input(child)])
             )[0].encode()
-            malformed = b'{"schema_version": 1, "partner_id": "school-de-regenboog", "subj'
-            oversized = b'{"schema_version": 1, "padding": "' + b"x" * 200_000 + b'"}'
-            for value, signed in ((b"unsigned", False), (malformed, True), (oversized, True)):
+            malformed = b'{"schema_version": 2, "partner_id": "school-de-regenboog", "subj'
+            unsealed = b'{"schema_version": 2, "partner_id": "school-de-regenboog"}'
+            oversized = b'{"schema_version": 2, "padding": "' + b"x" * 200_000 + b'"}'
+            intake_keys = partner_config(secrets, settings, SCHOOL).intake_keys
+            to_intake = public_key_of(intake_keys.public_keys[intake_keys.current])
+            for value, signed, sealed in (
+                (b"unsigned", False, False),
+                (seal(to_intake, intake_keys.current, malformed), True, True),
+                (unsealed, True, False),
+                (oversized, True, False),
+            ):
                 headers = [("vs-key-id", b"school-de-regenboog-1")] if signed else []
                 if signed:
                     headers.append(("vs-signature", base64.b64encode(school_key.sign(value))))
+                if sealed:
+                    headers.append((SEALED_TO_HEADER, intake_keys.current.encode()))
                 await raw.send_and_wait(topics.partner(SCHOOL), value, key=key, headers=headers)
 
             school = await send(SCHOOL, school_csv)
@@ -283,13 +295,25 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                 for r in await read_topic(
                     settings.kafka_bootstrap_servers,
                     topics.deadletter,
-                    until=lambda rs: len(rs) >= 3,
+                    until=lambda rs: len(rs) >= 4,
                 )
             ]
-            assert [d.reason_code for d in letters] == ["unsigned", "malformed-json", "oversized"]
-            assert base64.b64decode(letters[1].original_value) == malformed
-            assert letters[2].original_truncated
-            assert letters[2].original_size == len(oversized)
+            assert [d.reason_code for d in letters] == [
+                "unsigned",
+                "malformed-json",
+                "unsealed",
+                "oversized",
+            ]
+            # The originals are kept only sealed: the operator's private key opens them.
+            opener = DeadLetterOpener.load(secrets.deadletter_private_key)
+            assert {d.partner_id for d in letters} == {SCHOOL}
+            opened = opener.open(letters[1])
+            # What the partner sealed, as intake opened it (padded with spaces).
+            assert opened is not None and opened.value.rstrip(b" ") == malformed
+            kept = letters[1].model_dump_json().encode()
+            assert malformed[20:60] not in kept and base64.b64encode(malformed)[:40] not in kept
+            assert letters[3].original_truncated
+            assert letters[3].original_size == len(oversized)
 
             # Every step is audited; the jgz signal is one trace through every hop.
             await eventually(lambda: settled(settings), timeout=60)
@@ -411,7 +435,8 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
     # No input BSN, and no date of birth in any form (shifted to the 23rd birthday
     # included), on any topic, in any table, in any log or trace of this run.
     secret = {**{b: "an input BSN" for b in bsns}, **birth_date_forms(BORN)}
-    assert_absent(secret, await topic_bytes(settings), "a Kafka topic")
+    opener = DeadLetterOpener.load(secrets.deadletter_private_key)
+    assert_absent(secret, await topic_bytes(settings, opener=opener), "a Kafka topic")
     assert_absent(secret, database_dump(settings), "the database dump")
     for log in tmp_path.glob("*.log"):
         assert_absent(secret, log.read_bytes(), f"the log {log.name}")
@@ -420,11 +445,24 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
     # No id past intake is the partner's, or computable from it without intake's key:
     # the first version's registration ids (the partner's event id scoped unkeyed by the
     # partner id) let anyone who can make a pseudonym test guesses of child and theme.
-    partner_ids = {
-        (partner, uuid.UUID(json.loads(r.value)["event_id"]))
+    # The partners' topics: every signal sealed to intake, all of one size, nothing of its
+    # theme, wijk or worker readable; intake's key opens them.
+    keyring = IntakeKeyring.load(secrets.intake_keys)
+    signals = [
+        (partner, r)
         for partner in (SCHOOL, JGZ, GP)
         for r in await read_all(settings.kafka_bootstrap_servers, topics.partner(partner))
-        if r.value and r.value.startswith(b'{"schema_version":2')
+        if dict(r.headers).get("vs-event-type") == b"SignalRegistered"
+    ]
+    assert len(signals) == 6  # three rows, each sent twice
+    assert len({len(r.value) for _, r in signals}) == 1
+    on_partner_topics = b"".join(r.value for _, r in signals)
+    for clear in (b"schoolverzuim", b"opvoedvragen", b"armoede", b"WK099903", b"voorbeeldrade"):
+        assert clear not in on_partner_topics
+    partner_ids = {
+        (partner, uuid.UUID(json.loads(opened)["event_id"]))
+        for partner, r in signals
+        if (opened := keyring.open(dict(r.headers)[SEALED_TO_HEADER].decode(), r.value))
     }
     assert len(partner_ids) == 3
     traceable = {str(event): "a partner's event id" for _, event in partner_ids} | {
@@ -458,8 +496,11 @@ def assert_absent(secret: dict[str, str], data: bytes, where: str) -> None:
     assert not found, f"{where} holds {', '.join(found)}"
 
 
-async def topic_bytes(settings: Settings, only: list[str] | None = None) -> bytes:
-    """Every key, value and header of every topic of this run (or of `only` these)."""
+async def topic_bytes(
+    settings: Settings, only: list[str] | None = None, opener: DeadLetterOpener | None = None
+) -> bytes:
+    """Every key, value and header of every topic of this run (or of `only` these), and
+    with `opener` what the sealed originals of dead letters hold too."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -475,10 +516,9 @@ async def topic_bytes(settings: Settings, only: list[str] | None = None) -> byte
         for r in await read_all(settings.kafka_bootstrap_servers, name):
             chunks.extend([r.key or b"", r.value or b""])
             chunks.extend(v for _, v in r.headers or ())
-            if name == Topics(settings.topic_prefix).deadletter:
-                # Dead letters keep originals in base64: scan what they decode to as well.
-                letter = DeadLetter.model_validate_json(r.value)
-                chunks.append(base64.b64decode(letter.original_value))
+            if opener is not None and name == Topics(settings.topic_prefix).deadletter:
+                original = opener.open(DeadLetter.model_validate_json(r.value))
+                chunks.append(original.value if original else b"")
     return b"\n".join(chunks)
 
 

@@ -4,6 +4,9 @@ moves on to the next message. Against the real broker."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
+from pathlib import Path
 
 import pytest
 from faststream import AckPolicy
@@ -11,11 +14,14 @@ from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from shared.contracts import DeadLetter, Topics
+from shared.contracts import Category, DeadLetter, Topics
+from shared.deadletter import DeadLetterKey, DeadLetterOpener
 from shared.kafka import create_broker
 from shared.settings import Settings
-from tests.conftest import eventually
-from tests.kafka_tools import read_topic
+from tests.conftest import eventually, run_cli
+from tests.factories import pseudonym, signal
+from tests.kafka_tools import read_all, read_topic
+from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +72,53 @@ async def test_a_poison_message_is_dead_lettered_and_does_not_block(settings: Se
         assert tries == 3  # dead-lettered means acked: it does not come back
     finally:
         await broker.stop()
+
+
+async def test_a_dead_letter_keeps_no_content_in_clear_and_the_operator_opens_it(
+    settings: Settings, secrets: Secrets, tmp_path: Path
+) -> None:
+    """A partner message that is refused keeps its reason, partner, size and a keyed
+    digest in clear; its content (theme, wijk, worker, month) only sealed, opened by the
+    operator's private key through the CLI and by nothing a service holds."""
+    settings = settings.model_copy(update={"deadletter_key_file": secrets.deadletter_key})
+    topics = Topics(settings.topic_prefix)
+    refused = signal("school-de-regenboog", pseudonym(), category=Category.HUISELIJK_GEWELD)
+    original = refused.to_bytes()
+    broker, sink = create_broker(
+        settings, client_id="intake", tracer_provider=TracerProvider(), registry=CollectorRegistry()
+    )
+    await broker.start()
+    try:
+        await sink.send_bytes(
+            source=topics.partner("school-de-regenboog"),
+            key=refused.subject.encode(),
+            value=original,
+            reason_code="theme-not-allowed",
+            reason="partner 'school-de-regenboog' may not signal this theme under its covenant",
+        )
+    finally:
+        await broker.stop()
+    (record,) = await read_all(settings.kafka_bootstrap_servers, topics.deadletter)
+    for clear in (b"huiselijk_geweld", b"WK099903", refused.worker.email.encode(),
+                  refused.age_limit_month.encode(), base64.b64encode(original)[:40]):  # fmt: skip
+        assert clear not in record.value
+    letter = DeadLetter.model_validate_json(record.value)
+    assert letter.partner_id == "school-de-regenboog"
+    assert (letter.original_size, letter.reason_code) == (len(original), "theme-not-allowed")
+    digest_key = DeadLetterKey.load(secrets.deadletter_key).digest_key
+    assert letter.original_digest == hmac.new(digest_key, original, "sha256").hexdigest()
+    # A service's file cannot open it; the operator's private half can.
+    assert "private_key" not in secrets.deadletter_key.read_text()
+    opened = DeadLetterOpener.load(secrets.deadletter_private_key).open(letter)
+    assert opened is not None and opened.value == original
+    assert opened.key == refused.subject.encode()
+
+    out = tmp_path / "for-the-school"
+    status, stdout, stderr = await run_cli(
+        settings, "deadletter", "open", str(out),
+        "--key", str(secrets.deadletter_private_key), "--partner", "school-de-regenboog",
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert "opened 1 dead letters" in stdout
+    assert (out / f"{letter.event_id}.bin").read_bytes() == original
+    assert "theme-not-allowed" in (out / "index.csv").read_text()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.contracts import PartnerId
 
@@ -28,6 +28,25 @@ class PseudonymiserAccess(BaseModel):
     )
 
 
+class IntakeKeys(BaseModel):
+    """Intake's public keys by version, as the municipality hands them out: every event is
+    sealed to `current`, so that only intake can read the partner's topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    current: str
+    public_keys: dict[str, str] = Field(description="Version -> X25519 public key (hex).")
+
+    @model_validator(mode="after")
+    def _current_is_listed(self) -> IntakeKeys:
+        if self.current not in self.public_keys:
+            raise ValueError(f"intake_keys.current {self.current!r} is not in public_keys")
+        for version, key in self.public_keys.items():
+            if len(bytes.fromhex(key)) != 32:
+                raise ValueError(f"intake_keys.public_keys.{version} is not 32 bytes hex")
+        return self
+
+
 class PartnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +61,7 @@ class PartnerConfig(BaseModel):
         "changed key makes a re-sent row a new registration).",
     )
     pseudonymiser: PseudonymiserAccess
+    intake_keys: IntakeKeys
     batch_size: int = Field(default=500, ge=1, le=10000)
 
     @classmethod
@@ -52,6 +72,11 @@ class PartnerConfig(BaseModel):
                 raise PartnerConfigError(
                     f"{path}: id_key is missing: add the id_key line that "
                     "'vroegsignaal partner keygen' prints (32 bytes hex, kept secret)"
+                )
+            if isinstance(doc, dict) and "intake_keys" not in doc:
+                raise PartnerConfigError(
+                    f"{path}: intake_keys is missing: add the intake public keys the "
+                    "municipality hands out ('vroegsignaal secrets init' writes them)"
                 )
             return cls.model_validate(doc)
         except OSError as exc:

@@ -13,7 +13,7 @@ import asyncio
 import base64
 import csv
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 
 from shared.contracts import (
+    Contract,
     ErasureRequested,
     SignalRegistered,
     SignalWithdrawn,
@@ -32,6 +33,7 @@ from shared.contracts import (
     keyed_id,
     scoped_id,
 )
+from shared.envelope import SEALED_TO_HEADER, public_key_of, seal
 from vroegsignaal.partner.bsn import is_valid_bsn
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
@@ -76,6 +78,9 @@ class PartnerProducer:
         self._topic = topics.partner(config.partner_id)
         self._pseudonymiser = Pseudonymiser(config.pseudonymiser, http)
         self._key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config.signing_key))
+        intake = config.intake_keys
+        self._intake_key_id = intake.current
+        self._intake_key = public_key_of(intake.public_keys[intake.current])
         self._id_key = bytes.fromhex(config.id_key)
         self._seen: set[uuid.UUID] = set()
 
@@ -112,26 +117,27 @@ class PartnerProducer:
                 summary.duplicates += 1
                 continue
             self._seen.add(signal.event_id)
-            value = signal.to_bytes()
-            publishing.append(
-                self._broker.publish(
-                    value,
-                    self._topic,
-                    key=child.encode(),
-                    headers=self._headers(value, "SignalRegistered"),
-                )
-            )
+            publishing.append(self._publish(signal, child))
         # Sent together, acknowledged together; the producer keeps per-key order.
         await asyncio.gather(*publishing)
         summary.sent += len(publishing)
 
-    def _headers(self, value: bytes, event_type: str) -> dict[str, str]:
-        return {
-            "content-type": "application/json",
-            "vs-event-type": event_type,
-            "vs-key-id": self._config.signing_key_id,
-            "vs-signature": base64.b64encode(self._key.sign(value)).decode(),
-        }
+    def _publish(self, event: Contract, child: str) -> Awaitable[object]:
+        """Seal the event to intake, sign the sealed bytes as sent, publish it keyed by
+        the child's pseudonym (so one child's events keep their order)."""
+        sealed = seal(self._intake_key, self._intake_key_id, event.to_bytes())
+        return self._broker.publish(
+            sealed,
+            self._topic,
+            key=child.encode(),
+            headers={
+                "content-type": "application/octet-stream",
+                "vs-event-type": type(event).__name__,
+                "vs-key-id": self._config.signing_key_id,
+                "vs-signature": base64.b64encode(self._key.sign(sealed)).decode(),
+                SEALED_TO_HEADER: self._intake_key_id,
+            },
+        )
 
     async def withdraw_rows(
         self, rows: Sequence[SourceRow], reason: WithdrawalReason, summary: Summary
@@ -147,15 +153,7 @@ class PartnerProducer:
                 subject=child,
                 reason=reason,
             )
-            value = withdrawal.to_bytes()
-            sending.append(
-                self._broker.publish(
-                    value,
-                    self._topic,
-                    key=child.encode(),
-                    headers=self._headers(value, "SignalWithdrawn"),
-                )
-            )
+            sending.append(self._publish(withdrawal, child))
         await asyncio.gather(*sending)
         summary.sent += len(sending)
 
@@ -199,15 +197,7 @@ class PartnerProducer:
             for child in children:
                 event = request(partner_id=self._config.partner_id, subject=child)
                 summary.request_ids.append(scoped_id(self._config.partner_id, event.event_id))
-                value = event.to_bytes()
-                sending.append(
-                    self._broker.publish(
-                        value,
-                        self._topic,
-                        key=child.encode(),
-                        headers=self._headers(value, request.__name__),
-                    )
-                )
+                sending.append(self._publish(event, child))
             await asyncio.gather(*sending)
             summary.sent += len(sending)
         return summary

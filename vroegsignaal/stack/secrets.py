@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from voprf import ristretto
 
+from shared.deadletter import new_key_files
+from shared.envelope import IntakeKeyring, new_keyring
 from shared.settings import REPO_ROOT
 from vroegsignaal.stack.issuer import ensure_issuer_key
 
@@ -57,6 +59,21 @@ class Secrets:
         return self.directory / "oidc-issuer-key.pem"
 
     @property
+    def intake_keys(self) -> Path:
+        """Intake's private keys that partners seal their events to: intake's alone."""
+        return self.directory / "intake-keys.yaml"
+
+    @property
+    def deadletter_key(self) -> Path:
+        """The dead-letter key's public half and digest key: every service has it."""
+        return self.directory / "deadletter.yaml"
+
+    @property
+    def deadletter_private_key(self) -> Path:
+        """The dead-letter key's private half: the operator's alone, no service's."""
+        return self.directory / "deadletter-private.yaml"
+
+    @property
     def webhooks(self) -> Path:
         return self.directory / "webhooks.yaml"
 
@@ -69,20 +86,24 @@ class Secrets:
 
     def env_for(self, process: str) -> dict[str, str]:
         """The secret files one process may see, as environment variables."""
+        dead = {"VS_DEADLETTER_KEY_FILE": self.deadletter_key}
         own = {
             "pseudonymiser": {
                 "VS_OPRF_KEYRING_FILE": self.oprf_keyring,
                 "VS_PSEUDONYMISER_CREDENTIALS_FILE": self.pseudonymiser_credentials,
+                **dead,
             },
             "intake": {
                 "VS_GATEWAY_KEYS_FILE": self.gateway_keys,
+                "VS_INTAKE_KEYS_FILE": self.intake_keys,
                 "VS_PARTNERS_FILE": self.partners,
                 "VS_KEK_FILE": self.kek,
+                **dead,
             },
-            "matching": {"VS_KEK_FILE": self.kek},
-            "notification": {"VS_KEK_FILE": self.kek, "VS_WEBHOOKS_FILE": self.webhooks},
+            "matching": {"VS_KEK_FILE": self.kek, **dead},
+            "notification": {"VS_KEK_FILE": self.kek, "VS_WEBHOOKS_FILE": self.webhooks, **dead},
             "issuer": {"VS_ISSUER_KEY_FILE": self.issuer_key},
-            "audit": {"VS_AUDIT_SIGNING_KEY_FILE": self.audit_signing_key},
+            "audit": {"VS_AUDIT_SIGNING_KEY_FILE": self.audit_signing_key, **dead},
             "simulator": {
                 "VS_PARTNERS_FILE": self.partners,
                 "VS_PARTNER_SECRETS": self.directory / "partners",
@@ -130,6 +151,14 @@ def init_secrets(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         out.audit_public_key.write_text(public.hex() + "\n")
+    if not out.intake_keys.exists():
+        _write(out.intake_keys, new_keyring("i1"))
+    keyring = IntakeKeyring.load(out.intake_keys)
+    intake_keys = {"current": keyring.current, "public_keys": keyring.public_keys()}
+    if not out.deadletter_key.exists():
+        for_services, for_operator = new_key_files("dl-1")
+        _write(out.deadletter_private_key, for_operator)
+        _write(out.deadletter_key, for_services)
     ensure_issuer_key(out.issuer_key)
     if not out.webhooks.exists():
         _write(out.webhooks, {"version": 1, "webhooks": []})
@@ -155,9 +184,14 @@ def init_secrets(
         own_key = bool(entry.get("signing_keys"))
         if config_path.exists():
             config = yaml.safe_load(config_path.read_text())
+            changed = config.get("intake_keys") != intake_keys
+            # Intake's public keys are the municipality's to hand out: always current.
+            config["intake_keys"] = intake_keys
             if not own_key and "id_key" not in config:
                 # Files from before keyed event ids: the key is added, nothing replaced.
                 config["id_key"] = secrets.token_bytes(32).hex()
+                changed = True
+            if changed:
                 _write(config_path, config)
         else:
             config = {
@@ -169,6 +203,7 @@ def init_secrets(
                     "key_version": ring["current"],
                     "public_keys": public_keys,
                 },
+                "intake_keys": intake_keys,
             }
             if not own_key:
                 key = Ed25519PrivateKey.generate()
