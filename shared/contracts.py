@@ -225,6 +225,20 @@ class SubjectErased(Contract):
     )
 
 
+class SubjectShredded(Contract):
+    """A subject's data key was shredded (erasure, nothing of the subject kept any more,
+    or an operator's `keystore shred`): every opened copy of its sealed fields must go.
+    Matching tells notification on every path that shreds; the keystore tool tells
+    matching, which then ends what is left of the subject and tells notification."""
+
+    subject: Pseudonym = Field(description="the matching-domain pseudonym")
+    reason: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    registrations: list[uuid.UUID] = Field(
+        default_factory=list, description="the subject's registrations that went"
+    )
+    shredded_at: AwareDatetime = Field(default_factory=utcnow)
+
+
 class RegistrationWithdrawn(Contract):
     """Intake's word to matching that a registration was withdrawn by its partner."""
 
@@ -557,6 +571,7 @@ CONTRACTS: tuple[type[Contract], ...] = (
     SignalAccepted,
     RegistrationWithdrawn,
     SubjectErased,
+    SubjectShredded,
     SubjectReportRequested,
     SubjectReportRequest,
     WijkThemeObserved,
@@ -733,6 +748,7 @@ def partition_key(event: Contract) -> bytes:
         | EarlierInvolvementNoticed
         | ErasureRequested
         | SubjectErased
+        | SubjectShredded
         | SubjectReportRequested
         | SubjectReportRequest,
     ):

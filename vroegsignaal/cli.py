@@ -370,24 +370,57 @@ app.add_typer(keystore_app, name="keystore")
 def keystore_shred(
     subject: Annotated[str, typer.Argument(help="The subject's matching-domain pseudonym.")],
 ) -> None:
-    """Delete a subject's data key: every copy of its sealed fields becomes unreadable."""
+    """Delete a subject's data key: every copy of its sealed fields becomes unreadable.
+    Matching is told (on signals.accepted): it ends what is left of the subject, audits
+    it and tells notification, which drops the copies it opened."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    from shared.contracts import SubjectShredded
+    from shared.kafka import client_options
     from shared.keystore import KeyStore, KeyStoreError
+    from shared.outbox import EVENT_TYPE_HEADER
 
     if len(subject) != 64 or any(c not in "0123456789abcdef" for c in subject):
         raise _fail("the subject must be a 64-hex matching-domain pseudonym")
+    settings = Settings()
 
     async def _shred() -> bool:
-        store = await KeyStore.open(Settings())
+        store = await KeyStore.open(settings)
         try:
-            return await store.shred(subject)
+            shredded = await store.shred(subject)
         finally:
             await store.close()
+        # Told even when the key was gone already: a re-run heals a message once lost.
+        told = SubjectShredded(subject=subject, reason="an operator's keystore shred")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            **client_options(settings),
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                Topics(settings.topic_prefix).accepted,
+                told.to_bytes(),
+                key=subject.encode(),
+                headers=[(EVENT_TYPE_HEADER, b"SubjectShredded")],
+            )
+        finally:
+            await producer.stop()
+        return shredded
 
     try:
         shredded = asyncio.run(_shred())
     except KeyStoreError as exc:
         raise _fail(str(exc)) from None
+    except KafkaError as exc:
+        raise _fail(
+            f"the key is shredded, but matching could not be told ({exc}); run the same "
+            "command again when Kafka is reachable"
+        ) from None
     typer.echo("shredded" if shredded else "no data key for that subject (already shredded?)")
+    typer.echo("matching and notification are told; they drop what is left of the subject")
 
 
 matching_app = typer.Typer(help="The matching engine, offline.", no_args_is_help=True)

@@ -48,6 +48,7 @@ from shared.contracts import (
     SealedTransfer,
     SignalAccepted,
     SubjectErased,
+    SubjectShredded,
     WijkThemeCounted,
     WijkThemeObserved,
     WijkTrendRaised,
@@ -482,9 +483,15 @@ class Matcher:
                     await self.merge_family_matches(conn, root, absorbed, now)
             await self.reconsider(conn, signal.subject, now)
 
-    async def on_erased(self, erased: SubjectErased) -> None:
-        """Erasure: every registration of the subject goes (none archived), its matches
-        dissolve, its place in a family goes, and its data key is shredded."""
+    async def on_erased(self, erased: SubjectErased | SubjectShredded) -> None:
+        """Erasure, or a data key an operator shredded: every registration of the subject
+        goes (none archived), its matches dissolve, its place in a family goes, its data
+        key is shredded, and notification is told after the dissolutions."""
+        why = (
+            "the subject asked for erasure"
+            if isinstance(erased, SubjectErased)
+            else f"its data key was shredded ({erased.reason})"
+        )
         now = datetime.now(UTC)
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, erased.event_id):
@@ -494,18 +501,7 @@ class Matcher:
             for stored in gone:
                 await self.end(conn, stored, EndReason.ERASED, now)
             await self.reconsider(conn, erased.subject, now)
-            await self.schedule_shred(conn, erased.subject, "the subject asked for erasure")
-            # Passed on after the dissolutions, so notification erases what it holds too.
-            await enqueue(
-                conn,
-                self.runtime.topics.match_lifecycle,
-                SubjectErased(
-                    subject=erased.subject,
-                    partner_id=erased.partner_id,
-                    requested_at=now,
-                    registrations=[r.registration_id for r in gone],
-                ),
-            )
+            await self.schedule_shred(conn, erased.subject, why, [r.registration_id for r in gone])
         ERASED.inc()
         await self.shred_pending()
 
@@ -531,13 +527,23 @@ class Matcher:
             await self.end(conn, stored, reason, now)
             await self.reconsider(conn, stored.subject, now)
             if not reason.archived and await store.subject_is_gone(conn, stored.subject):
-                await self.schedule_shred(conn, stored.subject, "withdrawn as unjustified")
+                await self.schedule_shred(
+                    conn, stored.subject, "withdrawn as unjustified", [stored.registration_id]
+                )
         await self.shred_pending()
 
-    async def schedule_shred(self, conn: Conn, subject: str, why: str) -> None:
-        """In the deciding transaction: forget the subject, audit, and queue the shredding."""
+    async def schedule_shred(
+        self, conn: Conn, subject: str, why: str, registrations: Sequence[uuid.UUID] = ()
+    ) -> None:
+        """In the deciding transaction: forget the subject, audit, queue the shredding,
+        and tell notification, which holds opened copies of the subject's sealed fields."""
         await store.forget_subject(conn, subject)
         await store.schedule_shred(conn, subject)
+        await enqueue(
+            conn,
+            self.runtime.topics.match_lifecycle,
+            SubjectShredded(subject=subject, reason=why, registrations=list(registrations)),
+        )
         await self.runtime.audit.record(
             conn,
             action=AuditAction.SHRED,
@@ -565,6 +571,7 @@ class Matcher:
         to_shred: set[str] = set()
         async with runtime.pool.acquire() as conn, conn.transaction():
             due = await store.due_to_end(conn, now, limit)
+            ended: dict[str, list[uuid.UUID]] = {}
             for stored in due:
                 await store.lock(conn, [f"subject:{stored.subject}"])
                 reg = Registration(
@@ -582,6 +589,7 @@ class Matcher:
                     continue
                 await self.end(conn, stored, reason, now)
                 await self.reconsider(conn, stored.subject, now)
+                ended.setdefault(stored.subject, []).append(stored.registration_id)
                 if not reason.archived and await store.subject_is_gone(conn, stored.subject):
                     to_shred.add(stored.subject)
             for registration_id, subject in await store.archive_past(conn, now, limit):
@@ -593,6 +601,7 @@ class Matcher:
                     subjects=[subject],
                     purpose=f"matching: archive period over (policy {self.policy.version})",
                 )
+                ended.setdefault(subject, []).append(registration_id)
                 if await store.subject_is_gone(conn, subject):
                     to_shred.add(subject)
             # Tokens of windows closed two weeks ago are no longer needed; counts stay.
@@ -600,7 +609,9 @@ class Matcher:
                 conn, trends.previous_windows(trends.window_of(now.date()), 2)[-1]
             )
             for subject in sorted(to_shred):
-                await self.schedule_shred(conn, subject, "nothing of the subject is kept")
+                await self.schedule_shred(
+                    conn, subject, "nothing of the subject is kept", ended.get(subject, [])
+                )
         await self.shred_pending()
         return len(due)
 
@@ -711,6 +722,11 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
             erased = await runtime.dead_letters.decode(SubjectErased, message)
             if erased is not None:
                 await matcher.on_erased(erased)
+            return
+        if event_type == b"SubjectShredded":
+            shredded = await runtime.dead_letters.decode(SubjectShredded, message)
+            if shredded is not None:
+                await matcher.on_erased(shredded)
             return
         if event_type == b"RegistrationWithdrawn":
             withdrawn = await runtime.dead_letters.decode(RegistrationWithdrawn, message)

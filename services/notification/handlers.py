@@ -51,6 +51,7 @@ from shared.contracts import (
     SealedNotice,
     SealedTransfer,
     SubjectErased,
+    SubjectShredded,
     WijkThemeCounted,
     WijkTrendRaised,
     WorkerContact,
@@ -503,8 +504,14 @@ class Notifier:
                     {notice.worker.worker_id: notice.organisation},
                 )
 
-    async def on_erased(self, erased: SubjectErased) -> None:
-        """The subject asked for erasure: what notification holds about them goes."""
+    async def on_erased(self, erased: SubjectErased | SubjectShredded) -> None:
+        """The subject asked for erasure, or its data key was shredded: the copies
+        notification opened (contacts, alerts, tasks) go with it."""
+        why = (
+            "at their request"
+            if isinstance(erased, SubjectErased)
+            else f"whose data key was shredded ({erased.reason})"
+        )
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, erased.event_id):
                 return
@@ -517,7 +524,7 @@ class Notifier:
                 object_type="subject-notifications",
                 subjects=[erased.subject],
                 purpose=f"notification: erased {matches} matches and {alerts} alerts of a "
-                "subject at their request",
+                f"subject {why}"[:1000],
             )
         ERASED.inc()
 
@@ -707,6 +714,9 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
         elif kind == SubjectErased.__name__:
             if (erased := await dead_letters.decode(SubjectErased, message)) is not None:
                 await notifier.on_erased(erased)
+        elif kind == SubjectShredded.__name__:
+            if (shredded := await dead_letters.decode(SubjectShredded, message)) is not None:
+                await notifier.on_erased(shredded)
         elif kind == EarlierInvolvementNoticed.__name__:
             notice = await dead_letters.decode(EarlierInvolvementNoticed, message)
             if notice is not None:
@@ -718,7 +728,7 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
                 "unknown-event-type",
                 f"no handler for lifecycle event type {kind!r}: set the {EVENT_TYPE_HEADER} "
                 "header to one of MatchJoined, MatchLeft, MatchDissolved, CoordinationTransferred, "
-                "EarlierInvolvementNoticed, SubjectErased",
+                "EarlierInvolvementNoticed, SubjectErased, SubjectShredded",
             )
 
     @runtime.broker.subscriber(

@@ -35,7 +35,7 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
     settings: Settings, services: dict[str, str]
 ) -> None:
     topics = Topics(settings.topic_prefix)
-    subject = pseudonym()
+    subject, parent = pseudonym(), pseudonym()
     keystore = await KeyStore.open(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
@@ -44,7 +44,7 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
     async def register(org: str, category: OrganisationCategory) -> None:
         event_id = uuid.uuid4()
         ids[org] = event_id
-        personal = SealedSignal(worker=worker(f"{org}-1"), wijk="WK099904")
+        personal = SealedSignal(worker=worker(f"{org}-1"), wijk="WK099904", parents=[parent])
         event = SignalAccepted(
             event_id=event_id,
             signal_id=event_id,
@@ -175,6 +175,18 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
 
         await eventually(shredded, timeout=30)
         await eventually(lambda: audited("data-key"), timeout=30)
+
+        # With its last subject the family cluster goes, the parent's link too; and
+        # notification drops the contacts it had opened of the shredded subject.
+        async def nothing_left() -> bool:
+            nodes = await conn.fetchval("SELECT count(*) FROM matching.family_nodes")
+            parties = await conn.fetchval("SELECT count(*) FROM notification.match_parties")
+            held = await conn.fetchval(
+                "SELECT count(*) FROM notification.matches WHERE subject = $1", subject
+            )
+            return nodes == 0 and parties == 0 and held == 0
+
+        await eventually(nothing_left, timeout=30)
 
         # The shredding was queued in the deciding transaction and the queue drains (the
         # key goes first, the queue row in a statement after it).
