@@ -50,12 +50,22 @@ def poisson_tail(count: int, mean: float) -> float:
     return max(0.0, 1.0 - below)
 
 
+def as_shown(count: int, k: int) -> float:
+    """A past week as the baseline may count it: as shown when at least k, else the middle
+    of what it could have been (0 to k-1). The baseline and the p-value are published,
+    and either would give back the total of the weeks under k if those counted as is."""
+    return float(count) if count >= k else (k - 1) / 2
+
+
 def detect(count: int, baseline_counts: Sequence[int], policy: Policy) -> Trend | None:
     """A trend when the window's count is at least k and improbably high against the mean
-    of the previous windows (one-sided Poisson test at the policy's alpha)."""
-    if count < policy.aggregates.k:
+    of the previous windows, each as it may be shown (one-sided Poisson test at the
+    policy's alpha)."""
+    k = policy.aggregates.k
+    if count < k:
         return None
-    mean = max(MIN_BASELINE, sum(baseline_counts) / max(1, len(baseline_counts)))
+    weeks = [as_shown(c, k) for c in baseline_counts]
+    mean = max(MIN_BASELINE, sum(weeks) / max(1, len(weeks)))
     p = poisson_tail(count, mean)
     if p >= policy.aggregates.alpha:
         return None

@@ -86,7 +86,10 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
         for r in published
         if dict(r.headers)["vs-event-type"] == WijkTrendRaised.__name__.encode()
     ]
-    assert (trend["wijk"], trend["theme"], trend["distinct_children"]) == (wijk, "pesten", 10)
+    # No history: each past week counts as the middle of 0..k-1 (4.5), so the eleventh
+    # child is the first improbable count (P(X >= 11 | 4.5) < 0.01, P(X >= 10) is not).
+    assert (trend["wijk"], trend["theme"], trend["distinct_children"]) == (wijk, "pesten", 11)
+    assert trend["baseline"] == 4.5
     assert "Poisson" in trend["test"]
     # Only cells of at least k leave matching, also in the periodic counts.
     assert all(b"armoede" not in r.value for r in published)
@@ -98,7 +101,7 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
         cells = (await get_json(inbox, headers=auth(settings, "teamlead-zuid")))["cells"]
         return [c for c in cells if c["wijk"] == wijk and c["children"] == 12]
 
-    # Twelve distinct children in the end; the trend was raised when the tenth came.
+    # Twelve distinct children in the end; the trend was raised when the eleventh came.
     (cell,) = await eventually(charted, timeout=30)
     assert (cell["theme"], cell["trend"]) == ("pesten", True)
     other = await get_json(inbox, headers=auth(settings, "teamlead-noord"))

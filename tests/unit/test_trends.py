@@ -29,9 +29,19 @@ def test_poisson_tail_matches_known_values() -> None:
 def test_a_clear_rise_above_the_baseline_is_a_trend() -> None:
     trend = detect(14, [3, 4, 2, 3], POLICY)
     assert trend is not None
-    assert trend.baseline == 3.0
+    assert trend.baseline == 4.5  # weeks under k count as the middle of 0..k-1
     assert trend.p_value < 0.01
     assert "Poisson" in trend.test
+
+
+def test_the_published_baseline_gives_back_nothing_of_the_weeks_under_k() -> None:
+    """Baseline and p-value are published: two histories that differ only in weeks
+    under k (never shown) give the same ones."""
+    quiet = detect(14, [0, 1, 0, 2, 12, 10, 0, 3], POLICY)
+    busier = detect(14, [9, 8, 7, 9, 12, 10, 5, 9], POLICY)
+    assert quiet is not None and busier is not None
+    assert (quiet.baseline, quiet.p_value) == (busier.baseline, busier.p_value)
+    assert quiet.baseline == (6 * 4.5 + 12 + 10) / 8
 
 
 def test_an_ordinary_week_is_no_trend() -> None:
