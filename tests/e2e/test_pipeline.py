@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import random
 import subprocess
@@ -35,7 +36,7 @@ from tests.e2e.conftest import partner_config
 from tests.kafka_tools import group_lag, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer, Summary
-from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input
+from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
 from vroegsignaal.stack.postgres import _bin_dir
 from vroegsignaal.stack.secrets import Secrets
 
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.e2e
 
 SCHOOL, JGZ, GP = "school-de-regenboog", "jgz-voorbeeldrade", "huisartsen-centrum"
 BORN = date(2016, 5, 4)
+HOUSEHOLD = "HH-42-Voorbeeldrade"
 FIELDS = [
     "child_bsn",
     "parent_bsns",
@@ -71,7 +73,7 @@ def row(child: str, parents: str, worker: str, category: str) -> dict[str, str]:
     return {
         "child_bsn": child,
         "parent_bsns": parents,
-        "household_id": "HH-42",
+        "household_id": HOUSEHOLD,
         "date_of_birth": BORN.isoformat(),
         "category": category,
         "wijk": "WK099903",
@@ -434,7 +436,12 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
 
     # No input BSN, and no date of birth in any form (shifted to the 23rd birthday
     # included), on any topic, in any table, in any log or trace of this run.
-    secret = {**{b: "an input BSN" for b in bsns}, **birth_date_forms(BORN)}
+    secret = {
+        **{b: "an input BSN" for b in bsns},
+        HOUSEHOLD: "the household id",
+        **birth_date_forms(BORN),
+        **unkeyed_forms({*bsns, HOUSEHOLD}),
+    }
     opener = DeadLetterOpener.load(secrets.deadletter_private_key)
     assert_absent(secret, await topic_bytes(settings, opener=opener), "a Kafka topic")
     assert_absent(secret, database_dump(settings), "the database dump")
@@ -486,6 +493,19 @@ def birth_date_forms(born: date) -> dict[str, str]:
         day = born.replace(year=born.year + shift)
         for text in (day.isoformat(), day.strftime("%Y%m%d"), day.strftime("%d-%m-%Y")):
             forms[text] = what
+    return forms
+
+
+def unkeyed_forms(values: set[str]) -> dict[str, str]:
+    """What anyone could compute from a BSN or household id without a key: its common
+    hashes (of the bare value and of the pseudonymiser's domain-separated input) and
+    encodings. None of them may appear anywhere."""
+    forms = {}
+    for value in values:
+        for raw in (value.encode(), bsn_input(value), household_input(value)):
+            for name in ("md5", "sha1", "sha256", "sha512"):
+                forms[hashlib.new(name, raw).hexdigest()] = f"an unkeyed {name} of an input"
+            forms[base64.b64encode(raw).decode()] = "an input in base64"
     return forms
 
 
