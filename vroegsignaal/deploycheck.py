@@ -78,7 +78,7 @@ COMPOSE_SECRET_OWNERS = {
 # Outside the namespace, by `kubernetes.io/metadata.name` (network-policies.yaml).
 INGRESS_NAMESPACE = "ingress-nginx"
 # Hosts outside the cluster that only these may reach (OIDC issuer, SMTP, webhooks).
-MAY_LEAVE_CLUSTER = ("notification", "audit")
+MAY_LEAVE_CLUSTER = ("notification", "audit", "matching")
 KAFKA_POD = {"strimzi.io/cluster": "vroegsignaal"}
 POSTGRES_POD = {"cnpg.io/cluster": "vroegsignaal-db"}
 DNS_NAMESPACE = "kube-system"

@@ -5,20 +5,27 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs
 
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi import AsgiResponse, get
 from faststream.asgi.types import Scope
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from services.matching import handlers, store, trends
-from shared.policy import load_policy
+from shared.auth import Principal, Role, TokenVerifier
+from shared.contracts import AuditAction
+from shared.policy import Policy, load_policy
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
+from shared.webapp import Combined, Denied, Guard, actor, require
 
 NAME = "matching"
 
 
-def create_app(settings: Settings) -> AsgiFastStream:
+def create_app(settings: Settings) -> ASGIApp:
     policy = load_policy(settings.policy_file)
 
     def register(runtime: ServiceRuntime) -> Routes:
@@ -35,35 +42,55 @@ def create_app(settings: Settings) -> AsgiFastStream:
             async with runtime.pool.acquire() as conn:
                 return json_response({**await store.counts(conn), "policy": policy.version})
 
-        @get(description="Wijk x theme counts of distinct children; cells under k suppressed")
-        async def wijk_trends(scope: Scope) -> AsgiResponse:
-            query = parse_qs(scope.get("query_string", b"").decode())
-            wijk = (query.get("wijk") or [""])[0]
-            if not re.fullmatch(r"WK\d{6}", wijk):
-                return json_response({"error": "name a wijk: /trends?wijk=WK079701"}, 400)
-            now = trends.window_of(datetime.now(UTC).date())
-            weeks = [now, *trends.previous_windows(now, policy.aggregates.baseline_windows)]
-            async with runtime.pool.acquire() as conn:
-                found = await store.cells(conn, wijk, weeks)
-            return json_response(
-                {
-                    "wijk": wijk,
-                    "k": policy.aggregates.k,
-                    # Cells under k are left out entirely, not shown as empty.
-                    "cells": [
-                        {
-                            "theme": c["theme"],
-                            "window": c["window_id"],
-                            "children": shown,
-                            "trend": bool(c["trend"]),
-                        }
-                        for c in found
-                        if (shown := trends.shown(int(str(c["children"])), policy)) is not None
-                    ],
-                }
+        return [("/matches/summary", summary)]
+
+    verifier = TokenVerifier(settings.oidc_issuer, settings.oidc_audience)
+    service, runtime = build_service(
+        NAME, Path(__file__).parent, settings, register, uses_keystore=True
+    )
+    runtime.on_close(verifier.aclose)
+    return Combined(service, build_trends_api(runtime, verifier, policy), ("/trends",))
+
+
+def build_trends_api(runtime: ServiceRuntime, verifier: TokenVerifier, policy: Policy) -> Starlette:
+    """`GET /trends?wijk=`: wijk x theme counts of distinct children, cells under k left
+    out, for the team leads and the regie role only (a login, each read audited): even
+    aggregates of a small wijk tell something about its families."""
+    guarded = Guard(runtime, verifier)
+
+    async def wijk_trends(request: Request, principal: Principal) -> Response:
+        require(principal, Role.TEAM_LEAD, Role.REGIE)
+        wijk = request.query_params.get("wijk", "")
+        if not re.fullmatch(r"WK\d{6}", wijk):
+            raise Denied(400, "name a wijk: /trends?wijk=WK079701")
+        now = trends.window_of(datetime.now(UTC).date())
+        weeks = [now, *trends.previous_windows(now, policy.aggregates.baseline_windows)]
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await store.cells(conn, wijk, weeks)
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="wijk-trends",
+                object_id=wijk,
+                actor=actor(principal),
+                purpose="matching: a team lead or the regie role reads a wijk's theme counts",
             )
+        return JSONResponse(
+            {
+                "wijk": wijk,
+                "k": policy.aggregates.k,
+                # Cells under k are left out entirely, not shown as empty.
+                "cells": [
+                    {
+                        "theme": c["theme"],
+                        "window": c["window_id"],
+                        "children": shown,
+                        "trend": bool(c["trend"]),
+                    }
+                    for c in found
+                    if (shown := trends.shown(int(str(c["children"])), policy)) is not None
+                ],
+            }
+        )
 
-        return [("/matches/summary", summary), ("/trends", wijk_trends)]
-
-    app, _ = build_service(NAME, Path(__file__).parent, settings, register, uses_keystore=True)
-    return app
+    return Starlette(routes=[Route("/trends", guarded(wijk_trends))])

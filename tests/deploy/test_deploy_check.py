@@ -316,7 +316,7 @@ def test_network_rules_catch_an_open_namespace_and_extra_reach(production: list[
 
     assert "no default-deny NetworkPolicy" in found
     assert "routes /signals to intake" in found
-    assert "lets matching reach 0.0.0.0/0 outside the cluster" in found
+    assert "lets intake reach 0.0.0.0/0 outside the cluster" in found
     assert "lets the ingress controller reach matching" in found
 
 

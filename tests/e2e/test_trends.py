@@ -8,10 +8,13 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.matching.trends import window_of
+from shared.auth import Role
 from shared.contracts import (
     Category,
     OrganisationCategory,
@@ -61,8 +64,17 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
     finally:
         await producer.stop()
 
+    # The counts are for team leads and the regie role, each read logged; nobody else.
+    trends_api = f"{services['matching']}/trends?wijk={wijk}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(trends_api)).status_code == 401
+        worker = auth(settings, "juf-anouk", Role.WORKER)
+        assert (await client.get(trends_api, headers=worker)).status_code == 403
+        regie = auth(settings, "regie-voorbeeldrade")
+        assert (await client.get(trends_api, headers=regie)).status_code == 200
+
     async def counted() -> dict[str, object] | None:
-        cells = (await get_json(f"{services['matching']}/trends?wijk={wijk}"))["cells"]
+        cells = (await get_json(trends_api, headers=auth(settings, "teamlead-zuid")))["cells"]
         by_theme = {c["theme"]: c for c in cells}
         ready = by_theme.get("pesten", {}).get("children") == 12
         return by_theme if ready else None
@@ -93,6 +105,19 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
     assert "Poisson" in trend["test"]
     # Only cells of at least k leave matching, also in the periodic counts.
     assert all(b"armoede" not in r.value for r in published)
+
+    # Every read of the counts is in the audit log, with who read them.
+    async def reads_logged() -> bool:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            readers = await conn.fetch(
+                "SELECT DISTINCT actor_id FROM audit.entries WHERE object_type = 'wijk-trends'"
+            )
+        finally:
+            await conn.close()
+        return {r["actor_id"] for r in readers} == {"teamlead-zuid", "regie-voorbeeldrade"}
+
+    await eventually(reads_logged, timeout=30)
 
     # The team lead of the wijk's team sees the cell in the inbox; another team's does not.
     inbox = f"{services['notification']}/api/trends"
