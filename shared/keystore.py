@@ -21,7 +21,9 @@ from pathlib import Path
 import asyncpg
 import yaml
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from prometheus_client import Counter
 
 from shared.db import create_pool, migrate
@@ -148,6 +150,17 @@ class KeyStore:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return key
+
+    async def token_key(self, name: str) -> bytes:
+        """A key for keyed tokens (a trend window's), kept here with the data keys: wrapped
+        by the KEK, and gone with `shred(name)` like any other. No service keeps such a
+        key in its own tables. `name` is never a pseudonym (it carries a prefix)."""
+        if ":" not in name:
+            raise ValueError("a token key's name has a prefix, such as 'trend-window:'")
+        data_key = await self._data_key(name, create=True)
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"vroegsignaal token key v1"
+        ).derive(data_key)
 
     async def seal(self, subject: str, aad: bytes, plaintext: bytes, *, create: bool) -> str:
         """Encrypt under the subject's data key (made when `create` and none exists)."""

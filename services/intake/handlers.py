@@ -298,7 +298,8 @@ def register(
             await store.record_accepted(conn, accepted)
             await enqueue(conn, runtime.topics.accepted, accepted)
             # The theme goes only here, to the anonymous aggregates: no pseudonym with it.
-            window_key = await store.window_key(conn, admission.window)
+            await store.remember_window(conn, admission.window)
+            window_key = await runtime.keystore.token_key(store.window_key_name(admission.window))
             # Not in the signal's trace: a trace id shared with a pseudonym would link them.
             await enqueue(
                 conn,
@@ -323,8 +324,16 @@ def register(
 async def destroy_window_keys(runtime: ServiceRuntime) -> None:
     """Destroy the keys of closed trend windows: their tokens become unlinkable."""
     older = datetime.now(UTC) - timedelta(days=runtime.settings.trend_key_days)
+    async with runtime.pool.acquire() as conn:
+        windows = await store.closed_windows(conn, older)
+    destroyed = 0
+    for window in windows:
+        # Shredded first: a crash in between leaves the window listed, shredded again.
+        await runtime.keystore.shred(store.window_key_name(window))
+        async with runtime.pool.acquire() as conn:
+            await store.forget_window(conn, window)
+        destroyed += 1
     async with runtime.pool.acquire() as conn, conn.transaction():
-        destroyed = await store.destroy_window_keys(conn, older)
         if destroyed:
             await runtime.audit.record(
                 conn,

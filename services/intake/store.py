@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime
 
@@ -41,23 +40,28 @@ async def counts(conn: Conn) -> dict[str, int]:
     return {"accepted": row["accepted"], "rejected": row["rejected"]}
 
 
-async def window_key(conn: Conn, window: str) -> bytes:
-    """The key of a trend window, made on first use."""
+def window_key_name(window: str) -> str:
+    """The name of a trend window's key in the key store."""
+    return f"trend-window:{window}"
+
+
+async def remember_window(conn: Conn, window: str) -> None:
+    """Note that `window` has a key in the key store (to destroy it when it has closed)."""
     await conn.execute(
-        "INSERT INTO trend_window_keys (window_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        window,
-        os.urandom(32),
+        "INSERT INTO trend_windows (window_id) VALUES ($1) ON CONFLICT DO NOTHING", window
     )
-    key = await conn.fetchval("SELECT key FROM trend_window_keys WHERE window_id = $1", window)
-    return bytes(key)
 
 
-async def destroy_window_keys(conn: Conn, older_than: datetime) -> int:
-    """Destroy the keys of closed windows: their tokens can never be linked again."""
-    deleted = await conn.fetch(
-        "DELETE FROM trend_window_keys WHERE created_at < $1 RETURNING window_id", older_than
+async def closed_windows(conn: Conn, older_than: datetime) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT window_id FROM trend_windows WHERE created_at < $1 ORDER BY window_id",
+        older_than,
     )
-    return len(deleted)
+    return [r["window_id"] for r in rows]
+
+
+async def forget_window(conn: Conn, window: str) -> None:
+    await conn.execute("DELETE FROM trend_windows WHERE window_id = $1", window)
 
 
 async def was_accepted(conn: Conn, signal_id: uuid.UUID) -> bool:

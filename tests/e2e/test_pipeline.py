@@ -320,6 +320,24 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             # Every step is audited; the jgz signal is one trace through every hop.
             await eventually(lambda: settled(settings), timeout=60)
             rows = await audit_rows(settings)
+            # No key in clear in intake's tables: the trend window's key is in the key
+            # store, wrapped by the KEK, and intake only notes that the window has one.
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                windows = [
+                    r["window_id"] for r in await conn.fetch("SELECT * FROM intake.trend_windows")
+                ]
+                assert windows and all(
+                    set(r.keys()) == {"window_id", "created_at"}
+                    for r in await conn.fetch("SELECT * FROM intake.trend_windows")
+                )
+                kept = await conn.fetchval(
+                    "SELECT count(*) FROM keystore.data_keys WHERE subject = ANY($1)",
+                    [f"trend-window:{w}" for w in windows],
+                )
+                assert kept == len(windows)
+            finally:
+                await conn.close()
             # Forced to come first, the GP's signal raises the family match with two
             # parties and the JGZ's joins it; otherwise the JGZ's is counted in the raise.
             joined = ("matching", "update", "match") in {

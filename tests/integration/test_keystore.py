@@ -74,3 +74,36 @@ async def test_data_keys_are_stored_wrapped_and_reached_through_their_own_role(
         assert other_schemas == 0
     finally:
         await conn.close()
+
+
+async def test_a_trend_window_key_is_kept_wrapped_and_once_shredded_never_comes_back(
+    settings: Settings,
+) -> None:
+    """Intake's window keys live here, wrapped by the KEK like the data keys: the same
+    key for the window until it is shredded, then another, so old tokens link to nothing."""
+    store = await KeyStore.open(settings)
+    other = await KeyStore.open(settings)  # another intake replica
+    try:
+        key = await store.token_key("trend-window:2026-W48")
+        assert await other.token_key("trend-window:2026-W48") == key
+        assert await store.token_key("trend-window:2026-W49") != key
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            wrapped = await conn.fetchval(
+                "SELECT wrapped_key FROM keystore.data_keys WHERE subject = $1",
+                "trend-window:2026-W48",
+            )
+        finally:
+            await conn.close()
+        assert wrapped is not None and key not in bytes(wrapped)
+        assert await store.shred("trend-window:2026-W48")
+        fresh = await KeyStore.open(settings)
+        try:
+            assert await fresh.token_key("trend-window:2026-W48") != key
+        finally:
+            await fresh.close()
+        with pytest.raises(ValueError, match="prefix"):
+            await store.token_key(pseudonym())
+    finally:
+        await store.close()
+        await other.close()
