@@ -50,6 +50,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
         runtime.every(
             3600, "destroying trend window keys", lambda: handlers.destroy_window_keys(runtime)
         )
+        runtime.every(
+            settings.observation_release_seconds,
+            "releasing theme observations",
+            lambda: handlers.release_observations(runtime),
+        )
 
         @get(description="How many signals were admitted and rejected (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:

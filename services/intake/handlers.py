@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -300,12 +301,9 @@ def register(
             # The theme goes only here, to the anonymous aggregates: no pseudonym with it.
             await store.remember_window(conn, admission.window)
             window_key = await runtime.keystore.token_key(store.window_key_name(admission.window))
-            # Not in the signal's trace: a trace id shared with a pseudonym would link them.
-            await enqueue(
-                conn,
-                runtime.topics.wijk_themes,
-                admission.observation(rekey.observation_id(claimed_as), window_key),
-                traced=False,
+            # Held, and released later in a shuffled batch (release_observations).
+            await store.hold_observation(
+                conn, admission.observation(rekey.observation_id(claimed_as), window_key)
             )
             await runtime.audit.record(
                 conn,
@@ -319,6 +317,22 @@ def register(
                 purpose="intake: admit partner signal into the matching domain",
             )
         SIGNALS.labels("accepted").inc()
+
+
+async def release_observations(runtime: ServiceRuntime, batch: int = 5000) -> int:
+    """Release the theme observations held since the last run, shuffled, into the outbox:
+    they leave together, long after and in no order of their signals, and in no trace
+    (a trace id shared with a pseudonym would link them)."""
+    released = 0
+    while True:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            held = await store.take_held_observations(conn, batch)
+            random.SystemRandom().shuffle(held)
+            for observation in held:
+                await enqueue(conn, runtime.topics.wijk_themes, observation, traced=False)
+        released += len(held)
+        if len(held) < batch:
+            return released
 
 
 async def destroy_window_keys(runtime: ServiceRuntime) -> None:

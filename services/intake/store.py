@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared.contracts import SignalAccepted
+from shared.contracts import SignalAccepted, WijkThemeObserved
 from shared.db import Conn
 
 
@@ -38,6 +38,26 @@ async def counts(conn: Conn) -> dict[str, int]:
     )
     assert row is not None
     return {"accepted": row["accepted"], "rejected": row["rejected"]}
+
+
+async def hold_observation(conn: Conn, observation: WijkThemeObserved) -> None:
+    await conn.execute(
+        "INSERT INTO held_observations (observation_id, payload) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING",
+        observation.event_id,
+        observation.to_bytes(),
+    )
+
+
+async def take_held_observations(conn: Conn, limit: int) -> list[WijkThemeObserved]:
+    """Up to `limit` held observations, removed (in the caller's transaction)."""
+    rows = await conn.fetch(
+        "DELETE FROM held_observations WHERE observation_id IN"
+        " (SELECT observation_id FROM held_observations LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING payload",
+        limit,
+    )
+    return [WijkThemeObserved.model_validate_json(bytes(r["payload"])) for r in rows]
 
 
 def window_key_name(window: str) -> str:

@@ -132,6 +132,10 @@ async def settled(settings: Settings) -> bool:
                     return False
             if await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox'):
                 return False
+            # Intake holds theme observations a while before it releases them.
+            held = "SELECT count(*) FROM intake.held_observations"
+            if service == "intake" and await conn.fetchval(held):
+                return False
     finally:
         await conn.close()
     return True
@@ -320,6 +324,12 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             # Every step is audited; the jgz signal is one trace through every hop.
             await eventually(lambda: settled(settings), timeout=60)
             rows = await audit_rows(settings)
+            # The theme observations were held, then released: matching counted them.
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                assert await conn.fetchval("SELECT count(*) FROM matching.theme_tokens") >= 3
+            finally:
+                await conn.close()
             # No key in clear in intake's tables: the trend window's key is in the key
             # store, wrapped by the KEK, and intake only notes that the window has one.
             conn = await asyncpg.connect(settings.database_url)

@@ -188,3 +188,38 @@ async def test_stored_birthdays_become_months_and_no_derived_moment_keeps_the_da
 
 
 BIRTHDAY_UTC = datetime(2027, 8, 17, tzinfo=UTC)
+
+
+async def test_theme_observations_are_held_and_released_in_a_batch(database_url: str) -> None:
+    """Intake holds each observation in the signal's transaction; a later release takes
+    them all at once (the release shuffles them), and each only once."""
+    from services.intake import store as intake_store
+    from shared.contracts import Category, OrganisationCategory, WijkThemeObserved
+
+    await migrate(database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(database_url, "intake")
+    held = [
+        WijkThemeObserved(
+            wijk="WK099901",
+            theme=Category.PESTEN,
+            observed_on=date(2026, 11, 30),
+            window="2026-W49",
+            child_token=f"{n:032x}",
+            organisation_category=OrganisationCategory.ONDERWIJS,
+        )
+        for n in range(7)
+    ]
+    try:
+        async with pool.acquire() as conn:
+            for observation in held:
+                await intake_store.hold_observation(conn, observation)
+                await intake_store.hold_observation(conn, observation)  # a redelivery
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+            async with conn.transaction():
+                taken = await intake_store.take_held_observations(conn, 5)
+            async with conn.transaction():
+                rest = await intake_store.take_held_observations(conn, 5)
+        assert len(taken) == 5 and len(rest) == 2
+        assert {o.event_id for o in taken + rest} == {o.event_id for o in held}
+    finally:
+        await pool.close()
