@@ -34,9 +34,10 @@ class DeadLetterKeyError(ValueError):
     """The dead-letter key file is unusable; the message names the file and the fix."""
 
 
-def _info(key_id: str, letter_id: str) -> bytes:
-    # Binds the sealed original to its own dead letter: it cannot be moved to another.
-    return f"vroegsignaal dead letter v1|{key_id}|{letter_id}".encode()
+def _info(key_id: str, letter_id: str, source_topic: str, partner_id: str | None) -> bytes:
+    # Binds the sealed original to its own dead letter and to where it says it came from:
+    # moved to another letter, or relabelled as another partner's, it does not open.
+    return f"vroegsignaal dead letter v1|{key_id}|{letter_id}|{source_topic}|{partner_id}".encode()
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,22 @@ class DeadLetterKey:
     def digest(self, value: bytes) -> str:
         return hmac.new(self.digest_key, value, hashlib.sha256).hexdigest()
 
-    def seal(self, letter_id: str, key: bytes | None, value: bytes) -> str:
+    def seal(
+        self,
+        letter_id: str,
+        source_topic: str,
+        partner_id: str | None,
+        key: bytes | None,
+        value: bytes,
+    ) -> str:
         original = json.dumps(
             {
                 "key": base64.b64encode(key).decode() if key else None,
                 "value": base64.b64encode(value).decode(),
             }
         ).encode()
-        sealed = SUITE.encrypt(original, self.public_key, info=_info(self.key_id, letter_id))
+        info = _info(self.key_id, letter_id, source_topic, partner_id)
+        sealed = SUITE.encrypt(original, self.public_key, info=info)
         return base64.b64encode(sealed).decode()
 
 
@@ -115,7 +124,9 @@ class DeadLetterOpener:
             plain = SUITE.decrypt(
                 base64.b64decode(letter.original_sealed),
                 self.private_key,
-                info=_info(self.key_id, str(letter.event_id)),
+                info=_info(
+                    self.key_id, str(letter.event_id), letter.source_topic, letter.partner_id
+                ),
             )
         except (InvalidTag, ValueError) as exc:
             raise DeadLetterKeyError(

@@ -349,6 +349,7 @@ class DeadLetterSink:
         """Dead-letter something that did not come from a topic (partition and offset -1),
         such as an e-mail or webhook delivery that failed for the last time."""
         letter_id = uuid.uuid4()
+        partner_id = self._topics.partner_id_of(source)
         letter = DeadLetter(
             event_id=letter_id,
             source_topic=source,
@@ -357,11 +358,13 @@ class DeadLetterSink:
             consumer=self._consumer,
             reason_code=reason_code,
             reason=reason,
-            partner_id=self._topics.partner_id_of(source),
+            partner_id=partner_id,
             original_size=len(value),
             original_digest=self._key.digest(value) if self._key else None,
             # An oversized original is cut, so the dead letter itself fits on the topic.
-            original_sealed=self._key.seal(str(letter_id), key, value[: self._max_bytes])
+            original_sealed=self._key.seal(
+                str(letter_id), source, partner_id, key, value[: self._max_bytes]
+            )
             if self._key
             else None,
             sealed_to=self._key.key_id if self._key else None,
@@ -370,8 +373,11 @@ class DeadLetterSink:
         await self._broker.publish(
             letter.to_bytes(),
             self._topics.deadletter,
-            # Same key as the original: dead letters of one subject keep their order.
-            key=key or str(letter.event_id).encode(),
+            # Dead letters of one subject keep their order, under a keyed digest of the
+            # original key (a pseudonym), never the pseudonym itself beside the reason.
+            key=(self._key.digest(key).encode() if self._key else None)
+            if key
+            else str(letter.event_id).encode(),
             headers={"content-type": "application/json"},
         )
         DEAD_LETTERS.labels(self._consumer, reason_code).inc()

@@ -342,10 +342,15 @@ async def destroy_window_keys(runtime: ServiceRuntime) -> None:
         windows = await store.closed_windows(conn, older)
     destroyed = 0
     for window in windows:
-        # Shredded first: a crash in between leaves the window listed, shredded again.
-        await runtime.keystore.shred(store.window_key_name(window))
+        # Shredded, unlisted, shredded again. A late signal of the window holds its row
+        # (remember_window) until it commits, so the unlisting waits for it and the second
+        # shredding takes the key it may have made; one that comes after lists the window
+        # anew, to be destroyed at a later run. A crash before the unlisting repeats all.
+        name = store.window_key_name(window)
+        await runtime.keystore.shred(name)
         async with runtime.pool.acquire() as conn:
             await store.forget_window(conn, window)
+        await runtime.keystore.shred(name)
         destroyed += 1
     async with runtime.pool.acquire() as conn, conn.transaction():
         if destroyed:

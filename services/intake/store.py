@@ -66,9 +66,12 @@ def window_key_name(window: str) -> str:
 
 
 async def remember_window(conn: Conn, window: str) -> None:
-    """Note that `window` has a key in the key store (to destroy it when it has closed)."""
+    """Note that `window` has a key in the key store (to destroy it when it has closed).
+    The row stays locked until the caller commits: destroying the window waits for it."""
     await conn.execute(
-        "INSERT INTO trend_windows (window_id) VALUES ($1) ON CONFLICT DO NOTHING", window
+        "INSERT INTO trend_windows (window_id) VALUES ($1)"
+        " ON CONFLICT (window_id) DO UPDATE SET window_id = EXCLUDED.window_id",
+        window,
     )
 
 

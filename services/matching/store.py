@@ -176,12 +176,17 @@ async def archive_past(conn: Conn, now: datetime, limit: int) -> list[tuple[uuid
 async def forget_subject(conn: Conn, subject: str) -> None:
     """Nothing of the subject is kept: its place in a family cluster goes too, and with
     the cluster's last subject its links (parent and household pseudonyms) go as well."""
-    cluster = await conn.fetchval(
-        "DELETE FROM family_nodes WHERE node = $1 RETURNING cluster", f"s:{subject}"
-    )
+    # The cluster's lock before any row of it is touched, as join_family takes them.
+    cluster = await family_root(conn, subject)
+    while cluster is not None:
+        await lock(conn, [f"cluster:{cluster}"])
+        now = await family_root(conn, subject)
+        if now == cluster:
+            break
+        cluster = now  # merged meanwhile: lock the cluster it is in now
     if cluster is None:
         return
-    await lock(conn, [f"cluster:{cluster}"])
+    await conn.execute("DELETE FROM family_nodes WHERE node = $1", f"s:{subject}")
     await conn.execute(
         "DELETE FROM family_nodes WHERE cluster = $1 AND NOT EXISTS"
         " (SELECT 1 FROM family_nodes s WHERE s.cluster = $1 AND s.node LIKE 's:%')",

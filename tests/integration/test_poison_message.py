@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from shared.contracts import Category, DeadLetter, Topics
-from shared.deadletter import DeadLetterKey, DeadLetterOpener
+from shared.deadletter import DeadLetterKey, DeadLetterKeyError, DeadLetterOpener
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import eventually, run_cli
@@ -109,9 +109,15 @@ async def test_a_dead_letter_keeps_no_content_in_clear_and_the_operator_opens_it
     assert letter.original_digest == hmac.new(digest_key, original, "sha256").hexdigest()
     # A service's file cannot open it; the operator's private half can.
     assert "private_key" not in secrets.deadletter_key.read_text()
-    opened = DeadLetterOpener.load(secrets.deadletter_private_key).open(letter)
+    opener = DeadLetterOpener.load(secrets.deadletter_private_key)
+    opened = opener.open(letter)
     assert opened is not None and opened.value == original
     assert opened.key == refused.subject.encode()
+    # Not even the pseudonym travels beside the reason: the letter's key is a digest.
+    assert refused.subject.encode() not in (record.key or b"")
+    # Relabelled as another partner's, the original does not open.
+    with pytest.raises(DeadLetterKeyError):
+        opener.open(letter.model_copy(update={"partner_id": "jgz-voorbeeldrade"}))
 
     out = tmp_path / "for-the-school"
     status, stdout, stderr = await run_cli(

@@ -176,6 +176,7 @@ async def test_stored_birthdays_become_months_and_no_derived_moment_keeps_the_da
         by_id = {r["registration_id"]: r for r in rows}
         assert {r["age_limit_from"] for r in rows} == {date(2027, 8, 1)}
         assert by_id[live]["expires_at"] == month
+        assert by_id[live]["archive_until"] is None  # live: nothing archived
         assert by_id[aged]["ended_at"] == month
         assert by_id[archived]["archive_until"] == month
         assert by_id[archived]["ended_at"] == at

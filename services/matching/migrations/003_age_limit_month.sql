@@ -15,9 +15,10 @@ BEGIN
            SET expires_at = LEAST(
                    expires_at,
                    date_trunc('month', age_cutoff)::date::timestamp AT TIME ZONE 'UTC'),
-               archive_until = LEAST(
+               -- LEAST ignores NULL: a live registration must keep no archive end.
+               archive_until = CASE WHEN archive_until IS NULL THEN NULL ELSE LEAST(
                    archive_until,
-                   date_trunc('month', age_cutoff)::date::timestamp AT TIME ZONE 'UTC'),
+                   date_trunc('month', age_cutoff)::date::timestamp AT TIME ZONE 'UTC') END,
                ended_at = CASE WHEN end_reason = 'age-limit'
                    THEN date_trunc('month', age_cutoff)::date::timestamp AT TIME ZONE 'UTC'
                    ELSE ended_at END,
