@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ class ServiceRuntime:
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _keystore: KeyStore | None = field(default=None, init=False)
     relay: OutboxRelay | None = field(default=None, init=False)
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = field(
+        default_factory=list
+    )
     starters: list[Callable[[], Coroutine[Any, Any, object]]] = field(default_factory=list)
     closers: list[Callable[[], Coroutine[Any, Any, object]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -64,7 +66,7 @@ class ServiceRuntime:
         self, interval: float, what: str, job: Callable[[], Coroutine[Any, Any, object]]
     ) -> None:
         """Run `job` in the background every `interval` seconds while the service runs."""
-        self.background.append(lambda: periodic(job, interval, what))
+        self.background.append((what, lambda: periodic(job, interval, what)))
 
     def on_start(self, job: Callable[[], Coroutine[Any, Any, object]]) -> None:
         """Run `job` once the store is open, before the first message is taken."""
@@ -152,7 +154,19 @@ def build_service(
             poll_seconds=settings.outbox_poll_seconds,
         )
         await runtime.relay.start()
-        runtime._tasks = [asyncio.create_task(job()) for job in runtime.background]
+        runtime._tasks = [asyncio.create_task(job(), name=what) for what, job in runtime.background]
+
+    async def bounded(step: str, work: Awaitable[object]) -> None:
+        """One shutdown step, never longer than the graceful timeout: a step that hangs
+        is logged by name and left, so the process still ends (what it left undone is
+        safe: an uncommitted message is delivered again, an outbox row relayed later)."""
+        try:
+            await asyncio.wait_for(work, timeout=settings.graceful_timeout_seconds)
+        except TimeoutError:
+            log.error("%s: shutdown step %r took over %.0f s; left", name, step,
+                      settings.graceful_timeout_seconds)  # fmt: skip
+        except Exception:
+            log.exception("%s: shutdown step %r failed", name, step)
 
     async def drain() -> None:
         # Stop taking messages first (in-flight ones finish), then flush the outbox
@@ -161,18 +175,16 @@ def build_service(
             task.cancel()
         for task in runtime._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await bounded(f"background job {task.get_name()!r}", asyncio.shield(task))
         for subscriber in broker.subscribers:
-            await subscriber.stop()
+            await bounded(f"subscriber {subscriber}", subscriber.stop())
         if runtime.relay is not None:
-            await runtime.relay.stop()
+            await bounded("outbox relay", runtime.relay.stop())
+        log.info("%s: drained", name)
 
     async def close_store() -> None:
         for job in runtime.closers:
-            try:
-                await job()
-            except Exception:
-                log.exception("%s: a shutdown step failed", name)
+            await bounded(getattr(job, "__qualname__", "closer"), job())
         if runtime._keystore is not None:
             await runtime._keystore.close()
             runtime._keystore = None
