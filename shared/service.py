@@ -155,6 +155,9 @@ def build_service(
         )
         await runtime.relay.start()
         runtime._tasks = [asyncio.create_task(job(), name=what) for what, job in runtime.background]
+        started.set()
+
+    started = asyncio.Event()
 
     async def bounded(step: str, work: Awaitable[object]) -> None:
         """One shutdown step, never longer than the graceful timeout: a step that hangs
@@ -169,6 +172,10 @@ def build_service(
             log.exception("%s: shutdown step %r failed", name, step)
 
     async def drain() -> None:
+        # A stop that comes while the service is still starting waits for the start to
+        # finish: a subscriber stopped before it started would be restarted without a
+        # consumer by FastStream's task supervisor, in a loop that never ends.
+        await bounded("waiting for the start to finish", started.wait())
         # Stop taking messages first (in-flight ones finish), then flush the outbox
         # while the producer is still open; the broker itself stops after this hook.
         for task in runtime._tasks:
@@ -198,7 +205,8 @@ def build_service(
 
     @get(include_in_schema=False)
     async def ready(scope: Scope) -> AsgiResponse:
-        problems = []
+        # Ready only once every subscriber, the outbox relay and the jobs have started.
+        problems = [] if started.is_set() else ["starting"]
         if not await broker.ping(timeout=2.0):
             problems.append("kafka")
         try:
