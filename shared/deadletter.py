@@ -17,9 +17,10 @@ import hashlib
 import hmac
 import json
 import secrets as token
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from cryptography.exceptions import InvalidTag
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from shared.contracts import DeadLetter
 from shared.envelope import SUITE
+
+T = TypeVar("T")
 
 
 class DeadLetterKeyError(ValueError):
@@ -40,6 +43,17 @@ def _info(key_id: str, letter_id: str, source_topic: str, partner_id: str | None
     return f"vroegsignaal dead letter v1|{key_id}|{letter_id}|{source_topic}|{partner_id}".encode()
 
 
+def _from_file(path: Path, build: Callable[[Any], T], what: str, expected: str) -> T:
+    """A key built from its YAML file, or one DeadLetterKeyError naming file and fix."""
+    try:
+        return build(yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise DeadLetterKeyError(
+            f"{what} {path}: {exc}; expected {expected}, as 'vroegsignaal secrets init' "
+            "writes them (VS_DEADLETTER_KEY_FILE for the services)"
+        ) from None
+
+
 @dataclass(frozen=True)
 class DeadLetterKey:
     """What a service holds: the public half to seal to, and the digest key."""
@@ -50,19 +64,16 @@ class DeadLetterKey:
 
     @classmethod
     def load(cls, path: Path) -> DeadLetterKey:
-        try:
-            doc: Any = yaml.safe_load(path.read_text())
-            key = cls(
+        key = _from_file(
+            path,
+            lambda doc: cls(
                 key_id=str(doc["key_id"]),
                 public_key=X25519PublicKey.from_public_bytes(bytes.fromhex(doc["public_key"])),
                 digest_key=bytes.fromhex(doc["digest_key"]),
-            )
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-            raise DeadLetterKeyError(
-                f"dead-letter key file {path}: {exc}; expected key_id, public_key (32 bytes "
-                "hex, X25519) and digest_key (32 bytes hex), as 'vroegsignaal secrets init' "
-                "writes them (VS_DEADLETTER_KEY_FILE)"
-            ) from None
+            ),
+            "dead-letter key file",
+            "key_id, public_key (32 bytes hex, X25519) and digest_key (32 bytes hex)",
+        )
         if len(key.digest_key) < 32:
             raise DeadLetterKeyError(f"dead-letter key file {path}: digest_key under 32 bytes")
         return key
@@ -104,17 +115,15 @@ class DeadLetterOpener:
 
     @classmethod
     def load(cls, path: Path) -> DeadLetterOpener:
-        try:
-            doc: Any = yaml.safe_load(path.read_text())
-            return cls(
+        return _from_file(
+            path,
+            lambda doc: cls(
                 key_id=str(doc["key_id"]),
                 private_key=X25519PrivateKey.from_private_bytes(bytes.fromhex(doc["private_key"])),
-            )
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-            raise DeadLetterKeyError(
-                f"dead-letter private key file {path}: {exc}; expected key_id and "
-                "private_key (32 bytes hex), as 'vroegsignaal secrets init' writes them"
-            ) from None
+            ),
+            "dead-letter private key file",
+            "key_id and private_key (32 bytes hex)",
+        )
 
     def open(self, letter: DeadLetter) -> Original | None:
         """The original of `letter`; None when none was kept or it is sealed to another key."""
