@@ -271,22 +271,6 @@ class SignalAccepted(Contract):
     accepted_at: AwareDatetime = Field(default_factory=utcnow)
 
 
-class WijkThemeObserved(Contract):
-    """One observation for the anonymous wijk x theme aggregates: no pseudonym, no person.
-
-    `child_token` tells observations of one child within one window apart from another
-    child's: a keyed hash whose key belongs to that window alone and is destroyed when the
-    window closes, after which no token can be linked to anyone.
-    """
-
-    wijk: WijkCode
-    theme: Category
-    observed_on: date
-    window: Annotated[str, StringConstraints(pattern=r"^\d{4}-W\d{2}$")]
-    child_token: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-    organisation_category: OrganisationCategory
-
-
 class WijkTrendRaised(Contract):
     """A theme rises clearly above its own baseline in a wijk: for the wijk's team lead."""
 
@@ -301,8 +285,11 @@ class WijkTrendRaised(Contract):
 
 
 class WijkThemeCounted(Contract):
-    """How many distinct children a wijk x theme week counts, for the team leads' chart.
-    Published periodically, and only for cells of at least k children (rule 12)."""
+    """How many distinct children a wijk x theme week counts so far: an aggregate, never
+    one signal. Intake counts (it alone sees the theme next to a child's pseudonym) and
+    publishes the cells that changed on a schedule, shuffled, on `aggregates.wijk-theme`;
+    matching republishes them for the team leads' chart. Only cells of at least k
+    children ever leave intake (rule 12): nothing under k travels anywhere."""
 
     wijk: WijkCode
     theme: Category
@@ -574,7 +561,6 @@ CONTRACTS: tuple[type[Contract], ...] = (
     SubjectShredded,
     SubjectReportRequested,
     SubjectReportRequest,
-    WijkThemeObserved,
     MatchRaised,
     MatchJoined,
     MatchDissolved,
@@ -757,7 +743,7 @@ def partition_key(event: Contract) -> bytes:
         return event.key.encode()
     if isinstance(event, AlertIssued):
         return str(event.match_id).encode()
-    if isinstance(event, WijkThemeObserved | WijkTrendRaised):
+    if isinstance(event, WijkThemeCounted | WijkTrendRaised):
         return event.wijk.encode()
     if isinstance(event, AuditEvent):
         return (event.subjects[0] if event.subjects else event.object_type).encode()

@@ -59,11 +59,11 @@ class Settings(BaseSettings):
         default=None, description="The audit service's Ed25519 key for signing tree heads."
     )
     audit_head_interval_seconds: float = Field(default=10.0, gt=0)
-    observation_release_seconds: float = Field(
+    theme_counts_release_seconds: float = Field(
         default=900.0,
         gt=0,
-        description="How often intake releases the theme observations it holds, shuffled, "
-        "so that none leaves at the moment of its signal.",
+        description="How often intake publishes the wijk x theme counts (cells of at least "
+        "k children) that changed, shuffled: a batch, never at the moment of one signal.",
     )
     trend_key_days: int = Field(
         default=21, ge=8, description="Days after which a trend window's key is destroyed."

@@ -10,6 +10,7 @@ from faststream.asgi.types import Scope
 from services.intake import handlers, store
 from services.intake.domain import PartnerRegistry, PartnerRegistryError, Rekeyer
 from shared.envelope import IntakeKeyring
+from shared.policy import load_policy
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
     registry = load_partners(settings)
     rekey = load_rekeyer(settings)
     keyring = load_keyring(settings)
+    # For k: no wijk x theme cell of fewer children leaves intake.
+    policy = load_policy(settings.policy_file)
 
     def register(runtime: ServiceRuntime) -> Routes:
         handlers.register(runtime, registry, rekey, keyring)
@@ -51,9 +54,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
             3600, "destroying trend window keys", lambda: handlers.destroy_window_keys(runtime)
         )
         runtime.every(
-            settings.observation_release_seconds,
-            "releasing theme observations",
-            lambda: handlers.release_observations(runtime),
+            settings.theme_counts_release_seconds,
+            "publishing wijk x theme counts",
+            lambda: handlers.publish_counts(runtime, policy),
         )
 
         @get(description="How many signals were admitted and rejected (counts only)")

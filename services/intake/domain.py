@@ -22,7 +22,6 @@ from shared.contracts import (
     SealedSignal,
     SignalAccepted,
     SignalRegistered,
-    WijkThemeObserved,
     keyed_id,
     month_of,
 )
@@ -179,8 +178,9 @@ def verify_signature(
 
 @dataclass(frozen=True)
 class Admission:
-    """What of an admitted signal travels on: the matching-domain subject, the personal
-    fields to seal under it, and the anonymous observation for the wijk aggregates."""
+    """What of an admitted signal travels on: the matching-domain subject and the personal
+    fields to seal under it. The theme does not travel with it: it only counts the child
+    in the wijk x theme week (`cell`, `child_token`), which intake aggregates itself."""
 
     subject: str
     personal: SealedSignal
@@ -191,19 +191,15 @@ class Admission:
     def window(self) -> str:
         return trend_window(self.signal.registered_at.date())
 
-    def observation(self, event_id: uuid.UUID, window_key: bytes) -> WijkThemeObserved:
-        """The anonymous observation: the theme, and a token only the window's key links."""
-        return WijkThemeObserved(
-            event_id=event_id,
-            wijk=self.signal.wijk,
-            theme=self.signal.category,
-            observed_on=self.signal.registered_at.date(),
-            window=self.window,
-            child_token=hmac.new(window_key, self.subject.encode(), hashlib.sha256).hexdigest()[
-                :32
-            ],
-            organisation_category=self.partner.category,
-        )
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        """The wijk x theme week this signal counts in."""
+        return (self.signal.wijk, self.signal.category.value, self.window)
+
+    def child_token(self, window_key: bytes) -> str:
+        """Tells this child apart from another within the window's cells, and only there:
+        a keyed hash under the window's own key, destroyed when the window has closed."""
+        return hmac.new(window_key, self.subject.encode(), hashlib.sha256).hexdigest()[:32]
 
     def accepted(self, event_id: uuid.UUID, sealed: str, now: datetime) -> SignalAccepted:
         return SignalAccepted(
@@ -306,9 +302,6 @@ class Rekeyer:
 
     def withdrawal_id(self, partner_id: str, event_id: uuid.UUID) -> uuid.UUID:
         return keyed_id(self._ids, "withdrawal", partner_id, str(event_id))
-
-    def observation_id(self, registration_id: uuid.UUID) -> uuid.UUID:
-        return keyed_id(self._ids, "observation", str(registration_id))
 
     @classmethod
     def parse(cls, text: str, *, source: str = "gateway keys") -> Rekeyer:

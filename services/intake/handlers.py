@@ -25,6 +25,7 @@ from shared.contracts import (
     AuditAction,
     AuditActor,
     AuditOutcome,
+    Category,
     Contract,
     ErasureRequested,
     RegistrationWithdrawn,
@@ -33,11 +34,13 @@ from shared.contracts import (
     SubjectErased,
     SubjectReportRequest,
     SubjectReportRequested,
+    WijkThemeCounted,
     scoped_id,
 )
 from shared.db import claim_message
 from shared.envelope import SEALED_TO_HEADER, EnvelopeError, IntakeKeyring, sealed_limit
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.policy import Policy
 from shared.service import ServiceRuntime
 from shared.telemetry import trace_of_our_own
 
@@ -298,13 +301,11 @@ def register(
                 return
             await store.record_accepted(conn, accepted)
             await enqueue(conn, runtime.topics.accepted, accepted)
-            # The theme goes only here, to the anonymous aggregates: no pseudonym with it.
+            # The theme stays here: it only counts the child in its wijk x theme week, and
+            # only counts of at least k leave, later and in a batch (publish_counts).
             await store.remember_window(conn, admission.window)
             window_key = await runtime.keystore.token_key(store.window_key_name(admission.window))
-            # Held, and released later in a shuffled batch (release_observations).
-            await store.hold_observation(
-                conn, admission.observation(rekey.observation_id(claimed_as), window_key)
-            )
+            await store.count_child(conn, admission.cell, admission.child_token(window_key))
             await runtime.audit.record(
                 conn,
                 action=AuditAction.CREATE,
@@ -319,20 +320,27 @@ def register(
         SIGNALS.labels("accepted").inc()
 
 
-async def release_observations(runtime: ServiceRuntime, batch: int = 5000) -> int:
-    """Release the theme observations held since the last run, shuffled, into the outbox:
-    they leave together, long after and in no order of their signals, and in no trace
-    (a trace id shared with a pseudonym would link them)."""
-    released = 0
+async def publish_counts(runtime: ServiceRuntime, policy: Policy, batch: int = 5000) -> int:
+    """Publish the wijk x theme cells of at least k children whose count changed since the
+    last run, shuffled, in no trace: aggregates on a schedule, never one signal's theme
+    at the moment of its signal. Cells under k are never published (rule 12)."""
+    published = 0
     while True:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            held = await store.take_held_observations(conn, batch)
-            random.SystemRandom().shuffle(held)
-            for observation in held:
-                await enqueue(conn, runtime.topics.wijk_themes, observation, traced=False)
-        released += len(held)
-        if len(held) < batch:
-            return released
+            cells = await store.take_changed_cells(conn, policy.aggregates.k, batch)
+            random.SystemRandom().shuffle(cells)
+            for wijk, theme, window, children in cells:
+                counted = WijkThemeCounted(
+                    wijk=wijk,
+                    theme=Category(theme),
+                    window=window,
+                    distinct_children=children,
+                    policy_version=policy.version,
+                )
+                await enqueue(conn, runtime.topics.wijk_themes, counted, traced=False)
+        published += len(cells)
+        if len(cells) < batch:
+            return published
 
 
 async def destroy_window_keys(runtime: ServiceRuntime) -> None:
@@ -348,7 +356,7 @@ async def destroy_window_keys(runtime: ServiceRuntime) -> None:
         # anew, to be destroyed at a later run. A crash before the unlisting repeats all.
         name = store.window_key_name(window)
         await runtime.keystore.shred(name)
-        async with runtime.pool.acquire() as conn:
+        async with runtime.pool.acquire() as conn, conn.transaction():
             await store.forget_window(conn, window)
         await runtime.keystore.shred(name)
         destroyed += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared.contracts import SignalAccepted, WijkThemeObserved
+from shared.contracts import SignalAccepted
 from shared.db import Conn
 
 
@@ -40,24 +40,50 @@ async def counts(conn: Conn) -> dict[str, int]:
     return {"accepted": row["accepted"], "rejected": row["rejected"]}
 
 
-async def hold_observation(conn: Conn, observation: WijkThemeObserved) -> None:
-    await conn.execute(
-        "INSERT INTO held_observations (observation_id, payload) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING",
-        observation.event_id,
-        observation.to_bytes(),
+async def count_child(conn: Conn, cell: tuple[str, str, str], token: str) -> bool:
+    """Count a child once in its wijk x theme week; False if it was counted before."""
+    wijk, theme, window = cell
+    added = await conn.fetchval(
+        "INSERT INTO theme_tokens (wijk, theme, window_id, token) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        wijk,
+        theme,
+        window,
+        token,
     )
+    if added:
+        await conn.execute(
+            "INSERT INTO theme_cells (wijk, theme, window_id, children) VALUES ($1, $2, $3, 1)"
+            " ON CONFLICT (wijk, theme, window_id) DO UPDATE"
+            " SET children = theme_cells.children + 1",
+            wijk,
+            theme,
+            window,
+        )
+    return bool(added)
 
 
-async def take_held_observations(conn: Conn, limit: int) -> list[WijkThemeObserved]:
-    """Up to `limit` held observations, removed (in the caller's transaction)."""
+async def take_changed_cells(conn: Conn, k: int, limit: int) -> list[tuple[str, str, str, int]]:
+    """Up to `limit` cells of at least k children whose count changed since it was last
+    published, marked published (in the caller's transaction). Cells under k: never."""
     rows = await conn.fetch(
-        "DELETE FROM held_observations WHERE observation_id IN"
-        " (SELECT observation_id FROM held_observations LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING payload",
+        "UPDATE theme_cells SET published = children WHERE (wijk, theme, window_id) IN"
+        " (SELECT wijk, theme, window_id FROM theme_cells"
+        "  WHERE children <> published AND children >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " RETURNING wijk, theme, window_id, children",
+        k,
         limit,
     )
-    return [WijkThemeObserved.model_validate_json(bytes(r["payload"])) for r in rows]
+    return [(r["wijk"], r["theme"], r["window_id"], r["children"]) for r in rows]
+
+
+async def unpublished_cells(conn: Conn, k: int) -> int:
+    """How many cells of at least k wait to be published."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM theme_cells WHERE children <> published AND children >= $1", k
+        )
+    )
 
 
 def window_key_name(window: str) -> str:
@@ -84,6 +110,9 @@ async def closed_windows(conn: Conn, older_than: datetime) -> list[str]:
 
 
 async def forget_window(conn: Conn, window: str) -> None:
+    """The window has closed and its key is destroyed: its tokens are no longer needed
+    (nor linkable); the counts stay."""
+    await conn.execute("DELETE FROM theme_tokens WHERE window_id = $1", window)
     await conn.execute("DELETE FROM trend_windows WHERE window_id = $1", window)
 
 

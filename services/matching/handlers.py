@@ -50,7 +50,6 @@ from shared.contracts import (
     SubjectErased,
     SubjectShredded,
     WijkThemeCounted,
-    WijkThemeObserved,
     WijkTrendRaised,
     WithdrawalReason,
     WorkerContact,
@@ -604,10 +603,6 @@ class Matcher:
                 ended.setdefault(subject, []).append(registration_id)
                 if await store.subject_is_gone(conn, subject):
                     to_shred.add(subject)
-            # Tokens of windows closed two weeks ago are no longer needed; counts stay.
-            await store.forget_tokens(
-                conn, trends.previous_windows(trends.window_of(now.date()), 2)[-1]
-            )
             for subject in sorted(to_shred):
                 await self.schedule_shred(
                     conn, subject, "nothing of the subject is kept", ended.get(subject, [])
@@ -627,33 +622,35 @@ def _regs(d: Decision) -> Sequence[Registration]:
 TRENDS = Counter("vroegsignaal_matching_trends_total", "Wijk trends raised")
 
 
-async def on_observation(runtime: ServiceRuntime, policy: Policy, seen: WijkThemeObserved) -> None:
-    """Count a child in its wijk x theme week; raise a trend when the count rises clearly
-    above the wijk's own baseline. Only counts of at least k ever leave this function."""
+async def on_count(runtime: ServiceRuntime, policy: Policy, counted: WijkThemeCounted) -> None:
+    """Take a wijk x theme week's count from intake (never under k); raise a trend when it
+    rises clearly above the wijk's own baseline."""
     async with runtime.pool.acquire() as conn, conn.transaction():
-        if not await claim_message(conn, CONSUMER, seen.event_id):
+        if not await claim_message(conn, CONSUMER, counted.event_id):
             return
-        theme = seen.theme.value
-        await store.lock(conn, [f"cell:{seen.wijk}/{theme}/{seen.window}"])
-        count = await store.count_child(conn, seen.wijk, theme, seen.window, seen.child_token)
+        theme = counted.theme.value
+        await store.lock(conn, [f"cell:{counted.wijk}/{theme}/{counted.window}"])
+        count = await store.set_count(
+            conn, counted.wijk, theme, counted.window, counted.distinct_children
+        )
         if count is None:
             return
         baseline = await store.window_counts(
             conn,
-            seen.wijk,
+            counted.wijk,
             theme,
-            trends.previous_windows(seen.window, policy.aggregates.baseline_windows),
+            trends.previous_windows(counted.window, policy.aggregates.baseline_windows),
         )
         trend = trends.detect(count, baseline, policy)
-        if trend is None or not await store.mark_trend(conn, seen.wijk, theme, seen.window):
+        if trend is None or not await store.mark_trend(conn, counted.wijk, theme, counted.window):
             return
         await enqueue(
             conn,
             runtime.topics.trends,
             WijkTrendRaised(
-                wijk=seen.wijk,
-                theme=seen.theme,
-                window=seen.window,
+                wijk=counted.wijk,
+                theme=counted.theme,
+                window=counted.window,
                 distinct_children=trend.count,
                 baseline=trend.baseline,
                 p_value=trend.p_value,
@@ -665,7 +662,7 @@ async def on_observation(runtime: ServiceRuntime, policy: Policy, seen: WijkThem
             conn,
             action=AuditAction.CREATE,
             object_type="wijk-trend",
-            object_id=f"{seen.wijk}/{theme}/{seen.window}",
+            object_id=f"{counted.wijk}/{theme}/{counted.window}",
             purpose=f"matching: wijk trend, {trend.test} (policy {policy.version})",
         )
     TRENDS.inc()
@@ -704,9 +701,9 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
         auto_offset_reset="earliest",
     )
     async def on_wijk_theme(message: KafkaMessage) -> None:
-        seen = await runtime.dead_letters.decode(WijkThemeObserved, message)
-        if seen is not None:
-            await on_observation(runtime, policy, seen)
+        counted = await runtime.dead_letters.decode(WijkThemeCounted, message)
+        if counted is not None:
+            await on_count(runtime, policy, counted)
 
     @runtime.broker.subscriber(
         runtime.topics.accepted,

@@ -368,27 +368,19 @@ async def counts(conn: Conn) -> dict[str, int]:
 # --- wijk x theme aggregates --------------------------------------------------------
 
 
-async def count_child(conn: Conn, wijk: str, theme: str, window: str, token: str) -> int | None:
-    """Count a child in a cell once per window; the cell's new count, or None if known."""
-    added = await conn.fetchval(
-        "INSERT INTO theme_tokens (wijk, theme, window_id, token) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        wijk,
-        theme,
-        window,
-        token,
-    )
-    if not added:
-        return None
+async def set_count(conn: Conn, wijk: str, theme: str, window: str, children: int) -> int | None:
+    """Take a cell's count as intake published it; the new count, or None when it is not
+    higher than the one known (counts only grow; a late, older count changes nothing)."""
     value = await conn.fetchval(
-        "INSERT INTO theme_counts (wijk, theme, window_id, children) VALUES ($1, $2, $3, 1)"
-        " ON CONFLICT (wijk, theme, window_id) DO UPDATE"
-        " SET children = theme_counts.children + 1 RETURNING children",
+        "INSERT INTO theme_counts (wijk, theme, window_id, children) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (wijk, theme, window_id) DO UPDATE SET children = EXCLUDED.children"
+        " WHERE theme_counts.children < EXCLUDED.children RETURNING children",
         wijk,
         theme,
         window,
+        children,
     )
-    return int(value)
+    return None if value is None else int(value)
 
 
 async def unpublished_cells(conn: Conn, k: int, limit: int) -> list[asyncpg.Record]:
@@ -445,14 +437,6 @@ async def cells(conn: Conn, wijk: str, windows: Sequence[str]) -> list[dict[str,
         list(windows),
     )
     return [dict(r) for r in rows]
-
-
-async def forget_tokens(conn: Conn, before_window: str) -> int:
-    """Tokens of closed windows are no longer needed: only the counts stay."""
-    rows = await conn.fetch(
-        "DELETE FROM theme_tokens WHERE window_id < $1 RETURNING 1", before_window
-    )
-    return len(rows)
 
 
 async def schedule_shred(conn: Conn, subject: str) -> None:

@@ -53,7 +53,7 @@ def service_env(
             # shredding in which another process may still open the subject's fields.
             "VS_KEYSTORE_CACHE_SECONDS": "1",
             "VS_RETENTION_INTERVAL_SECONDS": "0.5",
-            "VS_OBSERVATION_RELEASE_SECONDS": "1",
+            "VS_THEME_COUNTS_RELEASE_SECONDS": "1",
             "VS_AUDIT_HEAD_INTERVAL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }

@@ -30,6 +30,7 @@ from shared.contracts import AuditEvent, DeadLetter, Topics, scoped_id
 from shared.deadletter import DeadLetterOpener
 from shared.envelope import SEALED_TO_HEADER, IntakeKeyring, public_key_of, seal
 from shared.kafka import create_broker
+from shared.policy import load_policy
 from shared.settings import Settings
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import partner_config
@@ -132,9 +133,11 @@ async def settled(settings: Settings) -> bool:
                     return False
             if await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox'):
                 return False
-            # Intake holds theme observations a while before it releases them.
-            held = "SELECT count(*) FROM intake.held_observations"
-            if service == "intake" and await conn.fetchval(held):
+            # Intake publishes changed wijk x theme counts (never under k) on a schedule.
+            held = "SELECT count(*) FROM intake.theme_cells WHERE children >= $1"
+            if service == "intake" and await conn.fetchval(
+                held + " AND children <> published", load_policy(settings.policy_file).aggregates.k
+            ):
                 return False
     finally:
         await conn.close()
@@ -324,12 +327,15 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             # Every step is audited; the jgz signal is one trace through every hop.
             await eventually(lambda: settled(settings), timeout=60)
             rows = await audit_rows(settings)
-            # The theme observations were held, then released: matching counted them.
+            # Intake counted each child in its wijk x theme week, and kept the counts: cells
+            # of three children are under k, so nothing of them travelled on, not even
+            # later and in a batch.
             conn = await asyncpg.connect(settings.database_url)
             try:
-                assert await conn.fetchval("SELECT count(*) FROM matching.theme_tokens") >= 3
+                assert await conn.fetchval("SELECT sum(children) FROM intake.theme_cells") == 3
             finally:
                 await conn.close()
+            assert not await read_all(settings.kafka_bootstrap_servers, topics.wijk_themes)
             # No key in clear in intake's tables: the trend window's key is in the key
             # store, wrapped by the KEK, and intake only notes that the window has one.
             conn = await asyncpg.connect(settings.database_url)

@@ -1,33 +1,32 @@
-"""Wijk trends on the running matching service: distinct children per wijk x theme week,
-a trend event when a theme rises above its baseline, and cells under k suppressed."""
+"""Wijk trends on the running stack: partners' signals counted per wijk x theme week in
+intake, only cells of at least k published (aggregates, on a schedule), a trend event when
+a theme rises above its baseline, and the counts behind a login."""
 
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import UTC, datetime
+import random
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from services.matching.trends import window_of
 from shared.auth import Role
-from shared.contracts import (
-    Category,
-    OrganisationCategory,
-    Topics,
-    WijkThemeObserved,
-    WijkTrendRaised,
-)
+from shared.contracts import Topics, WijkThemeCounted, WijkTrendRaised
+from shared.policy import load_policy
 from shared.settings import Settings
 from tests.conftest import auth, eventually
-from tests.e2e.test_pipeline import get_json
-from tests.kafka_tools import read_topic
+from tests.e2e.conftest import Producers
+from tests.e2e.test_pipeline import export as write_export
+from tests.e2e.test_pipeline import get_json, row, settings_today
+from tests.kafka_tools import read_all, read_topic
+from vroegsignaal.partner.bsn import synthetic_bsns
 
 pytestmark = pytest.mark.e2e
+
+SCHOOL, JGZ = "school-de-regenboog", "jgz-voorbeeldrade"
 
 
 @pytest.fixture
@@ -36,33 +35,24 @@ def extra_env() -> dict[str, dict[str, str]]:
 
 
 async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
-    settings: Settings, services: dict[str, str]
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
 ) -> None:
     topics = Topics(settings.topic_prefix)
-    today = datetime.now(UTC).date()
+    k = load_policy(settings.policy_file).aggregates.k
     wijk = "WK099907"
+    children = synthetic_bsns(12, random.Random())
 
-    def seen(theme: Category, token: str) -> WijkThemeObserved:
-        return WijkThemeObserved(
-            wijk=wijk,
-            theme=theme,
-            observed_on=today,
-            window=window_of(today),
-            child_token=token,
-            organisation_category=OrganisationCategory.ONDERWIJS,
-        )
+    def signal(child: str, worker: str, theme: str) -> dict[str, str]:
+        return {**row(child, "", worker, theme), "wijk": wijk, "household_id": ""}
 
-    children = [secrets.token_hex(16) for _ in range(12)]
-    events = [seen(Category.PESTEN, t) for t in children]
-    events += [seen(Category.PESTEN, children[0])]  # the same child again: counted once
-    events += [seen(Category.ARMOEDE, t) for t in children[:9]]  # nine: under k
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send_and_wait(topics.wijk_themes, e.to_bytes(), key=wijk.encode())
-    finally:
-        await producer.stop()
+    # Twelve children with the same theme, nine of them also with another (under k), and
+    # one of the twelve again from another organisation: counted once.
+    school = [signal(c, "juf-anouk", "pesten") for c in children]
+    school += [signal(c, "juf-anouk", "armoede") for c in children[:9]]
+    jgz = [signal(children[0], "jgz-fleur", "pesten")]
+    for partner, rows in ((SCHOOL, school), (JGZ, jgz)):
+        path = write_export(tmp_path / f"{partner}.csv", rows)
+        assert (await partners(partner).send_file(path, today=settings_today())).sent == len(rows)
 
     # The counts are for team leads and the regie role, each read logged; nobody else.
     trends_api = f"{services['matching']}/trends?wijk={wijk}"
@@ -98,13 +88,25 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
         for r in published
         if dict(r.headers)["vs-event-type"] == WijkTrendRaised.__name__.encode()
     ]
-    # No history: each past week counts as the middle of 0..k-1 (4.5), so the eleventh
-    # child is the first improbable count (P(X >= 11 | 4.5) < 0.01, P(X >= 10) is not).
-    assert (trend["wijk"], trend["theme"], trend["distinct_children"]) == (wijk, "pesten", 11)
+    # No history: each past week counts as the middle of 0..k-1 (4.5), so eleven children
+    # are the first improbable count (P(X >= 11 | 4.5) < 0.01, P(X >= 10) is not). Intake
+    # publishes a count per run, so the trend came with the eleventh or the twelfth.
+    assert (trend["wijk"], trend["theme"]) == (wijk, "pesten")
+    assert trend["distinct_children"] in (11, 12)
     assert trend["baseline"] == 4.5
     assert "Poisson" in trend["test"]
     # Only cells of at least k leave matching, also in the periodic counts.
     assert all(b"armoede" not in r.value for r in published)
+
+    # What left intake are counts of cells, each of at least k, published only when they
+    # changed: no message per signal, no child token, nothing of the cell under k.
+    aggregates = await read_all(settings.kafka_bootstrap_servers, topics.wijk_themes)
+    assert {dict(r.headers)["vs-event-type"] for r in aggregates} == {b"WijkThemeCounted"}
+    counts = [WijkThemeCounted.model_validate_json(r.value) for r in aggregates]
+    assert {(c.wijk, c.theme.value) for c in counts} == {(wijk, "pesten")}
+    pesten = [c.distinct_children for c in counts]
+    assert pesten == sorted(set(pesten)) and pesten[0] >= k and pesten[-1] == 12
+    assert all(b"child_token" not in r.value and b"armoede" not in r.value for r in aggregates)
 
     # Every read of the counts is in the audit log, with who read them.
     async def reads_logged() -> bool:

@@ -46,6 +46,7 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
         "matching/001_registrations_and_matches.sql",
         "matching/002_published_counts.sql",
         "matching/003_age_limit_month.sql",
+        "matching/004_counts_from_intake.sql",
     ]
     assert again == []
 
@@ -191,36 +192,75 @@ async def test_stored_birthdays_become_months_and_no_derived_moment_keeps_the_da
 BIRTHDAY_UTC = datetime(2027, 8, 17, tzinfo=UTC)
 
 
-async def test_theme_observations_are_held_and_released_in_a_batch(database_url: str) -> None:
-    """Intake holds each observation in the signal's transaction; a later release takes
-    them all at once (the release shuffles them), and each only once."""
+async def test_intake_counts_each_child_once_and_releases_only_changed_cells_of_k(
+    database_url: str,
+) -> None:
+    """Intake counts a child once per wijk x theme week; a release takes the cells of at
+    least k that changed since the last one (each once, in one transaction), never a cell
+    under k; forgetting a closed window drops its tokens and keeps the counts."""
     from services.intake import store as intake_store
-    from shared.contracts import Category, OrganisationCategory, WijkThemeObserved
 
     await migrate(database_url, "intake", migration_files(SERVICES_DIR / "intake"))
     pool = await create_pool(database_url, "intake")
-    held = [
-        WijkThemeObserved(
-            wijk="WK099901",
-            theme=Category.PESTEN,
-            observed_on=date(2026, 11, 30),
-            window="2026-W49",
-            child_token=f"{n:032x}",
-            organisation_category=OrganisationCategory.ONDERWIJS,
-        )
-        for n in range(7)
-    ]
+    big, small = ("WK099901", "pesten", "2026-W49"), ("WK099901", "armoede", "2026-W49")
     try:
         async with pool.acquire() as conn:
-            for observation in held:
-                await intake_store.hold_observation(conn, observation)
-                await intake_store.hold_observation(conn, observation)  # a redelivery
+            for n in range(10):
+                assert await intake_store.count_child(conn, big, f"{n:032x}")
+            assert not await intake_store.count_child(conn, big, f"{0:032x}")  # again
+            for n in range(9):
+                await intake_store.count_child(conn, small, f"{n:032x}")
+            async with conn.transaction():
+                first = await intake_store.take_changed_cells(conn, 10, 100)
+            async with conn.transaction():
+                unchanged = await intake_store.take_changed_cells(conn, 10, 100)
+            await intake_store.count_child(conn, big, f"{10:032x}")
+            await intake_store.count_child(conn, small, f"{9:032x}")
+            async with conn.transaction():
+                second = await intake_store.take_changed_cells(conn, 10, 100)
             assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
             async with conn.transaction():
-                taken = await intake_store.take_held_observations(conn, 5)
-            async with conn.transaction():
-                rest = await intake_store.take_held_observations(conn, 5)
-        assert len(taken) == 5 and len(rest) == 2
-        assert {o.event_id for o in taken + rest} == {o.event_id for o in held}
+                await intake_store.forget_window(conn, "2026-W49")
+            assert await conn.fetchval("SELECT count(*) FROM theme_tokens") == 0
+            kept = await conn.fetch("SELECT theme, children FROM theme_cells ORDER BY theme")
+        assert first == [(*big, 10)]
+        assert unchanged == []
+        # The small cell reached k now: it is published for the first time.
+        assert sorted(second) == sorted([(*big, 11), (*small, 10)])
+        assert [(r["theme"], r["children"]) for r in kept] == [("armoede", 10), ("pesten", 11)]
     finally:
         await pool.close()
+
+
+async def test_observations_held_by_the_first_version_are_counted_on_upgrade(
+    database_url: str,
+) -> None:
+    """The first version held one observation per signal (with its window token) until a
+    release; the upgrade counts what it held into the cells, once per child, and drops it."""
+    files = migration_files(SERVICES_DIR / "intake")
+    await migrate(database_url, "intake", [f for f in files if f.name < "004"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("SET search_path TO intake")
+        for n, token in enumerate(["a" * 32, "b" * 32, "a" * 32]):
+            held = {
+                "schema_version": 1,
+                "event_id": str(uuid.uuid4()),
+                "wijk": "WK099902",
+                "theme": "pesten",
+                "observed_on": "2026-11-30",
+                "window": "2026-W49",
+                "child_token": token,
+                "organisation_category": "onderwijs" if n else "jgz",
+            }
+            await conn.execute(
+                "INSERT INTO held_observations (observation_id, payload) VALUES ($1, $2)",
+                uuid.uuid4(),
+                json.dumps(held).encode(),
+            )
+        await migrate(database_url, "intake", files)
+        cells = await conn.fetch("SELECT wijk, theme, window_id, children FROM theme_cells")
+        assert [tuple(r.values()) for r in cells] == [("WK099902", "pesten", "2026-W49", 2)]
+        assert await conn.fetchval("SELECT to_regclass('intake.held_observations')") is None
+    finally:
+        await conn.close()

@@ -15,6 +15,7 @@ from services.intake.domain import (
     PartnerRegistryError,
     Rejection,
     Rekeyer,
+    trend_window,
     verify_signature,
 )
 from services.intake.domain import screen as screen_signal
@@ -66,16 +67,13 @@ def test_an_admitted_signal_loses_its_category_and_gains_the_organisation_catego
     assert accepted.subject == REKEY(sent.subject)
     assert accepted.organisation_category is OrganisationCategory.JGZ
     assert "category" not in accepted.model_dump()
-    observation = SCREENED[sent.event_id].observation(uuid.uuid4(), b"w" * 32)
-    assert observation.theme is sent.category
-    assert observation.wijk == sent.wijk
-    assert sent.subject not in observation.model_dump_json()
-    assert accepted.subject not in observation.model_dump_json()
+    admission = SCREENED[sent.event_id]
+    assert admission.cell == (sent.wijk, sent.category.value, trend_window(NOW.date()))
+    token = admission.child_token(b"w" * 32)
+    assert sent.subject not in token and accepted.subject not in token
     # The same child in the same window gets the same token; another window key, another.
-    again = SCREENED[sent.event_id].observation(uuid.uuid4(), b"w" * 32)
-    assert again.child_token == observation.child_token
-    other_window = SCREENED[sent.event_id].observation(uuid.uuid4(), b"v" * 32)
-    assert other_window.child_token != observation.child_token
+    assert admission.child_token(b"w" * 32) == token
+    assert admission.child_token(b"v" * 32) != token
 
 
 def test_ids_intake_passes_on_are_keyed_by_the_gateway() -> None:
@@ -87,12 +85,8 @@ def test_ids_intake_passes_on_are_keyed_by_the_gateway() -> None:
     assert registration != REKEY.registration_id("school-de-regenboog", event)
     other_gateway = Rekeyer({"g1": b"x" * 32}, "g1")
     assert other_gateway.registration_id("jgz-voorbeeldrade", event) != registration
-    ids = {
-        registration,
-        REKEY.withdrawal_id("jgz-voorbeeldrade", event),
-        REKEY.observation_id(registration),
-    }
-    assert len(ids) == 3 and all(i.version == 8 for i in ids)
+    ids = {registration, REKEY.withdrawal_id("jgz-voorbeeldrade", event)}
+    assert len(ids) == 2 and all(i.version == 8 for i in ids)
 
 
 def test_a_partner_without_a_covenant_is_rejected() -> None:
