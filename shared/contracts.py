@@ -318,6 +318,10 @@ class MatchContact(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     registration_id: uuid.UUID
+    subject: Pseudonym = Field(
+        description="whose registration it is: what notification does and shows about it "
+        "goes in that subject's access report, and goes when that subject is erased"
+    )
     worker: WorkerContact
     organisation: Annotated[Text, StringConstraints(min_length=1, max_length=120)]
     organisation_category: OrganisationCategory
@@ -331,7 +335,8 @@ MatchKeyText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class SealedMatch(BaseModel):
-    """The personal fields of a match, sealed under the subject's data key."""
+    """The personal fields of a match, sealed under the subject's data key (a person
+    match) or the family cluster's (a family match)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -348,16 +353,29 @@ MatchKey = Annotated[
     StringConstraints(pattern=r"^[0-9a-f]{64}$"),
     Field(description="the subject (person match) or an opaque family-cluster key"),
 ]
+SealedUnder = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{64}$"),
+    Field(
+        description="whose data key seals `sealed`: the subject (a person match), or the "
+        "family cluster's current key, a random name that identifies no one (a family "
+        "match; replaced whenever a child of the family is erased)"
+    ),
+]
 
 
 class MatchRaised(Contract):
     """Two or more organisations are concerned about the same subject (person match) or
-    about children of one family (family match). `subject` is whose data key seals it."""
+    about children of one family (family match). `subject` is whose data key seals it.
 
+    Version 2: a family match is sealed under its family cluster's key, and each contact
+    names its registration's subject (inside the seal)."""
+
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     match_id: uuid.UUID
     kind: MatchKind
     key: MatchKey
-    subject: Pseudonym
+    subject: SealedUnder
     participants: list[MatchParticipant] = Field(min_length=2)
     sealed: Sealed = Field(description="a SealedMatch: the wijk and whom to contact")
     rule: str = Field(description="The rule that fired, for the explanation of the decision")
@@ -366,12 +384,15 @@ class MatchRaised(Contract):
 
 
 class MatchJoined(Contract):
-    """New registrations joined an open match; everyone involved hears of the newcomers."""
+    """New registrations joined an open match; everyone involved hears of the newcomers.
 
+    Version 2: as MatchRaised's."""
+
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     match_id: uuid.UUID
     kind: MatchKind
     key: MatchKey
-    subject: Pseudonym
+    subject: SealedUnder
     newcomers: list[uuid.UUID] = Field(min_length=1, description="registration ids")
     participants: list[MatchParticipant] = Field(min_length=2)
     sealed: Sealed = Field(description="a SealedMatch of every participant")
@@ -413,7 +434,7 @@ class CoordinationTransferred(Contract):
     match_id: uuid.UUID
     kind: MatchKind
     key: MatchKey
-    subject: Pseudonym
+    subject: SealedUnder
     sealed: Sealed = Field(description="a SealedTransfer: from and to wijk")
     rule: str
     policy_version: str

@@ -645,6 +645,7 @@ def audit_report(
     import uuid
 
     from services.audit.report import report_html
+    from services.audit.store import report_subjects
 
     try:
         wanted = uuid.UUID(request_id)
@@ -661,6 +662,7 @@ def audit_report(
             outcome=AuditOutcome.SUCCESS if found else AuditOutcome.FAILED,
             object_type="subject-report",
             object_id=str(wanted),
+            subjects=await report_subjects(conn, wanted),
             actor=who,
             purpose="audit: the privacy officer reads a data subject's access report",
         )

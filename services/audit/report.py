@@ -30,15 +30,28 @@ def subject_report(
         match = matches.setdefault(
             e.object_id, {"match_id": e.object_id, "raised_at": None, "ended_at": None}
         )
+        match.setdefault("kind", "family" if "family match" in e.purpose else "person")
         if e.action is AuditAction.CREATE:
             match["raised_at"] = e.occurred_at.isoformat()
-            match["kind"] = "family" if "family match" in e.purpose else "person"
-        elif "dissolved" in e.purpose:
+        elif e.action is AuditAction.DELETE:
+            # Dissolved (also by a merge), or ended for this subject (its registrations
+            # ended or it was erased) while the match went on for others.
             match["ended_at"] = e.occurred_at.isoformat()
     told = [
         {"worker": e.on_behalf_of, "told_at": e.occurred_at.isoformat()}
         for e in ordered
         if e.object_type == "alert" and e.action is AuditAction.NOTIFY
+    ]
+    # What left the system about the subject: e-mails and webhook calls of its alerts.
+    deliveries = [
+        {
+            "worker": e.on_behalf_of,
+            "channel": e.object_type.removeprefix("alert-"),
+            "outcome": e.outcome.value,
+            "when": e.occurred_at.isoformat(),
+        }
+        for e in ordered
+        if e.object_type in ("alert-email", "alert-webhook") and e.action is AuditAction.NOTIFY
     ]
     accesses = [
         {
@@ -59,6 +72,7 @@ def subject_report(
         "registrations": registrations,
         "matches": list(matches.values()),
         "workers_told": told,
+        "deliveries": deliveries,
         "accesses": accesses,
         "log_entries": len(ordered),
     }
@@ -91,6 +105,7 @@ def report_html(report: dict[str, Any]) -> str:
         + table("Organisations that registered a concern", report["registrations"])
         + table("Matches", report["matches"])
         + table("Workers who were told", report["workers_told"])
+        + table("E-mails and partner-system calls about it", report.get("deliveries", []))
         + table("Who looked, and when", report["accesses"])
         + "</html>"
     )

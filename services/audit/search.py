@@ -124,7 +124,12 @@ def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
                 action=AuditAction.SEARCH,
                 object_type="audit-log",
                 object_id=described(wanted)[:500],
-                subjects=[wanted.subject] if wanted.subject else [],
+                # Whose entries the officer saw: each of them, also when searching by a
+                # user or an organisation (their access reports show the search).
+                subjects=sorted(
+                    {str(x) for f in found for x in f["event"].get("subjects") or ()}
+                    | ({wanted.subject} if wanted.subject else set())
+                ),
                 actor=actor(principal),
                 purpose=f"audit: the privacy officer searches the log ({len(found)} found)",
             )

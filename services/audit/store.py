@@ -171,6 +171,16 @@ async def events_about(conn: Conn, subject: str) -> list[bytes]:
     return [bytes(r["canonical"]) for r in rows]
 
 
+async def report_subjects(conn: Conn, request_id: Any) -> list[str]:
+    """Whom an access report is about (from the log entry of its making)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT unnest(subjects) AS subject FROM entries"
+        " WHERE object_type = 'subject-report' AND action = 'export' AND object_id = $1",
+        str(request_id),
+    )
+    return [r["subject"] for r in rows]
+
+
 async def save_report(conn: Conn, request_id: Any, report: str) -> bool:
     return bool(
         await conn.fetchval(

@@ -140,6 +140,14 @@ class Matcher:
         )
         await store.end_registration(conn, stored.registration_id, reason, now, until)
         for m in matches:
+            if stored.subject not in await store.match_subjects(conn, m["match_id"]):
+                await self.left(
+                    conn,
+                    m["match_id"],
+                    MatchKind(m["kind"]),
+                    {stored.subject},
+                    f"registration ended ({reason.value})",
+                )
             remaining = await store.participant_ids(conn, m["match_id"])
             if remaining:
                 kind = MatchKind(m["kind"])
@@ -201,8 +209,14 @@ class Matcher:
         await self.apply(conn, decisions, now)
         return decisions
 
+    async def sealed_under(self, conn: Conn, kind: MatchKind, key: str) -> str:
+        """Whose data key seals a match's events: the subject's (a person match), or the
+        family cluster's own (a family match): never one child's for the whole family,
+        whose erasure would then leave its siblings' contacts readable, or take theirs."""
+        return key if kind is MatchKind.PERSON else await store.family_key(conn, key)
+
     async def sealed_contacts(self, conn: Conn, d: Raise | Join) -> tuple[str, str]:
-        """(subject whose key seals it, sealed contacts): the newest participant's subject.
+        """(name of the key that seals it, sealed contacts).
 
         The family key lets notification keep one coordinator per family."""
         newest = d.participants[-1]
@@ -212,6 +226,7 @@ class Matcher:
             contacts=[
                 MatchContact(
                     registration_id=p.registration_id,
+                    subject=p.subject,
                     worker=p.worker,
                     organisation=p.organisation,
                     organisation_category=p.organisation_category,
@@ -221,7 +236,7 @@ class Matcher:
             ],
             family=None if root is None else event_key(MatchKind.FAMILY, root),
         )
-        return newest.subject, contacts.model_dump_json()
+        return await self.sealed_under(conn, d.kind, d.key), contacts.model_dump_json()
 
     async def apply(self, conn: Conn, decisions: Sequence[Decision], now: datetime) -> None:
         keystore = self.runtime.keystore
@@ -229,6 +244,15 @@ class Matcher:
         for d in decisions:
             event_id = uuid.uuid4()
             key = event_key(d.kind, d.key)
+            # A family cluster's key is made when its first family match is sealed.
+            family = d.kind is MatchKind.FAMILY
+            # Who took part before the decision: the report of a subject who leaves names
+            # the end of its part (the decision itself names only who stays).
+            before = (
+                await store.match_subjects(conn, d.match_id)
+                if isinstance(d, Leave | Dissolve)
+                else set()
+            )
             participants = [
                 MatchParticipant(registration_id=p.registration_id, organisation=p.organisation)
                 for p in (d.remaining if isinstance(d, Dissolve) else d.participants)
@@ -248,7 +272,7 @@ class Matcher:
                         subject=subject,
                         participants=participants,
                         sealed=await keystore.seal(
-                            subject, event_id.bytes, contacts.encode(), create=False
+                            subject, event_id.bytes, contacts.encode(), create=family
                         ),
                         rule=d.rule,
                         policy_version=d.policy_version,
@@ -271,7 +295,7 @@ class Matcher:
                         newcomers=[r.registration_id for r in d.newcomers],
                         participants=participants,
                         sealed=await keystore.seal(
-                            subject, event_id.bytes, contacts.encode(), create=False
+                            subject, event_id.bytes, contacts.encode(), create=family
                         ),
                         rule=d.rule,
                         policy_version=d.policy_version,
@@ -314,10 +338,10 @@ class Matcher:
                         dissolved_at=now,
                     ),
                 )
-                action, what = AuditAction.UPDATE, "dissolved"
+                action, what = AuditAction.DELETE, "dissolved"
             else:
                 assert isinstance(d, Transfer)
-                subject = d.participants[-1].subject
+                subject = await self.sealed_under(conn, d.kind, d.key)
                 transfer = SealedTransfer(from_wijk=d.from_wijk, to_wijk=d.to_wijk)
                 await enqueue(
                     conn,
@@ -332,7 +356,7 @@ class Matcher:
                             subject,
                             event_id.bytes,
                             transfer.model_dump_json().encode(),
-                            create=False,
+                            create=family,
                         ),
                         rule=d.rule,
                         policy_version=d.policy_version,
@@ -342,27 +366,59 @@ class Matcher:
                 action, what = AuditAction.ASSIGN, "coordination transferred"
             DECISIONS.labels(type(d).__name__.lower(), d.kind.value).inc()
             counted = ", ".join(str(p.registration_id) for p in participants)
+            staying = {p.subject for p in _regs(d)}
             await self.runtime.audit.record(
                 conn,
                 action=action,
                 object_type="match",
                 object_id=str(d.match_id),
-                subjects=sorted({p.subject for p in _regs(d)}) or [],
+                subjects=sorted(staying | before),
                 purpose=(
                     f"matching: {d.kind.value} match {what}: {d.rule}; policy "
                     f"{d.policy_version}; counted {counted}"
                 )[:1000],
             )
+            if isinstance(d, Leave):
+                await self.left(conn, d.match_id, d.kind, before - staying, d.rule)
+
+    async def left(
+        self, conn: Conn, match_id: uuid.UUID, kind: MatchKind, subjects: set[str], why: str
+    ) -> None:
+        """The match goes on without these subjects: for each, their part in it ended."""
+        if subjects:
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.DELETE,
+                object_type="match",
+                object_id=str(match_id),
+                subjects=sorted(subjects),
+                purpose=f"matching: {kind.value} match ended for this subject: {why}"[:1000],
+            )
 
     async def merge_family_matches(
         self, conn: Conn, root: str, absorbed: Sequence[str], now: datetime
     ) -> None:
-        """After clusters merge, one open family match stays (the oldest), under the root."""
+        """After clusters merge, one open family match stays (the oldest), under the root.
+        The absorbed clusters' keys go: what was sealed under them is for matches that end
+        here, and the merged cluster's matches are sealed under the root's key."""
+        for cluster in absorbed:
+            retired = await store.retire_family_key(conn, cluster)
+            if retired is not None:
+                await store.schedule_shred(conn, retired)
         open_ids = await store.open_family_matches(conn, [root, *absorbed])
         if not open_ids:
             return
         keep, *merged = open_ids
         for match_id in merged:
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.DELETE,
+                object_type="match",
+                object_id=str(match_id),
+                subjects=sorted(await store.match_subjects(conn, match_id)),
+                purpose=f"matching: family match dissolved: merged into family match {keep} "
+                f"(rule 4); policy {self.policy.version}",
+            )
             await store.close_match(conn, match_id, "merged", now)
             await enqueue(
                 conn,
@@ -535,9 +591,15 @@ class Matcher:
         self, conn: Conn, subject: str, why: str, registrations: Sequence[uuid.UUID] = ()
     ) -> None:
         """In the deciding transaction: forget the subject, audit, queue the shredding,
-        and tell notification, which holds opened copies of the subject's sealed fields."""
+        and tell notification, which holds opened copies of the subject's sealed fields.
+        The subject's family cluster gets a new key and its old one is shredded too: the
+        family matches sealed under it hold this subject's contacts."""
+        cluster = await store.family_root(conn, subject)
         await store.forget_subject(conn, subject)
         await store.schedule_shred(conn, subject)
+        retired = await store.retire_family_key(conn, cluster) if cluster else None
+        if retired is not None:
+            await store.schedule_shred(conn, retired)
         await enqueue(
             conn,
             self.runtime.topics.match_lifecycle,

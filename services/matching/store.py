@@ -5,6 +5,7 @@ per signal does not grow with history."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -268,6 +269,37 @@ async def open_match(
     ids = [m["registration_id"] for m in members]
     wijk = next((wijk_of[i] for i in reversed(ids) if i in wijk_of), "")
     return OpenMatch(row["match_id"], kind, key, frozenset(ids), wijk)
+
+
+async def family_key(conn: Conn, cluster: str) -> str:
+    """The name of the key a cluster's family matches are sealed under (made if none)."""
+    await conn.execute(
+        "INSERT INTO family_keys (cluster, sealed_under) VALUES ($1, $2)"
+        " ON CONFLICT (cluster) DO NOTHING",
+        cluster,
+        secrets.token_hex(32),
+    )
+    value = await conn.fetchval("SELECT sealed_under FROM family_keys WHERE cluster = $1", cluster)
+    return str(value)
+
+
+async def retire_family_key(conn: Conn, cluster: str) -> str | None:
+    """Unlist a cluster's key (to be shredded by the caller); the next family match
+    event of the cluster is sealed under a new one."""
+    value = await conn.fetchval(
+        "DELETE FROM family_keys WHERE cluster = $1 RETURNING sealed_under", cluster
+    )
+    return None if value is None else str(value)
+
+
+async def match_subjects(conn: Conn, match_id: uuid.UUID) -> set[str]:
+    """The subjects whose registrations take part in a match now."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT r.subject FROM match_participants p JOIN registrations r"
+        " USING (registration_id) WHERE p.match_id = $1",
+        match_id,
+    )
+    return {r["subject"] for r in rows}
 
 
 async def open_family_matches(conn: Conn, keys: Sequence[str]) -> list[uuid.UUID]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,7 +160,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         require(principal, *RECEIVERS)
         alert_id = parse_uuid(request.path_params["alert_id"], "alert in your inbox")
         async with runtime.pool.acquire() as conn, conn.transaction():
-            mine, subject = await store.owned_alert(
+            mine, subjects = await store.owned_alert(
                 conn, alert_id, principal.user_id, principal.organisation
             )
             if not mine:
@@ -171,7 +172,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                     action=AuditAction.UPDATE,
                     object_type="alert",
                     object_id=str(alert_id),
-                    subjects=[subject] if subject else [],
+                    subjects=subjects,
                     actor=actor(principal),
                     purpose="inbox: alert acknowledged",
                 )
@@ -202,7 +203,8 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 action=AuditAction.READ,
                 object_type="match",
                 object_id=str(found["match_id"]),
-                subjects=[found["subject"]] if found["subject"] else [],
+                # Every party of the match is shown: it discloses each child's.
+                subjects=list((await store.about(conn, found["match_id"])).subjects),
                 actor=actor(principal),
                 purpose="inbox: a party views the contacts of a match",
             )
@@ -249,7 +251,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                     action=AuditAction.UPDATE,
                     object_type="match",
                     object_id=str(found["match_id"]),
-                    subjects=[found["subject"]] if found["subject"] else [],
+                    subjects=list((await store.about(conn, found["match_id"])).subjects),
                     actor=actor(principal),
                     purpose="inbox: contact made (afgestemd)",
                 )
@@ -259,11 +261,15 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         require(principal, Role.WORKER)
         async with runtime.pool.acquire() as conn, conn.transaction():
             found = await store.tasks_of(conn, principal.user_id, principal.organisation)
+            # Whose tasks they are stays here: the worker is shown no pseudonym.
+            subjects = sorted({str(s) for t in found if (s := t.pop("subject"))})
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
                 object_type="inform-task-list",
                 object_id=principal.user_id,
+                # Each task is about the child of the worker's own registration.
+                subjects=subjects,
                 actor=actor(principal),
                 purpose="inbox: a worker reads their tasks to inform families",
             )
@@ -279,13 +285,12 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             if match_id is None:
                 raise Denied(404, "no such task of yours")
             if await store.complete_task(conn, task_id, datetime.now(UTC)):
-                found = await store.match(conn, match_id)
                 await runtime.audit.record(
                     conn,
                     action=AuditAction.UPDATE,
                     object_type="inform-task",
                     object_id=str(task_id),
-                    subjects=[found["subject"]] if found and found["subject"] else [],
+                    subjects=await store.task_subjects(conn, task_id),
                     actor=actor(principal),
                     purpose="inbox: the family was informed (rule 10)",
                 )
@@ -299,6 +304,8 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 conn,
                 action=AuditAction.READ,
                 object_type="match-overview",
+                # The overview shows each match's state and wijk: its children's.
+                subjects=await store.about_many(conn, [uuid.UUID(m["match_id"]) for m in found]),
                 actor=actor(principal),
                 purpose="inbox: the regie role follows whether contact happened",
             )
@@ -314,6 +321,15 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                     conn, await roster.teams_led_by(conn, principal.user_id)
                 )
             cells = await store.trend_cells(conn, wijken)
+            # Aggregates of at least k children: about no one, but a read to account for.
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="wijk-trends",
+                object_id=",".join(sorted(wijken))[:200] or None,
+                actor=actor(principal),
+                purpose="inbox: wijk x theme counts for collective prevention",
+            )
         return JSONResponse({"wijken": sorted(wijken), "cells": cells})
 
     async def home(request: Request) -> Response:

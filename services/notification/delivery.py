@@ -22,6 +22,8 @@ from services.notification.channels import (
     WebhookChannel,
     backoff_seconds,
 )
+from shared.contracts import AuditAction, AuditOutcome
+from shared.db import Conn
 from shared.service import ServiceRuntime
 from shared.webhook import WebhookTarget
 
@@ -33,6 +35,8 @@ DELIVERIES = Counter(
 # A lease outlasts its batch even when every send times out (10 s each, twice for SMTP's
 # connect and data), so two instances never send the same delivery.
 BATCH = 5
+# Audit object types of deliveries: alert-email, alert-webhook.
+DELIVERY_OBJECT = "alert-"
 LEASE_SECONDS = 300.0
 
 
@@ -82,6 +86,24 @@ class Deliverer:
             )
         await self.webhook.send(target, delivery_id, self.body(row))
 
+    async def audit(
+        self, conn: Conn, row: asyncpg.Record, outcome: AuditOutcome, what: str
+    ) -> None:
+        """A delivery left the system (or never will): in the access report of each subject
+        the alert is about. The channel and, for a webhook, the partner system's name;
+        never an e-mail address."""
+        where = "e-mail" if row["channel"] == "email" else f"webhook {row['target']}"
+        await self.runtime.audit.record(
+            conn,
+            action=AuditAction.NOTIFY,
+            object_type=f"{DELIVERY_OBJECT}{row['channel']}",
+            object_id=str(row["delivery_id"]),
+            subjects=list(row["subjects"]),
+            on_behalf_of=row["recipient_id"],
+            outcome=outcome,
+            purpose=f"notification: alert {row['alert_id']} {what} by {where}"[:1000],
+        )
+
     async def run_once(self) -> int:
         """Send what is due; returns how many were sent."""
         async with self.runtime.pool.acquire() as conn, conn.transaction():
@@ -93,8 +115,9 @@ class Deliverer:
             except DeliveryFailed as failed:
                 await self.failed(row, failed)
                 continue
-            async with self.runtime.pool.acquire() as conn:
+            async with self.runtime.pool.acquire() as conn, conn.transaction():
                 await store.delivered(conn, row["delivery_id"])
+                await self.audit(conn, row, AuditOutcome.SUCCESS, "delivered")
             DELIVERIES.labels(row["channel"], "sent").inc()
             sent += 1
         return sent
@@ -102,13 +125,14 @@ class Deliverer:
     async def failed(self, row: asyncpg.Record, failed: DeliveryFailed) -> None:
         attempts = row["attempts"]
         last = attempts >= self.settings.delivery_max_attempts or not failed.retryable
-        async with self.runtime.pool.acquire() as conn:
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not last:
                 pause = backoff_seconds(attempts, self.settings.delivery_base_seconds)
                 await store.retry_later(conn, row["delivery_id"], pause, failed.reason)
                 DELIVERIES.labels(row["channel"], "retry").inc()
                 return
             await store.give_up(conn, row["delivery_id"], failed.reason)
+            await self.audit(conn, row, AuditOutcome.FAILED, "given up")
         DELIVERIES.labels(row["channel"], "dead").inc()
         await self.runtime.dead_letters.send_bytes(
             source=f"delivery:{row['channel']}",

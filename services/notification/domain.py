@@ -8,8 +8,8 @@ match says no more than "another child in the same family".
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -82,6 +82,34 @@ class Alert:
     contacts: tuple[WorkerContact, ...]
     coordinator: WorkerContact | None
     message: str
+
+
+@dataclass(frozen=True)
+class About:
+    """Whose data an alert or a read of a match discloses, for the access report of each:
+    a registering worker's alert is about the children that worker registered (in a
+    family match a sibling's worker is not listed in another child's report); the
+    coordinator's, the regie's and a read of the whole match about every child in it."""
+
+    subjects: tuple[str, ...] = ()
+    by_worker: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of_parties(cls, parties: Iterable[tuple[str, str | None]]) -> About:
+        """From (worker id, subject) per registration of a match."""
+        by_worker: dict[str, set[str]] = {}
+        for worker_id, subject in parties:
+            if subject is not None:
+                by_worker.setdefault(worker_id, set()).add(subject)
+        return cls(
+            tuple(sorted(set().union(*by_worker.values()))),
+            {w: tuple(sorted(s)) for w, s in by_worker.items()},
+        )
+
+    def of(self, alert: Alert) -> list[str]:
+        if alert.part is Part.REGISTRANT:
+            return list(self.by_worker.get(alert.recipient.worker_id, ()))
+        return list(self.subjects)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from services.notification import roster, store
 from services.notification.domain import (
     MESSAGES,
+    About,
     Alert,
     Part,
     alert_id,
@@ -120,10 +121,15 @@ class Notifier:
             return model.model_validate_json(opened)
         except KeyShredded:
             ERASED.inc()
+            # A person match's key is its subject's: the subject was erased, the match is
+            # forgotten. A family match's key is replaced when one child is erased: the
+            # match goes on for the siblings, under the new key.
+            forget = isinstance(event, MatchRaised | MatchJoined) and (
+                event.kind is MatchKind.PERSON
+            )
             async with self.runtime.pool.acquire() as conn, conn.transaction():
-                if await claim_message(conn, CONSUMER, event.event_id) and isinstance(
-                    event, MatchRaised | MatchJoined
-                ):
+                if await claim_message(conn, CONSUMER, event.event_id) and forget:
+                    assert isinstance(event, MatchRaised | MatchJoined)
                     await store.forget_match_id(conn, event.match_id)
             return None
         except SealBroken as broken:
@@ -152,7 +158,7 @@ class Notifier:
         self,
         conn: Conn,
         alerts: Sequence[Alert],
-        subject: str | None,
+        about: About,
         purpose: str,
         organisations: Mapping[str, str] | None = None,
     ) -> int:
@@ -164,7 +170,8 @@ class Notifier:
                 if alert.part is Part.REGISTRANT
                 else None
             )
-            if not await store.add_alert(conn, alert, subject, organisation):
+            subjects = about.of(alert)
+            if not await store.add_alert(conn, alert, subjects, organisation):
                 continue
             issued += 1
             ALERTS.labels(alert.kind.value, alert.occasion.split(":", 1)[0], alert.part).inc()
@@ -185,7 +192,7 @@ class Notifier:
                 action=AuditAction.NOTIFY,
                 object_type="alert",
                 object_id=str(alert.alert_id),
-                subjects=[subject] if subject else [],
+                subjects=subjects,
                 on_behalf_of=alert.recipient.worker_id,
                 purpose=f"{purpose} ({alert.part.value})",
             )
@@ -197,7 +204,7 @@ class Notifier:
         return issued
 
     async def inform_tasks(
-        self, conn: Conn, match_id: uuid.UUID, subject: str, contacts: Sequence[MatchContact]
+        self, conn: Conn, match_id: uuid.UUID, contacts: Sequence[MatchContact]
     ) -> None:
         """Rule 10: each registering worker gets the task to inform, addressed by age."""
         today = datetime.now(UTC).date()
@@ -215,7 +222,7 @@ class Notifier:
                     action=AuditAction.ASSIGN,
                     object_type="inform-task",
                     object_id=str(c.registration_id),
-                    subjects=[subject],
+                    subjects=[c.subject],
                     on_behalf_of=c.worker.worker_id,
                     purpose="notification: task to inform the family (rule 10)",
                 )
@@ -231,7 +238,8 @@ class Notifier:
             conn,
             match_id=event.match_id,
             kind=event.kind.value,
-            subject=event.subject,
+            # A family match is about each of its children: they are its parties'.
+            subject=event.subject if event.kind is MatchKind.PERSON else None,
             family=sealed.family,
             wijk=sealed.wijk,
             team_id=team_id,
@@ -240,13 +248,14 @@ class Notifier:
         ):
             return  # known already (its join overtook it): the same alerts exist
         await store.add_parties(conn, event.match_id, sealed.contacts)
+        about = await store.about(conn, event.match_id)
         if coordinator is not None:
             await self.runtime.audit.record(
                 conn,
                 action=AuditAction.ASSIGN,
                 object_type="match",
                 object_id=str(event.match_id),
-                subjects=[event.subject],
+                subjects=list(about.subjects),
                 on_behalf_of=coordinator.worker_id,
                 purpose=f"notification: coordinator of the match, team {team_id}",
             )
@@ -266,11 +275,11 @@ class Notifier:
         await self.issue(
             conn,
             alerts,
-            event.subject,
+            about,
             "notification: tell whom to contact about a new match",
             {c.worker.worker_id: c.organisation for c in sealed.contacts},
         )
-        await self.inform_tasks(conn, event.match_id, event.subject, sealed.contacts)
+        await self.inform_tasks(conn, event.match_id, sealed.contacts)
         await self.apply_parked(conn, event.match_id)
 
     async def on_raised(self, message: KafkaMessage, event: MatchRaised) -> None:
@@ -310,14 +319,13 @@ class Notifier:
                 alerts_for_join(
                     event.match_id, event.kind, sealed.contacts, newcomers, coordinator
                 ),
-                event.subject,
+                await store.about(conn, event.match_id),
                 "notification: tell involved workers of a colleague who joined",
                 {c.worker.worker_id: c.organisation for c in sealed.contacts},
             )
             await self.inform_tasks(
                 conn,
                 event.match_id,
-                event.subject,
                 [c for c in sealed.contacts if c.registration_id in newcomers],
             )
 
@@ -401,12 +409,13 @@ class Notifier:
             team_id=team_id,
             coordinator_id=after.worker_id if after else None,
         )
+        about = await store.about(conn, event.match_id)
         await self.runtime.audit.record(
             conn,
             action=AuditAction.ASSIGN,
             object_type="match",
             object_id=str(event.match_id),
-            subjects=[event.subject],
+            subjects=list(about.subjects),
             on_behalf_of=after.worker_id if after else None,
             purpose=f"notification: coordination moved to team {team_id} (rule 9)",
         )
@@ -424,7 +433,7 @@ class Notifier:
                 MESSAGES["transferred"],
                 after,
             ),
-            event.subject,
+            about,
             "notification: tell everyone involved that coordination moved",
             organisations,
         )
@@ -437,13 +446,14 @@ class Notifier:
         known = await store.match(conn, event.match_id)
         if known is None:
             return
+        about = await store.about(conn, event.match_id)
         dropped = await store.drop_parties(conn, event.match_id, event.left)
         await self.runtime.audit.record(
             conn,
             action=AuditAction.UPDATE,
             object_type="match",
             object_id=str(event.match_id),
-            subjects=[known["subject"]] if known["subject"] else [],
+            subjects=list(about.subjects),
             purpose=f"notification: {dropped} ended registrations no longer party to the match",
         )
 
@@ -472,7 +482,7 @@ class Notifier:
                 MESSAGES["dissolved"],
                 coordinator,
             ),
-            known["subject"],
+            await store.about(conn, event.match_id),
             "notification: tell everyone involved that the match ended",
             organisations,
         )
@@ -499,7 +509,7 @@ class Notifier:
                 await self.issue(
                     conn,
                     [alert],
-                    event.subject,
+                    About((event.subject,), {notice.worker.worker_id: (event.subject,)}),
                     "notification: one-time notice of earlier involvement (rule 6)",
                     {notice.worker.worker_id: notice.organisation},
                 )
@@ -572,6 +582,7 @@ class Notifier:
                 after = await self.assign(conn, row["team_id"], row["family"])
                 if after is None:
                     continue
+                about = await store.about(conn, row["match_id"])
                 await store.reassign(
                     conn,
                     row["match_id"],
@@ -584,7 +595,7 @@ class Notifier:
                     action=AuditAction.ASSIGN,
                     object_type="match",
                     object_id=str(row["match_id"]),
-                    subjects=[row["subject"]] if row["subject"] else [],
+                    subjects=list(about.subjects),
                     on_behalf_of=after.worker_id,
                     purpose=f"notification: new coordinator in team {row['team_id']} "
                     "(the previous one left, or none was eligible)",
@@ -603,7 +614,7 @@ class Notifier:
                         MESSAGES["reassigned"],
                         after,
                     ),
-                    row["subject"],
+                    about,
                     "notification: tell everyone involved of the new coordinator",
                     organisations,
                 )
@@ -639,7 +650,8 @@ class Notifier:
                         lead,
                         await roster.regie(conn),
                     ),
-                    row["subject"],
+                    # About the children the late alert was about.
+                    About(tuple(row["subjects"])),
                     "notification: escalate an unacknowledged alert",
                 )
                 await store.mark_alert_escalated(conn, row["alert_id"], now)
@@ -666,7 +678,7 @@ class Notifier:
                     no_contact_escalation(
                         row["match_id"], MatchKind(row["kind"]), coordinator, workers, regie
                     ),
-                    row["subject"],
+                    await store.about(conn, row["match_id"]),
                     "notification: escalate a match without contact",
                 )
                 await store.mark_match_escalated(conn, row["match_id"], now)

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from services.notification.domain import Alert, TeamWorker
+from services.notification.domain import About, Alert, TeamWorker
 from shared.contracts import MatchContact, OrganisationCategory, WorkerContact
 from shared.db import Conn
 
@@ -24,13 +24,13 @@ def _contacts(workers: Sequence[WorkerContact]) -> str:
 
 
 async def add_alert(
-    conn: Conn, alert: Alert, subject: str | None, organisation: str | None = None
+    conn: Conn, alert: Alert, subjects: Sequence[str], organisation: str | None = None
 ) -> bool:
     """Store an alert once; the inbox streams hear of it when the transaction commits.
     `organisation`: a registering worker's, whose token must name it to read the alert."""
     row = await conn.fetchrow(
         "INSERT INTO alerts (alert_id, match_id, kind, recipient_id, recipient, contacts,"
-        " occasion, part, subject, message, coordinator, recipient_organisation)"
+        " occasion, part, subjects, message, coordinator, recipient_organisation)"
         " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11::jsonb, $12)"
         " ON CONFLICT DO NOTHING RETURNING alert_id",
         alert.alert_id,
@@ -41,7 +41,7 @@ async def add_alert(
         _contacts(alert.contacts),
         alert.occasion,
         alert.part.value,
-        subject,
+        list(subjects),
         alert.message,
         alert.coordinator.model_dump_json() if alert.coordinator else None,
         organisation,
@@ -81,26 +81,26 @@ async def alerts_of(
     """A recipient's newest alerts (a registering worker's only at their organisation),
     and the subject pseudonyms they are about."""
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS}, subject FROM alerts WHERE {MINE}"
+        f"SELECT {_ALERT_COLUMNS}, subjects FROM alerts WHERE {MINE}"
         " ORDER BY issued_at DESC, alert_id LIMIT $3",
         recipient_id,
         organisation,
         limit,
     )
-    return [_alert_json(r) for r in rows], sorted({r["subject"] for r in rows if r["subject"]})
+    return [_alert_json(r) for r in rows], sorted({s for r in rows for s in r["subjects"]})
 
 
 async def owned_alert(
     conn: Conn, alert_id: uuid.UUID, recipient_id: str, organisation: str | None
-) -> tuple[bool, str | None]:
-    """(whether the alert is this recipient's, its subject)."""
+) -> tuple[bool, list[str]]:
+    """(whether the alert is this recipient's, the subjects it is about)."""
     row = await conn.fetchrow(
-        f"SELECT subject FROM alerts WHERE alert_id = $3 AND {MINE}",
+        f"SELECT subjects FROM alerts WHERE alert_id = $3 AND {MINE}",
         recipient_id,
         organisation,
         alert_id,
     )
-    return (row is not None, row["subject"] if row else None)
+    return (row is not None, list(row["subjects"]) if row else [])
 
 
 async def acknowledge(conn: Conn, alert_id: uuid.UUID, at: datetime) -> bool:
@@ -122,7 +122,7 @@ async def add_match(
     *,
     match_id: uuid.UUID,
     kind: str,
-    subject: str,
+    subject: str | None,
     family: str | None,
     wijk: str,
     team_id: str | None,
@@ -147,8 +147,8 @@ async def add_match(
 
 async def add_parties(conn: Conn, match_id: uuid.UUID, contacts: Sequence[MatchContact]) -> None:
     await conn.executemany(
-        "INSERT INTO match_parties (match_id, registration_id, worker_id, worker, organisation)"
-        " VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING",
+        "INSERT INTO match_parties (match_id, registration_id, worker_id, worker, organisation,"
+        " subject) VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING",
         [
             (
                 match_id,
@@ -156,10 +156,29 @@ async def add_parties(conn: Conn, match_id: uuid.UUID, contacts: Sequence[MatchC
                 c.worker.worker_id,
                 c.worker.model_dump_json(),
                 c.organisation,
+                c.subject,
             )
             for c in contacts
         ],
     )
+
+
+async def about(conn: Conn, match_id: uuid.UUID) -> About:
+    """Whose data the match's alerts and reads disclose (see About)."""
+    rows = await conn.fetch(
+        "SELECT worker_id, subject FROM match_parties WHERE match_id = $1", match_id
+    )
+    return About.of_parties((r["worker_id"], r["subject"]) for r in rows)
+
+
+async def about_many(conn: Conn, match_ids: Sequence[uuid.UUID]) -> list[str]:
+    """The children of these matches (a list or overview that shows them)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT subject FROM match_parties WHERE match_id = ANY($1)"
+        " AND subject IS NOT NULL ORDER BY subject",
+        list(match_ids),
+    )
+    return [r["subject"] for r in rows]
 
 
 async def match(conn: Conn, match_id: uuid.UUID) -> asyncpg.Record | None:
@@ -340,7 +359,7 @@ _OWN_TASK = (
 
 async def tasks_of(conn: Conn, worker_id: str, organisation: str | None) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind "
+        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind, p.subject "
         f"{_OWN_TASK} ORDER BY t.done_at NULLS FIRST, t.created_at DESC LIMIT 200",
         worker_id,
         organisation,
@@ -353,9 +372,21 @@ async def tasks_of(conn: Conn, worker_id: str, organisation: str | None) -> list
             "addressee": r["addressee"],
             "created_at": r["created_at"].isoformat(),
             "done_at": r["done_at"].isoformat() if r["done_at"] else None,
+            "subject": r["subject"],
         }
         for r in rows
     ]
+
+
+async def task_subjects(conn: Conn, task_id: uuid.UUID) -> list[str]:
+    """The child a task to inform is about (its registration's)."""
+    rows = await conn.fetch(
+        "SELECT p.subject FROM inform_tasks t JOIN match_parties p"
+        " ON p.match_id = t.match_id AND p.registration_id = t.registration_id"
+        " WHERE t.task_id = $1 AND p.subject IS NOT NULL",
+        task_id,
+    )
+    return [r["subject"] for r in rows]
 
 
 async def own_task(
@@ -385,7 +416,7 @@ async def complete_task(conn: Conn, task_id: uuid.UUID, at: datetime) -> bool:
 async def unacknowledged(conn: Conn, issued_before: datetime) -> list[asyncpg.Record]:
     """Alerts to workers of open matches, neither acknowledged nor escalated yet."""
     return await conn.fetch(
-        "SELECT a.alert_id, a.match_id, a.kind, a.recipient, a.issued_at, a.subject, m.team_id"
+        "SELECT a.alert_id, a.match_id, a.kind, a.recipient, a.issued_at, a.subjects, m.team_id"
         " FROM alerts a JOIN matches m USING (match_id)"
         " WHERE a.acknowledged_at IS NULL AND a.escalated_at IS NULL"
         " AND a.part IN ('registrant', 'coordinator') AND m.state = 'open'"
@@ -396,7 +427,7 @@ async def unacknowledged(conn: Conn, issued_before: datetime) -> list[asyncpg.Re
 
 async def without_contact(conn: Conn, raised_before: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT match_id, kind, subject, raised_at, coordinator_id FROM matches"
+        "SELECT match_id, kind, raised_at, coordinator_id FROM matches"
         " WHERE state = 'open' AND contact_made_at IS NULL AND escalated_at IS NULL"
         " AND raised_at < $1 ORDER BY raised_at LIMIT 500",
         raised_before,
@@ -458,7 +489,7 @@ async def claim_deliveries(conn: Conn, limit: int, lease_seconds: float) -> list
         "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1"
         "  FOR UPDATE SKIP LOCKED)"
         " RETURNING d.delivery_id, d.alert_id, d.channel, d.target, d.attempts,"
-        " a.match_id, a.kind, a.recipient_id, a.recipient, a.issued_at, a.occasion",
+        " a.match_id, a.kind, a.recipient_id, a.recipient, a.issued_at, a.occasion, a.subjects",
         limit,
         lease_seconds,
     )
@@ -556,16 +587,25 @@ async def forget_subject(
     ]
     alerts = await forget_matches(conn, match_ids)
     alerts += await conn.fetchval(
-        "WITH gone AS (DELETE FROM alerts WHERE subject = $1 AND match_id IS NULL"
+        "WITH gone AS (DELETE FROM alerts WHERE $1 = ANY(subjects) AND match_id IS NULL"
         " RETURNING 1) SELECT count(*) FROM gone",
         subject,
     )
+    gone = [
+        r["registration_id"]
+        for r in await conn.fetch(
+            "SELECT registration_id FROM match_parties WHERE subject = $1", subject
+        )
+    ]
     for table in ("inform_tasks", "match_parties"):
         await conn.execute(
-            f"DELETE FROM {table} WHERE registration_id = ANY($1)", list(registrations)
+            f"DELETE FROM {table} WHERE registration_id = ANY($1)", [*registrations, *gone]
         )
-    # A family match sealed under this child goes on for its siblings, without the name.
-    await conn.execute("UPDATE alerts SET subject = NULL WHERE subject = $1", subject)
+    # A family match goes on for the siblings, without this child's pseudonym.
+    await conn.execute(
+        "UPDATE alerts SET subjects = array_remove(subjects, $1) WHERE $1 = ANY(subjects)",
+        subject,
+    )
     await conn.execute("UPDATE matches SET subject = NULL WHERE subject = $1", subject)
     return len(match_ids), int(alerts)
 
@@ -649,8 +689,11 @@ async def forget_match_id(conn: Conn, match_id: uuid.UUID) -> None:
 
 
 async def matches_of(conn: Conn, subject: str) -> list[uuid.UUID]:
+    """The matches a subject is in: its person matches and its family matches."""
     rows = await conn.fetch(
-        "SELECT match_id FROM matches WHERE subject = $1 ORDER BY match_id", subject
+        "SELECT match_id FROM matches WHERE subject = $1 UNION"
+        " SELECT match_id FROM match_parties WHERE subject = $1 ORDER BY match_id",
+        subject,
     )
     return [r["match_id"] for r in rows]
 
@@ -658,7 +701,7 @@ async def matches_of(conn: Conn, subject: str) -> list[uuid.UUID]:
 async def orphaned(conn: Conn, limit: int = 200) -> list[asyncpg.Record]:
     """Open matches of a team whose coordinator is gone (deactivated) or was never found."""
     return await conn.fetch(
-        "SELECT m.match_id, m.kind, m.subject, m.family, m.wijk, m.team_id, m.coordinator_id"
+        "SELECT m.match_id, m.kind, m.family, m.wijk, m.team_id, m.coordinator_id"
         " FROM matches m LEFT JOIN members c ON c.user_id = m.coordinator_id"
         " WHERE m.state = 'open' AND m.team_id IS NOT NULL"
         " AND (m.coordinator_id IS NULL OR NOT c.active)"

@@ -173,6 +173,30 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
         ("webhook-undeliverable", "delivery:webhook")
     ]
 
+    # Each delivery is in the audit log, about the child (for its access report): the
+    # e-mails and the webhook call sent, the gone system's given up; no address in it.
+    async def deliveries_logged() -> list[asyncpg.Record] | None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT object_type, outcome, subjects, on_behalf_of,"
+                " convert_from(canonical, 'UTF8') AS entry FROM audit.entries"
+                " WHERE object_type IN ('alert-email', 'alert-webhook')"
+            )
+        finally:
+            await conn.close()
+        return rows if len(rows) == 6 else None
+
+    logged = await eventually(deliveries_logged, timeout=60)
+    assert sorted((r["object_type"], r["outcome"]) for r in logged) == [
+        *[("alert-email", "success")] * 4,
+        ("alert-webhook", "failed"),
+        ("alert-webhook", "success"),
+    ]
+    assert len({s for r in logged for s in r["subjects"]}) == 1
+    assert all(r["subjects"] for r in logged)
+    assert not any("@" in r["entry"] for r in logged)
+
     # Nobody acknowledged and nobody recorded contact: let the working days pass.
     conn = await asyncpg.connect(settings.database_url)
     try:

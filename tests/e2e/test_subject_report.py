@@ -9,13 +9,15 @@ import random
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.auth import Role
 from shared.settings import Settings
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import Producers
-from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
+from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, row, settled
 from vroegsignaal.partner.bsn import synthetic_bsns
 
 pytestmark = pytest.mark.e2e
@@ -108,3 +110,105 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
         return [e["event"]["object_id"] for e in found["entries"]]
 
     assert str(request_id) in await eventually(read_logged, timeout=30)
+
+
+WIJKTEAM, LEERPLICHT = "wijkteam-noord", "leerplicht-voorbeeldrade"
+
+
+async def test_each_childs_report_tells_its_own_truth_in_merged_family_matches_and_erasure(
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
+) -> None:
+    """Two families that merge, one child erased: every child's report is checked against
+    what the scenario itself did (its own ground truth), not against the log."""
+    a, b, c, d, e, parent = synthetic_bsns(6, random.Random())
+    today = datetime.now(UTC).date()
+
+    def reg(child: str, worker: str, household: str, parents: str = "") -> dict[str, str]:
+        return {**row(child, parents, worker, "pesten"), "household_id": household}
+
+    async def send(partner: str, rows: list[dict[str, str]], name: str) -> None:
+        summary = await partners(partner).send_file(export(tmp_path / name, rows), today=today)
+        assert summary.sent == len(rows)
+
+    async def summary(n_matches: int, n_family: int) -> bool:
+        found = await get_json(f"{services['matching']}/matches/summary")
+        return bool((found["open_matches"], found["open_family_matches"]) == (n_matches, n_family))
+
+    # Ground truth, written down as the scenario goes: per child, the workers who
+    # registered it, and per match the children in it and whether each one's part ended.
+    workers = {a: {"juf-anouk"}, b: {"jgz-fleur"}, c: {"dokter-bos"}, d: {"wijk-sam"}}
+    # Family one: A (school) and B (JGZ); family two: C (GP) and D (welfare).
+    await send(SCHOOL, [reg(a, "juf-anouk", "HH-F", parent)], "a.csv")
+    await send(JGZ, [reg(b, "jgz-fleur", "HH-F")], "b.csv")
+    await eventually(lambda: summary(1, 1), timeout=60)
+    await send(GP, [reg(c, "dokter-bos", "HH-G")], "c.csv")
+    await send(WIJKTEAM, [reg(d, "wijk-sam", "HH-G")], "d.csv")
+    await eventually(lambda: summary(2, 2), timeout=60)
+    # E shares A's parent and C's household: the two families are one, the younger family
+    # match ends (merged) and its children join the older one.
+    await send(LEERPLICHT, [reg(e, "lp-kim", "HH-G", parent)], "e.csv")
+    workers[e] = {"lp-kim"}
+    await eventually(lambda: summary(1, 1), timeout=60)
+
+    # Reads: a school worker views the family match (it shows every child's workers) and
+    # reads her tasks (her own registration's only).
+    school_worker = auth(settings, "juf-anouk", Role.WORKER)
+    inbox = f"{services['notification']}/api"
+    alerts = (await get_json(f"{inbox}/alerts", headers=school_worker))["alerts"]
+    family_match = next(x["match_id"] for x in alerts if x["kind"] == "family")
+    await get_json(f"{inbox}/matches/{family_match}", headers=school_worker)
+    await get_json(f"{inbox}/tasks", headers=school_worker)
+
+    # B is erased: B's part in the family match ends; it goes on for the others.
+    await partners(JGZ).erase_file(export(tmp_path / "erase.csv", [{"child_bsn": b}]))
+
+    async def b_left() -> bool:
+        found = await get_json(f"{services['matching']}/matches/summary")
+        return bool(found["registrations"] == 4 and found["open_family_matches"] == 1)
+
+    await eventually(b_left, timeout=60)
+    await eventually(lambda: settled(settings), timeout=90)
+
+    requested = await partners(SCHOOL).request_reports(
+        export(tmp_path / "request.csv", [{"child_bsn": x} for x in (a, b, c, d, e)])
+    )
+    ids = dict(zip((a, b, c, d, e), requested.request_ids, strict=True))
+
+    async def report_of(child: str) -> dict[str, Any] | None:
+        code, out = await cli(settings, "audit", "report", str(ids[child]))
+        return json.loads(out) if code == 0 else None
+
+    reports = {x: await eventually(lambda x=x: report_of(x), timeout=60) for x in ids}
+
+    def registrants(report: dict[str, Any]) -> set[str]:
+        told = {t["worker"] for t in report["workers_told"]}
+        return {w for w in told if not w.startswith(("jgt-", "regie-", "teamlead-"))}
+
+    for child, report in reports.items():
+        # Told about this child: only the workers who registered it (and coordinators
+        # and the regie role), never a sibling's worker.
+        assert registrants(report) == workers[child], child
+        assert child not in json.dumps(report)
+        family = [m for m in report["matches"] if m["kind"] == "family"]
+        assert [m["kind"] for m in report["matches"]] == ["family"] * len(family)
+        kept = [m for m in family if m["match_id"] == family_match]
+        assert len(kept) == 1, (child, family)
+        # The family match ended for B only (erased); for the others it goes on.
+        assert (kept[0]["ended_at"] is not None) == (child == b), child
+    # C and D also had the younger family match, which ended in the merge.
+    for child in (c, d):
+        (merged,) = [m for m in reports[child]["matches"] if m["match_id"] != family_match]
+        assert merged["raised_at"] is not None and merged["ended_at"] is not None
+    for child in (a, b, e):
+        assert len(reports[child]["matches"]) == 1
+    # A and B were in the match when it was raised; C, D and E joined it later.
+    assert {x for x in ids if reports[x]["matches"][-1]["raised_at"]} >= {a, b}
+
+    def reads(report: dict[str, Any]) -> set[tuple[str, str]]:
+        return {(x["who"], x["what"]) for x in report["accesses"] if x["action"] == "read"}
+
+    # The match view disclosed every child in it then; the task list only A's.
+    for child in (a, b, c, d, e):
+        assert ("juf-anouk", "match") in reads(reports[child]), child
+    assert ("juf-anouk", "inform-task-list") in reads(reports[a])
+    assert all(("juf-anouk", "inform-task-list") not in reads(reports[x]) for x in (b, c, d, e))

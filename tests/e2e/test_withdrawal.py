@@ -14,12 +14,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from shared.auth import Role
-from shared.contracts import MatchDissolved, Topics, WithdrawalReason
+from shared.contracts import MatchDissolved, MatchRaised, Topics, WithdrawalReason
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
-from tests.kafka_tools import read_topic
+from tests.kafka_tools import read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.stack.secrets import Secrets
@@ -183,13 +183,28 @@ async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
         )
         assert nodes == 1
 
+        # The family match was sealed under the family's own key, not a child's, and that
+        # key went with the erased child: its contacts in the family match are unreadable
+        # everywhere, although the sibling's key stays.
+        raised = [
+            MatchRaised.model_validate_json(r.value)
+            for r in await read_all(settings.kafka_bootstrap_servers, topics.matches)
+        ]
+        (family,) = [m for m in raised if m.kind.value == "family"]
+        remaining = await conn.fetch("SELECT subject FROM matching.registrations")
+        assert family.subject not in {person_subject, *(r["subject"] for r in remaining)}
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", family.subject
+        )
+
         # Notification forgets the child too: its match, the alerts about it, the tasks;
         # the family match ends when its dissolution arrives (keyed by the family, it may
         # come after the erasure).
         async def forgotten() -> bool:
             left = await conn.fetchval(
                 "SELECT (SELECT count(*) FROM notification.matches WHERE subject = $1)"
-                " + (SELECT count(*) FROM notification.alerts WHERE subject = $1)",
+                " + (SELECT count(*) FROM notification.alerts WHERE $1 = ANY(subjects))"
+                " + (SELECT count(*) FROM notification.match_parties WHERE subject = $1)",
                 person_subject,
             )
             open_matches = (await get_json(f"{services['notification']}/alerts/summary"))[

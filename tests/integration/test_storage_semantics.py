@@ -47,6 +47,7 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
         "matching/002_published_counts.sql",
         "matching/003_age_limit_month.sql",
         "matching/004_counts_from_intake.sql",
+        "matching/005_family_keys.sql",
     ]
     assert again == []
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.notification.domain import (
+    About,
     Part,
     TeamWorker,
     add_working_days,
@@ -34,10 +35,13 @@ SCHOOL = OrganisationCategory.ONDERWIJS
 POLICE = OrganisationCategory.POLITIE
 
 
-def contacts(*worker_ids: str, turns_23: str | None = None) -> list[MatchContact]:
+def contacts(
+    *worker_ids: str, turns_23: str | None = None, subject: str = "a" * 64
+) -> list[MatchContact]:
     return [
         MatchContact(
             registration_id=uuid.uuid4(),
+            subject=subject,
             worker=worker(w),
             organisation=f"org-{w}",
             organisation_category=JGZ,
@@ -215,3 +219,20 @@ def test_a_move_keeps_the_coordinator_only_within_the_team() -> None:
     assert keeps_coordinator("jgt-noord", "jgt-noord", c)
     assert not keeps_coordinator("jgt-noord", "jgt-zuid", c)
     assert not keeps_coordinator("jgt-noord", "jgt-noord", None)
+
+
+def test_an_alert_is_about_the_children_its_recipient_may_learn_of() -> None:
+    """In a family match, a registering worker's alert is about the children that worker
+    registered only; the coordinator's and the regie's about every child of the match."""
+    anna, bram = "a" * 64, "b" * 64
+    parties = [*contacts("juf", subject=anna), *contacts("dokter", subject=bram)]
+    parties += contacts("jgz", subject=anna) + contacts("jgz", subject=bram)
+    about = About.of_parties((c.worker.worker_id, c.subject) for c in parties)
+    coordinator = worker("coordinator")
+    alerts = alerts_for_match(MATCH, MatchKind.FAMILY, parties, coordinator, [worker("regie")])
+    by_recipient = {(a.recipient.worker_id, a.part): about.of(a) for a in alerts}
+    assert by_recipient[("juf", Part.REGISTRANT)] == [anna]
+    assert by_recipient[("dokter", Part.REGISTRANT)] == [bram]
+    assert by_recipient[("jgz", Part.REGISTRANT)] == [anna, bram]
+    assert by_recipient[("coordinator", Part.COORDINATOR)] == [anna, bram]
+    assert by_recipient[("regie", Part.REGIE)] == [anna, bram]
