@@ -62,8 +62,14 @@ class Settings(BaseSettings):
     theme_counts_release_seconds: float = Field(
         default=900.0,
         gt=0,
-        description="How often intake publishes the wijk x theme counts (cells of at least "
-        "k children) that changed, shuffled: a batch, never at the moment of one signal.",
+        description="How often intake counts the theme observations it holds (at least k "
+        "at a time) and publishes the wijk x theme cells that grew by at least k, shuffled.",
+    )
+    theme_counts_max_hold_seconds: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="Fewer than k held observations are counted anyway once the oldest was "
+        "held this long (a quiet municipality's counts still move).",
     )
     trend_key_days: int = Field(
         default=21, ge=8, description="Days after which a trend window's key is destroyed."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -176,6 +177,36 @@ def verify_signature(
         ) from None
 
 
+# An observation is sealed padded to this size: its size does not tell its theme or wijk.
+OBSERVATION_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A child counted in a wijk x theme week, as intake holds it until the next count:
+    sealed, so that nothing stored in the signal's own transaction tells its theme."""
+
+    wijk: str
+    theme: str
+    window: str
+    token: str
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        return (self.wijk, self.theme, self.window)
+
+    def to_bytes(self) -> bytes:
+        raw = json.dumps([self.wijk, self.theme, self.window, self.token]).encode()
+        if len(raw) > OBSERVATION_SIZE:
+            raise ValueError("an observation does not fit its fixed size")
+        return raw.ljust(OBSERVATION_SIZE)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Observation:
+        wijk, theme, window, token = json.loads(raw)
+        return cls(str(wijk), str(theme), str(window), str(token))
+
+
 @dataclass(frozen=True)
 class Admission:
     """What of an admitted signal travels on: the matching-domain subject and the personal
@@ -200,6 +231,9 @@ class Admission:
         """Tells this child apart from another within the window's cells, and only there:
         a keyed hash under the window's own key, destroyed when the window has closed."""
         return hmac.new(window_key, self.subject.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def observation(self, window_key: bytes) -> Observation:
+        return Observation(*self.cell, self.child_token(window_key))
 
     def accepted(self, event_id: uuid.UUID, sealed: str, now: datetime) -> SignalAccepted:
         return SignalAccepted(

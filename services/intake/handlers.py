@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from services.intake import store
 from services.intake.domain import (
+    Observation,
     PartnerRegistry,
     Rejection,
     Rekeyer,
@@ -39,6 +40,7 @@ from shared.contracts import (
 )
 from shared.db import claim_message
 from shared.envelope import SEALED_TO_HEADER, EnvelopeError, IntakeKeyring, sealed_limit
+from shared.keystore import KeyShredded
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.policy import Policy
 from shared.service import ServiceRuntime
@@ -301,11 +303,19 @@ def register(
                 return
             await store.record_accepted(conn, accepted)
             await enqueue(conn, runtime.topics.accepted, accepted)
-            # The theme stays here: it only counts the child in its wijk x theme week, and
-            # only counts of at least k leave, later and in a batch (publish_counts).
+            # The theme stays here, sealed under the week's key until it is counted with
+            # at least k others (publish_counts): nothing in clear in this transaction
+            # ties it to the registration.
             await store.remember_window(conn, admission.window)
-            window_key = await runtime.keystore.token_key(store.window_key_name(admission.window))
-            await store.count_child(conn, admission.cell, admission.child_token(window_key))
+            window = store.window_key_name(admission.window)
+            observation = admission.observation(await runtime.keystore.token_key(window))
+            await store.hold_observation(
+                conn,
+                admission.window,
+                await runtime.keystore.seal(
+                    window, admission.window.encode(), observation.to_bytes(), create=True
+                ),
+            )
             await runtime.audit.record(
                 conn,
                 action=AuditAction.CREATE,
@@ -321,13 +331,29 @@ def register(
 
 
 async def publish_counts(runtime: ServiceRuntime, policy: Policy, batch: int = 5000) -> int:
-    """Publish the wijk x theme cells of at least k children whose count changed since the
-    last run, shuffled, in no trace: aggregates on a schedule, never one signal's theme
-    at the moment of its signal. Cells under k are never published (rule 12)."""
+    """Count the held observations, at least k at a time (or those held too long), and
+    publish the wijk x theme cells that grew by at least k, shuffled, in no trace:
+    aggregates on a schedule, never one signal's theme. Cells under k are never
+    published (rule 12). Returns the number of cells published."""
+    k = policy.aggregates.k
     published = 0
     while True:
+        held_before = datetime.now(UTC) - timedelta(
+            seconds=runtime.settings.theme_counts_max_hold_seconds
+        )
         async with runtime.pool.acquire() as conn, conn.transaction():
-            cells = await store.take_changed_cells(conn, policy.aggregates.k, batch)
+            held = await store.take_observations(conn, k, held_before, batch)
+            random.SystemRandom().shuffle(held)
+            for _, window, sealed in held:
+                try:
+                    opened = await runtime.keystore.open_sealed(
+                        store.window_key_name(window), window.encode(), sealed
+                    )
+                except KeyShredded:
+                    continue  # the week's key is gone: it can no longer be counted
+                seen = Observation.from_bytes(opened)
+                await store.count_child(conn, seen.cell, seen.token)
+            cells = await store.take_changed_cells(conn, k, batch)
             random.SystemRandom().shuffle(cells)
             for wijk, theme, window, children in cells:
                 counted = WijkThemeCounted(
@@ -339,7 +365,7 @@ async def publish_counts(runtime: ServiceRuntime, policy: Policy, batch: int = 5
                 )
                 await enqueue(conn, runtime.topics.wijk_themes, counted, traced=False)
         published += len(cells)
-        if len(cells) < batch:
+        if len(held) < batch and len(cells) < batch:
             return published
 
 

@@ -40,6 +40,37 @@ async def counts(conn: Conn) -> dict[str, int]:
     return {"accepted": row["accepted"], "rejected": row["rejected"]}
 
 
+async def hold_observation(conn: Conn, window: str, sealed: str) -> None:
+    await conn.execute(
+        "INSERT INTO pending_observations (observation_id, window_id, sealed)"
+        " VALUES ($1, $2, $3)",
+        uuid.uuid4(),
+        window,
+        sealed,
+    )
+
+
+async def take_observations(
+    conn: Conn, at_least: int, held_before: datetime, limit: int
+) -> list[tuple[uuid.UUID, str, str]]:
+    """The held observations to count now, removed (in the caller's transaction): all of
+    them, up to `limit`, when there are at least `at_least` or the oldest was held since
+    before `held_before`; otherwise none, so that no count changes by one signal alone."""
+    waiting = await conn.fetchrow(
+        "SELECT count(*) AS n, min(held_at) AS oldest FROM pending_observations"
+    )
+    assert waiting is not None
+    if waiting["n"] == 0 or (waiting["n"] < at_least and waiting["oldest"] >= held_before):
+        return []
+    rows = await conn.fetch(
+        "DELETE FROM pending_observations WHERE observation_id IN"
+        " (SELECT observation_id FROM pending_observations ORDER BY held_at LIMIT $1"
+        "  FOR UPDATE SKIP LOCKED) RETURNING observation_id, window_id, sealed",
+        limit,
+    )
+    return [(r["observation_id"], r["window_id"], r["sealed"]) for r in rows]
+
+
 async def count_child(conn: Conn, cell: tuple[str, str, str], token: str) -> bool:
     """Count a child once in its wijk x theme week; False if it was counted before."""
     wijk, theme, window = cell
@@ -64,26 +95,19 @@ async def count_child(conn: Conn, cell: tuple[str, str, str], token: str) -> boo
 
 
 async def take_changed_cells(conn: Conn, k: int, limit: int) -> list[tuple[str, str, str, int]]:
-    """Up to `limit` cells of at least k children whose count changed since it was last
-    published, marked published (in the caller's transaction). Cells under k: never."""
+    """Up to `limit` cells of at least k children whose count grew by at least k since it
+    was last published, marked published (in the caller's transaction). Cells under k:
+    never; and no published count differs from the one before by fewer than k children,
+    so no difference of two counts singles out a child."""
     rows = await conn.fetch(
         "UPDATE theme_cells SET published = children WHERE (wijk, theme, window_id) IN"
         " (SELECT wijk, theme, window_id FROM theme_cells"
-        "  WHERE children <> published AND children >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        "  WHERE children - published >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
         " RETURNING wijk, theme, window_id, children",
         k,
         limit,
     )
     return [(r["wijk"], r["theme"], r["window_id"], r["children"]) for r in rows]
-
-
-async def unpublished_cells(conn: Conn, k: int) -> int:
-    """How many cells of at least k wait to be published."""
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM theme_cells WHERE children <> published AND children >= $1", k
-        )
-    )
 
 
 def window_key_name(window: str) -> str:

@@ -54,6 +54,7 @@ def service_env(
             "VS_KEYSTORE_CACHE_SECONDS": "1",
             "VS_RETENTION_INTERVAL_SECONDS": "0.5",
             "VS_THEME_COUNTS_RELEASE_SECONDS": "1",
+            "VS_THEME_COUNTS_MAX_HOLD_SECONDS": "1",
             "VS_AUDIT_HEAD_INTERVAL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -196,8 +196,8 @@ BIRTHDAY_UTC = datetime(2027, 8, 17, tzinfo=UTC)
 async def test_intake_counts_each_child_once_and_releases_only_changed_cells_of_k(
     database_url: str,
 ) -> None:
-    """Intake counts a child once per wijk x theme week; a release takes the cells of at
-    least k that changed since the last one (each once, in one transaction), never a cell
+    """Intake counts a child once per wijk x theme week; a release takes the cells that
+    grew by at least k since the last one (each once, in one transaction), never a cell
     under k; forgetting a closed window drops its tokens and keeps the counts."""
     from services.intake import store as intake_store
 
@@ -226,8 +226,9 @@ async def test_intake_counts_each_child_once_and_releases_only_changed_cells_of_
             kept = await conn.fetch("SELECT theme, children FROM theme_cells ORDER BY theme")
         assert first == [(*big, 10)]
         assert unchanged == []
-        # The small cell reached k now: it is published for the first time.
-        assert sorted(second) == sorted([(*big, 11), (*small, 10)])
+        # The small cell reached k now: it is published for the first time; the big one
+        # grew by one only, which no published count may tell.
+        assert second == [(*small, 10)]
         assert [(r["theme"], r["children"]) for r in kept] == [("armoede", 10), ("pesten", 11)]
     finally:
         await pool.close()
@@ -265,3 +266,34 @@ async def test_observations_held_by_the_first_version_are_counted_on_upgrade(
         assert await conn.fetchval("SELECT to_regclass('intake.held_observations')") is None
     finally:
         await conn.close()
+
+
+async def test_held_observations_are_counted_only_k_at_a_time_or_when_held_too_long(
+    database_url: str,
+) -> None:
+    """No count changes by one signal alone: the counting job takes the held observations
+    only when there are at least k, or when the oldest has waited too long."""
+    from services.intake import store as intake_store
+
+    await migrate(database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(database_url, "intake")
+    now = datetime.now(UTC)
+    try:
+        async with pool.acquire() as conn:
+            for n in range(3):
+                await intake_store.hold_observation(conn, "2026-W49", f"v1.sealed{n}")
+            long_ago = now - timedelta(days=1)
+            async with conn.transaction():
+                assert await intake_store.take_observations(conn, 4, long_ago, 100) == []
+            await intake_store.hold_observation(conn, "2026-W49", "v1.sealed3")
+            async with conn.transaction():
+                four = await intake_store.take_observations(conn, 4, long_ago, 100)
+            await intake_store.hold_observation(conn, "2026-W49", "v1.sealed4")
+            async with conn.transaction():
+                assert await intake_store.take_observations(conn, 4, long_ago, 100) == []
+            async with conn.transaction():
+                late = await intake_store.take_observations(conn, 4, now + timedelta(1), 100)
+        assert sorted(s for _, _, s in four) == [f"v1.sealed{n}" for n in range(4)]
+        assert [s for _, _, s in late] == ["v1.sealed4"]
+    finally:
+        await pool.close()

@@ -10,7 +10,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.intake.domain import (
+    OBSERVATION_SIZE,
     Admission,
+    Observation,
     PartnerRegistry,
     PartnerRegistryError,
     Rejection,
@@ -208,3 +210,15 @@ def test_signatures_are_checked_over_the_exact_bytes() -> None:
         with pytest.raises(Rejection) as rejected:
             verify_signature(partner, key_id, signature, body)
         assert rejected.value.code == code
+
+
+def test_an_observation_has_one_size_whatever_its_theme_and_wijk() -> None:
+    """Held sealed until counted: its size must not tell the theme (or the wijk)."""
+    sizes = {
+        len(Observation(wijk, theme.value, "2026-W49", "f" * 32).to_bytes())
+        for theme in Category
+        for wijk in ("WK099901", "WK123456")
+    }
+    assert sizes == {OBSERVATION_SIZE}
+    seen = Observation("WK099901", "pesten", "2026-W49", "f" * 32)
+    assert Observation.from_bytes(seen.to_bytes()) == seen
