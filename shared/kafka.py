@@ -115,6 +115,7 @@ def create_broker(
     retry = RetryBackoff(
         client_id, base=settings.retry_base_seconds, max_attempts=settings.retry_max_attempts
     )
+    topics = Topics(settings.topic_prefix)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         security=broker_security(settings),
@@ -126,7 +127,11 @@ def create_broker(
         log_level=logging.DEBUG,
         middlewares=(
             retry.middleware,
-            KeylessKafkaTelemetryMiddleware(tracer_provider=tracer_provider),
+            KeylessKafkaTelemetryMiddleware(
+                tracer_provider=tracer_provider,
+                # A partner's trace ends at its topic: intake works in traces of its own.
+                from_outside=lambda topic: topics.partner_id_of(topic) is not None,
+            ),
             KafkaPrometheusMiddleware(registry=registry, app_name=client_id),
         ),
     )

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from faststream._internal.middlewares import BaseMiddleware
 from faststream.kafka.opentelemetry.provider import KafkaTelemetrySettingsProvider
 from faststream.kafka.response import KafkaPublishCommand
+from faststream.opentelemetry.consts import MESSAGING_DESTINATION_PUBLISH_NAME
 from faststream.opentelemetry.middleware import TelemetryMiddleware
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -27,8 +29,6 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.semconv.trace import SpanAttributes
-from opentelemetry.trace import Link
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -87,24 +87,22 @@ def configure_tracing(
     return provider
 
 
+# Headers in which a sender's trace travels; a partner's are dropped on arrival.
+TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
+
+
 @contextmanager
-def trace_of_our_own(name: str, headers: Iterable[tuple[str, bytes]]) -> Iterator[None]:
+def trace_of_our_own(name: str) -> Iterator[None]:
     """Work on a message from outside (a partner's) in a new trace of this process.
 
     A trace id shared with the sender would link the sender's domain to ours in every
-    event, audit entry and span downstream (a partner's trace to a matching pseudonym).
-    So the work starts a root span; the sender's trace is kept only as a link on that
-    span, inside this process's own spans, for an operator following one message."""
-    carrier = {
-        key: value.decode("latin-1")
-        for key, value in headers
-        if key in ("traceparent", "tracestate")
-    }
-    sender = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
-    sent_in = sender.get_span_context()
-    links = [Link(sent_in)] if sent_in.is_valid else []
+    event, audit entry and span downstream (a partner's trace to a matching pseudonym),
+    and so would a link to it: the partner's trace id travels in clear beside the partner
+    pseudonym on the partner's topic. So the work starts a root span of its own, with no
+    link; the consuming span (see `KeylessKafkaTelemetryMiddleware`) is not in the
+    partner's trace either and names no partition, offset or message of it."""
     tracer = trace.get_tracer("vroegsignaal")
-    with tracer.start_as_current_span(name, context=Context(), links=links):
+    with tracer.start_as_current_span(name, context=Context()):
         yield
 
 
@@ -114,11 +112,21 @@ def current_trace_id() -> str | None:
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
+# What a consuming span of a partner's message may say: which topic, nothing more (no
+# partition or offset, which point at the message and so at its key, a partner pseudonym).
+_OUTSIDE_ATTRS = (SpanAttributes.MESSAGING_SYSTEM, MESSAGING_DESTINATION_PUBLISH_NAME)
+
+
 class _KeylessProvider(KafkaTelemetrySettingsProvider):
-    """FastStream's Kafka span attributes without the message key.
+    """FastStream's Kafka span attributes without the message key, and for a message from
+    outside (`from_outside(topic)`) without anything that points at the message.
 
     Our keys are subject pseudonyms; a trace backend must never hold them.
     """
+
+    def __init__(self, from_outside: Callable[[str], bool]) -> None:
+        super().__init__()
+        self._from_outside = from_outside
 
     def get_publish_attrs_from_cmd(self, cmd: KafkaPublishCommand) -> dict[str, Any]:
         attrs = super().get_publish_attrs_from_cmd(cmd)
@@ -128,18 +136,48 @@ class _KeylessProvider(KafkaTelemetrySettingsProvider):
     def get_consume_attrs_from_message(self, msg: Any) -> dict[str, Any]:
         attrs = super().get_consume_attrs_from_message(msg)
         attrs.pop(SpanAttributes.MESSAGING_KAFKA_MESSAGE_KEY, None)
+        if self._from_outside(msg.raw_message.topic):
+            return {k: v for k, v in attrs.items() if k in _OUTSIDE_ATTRS}
         return attrs
 
 
-def _keyless_provider_factory(msg: Any) -> _KeylessProvider:
-    return _KeylessProvider()
-
-
 class KeylessKafkaTelemetryMiddleware(TelemetryMiddleware[KafkaPublishCommand]):
-    """Kafka tracing middleware that carries context in headers and never records keys."""
+    """Kafka tracing middleware that carries context in headers and never records keys.
 
-    def __init__(self, *, tracer_provider: TracerProvider) -> None:
+    A message from outside (`from_outside(topic)`, a partner's topic) is consumed in no
+    trace of the sender's: its trace headers are dropped before the span starts, and the
+    span names no partition, offset or message."""
+
+    def __init__(
+        self, *, tracer_provider: TracerProvider, from_outside: Callable[[str], bool]
+    ) -> None:
         super().__init__(
-            settings_provider_factory=_keyless_provider_factory,
+            settings_provider_factory=lambda _msg: _KeylessProvider(from_outside),
             tracer_provider=tracer_provider,
         )
+        self._from_outside = from_outside
+
+    def __call__(self, msg: Any, /, *, context: Any) -> Any:
+        inner = super().__call__(msg, context=context)
+        from_outside = self._from_outside
+
+        class _ForeignTraceStops(BaseMiddleware):
+            async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+                record = getattr(msg, "raw_message", None)
+                topic = getattr(record, "topic", None)
+                if isinstance(topic, str) and from_outside(topic):
+                    for header in TRACE_HEADERS:
+                        msg.headers.pop(header, None)
+                return await inner.consume_scope(call_next, msg)
+
+            async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
+                return await inner.publish_scope(call_next, cmd)
+
+            async def __aenter__(self) -> Any:
+                await inner.__aenter__()
+                return self
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                return await inner.__aexit__(*exc)
+
+        return _ForeignTraceStops(msg, context=context)

@@ -217,7 +217,7 @@ def register(
         record = message.raw_message
         assert not isinstance(record, tuple)
         # The partner's trace ends here: what intake does and passes on is in its own.
-        with trace_of_our_own("intake: partner message", record.headers or ()):
+        with trace_of_our_own("intake: partner message"):
             await on_partner_signal(message)
 
     async def on_partner_signal(message: KafkaMessage) -> None:

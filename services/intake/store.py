@@ -42,8 +42,7 @@ async def counts(conn: Conn) -> dict[str, int]:
 
 async def hold_observation(conn: Conn, window: str, sealed: str) -> None:
     await conn.execute(
-        "INSERT INTO pending_observations (observation_id, window_id, sealed)"
-        " VALUES ($1, $2, $3)",
+        "INSERT INTO pending_observations (observation_id, window_id, sealed) VALUES ($1, $2, $3)",
         uuid.uuid4(),
         window,
         sealed,

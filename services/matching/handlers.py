@@ -4,7 +4,6 @@ erased, not an error. The retention job ends what expired and clears the archive
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -74,11 +73,6 @@ ERASED = Counter(
 ENDED = Counter(
     "vroegsignaal_matching_registrations_ended_total", "Registrations ended", ["reason"]
 )
-
-
-def event_key(kind: MatchKind, key: str) -> str:
-    """The key a match event travels under: the subject, or an opaque cluster key."""
-    return key if kind is MatchKind.PERSON else hashlib.sha256(key.encode()).hexdigest()
 
 
 class Matcher:
@@ -157,7 +151,7 @@ class Matcher:
                     MatchLeft(
                         match_id=m["match_id"],
                         kind=kind,
-                        key=event_key(kind, m["key"]),
+                        key=m["key"],
                         left=[reg.registration_id],
                         remaining=remaining,
                         rule=f"registration ended ({reason.value})",
@@ -234,7 +228,7 @@ class Matcher:
                 )
                 for p in d.participants
             ],
-            family=None if root is None else event_key(MatchKind.FAMILY, root),
+            family=root,
         )
         return await self.sealed_under(conn, d.kind, d.key), contacts.model_dump_json()
 
@@ -243,7 +237,8 @@ class Matcher:
         topics = self.runtime.topics
         for d in decisions:
             event_id = uuid.uuid4()
-            key = event_key(d.kind, d.key)
+            # The subject (a person match) or the family cluster's random id.
+            key = d.key
             # A family cluster's key is made when its first family match is sealed.
             family = d.kind is MatchKind.FAMILY
             # Who took part before the decision: the report of a subject who leaves names
@@ -426,7 +421,7 @@ class Matcher:
                 MatchDissolved(
                     match_id=match_id,
                     kind=MatchKind.FAMILY,
-                    key=event_key(MatchKind.FAMILY, root),
+                    key=root,
                     reason=f"merged into family match {keep}",
                     remaining=[],
                     rule="family clusters merged (rule 4)",

@@ -207,8 +207,9 @@ async def subject_is_gone(conn: Conn, subject: str) -> bool:
 async def join_family(conn: Conn, subject: str, links: Sequence[str]) -> tuple[str, list[str]]:
     """Put `subject` and its links in one cluster, merging clusters as needed.
 
-    Returns the cluster's root and the roots it absorbed. Locks every node and every
-    cluster involved (re-reading until stable), so concurrent merges lose nothing.
+    Returns the cluster's id (its root) and the ids of the clusters it absorbed. Locks
+    every node and every cluster involved (re-reading until stable), so concurrent merges
+    lose nothing.
     """
     nodes = [f"s:{subject}", *(f"l:{link}" for link in links)]
     await lock(conn, nodes)
@@ -223,7 +224,10 @@ async def join_family(conn: Conn, subject: str, links: Sequence[str]) -> tuple[s
         await lock(conn, [f"cluster:{r}" for r in roots - locked])
         locked |= roots
     existing = {r["node"] for r in rows}
-    root = min(roots | set(nodes))
+    # A new cluster gets a random id, never a node's name (a pseudonym): it is the key of
+    # the family's match events and derives the family match's id, and must identify no
+    # one, nor outlive an erased child as a label of its siblings.
+    root = min(roots) if roots else secrets.token_hex(32)
     absorbed = sorted(roots - {root})
     await conn.executemany(
         "INSERT INTO family_nodes (node, cluster) VALUES ($1, $2)",

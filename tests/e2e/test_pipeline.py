@@ -396,40 +396,46 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                 if (r["action"], r["object_type"]) == ("assign", "match")
             ]
             assert sorted(assigned) == sorted(created)
-            # The partner's trace ends at intake. Intake handles the JGZ signal in a trace
-            # of its own, linked to the partner's only on intake's span; that trace goes
-            # through every hop, and the partner's trace id goes nowhere past intake.
+            # The partner's trace ends at its topic. Intake handles the JGZ signal in a
+            # trace of its own, which goes through every hop (the person match it raised is
+            # alerted in it); no span of ours is in the partner's trace or links to it, and
+            # the span that consumed the partner's message names no partition or offset.
             trace_file = tmp_path / "traces.jsonl"
-
-            async def intake_trace_through_every_hop() -> str | None:
-                if not trace_file.exists():
-                    return None
-                spans = [json.loads(line) for line in trace_file.read_text().splitlines()]
-                linked = [s for s in spans if jgz_trace_id in s["links"]]
-                if not linked:
-                    return None
-                assert {s["service"] for s in linked} == {"intake"}
-                ours = linked[0]["trace_id"]
-                hops = {s["service"] for s in spans if s["trace_id"] == ours}
-                wanted = {"intake", "matching", "notification", "audit"}
-                return ours if wanted <= hops else None
-
-            intake_trace = await eventually(intake_trace_through_every_hop, timeout=30)
-            assert intake_trace != jgz_trace_id
-            spans = [json.loads(line) for line in trace_file.read_text().splitlines()]
-            assert {s["service"] for s in spans if s["trace_id"] == jgz_trace_id} <= {"intake"}
-            in_trace = {r["source_system"] for r in rows if r["trace_id"] == intake_trace}
-            assert {"intake", "matching", "notification"} <= in_trace
-            assert not [r for r in rows if r["trace_id"] == jgz_trace_id]
-            # The person match is raised by the JGZ signal, so its alerts are in that trace.
             person_alerts = [
                 record
                 for record in await read_all(settings.kafka_bootstrap_servers, topics.alerts)
                 if json.loads(record.value)["kind"] == "person"
             ]
             assert person_alerts
-            for record in person_alerts:
-                assert intake_trace in dict(record.headers)["traceparent"].decode()
+            (intake_trace,) = {
+                dict(r.headers)["traceparent"].decode().split("-")[1] for r in person_alerts
+            }
+
+            async def intake_trace_through_every_hop() -> list[dict[str, Any]] | None:
+                if not trace_file.exists():
+                    return None
+                spans = [json.loads(line) for line in trace_file.read_text().splitlines()]
+                hops = {s["service"] for s in spans if s["trace_id"] == intake_trace}
+                wanted = {"intake", "matching", "notification", "audit"}
+                return spans if wanted <= hops else None
+
+            spans = await eventually(intake_trace_through_every_hop, timeout=30)
+            assert intake_trace != jgz_trace_id
+            assert not [s for s in spans if s["trace_id"] == jgz_trace_id or s["links"]]
+            partner_topics = {topics.partner(p) for p in (SCHOOL, JGZ, GP)}
+            consumed = [
+                s
+                for s in spans
+                if s["attributes"].get("messaging.destination_publish.name") in partner_topics
+            ]
+            assert consumed and all(
+                set(s["attributes"]) <= {"messaging.system", "messaging.destination_publish.name",
+                                         "messaging.operation"}
+                for s in consumed
+            )  # fmt: skip
+            in_trace = {r["source_system"] for r in rows if r["trace_id"] == intake_trace}
+            assert {"intake", "matching", "notification"} <= in_trace
+            assert not [r for r in rows if r["trace_id"] == jgz_trace_id]
             internal = await topic_bytes(settings, only=topics.internal())
             assert jgz_trace_id.encode() not in internal
 

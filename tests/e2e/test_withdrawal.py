@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 
 import asyncpg
@@ -191,6 +192,12 @@ async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
             for r in await read_all(settings.kafka_bootstrap_servers, topics.matches)
         ]
         (family,) = [m for m in raised if m.kind.value == "family"]
+        # The family's events are keyed by the cluster's random id: not a pseudonym's
+        # name or hash, nothing computable from the family's members without a key.
+        rows = await conn.fetch("SELECT node, cluster FROM matching.family_nodes")
+        names = {r["node"] for r in rows}
+        assert {r["cluster"] for r in rows} == {family.key}
+        assert family.key not in names | {sha256(n.encode()).hexdigest() for n in names}
         remaining = await conn.fetch("SELECT subject FROM matching.registrations")
         assert family.subject not in {person_subject, *(r["subject"] for r in remaining)}
         assert not await conn.fetchval(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
         "matching/003_age_limit_month.sql",
         "matching/004_counts_from_intake.sql",
         "matching/005_family_keys.sql",
+        "matching/006_random_cluster_ids.sql",
     ]
     assert again == []
 
@@ -297,3 +299,39 @@ async def test_held_observations_are_counted_only_k_at_a_time_or_when_held_too_l
         assert [s for _, _, s in late] == ["v1.sealed4"]
     finally:
         await pool.close()
+
+
+async def test_family_clusters_named_after_a_node_get_random_ids_on_upgrade(
+    database_url: str,
+) -> None:
+    """Before, a cluster was named after its smallest node (a pseudonym) and its family
+    match keyed by that name; the upgrade renames each cluster, in every table, at random."""
+    files = migration_files(SERVICES_DIR / "matching")
+    await migrate(database_url, "matching", [f for f in files if f.name < "006"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("SET search_path TO matching")
+        label = "l:household:" + "a" * 64
+        nodes = [label, "s:" + "b" * 64, "s:" + "c" * 64]
+        await conn.executemany(
+            "INSERT INTO family_nodes (node, cluster) VALUES ($1, $2)", [(n, label) for n in nodes]
+        )
+        match_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO matches (match_id, kind, key, rule, policy_version)"
+            " VALUES ($1, 'family', $2, 'r', 'p')",
+            match_id,
+            label,
+        )
+        await conn.execute(
+            "INSERT INTO family_keys (cluster, sealed_under) VALUES ($1, $2)", label, "d" * 64
+        )
+        await migrate(database_url, "matching", files)
+        (cluster,) = {r["cluster"] for r in await conn.fetch("SELECT cluster FROM family_nodes")}
+        assert re.fullmatch(r"[0-9a-f]{64}", cluster) and cluster not in nodes
+        assert await conn.fetchval("SELECT key FROM matches WHERE match_id = $1", match_id) == (
+            cluster
+        )
+        assert await conn.fetchval("SELECT cluster FROM family_keys") == cluster
+    finally:
+        await conn.close()
