@@ -103,13 +103,29 @@ class Matcher:
         )
 
     async def live(self, conn: Conn, subjects: Sequence[str], now: datetime) -> list[Registration]:
-        """The live registrations of `subjects`; those of an erased subject end here."""
+        """The live registrations of `subjects`. A subject whose data key is found
+        shredded (by any route) is erased here, as on its erasure: every registration ends,
+        and notification hears of it with the family's key replaced (schedule_shred)."""
         result = []
+        shredded: set[str] = set()
         for stored in await store.live_registrations(conn, subjects):
             try:
                 result.append((await self.opened(stored))[0])
             except KeyShredded:
-                await self.end(conn, stored, EndReason.ERASED, now)
+                shredded.add(stored.subject)
+        for subject in sorted(shredded):
+            ended = []
+            for stored in await store.all_registrations(conn, subject):
+                try:
+                    await self.opened(stored)
+                except KeyShredded:
+                    await self.end(conn, stored, EndReason.ERASED, now)
+                    ended.append(stored.registration_id)
+            if await store.subject_is_gone(conn, subject):
+                await self.schedule_shred(conn, subject, "its data key was found shredded", ended)
+            else:
+                # Registered again since (under a new key): the family's key still goes.
+                await self.retire_family_key(conn, subject)
         return result
 
     async def end(
@@ -589,12 +605,9 @@ class Matcher:
         and tell notification, which holds opened copies of the subject's sealed fields.
         The subject's family cluster gets a new key and its old one is shredded too: the
         family matches sealed under it hold this subject's contacts."""
-        cluster = await store.family_root(conn, subject)
+        await self.retire_family_key(conn, subject)
         await store.forget_subject(conn, subject)
         await store.schedule_shred(conn, subject)
-        retired = await store.retire_family_key(conn, cluster) if cluster else None
-        if retired is not None:
-            await store.schedule_shred(conn, retired)
         await enqueue(
             conn,
             self.runtime.topics.match_lifecycle,
@@ -607,6 +620,14 @@ class Matcher:
             subjects=[subject],
             purpose=f"matching: {why}; its data key is shredded",
         )
+
+    async def retire_family_key(self, conn: Conn, subject: str) -> None:
+        """The key of the subject's family cluster goes (shredded with the next pending
+        shreds); the family's next match event is sealed under a new one."""
+        cluster = await store.family_root(conn, subject)
+        retired = await store.retire_family_key(conn, cluster) if cluster else None
+        if retired is not None:
+            await store.schedule_shred(conn, retired)
 
     async def shred_pending(self) -> None:
         """Shred the queued data keys; what a crash left queued goes at the next pass."""

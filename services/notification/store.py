@@ -591,23 +591,70 @@ async def forget_subject(
         " RETURNING 1) SELECT count(*) FROM gone",
         subject,
     )
-    gone = [
-        r["registration_id"]
-        for r in await conn.fetch(
-            "SELECT registration_id FROM match_parties WHERE subject = $1", subject
-        )
-    ]
+    # Family matches go on for the siblings, without this child: its registrations'
+    # places and tasks, the alerts about it alone (to the workers who registered it), its
+    # workers wherever they were named only for it, and its pseudonym everywhere.
+    places = await conn.fetch(
+        "SELECT match_id, registration_id, worker_id FROM match_parties"
+        " WHERE subject = $1 OR registration_id = ANY($2)",
+        subject,
+        list(registrations),
+    )
+    gone = [*registrations, *(r["registration_id"] for r in places)]
     for table in ("inform_tasks", "match_parties"):
-        await conn.execute(
-            f"DELETE FROM {table} WHERE registration_id = ANY($1)", [*registrations, *gone]
-        )
-    # A family match goes on for the siblings, without this child's pseudonym.
+        await conn.execute(f"DELETE FROM {table} WHERE registration_id = ANY($1)", gone)
+    # Whom it told about this child alone: the child's own workers (also when their
+    # places went before this, with the match's MatchLeft).
+    told = await conn.fetch(
+        "DELETE FROM alerts WHERE subjects = ARRAY[$1]::text[]"
+        " RETURNING match_id, recipient_id, part",
+        subject,
+    )
+    alerts += len(told)
     await conn.execute(
         "UPDATE alerts SET subjects = array_remove(subjects, $1) WHERE $1 = ANY(subjects)",
         subject,
     )
+    workers: dict[uuid.UUID, set[str]] = {}
+    for r in places:
+        workers.setdefault(r["match_id"], set()).add(r["worker_id"])
+    for r in told:
+        if r["match_id"] is not None and r["part"] == "registrant":
+            workers.setdefault(r["match_id"], set()).add(r["recipient_id"])
+    for match_id, of_match in workers.items():
+        await forget_workers_not_party(conn, match_id, of_match)
     await conn.execute("UPDATE matches SET subject = NULL WHERE subject = $1", subject)
     return len(match_ids), int(alerts)
+
+
+async def forget_workers_not_party(conn: Conn, match_id: uuid.UUID, workers: set[str]) -> None:
+    """Workers of `workers` who are no longer party to the match (their registrations went)
+    are named nowhere in it any more: not among the contacts of its alerts, nor in the
+    contacts made."""
+    still = {
+        r["worker_id"]
+        for r in await conn.fetch(
+            "SELECT worker_id FROM match_parties WHERE match_id = $1 AND worker_id = ANY($2)",
+            match_id,
+            sorted(workers),
+        )
+    }
+    leaving = sorted(workers - still)
+    if not leaving:
+        return
+    await conn.execute(
+        "UPDATE alerts SET contacts = (SELECT coalesce(jsonb_agg(c), '[]'::jsonb)"
+        "  FROM jsonb_array_elements(contacts) AS c WHERE NOT c->>'worker_id' = ANY($2))"
+        " WHERE match_id = $1",
+        match_id,
+        leaving,
+    )
+    await conn.execute(
+        "DELETE FROM contacts_made WHERE match_id = $1"
+        " AND (worker_id = ANY($2) OR with_worker = ANY($2))",
+        match_id,
+        leaving,
+    )
 
 
 async def forget_matches(conn: Conn, match_ids: Sequence[uuid.UUID]) -> int:

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -33,6 +34,7 @@ from shared.kafka import create_broker
 from shared.keystore import KeyShredded, KeyStore
 from shared.settings import Settings
 from tests.conftest import eventually
+from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import (
     GP,
     JGZ,
@@ -210,3 +212,78 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
 async def httpx_text(url: str) -> str:
     async with httpx.AsyncClient(timeout=5) as client:
         return (await client.get(url)).text
+
+
+async def test_a_key_found_shredded_erases_the_subject_and_its_family_copies(
+    settings: Settings,
+    secrets: Secrets,
+    services: dict[str, str],
+    partners: Producers,
+    tmp_path: Path,
+) -> None:
+    """A data key lost by another route than `keystore shred` (no message told anyone):
+    matching meets it when it next decides the family, and then erases the child as on
+    request — notification drops its copies, the family's key is replaced."""
+    topics = Topics(settings.topic_prefix)
+    child, sibling = synthetic_bsns(2, random.Random())
+
+    async def send(partner: str, bsn: str, worker: str) -> None:
+        rows = [{**row(bsn, "", worker, "pesten"), "household_id": "HH-9"}]
+        path = export(tmp_path / f"{partner}-{worker}.csv", rows)
+        assert (await partners(partner).send_file(path, today=datetime.now(UTC).date())).sent
+
+    await send(SCHOOL, child, "juf-anouk")
+    await send(JGZ, sibling, "jgz-fleur")
+
+    async def family() -> bool:
+        found = await get_json(f"{services['notification']}/alerts/summary")
+        return bool(found["open_matches"] == 1)
+
+    await eventually(family, timeout=60)
+    async with httpx.AsyncClient(timeout=10) as http:
+        partner_pseudonym = (
+            await Pseudonymiser(
+                partner_config(secrets, settings, SCHOOL).pseudonymiser, http
+            ).pseudonyms([bsn_input(child)])
+        )[0]
+    subject = Rekeyer.parse(secrets.gateway_keys.read_text())(partner_pseudonym)
+    (raised,) = [
+        MatchRaised.model_validate_json(r.value)
+        for r in await read_all(settings.kafka_bootstrap_servers, topics.matches)
+    ]
+    held = database_dump(settings, schemas=("notification",))
+    assert b"juf-anouk@voorbeeldrade.example" in held and subject.encode() in held
+
+    keystore = await KeyStore.open(settings)
+    try:
+        assert await keystore.shred(subject)  # and nobody is told
+    finally:
+        await keystore.close()
+    await asyncio.sleep(1.5)  # past the services' key cache
+    # The sibling's next registration makes matching decide the family again.
+    await send(GP, sibling, "dokter-bos")
+
+    async def erased_everywhere() -> bool:
+        summary = await get_json(f"{services['matching']}/matches/summary")
+        held = database_dump(settings, schemas=("notification",))
+        return (
+            summary["registrations"] == 2
+            and b"juf-anouk@voorbeeldrade.example" not in held
+            and subject.encode() not in held
+        )
+
+    await eventually(erased_everywhere, timeout=60)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        # The family's key, which sealed the erased child's contacts, is gone too.
+        async def family_key_gone() -> bool:
+            return not await conn.fetchval(
+                "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", raised.subject
+            )
+
+        await eventually(family_key_gone, timeout=30)
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM matching.family_nodes WHERE node = $1", f"s:{subject}"
+        )
+    finally:
+        await conn.close()
