@@ -5,8 +5,8 @@ the wijk, the month of birth and the worker, readable by anyone with topic acces
 topic's retention. So the partner producer seals every event with HPKE (RFC 9180: X25519,
 HKDF-SHA256, AES-128-GCM; the `cryptography` package) to intake's public key, naming the
 key in the `vs-sealed-to` header, and signs the sealed bytes exactly as sent. Plaintexts
-are padded to a whole number of blocks first, so a message's size does not tell its
-theme. Intake holds the private keys by version: a new key is added, partners move to
+are padded to one fixed size first, so a message's size tells neither its theme nor its
+type. Intake holds the private keys by version: a new key is added, partners move to
 it, the old one is removed once no message sealed to it is left on the topics.
 """
 
@@ -24,7 +24,11 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
 SEALED_TO_HEADER = "vs-sealed-to"
-# Every plaintext is padded with spaces (JSON ignores them) to a multiple of this.
+# Every plaintext is padded with spaces (JSON ignores them) to this one size, which any
+# valid partner event fits (the largest, every field at its limit in four-byte UTF-8, is
+# under 3 KiB): all of them, of any type and theme, are the same size on the topic. A
+# longer plaintext (never a valid event) is padded to a multiple of PAD_BLOCK.
+PAD_TO = 4096
 PAD_BLOCK = 1024
 # What sealing adds: the encapsulated key (32 bytes) and the AEAD tag (16).
 OVERHEAD = 32 + 16
@@ -32,7 +36,7 @@ OVERHEAD = 32 + 16
 
 def sealed_limit(max_plaintext: int) -> int:
     """The largest sealed message a plaintext of at most `max_plaintext` bytes makes."""
-    return max_plaintext + PAD_BLOCK + OVERHEAD
+    return max(PAD_TO, max_plaintext + PAD_BLOCK) + OVERHEAD
 
 
 class EnvelopeError(ValueError):
@@ -49,6 +53,8 @@ def _info(key_id: str) -> bytes:
 
 
 def pad(plaintext: bytes) -> bytes:
+    if len(plaintext) <= PAD_TO:
+        return plaintext.ljust(PAD_TO)
     return plaintext + b" " * (-len(plaintext) % PAD_BLOCK)
 
 

@@ -3,14 +3,17 @@ size does not tell the theme, and every refusal names its reason."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from shared.contracts import Category
+from shared.contracts import Category, SignalWithdrawn, WithdrawalReason, WorkerContact
 from shared.envelope import (
+    OVERHEAD,
     PAD_BLOCK,
+    PAD_TO,
     EnvelopeError,
     IntakeKeyring,
     public_key_of,
@@ -30,16 +33,38 @@ def test_intake_opens_what_a_partner_sealed_to_any_key_it_holds() -> None:
     for version in ("i1", "i2"):  # the old key still opens during a rotation
         opened = KEYRING.open(version, seal(PUBLIC[version], version, plain))
         assert opened.rstrip(b" ") == plain
-        assert len(opened) % PAD_BLOCK == 0
+        assert len(opened) == PAD_TO
 
 
-def test_the_sealed_size_does_not_tell_the_theme() -> None:
+def test_the_sealed_size_tells_neither_the_theme_nor_the_type() -> None:
+    """One size for every event a partner sends: the smallest and the largest signal of
+    any theme (every field at its limit, in four-byte characters), a withdrawal."""
     subject = pseudonym()
-    sizes = {
-        len(seal(PUBLIC["i2"], "i2", signal("school-de-regenboog", subject, category=c).to_bytes()))
-        for c in Category
-    }
-    assert len(sizes) == 1
+    widest = "\U0001f600"
+    largest = signal("school-de-regenboog", subject, category=Category.HUISELIJK_GEWELD)
+    largest = largest.model_copy(
+        update={
+            "parents": [pseudonym() for _ in range(4)],
+            "household": pseudonym(),
+            "worker": WorkerContact(
+                worker_id=widest * 64,
+                display_name=widest * 120,
+                email="w" * 64 + "@" + "d" * 190 + ".example",
+                phone="+31 6 1234 5678 901",
+            ),
+        }
+    )
+    events = [signal("school-de-regenboog", subject, category=c) for c in Category]
+    events += [largest]
+    withdrawal = SignalWithdrawn(
+        partner_id="school-de-regenboog",
+        withdraws=uuid.uuid4(),
+        subject=subject,
+        reason=WithdrawalReason.RESOLVED,
+    )
+    sizes = {len(seal(PUBLIC["i2"], "i2", e.to_bytes())) for e in [*events, withdrawal]}
+    assert len(largest.to_bytes()) < PAD_TO
+    assert sizes == {PAD_TO + OVERHEAD}
     assert sizes.pop() <= sealed_limit(PAD_BLOCK)
 
 
