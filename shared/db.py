@@ -66,15 +66,22 @@ def migration_files(service_dir: Path) -> list[Path]:
     )
 
 
-async def migrate(database_url: str, schema: str, files: Sequence[Path]) -> list[str]:
-    """Apply the not yet applied files to `schema`; return the names applied now."""
+async def migrate(
+    database_url: str, schema: str, files: Sequence[Path], *, owner: str | None = None
+) -> list[str]:
+    """Apply the not yet applied files to `schema`; return the names applied now. With
+    `owner`, the schema is that role's and the files run as it (SET ROLE), so what they
+    make is the owner's too (see shared/dbroles.py)."""
     conn = await asyncpg.connect(database_url)
     applied_now: list[str] = []
     try:
         lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
         await conn.execute("SELECT pg_advisory_lock($1)", lock)
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            authorization = f" AUTHORIZATION {owner}" if owner else ""
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"{authorization}')
+            if owner:
+                await conn.execute(f"SET ROLE {owner}")
             await conn.execute(f'SET search_path TO "{schema}"')
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -90,10 +97,30 @@ async def migrate(database_url: str, schema: str, files: Sequence[Path]) -> list
                     await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
                 applied_now.append(name)
         finally:
+            await conn.execute("RESET ROLE")
             await conn.execute("SELECT pg_advisory_unlock($1)", lock)
     finally:
         await conn.close()
     return applied_now
+
+
+async def pending_migrations(database_url: str, schema: str, files: Sequence[Path]) -> list[str]:
+    """The files not yet applied to `schema` (all of them when it was never migrated)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        known = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
+        done = (
+            {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+            if known
+            else set()
+        )
+    finally:
+        await conn.close()
+    return [
+        f"{p.parent.parent.name}/{p.name}"
+        for p in files
+        if f"{p.parent.parent.name}/{p.name}" not in done
+    ]
 
 
 async def claim_message(conn: Conn, consumer: str, message_id: uuid.UUID) -> bool:

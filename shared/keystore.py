@@ -3,8 +3,9 @@
 Personal fields that travel on topics or rest in tables after intake are sealed with
 AES-256-GCM under a data key of their subject, the event id as associated data. Data
 keys are kept wrapped by a key-encryption key (KEK) from the secret store, in a schema of
-their own that the application reaches through a role of its own (`vroegsignaal_keystore`)
-and through this module only: a KMS can replace it behind the same interface.
+their own, owned by a role of its own (`vs_keystore`, shared/dbroles.py) that the
+application logs in as only here (`KEYSTORE_DATABASE_URL`), through this module only: a
+KMS can replace it behind the same interface.
 `shred(subject)` deletes the key; every copy of that subject's sealed fields, on a topic,
 in a dump, in a backup, is unreadable from then on.
 """
@@ -26,11 +27,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from prometheus_client import Counter
 
-from shared.db import create_pool, migrate
+from shared.db import create_pool
+from shared.dbroles import KEYSTORE
 from shared.settings import Settings
 
 SCHEMA = "keystore"
-ROLE = "vroegsignaal_keystore"
+ROLE = KEYSTORE
 MIGRATIONS = Path(__file__).parent / "keystore_migrations"
 SEAL_PREFIX = "v1"
 
@@ -97,8 +99,10 @@ class KeyStore:
 
     @classmethod
     async def open(cls, settings: Settings) -> KeyStore:
+        """The key store, through its own login (`KEYSTORE_DATABASE_URL`, the role that
+        owns its schema); the process's own role cannot reach it. Without that setting
+        (an administrator's tools and tests), DATABASE_URL, acting as the key-store role."""
         kek = Kek.load(settings.kek_file)
-        await migrate(settings.database_url, SCHEMA, sorted(MIGRATIONS.glob("*.sql")))
         own_role = settings.keystore_database_url is None
 
         async def as_keystore_role(conn: asyncpg.Connection) -> None:

@@ -24,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.audit import AuditTrail
 from shared.contracts import Topics
-from shared.db import create_pool, migrate, migration_files
+from shared.db import create_pool, migration_files, pending_migrations
 from shared.kafka import DeadLetterSink, create_broker
 from shared.keystore import Kek, KeyStore
 from shared.outbox import OutboxRelay
@@ -138,7 +138,16 @@ def build_service(
     routes = register(runtime)
 
     async def open_store() -> None:
-        await migrate(settings.database_url, name, migration_files(service_dir))
+        # Services never migrate (their role could not): `vroegsignaal migrate` does,
+        # before they start. A schema behind this version's code is refused at start.
+        pending = await pending_migrations(
+            settings.database_url, name, migration_files(service_dir)
+        )
+        if pending:
+            raise RuntimeError(
+                f"{name}: the database is not migrated for this version ({', '.join(pending)} "
+                "not applied): run 'vroegsignaal migrate' (as the migration role) first"
+            )
         runtime._pool = await create_pool(settings.database_url, name)
         if uses_keystore:
             runtime._keystore = await KeyStore.open(settings)

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     deadletter_retention_days: int = Field(
         default=7, ge=1, le=30, description="How long the dead-letter topic keeps letters."
     )
+    database_roles_file: Path | None = Field(
+        default=None,
+        description="The database roles' passwords (for 'vroegsignaal migrate'; "
+        "'secrets init' writes one).",
+    )
     keystore_database_url: str | None = Field(
         default=None,
         validation_alias="KEYSTORE_DATABASE_URL",

@@ -24,6 +24,7 @@ from services.intake.app import load_partners
 from shared.auth import Role
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.stack.database import provision
 from vroegsignaal.stack.issuer import DemoUser, load_demo_users, mint_token
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import free_port
@@ -101,6 +102,8 @@ async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -
         graceful_timeout_seconds=5.0,
     )
     await ensure_topics(configured, [p.partner_id for p in load_partners(configured)])
+    # What `vroegsignaal migrate` does before services start: roles, schemas, grants.
+    await provision(database_url, secrets.database_passwords())
     return configured
 
 

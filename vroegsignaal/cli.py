@@ -186,27 +186,21 @@ def topics() -> None:
 
 @app.command("migrate")
 def migrate() -> None:
-    """Apply every service's database migrations."""
-    from shared.db import DatabaseUnavailableError, migration_files
-    from shared.db import migrate as apply
-    from vroegsignaal.services import SERVICES
+    """Set up the database as an administrator (DATABASE_URL): one login role per process,
+    the migration role owning every schema, the migrations, each role's grants. Run it
+    before the services start (they never migrate). Passwords from VS_DATABASE_ROLES_FILE."""
+    from shared.db import DatabaseUnavailableError
+    from vroegsignaal.stack.database import load_passwords, provision
 
-    async def _all() -> None:
-        settings = Settings()
-        from shared import keystore
-
-        for spec in SERVICES.values():
-            done = await apply(settings.database_url, spec.name, migration_files(spec.directory))
-            typer.echo(f"{spec.name}: {', '.join(done) if done else 'up to date'}")
-        done = await apply(
-            settings.database_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql"))
-        )
-        typer.echo(f"{keystore.SCHEMA}: {', '.join(done) if done else 'up to date'}")
-
+    settings = Settings()
     try:
-        asyncio.run(_all())
-    except (DatabaseUnavailableError, OSError) as exc:
+        done = asyncio.run(
+            provision(settings.database_url, load_passwords(settings.database_roles_file))
+        )
+    except (DatabaseUnavailableError, OSError, StackError) as exc:
         raise _fail(str(exc)) from None
+    for schema, applied in done.items():
+        typer.echo(f"{schema}: {', '.join(applied) if applied else 'up to date'}")
 
 
 @schemas.command("export")
@@ -360,6 +354,22 @@ def secrets_init(
         raise _fail(f"no partner list at {partners}: pass --partners <file>")
     made = init_secrets(directory, pseudonymiser_url=pseudonymiser_url, template=partners)
     typer.echo(f"secrets in {made.directory}")
+
+
+@secrets_app.command("database-env")
+def secrets_database_env(
+    directory: Annotated[Path, typer.Argument(help="Where 'secrets init' made the secrets.")],
+) -> None:
+    """Print each database role's password as VS_DB_<ROLE>=... lines, for the compose
+    file's .env (`>> .env`): each service logs in as its own role."""
+    from vroegsignaal.stack.database import load_passwords
+    from vroegsignaal.stack.secrets import Secrets
+
+    path = Secrets(directory).database_roles
+    if not path.is_file():
+        raise _fail(f"no {path}: run 'vroegsignaal secrets init {directory}' first")
+    for role, password in sorted(load_passwords(path).items()):
+        typer.echo(f"VS_DB_{role.removeprefix('vs_').upper()}={password}")
 
 
 keystore_app = typer.Typer(help="The key store of per-subject data keys.", no_args_is_help=True)

@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from shared.contracts import Topics
+from shared.dbroles import KEYSTORE, MIGRATOR, SERVICE_ROLES
 from shared.settings import REPO_ROOT, Settings
 
 Manifest = dict[str, Any]
@@ -533,6 +534,61 @@ def check_split_trust(docs: Sequence[Manifest], label: str = "") -> list[Finding
             findings.append(
                 Finding("split-trust", f"{label} Deployment/{owner}".strip(), f"lacks {secret}")
             )
+    return findings
+
+
+# The Secret (its name, not its content) of the migration role's login.
+MIGRATOR_SECRET = "vroegsignaal-db-app"  # noqa: S105
+
+
+def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """Least privilege in PostgreSQL (shared/dbroles.py): the database owner is the
+    migration role, which only the migration Job logs in as; each service logs in as its
+    own role with its own Secret, and reaches the key store only as vs_keystore; every
+    role is declared without superuser, role or database creation."""
+    findings = []
+
+    def bad(where: str, problem: str) -> None:
+        findings.append(Finding("database", f"{label} {where}".strip(), problem))
+
+    migrations = 0
+    for doc, spec in workloads(docs):
+        name = doc["metadata"]["name"]
+        where = ident(doc)
+        runs_migrate = any(c.get("args") == ["migrate"] for c in containers(spec))
+        migrations += doc.get("kind") == "Job" and runs_migrate
+        if MIGRATOR_SECRET in secrets_of(spec) and not runs_migrate:
+            bad(where, f"uses {MIGRATOR_SECRET}, the migration role's login, which only the "
+                "migration Job may hold")  # fmt: skip
+        if doc.get("kind") != "Deployment" or name not in SERVICES:
+            continue
+        main = next((c for c in containers(spec) if c.get("name") == name), None)
+        if main is None:
+            continue
+        env = container_env(docs, main)
+        url = env.get("DATABASE_URL") or ""
+        if not url.startswith(f"postgresql://{SERVICE_ROLES[name]}:"):
+            bad(where, f"DATABASE_URL does not log in as {SERVICE_ROLES[name]}")
+        if f"vroegsignaal-db-{name}" not in secrets_of(spec):
+            bad(where, f"lacks its database login, the Secret vroegsignaal-db-{name}")
+        keystore_url = env.get("KEYSTORE_DATABASE_URL")
+        if keystore_url is not None and not keystore_url.startswith(f"postgresql://{KEYSTORE}:"):
+            bad(where, f"KEYSTORE_DATABASE_URL does not log in as {KEYSTORE}")
+    if not migrations:
+        bad("Job/vroegsignaal-migrate", "missing: nothing runs 'vroegsignaal migrate'")
+    for cluster in (d for d in docs if d.get("kind") == "Cluster"):
+        where = ident(cluster)
+        owner = ((cluster["spec"].get("bootstrap") or {}).get("initdb") or {}).get("owner")
+        if owner != MIGRATOR:
+            bad(where, f"the database owner is {owner!r}, not the migration role {MIGRATOR}")
+        managed = (cluster["spec"].get("managed") or {}).get("roles") or []
+        roles = {r.get("name"): r for r in managed}
+        for role in (KEYSTORE, *SERVICE_ROLES.values()):
+            if role not in roles:
+                bad(where, f"declares no managed role {role}")
+        for role_name, role in roles.items():
+            if any(role.get(a) for a in ("superuser", "createrole", "createdb", "bypassrls")):
+                bad(where, f"role {role_name} may do more than log in")
     return findings
 
 
@@ -1399,6 +1455,7 @@ def rules(docs: Sequence[Manifest], label: str) -> list[Finding]:
         expected = {p["id"] for p in template["partners"]}
     return [
         *check_split_trust(docs, label),
+        *check_database_roles(docs, label),
         *check_workloads(docs, label),
         *check_services_around(docs, label),
         *check_network(docs, label),

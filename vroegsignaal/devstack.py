@@ -20,11 +20,11 @@ import urllib.request
 from pathlib import Path
 
 from services.intake.app import load_partners
-from shared import keystore
-from shared.db import migrate, migration_files, redact
+from shared.db import redact
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
 from vroegsignaal.services import SERVICES
+from vroegsignaal.stack.database import login_of, provision
 from vroegsignaal.stack.errors import StackError
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import stop_process, wait_for_port, write_pidfile
@@ -33,17 +33,14 @@ from vroegsignaal.stack.secrets import Secrets, init_secrets
 DATA_DIR = Path(os.environ.get("VS_DATA_DIR", REPO_ROOT / ".local"))
 
 
-def prepare_infrastructure(settings: Settings) -> None:
-    """Topics and schemas, idempotently: what every start needs before the services."""
+def prepare_infrastructure(settings: Settings, secrets: Secrets) -> None:
+    """Topics, roles, schemas and grants, idempotently: what every start needs before the
+    services (`vroegsignaal migrate` as the database's administrator)."""
     partners = [p.partner_id for p in load_partners(settings)]
 
     async def _prepare() -> None:
         await ensure_topics(settings, partners)
-        for spec in SERVICES.values():
-            await migrate(settings.database_url, spec.name, migration_files(spec.directory))
-        await migrate(
-            settings.database_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql"))
-        )
+        await provision(settings.database_url, secrets.database_passwords())
 
     asyncio.run(_prepare())
 
@@ -52,11 +49,16 @@ def service_env(
     infra: Infrastructure, trace_file: Path, secrets: Secrets, process: str
 ) -> dict[str, str]:
     """The environment of one process: where the infrastructure is, and its own secrets
-    only (the pseudonymiser never sees the gateway's key, and the other way round)."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_FILE")}
+    only (the pseudonymiser never sees the gateway's key, and the other way round), its
+    own database login (never the administrator's)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_FILE") and k not in ("DATABASE_URL", "KEYSTORE_DATABASE_URL")
+    }
     env.update(secrets.env_for(process))
     env["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
-    env["DATABASE_URL"] = infra.database_url
+    env.update(login_of(infra.database_url, process, secrets.database_passwords()))
     env.setdefault("VS_TRACE_FILE", str(trace_file))
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -158,7 +160,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 f"  postgres   {redact(infra.database_url)}"
                 + ("" if infra.postgres_local else " (external)")
             )
-            prepare_infrastructure(settings)
+            prepare_infrastructure(settings, secrets)
             issuer = start_process(
                 "issuer",
                 ["issuer", "serve"],

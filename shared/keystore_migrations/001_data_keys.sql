@@ -7,12 +7,5 @@ CREATE TABLE IF NOT EXISTS data_keys (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vroegsignaal_keystore') THEN
-        CREATE ROLE vroegsignaal_keystore NOLOGIN;
-    END IF;
-END
-$$;
-GRANT USAGE ON SCHEMA keystore TO vroegsignaal_keystore;
-GRANT SELECT, INSERT, DELETE ON data_keys TO vroegsignaal_keystore;
+-- Owned by the key-store role (vs_keystore), which `vroegsignaal migrate` hands it to:
+-- no service's own role can read or delete a data key (shared/dbroles.py).

@@ -117,6 +117,34 @@ def test_a_service_without_its_own_key_is_not_a_pass(production: list[Manifest])
     assert "lacks vroegsignaal-pseudonymiser" in problems(dc.check_split_trust(production))
 
 
+def test_each_service_logs_in_to_postgres_as_its_own_role_only(
+    production: list[Manifest],
+) -> None:
+    """The migration role's login only in the migration Job; each service its own role;
+    the key store only as vs_keystore; no declared role may do more than log in."""
+    assert not problems(dc.check_database_roles(production, "production"))
+    matching = container(production, "matching")
+    for var in matching["env"]:
+        if var["name"] == "DATABASE_URL":
+            var.pop("value")
+            var["valueFrom"] = {"secretKeyRef": {"name": dc.MIGRATOR_SECRET, "key": "uri"}}
+        if var["name"] == "KEYSTORE_DATABASE_URL":
+            var["value"] = var["value"].replace("vs_keystore", "vs_matching")
+    cluster = find(production, "Cluster", "vroegsignaal-db")
+    cluster["spec"]["managed"]["roles"][2]["createrole"] = True
+    jobs = [d for d in production if d.get("kind") == "Job"]
+    for job in jobs:
+        production.remove(job)
+
+    found = problems(dc.check_database_roles(production, "production"))
+
+    assert "Deployment/matching: uses vroegsignaal-db-app, the migration role's login" in found
+    assert "Deployment/matching: DATABASE_URL does not log in as vs_matching" in found
+    assert "Deployment/matching: KEYSTORE_DATABASE_URL does not log in as vs_keystore" in found
+    assert "may do more than log in" in found
+    assert "nothing runs 'vroegsignaal migrate'" in found
+
+
 def test_compose_gives_no_service_both_keys() -> None:
     compose = yaml.safe_load(dc.COMPOSE_FILE.read_text())
     assert dc.check_compose_split_trust(compose) == []

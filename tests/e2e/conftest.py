@@ -21,6 +21,7 @@ from shared.settings import Settings
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.services import SERVICES
+from vroegsignaal.stack.database import login_of
 from vroegsignaal.stack.secrets import Secrets
 
 
@@ -28,12 +29,17 @@ def service_env(
     settings: Settings, trace_file: Path, secrets: Secrets, process: str
 ) -> dict[str, str]:
     """What `dev up` gives a process: the infrastructure, and only its own secrets."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VS_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VS_") and k not in ("DATABASE_URL", "KEYSTORE_DATABASE_URL")
+    }
     env.update(secrets.env_for(process))
+    # Each service logs in as its own role, never as the tests' administrator.
+    env.update(login_of(settings.database_url, process, secrets.database_passwords()))
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "DATABASE_URL": settings.database_url,
             "VS_TOPIC_PREFIX": settings.topic_prefix,
             "VS_TOPIC_PARTITIONS": str(settings.topic_partitions),
             "VS_INTAKE_PORT": str(settings.intake_port),

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from voprf import ristretto
 
+from shared.dbroles import ALL_ROLES
 from shared.deadletter import new_key_files
 from shared.envelope import IntakeKeyring, new_keyring
 from shared.settings import REPO_ROOT
@@ -72,6 +73,16 @@ class Secrets:
     def deadletter_private_key(self) -> Path:
         """The dead-letter key's private half: the operator's alone, no service's."""
         return self.directory / "deadletter-private.yaml"
+
+    @property
+    def database_roles(self) -> Path:
+        """The database roles' passwords: for `vroegsignaal migrate`, and each process's
+        own login (shared/dbroles.py)."""
+        return self.directory / "database-roles.yaml"
+
+    def database_passwords(self) -> dict[str, str]:
+        doc = yaml.safe_load(self.database_roles.read_text())
+        return {str(k): str(v) for k, v in doc["passwords"].items()}
 
     @property
     def webhooks(self) -> Path:
@@ -151,6 +162,8 @@ def init_secrets(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         out.audit_public_key.write_text(public.hex() + "\n")
+    if not out.database_roles.exists():
+        _write(out.database_roles, {"passwords": {r: secrets.token_hex(24) for r in ALL_ROLES}})
     if not out.intake_keys.exists():
         _write(out.intake_keys, new_keyring("i1"))
     keyring = IntakeKeyring.load(out.intake_keys)

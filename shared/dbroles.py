@@ -1,0 +1,111 @@
+"""Database roles: each process logs in as its own role, and can do only its own job.
+
+- `vs_migrator` owns every service's schema and everything in it, and runs the
+  migrations (`vroegsignaal migrate`); no service logs in as it. So no service can alter,
+  disable or drop what it does not own — the audit log's append-only triggers included.
+- `vs_<service>` (pseudonymiser, intake, matching, notification, audit) may read and write
+  the rows of its own schema and nothing else; the audit service may only add to its
+  log (and prune it, which the log's own triggers guard).
+- `vs_keystore` owns the key store's schema; a service that seals or opens reaches it only
+  through its own key-store login (`KEYSTORE_DATABASE_URL`, used by shared/keystore.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from shared.db import Conn
+
+MIGRATOR = "vs_migrator"
+KEYSTORE = "vs_keystore"
+SERVICE_ROLES: Mapping[str, str] = {
+    name: f"vs_{name}" for name in ("pseudonymiser", "intake", "matching", "notification", "audit")
+}
+ALL_ROLES = (MIGRATOR, KEYSTORE, *SERVICE_ROLES.values())
+
+# The audit log is append-only: its service adds, reads, and prunes entries past their
+# retention (the tables' triggers allow only a lawful pruning); it changes nothing.
+APPEND_ONLY: Mapping[str, Mapping[str, str]] = {
+    "audit": {
+        "entries": "SELECT, INSERT, DELETE",
+        "tree_nodes": "SELECT, INSERT",
+        "tree_heads": "SELECT, INSERT",
+        "subject_reports": "SELECT, INSERT",
+        "prunings": "SELECT, INSERT",
+    }
+}
+
+
+def role_url(url: str, role: str, password: str | None) -> str:
+    """`url` (a PostgreSQL URL) logging in as `role` instead."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    userinfo = quote(role, safe="") + (f":{quote(password, safe='')}" if password else "")
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}{port}"))
+
+
+async def ensure_roles(conn: Conn, passwords: Mapping[str, str]) -> None:
+    """Make every missing role, each a plain login: no superuser, no role or database
+    creation, not inheriting another role's rights; set each password given. Roles that
+    exist are left as they are (on Kubernetes CloudNativePG declares them: the
+    migration role may not alter roles there)."""
+    for role in ALL_ROLES:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+            await conn.execute(
+                await conn.fetchval(
+                    "SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+                    " NOINHERIT NOBYPASSRLS', $1::text)",
+                    role,
+                )
+            )
+        if role in passwords:
+            await conn.execute(
+                await conn.fetchval(
+                    "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",
+                    role,
+                    passwords[role],
+                )
+            )
+
+
+async def hand_over(conn: Conn, schema: str, owner: str) -> None:
+    """Make `owner` the owner of `schema` and of everything in it (a schema migrated by
+    an earlier version belonged to whoever ran the services)."""
+    await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO {owner}')
+    objects = await conn.fetch(
+        "SELECT c.relname AS name, c.relkind AS kind FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+        " AND pg_get_userbyid(c.relowner) <> $2",
+        schema,
+        owner,
+    )
+    for o in objects:
+        what = "SEQUENCE" if o["kind"] == "S" else "TABLE"
+        await conn.execute(f'ALTER {what} "{schema}"."{o["name"]}" OWNER TO {owner}')
+    functions = await conn.fetch(
+        "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2",
+        schema,
+        owner,
+    )
+    for f in functions:
+        await conn.execute(f"ALTER FUNCTION {f['signature']} OWNER TO {owner}")
+
+
+async def grant_service(conn: Conn, schema: str, role: str) -> None:
+    """The rows of its own schema, and nothing else: no DDL, no other schema."""
+    await conn.execute(f'REVOKE ALL ON SCHEMA "{schema}" FROM PUBLIC')
+    await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+    await conn.execute(
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}'
+    )
+    await conn.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+    for table, rights in APPEND_ONLY.get(schema, {}).items():
+        await conn.execute(f'REVOKE ALL ON "{schema}"."{table}" FROM {role}')
+        await conn.execute(f'GRANT {rights} ON "{schema}"."{table}" TO {role}')

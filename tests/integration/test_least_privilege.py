@@ -1,0 +1,130 @@
+"""Least privilege in the real PostgreSQL: each process's role tries what is not its job
+(another service's rows, the key store's keys, the audit log's guards, any DDL) and is
+refused; the migration role owns every schema, the key-store role the key store's."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from shared.dbroles import KEYSTORE, MIGRATOR, SERVICE_ROLES, role_url
+from shared.settings import Settings
+from vroegsignaal.stack.secrets import Secrets
+
+pytestmark = pytest.mark.integration
+
+Refused = asyncpg.InsufficientPrivilegeError
+
+
+async def refused(conn: asyncpg.Connection, *attempts: str) -> None:
+    """Each statement is refused for want of a privilege."""
+    for attempt in attempts:
+        with pytest.raises(Refused):
+            await conn.execute(attempt)
+
+
+async def login(settings: Settings, secrets: Secrets, role: str) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        role_url(settings.database_url, role, secrets.database_passwords()[role])
+    )
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_ROLES))
+async def test_a_service_role_reaches_its_own_rows_and_nothing_else(
+    settings: Settings, secrets: Secrets, service: str
+) -> None:
+    conn = await login(settings, secrets, SERVICE_ROLES[service])
+    try:
+        # Its own job: the rows of its own schema.
+        async with conn.transaction():
+            await conn.execute(f'DELETE FROM "{service}".processed_messages')
+            assert await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox') == 0
+        for other in sorted(set(SERVICE_ROLES) - {service}):
+            await refused(
+                conn,
+                f'SELECT count(*) FROM "{other}".outbox',
+                f'DELETE FROM "{other}".processed_messages',
+                f'TRUNCATE "{other}".outbox',
+            )
+        # No data key, directly: only the key store's own login reaches them.
+        await refused(conn, "SELECT 1 FROM keystore.data_keys", "DELETE FROM keystore.data_keys")
+        # No change to what it does not own: no DDL, not even in its own schema.
+        await refused(
+            conn,
+            f'CREATE TABLE "{service}".sneaky (a int)',
+            f'ALTER TABLE "{service}".outbox ADD COLUMN sneaky int',
+            f'DROP TABLE "{service}".processed_messages',
+        )
+        # The audit log's guards stay on: no trigger disabled or dropped, no entry changed.
+        await refused(
+            conn,
+            "ALTER TABLE audit.entries DISABLE TRIGGER ALL",
+            "DROP TRIGGER entries_no_update_delete ON audit.entries",
+            "UPDATE audit.entries SET purpose = 'rewritten'",
+            "UPDATE audit.tree_heads SET size = 0",
+            "DELETE FROM audit.subject_reports",
+        )
+    finally:
+        await conn.close()
+
+
+async def test_the_audit_role_can_add_to_its_log_but_not_rewrite_or_delete_it(
+    settings: Settings, secrets: Secrets
+) -> None:
+    admin = await asyncpg.connect(settings.database_url)
+    conn = await login(settings, secrets, SERVICE_ROLES["audit"])
+    try:
+        await admin.execute(
+            "INSERT INTO audit.tree_nodes (level, position, hash) VALUES (0, 0, $1)", b"x" * 32
+        )
+        assert await conn.fetchval("SELECT count(*) FROM audit.tree_nodes") == 1
+        with pytest.raises(Refused):
+            await conn.execute("UPDATE audit.tree_nodes SET hash = $1", b"y" * 32)
+        with pytest.raises(Refused):
+            await conn.execute("DELETE FROM audit.tree_nodes")
+        # Deleting entries is pruning, which the log's own trigger allows only lawfully.
+        await admin.execute(
+            "INSERT INTO audit.entries (leaf_index, leaf_hash, event_id, occurred_at,"
+            " recorded_at, action, outcome, actor_id, actor_role, subjects, object_type,"
+            " source_system, source_instance, purpose, canonical) VALUES (0, $1,"
+            " gen_random_uuid(), now(), now(), 'read', 'success', 'a', 'service', '{}', 'x',"
+            " 'test', 'test-1', 'p', 'c')",
+            b"h" * 32,
+        )
+        with pytest.raises(Refused, match="append-only"):  # the trigger, not a grant
+            await conn.execute("DELETE FROM audit.entries")
+        with pytest.raises(Refused):
+            await conn.execute("ALTER TABLE audit.entries DISABLE TRIGGER entries_no_update_delete")
+    finally:
+        await conn.close()
+        await admin.close()
+
+
+async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
+    settings: Settings, secrets: Secrets
+) -> None:
+    conn = await login(settings, secrets, KEYSTORE)
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM keystore.data_keys") == 0
+        for service in sorted(SERVICE_ROLES):
+            with pytest.raises(Refused):
+                await conn.execute(f'SELECT count(*) FROM "{service}".outbox')
+        owners = await admin.fetch(
+            "SELECT n.nspname AS schema, pg_get_userbyid(c.relowner) AS owner FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = ANY($1) AND c.relkind = 'r'",
+            [*SERVICE_ROLES, "keystore"],
+        )
+        assert {r["owner"] for r in owners if r["schema"] == "keystore"} == {KEYSTORE}
+        assert {r["owner"] for r in owners if r["schema"] != "keystore"} == {MIGRATOR}
+        roles = await admin.fetch(
+            "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
+            " WHERE rolname = ANY($1)",
+            [*SERVICE_ROLES.values(), KEYSTORE, MIGRATOR],
+        )
+        assert len(roles) == len(SERVICE_ROLES) + 2
+        assert not any(r["rolsuper"] or r["rolcreaterole"] or r["rolcreatedb"] for r in roles)
+    finally:
+        await conn.close()
+        await admin.close()
