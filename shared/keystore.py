@@ -16,7 +16,9 @@ import base64
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -184,6 +186,22 @@ class KeyStore:
             return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
         except InvalidTag:
             raise SealBroken("the sealed field does not match its event") from None
+
+    async def reshred(self, shreds: Sequence[tuple[str, datetime]]) -> list[str]:
+        """Shred again what was shredded (`name`, when), after a restore brought keys back
+        from a backup: each key made before its shredding goes; a key made after it (the
+        subject registered anew since) stays. Returns the names shredded now."""
+        again = []
+        for name, at in shreds:
+            self._cache.pop(name, None)
+            if await self._pool.fetchval(
+                "DELETE FROM data_keys WHERE subject = $1 AND created_at <= $2 RETURNING true",
+                name,
+                at,
+            ):
+                SHREDDED.inc()
+                again.append(name)
+        return again
 
     async def shred(self, subject: str) -> bool:
         """Delete the subject's data key; True when there was one."""

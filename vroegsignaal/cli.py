@@ -433,6 +433,54 @@ def keystore_shred(
     typer.echo("matching and notification are told; they drop what is left of the subject")
 
 
+@keystore_app.command("reshred")
+def keystore_reshred() -> None:
+    """After restoring the key store from a backup: shred again every key the audit log
+    records as shredded (subjects' data keys, family keys, trend-window keys). A key
+    made after its shredding (the subject registered anew since) stays. Needs the audit
+    log's database (DATABASE_URL) and the key store (KEYSTORE_DATABASE_URL)."""
+    import asyncpg
+
+    from services.audit.store import recorded_shreds
+    from shared.db import DatabaseUnavailableError
+    from shared.keystore import KeyStore, KeyStoreError
+
+    settings = Settings()
+
+    async def _reshred() -> tuple[int, list[str]]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.execute("SET search_path TO audit")
+            shreds = await recorded_shreds(conn)
+        finally:
+            await conn.close()
+        store = await KeyStore.open(settings)
+        try:
+            return len(shreds), await store.reshred(shreds)
+        finally:
+            await store.close()
+
+    try:
+        recorded, again = asyncio.run(_reshred())
+    except (KeyStoreError, DatabaseUnavailableError, OSError, asyncpg.PostgresError) as exc:
+        raise _fail(str(exc)) from None
+
+    async def _logged(conn: Any, trail: AuditTrail, who: AuditActor) -> None:
+        await trail.record(
+            conn,
+            action=AuditAction.SHRED,
+            object_type="keystore-reshred",
+            object_id=str(len(again)),
+            actor=who,
+            purpose=f"keystore: {len(again)} of {recorded} recorded shreddings re-applied "
+            "after a restore",
+        )
+
+    _as_operator("matching", "key-custodian", _logged)
+    typer.echo(f"{recorded} shreddings in the audit log; {len(again)} keys were back and are "
+               "shredded again")  # fmt: skip
+
+
 matching_app = typer.Typer(help="The matching engine, offline.", no_args_is_help=True)
 app.add_typer(matching_app, name="matching")
 

@@ -374,7 +374,6 @@ async def destroy_window_keys(runtime: ServiceRuntime) -> None:
     older = datetime.now(UTC) - timedelta(days=runtime.settings.trend_key_days)
     async with runtime.pool.acquire() as conn:
         windows = await store.closed_windows(conn, older)
-    destroyed = 0
     for window in windows:
         # Shredded, unlisted, shredded again. A late signal of the window holds its row
         # (remember_window) until it commits, so the unlisting waits for it and the second
@@ -384,14 +383,12 @@ async def destroy_window_keys(runtime: ServiceRuntime) -> None:
         await runtime.keystore.shred(name)
         async with runtime.pool.acquire() as conn, conn.transaction():
             await store.forget_window(conn, window)
-        await runtime.keystore.shred(name)
-        destroyed += 1
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        if destroyed:
+            # Logged by the key's name: `keystore reshred` shreds it again after a restore.
             await runtime.audit.record(
                 conn,
                 action=AuditAction.SHRED,
                 object_type="trend-window-key",
-                object_id=str(destroyed),
-                purpose="intake: keys of closed trend windows destroyed",
+                object_id=name,
+                purpose="intake: the key of a closed trend window is destroyed",
             )
+        await runtime.keystore.shred(name)

@@ -413,9 +413,7 @@ class Matcher:
         The absorbed clusters' keys go: what was sealed under them is for matches that end
         here, and the merged cluster's matches are sealed under the root's key."""
         for cluster in absorbed:
-            retired = await store.retire_family_key(conn, cluster)
-            if retired is not None:
-                await store.schedule_shred(conn, retired)
+            await self.shred_family_key(conn, cluster, "merged into another family cluster")
         open_ids = await store.open_family_matches(conn, [root, *absorbed])
         if not open_ids:
             return
@@ -625,9 +623,23 @@ class Matcher:
         """The key of the subject's family cluster goes (shredded with the next pending
         shreds); the family's next match event is sealed under a new one."""
         cluster = await store.family_root(conn, subject)
-        retired = await store.retire_family_key(conn, cluster) if cluster else None
-        if retired is not None:
-            await store.schedule_shred(conn, retired)
+        if cluster is not None:
+            await self.shred_family_key(conn, cluster, "a child of the family was erased")
+
+    async def shred_family_key(self, conn: Conn, cluster: str, why: str) -> None:
+        """Unlist a cluster's key, queue its shredding, and log it by its name (random:
+        it names no one), so that `keystore reshred` can shred it again after a restore."""
+        retired = await store.retire_family_key(conn, cluster)
+        if retired is None:
+            return
+        await store.schedule_shred(conn, retired)
+        await self.runtime.audit.record(
+            conn,
+            action=AuditAction.SHRED,
+            object_type="family-key",
+            object_id=retired,
+            purpose=f"matching: a family cluster's key is shredded: {why}",
+        )
 
     async def shred_pending(self) -> None:
         """Shred the queued data keys; what a crash left queued goes at the next pass."""

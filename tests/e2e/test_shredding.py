@@ -156,14 +156,24 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "VS_TOPIC_PREFIX": settings.topic_prefix,
     }
-    shred = subprocess.run(  # noqa: ASYNC221 - a CLI run to its end
-        [sys.executable, "-m", "vroegsignaal", "keystore", "shred", subject],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "shredded" in shred.stdout
+    # A backup of the key store, taken before the shredding.
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        backup = await conn.fetch("SELECT * FROM keystore.data_keys")
+    finally:
+        await conn.close()
+    def keystore_cli(*args: str) -> str:
+        """`vroegsignaal keystore ARGS`, run to its end as an operator; its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "vroegsignaal", "keystore", *args],
+            env={**env, "VS_OPERATOR": "fg-jan"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    assert "shredded" in keystore_cli("shred", subject)
 
     fresh = await KeyStore.open(settings)
     try:
@@ -189,6 +199,41 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         return summary["registrations"] == 0 and not any(e in held for e in emails)
 
     await eventually(forgotten, timeout=60)
+
+    # The backup is restored: the key is back, and the sealed fields open again...
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def shred_logged() -> bool:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FROM audit.entries WHERE action = 'shred'"
+                    " AND object_type = 'data-key' AND $1 = ANY(subjects)",
+                    subject,
+                )
+            )
+
+        await eventually(shred_logged, timeout=30)
+        await conn.executemany(
+            "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key, created_at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [(r["subject"], r["kek_version"], r["wrapped_key"], r["created_at"]) for r in backup],
+        )
+    finally:
+        await conn.close()
+    restored = await KeyStore.open(settings)
+    try:
+        await restored.open_sealed(subject, accepted[0].event_id.bytes, accepted[0].sealed)
+    finally:
+        await restored.close()
+    # ...until `keystore reshred` shreds again what the audit log says was shredded.
+    assert "1 keys were back and are shredded again" in keystore_cli("reshred")
+    after = await KeyStore.open(settings)
+    try:
+        with pytest.raises(KeyShredded):
+            await after.open_sealed(subject, accepted[0].event_id.bytes, accepted[0].sealed)
+    finally:
+        await after.close()
 
     await asyncio.sleep(1.5)  # past the services' key cache (VS_KEYSTORE_CACHE_SECONDS)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)

@@ -4,6 +4,7 @@ data key is deleted, then they are erased for every reader, and tampering is cau
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -108,3 +109,28 @@ async def test_a_trend_window_key_is_kept_wrapped_and_once_shredded_never_comes_
     finally:
         await store.close()
         await other.close()
+
+
+async def test_reshred_takes_keys_made_before_their_shredding_and_keeps_newer_ones(
+    settings: Settings,
+) -> None:
+    """After a restore: a key the log says was shredded at t goes again when it was made
+    before t; a key made after t (the subject registered anew) stays."""
+    store = await KeyStore.open(settings)
+    try:
+        old, anew = pseudonym(), pseudonym()
+        for subject in (old, anew):
+            await store.seal(subject, b"aad", b"fields", create=True)
+        made = {
+            r["subject"]: r["created_at"]
+            for r in await store._pool.fetch("SELECT subject, created_at FROM data_keys")
+        }
+        again = await store.reshred(
+            [(old, made[old] + timedelta(seconds=1)), (anew, made[anew] - timedelta(seconds=1))]
+        )
+        assert again == [old]
+        with pytest.raises(KeyShredded):
+            await store.seal(old, b"aad", b"fields", create=False)
+        await store.seal(anew, b"aad", b"fields", create=False)
+    finally:
+        await store.close()
