@@ -162,6 +162,7 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         backup = await conn.fetch("SELECT * FROM keystore.data_keys")
     finally:
         await conn.close()
+
     def keystore_cli(*args: str) -> str:
         """`vroegsignaal keystore ARGS`, run to its end as an operator; its output."""
         done = subprocess.run(
