@@ -68,6 +68,21 @@ def service_env(
     return env
 
 
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Until the process at `url` answers /health/ready; fail with its log if it exits or
+    takes longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{url} did not get ready:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def extra_env() -> dict[str, dict[str, str]]:
     """More environment per process (a test module overrides this fixture)."""

@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from shared.contracts import OrganisationCategory, SealedSignal, SignalAccepted,
 from shared.keystore import KeyStore
 from shared.settings import Settings
 from tests.conftest import eventually
-from tests.e2e.conftest import service_env
+from tests.e2e.conftest import service_env, wait_ready
 from tests.factories import pseudonym, worker
 from tests.kafka_tools import group_lag, stable_members
 from vroegsignaal.stack.procs import free_port
@@ -42,32 +41,28 @@ ORG = {
 
 @pytest.fixture
 def two_matchers(settings: Settings, secrets: Secrets, tmp_path: Path) -> Iterator[list[str]]:
-    procs, urls = [], []
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    logs: list[Path] = []
     for n in (1, 2):
         port = free_port()
         env = service_env(settings, tmp_path / "traces.jsonl", secrets, "matching")
         env.update({"VS_MATCHING_PORT": str(port), "VS_INSTANCE_ID": f"matching-{n}"})
-        log = (tmp_path / f"matching-{n}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "vroegsignaal", "serve", "matching"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        log = tmp_path / f"matching-{n}.log"
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "vroegsignaal", "serve", "matching"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
+        logs.append(log)
         urls.append(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "matching instances did not get ready"
-                time.sleep(0.2)
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            wait_ready(url, proc, log)
         yield urls
     finally:
         for proc in procs:

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from services.audit.check import check
 from services.audit.merkle import leaf_hash, verify_inclusion
+from services.intake.app import load_partners
 from shared.auth import Role
 from shared.contracts import AuditEvent, DeadLetter, Topics, scoped_id
 from shared.deadletter import DeadLetterOpener
@@ -105,7 +106,10 @@ async def settled(settings: Settings) -> bool:
     # (service, its consumer groups and what each consumes), in the order work flows.
     stages: list[tuple[str, dict[str, list[str]]]] = [
         ("pseudonymiser", {}),
-        ("intake", {group + "intake": [topics.partner(p) for p in (SCHOOL, JGZ, GP)]}),
+        (
+            "intake",
+            {group + "intake": [topics.partner(p.partner_id) for p in load_partners(settings)]},
+        ),
         (
             "matching",
             {

@@ -121,6 +121,8 @@ async def test_each_childs_report_tells_its_own_truth_in_merged_family_matches_a
     """Two families that merge, one child erased: every child's report is checked against
     what the scenario itself did (its own ground truth), not against the log."""
     a, b, c, d, e, parent = synthetic_bsns(6, random.Random())
+    # How a failing assertion names a child: never by its (synthetic) BSN.
+    name = dict(zip((a, b, c, d, e), "ABCDE", strict=True))
     today = datetime.now(UTC).date()
 
     def reg(child: str, worker: str, household: str, parents: str = "") -> dict[str, str]:
@@ -151,7 +153,9 @@ async def test_each_childs_report_tells_its_own_truth_in_merged_family_matches_a
     await eventually(lambda: summary(1, 1), timeout=60)
 
     # Reads: a school worker views the family match (it shows every child's workers) and
-    # reads her tasks (her own registration's only).
+    # reads her tasks (her own registration's only) — once notification has applied the
+    # merge, so that the view shows all five children.
+    await eventually(lambda: settled(settings), timeout=90)
     school_worker = auth(settings, "juf-anouk", Role.WORKER)
     inbox = f"{services['notification']}/api"
     alerts = (await get_json(f"{inbox}/alerts", headers=school_worker))["alerts"]
@@ -187,14 +191,14 @@ async def test_each_childs_report_tells_its_own_truth_in_merged_family_matches_a
     for child, report in reports.items():
         # Told about this child: only the workers who registered it (and coordinators
         # and the regie role), never a sibling's worker.
-        assert registrants(report) == workers[child], child
+        assert registrants(report) == workers[child], name[child]
         assert child not in json.dumps(report)
         family = [m for m in report["matches"] if m["kind"] == "family"]
         assert [m["kind"] for m in report["matches"]] == ["family"] * len(family)
         kept = [m for m in family if m["match_id"] == family_match]
-        assert len(kept) == 1, (child, family)
+        assert len(kept) == 1, (name[child], family)
         # The family match ended for B only (erased); for the others it goes on.
-        assert (kept[0]["ended_at"] is not None) == (child == b), child
+        assert (kept[0]["ended_at"] is not None) == (child == b), name[child]
     # C and D also had the younger family match, which ended in the merge.
     for child in (c, d):
         (merged,) = [m for m in reports[child]["matches"] if m["match_id"] != family_match]
@@ -209,6 +213,6 @@ async def test_each_childs_report_tells_its_own_truth_in_merged_family_matches_a
 
     # The match view disclosed every child in it then; the task list only A's.
     for child in (a, b, c, d, e):
-        assert ("juf-anouk", "match") in reads(reports[child]), child
+        assert ("juf-anouk", "match") in reads(reports[child]), name[child]
     assert ("juf-anouk", "inform-task-list") in reads(reports[a])
     assert all(("juf-anouk", "inform-task-list") not in reads(reports[x]) for x in (b, c, d, e))

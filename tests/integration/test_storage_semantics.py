@@ -335,3 +335,31 @@ async def test_family_clusters_named_after_a_node_get_random_ids_on_upgrade(
         assert await conn.fetchval("SELECT cluster FROM family_keys") == cluster
     finally:
         await conn.close()
+
+
+async def test_a_partners_daily_budget_holds_across_replicas(settings: Settings) -> None:
+    """Two pseudonymiser replicas (two pools) spend one partner's budget at once: never
+    more than the budget is evaluated, and a refused request counts nothing."""
+    import asyncio
+
+    from services.intake.pseudonymiser import store as oprf_store
+
+    replicas = [await create_pool(settings.database_url, "pseudonymiser") for _ in range(2)]
+    day = date(2026, 12, 1)
+
+    async def spend(pool: asyncpg.Pool) -> int | None:
+        async with pool.acquire() as conn, conn.transaction():
+            return await oprf_store.spend(conn, "school", day, 50, 1000)
+
+    try:
+        spent = await asyncio.gather(*(spend(replicas[i % 2]) for i in range(40)))
+        async with replicas[0].acquire() as conn:
+            used = await oprf_store.used(conn, "school", day)
+            other_day = await oprf_store.spend(conn, "school", date(2026, 12, 2), 50, 1000)
+    finally:
+        for pool in replicas:
+            await pool.close()
+    granted = sorted(s for s in spent if s is not None)
+    assert granted == list(range(50, 1001, 50))  # twenty of forty, each counted once
+    assert used == 1000
+    assert other_day == 50  # a new day, a new budget

@@ -4,11 +4,13 @@ pseudonymiser's key ring, credentials and limits built on it."""
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 import pytest
 from voprf import ristretto
 
 from services.intake.pseudonymiser.domain import (
+    DEFAULT_DAILY_BUDGET,
     EvaluationRefused,
     KeyRing,
     PartnerCredentials,
@@ -127,3 +129,29 @@ def test_the_rate_limit_is_per_partner_and_refills() -> None:
     assert not limiter.allow("a", 1, now=0.0)
     assert limiter.allow("b", 5, now=0.0)
     assert limiter.allow("a", 5, now=0.5)
+
+
+def test_each_partner_has_a_daily_budget_and_a_backfill_only_time_boxed() -> None:
+    token = hashlib.sha256(b"secret-1").hexdigest()
+    creds = PartnerCredentials.parse(
+        "partners:\n"
+        f"  school: {{token_sha256: {token}, daily_budget: 500}}\n"
+        f"  gp: {{token_sha256: {token.replace('a', 'b')},\n"
+        "       backfill: {budget: 900000, approved_on: 2026-12-01, until: 2026-12-14}}\n"
+        f"  old-style: {token.replace('a', 'c')}\n"
+    )
+    assert creds.budget("school").on(date(2026, 12, 1)) == 500
+    assert creds.budget("old-style").on(date(2026, 12, 1)) == DEFAULT_DAILY_BUDGET
+    # The backfill's larger budget holds until its end, then the daily one again.
+    assert creds.budget("gp").on(date(2026, 12, 14)) == 900000
+    assert creds.budget("gp").on(date(2026, 12, 15)) == DEFAULT_DAILY_BUDGET
+    for broken, says in (
+        ("daily_budget: 0", "daily_budget must be a whole number above 0"),
+        ("backfill: {budget: 10}", "backfill needs"),
+        (
+            "backfill: {budget: 900000, approved_on: 2026-12-01, until: 2027-03-01}",
+            "at most 31 days",
+        ),
+    ):
+        with pytest.raises(PseudonymiserConfigError, match=says):
+            PartnerCredentials.parse(f"partners:\n  school: {{token_sha256: {token}, {broken}}}")

@@ -187,7 +187,10 @@ def init_secrets(
     template_doc = yaml.safe_load(template.read_text())
     partners = []
     token_hashes = {}
-    for entry in template_doc["partners"]:
+    for listed in template_doc["partners"]:
+        # The pseudonymiser's budget for the partner goes to the pseudonymiser only.
+        limits = {k: listed[k] for k in ("daily_budget", "backfill") if k in listed}
+        entry = {k: v for k, v in listed.items() if k not in limits}
         pid = entry["id"]
         config_path = out.partner_config(pid)
         # A partner that made its key itself (`partner keygen`) sent the public half: its
@@ -236,7 +239,10 @@ def init_secrets(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
             partners.append({**entry, "signing_keys": {config["signing_key_id"]: public.hex()}})
-        token_hashes[pid] = hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest()
+        token_hashes[pid] = {
+            "token_sha256": hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest(),
+            **limits,
+        }
     _write(out.partners, {"version": template_doc.get("version", 1), "partners": partners})
     _write(out.pseudonymiser_credentials, {"partners": token_hashes})
     return out

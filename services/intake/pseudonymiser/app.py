@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from faststream.asgi import AsgiFastStream, AsgiResponse, Request, get, post
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
+from services.intake.pseudonymiser import store
 from services.intake.pseudonymiser.domain import (
     SUITE,
     EvaluationRefused,
@@ -21,6 +24,7 @@ from services.intake.pseudonymiser.domain import (
     RateLimiter,
 )
 from shared.contracts import AuditAction, AuditActor, AuditOutcome
+from shared.db import Conn
 from shared.service import Routes, ServiceRuntime, build_service, json_response
 from shared.settings import Settings
 
@@ -31,6 +35,20 @@ EVALUATIONS = Counter(
     "vroegsignaal_pseudonymiser_elements_total", "Blinded elements evaluated", ["key_version"]
 )
 REFUSALS = Counter("vroegsignaal_pseudonymiser_refusals_total", "Requests refused", ["code"])
+PARTNER_ELEMENTS = Counter(
+    "vroegsignaal_pseudonymiser_partner_elements_total",
+    "Blinded elements evaluated per partner",
+    ["partner"],
+)
+BUDGET_USED = Gauge(
+    "vroegsignaal_pseudonymiser_budget_used_ratio",
+    "The share of its daily budget a partner has used today (as this replica last saw it)",
+    ["partner"],
+)
+
+
+class OverBudget(Exception):
+    """The partner's daily budget would be exceeded."""
 
 
 def load_keyring(settings: Settings) -> KeyRing:
@@ -63,8 +81,18 @@ def create_app(settings: Settings) -> AsgiFastStream:
     limiter = RateLimiter(settings.oprf_rate_per_second, burst=settings.oprf_rate_per_second)
 
     def register(runtime: ServiceRuntime) -> Routes:
-        async def audit(partner: str, count: int, version: str, outcome: AuditOutcome) -> None:
-            async with runtime.pool.acquire() as conn, conn.transaction():
+        async def audit(
+            partner: str,
+            count: int,
+            version: str,
+            outcome: AuditOutcome,
+            conn: Conn | None = None,
+            why: str = "",
+        ) -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                if conn is None:
+                    conn = await stack.enter_async_context(runtime.pool.acquire())
+                    await stack.enter_async_context(conn.transaction())
                 await runtime.audit.record(
                     conn,
                     action=AuditAction.CREATE,
@@ -72,7 +100,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
                     actor=AuditActor(actor_id=partner, role="partner", organisation=partner),
                     object_type="oprf-evaluation",
                     object_id=f"{version}:{count}",
-                    purpose="pseudonymiser: evaluate blinded elements for a partner",
+                    purpose=f"pseudonymiser: evaluate blinded elements for a partner{why}",
                 )
 
         @get(description="The public keys by version, and which one is current")
@@ -106,13 +134,43 @@ def create_app(settings: Settings) -> AsgiFastStream:
             if not limiter.allow(partner, len(blinded), time.monotonic()):
                 await audit(partner, len(blinded), version, AuditOutcome.DENIED)
                 return _refuse("rate-limited", "too many elements per second; retry later", 429)
+            today = datetime.now(UTC).date()
+            budget = credentials.budget(partner).on(today)
             try:
-                evaluation = keyring.evaluate(version, blinded, max_batch=settings.oprf_max_batch)
+                # Counted and evaluated in one transaction: a refused evaluation spends
+                # nothing, and the budget holds however many replicas answer.
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    spent = await store.spend(conn, partner, today, len(blinded), budget)
+                    if spent is None:
+                        raise OverBudget
+                    evaluation = keyring.evaluate(
+                        version, blinded, max_batch=settings.oprf_max_batch
+                    )
+                    await audit(
+                        partner, len(blinded), version, AuditOutcome.SUCCESS, conn,
+                        f" ({spent} of its {budget} for {today})",
+                    )  # fmt: skip
             except EvaluationRefused as refused:
                 await audit(partner, len(blinded), version, AuditOutcome.DENIED)
                 return _refuse(refused.code, refused.reason, refused.status)
-            await audit(partner, len(blinded), version, AuditOutcome.SUCCESS)
+            except OverBudget:
+                async with runtime.pool.acquire() as conn:
+                    so_far = await store.used(conn, partner, today)
+                await audit(
+                    partner, len(blinded), version, AuditOutcome.DENIED,
+                    why=f": over its daily budget ({so_far} of {budget} used on {today})",
+                )  # fmt: skip
+                return _refuse(
+                    "daily-budget-exhausted",
+                    f"partner {partner!r} has had {so_far} of its {budget} elements for "
+                    f"{today} (UTC) evaluated; {len(blinded)} more would exceed it. The "
+                    "budget renews at 00:00 UTC. For a first export of a backlog, ask the "
+                    "municipality for an approved backfill (partners file: backfill).",
+                    429,
+                )
             EVALUATIONS.labels(version).inc(len(blinded))
+            PARTNER_ELEMENTS.labels(partner).inc(len(blinded))
+            BUDGET_USED.labels(partner).set(spent / budget)
             return json_response(
                 {
                     "suite": SUITE,

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import yaml
@@ -106,11 +107,44 @@ class KeyRing:
         return bytes(key.evaluator.evaluate_batch(inputs).serialize())
 
 
-class PartnerCredentials:
-    """Partners authenticate with a bearer token; only its SHA-256 is configured here."""
+# A partner's elements a day unless the partners file says otherwise: a large partner's
+# normal day (a few hundred registrations of up to six pseudonyms each) with room to
+# spare, and about 1/50,000th of the valid BSN space.
+DEFAULT_DAILY_BUDGET = 20_000
+# An approved backfill (a partner's first export of its backlog) runs at most this long.
+MAX_BACKFILL_DAYS = 31
 
-    def __init__(self, token_hashes: Mapping[str, bytes]) -> None:
+
+@dataclass(frozen=True)
+class Backfill:
+    """An approved, time-boxed larger budget for a partner's backlog."""
+
+    budget: int
+    until: date
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many blinded elements a partner may have evaluated per UTC day."""
+
+    daily: int = DEFAULT_DAILY_BUDGET
+    backfill: Backfill | None = None
+
+    def on(self, day: date) -> int:
+        if self.backfill is not None and day <= self.backfill.until:
+            return max(self.daily, self.backfill.budget)
+        return self.daily
+
+
+class PartnerCredentials:
+    """Partners authenticate with a bearer token; only its SHA-256 is configured here,
+    with the partner's daily budget (and an approved backfill, if any)."""
+
+    def __init__(
+        self, token_hashes: Mapping[str, bytes], budgets: Mapping[str, Budget] | None = None
+    ) -> None:
         self._hashes = dict(token_hashes)
+        self._budgets = dict(budgets or {})
 
     @classmethod
     def parse(cls, text: str, *, source: str = "credentials") -> PartnerCredentials:
@@ -118,20 +152,22 @@ class PartnerCredentials:
         partners = doc.get("partners")
         if not isinstance(partners, dict):
             raise PseudonymiserConfigError(
-                f"{source}: expected 'partners: {{<partner id>: <sha256 hex of token>}}'"
+                f"{source}: expected 'partners: {{<partner id>: {{token_sha256: <64 hex>, "
+                "daily_budget: <elements>}}}}'"
             )
-        hashes = {}
-        for partner_id, digest in partners.items():
+        hashes, budgets = {}, {}
+        for partner_id, entry in partners.items():
+            where = f"{source}: partner {partner_id!r}"
+            spec = entry if isinstance(entry, dict) else {"token_sha256": entry}
             try:
-                raw = bytes.fromhex(str(digest))
+                raw = bytes.fromhex(str(spec.get("token_sha256")))
             except ValueError:
                 raw = b""
             if len(raw) != 32:
-                raise PseudonymiserConfigError(
-                    f"{source}: partner {partner_id!r} needs the 64-hex SHA-256 of its token"
-                )
+                raise PseudonymiserConfigError(f"{where} needs the 64-hex SHA-256 of its token")
             hashes[str(partner_id)] = raw
-        return cls(hashes)
+            budgets[str(partner_id)] = _budget(spec, where)
+        return cls(hashes, budgets)
 
     def authenticate(self, token: str) -> str | None:
         digest = hashlib.sha256(token.encode()).digest()
@@ -140,6 +176,35 @@ class PartnerCredentials:
             if hmac.compare_digest(digest, expected):
                 found = partner_id
         return found
+
+    def budget(self, partner_id: str) -> Budget:
+        return self._budgets.get(partner_id, Budget())
+
+
+def _budget(spec: Mapping[str, Any], where: str) -> Budget:
+    daily = spec.get("daily_budget", DEFAULT_DAILY_BUDGET)
+    if not isinstance(daily, int) or isinstance(daily, bool) or daily < 1:
+        raise PseudonymiserConfigError(f"{where}: daily_budget must be a whole number above 0")
+    backfill = spec.get("backfill")
+    if backfill is None:
+        return Budget(daily)
+    try:
+        budget = int(backfill["budget"])
+        until = backfill["until"]
+        until = until if isinstance(until, date) else date.fromisoformat(str(until))
+        approved = backfill["approved_on"]
+        approved = approved if isinstance(approved, date) else date.fromisoformat(str(approved))
+    except (KeyError, TypeError, ValueError):
+        raise PseudonymiserConfigError(
+            f"{where}: backfill needs 'budget: <elements>', 'approved_on: <YYYY-MM-DD>' and "
+            "'until: <YYYY-MM-DD>'"
+        ) from None
+    if budget < daily or (until - approved).days > MAX_BACKFILL_DAYS or until < approved:
+        raise PseudonymiserConfigError(
+            f"{where}: a backfill raises the daily budget for at most {MAX_BACKFILL_DAYS} days "
+            "after its approval (approved_on <= until <= approved_on + 31 days)"
+        )
+    return Budget(daily, Backfill(budget, until))
 
 
 class RateLimiter:

@@ -1,0 +1,30 @@
+"""The pseudonymiser's own schema: each partner's use of its daily budget."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from shared.db import Conn
+
+
+async def spend(conn: Conn, partner_id: str, day: date, elements: int, budget: int) -> int | None:
+    """Count `elements` against the partner's budget of `day`, atomically across replicas:
+    the day's use after it, or None (nothing counted) when it would exceed the budget."""
+    used = await conn.fetchval(
+        "INSERT INTO daily_use (partner_id, day, elements)"
+        " SELECT $1::text, $2::date, $3::bigint WHERE $3::bigint <= $4::bigint"
+        " ON CONFLICT (partner_id, day) DO UPDATE SET elements = daily_use.elements + $3::bigint"
+        " WHERE daily_use.elements + $3::bigint <= $4::bigint RETURNING elements",
+        partner_id,
+        day,
+        elements,
+        budget,
+    )
+    return None if used is None else int(used)
+
+
+async def used(conn: Conn, partner_id: str, day: date) -> int:
+    value = await conn.fetchval(
+        "SELECT elements FROM daily_use WHERE partner_id = $1 AND day = $2", partner_id, day
+    )
+    return int(value or 0)
