@@ -74,8 +74,13 @@ async def ensure_roles(conn: Conn, passwords: Mapping[str, str]) -> None:
 
 async def hand_over(conn: Conn, schema: str, owner: str) -> None:
     """Make `owner` the owner of `schema` and of everything in it (a schema migrated by
-    an earlier version belonged to whoever ran the services)."""
-    await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO {owner}')
+    an earlier version belonged to whoever ran the services). What `owner` owns already
+    is left alone (the migration role need not own the key store's to run this)."""
+    current = await conn.fetchval(
+        "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", schema
+    )
+    if current != owner:
+        await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO {owner}')
     objects = await conn.fetch(
         "SELECT c.relname AS name, c.relkind AS kind FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -106,6 +111,9 @@ async def grant_service(conn: Conn, schema: str, role: str) -> None:
         f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}'
     )
     await conn.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+    # Which migrations ran is the migration role's record: readable, not writable.
+    await conn.execute(f'REVOKE ALL ON "{schema}".schema_migrations FROM {role}')
+    await conn.execute(f'GRANT SELECT ON "{schema}".schema_migrations TO {role}')
     for table, rights in APPEND_ONLY.get(schema, {}).items():
         await conn.execute(f'REVOKE ALL ON "{schema}"."{table}" FROM {role}')
         await conn.execute(f'GRANT {rights} ON "{schema}"."{table}" TO {role}')

@@ -172,20 +172,24 @@ async def events_about(conn: Conn, subject: str) -> list[bytes]:
 
 
 # What each kind of shredding names: a subject's data key by its subject, the other
-# keys (a family's, a trend window's) by their name in the entry's object id.
+# keys (a family's, a trend window's) by their name in the entry's object id; and the
+# one service that shreds each (an entry of that kind from any other is not trusted).
 SHRED_BY_SUBJECT = ("data-key",)
 SHRED_BY_NAME = ("family-key", "trend-window-key")
+SHREDDER = {"data-key": "matching", "family-key": "matching", "trend-window-key": "intake"}
 
 
 async def recorded_shreds(conn: Conn) -> list[tuple[str, datetime]]:
     """Every key shredding the log records: (the key's name in the key store, when)."""
     rows = await conn.fetch(
-        "SELECT object_type, object_id, subjects, occurred_at FROM entries"
+        "SELECT object_type, object_id, subjects, occurred_at, source_system FROM entries"
         " WHERE action = 'shred' AND object_type = ANY($1) ORDER BY leaf_index",
         [*SHRED_BY_SUBJECT, *SHRED_BY_NAME],
     )
     found = []
     for r in rows:
+        if r["source_system"] != SHREDDER[r["object_type"]]:
+            continue
         names = r["subjects"] if r["object_type"] in SHRED_BY_SUBJECT else [r["object_id"]]
         found += [(name, r["occurred_at"]) for name in names if name]
     return found

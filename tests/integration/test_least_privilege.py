@@ -4,11 +4,14 @@ refused; the migration role owns every schema, the key-store role the key store'
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
 
 from shared.dbroles import KEYSTORE, MIGRATOR, SERVICE_ROLES, role_url
 from shared.settings import Settings
+from vroegsignaal.stack.database import provision
 from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.integration
@@ -48,9 +51,12 @@ async def test_a_service_role_reaches_its_own_rows_and_nothing_else(
             )
         # No data key, directly: only the key store's own login reaches them.
         await refused(conn, "SELECT 1 FROM keystore.data_keys", "DELETE FROM keystore.data_keys")
-        # No change to what it does not own: no DDL, not even in its own schema.
+        # No change to what it does not own: no DDL, not even in its own schema; no
+        # rewriting which migrations ran; no temporary table to shadow one of the log's.
         await refused(
             conn,
+            f'DELETE FROM "{service}".schema_migrations',
+            "CREATE TEMPORARY TABLE prunings (upto bigint, cutoff timestamptz)",
             f'CREATE TABLE "{service}".sneaky (a int)',
             f'ALTER TABLE "{service}".outbox ADD COLUMN sneaky int',
             f'DROP TABLE "{service}".processed_messages',
@@ -127,4 +133,34 @@ async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
         assert not any(r["rolsuper"] or r["rolcreaterole"] or r["rolcreatedb"] for r in roles)
     finally:
         await conn.close()
+        await admin.close()
+
+
+async def test_migrate_runs_again_and_again_as_a_database_owner_without_superuser(
+    settings: Settings, secrets: Secrets
+) -> None:
+    """As on CloudNativePG: the database belongs to vs_migrator, which is no superuser and
+    may act as the key store's role; the roles exist already (the operator made them).
+    Setting up the database works, and works again for the next release."""
+    name = f"owned_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER {MIGRATOR}')
+        await admin.execute(f"GRANT {KEYSTORE} TO {MIGRATOR}")
+        as_owner = role_url(settings.database_url, MIGRATOR, None).rsplit("/", 1)[0] + f"/{name}"
+        first = await provision(as_owner, {})
+        again = await provision(as_owner, {})
+        assert all(first.values()) and not any(again.values())
+        conn = await asyncpg.connect(
+            role_url(settings.database_url, SERVICE_ROLES["intake"], None).rsplit("/", 1)[0]
+            + f"/{name}"
+        )
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM intake.outbox") == 0
+            await refused(conn, "SELECT 1 FROM keystore.data_keys")
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f"REVOKE {KEYSTORE} FROM {MIGRATOR}")
         await admin.close()

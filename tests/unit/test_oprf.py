@@ -145,6 +145,7 @@ def test_each_partner_has_a_daily_budget_and_a_backfill_only_time_boxed() -> Non
     # The backfill's larger budget holds until its end, then the daily one again.
     assert creds.budget("gp").on(date(2026, 12, 14)) == 900000
     assert creds.budget("gp").on(date(2026, 12, 15)) == DEFAULT_DAILY_BUDGET
+    assert creds.budget("gp").on(date(2026, 11, 30)) == DEFAULT_DAILY_BUDGET  # not yet
     for broken, says in (
         ("daily_budget: 0", "daily_budget must be a whole number above 0"),
         ("backfill: {budget: 10}", "backfill needs"),

@@ -63,9 +63,15 @@ async def provision(admin_url: str, passwords: Mapping[str, str]) -> dict[str, l
     conn = await asyncpg.connect(admin_url)
     try:
         await ensure_roles(conn, passwords)
-        for schema in SERVICES:
+        owners = {**dict.fromkeys(SERVICES, MIGRATOR), keystore.SCHEMA: KEYSTORE}
+        for schema, owner in owners.items():
             if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
-                await hand_over(conn, schema, MIGRATOR)
+                await hand_over(conn, schema, owner)
+        # No role makes temporary tables but the migrations' own: a temporary table
+        # named like one of the audit log's could otherwise shadow it in its triggers.
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        await conn.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO {MIGRATOR}')
     finally:
         await conn.close()
     done = {
@@ -75,11 +81,10 @@ async def provision(admin_url: str, passwords: Mapping[str, str]) -> dict[str, l
         for spec in SERVICES.values()
     }
     done[keystore.SCHEMA] = await migrate(
-        admin_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql"))
+        admin_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql")), owner=KEYSTORE
     )
     conn = await asyncpg.connect(admin_url)
     try:
-        await hand_over(conn, keystore.SCHEMA, KEYSTORE)
         for schema, role in SERVICE_ROLES.items():
             await grant_service(conn, schema, role)
     finally:

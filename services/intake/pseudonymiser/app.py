@@ -136,6 +136,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 return _refuse("rate-limited", "too many elements per second; retry later", 429)
             today = datetime.now(UTC).date()
             budget = credentials.budget(partner).on(today)
+            if len(blinded) > budget:
+                await audit(partner, len(blinded), version, AuditOutcome.DENIED)
+                return _refuse(
+                    "larger-than-budget",
+                    f"{len(blinded)} elements in one request, more than the partner's whole "
+                    f"daily budget of {budget}: send smaller batches",
+                    413,
+                )
             try:
                 # Counted and evaluated in one transaction: a refused evaluation spends
                 # nothing, and the budget holds however many replicas answer.
@@ -154,12 +162,15 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 await audit(partner, len(blinded), version, AuditOutcome.DENIED)
                 return _refuse(refused.code, refused.reason, refused.status)
             except OverBudget:
-                async with runtime.pool.acquire() as conn:
-                    so_far = await store.used(conn, partner, today)
-                await audit(
-                    partner, len(blinded), version, AuditOutcome.DENIED,
-                    why=f": over its daily budget ({so_far} of {budget} used on {today})",
-                )  # fmt: skip
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    so_far, refusals = await store.refused(conn, partner, today)
+                    # The first refusal of the day is in the audit log, the others in
+                    # the metrics only: a partner past its budget cannot flood the log.
+                    if refusals == 1:
+                        await audit(
+                            partner, len(blinded), version, AuditOutcome.DENIED, conn,
+                            f": over its daily budget ({so_far} of {budget} used on {today})",
+                        )  # fmt: skip
                 return _refuse(
                     "daily-budget-exhausted",
                     f"partner {partner!r} has had {so_far} of its {budget} elements for "

@@ -120,6 +120,7 @@ class Backfill:
     """An approved, time-boxed larger budget for a partner's backlog."""
 
     budget: int
+    approved_on: date
     until: date
 
 
@@ -131,7 +132,7 @@ class Budget:
     backfill: Backfill | None = None
 
     def on(self, day: date) -> int:
-        if self.backfill is not None and day <= self.backfill.until:
+        if self.backfill is not None and self.backfill.approved_on <= day <= self.backfill.until:
             return max(self.daily, self.backfill.budget)
         return self.daily
 
@@ -204,7 +205,7 @@ def _budget(spec: Mapping[str, Any], where: str) -> Budget:
             f"{where}: a backfill raises the daily budget for at most {MAX_BACKFILL_DAYS} days "
             "after its approval (approved_on <= until <= approved_on + 31 days)"
         )
-    return Budget(daily, Backfill(budget, until))
+    return Budget(daily, Backfill(budget, approved, until))
 
 
 class RateLimiter:

@@ -23,8 +23,14 @@ async def spend(conn: Conn, partner_id: str, day: date, elements: int, budget: i
     return None if used is None else int(used)
 
 
-async def used(conn: Conn, partner_id: str, day: date) -> int:
-    value = await conn.fetchval(
-        "SELECT elements FROM daily_use WHERE partner_id = $1 AND day = $2", partner_id, day
+async def refused(conn: Conn, partner_id: str, day: date) -> tuple[int, int]:
+    """Count a refusal past the budget: (the day's use, how many refusals so far)."""
+    row = await conn.fetchrow(
+        "INSERT INTO daily_use (partner_id, day, elements, refused) VALUES ($1, $2, 0, 1)"
+        " ON CONFLICT (partner_id, day) DO UPDATE SET refused = daily_use.refused + 1"
+        " RETURNING elements, refused",
+        partner_id,
+        day,
     )
-    return int(value or 0)
+    assert row is not None
+    return int(row["elements"]), int(row["refused"])
