@@ -6,8 +6,10 @@
 - `vs_<service>` (pseudonymiser, intake, matching, notification, audit) may read and write
   the rows of its own schema and nothing else; the audit service may only add to its
   log (and prune it, which the log's own triggers guard).
-- `vs_keystore` owns the key store's schema; a service that seals or opens reaches it only
-  through its own key-store login (`KEYSTORE_DATABASE_URL`, used by shared/keystore.py).
+- `vs_keystore_owner` (no login) owns the key store's schema; `vs_keystore` is the login
+  through which a service that seals or opens reaches it (`KEYSTORE_DATABASE_URL`, used
+  by shared/keystore.py only): it may read, add and delete keys, never alter or drop the
+  table that holds them.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from shared.db import Conn
 
 MIGRATOR = "vs_migrator"
 KEYSTORE = "vs_keystore"
+KEYSTORE_OWNER = "vs_keystore_owner"
 SERVICE_ROLES: Mapping[str, str] = {
     name: f"vs_{name}" for name in ("pseudonymiser", "intake", "matching", "notification", "audit")
 }
 ALL_ROLES = (MIGRATOR, KEYSTORE, *SERVICE_ROLES.values())
+# Roles that own and never log in.
+OWNER_ROLES = (KEYSTORE_OWNER,)
 
 # The audit log is append-only: its service adds, reads, and prunes entries past their
 # retention (the tables' triggers allow only a lawful pruning); it changes nothing.
@@ -53,13 +58,14 @@ async def ensure_roles(conn: Conn, passwords: Mapping[str, str]) -> None:
     creation, not inheriting another role's rights; set each password given. Roles that
     exist are left as they are (on Kubernetes CloudNativePG declares them: the
     migration role may not alter roles there)."""
-    for role in ALL_ROLES:
+    for role in (*ALL_ROLES, *OWNER_ROLES):
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(
                 await conn.fetchval(
-                    "SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
-                    " NOINHERIT NOBYPASSRLS', $1::text)",
+                    "SELECT format('CREATE ROLE %I %s NOSUPERUSER NOCREATEDB NOCREATEROLE"
+                    " NOINHERIT NOBYPASSRLS', $1::text, $2::text)",
                     role,
+                    "NOLOGIN" if role in OWNER_ROLES else "LOGIN",
                 )
             )
         if role in passwords:
@@ -117,3 +123,15 @@ async def grant_service(conn: Conn, schema: str, role: str) -> None:
     for table, rights in APPEND_ONLY.get(schema, {}).items():
         await conn.execute(f'REVOKE ALL ON "{schema}"."{table}" FROM {role}')
         await conn.execute(f'GRANT {rights} ON "{schema}"."{table}" TO {role}')
+
+
+async def grant_keystore(conn: Conn, schema: str) -> None:
+    """The key store's login: its keys' rows, no DDL (the schema is its owner role's, as
+    which the grants are made)."""
+    await conn.execute(f"SET ROLE {KEYSTORE_OWNER}")
+    try:
+        await conn.execute(f'REVOKE ALL ON SCHEMA "{schema}" FROM PUBLIC')
+        await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {KEYSTORE}')
+        await conn.execute(f'GRANT SELECT, INSERT, DELETE ON "{schema}".data_keys TO {KEYSTORE}')
+    finally:
+        await conn.execute("RESET ROLE")

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from shared.contracts import Topics
-from shared.dbroles import KEYSTORE, MIGRATOR, SERVICE_ROLES
+from shared.dbroles import KEYSTORE, KEYSTORE_OWNER, MIGRATOR, SERVICE_ROLES
 from shared.settings import REPO_ROOT, Settings
 
 Manifest = dict[str, Any]
@@ -583,9 +583,17 @@ def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Find
             bad(where, f"the database owner is {owner!r}, not the migration role {MIGRATOR}")
         managed = (cluster["spec"].get("managed") or {}).get("roles") or []
         roles = {r.get("name"): r for r in managed}
-        for role in (KEYSTORE, *SERVICE_ROLES.values()):
+        for role in (KEYSTORE, KEYSTORE_OWNER, *SERVICE_ROLES.values()):
             if role not in roles:
                 bad(where, f"declares no managed role {role}")
+        if (roles.get(KEYSTORE_OWNER) or {}).get("login"):
+            bad(where, f"{KEYSTORE_OWNER} owns the key store and must not log in")
+        for role_name, role in roles.items():
+            granted = set(role.get("inRoles") or []) - (
+                {KEYSTORE_OWNER} if role_name == MIGRATOR else set()
+            )
+            if granted:
+                bad(where, f"role {role_name} is made a member of {sorted(granted)}")
         for role_name, role in roles.items():
             if any(role.get(a) for a in ("superuser", "createrole", "createdb", "bypassrls")):
                 bad(where, f"role {role_name} may do more than log in")

@@ -131,7 +131,9 @@ def test_each_service_logs_in_to_postgres_as_its_own_role_only(
         if var["name"] == "KEYSTORE_DATABASE_URL":
             var["value"] = var["value"].replace("vs_keystore", "vs_matching")
     cluster = find(production, "Cluster", "vroegsignaal-db")
-    cluster["spec"]["managed"]["roles"][2]["createrole"] = True
+    roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    roles["vs_keystore"]["createrole"] = True
+    roles["vs_intake"]["inRoles"] = ["vs_keystore_owner"]
     jobs = [d for d in production if d.get("kind") == "Job"]
     for job in jobs:
         production.remove(job)
@@ -141,7 +143,8 @@ def test_each_service_logs_in_to_postgres_as_its_own_role_only(
     assert "Deployment/matching: uses vroegsignaal-db-app, the migration role's login" in found
     assert "Deployment/matching: DATABASE_URL does not log in as vs_matching" in found
     assert "Deployment/matching: KEYSTORE_DATABASE_URL does not log in as vs_keystore" in found
-    assert "may do more than log in" in found
+    assert "role vs_keystore may do more than log in" in found
+    assert "role vs_intake is made a member of ['vs_keystore_owner']" in found
     assert "nothing runs 'vroegsignaal migrate'" in found
 
 

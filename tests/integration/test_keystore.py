@@ -63,12 +63,18 @@ async def test_data_keys_are_stored_wrapped_and_reached_through_their_own_role(
         )
         assert row is not None
         assert (row["kek_version"], row["n"]) == ("kek1", 12 + 32 + 16)
-        # The key store's role owns its table, and has no right anywhere else.
+        # A role that cannot log in owns the keys' table; the key store's login may
+        # read, add and delete keys there and has no right anywhere else.
         owner = await conn.fetchval(
             "SELECT tableowner FROM pg_tables WHERE schemaname = 'keystore'"
             " AND tablename = 'data_keys'"
         )
-        assert owner == "vs_keystore"
+        assert owner == "vs_keystore_owner"
+        grants = await conn.fetch(
+            "SELECT privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = 'vs_keystore' AND table_name = 'data_keys'"
+        )
+        assert {g["privilege_type"] for g in grants} == {"SELECT", "INSERT", "DELETE"}
         other_schemas = await conn.fetchval(
             "SELECT count(*) FROM information_schema.role_table_grants"
             " WHERE grantee = 'vs_keystore' AND table_schema <> 'keystore'"

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.dbroles import KEYSTORE, MIGRATOR, SERVICE_ROLES, role_url
+from shared.dbroles import KEYSTORE, KEYSTORE_OWNER, MIGRATOR, SERVICE_ROLES, role_url
 from shared.settings import Settings
 from vroegsignaal.stack.database import provision
 from vroegsignaal.stack.secrets import Secrets
@@ -113,6 +113,13 @@ async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
     admin = await asyncpg.connect(settings.database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM keystore.data_keys") == 0
+        # Its keys' rows, never the table that holds them.
+        await refused(
+            conn,
+            "TRUNCATE keystore.data_keys",
+            "ALTER TABLE keystore.data_keys ADD COLUMN sneaky int",
+            "DROP TABLE keystore.data_keys",
+        )
         for service in sorted(SERVICE_ROLES):
             with pytest.raises(Refused):
                 await conn.execute(f'SELECT count(*) FROM "{service}".outbox')
@@ -122,7 +129,7 @@ async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
             " WHERE n.nspname = ANY($1) AND c.relkind = 'r'",
             [*SERVICE_ROLES, "keystore"],
         )
-        assert {r["owner"] for r in owners if r["schema"] == "keystore"} == {KEYSTORE}
+        assert {r["owner"] for r in owners if r["schema"] == "keystore"} == {KEYSTORE_OWNER}
         assert {r["owner"] for r in owners if r["schema"] != "keystore"} == {MIGRATOR}
         roles = await admin.fetch(
             "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
@@ -140,13 +147,13 @@ async def test_migrate_runs_again_and_again_as_a_database_owner_without_superuse
     settings: Settings, secrets: Secrets
 ) -> None:
     """As on CloudNativePG: the database belongs to vs_migrator, which is no superuser and
-    may act as the key store's role; the roles exist already (the operator made them).
+    may act as the key store's owner role; the roles exist already (the operator made them).
     Setting up the database works, and works again for the next release."""
     name = f"owned_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(settings.database_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" OWNER {MIGRATOR}')
-        await admin.execute(f"GRANT {KEYSTORE} TO {MIGRATOR}")
+        await admin.execute(f"GRANT {KEYSTORE_OWNER} TO {MIGRATOR}")
         as_owner = role_url(settings.database_url, MIGRATOR, None).rsplit("/", 1)[0] + f"/{name}"
         first = await provision(as_owner, {})
         again = await provision(as_owner, {})
@@ -162,5 +169,5 @@ async def test_migrate_runs_again_and_again_as_a_database_owner_without_superuse
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f"REVOKE {KEYSTORE} FROM {MIGRATOR}")
+        await admin.execute(f"REVOKE {KEYSTORE_OWNER} FROM {MIGRATOR}")
         await admin.close()

@@ -18,9 +18,11 @@ from shared.db import migrate, migration_files
 from shared.dbroles import (
     ALL_ROLES,
     KEYSTORE,
+    KEYSTORE_OWNER,
     MIGRATOR,
     SERVICE_ROLES,
     ensure_roles,
+    grant_keystore,
     grant_service,
     hand_over,
     role_url,
@@ -63,7 +65,7 @@ async def provision(admin_url: str, passwords: Mapping[str, str]) -> dict[str, l
     conn = await asyncpg.connect(admin_url)
     try:
         await ensure_roles(conn, passwords)
-        owners = {**dict.fromkeys(SERVICES, MIGRATOR), keystore.SCHEMA: KEYSTORE}
+        owners = {**dict.fromkeys(SERVICES, MIGRATOR), keystore.SCHEMA: KEYSTORE_OWNER}
         for schema, owner in owners.items():
             if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
                 await hand_over(conn, schema, owner)
@@ -81,10 +83,14 @@ async def provision(admin_url: str, passwords: Mapping[str, str]) -> dict[str, l
         for spec in SERVICES.values()
     }
     done[keystore.SCHEMA] = await migrate(
-        admin_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql")), owner=KEYSTORE
+        admin_url,
+        keystore.SCHEMA,
+        sorted(keystore.MIGRATIONS.glob("*.sql")),
+        owner=KEYSTORE_OWNER,
     )
     conn = await asyncpg.connect(admin_url)
     try:
+        await grant_keystore(conn, keystore.SCHEMA)
         for schema, role in SERVICE_ROLES.items():
             await grant_service(conn, schema, role)
     finally:
