@@ -34,3 +34,11 @@ async def refused(conn: Conn, partner_id: str, day: date) -> tuple[int, int]:
     )
     assert row is not None
     return int(row["elements"]), int(row["refused"])
+
+
+async def used(conn: Conn, partner_id: str, day: date) -> int:
+    """The elements evaluated for the partner on `day`."""
+    value = await conn.fetchval(
+        "SELECT elements FROM daily_use WHERE partner_id = $1 AND day = $2", partner_id, day
+    )
+    return int(value or 0)
