@@ -537,6 +537,8 @@ def check_split_trust(docs: Sequence[Manifest], label: str = "") -> list[Finding
     return findings
 
 
+# The processes that seal or open personal fields, and so log in to the key store.
+KEYSTORE_USERS = ("intake", "matching", "notification")
 # The Secret (its name, not its content) of the migration role's login.
 MIGRATOR_SECRET = "vroegsignaal-db-app"  # noqa: S105
 
@@ -557,7 +559,16 @@ def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Find
         where = ident(doc)
         runs_migrate = any(c.get("args") == ["migrate"] for c in containers(spec))
         migrations += doc.get("kind") == "Job" and runs_migrate
-        if MIGRATOR_SECRET in secrets_of(spec) and not runs_migrate:
+        held = secrets_of(spec)
+        # A database login is its own process's only: the key store's only where it seals
+        # or opens (intake, matching, notification), a service's only in that service.
+        logins = {f"vroegsignaal-db-{n}" for n in (*SERVICE_ROLES, "keystore")} & held
+        allowed = {f"vroegsignaal-db-{name}"} | (
+            {"vroegsignaal-db-keystore"} if name in KEYSTORE_USERS else set()
+        )
+        for secret in sorted(logins - allowed):
+            bad(where, f"uses {secret}, another process's database login")
+        if MIGRATOR_SECRET in held and not runs_migrate:
             bad(where, f"uses {MIGRATOR_SECRET}, the migration role's login, which only the "
                 "migration Job may hold")  # fmt: skip
         if doc.get("kind") != "Deployment" or name not in SERVICES:

@@ -134,6 +134,13 @@ def test_each_service_logs_in_to_postgres_as_its_own_role_only(
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     roles["vs_keystore"]["createrole"] = True
     roles["vs_intake"]["inRoles"] = ["vs_keystore_owner"]
+    audit = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
+    audit["containers"][0]["env"].append(
+        {
+            "name": "KEYSTORE_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "vroegsignaal-db-keystore", "key": "password"}},
+        }
+    )
     jobs = [d for d in production if d.get("kind") == "Job"]
     for job in jobs:
         production.remove(job)
@@ -146,6 +153,9 @@ def test_each_service_logs_in_to_postgres_as_its_own_role_only(
     assert "role vs_keystore may do more than log in" in found
     assert "role vs_intake is made a member of ['vs_keystore_owner']" in found
     assert "nothing runs 'vroegsignaal migrate'" in found
+    assert (
+        "Deployment/audit: uses vroegsignaal-db-keystore, another process's database login" in found
+    )
 
 
 def test_compose_gives_no_service_both_keys() -> None:
