@@ -213,16 +213,41 @@ class SubjectReportRequest(Contract):
 
 
 class SubjectErased(Contract):
-    """Intake's word to matching, and matching's to notification: erase everything of
-    this subject (matching also shreds its key)."""
+    """Intake's word to matching that a partner passed on a data subject's request for
+    erasure: the registrations of *that partner* end (not archived). Other
+    organisations' registrations stay until the privacy officer approves erasing the
+    subject as a whole (`SubjectErasureApproved`). Version 2: version 1 erased the
+    subject as a whole on any one partner's word."""
 
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+    request_id: uuid.UUID = Field(description="intake's id of the partner's request")
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
     partner_id: PartnerId
     requested_at: AwareDatetime = Field(default_factory=utcnow)
-    registrations: list[uuid.UUID] = Field(
-        default_factory=list,
-        description="(matching to notification) the subject's registrations that went",
-    )
+
+
+class ErasureReviewRequested(Contract):
+    """Matching's word to audit: a partner's erasure request ended its own registrations,
+    but other organisations' registrations of the subject remain. Erasing those too is
+    the privacy officer's decision (listed on the privacy officer's page and in the CLI).
+    Counts only: which organisations, and what they registered, stay in matching."""
+
+    request_id: uuid.UUID = Field(description="the SubjectErased request it follows")
+    subject: Pseudonym = Field(description="the matching-domain pseudonym")
+    partner_id: PartnerId = Field(description="the partner that passed the request on")
+    requested_at: AwareDatetime
+    ended: int = Field(ge=0, description="registrations of that partner that ended")
+    organisations_remaining: int = Field(ge=1)
+
+
+class SubjectErasureApproved(Contract):
+    """The privacy officer approved erasing a subject as a whole (audit to matching):
+    every registration of every organisation ends and the subject's data key is shredded."""
+
+    request_id: uuid.UUID = Field(description="the erasure request it decides")
+    subject: Pseudonym = Field(description="the matching-domain pseudonym")
+    approved_by: Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+    approved_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class SubjectShredded(Contract):
@@ -579,6 +604,8 @@ CONTRACTS: tuple[type[Contract], ...] = (
     SignalAccepted,
     RegistrationWithdrawn,
     SubjectErased,
+    ErasureReviewRequested,
+    SubjectErasureApproved,
     SubjectShredded,
     SubjectReportRequested,
     SubjectReportRequest,
@@ -647,6 +674,7 @@ class Topics:
     AUDIT = "audit.events"
     TREE_HEADS = "audit.tree-heads"
     AUDIT_REQUESTS = "audit.requests"
+    ERASURES_APPROVED = "erasures.approved"
     DEADLETTER = "deadletter"
 
     def __init__(self, prefix: str = "") -> None:
@@ -697,6 +725,10 @@ class Topics:
         return self.name(self.AUDIT_REQUESTS)
 
     @property
+    def erasures_approved(self) -> str:
+        return self.name(self.ERASURES_APPROVED)
+
+    @property
     def tree_heads(self) -> str:
         return self.name(self.TREE_HEADS)
 
@@ -715,6 +747,7 @@ class Topics:
             self.audit,
             self.tree_heads,
             self.audit_requests,
+            self.erasures_approved,
             self.deadletter,
         ]
 
@@ -755,6 +788,8 @@ def partition_key(event: Contract) -> bytes:
         | EarlierInvolvementNoticed
         | ErasureRequested
         | SubjectErased
+        | ErasureReviewRequested
+        | SubjectErasureApproved
         | SubjectShredded
         | SubjectReportRequested
         | SubjectReportRequest,

@@ -38,6 +38,8 @@ APPEND_ONLY: Mapping[str, Mapping[str, str]] = {
         "tree_heads": "SELECT, INSERT",
         "subject_reports": "SELECT, INSERT",
         "prunings": "SELECT, INSERT",
+        "erasure_reviews": "SELECT, INSERT",
+        "erasure_decisions": "SELECT, INSERT",
     }
 }
 

@@ -146,14 +146,16 @@ def auth(
     return {"Authorization": f"Bearer {token}"}
 
 
-async def run_cli(settings: Settings, *args: str) -> tuple[int, str, str]:
-    """`vroegsignaal ARGS` as a user runs it against this test's broker and topics:
-    (exit status, stdout, stderr)."""
+async def run_cli(settings: Settings, *args: str, operator: str = "") -> tuple[int, str, str]:
+    """`vroegsignaal ARGS` as a user runs it against this test's broker and topics (and,
+    for an `operator`, this test's database): (exit status, stdout, stderr)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "VS_TOPIC_PREFIX": settings.topic_prefix,
     }
+    if operator:
+        env |= {"DATABASE_URL": settings.database_url, "VS_OPERATOR": operator}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -299,8 +299,13 @@ def partner_withdraw(
 
 @partner.command("erase")
 def partner_erase(export: ChildFile, config: ConfigOption) -> None:
-    """Pass on data subjects' requests for erasure: everything of them goes, everywhere."""
+    """Pass on data subjects' requests for erasure: this organisation's registrations of
+    them end at once; where other organisations' remain, erasing the child as a whole is
+    the privacy officer's decision ('vroegsignaal erasure list'). Prints the request ids
+    to quote to the privacy officer."""
     summary = _as_partner(config, lambda p: p.erase_file(export))
+    for request_id in summary.request_ids:
+        typer.echo(f"request {request_id}")
     typer.echo(f"erasure requested for {summary.sent}, rejected {summary.rejected}")
 
 
@@ -733,6 +738,85 @@ def audit_report(
     typer.echo(json.dumps(report, indent=2))
     if html_file is not None:
         html_file.write_text(report_html(report))
+
+
+erasure_app = typer.Typer(
+    help="Erasing a data subject as a whole: the privacy officer's decision on partners' "
+    "erasure requests where other organisations keep registrations. Every step is audited.",
+    no_args_is_help=True,
+)
+app.add_typer(erasure_app, name="erasure")
+
+
+@erasure_app.command("list")
+def erasure_list(
+    decided: Annotated[
+        bool, typer.Option("--decided", help="The decided requests instead of the pending.")
+    ] = False,
+) -> None:
+    """Print the erasure requests awaiting a decision (or the decided ones), as JSON."""
+    from services.audit import erasures, store
+
+    async def _list(conn: Any, trail: AuditTrail, who: AuditActor) -> list[dict[str, object]]:
+        found = await store.reviews(conn, pending=not decided)
+        status = "decided" if decided else "pending"
+        await trail.record(
+            conn,
+            action=AuditAction.READ,
+            object_type="erasure-request",
+            object_id=f"{status} list",
+            subjects=sorted({r.subject for r in found}),
+            actor=who,
+            purpose=f"audit: the privacy officer lists {status} erasure requests "
+            f"({len(found)} found)",
+        )
+        return [erasures.review_json(r) for r in found]
+
+    typer.echo(json.dumps(_as_operator("audit", "privacy_officer", _list), indent=2))
+
+
+def _decide_erasure(request_id: str, approve: bool, reason: str) -> None:
+    import uuid
+
+    from services.audit import erasures
+
+    try:
+        wanted = uuid.UUID(request_id)
+    except ValueError:
+        raise _fail("the request id is a UUID, as 'erasure list' prints it") from None
+    topics = Topics(Settings().topic_prefix)
+
+    async def _decide(conn: Any, trail: AuditTrail, who: AuditActor) -> dict[str, object]:
+        try:
+            decided = await erasures.decide(
+                conn, trail, topics, wanted, approve=approve, who=who, reason=reason
+            )
+        except erasures.DecisionError as exc:
+            raise _fail(str(exc)) from None
+        return erasures.review_json(decided)
+
+    typer.echo(json.dumps(_as_operator("audit", "privacy_officer", _decide), indent=2))
+
+
+@erasure_app.command("approve")
+def erasure_approve(
+    request_id: Annotated[str, typer.Argument(help="The request id 'erasure list' prints")],
+    reason: Annotated[str, typer.Option(help="Why (optional; no names or numbers)")] = "",
+) -> None:
+    """Approve erasing the subject as a whole: every organisation's registrations end
+    and its data key is shredded. Irreversible."""
+    _decide_erasure(request_id, True, reason)
+
+
+@erasure_app.command("refuse")
+def erasure_refuse(
+    request_id: Annotated[str, typer.Argument(help="The request id 'erasure list' prints")],
+    reason: Annotated[
+        str, typer.Option(help="Why, for the partner to tell the data subject (no names)")
+    ],
+) -> None:
+    """Refuse erasing the subject as a whole: other organisations' registrations stay."""
+    _decide_erasure(request_id, False, reason)
 
 
 app.add_typer(issuer_app, name="issuer")

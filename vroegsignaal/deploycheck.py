@@ -56,7 +56,12 @@ KEDA_SCALED = ("matching", "notification", "audit")
 # audit only the privacy officer's page and the two calls it makes (path, pathType).
 PUBLIC = ("pseudonymiser", "notification")
 PUBLIC_PATHS = {
-    "audit": (("/audit/ui", "Prefix"), ("/audit/v1/search", "Exact"), ("/audit/v1/me", "Exact"))
+    "audit": (
+        ("/audit/ui", "Prefix"),
+        ("/audit/v1/search", "Exact"),
+        ("/audit/v1/me", "Exact"),
+        ("/audit/v1/erasures", "Prefix"),
+    )
 }
 FROM_INGRESS = (*PUBLIC, *PUBLIC_PATHS)
 # What the municipality must replace in the production overlay (README, Deploying).

@@ -124,5 +124,7 @@ def create_app(settings: Settings) -> ASGIApp:
     service, runtime = build_service(NAME, Path(__file__).parent, settings, register)
     runtime.on_close(verifier.aclose)
     return Combined(
-        service, build_web(runtime, verifier), ("/audit/ui", "/audit/v1/search", "/audit/v1/me")
+        service,
+        build_web(runtime, verifier),
+        ("/audit/ui", "/audit/v1/search", "/audit/v1/me", "/audit/v1/erasures"),
     )

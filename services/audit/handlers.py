@@ -14,13 +14,19 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter, Gauge
 
-from services.audit import store
+from services.audit import erasures, store
 from services.audit.domain import SignedHead, SignedPruning, entry_from
 from services.audit.report import subject_report
 from shared.audit import AuditTrail
-from shared.contracts import AuditAction, AuditEvent, SubjectReportRequest, TreeHeadSigned
+from shared.contracts import (
+    AuditAction,
+    AuditEvent,
+    ErasureReviewRequested,
+    SubjectReportRequest,
+    TreeHeadSigned,
+)
 from shared.db import claim_message
-from shared.outbox import enqueue
+from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "audit"
@@ -75,9 +81,23 @@ def register(runtime: ServiceRuntime) -> None:
         auto_offset_reset="earliest",
     )
     async def on_request(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
+        if kind == ErasureReviewRequested.__name__:
+            review = await dead_letters.decode(ErasureReviewRequested, message)
+            if review is not None:
+                await on_review_requested(runtime, review)
+            return
         request = await dead_letters.decode(SubjectReportRequest, message)
         if request is not None:
             await on_report_request(runtime, request)
+
+
+async def on_review_requested(runtime: ServiceRuntime, review: ErasureReviewRequested) -> None:
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if await claim_message(conn, CONSUMER, review.event_id):
+            await erasures.receive(conn, runtime.audit, review)
 
 
 async def on_report_request(runtime: ServiceRuntime, request: SubjectReportRequest) -> None:

@@ -1,6 +1,7 @@
 """The privacy officer's view of the audit log: search by subject pseudonym, user,
-organisation, action and period, behind OIDC bearer tokens (role privacy_officer only).
-Every search is itself audited, in the same log, through this service's outbox."""
+organisation, action and period, and the erasure requests that await a decision, behind
+OIDC bearer tokens (role privacy_officer only). Every search, list and decision is itself
+audited, in the same log, through this service's outbox."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from services.audit import store
+from services.audit import erasures, store
 from shared.auth import Principal, Role, TokenVerifier
 from shared.contracts import AuditAction
 from shared.service import ServiceRuntime
-from shared.webapp import STATIC, Denied, Guard, actor, require
+from shared.webapp import STATIC, Denied, Guard, actor, parse_uuid, require
 
 WEB = Path(__file__).parent / "web"
 MAX_PAGE = 500
@@ -141,6 +142,54 @@ def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
             }
         )
 
+    async def erasure_list(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        status = request.query_params.get("status", "pending")
+        if status not in ("pending", "decided"):
+            raise Denied(400, "status is pending or decided")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await store.reviews(conn, pending=status == "pending")
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="erasure-request",
+                object_id=f"{status} list",
+                subjects=sorted({r.subject for r in found}),
+                actor=actor(principal),
+                purpose=f"audit: the privacy officer lists {status} erasure requests "
+                f"({len(found)} found)",
+            )
+        return JSONResponse({"requests": [erasures.review_json(r) for r in found]})
+
+    async def erasure_decision(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        request_id = parse_uuid(request.path_params["request_id"], "erasure request")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise Denied(400, 'send JSON: {"approve": true|false, "reason": "..."}') from None
+        if (
+            not isinstance(body, dict)
+            or set(body) - {"approve", "reason"}
+            or not isinstance(body.get("approve"), bool)
+            or not isinstance(body.get("reason", ""), str)
+        ):
+            raise Denied(400, 'send JSON: {"approve": true|false, "reason": "..."}')
+        try:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                decided = await erasures.decide(
+                    conn,
+                    runtime.audit,
+                    runtime.topics,
+                    request_id,
+                    approve=body["approve"],
+                    who=actor(principal),
+                    reason=body.get("reason", ""),
+                )
+        except erasures.DecisionError as exc:
+            raise Denied(exc.status, str(exc)) from None
+        return JSONResponse(erasures.review_json(decided))
+
     async def home(request: Request) -> Response:
         return RedirectResponse("/audit/ui/")
 
@@ -149,6 +198,12 @@ def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
             Route("/audit/ui/config", config),
             Route("/audit/v1/me", guarded(me)),
             Route("/audit/v1/search", guarded(search)),
+            Route("/audit/v1/erasures", guarded(erasure_list)),
+            Route(
+                "/audit/v1/erasures/{request_id}/decision",
+                guarded(erasure_decision),
+                methods=["POST"],
+            ),
             Route("/audit/ui", home),
             Mount("/audit/ui/lib", StaticFiles(directory=STATIC)),
             Mount("/audit/ui", StaticFiles(directory=WEB, html=True)),

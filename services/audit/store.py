@@ -1,9 +1,10 @@
-"""Audit's own schema: the append-only entries, the Merkle tree's perfect subtrees and
-the signed tree heads."""
+"""Audit's own schema: the append-only entries, the Merkle tree's perfect subtrees, the
+signed tree heads, and the erasure reviews with the privacy officer's decisions."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -304,3 +305,84 @@ async def prunings(conn: Conn) -> list[SignedPruning]:
         )
         for r in rows
     ]
+
+
+# --- erasure reviews ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErasureReview:
+    """A subject's erasure awaiting (or past) the privacy officer's decision."""
+
+    request_id: uuid.UUID
+    subject: str
+    partner_id: str
+    requested_at: datetime
+    ended: int
+    organisations_remaining: int
+    approved: bool | None = None  # None: not decided yet
+    decided_by: str | None = None
+    reason: str | None = None
+    decided_at: datetime | None = None
+
+
+REVIEW_COLUMNS = (
+    "r.request_id, r.subject, r.partner_id, r.requested_at, r.ended,"
+    " r.organisations_remaining, d.approved, d.decided_by, d.reason, d.decided_at"
+)
+
+
+async def add_review(conn: Conn, review: ErasureReview) -> bool:
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO erasure_reviews (request_id, subject, partner_id, requested_at,"
+            " ended, organisations_remaining) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            review.request_id,
+            review.subject,
+            review.partner_id,
+            review.requested_at,
+            review.ended,
+            review.organisations_remaining,
+        )
+    )
+
+
+async def reviews(conn: Conn, *, pending: bool, limit: int = 200) -> list[ErasureReview]:
+    """Undecided reviews, oldest first; or decided ones, latest decision first."""
+    where, order = (
+        ("d.request_id IS NULL", "r.requested_at")
+        if pending
+        else ("d.request_id IS NOT NULL", "d.decided_at DESC")
+    )
+    rows = await conn.fetch(
+        f"SELECT {REVIEW_COLUMNS} FROM erasure_reviews r"
+        f" LEFT JOIN erasure_decisions d USING (request_id) WHERE {where}"
+        f" ORDER BY {order} LIMIT $1",
+        limit,
+    )
+    return [ErasureReview(**dict(r)) for r in rows]
+
+
+async def review(conn: Conn, request_id: uuid.UUID) -> ErasureReview | None:
+    row = await conn.fetchrow(
+        f"SELECT {REVIEW_COLUMNS} FROM erasure_reviews r"
+        " LEFT JOIN erasure_decisions d USING (request_id) WHERE r.request_id = $1",
+        request_id,
+    )
+    return ErasureReview(**dict(row)) if row else None
+
+
+async def add_decision(
+    conn: Conn, request_id: uuid.UUID, approved: bool, decided_by: str, reason: str
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO erasure_decisions (request_id, approved, decided_by, reason)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+            request_id,
+            approved,
+            decided_by,
+            reason,
+        )
+    )

@@ -152,10 +152,12 @@ def register(
             await dead_letters.decode(ErasureRequested, message, plain),
             lambda event_id, subject: (
                 runtime.topics.accepted,
-                SubjectErased(event_id=event_id, subject=subject, partner_id=partner_id),
+                SubjectErased(
+                    event_id=event_id, request_id=event_id, subject=subject, partner_id=partner_id
+                ),
             ),
             AuditAction.DELETE,
-            "erasure requested by a data subject",
+            "a data subject's erasure request (of this partner's registrations)",
         )
 
     async def on_withdrawal(message: KafkaMessage, plain: bytes, partner_id: str) -> None:

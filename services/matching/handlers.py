@@ -33,6 +33,7 @@ from shared.contracts import (
     AuditOutcome,
     CoordinationTransferred,
     EarlierInvolvementNoticed,
+    ErasureReviewRequested,
     MatchContact,
     MatchDissolved,
     MatchJoined,
@@ -47,6 +48,7 @@ from shared.contracts import (
     SealedTransfer,
     SignalAccepted,
     SubjectErased,
+    SubjectErasureApproved,
     SubjectShredded,
     WijkThemeCounted,
     WijkTrendRaised,
@@ -69,6 +71,11 @@ DECISIONS = Counter(
 )
 ERASED = Counter(
     "vroegsignaal_matching_erased_total", "Events about subjects whose key was shredded"
+)
+ERASURE_REQUESTS = Counter(
+    "vroegsignaal_matching_erasure_requests_total",
+    "Partners' erasure requests: the subject went whole, or its erasure awaits review",
+    ["outcome"],
 )
 ENDED = Counter(
     "vroegsignaal_matching_registrations_ended_total", "Registrations ended", ["reason"]
@@ -460,6 +467,7 @@ class Matcher:
             ),
             age_limit_from=month_start(signal.age_limit_month),
             sealed=signal.sealed,
+            partner_id=signal.partner_id,
         )
         now = datetime.now(UTC)
         try:
@@ -547,13 +555,67 @@ class Matcher:
                     await self.merge_family_matches(conn, root, absorbed, now)
             await self.reconsider(conn, signal.subject, now)
 
-    async def on_erased(self, erased: SubjectErased | SubjectShredded) -> None:
-        """Erasure, or a data key an operator shredded: every registration of the subject
-        goes (none archived), its matches dissolve, its place in a family goes, its data
-        key is shredded, and notification is told after the dissolutions."""
+    async def on_partner_erasure(self, erased: SubjectErased) -> None:
+        """A partner passed on a data subject's erasure request: that partner's own
+        registrations of the subject end (none archived). Where that was all that was
+        kept, the subject goes as a whole; where other organisations' registrations
+        remain, erasing those is the privacy officer's decision, and audit lists it."""
+        now = datetime.now(UTC)
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            if not await claim_message(conn, CONSUMER, erased.event_id):
+                return
+            await store.lock(conn, [f"subject:{erased.subject}"])
+            own = [
+                r
+                for r in await store.all_registrations(conn, erased.subject)
+                if r.partner_id == erased.partner_id
+            ]
+            for stored in own:
+                await self.end(conn, stored, EndReason.ERASED, now)
+            await self.reconsider(conn, erased.subject, now)
+            ended = [r.registration_id for r in own]
+            remaining = await store.organisations_of(conn, erased.subject)
+            if not remaining:
+                await self.schedule_shred(
+                    conn,
+                    erased.subject,
+                    "the subject asked for erasure and no other organisation keeps anything",
+                    ended,
+                )
+            else:
+                await enqueue(
+                    conn,
+                    self.runtime.topics.audit_requests,
+                    ErasureReviewRequested(
+                        request_id=erased.request_id,
+                        subject=erased.subject,
+                        partner_id=erased.partner_id,
+                        requested_at=erased.requested_at,
+                        ended=len(ended),
+                        organisations_remaining=remaining,
+                    ),
+                )
+                await self.runtime.audit.record(
+                    conn,
+                    action=AuditAction.DELETE,
+                    object_type="erasure-request",
+                    object_id=str(erased.request_id),
+                    subjects=[erased.subject],
+                    purpose=f"matching: erased {len(ended)} registrations of partner "
+                    f"{erased.partner_id} at the data subject's request; {remaining} other "
+                    "organisations' registrations await the privacy officer's decision",
+                )
+        ERASURE_REQUESTS.labels("review-requested" if remaining else "subject-erased").inc()
+        await self.shred_pending()
+
+    async def on_erased(self, erased: SubjectErasureApproved | SubjectShredded) -> None:
+        """Erasure of the subject as a whole (approved by the privacy officer), or a data
+        key an operator shredded: every registration of the subject goes (none archived),
+        its matches dissolve, its place in a family goes, its data key is shredded, and
+        notification is told after the dissolutions."""
         why = (
-            "the subject asked for erasure"
-            if isinstance(erased, SubjectErased)
+            f"the privacy officer approved erasing the subject ({erased.approved_by})"
+            if isinstance(erased, SubjectErasureApproved)
             else f"its data key was shredded ({erased.reason})"
         )
         now = datetime.now(UTC)
@@ -796,6 +858,17 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
             await on_count(runtime, policy, counted)
 
     @runtime.broker.subscriber(
+        runtime.topics.erasures_approved,
+        group_id=f"{runtime.group_id}-erasures",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+    )
+    async def on_erasure_approved(message: KafkaMessage) -> None:
+        approved = await runtime.dead_letters.decode(SubjectErasureApproved, message)
+        if approved is not None:
+            await matcher.on_erased(approved)
+
+    @runtime.broker.subscriber(
         runtime.topics.accepted,
         group_id=runtime.group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -808,7 +881,7 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
         if event_type == b"SubjectErased":
             erased = await runtime.dead_letters.decode(SubjectErased, message)
             if erased is not None:
-                await matcher.on_erased(erased)
+                await matcher.on_partner_erasure(erased)
             return
         if event_type == b"SubjectShredded":
             shredded = await runtime.dead_letters.decode(SubjectShredded, message)

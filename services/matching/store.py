@@ -31,6 +31,7 @@ class StoredRegistration:
     age_limit_from: date  # the first day of the month the youth turns 23
     sealed: str
     end_reason: EndReason | None = None
+    partner_id: str | None = None  # None: registered before partners were kept
 
 
 def _lock_id(name: str) -> int:
@@ -47,8 +48,8 @@ async def lock(conn: Conn, names: Iterable[str]) -> None:
 async def add_registration(conn: Conn, reg: StoredRegistration) -> bool:
     row = await conn.fetchrow(
         "INSERT INTO registrations (registration_id, subject, organisation,"
-        " organisation_category, sealed, registered_at, expires_at, age_limit_from)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " organisation_category, sealed, registered_at, expires_at, age_limit_from,"
+        " partner_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT DO NOTHING RETURNING registration_id",
         reg.registration_id,
         reg.subject,
@@ -58,6 +59,7 @@ async def add_registration(conn: Conn, reg: StoredRegistration) -> bool:
         reg.registered_at,
         reg.expires_at,
         reg.age_limit_from,
+        reg.partner_id,
     )
     return row is not None
 
@@ -74,12 +76,13 @@ def _stored(row: object) -> StoredRegistration:
         age_limit_from=r["age_limit_from"],
         sealed=r["sealed"],
         end_reason=EndReason(r["end_reason"]) if r["end_reason"] else None,
+        partner_id=r.get("partner_id"),
     )
 
 
 COLUMNS = (
     "registration_id, subject, organisation, organisation_category, registered_at,"
-    " expires_at, age_limit_from, sealed, end_reason"
+    " expires_at, age_limit_from, sealed, end_reason, partner_id"
 )
 
 
@@ -192,6 +195,18 @@ async def forget_subject(conn: Conn, subject: str) -> None:
         "DELETE FROM family_nodes WHERE cluster = $1 AND NOT EXISTS"
         " (SELECT 1 FROM family_nodes s WHERE s.cluster = $1 AND s.node LIKE 's:%')",
         cluster,
+    )
+
+
+async def organisations_of(conn: Conn, subject: str) -> int:
+    """How many organisations keep registrations (live or archived) of a subject; one
+    without its partner kept (before migration 007) counts by its organisation's name."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(DISTINCT coalesce(partner_id, 'organisation:' || organisation))"
+            " FROM registrations WHERE subject = $1",
+            subject,
+        )
     )
 
 

@@ -51,7 +51,6 @@ from shared.contracts import (
     SealedMatch,
     SealedNotice,
     SealedTransfer,
-    SubjectErased,
     SubjectShredded,
     WijkThemeCounted,
     WijkTrendRaised,
@@ -514,14 +513,10 @@ class Notifier:
                     {notice.worker.worker_id: notice.organisation},
                 )
 
-    async def on_erased(self, erased: SubjectErased | SubjectShredded) -> None:
-        """The subject asked for erasure, or its data key was shredded: the copies
-        notification opened (contacts, alerts, tasks) go with it."""
-        why = (
-            "at their request"
-            if isinstance(erased, SubjectErased)
-            else f"whose data key was shredded ({erased.reason})"
-        )
+    async def on_erased(self, erased: SubjectShredded) -> None:
+        """The subject's data key was shredded (erased as a whole, or nothing of it kept
+        any more): the copies notification opened (contacts, alerts, tasks) go with it."""
+        why = f"whose data key was shredded ({erased.reason})"
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, erased.event_id):
                 return
@@ -723,9 +718,6 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
             moved = await dead_letters.decode(CoordinationTransferred, message)
             if moved is not None:
                 await notifier.on_transferred(message, moved)
-        elif kind == SubjectErased.__name__:
-            if (erased := await dead_letters.decode(SubjectErased, message)) is not None:
-                await notifier.on_erased(erased)
         elif kind == SubjectShredded.__name__:
             if (shredded := await dead_letters.decode(SubjectShredded, message)) is not None:
                 await notifier.on_erased(shredded)
@@ -740,7 +732,7 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
                 "unknown-event-type",
                 f"no handler for lifecycle event type {kind!r}: set the {EVENT_TYPE_HEADER} "
                 "header to one of MatchJoined, MatchLeft, MatchDissolved, CoordinationTransferred, "
-                "EarlierInvolvementNoticed, SubjectErased, SubjectShredded",
+                "EarlierInvolvementNoticed, SubjectShredded",
             )
 
     @runtime.broker.subscriber(

@@ -102,7 +102,7 @@ async def test_withdrawals_dissolve_the_match_and_archive_only_the_resolved(
         await conn.close()
 
 
-async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
+async def test_a_partner_erases_its_own_and_the_privacy_officer_the_subject_as_a_whole(
     settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
 ) -> None:
     topics = Topics(settings.topic_prefix)
@@ -155,7 +155,63 @@ async def test_erasure_removes_the_subject_everywhere_and_dissolves_its_matches(
             finally:
                 await conn.close()
             request = export(tmp_path / "erase.csv", [{"child_bsn": child}])
-            await school.erase_file(request)
+            (request_id,) = (await school.erase_file(request)).request_ids
+
+            # The school's request ends the school's registration only: the JGZ's of the
+            # child stays, readable, and so does the child's data key. Both matches
+            # dissolve: only one organisation (JGZ) is left in them.
+            async def own_erased() -> bool:
+                s = await summary()
+                return (s["open_matches"], s["registrations"]) == (0, 2)
+
+            await eventually(own_erased, timeout=60)
+            officer = auth(settings, "fg-mira", Role.PRIVACY_OFFICER)
+            erasures = f"{services['audit']}/audit/v1/erasures"
+
+            async def listed() -> list[dict[str, object]]:
+                found: list[dict[str, object]] = (await get_json(erasures, headers=officer))[
+                    "requests"
+                ]
+                return found
+
+            (pending,) = await eventually(listed, timeout=30)
+            assert pending["request_id"] == str(request_id)
+            assert pending["subject"] == person_subject
+            assert (pending["partner_id"], pending["ended"]) == (SCHOOL, 1)
+            assert pending["organisations_remaining"] == 1
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                kept = await conn.fetch(
+                    "SELECT partner_id FROM matching.registrations WHERE subject = $1",
+                    person_subject,
+                )
+                assert [r["partner_id"] for r in kept] == [JGZ]
+                assert await conn.fetchval(
+                    "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", person_subject
+                )
+            finally:
+                await conn.close()
+
+            # Neither a partner's worker nor a JGT worker may decide; the officer may.
+            for someone in (
+                auth(settings, "juf-anouk", Role.WORKER),
+                auth(settings, "jgt-sanne", Role.TEAM_LEAD),
+            ):
+                refused = await http.post(
+                    f"{erasures}/{request_id}/decision", json={"approve": True}, headers=someone
+                )
+                assert refused.status_code == 403
+            approved = await http.post(
+                f"{erasures}/{request_id}/decision", json={"approve": True}, headers=officer
+            )
+            assert approved.status_code == 200, approved.text
+            assert approved.json()["status"] == "approved"
+            again = await http.post(
+                f"{erasures}/{request_id}/decision",
+                json={"approve": False, "reason": "te laat"},
+                headers=officer,
+            )
+            assert again.status_code == 409
 
             async def erased() -> bool:
                 s = await summary()

@@ -1,4 +1,5 @@
-// The privacy officer's search of the audit log. Every search is recorded in the log.
+// The privacy officer's page: erasure requests to decide, and the search of the audit log.
+// Every list, decision and search is recorded in the log.
 import { Session, el, when } from "./lib/oidc.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +21,7 @@ function showLogin() {
   $("login").hidden = false;
   $("logout").hidden = true;
   $("search-section").hidden = true;
+  $("erasures-section").hidden = true;
   $("results-section").hidden = true;
   $("who").textContent = "";
 }
@@ -56,6 +58,47 @@ async function run(after) {
   $("results-section").hidden = false;
 }
 
+async function decide(requestId, approve, reason) {
+  await session.api(`/audit/v1/erasures/${requestId}/decision`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ approve, reason }),
+  });
+  await loadErasures();
+}
+
+async function loadErasures() {
+  const { requests } = await session.api("/audit/v1/erasures?status=pending");
+  const body = $("erasures").querySelector("tbody");
+  body.replaceChildren();
+  for (const r of requests) {
+    const row = el("tr");
+    row.dataset.request = r.request_id;
+    for (const value of [when(r.requested_at), r.request_id, r.partner_id, r.subject, r.ended,
+      r.organisations_remaining]) row.append(el("td", String(value)));
+    const reason = el("input");
+    reason.setAttribute("aria-label", `Reason for request ${r.request_id}`);
+    reason.maxLength = 500;
+    const reasonCell = el("td");
+    reasonCell.append(reason);
+    const approve = el("button", "Approve erasure");
+    const refuse = el("button", "Refuse");
+    approve.onclick = () => {
+      if (window.confirm("Erase this subject everywhere? This cannot be undone.")) {
+        decide(r.request_id, true, reason.value).catch(showError);
+      }
+    };
+    refuse.onclick = () => decide(r.request_id, false, reason.value).catch(showError);
+    const actions = el("td");
+    actions.append(approve, refuse);
+    row.append(reasonCell, actions);
+    body.append(row);
+  }
+  $("erasure-count").textContent = `(${requests.length})`;
+  $("no-erasures").hidden = requests.length > 0;
+  $("erasures-section").hidden = false;
+}
+
 async function start() {
   $("login-button").onclick = () => session.login().catch(showError);
   $("logout").onclick = () => session.logout();
@@ -75,6 +118,7 @@ async function start() {
     return;
   }
   $("search-section").hidden = false;
+  await loadErasures();
   $("search").onsubmit = (event) => {
     event.preventDefault();
     $("error").hidden = true;
