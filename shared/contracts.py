@@ -671,7 +671,10 @@ class Topics:
     MATCHES = "matches"
     MATCH_LIFECYCLE = "matches.lifecycle"
     ALERTS = "alerts"
-    AUDIT = "audit.events"
+    AUDIT_PREFIX = "audit.events."
+    # Each process writes its audit events to a topic of its own (and may write no
+    # other's): the audit service knows who wrote an entry from the topic it came on.
+    AUDIT_SOURCES = ("pseudonymiser", "intake", "matching", "notification", "audit")
     TREE_HEADS = "audit.tree-heads"
     AUDIT_REQUESTS = "audit.requests"
     ERASURES_APPROVED = "erasures.approved"
@@ -716,9 +719,20 @@ class Topics:
     def alerts(self) -> str:
         return self.name(self.ALERTS)
 
+    def audit_of(self, service: str) -> str:
+        """The audit topic only `service` writes."""
+        if service not in self.AUDIT_SOURCES:
+            raise ValueError(f"{service!r} writes no audit events; one of {self.AUDIT_SOURCES}")
+        return self.name(f"{self.AUDIT_PREFIX}{service}")
+
     @property
-    def audit(self) -> str:
-        return self.name(self.AUDIT)
+    def audits(self) -> list[str]:
+        return [self.audit_of(s) for s in self.AUDIT_SOURCES]
+
+    def audit_source_of(self, topic: str) -> str | None:
+        """Which service's audit topic `topic` is (None: not an audit topic)."""
+        source = topic.removeprefix(self.name(self.AUDIT_PREFIX))
+        return source if source != topic and source in self.AUDIT_SOURCES else None
 
     @property
     def audit_requests(self) -> str:
@@ -744,7 +758,7 @@ class Topics:
             self.match_lifecycle,
             self.trends,
             self.alerts,
-            self.audit,
+            *self.audits,
             self.tree_heads,
             self.audit_requests,
             self.erasures_approved,

@@ -165,9 +165,12 @@ def _tls(settings: Settings) -> ssl.SSLContext:
 
 def _scram(settings: Settings) -> tuple[str, str]:
     user, path = settings.kafka_sasl_username, settings.kafka_sasl_password_file
+    if user and path is None and settings.kafka_sasl_password is not None:
+        return user, settings.kafka_sasl_password.get_secret_value()
     if not user or path is None:
         raise KafkaSecurityError(
-            "VS_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs VS_KAFKA_SASL_USERNAME and "
+            f"VS_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            "VS_KAFKA_SASL_USERNAME and "
             "VS_KAFKA_SASL_PASSWORD_FILE (the KafkaUser's Secret)"
         )
     try:
@@ -179,12 +182,15 @@ def _scram(settings: Settings) -> tuple[str, str]:
 
 
 def broker_security(settings: Settings) -> BaseSecurity | None:
-    """How FastStream's broker logs in: plain, TLS, or SCRAM-SHA-512 over TLS."""
+    """How FastStream's broker logs in: plain, TLS, or SCRAM-SHA-512 (over TLS, or on
+    the local stack's loopback broker without)."""
     if settings.kafka_security_protocol == "PLAINTEXT":
         return None
     if settings.kafka_security_protocol == "SSL":
         return BaseSecurity(ssl_context=_tls(settings))
     user, password = _scram(settings)
+    if settings.kafka_security_protocol == "SASL_PLAINTEXT":
+        return SASLScram512(user, password, use_ssl=False)
     return SASLScram512(user, password, ssl_context=_tls(settings))
 
 
@@ -192,11 +198,10 @@ def client_options(settings: Settings) -> dict[str, Any]:
     """The same login for a plain aiokafka client (admin, the audit check's consumer)."""
     if settings.kafka_security_protocol == "PLAINTEXT":
         return {}
-    options: dict[str, Any] = {
-        "security_protocol": settings.kafka_security_protocol,
-        "ssl_context": _tls(settings),
-    }
-    if settings.kafka_security_protocol == "SASL_SSL":
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol != "SASL_PLAINTEXT":
+        options["ssl_context"] = _tls(settings)
+    if settings.kafka_security_protocol.startswith("SASL_"):
         user, password = _scram(settings)
         options |= {
             "sasl_mechanism": "SCRAM-SHA-512",

@@ -131,7 +131,7 @@ def build_service(
         audit=AuditTrail(
             service=name,
             instance=settings.instance_id,
-            topic=Topics(settings.topic_prefix).audit,
+            topic=Topics(settings.topic_prefix).audit_of(name),
         ),
         dead_letters=dead_letters,
     )

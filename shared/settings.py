@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,13 +28,17 @@ class Settings(BaseSettings):
         default="postgresql://postgres@127.0.0.1:15432/vroegsignaal",
         validation_alias="DATABASE_URL",
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = Field(
         default="PLAINTEXT",
-        description="SASL_SSL: SCRAM-SHA-512 over TLS, as a Strimzi KafkaUser logs in.",
+        description="SASL_SSL: SCRAM-SHA-512 over TLS, as a Strimzi KafkaUser logs in; "
+        "SASL_PLAINTEXT: SCRAM-SHA-512 without TLS, as on the local stack's loopback broker.",
     )
     kafka_sasl_username: str | None = None
     kafka_sasl_password_file: Path | None = Field(
         default=None, description="The SCRAM password (Strimzi's KafkaUser Secret, 'password')."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="The SCRAM password itself (a partner's, from its config)."
     )
     kafka_ca_file: Path | None = Field(
         default=None, description="CA certificate(s) of the brokers (Strimzi's cluster CA)."

@@ -22,8 +22,11 @@ import pytest
 
 from services.intake.app import load_partners
 from shared.auth import Role
+from shared.contracts import Topics
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.devstack import as_kafka_admin
+from vroegsignaal.stack import kafka_access
 from vroegsignaal.stack.database import provision
 from vroegsignaal.stack.issuer import DemoUser, load_demo_users, mint_token
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
@@ -32,12 +35,18 @@ from vroegsignaal.stack.secrets import Secrets, init_secrets
 
 
 @pytest.fixture(scope="session")
-def infra() -> Iterator[Infrastructure]:
+def infra(secrets: Secrets) -> Iterator[Infrastructure]:
     data_dir = Path(tempfile.mkdtemp(prefix="vroegsignaal-test-"))
     data_dir.chmod(0o755)
     ports = Ports(kafka=free_port(), kafka_controller=free_port(), postgres=free_port())
+    admin = secrets.kafka_passwords()[kafka_access.ADMIN]
     try:
-        with infrastructure(data_dir, ports, heap="384m") as started:
+        with infrastructure(data_dir, ports, heap="384m", kafka_admin_password=admin) as started:
+            if started.kafka_local:
+                # Every principal's credential, once; their ACLs come per test (prefix).
+                kafka_access.provision(
+                    started.kafka_bootstrap_servers, admin, secrets.kafka_passwords(), {}
+                )
             yield started
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -101,7 +110,20 @@ async def settings(infra: Infrastructure, database_url: str, secrets: Secrets) -
         outbox_poll_seconds=0.5,
         graceful_timeout_seconds=5.0,
     )
-    await ensure_topics(configured, [p.partner_id for p in load_partners(configured)])
+    partner_ids = [p.partner_id for p in load_partners(configured)]
+    if infra.kafka_admin_password is not None:
+        # The tests' own clients are the local broker's operator; each service started
+        # by a test logs in as itself, with the ACLs of this test's topics.
+        configured = as_kafka_admin(configured, secrets)
+        await asyncio.to_thread(
+            kafka_access.provision,
+            infra.kafka_bootstrap_servers,
+            infra.kafka_admin_password,
+            secrets.kafka_passwords(),
+            kafka_access.principals(Topics(configured.topic_prefix), partner_ids),
+            users=False,
+        )
+    await ensure_topics(configured, partner_ids)
     # What `vroegsignaal migrate` does before services start: roles, schemas, grants.
     await provision(database_url, secrets.database_passwords())
     return configured
@@ -154,6 +176,13 @@ async def run_cli(settings: Settings, *args: str, operator: str = "") -> tuple[i
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "VS_TOPIC_PREFIX": settings.topic_prefix,
     }
+    if settings.kafka_sasl_username:
+        # The operator's Kafka login (a partner's command uses the partner's own).
+        env |= {
+            "VS_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
+            "VS_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+            "VS_KAFKA_SASL_PASSWORD_FILE": str(settings.kafka_sasl_password_file),
+        }
     if operator:
         env |= {"DATABASE_URL": settings.database_url, "VS_OPERATOR": operator}
     proc = await asyncio.create_subprocess_exec(

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.kafka import read_to_end
+from shared.kafka import client_options, read_to_end
 from shared.settings import Settings
 
 
+def login(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and how the tests log in to it (the local broker's operator)."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **client_options(settings)}
+
+
 async def read_topic(
-    bootstrap: str,
+    settings: Settings,
     topic: str,
     *,
     until: Callable[[list[ConsumerRecord]], bool],
@@ -23,7 +29,7 @@ async def read_topic(
     """Every record of `topic` from the start, read until `until(records)` holds."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **login(settings),
         group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -45,10 +51,10 @@ async def read_topic(
     return records
 
 
-async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Messages on `topics` that consumer group `group` has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**login(settings))
+    consumer = AIOKafkaConsumer(**login(settings), enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
@@ -72,14 +78,14 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord]:
     """Every record on `topic` now, up to its end offsets."""
-    return await read_to_end(Settings(KAFKA_BOOTSTRAP_SERVERS=bootstrap), topic)
+    return await read_to_end(settings, topic)
 
 
-async def stable_members(bootstrap: str, group: str) -> int:
+async def stable_members(settings: Settings, group: str) -> int:
     """How many members the consumer group has once it is stable (0 while rebalancing)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**login(settings))
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group])

@@ -294,7 +294,11 @@ def main() -> None:
             data.chmod(0o755)
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = "unused:9092"  # no Kafka needed here
             infra = stack.enter_context(
-                infrastructure(data, Ports(kafka=0, kafka_controller=0, postgres=free_port()))
+                infrastructure(
+                    data,
+                    Ports(kafka=0, kafka_controller=0, postgres=free_port()),
+                    kafka_admin_password="unused",  # noqa: S106 - no Kafka is started
+                )
             )
             base = infra.database_url
         name = f"bench_{uuid.uuid4().hex[:8]}"

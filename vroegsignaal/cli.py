@@ -841,7 +841,9 @@ def _as_operator(service: str, role: str, change: Change) -> Any:
 
     settings = Settings()
     operator = os.environ.get("VS_OPERATOR") or getpass.getuser()
-    trail = AuditTrail(service=service, instance="cli", topic=Topics(settings.topic_prefix).audit)
+    trail = AuditTrail(
+        service=service, instance="cli", topic=Topics(settings.topic_prefix).audit_of(service)
+    )
     who = AuditActor(actor_id=operator, role=role)
 
     async def _run() -> Any:

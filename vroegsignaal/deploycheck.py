@@ -39,6 +39,7 @@ import yaml
 from shared.contracts import Topics
 from shared.dbroles import KEYSTORE, KEYSTORE_OWNER, MIGRATOR, SERVICE_ROLES
 from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.stack import kafka_access
 
 Manifest = dict[str, Any]
 
@@ -102,9 +103,9 @@ NOT_CHECKED = (
     "CRD CEL rules (x-kubernetes-validations): evaluating them needs an API server",
     "Secrets: none are rendered (created out of band, README 'Deploying'); their "
     "names are checked where pods use them (split trust, Kafka login)",
-    "which topics each service reads and writes: its KafkaUser's ACLs are held to topics "
-    "that exist, its own groups, no Create; the topics themselves are read from its "
-    "handlers by hand (deploy/k8s/base/kafka-users.yaml says what each is for)",
+    "which topics each service reads and writes: its KafkaUser's ACLs must equal the "
+    "table the local broker enforces (vroegsignaal/stack/kafka_access.py), which is kept "
+    "to the handlers by hand and proven by the tests that run every service under it",
 )
 
 
@@ -1311,6 +1312,8 @@ def check_kafka_login(docs: Sequence[Manifest], label: str = "") -> list[Finding
             problem = _service_acl_problem(acl, workload, topics)
             if problem:
                 findings.append(Finding("kafka-login", at, problem))
+        if workload in kafka_access.SERVICES:
+            findings += _acls_as_the_code_needs(user, workload, at)
     for scaled in (d for d in docs if d.get("kind") == "ScaledObject"):
         for trigger in scaled["spec"].get("triggers") or []:
             if trigger.get("type") != "kafka":
@@ -1329,6 +1332,51 @@ def check_kafka_login(docs: Sequence[Manifest], label: str = "") -> list[Finding
                 findings.append(
                     Finding("kafka-login", f"{where} {ident(scaled)}", f"KEDA's lag: {problem}")
                 )
+    return findings
+
+
+AclEntry = tuple[str, str, str, str, bool]
+
+
+def _acl_entries(acl: Manifest) -> set[AclEntry]:
+    """One KafkaUser ACL as (resource, name, pattern, operation, deny) entries."""
+    resource = acl.get("resource") or {}
+    return {
+        (
+            str(resource.get("type")),
+            str(resource.get("name", "kafka-cluster")),
+            str(resource.get("patternType", "literal")),
+            str(op),
+            acl.get("type", "allow") == "deny",
+        )
+        for op in acl.get("operations") or []
+    }
+
+
+def _acls_as_the_code_needs(user: Manifest, workload: str, at: str) -> list[Finding]:
+    """A service's KafkaUser grants exactly what the local broker grants it: the table in
+    vroegsignaal/stack/kafka_access.py, which follows the service's code."""
+    wanted: set[AclEntry] = {("cluster", "kafka-cluster", "literal", "IdempotentWrite", False)}
+    for grant in kafka_access.service_grants(workload, Topics()):
+        wanted |= {
+            (grant.resource, grant.name, grant.pattern, op, grant.deny) for op in grant.operations
+        }
+    found: set[AclEntry] = set()
+    for acl in acls_of(user):
+        found |= _acl_entries(acl)
+    findings = [
+        Finding("kafka-login", at, f"missing the ACL {entry} that {workload}'s code needs")
+        for entry in sorted(wanted - found)
+    ]
+    findings += [
+        Finding(
+            "kafka-login",
+            at,
+            f"the ACL {entry} is more than {workload}'s code needs "
+            "(vroegsignaal/stack/kafka_access.py)",
+        )
+        for entry in sorted(found - wanted)
+    ]
     return findings
 
 

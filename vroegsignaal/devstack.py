@@ -20,12 +20,15 @@ import urllib.request
 from pathlib import Path
 
 from services.intake.app import load_partners
+from shared.contracts import Topics
 from shared.db import redact
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
 from vroegsignaal.services import SERVICES
+from vroegsignaal.stack import kafka_access
 from vroegsignaal.stack.database import login_of, provision
 from vroegsignaal.stack.errors import StackError
+from vroegsignaal.stack.kafka_access import ADMIN
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import stop_process, wait_for_port, write_pidfile
 from vroegsignaal.stack.secrets import Secrets, init_secrets
@@ -33,10 +36,30 @@ from vroegsignaal.stack.secrets import Secrets, init_secrets
 DATA_DIR = Path(os.environ.get("VS_DATA_DIR", REPO_ROOT / ".local"))
 
 
-def prepare_infrastructure(settings: Settings, secrets: Secrets) -> None:
-    """Topics, roles, schemas and grants, idempotently: what every start needs before the
-    services (`vroegsignaal migrate` as the database's administrator)."""
+def as_kafka_admin(settings: Settings, secrets: Secrets) -> Settings:
+    """`settings` logged in as the local broker's operator (topics, users, ACLs)."""
+    return settings.model_copy(
+        update={
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": ADMIN,
+            "kafka_sasl_password_file": secrets.kafka_password_file(ADMIN),
+        }
+    )
+
+
+def prepare_infrastructure(settings: Settings, secrets: Secrets, infra: Infrastructure) -> None:
+    """Topics, Kafka principals and ACLs (on the local broker), database roles, schemas and
+    grants, idempotently: what every start needs before the services (`vroegsignaal
+    migrate` as the database's administrator)."""
     partners = [p.partner_id for p in load_partners(settings)]
+    if infra.kafka_admin_password is not None:
+        settings = as_kafka_admin(settings, secrets)
+        kafka_access.provision(
+            infra.kafka_bootstrap_servers,
+            infra.kafka_admin_password,
+            secrets.kafka_passwords(),
+            kafka_access.principals(Topics(settings.topic_prefix), partners),
+        )
 
     async def _prepare() -> None:
         await ensure_topics(settings, partners)
@@ -58,6 +81,9 @@ def service_env(
     }
     env.update(secrets.env_for(process))
     env["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
+    if infra.kafka_local and process in SERVICES:
+        # Its own Kafka principal on the local broker; partners log in as themselves.
+        env.update(secrets.kafka_env(process))
     env.update(login_of(infra.database_url, process, secrets.database_passwords()))
     env.setdefault("VS_TRACE_FILE", str(trace_file))
     env["PYTHONUNBUFFERED"] = "1"
@@ -138,12 +164,13 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     print(f"vroegsignaal: starting the local stack (data in {DATA_DIR})", flush=True)
-    with infrastructure(DATA_DIR, Ports.from_env()) as infra:
+    secrets = init_secrets(
+        DATA_DIR / "secrets",
+        pseudonymiser_url=f"http://{settings.http_host}:{settings.pseudonymiser_port}",
+    )
+    admin_password = secrets.kafka_passwords()[ADMIN]
+    with infrastructure(DATA_DIR, Ports.from_env(), kafka_admin_password=admin_password) as infra:
         try:
-            secrets = init_secrets(
-                DATA_DIR / "secrets",
-                pseudonymiser_url=f"http://{settings.http_host}:{settings.pseudonymiser_port}",
-            )
             traces = DATA_DIR / "traces.jsonl"
             settings = settings.model_copy(
                 update={
@@ -160,7 +187,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 f"  postgres   {redact(infra.database_url)}"
                 + ("" if infra.postgres_local else " (external)")
             )
-            prepare_infrastructure(settings, secrets)
+            prepare_infrastructure(settings, secrets, infra)
             issuer = start_process(
                 "issuer",
                 ["issuer", "serve"],

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from services.intake.app import load_partners
@@ -118,35 +119,39 @@ async def run(
     partner_ids = [p.partner_id for p in load_partners(settings)]
     town = Municipality(partner_ids, families=families, at_risk=at_risk, seed=seed)
     topics = Topics(settings.topic_prefix)
-    broker, _ = create_broker(
-        settings,
-        client_id="simulator",
-        tracer_provider=configure_tracing("simulator", settings.instance_id, settings.trace_file),
-        registry=CollectorRegistry(),
-    )
+    tracer_provider = configure_tracing("simulator", settings.instance_id, settings.trace_file)
     sent = 0
     summary = Summary()
-    await broker.start()
-    async with httpx.AsyncClient(timeout=10) as http:
-        producers = {}
-        for pid in partner_ids:
-            config = PartnerConfig.load(secrets_dir / f"{pid}.yaml")
-            access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
-            producers[pid] = PartnerProducer(
-                config.model_copy(update={"pseudonymiser": access}), broker, topics, http
-            )
-        try:
+    # Each simulated partner logs in to Kafka as itself (its own topic only), as a real one.
+    brokers: dict[str, KafkaBroker] = {}
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            producers = {}
+            for pid in partner_ids:
+                config = PartnerConfig.load(secrets_dir / f"{pid}.yaml")
+                brokers[pid], _ = create_broker(
+                    config.kafka_settings(settings),
+                    client_id=f"simulator-{pid}",
+                    tracer_provider=tracer_provider,
+                    registry=CollectorRegistry(),
+                )
+                await brokers[pid].start()
+                access = config.pseudonymiser.model_copy(update={"url": settings.pseudonymiser_url})
+                producers[pid] = PartnerProducer(
+                    config.model_copy(update={"pseudonymiser": access}), brokers[pid], topics, http
+                )
             while count is None or sent < count:
                 sent += 1
                 if bad_every and sent % bad_every == 0:
                     partner = partner_ids[sent % len(partner_ids)]
-                    await broker.publish(
+                    await brokers[partner].publish(
                         b'{"schema_version": 1, "not": "a signal"', topics.partner(partner)
                     )
                 else:
                     partner, row = town.next_row()
                     await producers[partner].send_rows([row], summary)
                 await asyncio.sleep(1.0 / rate)
-        finally:
+    finally:
+        for broker in brokers.values():
             await broker.stop()
     return sent

@@ -33,6 +33,11 @@ CONSUMER = "audit"
 
 PRUNED = Counter("vroegsignaal_audit_pruned_total", "Audit entries pruned past retention")
 ENTRIES = Counter("vroegsignaal_audit_entries_total", "Audit entries appended", ["source"])
+FORGED = Counter(
+    "vroegsignaal_audit_source_mismatch_total",
+    "Audit events whose claimed source is not the service whose topic carried them",
+    ["topic_of"],
+)
 TREE_SIZE = Gauge("vroegsignaal_audit_tree_size", "Leaves in the audit log's tree at the last head")
 
 
@@ -59,7 +64,7 @@ def register(runtime: ServiceRuntime) -> None:
     dead_letters = runtime.dead_letters
 
     @runtime.broker.subscriber(
-        runtime.topics.audit,
+        *runtime.topics.audits,
         group_id=runtime.group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
@@ -67,6 +72,20 @@ def register(runtime: ServiceRuntime) -> None:
     async def on_audit_event(message: KafkaMessage) -> None:
         event = await dead_letters.decode(AuditEvent, message)
         if event is None:
+            return
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        written_by = runtime.topics.audit_source_of(record.topic)
+        if event.source_system != written_by:
+            # Only `written_by` may write this topic (its Kafka principal's ACL): an entry
+            # claiming another source is forged or misrouted, and is not logged as true.
+            FORGED.labels(written_by or "unknown").inc()
+            await dead_letters.send(
+                message,
+                "audit-source-mismatch",
+                f"an entry from {event.source_system!r} came on the audit topic of "
+                f"{written_by!r}: each service writes only its own audit topic",
+            )
             return
         async with runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, event.event_id):

@@ -689,3 +689,32 @@ def test_the_simulator_may_write_the_partners_topics_and_nothing_else(
         "KafkaUser/svc-simulator: ACL {'type': 'topic', 'name': 'signals.accepted'} ['Read']: "
         "the simulator may only write the partners' topics"
     ) in found
+
+
+def test_a_service_user_holds_exactly_what_its_code_needs(production: list[Manifest]) -> None:
+    """The KafkaUsers grant what the local broker grants (vroegsignaal/stack/kafka_access.py):
+    one more ACL, or one fewer, is a finding."""
+    notification = find(production, "KafkaUser", "svc-notification")
+    notification["spec"]["authorization"]["acls"].append(
+        {
+            "resource": {"type": "topic", "name": "signals.accepted", "patternType": "literal"},
+            "operations": ["Write"],
+        }
+    )
+    matching = find(production, "KafkaUser", "svc-matching")
+    matching["spec"]["authorization"]["acls"] = [
+        acl
+        for acl in matching["spec"]["authorization"]["acls"]
+        if acl["resource"].get("name") != "erasures.approved"
+    ]
+
+    found = login_problems(production, "production")
+
+    assert (
+        "KafkaUser/svc-notification: the ACL ('topic', 'signals.accepted', 'literal', 'Write', "
+        "False) is more than notification's code needs"
+    ) in found
+    assert (
+        "KafkaUser/svc-matching: missing the ACL ('topic', 'erasures.approved', 'literal', "
+        "'Read', False) that matching's code needs"
+    ) in found

@@ -22,6 +22,7 @@ from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.services import SERVICES
 from vroegsignaal.stack.database import login_of
+from vroegsignaal.stack.kafka_access import ADMIN
 from vroegsignaal.stack.secrets import Secrets
 
 
@@ -37,6 +38,9 @@ def service_env(
     env.update(secrets.env_for(process))
     # Each service logs in as its own role, never as the tests' administrator.
     env.update(login_of(settings.database_url, process, secrets.database_passwords()))
+    if settings.kafka_sasl_username == ADMIN and process in SERVICES:
+        # On the local broker each service logs in as itself, never as the operator.
+        env.update(secrets.kafka_env(process))
     env.update(
         {
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

@@ -13,14 +13,24 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from playwright.async_api import expect
 
 from shared.auth import Role
+from shared.contracts import (
+    AuditAction,
+    AuditActor,
+    AuditEvent,
+    AuditOutcome,
+    DeadLetter,
+    Topics,
+)
 from shared.settings import Settings
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import Producers
 from tests.e2e.test_inbox_browser import chromium
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
+from tests.kafka_tools import login, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 
 pytestmark = pytest.mark.e2e
@@ -155,5 +165,56 @@ async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
             "SELECT count(*) FROM audit.entries WHERE position('123456782' in"
             " convert_from(canonical, 'UTF8')) > 0"
         )
+    finally:
+        await conn.close()
+
+
+async def test_an_entry_on_another_services_audit_topic_is_not_logged_as_true(
+    settings: Settings, services: dict[str, str]
+) -> None:
+    """Each service may write only its own audit topic (its Kafka ACL), and the audit
+    service holds every entry to the topic it came on: one claiming another source (here
+    written by the broker's operator, who may write anything) goes to the dead letters,
+    not into the log."""
+    topics = Topics(settings.topic_prefix)
+    forged, true = (
+        AuditEvent(
+            action=AuditAction.DELETE,
+            outcome=AuditOutcome.SUCCESS,
+            actor=AuditActor(actor_id=source, role="service"),
+            object_type="registration",
+            source_system=source,
+            source_instance="x",
+            purpose=f"{source}: an entry on matching's audit topic",
+        )
+        for source in ("intake", "matching")
+    )
+    producer = AIOKafkaProducer(**login(settings))
+    await producer.start()
+    try:
+        for event in (forged, true):
+            await producer.send_and_wait(
+                topics.audit_of("matching"), event.to_bytes(), key=b"registration"
+            )
+    finally:
+        await producer.stop()
+    (letter,) = [
+        DeadLetter.model_validate_json(r.value)
+        for r in await read_topic(settings, topics.deadletter, until=lambda rs: len(rs) >= 1)
+    ]
+    assert (letter.reason_code, letter.source_topic) == (
+        "audit-source-mismatch",
+        topics.audit_of("matching"),
+    )
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+
+        async def logged() -> list[str]:
+            rows = await conn.fetch(
+                "SELECT event_id::text AS id FROM audit.entries WHERE source_instance = 'x'"
+            )
+            return [r["id"] for r in rows]
+
+        assert await eventually(logged) == [str(true.event_id)]
     finally:
         await conn.close()

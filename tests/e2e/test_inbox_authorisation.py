@@ -36,6 +36,7 @@ from shared.keystore import KeyStore
 from shared.settings import Settings
 from tests.conftest import eventually, token_for
 from tests.factories import pseudonym, worker
+from tests.kafka_tools import login
 from vroegsignaal.stack.issuer import DemoUser, mint_token
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +98,7 @@ async def raise_match(settings: Settings, subject: str) -> dict[str, uuid.UUID]:
     matching raises the match. The registration id of each worker."""
     topics = Topics(settings.topic_prefix)
     keystore = await KeyStore.open(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**login(settings))
     await producer.start()
     registrations: dict[str, uuid.UUID] = {}
     try:

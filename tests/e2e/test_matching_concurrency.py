@@ -24,7 +24,7 @@ from shared.settings import Settings
 from tests.conftest import eventually
 from tests.e2e.conftest import service_env, wait_ready
 from tests.factories import pseudonym, worker
-from tests.kafka_tools import group_lag, stable_members
+from tests.kafka_tools import group_lag, login, stable_members
 from vroegsignaal.stack.procs import free_port
 from vroegsignaal.stack.secrets import Secrets
 
@@ -116,10 +116,10 @@ async def test_two_instances_lose_no_merge_and_raise_no_double_match(
     group = f"{settings.topic_prefix}vroegsignaal-matching"
 
     async def both_consuming() -> bool:
-        return await stable_members(settings.kafka_bootstrap_servers, group) == 2
+        return await stable_members(settings, group) == 2
 
     await eventually(both_consuming, timeout=60)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**login(settings), linger_ms=5)
     await producer.start()
     try:
         for e in events:
@@ -129,7 +129,7 @@ async def test_two_instances_lose_no_merge_and_raise_no_double_match(
         await producer.stop()
 
     async def caught_up() -> bool:
-        return await group_lag(settings.kafka_bootstrap_servers, group, [topics.accepted]) == 0
+        return await group_lag(settings, group, [topics.accepted]) == 0
 
     await eventually(caught_up, timeout=120)
     conn = await asyncpg.connect(settings.database_url)

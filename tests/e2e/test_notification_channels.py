@@ -165,9 +165,7 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
     await eventually(dead, timeout=60)
     letters = [
         DeadLetter.model_validate_json(r.value)
-        for r in await read_topic(
-            settings.kafka_bootstrap_servers, topics.deadletter, until=lambda rs: len(rs) >= 1
-        )
+        for r in await read_topic(settings, topics.deadletter, until=lambda rs: len(rs) >= 1)
     ]
     assert [(d.reason_code, d.source_topic) for d in letters] == [
         ("webhook-undeliverable", "delivery:webhook")

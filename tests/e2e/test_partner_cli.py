@@ -50,9 +50,7 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
     assert "3,child_bsn is not a valid BSN" in rejects
     assert "4,wijk is not a CBS wijk code" in rejects
 
-    records = await read_all(
-        settings.kafka_bootstrap_servers, Topics(settings.topic_prefix).partner(SCHOOL)
-    )
+    records = await read_all(settings, Topics(settings.topic_prefix).partner(SCHOOL))
     wire = b"".join(
         (r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers) for r in records
     )

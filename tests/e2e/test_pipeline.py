@@ -35,7 +35,7 @@ from shared.policy import load_policy
 from shared.settings import Settings
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import partner_config
-from tests.kafka_tools import group_lag, read_all, read_topic
+from tests.kafka_tools import group_lag, login, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer, Summary
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
@@ -124,7 +124,7 @@ async def settled(settings: Settings) -> bool:
         (
             "audit",
             {
-                group + "audit": [topics.audit],
+                group + "audit": topics.audits,
                 group + "audit-requests": [topics.audit_requests],
             },
         ),
@@ -133,7 +133,7 @@ async def settled(settings: Settings) -> bool:
     try:
         for service, groups in stages:
             for name, consumed in groups.items():
-                if await group_lag(settings.kafka_bootstrap_servers, name, consumed):
+                if await group_lag(settings, name, consumed):
                     return False
             if await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox'):
                 return False
@@ -187,7 +187,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
         registry=CollectorRegistry(),
     )
     await broker.start()
-    raw = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    raw = AIOKafkaProducer(**login(settings), acks="all")
     await raw.start()
     school_key = Ed25519PrivateKey.from_private_bytes(
         bytes.fromhex(partner_config(secrets, settings, SCHOOL).signing_key)
@@ -310,7 +310,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             letters = [
                 DeadLetter.model_validate_json(r.value)
                 for r in await read_topic(
-                    settings.kafka_bootstrap_servers,
+                    settings,
                     topics.deadletter,
                     until=lambda rs: len(rs) >= 4,
                 )
@@ -350,7 +350,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                     )
             finally:
                 await conn.close()
-            assert not await read_all(settings.kafka_bootstrap_servers, topics.wijk_themes)
+            assert not await read_all(settings, topics.wijk_themes)
             # No key in clear in intake's tables: the trend window's key is in the key
             # store, wrapped by the KEK, and intake only notes that the window has one.
             conn = await asyncpg.connect(settings.database_url)
@@ -407,7 +407,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             trace_file = tmp_path / "traces.jsonl"
             person_alerts = [
                 record
-                for record in await read_all(settings.kafka_bootstrap_servers, topics.alerts)
+                for record in await read_all(settings, topics.alerts)
                 if json.loads(record.value)["kind"] == "person"
             ]
             assert person_alerts
@@ -513,7 +513,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
     signals = [
         (partner, r)
         for partner in (SCHOOL, JGZ, GP)
-        for r in await read_all(settings.kafka_bootstrap_servers, topics.partner(partner))
+        for r in await read_all(settings, topics.partner(partner))
         if dict(r.headers).get("vs-event-type") == b"SignalRegistered"
     ]
     assert len(signals) == 6  # three rows, each sent twice
@@ -578,7 +578,7 @@ async def topic_bytes(
     with `opener` what the sealed originals of dead letters hold too."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**login(settings))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
@@ -588,7 +588,7 @@ async def topic_bytes(
         names = [n for n in names if n in only]
     chunks: list[bytes] = []
     for name in names:
-        for r in await read_all(settings.kafka_bootstrap_servers, name):
+        for r in await read_all(settings, name):
             chunks.extend([r.key or b"", r.value or b""])
             chunks.extend(v for _, v in r.headers or ())
             if opener is not None and name == Topics(settings.topic_prefix).deadletter:

@@ -26,7 +26,7 @@ from shared.settings import Settings
 from tests.conftest import eventually, token_for
 from tests.e2e.test_pipeline import get_json
 from tests.factories import pseudonym, worker
-from tests.kafka_tools import read_topic
+from tests.kafka_tools import login, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
     topics = Topics(settings.topic_prefix)
     subject, parent = pseudonym(), pseudonym()
     keystore = await KeyStore.open(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**login(settings))
     await producer.start()
     ids: dict[str, uuid.UUID] = {}
 
@@ -87,7 +87,7 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         dissolved = [
             MatchDissolved.model_validate_json(r.value)
             for r in await read_topic(
-                settings.kafka_bootstrap_servers,
+                settings,
                 topics.match_lifecycle,
                 until=lambda rs: any(
                     dict(r.headers)["vs-event-type"] == b"MatchDissolved" for r in rs
@@ -116,7 +116,7 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         await eventually(lambda: audited("earlier-involvement"), timeout=30)
         assert await audited("earlier-involvement") == 1
         lifecycle = await read_topic(
-            settings.kafka_bootstrap_servers,
+            settings,
             topics.match_lifecycle,
             until=lambda rs: any(
                 dict(r.headers)["vs-event-type"] == b"EarlierInvolvementNoticed" for r in rs

@@ -45,7 +45,7 @@ from tests.e2e.test_pipeline import (
     partner_config,
     row,
 )
-from tests.kafka_tools import read_all, read_topic
+from tests.kafka_tools import login, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input
@@ -95,15 +95,11 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
     await eventually(matched, timeout=60)
     accepted = [
         SignalAccepted.model_validate_json(r.value)
-        for r in await read_topic(
-            settings.kafka_bootstrap_servers, topics.accepted, until=lambda rs: len(rs) >= 2
-        )
+        for r in await read_topic(settings, topics.accepted, until=lambda rs: len(rs) >= 2)
     ]
     matches = [
         MatchRaised.model_validate_json(r.value)
-        for r in await read_topic(
-            settings.kafka_bootstrap_servers, topics.matches, until=lambda rs: len(rs) >= 1
-        )
+        for r in await read_topic(settings, topics.matches, until=lambda rs: len(rs) >= 1)
     ]
     dump = database_dump(settings, schemas=("matching", "keystore"))
     stored = [m.group().decode() for m in SEALED.finditer(dump)]
@@ -155,6 +151,8 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         "VS_KEK_FILE": str(secrets.kek),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "VS_TOPIC_PREFIX": settings.topic_prefix,
+        # Run where intake's logins are (README), as intake's Kafka principal.
+        **(secrets.kafka_env("intake") if settings.kafka_sasl_username else {}),
     }
     # A backup of the key store, taken before the shredding.
     conn = await asyncpg.connect(settings.database_url)
@@ -237,7 +235,7 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         await after.close()
 
     await asyncio.sleep(1.5)  # past the services' key cache (VS_KEYSTORE_CACHE_SECONDS)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**login(settings))
     await producer.start()
     try:
         await producer.send_and_wait(topics.accepted, in_flight.to_bytes(), key=subject.encode())
@@ -251,7 +249,7 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
 
     await eventually(erased, timeout=30)
     assert (await get_json(f"{services['matching']}/matches/summary"))["registrations"] == 0
-    letters = await read_all(settings.kafka_bootstrap_servers, topics.deadletter)
+    letters = await read_all(settings, topics.deadletter)
     assert letters == []  # erased is not an error
 
 
@@ -294,8 +292,7 @@ async def test_a_key_found_shredded_erases_the_subject_and_its_family_copies(
         )[0]
     subject = Rekeyer.parse(secrets.gateway_keys.read_text())(partner_pseudonym)
     (raised,) = [
-        MatchRaised.model_validate_json(r.value)
-        for r in await read_all(settings.kafka_bootstrap_servers, topics.matches)
+        MatchRaised.model_validate_json(r.value) for r in await read_all(settings, topics.matches)
     ]
     held = database_dump(settings, schemas=("notification",))
     assert b"juf-anouk@voorbeeldrade.example" in held and subject.encode() in held

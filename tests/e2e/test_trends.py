@@ -68,7 +68,7 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
     # least k and each at least k above the one before (no difference of two singles out
     # a child): no message per signal, no child token, nothing of the cell under k.
     await eventually(lambda: settled(settings), timeout=90)
-    aggregates = await read_all(settings.kafka_bootstrap_servers, topics.wijk_themes)
+    aggregates = await read_all(settings, topics.wijk_themes)
     assert {dict(r.headers)["vs-event-type"] for r in aggregates} == {b"WijkThemeCounted"}
     counts = [WijkThemeCounted.model_validate_json(r.value) for r in aggregates]
     assert {(c.wijk, c.theme.value) for c in counts} == {(wijk, "pesten")}
@@ -96,7 +96,7 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
         return {dict(r.headers)["vs-event-type"] for r in records}
 
     published = await read_topic(
-        settings.kafka_bootstrap_servers,
+        settings,
         topics.trends,
         until=lambda rs: {b"WijkTrendRaised", b"WijkThemeCounted"} <= kinds(rs),
     )

@@ -81,7 +81,7 @@ async def test_withdrawals_dissolve_the_match_and_archive_only_the_resolved(
     (event,) = [
         MatchDissolved.model_validate_json(r.value)
         for r in await read_topic(
-            settings.kafka_bootstrap_servers,
+            settings,
             topics.match_lifecycle,
             until=lambda rs: any(dict(r.headers)["vs-event-type"] == b"MatchDissolved" for r in rs),
         )
@@ -245,7 +245,7 @@ async def test_a_partner_erases_its_own_and_the_privacy_officer_the_subject_as_a
         # everywhere, although the sibling's key stays.
         raised = [
             MatchRaised.model_validate_json(r.value)
-            for r in await read_all(settings.kafka_bootstrap_servers, topics.matches)
+            for r in await read_all(settings, topics.matches)
         ]
         (family,) = [m for m in raised if m.kind.value == "family"]
         # The family's events are keyed by the cluster's random id: not a pseudonym's

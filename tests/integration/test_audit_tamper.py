@@ -28,6 +28,7 @@ from shared.contracts import (
 )
 from shared.db import create_pool, migrate, migration_files
 from shared.settings import Settings
+from tests.kafka_tools import login
 from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.integration
@@ -268,7 +269,7 @@ async def test_a_head_on_its_way_to_the_topic_is_not_reported_unpublished(
         await conn.execute(
             "INSERT INTO outbox (topic, payload) VALUES ($1, $2)", topic, message[12]
         )
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        producer = AIOKafkaProducer(**login(settings))
         await producer.start()
         try:
             await producer.send_and_wait(topic, message[8])

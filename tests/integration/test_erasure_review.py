@@ -63,7 +63,7 @@ async def test_a_refusal_needs_a_reason_and_sends_nothing_an_approval_sends_the_
     settings: Settings, audit_db: asyncpg.Pool
 ) -> None:
     topics = Topics(settings.topic_prefix)
-    trail = AuditTrail(service="audit", instance="t1", topic=topics.audit)
+    trail = AuditTrail(service="audit", instance="t1", topic=topics.audit_of("audit"))
     refused_one, approved_one = requested("a" * 64), requested("b" * 64)
     async with audit_db.acquire() as conn:
 
@@ -80,7 +80,7 @@ async def test_a_refusal_needs_a_reason_and_sends_nothing_an_approval_sends_the_
                 await erasures.receive(conn, trail, review)
         pending = await erasures.store.reviews(conn, pending=True)
         assert {r.request_id for r in pending} == {refused_one.request_id, approved_one.request_id}
-        listed = [p for topic, p in await outbox(conn) if topic == topics.audit]
+        listed = [p for topic, p in await outbox(conn) if topic == topics.audit_of("audit")]
         assert len(listed) == 2 and all(p["object_type"] == "erasure-request" for p in listed)
 
         for reason, why in (
@@ -100,7 +100,7 @@ async def test_a_refusal_needs_a_reason_and_sends_nothing_an_approval_sends_the_
         assert (decided.approved, decided.decided_by) == (False, "fg-mira")
         sent = (await outbox(conn))[before:]
         # Only the log's entry: nothing goes to matching on a refusal.
-        assert [topic for topic, _ in sent] == [topics.audit]
+        assert [topic for topic, _ in sent] == [topics.audit_of("audit")]
         assert sent[0][1]["outcome"] == "denied"
         assert "lopend onderzoek" not in json.dumps(sent[0][1])  # the reason stays here
 
@@ -140,7 +140,7 @@ async def test_the_privacy_officer_lists_refuses_and_approves_with_the_cli(
     settings: Settings, audit_db: asyncpg.Pool
 ) -> None:
     topics = Topics(settings.topic_prefix)
-    trail = AuditTrail(service="audit", instance="t1", topic=topics.audit)
+    trail = AuditTrail(service="audit", instance="t1", topic=topics.audit_of("audit"))
     first, second = requested("d" * 64), requested("e" * 64)
     async with audit_db.acquire() as conn:
         for review in (first, second):
@@ -184,7 +184,11 @@ async def test_the_privacy_officer_lists_refuses_and_approves_with_the_cli(
     approvals = [p for topic, p in sent if topic == topics.erasures_approved]
     assert [p["subject"] for p in approvals] == ["e" * 64]
     # Every step is in the log: two listed, three lists, a refusal, an approval.
-    steps = [(p["action"], p["actor"]["actor_id"]) for topic, p in sent if topic == topics.audit]
+    steps = [
+        (p["action"], p["actor"]["actor_id"])
+        for topic, p in sent
+        if topic == topics.audit_of("audit")
+    ]
     assert steps.count(("delete", "fg-joost")) == 1
     assert steps.count(("update", "fg-mira")) == 1
     assert steps.count(("read", "fg-mira")) == 3

@@ -61,9 +61,7 @@ async def test_a_poison_message_is_dead_lettered_and_does_not_block(settings: Se
             return processed == [b"fine"]
 
         await eventually(moved_on, timeout=30)
-        letters = await read_topic(
-            settings.kafka_bootstrap_servers, topics.deadletter, until=lambda rs: len(rs) >= 1
-        )
+        letters = await read_topic(settings, topics.deadletter, until=lambda rs: len(rs) >= 1)
         letter = DeadLetter.model_validate_json(letters[0].value)
         assert letter.reason_code == "processing-failed"
         assert "RuntimeError" in letter.reason
@@ -98,7 +96,7 @@ async def test_a_dead_letter_keeps_no_content_in_clear_and_the_operator_opens_it
         )
     finally:
         await broker.stop()
-    (record,) = await read_all(settings.kafka_bootstrap_servers, topics.deadletter)
+    (record,) = await read_all(settings, topics.deadletter)
     for clear in (b"huiselijk_geweld", b"WK099903", refused.worker.email.encode(),
                   refused.age_limit_month.encode(), base64.b64encode(original)[:40]):  # fmt: skip
         assert clear not in record.value

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome, Topics
 from shared.db import claim_message, create_pool, migrate, migration_files
 from shared.kafka import create_broker
 from shared.outbox import OutboxRelay, enqueue
@@ -50,6 +50,7 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
         "matching/004_counts_from_intake.sql",
         "matching/005_family_keys.sql",
         "matching/006_random_cluster_ids.sql",
+        "matching/007_registration_partner.sql",
     ]
     assert again == []
 
@@ -105,7 +106,7 @@ async def test_audit_entries_cannot_be_changed_even_by_the_owner(
 async def test_the_outbox_publishes_only_what_committed(settings: Settings) -> None:
     await migrate(settings.database_url, "intake", migration_files(SERVICES_DIR / "intake"))
     pool = await create_pool(settings.database_url, "intake")
-    topic = f"{settings.topic_prefix}audit.events"
+    topic = Topics(settings.topic_prefix).audit_of("intake")
     committed, rolled_back = audit_event(), audit_event()
     tracer = TracerProvider().get_tracer("test")
     broker, _ = create_broker(
@@ -123,9 +124,7 @@ async def test_the_outbox_publishes_only_what_committed(settings: Settings) -> N
                     await enqueue(conn, topic, rolled_back)
                     raise RuntimeError("the change failed")
         await relay.start()
-        records = await read_topic(
-            settings.kafka_bootstrap_servers, topic, until=lambda rs: len(rs) >= 1
-        )
+        records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 1)
         ids = [json.loads(r.value)["event_id"] for r in records]
         assert ids == [str(committed.event_id)]
         headers = dict(records[0].headers)

@@ -67,7 +67,7 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        node = KafkaNode(tmp_path / "kafka", port, free_port())
+        node = KafkaNode(tmp_path / "kafka", port, free_port(), admin_password="x" * 32)
         with pytest.raises(StackError, match=f"port {port} for Kafka is taken.*VS_KAFKA_PORT"):
             node.start()
 
@@ -75,7 +75,7 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
 def test_a_leftover_from_a_killed_run_is_found_and_stopped(
     tmp_path: Path, fake_kafka_process: subprocess.Popen[bytes]
 ) -> None:
-    node = KafkaNode(tmp_path / "kafka", free_port(), free_port())
+    node = KafkaNode(tmp_path / "kafka", free_port(), free_port(), admin_password="x" * 32)
     node.data_dir.mkdir(parents=True)
     node.pidfile.write_text(f"{fake_kafka_process.pid}\n")
     with pytest.raises(StackError, match=r"earlier run.*vroegsignaal dev down"):

@@ -6,11 +6,13 @@ It lives at the partner; the signing key and the token never leave it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from shared.contracts import PartnerId
+from shared.settings import Settings
 
 
 class PartnerConfigError(ValueError):
@@ -47,6 +49,16 @@ class IntakeKeys(BaseModel):
         return self
 
 
+class KafkaLogin(BaseModel):
+    """The partner's own Kafka principal: it may write its own topic and nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=16)
+    security_protocol: Literal["SASL_SSL", "SASL_PLAINTEXT"] = "SASL_SSL"
+
+
 class PartnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +75,23 @@ class PartnerConfig(BaseModel):
     pseudonymiser: PseudonymiserAccess
     intake_keys: IntakeKeys
     batch_size: int = Field(default=500, ge=1, le=10000)
+    kafka: KafkaLogin | None = Field(
+        default=None,
+        description="The partner's Kafka login; without it, the VS_KAFKA_* settings apply.",
+    )
+
+    def kafka_settings(self, settings: Settings) -> Settings:
+        """`settings` with this partner's own Kafka login, where the file gives one."""
+        if self.kafka is None:
+            return settings
+        return settings.model_copy(
+            update={
+                "kafka_security_protocol": self.kafka.security_protocol,
+                "kafka_sasl_username": self.kafka.username,
+                "kafka_sasl_password": SecretStr(self.kafka.password),
+                "kafka_sasl_password_file": None,
+            }
+        )
 
     @classmethod
     def load(cls, path: Path) -> PartnerConfig:

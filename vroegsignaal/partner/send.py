@@ -25,6 +25,7 @@ Action = Callable[[PartnerProducer], Awaitable[Summary]]
 async def with_producer(config_path: Path, settings: Settings, action: Action) -> Summary:
     """Run `action` with a producer for the partner of `config_path`, then close it all."""
     config = PartnerConfig.load(config_path)
+    settings = config.kafka_settings(settings)
     broker, _ = create_broker(
         settings,
         client_id=f"partner-{config.partner_id}",

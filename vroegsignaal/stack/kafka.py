@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vroegsignaal.stack.errors import StackError
@@ -29,6 +30,9 @@ KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 MIN_JAVA = 17
+ADMIN_USER = "admin"
+# Written once the storage is formatted with the admin's SCRAM credential.
+SECURED = "sasl-scram"
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -137,13 +141,21 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
 
 @dataclass
 class KafkaNode:
-    """One broker+controller node whose data lives in `data_dir`."""
+    """One broker+controller node whose data lives in `data_dir`, secured like production:
+    clients log in with SCRAM-SHA-512 and get only what ACLs grant them (the standard
+    authorizer; nothing without an ACL). `admin_password` is the operator's (`admin`,
+    the only super user besides the node's own controller login); its credential is
+    made when the storage is formatted. Only on loopback, so without TLS."""
 
     data_dir: Path
     port: int
     controller_port: int
+    admin_password: str
     heap: str = "512m"
     process: subprocess.Popen[bytes] | None = None
+    # The controller listener's login: the node talks to itself (SASL/PLAIN, static, a
+    # new password each start: nothing else ever logs in there).
+    _controller_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -160,11 +172,25 @@ class KafkaNode:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.bootstrap.servers=localhost:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://localhost:{self.port}",
+                f"listeners=CLIENT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=CLIENT://localhost:{self.port}",
                 "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=CLIENT",
+                "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+                "listener.name.client.scram-sha-512.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{self.admin_password}";',
+                "sasl.mechanism.controller.protocol=PLAIN",
+                "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+                "listener.name.controller.plain.sasl.jaas.config="
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="controller" password="{self._controller_password}" '
+                f'user_controller="{self._controller_password}";',
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                f"super.users=User:{ADMIN_USER};User:controller",
+                "allow.everyone.if.no.acl.found=false",
                 f"log.dirs={logs}",
                 "num.partitions=6",
                 "offsets.topic.replication.factor=1",
@@ -192,7 +218,15 @@ class KafkaNode:
         require_free_port(self.port, "Kafka", "VS_KAFKA_PORT")
         require_free_port(self.controller_port, "the Kafka controller", "VS_KAFKA_CONTROLLER_PORT")
         props = self.data_dir / "server.properties"
+        props.touch(mode=0o600)
+        props.chmod(0o600)  # it holds the admin's password
         props.write_text(self._properties())
+        formatted = (self.data_dir / "data" / "meta.properties").exists()
+        if formatted and not (self.data_dir / SECURED).exists():
+            raise StackError(
+                f"the Kafka data in {self.data_dir} predates SASL/SCRAM and ACLs (it has no "
+                "admin credential): remove it with 'make clean' (local data only) and start again"
+            )
         log_config = self.data_dir / "log4j2.xml"
         log_config.write_text(LOG4J2)
         classpath = str(libs / "*")
@@ -217,10 +251,13 @@ class KafkaNode:
                     str(props),
                     "--standalone",
                     "--ignore-formatted",
+                    "--add-scram",
+                    f"SCRAM-SHA-512=[name={ADMIN_USER},password={self.admin_password}]",
                 ],
                 "formatting Kafka storage",
                 f"Remove {self.data_dir} ('make clean') if it holds a broken earlier run.",
             )
+            (self.data_dir / SECURED).write_text("SCRAM-SHA-512 admin credential made\n")
         log = self.data_dir / "kafka.out"
         with log.open("ab") as out:
             self.process = subprocess.Popen(

@@ -23,6 +23,8 @@ class Infrastructure:
     database_url: str
     kafka_local: bool
     postgres_local: bool
+    # The local broker's operator (SCRAM): None when Kafka is external.
+    kafka_admin_password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,11 @@ class Ports:
 
 
 @contextlib.contextmanager
-def infrastructure(data_dir: Path, ports: Ports, *, heap: str = "512m") -> Iterator[Infrastructure]:
-    """Start what is not external, yield where everything is, stop what was started."""
+def infrastructure(
+    data_dir: Path, ports: Ports, *, kafka_admin_password: str, heap: str = "512m"
+) -> Iterator[Infrastructure]:
+    """Start what is not external, yield where everything is, stop what was started.
+    A local broker's operator logs in with `kafka_admin_password`."""
     kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     db_env = os.environ.get("DATABASE_URL")
     with contextlib.ExitStack() as stack:
@@ -56,11 +61,23 @@ def infrastructure(data_dir: Path, ports: Ports, *, heap: str = "512m") -> Itera
         if kafka_env:
             bootstrap = kafka_env
         else:
-            kafka = KafkaNode(data_dir / "kafka", ports.kafka, ports.kafka_controller, heap=heap)
+            kafka = KafkaNode(
+                data_dir / "kafka",
+                ports.kafka,
+                ports.kafka_controller,
+                admin_password=kafka_admin_password,
+                heap=heap,
+            )
             stack.callback(kafka.stop)
             kafka.start()
             bootstrap = kafka.bootstrap_servers
-        yield Infrastructure(bootstrap, database_url, not kafka_env, not db_env)
+        yield Infrastructure(
+            bootstrap,
+            database_url,
+            not kafka_env,
+            not db_env,
+            None if kafka_env else kafka_admin_password,
+        )
 
 
 def stop_leftovers(data_dir: Path) -> list[str]:

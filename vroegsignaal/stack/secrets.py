@@ -22,6 +22,13 @@ from shared.deadletter import new_key_files
 from shared.envelope import IntakeKeyring, new_keyring
 from shared.settings import REPO_ROOT
 from vroegsignaal.stack.issuer import ensure_issuer_key
+from vroegsignaal.stack.kafka_access import (
+    ADMIN,
+    SERVICES,
+    new_password,
+    partner_principal,
+    service_principal,
+)
 
 PARTNERS_TEMPLATE = REPO_ROOT / "config" / "partners.yaml"
 
@@ -84,6 +91,25 @@ class Secrets:
         doc = yaml.safe_load(self.database_roles.read_text())
         return {str(k): str(v) for k, v in doc["passwords"].items()}
 
+    def kafka_password_file(self, principal: str) -> Path:
+        """A Kafka principal's SCRAM password, a file each: a process is handed its own."""
+        return self.directory / "kafka" / f"{principal}.password"
+
+    def kafka_passwords(self) -> dict[str, str]:
+        return {
+            path.name.removesuffix(".password"): path.read_text().strip()
+            for path in sorted((self.directory / "kafka").glob("*.password"))
+        }
+
+    def kafka_env(self, process: str) -> dict[str, str]:
+        """How one service logs in to the local broker: its own principal only."""
+        principal = service_principal(process)
+        return {
+            "VS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "VS_KAFKA_SASL_USERNAME": principal,
+            "VS_KAFKA_SASL_PASSWORD_FILE": str(self.kafka_password_file(principal)),
+        }
+
     @property
     def webhooks(self) -> Path:
         return self.directory / "webhooks.yaml"
@@ -129,6 +155,26 @@ def _write(path: Path, doc: object) -> None:
     path.chmod(0o600)
 
 
+def _new_password(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        path.touch(mode=0o600)
+        path.write_text(new_password() + "\n")
+    return path.read_text().strip()
+
+
+def _partner_kafka(out: Secrets, partner_id: str) -> dict[str, str]:
+    """A partner's own Kafka login (it may write its own topic only); the password is
+    also kept here, for the broker's credential."""
+    principal = partner_principal(partner_id)
+    return {
+        "username": principal,
+        "password": _new_password(out.kafka_password_file(principal)),
+        "security_protocol": "SASL_PLAINTEXT",
+    }
+
+
 def init_secrets(
     directory: Path,
     *,
@@ -164,6 +210,8 @@ def init_secrets(
         out.audit_public_key.write_text(public.hex() + "\n")
     if not out.database_roles.exists():
         _write(out.database_roles, {"passwords": {r: secrets.token_hex(24) for r in ALL_ROLES}})
+    for principal in (ADMIN, *(service_principal(s) for s in SERVICES)):
+        _new_password(out.kafka_password_file(principal))
     if not out.intake_keys.exists():
         _write(out.intake_keys, new_keyring("i1"))
     keyring = IntakeKeyring.load(out.intake_keys)
@@ -207,6 +255,10 @@ def init_secrets(
                 # Files from before keyed event ids: the key is added, nothing replaced.
                 config["id_key"] = secrets.token_bytes(32).hex()
                 changed = True
+            if "kafka" not in config:
+                # Files from before the partners' own Kafka logins.
+                config["kafka"] = _partner_kafka(out, pid)
+                changed = True
             if changed:
                 _write(config_path, config)
         else:
@@ -220,6 +272,7 @@ def init_secrets(
                     "public_keys": public_keys,
                 },
                 "intake_keys": intake_keys,
+                "kafka": _partner_kafka(out, pid),
             }
             if not own_key:
                 key = Ed25519PrivateKey.generate()
