@@ -175,22 +175,122 @@ def _partner_kafka(out: Secrets, partner_id: str) -> dict[str, str]:
     }
 
 
-def init_secrets(
-    directory: Path,
-    *,
-    pseudonymiser_url: str,
-    template: Path = PARTNERS_TEMPLATE,
-) -> Secrets:
-    """Create whatever secret is missing in `directory`; never overwrite an existing one."""
+# --- the key ceremony: one trust domain at a time ----------------------------------
+
+# Which files each trust domain makes. Its directory holds only its own: the two halves
+# of the split trust (the pseudonymiser's VOPRF key, intake's gateway key) never meet.
+DOMAINS = ("pseudonymiser", "gateway", "keystore", "audit", "deadletter", "database", "partner")
+SPLIT_TRUST = ("pseudonymiser", "gateway")
+DOMAIN_MARK = ".trust-domain"
+LOCAL_DEV = "local-dev (every domain; never for production)"
+
+
+class CeremonyError(ValueError):
+    """A key ceremony step that would break the trust split; the message says why."""
+
+
+def _domain_files(out: Secrets) -> dict[str, tuple[Path, ...]]:
+    return {
+        "pseudonymiser": (out.oprf_keyring,),
+        "gateway": (out.gateway_keys, out.intake_keys),
+        "keystore": (out.kek,),
+        "audit": (out.audit_signing_key,),
+        "deadletter": (out.deadletter_private_key,),
+        "database": (out.database_roles,),
+        "partner": tuple(sorted((out.directory / "partners").glob("*.yaml"))),
+    }
+
+
+def claim_directory(directory: Path, domain: str, partner_id: str | None = None) -> Secrets:
+    """`directory` for one trust domain's keys (one partner's, for a partner): refused when
+    it holds another domain's (above all the other half of the split trust), another
+    partner's, or is the local stack's all-in-one."""
+    if domain not in DOMAINS:
+        raise CeremonyError(f"unknown trust domain {domain!r}; one of {', '.join(DOMAINS)}")
     out = Secrets(directory)
+    mark = directory / DOMAIN_MARK
+    claimed = f"partner {partner_id}" if domain == "partner" else domain
+    other_partners = [
+        f.stem for f in _domain_files(out)["partner"] if domain != "partner" or f.stem != partner_id
+    ]
+    if domain == "partner" and other_partners:
+        raise CeremonyError(
+            f"{directory} holds the credential of partner {other_partners[0]}: each partner's "
+            "goes in a directory of its own, at that partner"
+        )
+    held = [
+        other
+        for other, files in _domain_files(out).items()
+        if other != domain and any(f.exists() for f in files)
+    ]
+    if mark.exists() and mark.read_text().strip() != claimed:
+        held.append(mark.read_text().strip())
+    if held:
+        split = domain in SPLIT_TRUST and any(o in SPLIT_TRUST for o in held)
+        raise CeremonyError(
+            f"{directory} already holds the keys of {', '.join(sorted(set(held)))}"
+            + (
+                ": the pseudonymiser's and the gateway's keys must never be in one place "
+                "(split trust: together they turn a pseudonym back into a BSN guess)"
+                if split
+                else ": each trust domain's keys go in a directory of their own, on the "
+                "machine of whoever keeps them"
+            )
+        )
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
+    mark.write_text(claimed + "\n")
+    return out
+
+
+def public_dir(out: Secrets) -> Path:
+    """What a domain hands to the others: public keys and hashes, never a secret."""
+    path = out.directory / "public"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def make_pseudonymiser(out: Secrets) -> dict[str, object]:
+    """The VOPRF key (the pseudonymiser's alone); returns its public keys for partners."""
     if not out.oprf_keyring.exists():
         _write(out.oprf_keyring, {"current": "k1", "keys": {"k1": secrets.token_hex(32)}})
+    ring = yaml.safe_load(out.oprf_keyring.read_text())
+    public = {
+        "current": ring["current"],
+        "public_keys": {
+            version: ristretto.Evaluator.from_seed(
+                bytes.fromhex(seed), f"vroegsignaal {version}".encode()
+            )
+            .public_key.serialize()
+            .hex()
+            for version, seed in ring["keys"].items()
+        },
+    }
+    _write(public_dir(out) / "pseudonymiser-public.yaml", public)
+    return public
+
+
+def make_gateway(out: Secrets) -> dict[str, object]:
+    """Intake's keys: the gateway's re-keying key and the keys partners seal events to;
+    returns the latter's public halves for partners."""
     if not out.gateway_keys.exists():
         _write(out.gateway_keys, {"current": "g1", "keys": {"g1": secrets.token_hex(32)}})
+    if not out.intake_keys.exists():
+        _write(out.intake_keys, new_keyring("i1"))
+    keyring = IntakeKeyring.load(out.intake_keys)
+    public: dict[str, object] = {"current": keyring.current, "public_keys": keyring.public_keys()}
+    _write(public_dir(out) / "intake-public.yaml", public)
+    return public
+
+
+def make_keystore(out: Secrets) -> None:
+    """The key-encryption key that wraps every data key (intake, matching, notification)."""
     if not out.kek.exists():
         _write(out.kek, {"current": "kek1", "keys": {"kek1": secrets.token_hex(32)}})
+
+
+def make_audit(out: Secrets) -> None:
+    """The audit log's signing key; its public half for whoever verifies the log."""
     if not out.audit_signing_key.exists():
         audit_key = Ed25519PrivateKey.generate()
         _write(
@@ -208,30 +308,103 @@ def init_secrets(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         out.audit_public_key.write_text(public.hex() + "\n")
-    if not out.database_roles.exists():
-        _write(out.database_roles, {"passwords": {r: secrets.token_hex(24) for r in ALL_ROLES}})
-    for principal in (ADMIN, *(service_principal(s) for s in SERVICES)):
-        _new_password(out.kafka_password_file(principal))
-    if not out.intake_keys.exists():
-        _write(out.intake_keys, new_keyring("i1"))
-    keyring = IntakeKeyring.load(out.intake_keys)
-    intake_keys = {"current": keyring.current, "public_keys": keyring.public_keys()}
+    (public_dir(out) / "audit-public-key.txt").write_text(out.audit_public_key.read_text())
+
+
+def make_deadletter(out: Secrets) -> None:
+    """The dead-letter key: its private half the operator's, its public half every
+    service's (to seal originals to)."""
     if not out.deadletter_key.exists():
         for_services, for_operator = new_key_files("dl-1")
         _write(out.deadletter_private_key, for_operator)
         _write(out.deadletter_key, for_services)
-    ensure_issuer_key(out.issuer_key)
-    if not out.webhooks.exists():
-        _write(out.webhooks, {"version": 1, "webhooks": []})
-    ring = yaml.safe_load(out.oprf_keyring.read_text())
-    public_keys = {
-        version: ristretto.Evaluator.from_seed(
-            bytes.fromhex(seed), f"vroegsignaal {version}".encode()
+
+
+def make_database(out: Secrets) -> None:
+    """Each database role's password (`vroegsignaal migrate` and each process's login)."""
+    if not out.database_roles.exists():
+        _write(out.database_roles, {"passwords": {r: secrets.token_hex(24) for r in ALL_ROLES}})
+
+
+def make_partner(
+    out: Secrets,
+    entry: dict[str, object],
+    *,
+    pseudonymiser_url: str,
+    pseudonymiser_public: dict[str, object],
+    intake_public: dict[str, object],
+    kafka: bool,
+) -> dict[str, object]:
+    """One partner's credential: its signing key, event-id key, pseudonymiser token (and,
+    for the local broker, its Kafka login), in its configuration file. Returns what the
+    municipality needs of it: the signing key's public half, the token's hash."""
+    pid = str(entry["id"])
+    config_path = out.partner_config(pid)
+    # A partner that made its key itself (`partner keygen`) sent the public half: its
+    # file here holds only what the municipality gives it, and it adds its own
+    # signing_key_id and signing_key.
+    own_key = bool(entry.get("signing_keys"))
+    if config_path.exists():
+        config = yaml.safe_load(config_path.read_text())
+        changed = config.get("intake_keys") != intake_public
+        # Intake's public keys are the municipality's to hand out: always current.
+        config["intake_keys"] = intake_public
+        if not own_key and "id_key" not in config:
+            # Files from before keyed event ids: the key is added, nothing replaced.
+            config["id_key"] = secrets.token_bytes(32).hex()
+            changed = True
+        if kafka and "kafka" not in config:
+            # Files from before the partners' own Kafka logins.
+            config["kafka"] = _partner_kafka(out, pid)
+            changed = True
+        if changed:
+            _write(config_path, config)
+    else:
+        config = {
+            "partner_id": pid,
+            "organisation": entry["organisation"],
+            "pseudonymiser": {
+                "url": pseudonymiser_url,
+                "token": secrets.token_urlsafe(32),
+                "key_version": pseudonymiser_public["current"],
+                "public_keys": pseudonymiser_public["public_keys"],
+            },
+            "intake_keys": intake_public,
+        }
+        if kafka:
+            config["kafka"] = _partner_kafka(out, pid)
+        if not own_key:
+            key = Ed25519PrivateKey.generate()
+            config["id_key"] = secrets.token_bytes(32).hex()
+            config["signing_key_id"] = f"{pid}-1"
+            config["signing_key"] = key.private_bytes(
+                serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw,
+                serialization.NoEncryption(),
+            ).hex()
+        _write(config_path, config)
+    if own_key:
+        signing_keys = entry["signing_keys"]
+    else:
+        private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config["signing_key"]))
+        public = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        .public_key.serialize()
-        .hex()
-        for version, seed in ring["keys"].items()
+        signing_keys = {config["signing_key_id"]: public.hex()}
+    exported = {
+        "partner_id": pid,
+        "signing_keys": signing_keys,
+        "token_sha256": hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest(),
     }
+    _write(public_dir(out) / f"partner-{pid}.yaml", exported)
+    return exported
+
+
+def assemble(
+    out: Secrets, template: Path, exported: dict[str, dict[str, object]]
+) -> tuple[Path, Path]:
+    """From the partner list and each partner's public export: intake's partners file
+    (signing keys) and the pseudonymiser's credentials (token hashes, budgets)."""
     template_doc = yaml.safe_load(template.read_text())
     partners = []
     token_hashes = {}
@@ -240,62 +413,53 @@ def init_secrets(
         limits = {k: listed[k] for k in ("daily_budget", "backfill") if k in listed}
         entry = {k: v for k, v in listed.items() if k not in limits}
         pid = entry["id"]
-        config_path = out.partner_config(pid)
-        # A partner that made its key itself (`partner keygen`) sent the public half: its
-        # file here holds only what the municipality gives it, and it adds its own
-        # signing_key_id and signing_key. Otherwise (the simulated partners) the key is
-        # made here too.
-        own_key = bool(entry.get("signing_keys"))
-        if config_path.exists():
-            config = yaml.safe_load(config_path.read_text())
-            changed = config.get("intake_keys") != intake_keys
-            # Intake's public keys are the municipality's to hand out: always current.
-            config["intake_keys"] = intake_keys
-            if not own_key and "id_key" not in config:
-                # Files from before keyed event ids: the key is added, nothing replaced.
-                config["id_key"] = secrets.token_bytes(32).hex()
-                changed = True
-            if "kafka" not in config:
-                # Files from before the partners' own Kafka logins.
-                config["kafka"] = _partner_kafka(out, pid)
-                changed = True
-            if changed:
-                _write(config_path, config)
-        else:
-            config = {
-                "partner_id": pid,
-                "organisation": entry["organisation"],
-                "pseudonymiser": {
-                    "url": pseudonymiser_url,
-                    "token": secrets.token_urlsafe(32),
-                    "key_version": ring["current"],
-                    "public_keys": public_keys,
-                },
-                "intake_keys": intake_keys,
-                "kafka": _partner_kafka(out, pid),
-            }
-            if not own_key:
-                key = Ed25519PrivateKey.generate()
-                config["id_key"] = secrets.token_bytes(32).hex()
-                config["signing_key_id"] = f"{pid}-1"
-                config["signing_key"] = key.private_bytes(
-                    serialization.Encoding.Raw,
-                    serialization.PrivateFormat.Raw,
-                    serialization.NoEncryption(),
-                ).hex()
-            _write(config_path, config)
-        if own_key:
-            partners.append(entry)
-        else:
-            private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(config["signing_key"]))
-            public = private.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        if pid not in exported:
+            raise CeremonyError(
+                f"no public export of partner {pid!r}: it runs 'vroegsignaal secrets init "
+                f"--domain partner --partner {pid}' and hands over public/partner-{pid}.yaml"
             )
-            partners.append({**entry, "signing_keys": {config["signing_key_id"]: public.hex()}})
-        token_hashes[pid] = {
-            "token_sha256": hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest(),
-            **limits,
-        }
+        partners.append({**entry, "signing_keys": exported[pid]["signing_keys"]})
+        token_hashes[pid] = {"token_sha256": exported[pid]["token_sha256"], **limits}
     _write(out.partners, {"version": template_doc.get("version", 1), "partners": partners})
     _write(out.pseudonymiser_credentials, {"partners": token_hashes})
+    return out.partners, out.pseudonymiser_credentials
+
+
+def init_secrets(
+    directory: Path,
+    *,
+    pseudonymiser_url: str,
+    template: Path = PARTNERS_TEMPLATE,
+) -> Secrets:
+    """The local stack's secrets (`make run`, the tests): every trust domain's keys in one
+    directory, both halves of the split trust together. For local development only;
+    production makes each domain's on its own (`secrets init --domain`, README "Key
+    ceremony"). Creates whatever is missing; never overwrites a key."""
+    out = Secrets(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    (directory / DOMAIN_MARK).write_text(LOCAL_DEV + "\n")
+    pseudonymiser_public = make_pseudonymiser(out)
+    intake_public = make_gateway(out)
+    make_keystore(out)
+    make_audit(out)
+    make_deadletter(out)
+    make_database(out)
+    for principal in (ADMIN, *(service_principal(s) for s in SERVICES)):
+        _new_password(out.kafka_password_file(principal))
+    ensure_issuer_key(out.issuer_key)
+    if not out.webhooks.exists():
+        _write(out.webhooks, {"version": 1, "webhooks": []})
+    exported = {
+        str(listed["id"]): make_partner(
+            out,
+            {k: v for k, v in listed.items() if k not in ("daily_budget", "backfill")},
+            pseudonymiser_url=pseudonymiser_url,
+            pseudonymiser_public=pseudonymiser_public,
+            intake_public=intake_public,
+            kafka=True,
+        )
+        for listed in yaml.safe_load(template.read_text())["partners"]
+    }
+    assemble(out, template, exported)
     return out
