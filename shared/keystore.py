@@ -2,10 +2,12 @@
 
 Personal fields that travel on topics or rest in tables after intake are sealed with
 AES-256-GCM under a data key of their subject, the event id as associated data. Data
-keys are kept wrapped by a key-encryption key (KEK) from the secret store, in a schema of
-their own, owned by a role of its own (`vs_keystore`, shared/dbroles.py) that the
-application logs in as only here (`KEYSTORE_DATABASE_URL`), through this module only: a
-KMS can replace it behind the same interface.
+keys are kept wrapped by a key-encryption key (KEK) from the secret store, in a database
+of their own (`<database>_keys` beside the application's locally; a PostgreSQL cluster of
+their own in production, with short backup retention, so that a backup of the
+application's data never holds a key), owned by a role of its own (shared/dbroles.py)
+that the application logs in as only here (`KEYSTORE_DATABASE_URL`), through this module
+only: a KMS can replace it behind the same interface.
 `shred(subject)` deletes the key; every copy of that subject's sealed fields, on a topic,
 in a dump, in a backup, is unreadable from then on.
 """
@@ -36,6 +38,17 @@ from shared.settings import Settings
 SCHEMA = "keystore"
 ROLE = KEYSTORE
 MIGRATIONS = Path(__file__).parent / "keystore_migrations"
+DATABASE_SUFFIX = "_keys"
+
+
+def keys_database_url(database_url: str) -> str:
+    """The key store's database beside the application's (same server and login, the
+    database's name + `_keys`): where it is when nothing else is configured."""
+    head, _, tail = database_url.rpartition("/")
+    name, query = tail.split("?", 1) if "?" in tail else (tail, "")
+    return f"{head}/{name}{DATABASE_SUFFIX}" + (f"?{query}" if query else "")
+
+
 SEAL_PREFIX = "v1"
 
 SHREDDED = Counter("vroegsignaal_keystore_shredded_total", "Data keys deleted")
@@ -101,9 +114,9 @@ class KeyStore:
 
     @classmethod
     async def open(cls, settings: Settings) -> KeyStore:
-        """The key store, through its own login (`KEYSTORE_DATABASE_URL`, the role that
-        owns its schema); the process's own role cannot reach it. Without that setting
-        (an administrator's tools and tests), DATABASE_URL, acting as the key-store role."""
+        """The key store, through its own login (`KEYSTORE_DATABASE_URL`); the process's
+        own role cannot reach it. Without that setting (an administrator's tools and
+        tests), the keys' database beside DATABASE_URL, acting as the key-store role."""
         kek = Kek.load(settings.kek_file)
         own_role = settings.keystore_database_url is None
 
@@ -112,7 +125,7 @@ class KeyStore:
                 await conn.execute(f"SET ROLE {ROLE}")
 
         pool = await create_pool(
-            settings.keystore_database_url or settings.database_url,
+            settings.keystore_database_url or keys_database_url(settings.database_url),
             SCHEMA,
             max_size=5,
             init=as_keystore_role,

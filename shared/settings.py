@@ -123,7 +123,15 @@ class Settings(BaseSettings):
     keystore_database_url: str | None = Field(
         default=None,
         validation_alias="KEYSTORE_DATABASE_URL",
-        description="The key store's own role; DATABASE_URL when unset.",
+        description="The key store's own role and database (its own PostgreSQL cluster "
+        "in production); the database <DATABASE_URL's>_keys beside the application's when "
+        "unset (an administrator's tools and tests).",
+    )
+    keystore_admin_database_url: str | None = Field(
+        default=None,
+        validation_alias="KEYSTORE_ADMIN_DATABASE_URL",
+        description="`vroegsignaal migrate` only: an administrator of the key store's own "
+        "database (its cluster's owner in production); beside DATABASE_URL when unset.",
     )
     keystore_cache_size: int = Field(default=10000, ge=0)
     keystore_cache_seconds: float = Field(default=30.0, ge=0)

@@ -24,6 +24,7 @@ from services.intake.app import load_partners
 from shared.auth import Role
 from shared.contracts import Topics
 from shared.kafka import ensure_topics
+from shared.keystore import keys_database_url
 from shared.settings import REPO_ROOT, Settings
 from vroegsignaal.devstack import as_kafka_admin
 from vroegsignaal.stack import kafka_access
@@ -71,8 +72,24 @@ async def database_url(infra: Infrastructure) -> AsyncIterator[str]:
     try:
         with contextlib.suppress(asyncpg.PostgresError):
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        with contextlib.suppress(asyncpg.PostgresError):  # the key store's, if made
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}_keys" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def keys_url(settings: Settings) -> str:
+    """The test's key store database, as its administrator (beside the test's own)."""
+    return keys_database_url(settings.database_url)
+
+
+async def keys_fetchval(settings: Settings, query: str, *args: object) -> object:
+    """One value from the test's key store database (its administrator's view)."""
+    conn = await asyncpg.connect(keys_url(settings))
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -195,7 +195,11 @@ def migrate() -> None:
     settings = Settings()
     try:
         done = asyncio.run(
-            provision(settings.database_url, load_passwords(settings.database_roles_file))
+            provision(
+                settings.database_url,
+                load_passwords(settings.database_roles_file),
+                settings.keystore_admin_database_url,
+            )
         )
     except (DatabaseUnavailableError, OSError, StackError) as exc:
         raise _fail(str(exc)) from None

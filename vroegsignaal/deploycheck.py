@@ -88,6 +88,11 @@ INGRESS_NAMESPACE = "ingress-nginx"
 MAY_LEAVE_CLUSTER = ("notification", "audit", "matching")
 KAFKA_POD = {"strimzi.io/cluster": "vroegsignaal"}
 POSTGRES_POD = {"cnpg.io/cluster": "vroegsignaal-db"}
+# The key store's own cluster (shared/keystore.py): only its users reach it.
+KEYS_CLUSTER = "vroegsignaal-keys"
+KEYS_POD = {"cnpg.io/cluster": KEYS_CLUSTER}
+# A restored backup of the keys undoes the shreddings since: kept this long at most.
+KEYS_BACKUP_MAX_DAYS = 14
 DNS_NAMESPACE = "kube-system"
 CUSTOM_GROUPS = ("kafka.strimzi.io", "postgresql.cnpg.io", "keda.sh", "monitoring.coreos.com")
 SKIP_ANNOTATION = re.compile(r"^checkov\.io/skip\d+$")
@@ -547,13 +552,16 @@ def check_split_trust(docs: Sequence[Manifest], label: str = "") -> list[Finding
 KEYSTORE_USERS = ("intake", "matching", "notification")
 # The Secret (its name, not its content) of the migration role's login.
 MIGRATOR_SECRET = "vroegsignaal-db-app"  # noqa: S105
+KEYS_MIGRATOR_SECRET = "vroegsignaal-keys-app"  # noqa: S105
 
 
 def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
     """Least privilege in PostgreSQL (shared/dbroles.py): the database owner is the
     migration role, which only the migration Job logs in as; each service logs in as its
-    own role with its own Secret, and reaches the key store only as vs_keystore; every
-    role is declared without superuser, role or database creation."""
+    own role with its own Secret, and reaches the key store only as vs_keystore, in the
+    key store's own cluster (which declares the key store's roles only, and keeps its
+    backups at most KEYS_BACKUP_MAX_DAYS); every role is declared without superuser,
+    role or database creation."""
     findings = []
 
     def bad(where: str, problem: str) -> None:
@@ -574,9 +582,10 @@ def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Find
         )
         for secret in sorted(logins - allowed):
             bad(where, f"uses {secret}, another process's database login")
-        if MIGRATOR_SECRET in held and not runs_migrate:
-            bad(where, f"uses {MIGRATOR_SECRET}, the migration role's login, which only the "
-                "migration Job may hold")  # fmt: skip
+        for secret in sorted({MIGRATOR_SECRET, KEYS_MIGRATOR_SECRET} & held):
+            if not runs_migrate:
+                bad(where, f"uses {secret}, the migration role's login, which only the "
+                    "migration Job may hold")  # fmt: skip
         if doc.get("kind") != "Deployment" or name not in SERVICES:
             continue
         main = next((c for c in containers(spec) if c.get("name") == name), None)
@@ -591,18 +600,35 @@ def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Find
         keystore_url = env.get("KEYSTORE_DATABASE_URL")
         if keystore_url is not None and not keystore_url.startswith(f"postgresql://{KEYSTORE}:"):
             bad(where, f"KEYSTORE_DATABASE_URL does not log in as {KEYSTORE}")
+        if keystore_url is not None and f"@{KEYS_CLUSTER}-rw:" not in keystore_url:
+            bad(where, f"KEYSTORE_DATABASE_URL is not the key store's own cluster {KEYS_CLUSTER}")
     if not migrations:
         bad("Job/vroegsignaal-migrate", "missing: nothing runs 'vroegsignaal migrate'")
-    for cluster in (d for d in docs if d.get("kind") == "Cluster"):
+    clusters = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Cluster"}
+    if KEYS_CLUSTER not in clusters:
+        bad(f"Cluster/{KEYS_CLUSTER}", "missing: the data keys need a cluster of their own")
+    for name, cluster in clusters.items():
         where = ident(cluster)
         owner = ((cluster["spec"].get("bootstrap") or {}).get("initdb") or {}).get("owner")
         if owner != MIGRATOR:
             bad(where, f"the database owner is {owner!r}, not the migration role {MIGRATOR}")
         managed = (cluster["spec"].get("managed") or {}).get("roles") or []
         roles = {r.get("name"): r for r in managed}
-        for role in (KEYSTORE, KEYSTORE_OWNER, *SERVICE_ROLES.values()):
-            if role not in roles:
-                bad(where, f"declares no managed role {role}")
+        keys = name == KEYS_CLUSTER
+        # The keys' cluster knows the key store's roles only; the application's none of them.
+        wanted = {KEYSTORE, KEYSTORE_OWNER} if keys else set(SERVICE_ROLES.values())
+        unwanted = set(SERVICE_ROLES.values()) if keys else {KEYSTORE, KEYSTORE_OWNER}
+        for role in sorted(wanted - set(roles)):
+            bad(where, f"declares no managed role {role}")
+        for role in sorted(unwanted & set(roles)):
+            bad(where, f"declares {role}, which has no business in this cluster")
+        backup = (cluster["spec"].get("backup") or {}).get("retentionPolicy")
+        if keys and backup is not None and _days(str(backup)) > KEYS_BACKUP_MAX_DAYS:
+            bad(
+                where,
+                f"keeps backups {backup}: a restored key undoes a shredding, so at most "
+                f"{KEYS_BACKUP_MAX_DAYS}d",
+            )
         if (roles.get(KEYSTORE_OWNER) or {}).get("login"):
             bad(where, f"{KEYSTORE_OWNER} owns the key store and must not log in")
         for role_name, role in roles.items():
@@ -615,6 +641,15 @@ def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Find
             if any(role.get(a) for a in ("superuser", "createrole", "createdb", "bypassrls")):
                 bad(where, f"role {role_name} may do more than log in")
     return findings
+
+
+def _days(retention: str) -> float:
+    """CloudNativePG's retention policy (`30d`, `4w`, `1m`) in days."""
+    unit = {"d": 1, "w": 7, "m": 31}.get(retention[-1:], 0)
+    try:
+        return float(retention[:-1]) * unit if unit else float("inf")
+    except ValueError:
+        return float("inf")
 
 
 def check_compose_split_trust(compose: Manifest) -> list[Finding]:
@@ -883,6 +918,10 @@ def _egress_problem(service: str, peer: Manifest) -> str | None:
         return None
     if all(labels.get(k) == v for k, v in POSTGRES_POD.items()):
         return None
+    if all(labels.get(k) == v for k, v in KEYS_POD.items()):
+        if service in KEYSTORE_USERS:
+            return None
+        return f"lets {service} reach the key store's cluster: only {', '.join(KEYSTORE_USERS)}"
     return f"lets {service} reach pods {pod or 'all'}: only Kafka, PostgreSQL and DNS"
 
 

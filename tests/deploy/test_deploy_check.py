@@ -132,7 +132,8 @@ def test_each_service_logs_in_to_postgres_as_its_own_role_only(
             var["value"] = var["value"].replace("vs_keystore", "vs_matching")
     cluster = find(production, "Cluster", "vroegsignaal-db")
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
-    roles["vs_keystore"]["createrole"] = True
+    keys = find(production, "Cluster", "vroegsignaal-keys")
+    {r["name"]: r for r in keys["spec"]["managed"]["roles"]}["vs_keystore"]["createrole"] = True
     roles["vs_intake"]["inRoles"] = ["vs_keystore_owner"]
     audit = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
     audit["containers"][0]["env"].append(
@@ -155,6 +156,42 @@ def test_each_service_logs_in_to_postgres_as_its_own_role_only(
     assert "nothing runs 'vroegsignaal migrate'" in found
     assert (
         "Deployment/audit: uses vroegsignaal-db-keystore, another process's database login" in found
+    )
+
+
+def test_the_data_keys_live_in_a_cluster_of_their_own_with_short_backups(
+    production: list[Manifest],
+) -> None:
+    """A backup of the application's data holds no key, and the keys' own backups are kept
+    a short time: a restored key undoes every shredding since the backup."""
+    keys = find(production, "Cluster", "vroegsignaal-keys")
+    assert keys["spec"]["backup"]["retentionPolicy"] == "7d"
+    keys["spec"]["backup"]["retentionPolicy"] = "30d"
+    keys["spec"]["managed"]["roles"].append({"name": "vs_audit", "login": True})
+    main = find(production, "Cluster", "vroegsignaal-db")
+    main["spec"]["managed"]["roles"].append({"name": "vs_keystore", "login": True})
+    for var in container(production, "notification")["env"]:
+        if var["name"] == "KEYSTORE_DATABASE_URL":
+            var["value"] = var["value"].replace("vroegsignaal-keys-rw", "vroegsignaal-db-rw")
+
+    found = problems(dc.check_database_roles(production, "production"))
+
+    assert "Cluster/vroegsignaal-keys: keeps backups 30d" in found
+    assert "Cluster/vroegsignaal-keys: declares vs_audit, which has no business" in found
+    assert "Cluster/vroegsignaal-db: declares vs_keystore, which has no business" in found
+    assert (
+        "Deployment/notification: KEYSTORE_DATABASE_URL is not the key store's own cluster"
+    ) in found
+
+
+def test_only_the_key_stores_users_reach_its_cluster(production: list[Manifest]) -> None:
+    policy = find(production, "NetworkPolicy", "keystore-users-to-keys")
+    policy["spec"]["podSelector"]["matchExpressions"][0]["values"].append("audit")
+
+    found = problems(dc.check_network(production, "production"))
+
+    assert "lets audit reach the key store's cluster: only intake, matching, notification" in (
+        found
     )
 
 

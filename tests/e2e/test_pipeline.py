@@ -33,7 +33,7 @@ from shared.envelope import SEALED_TO_HEADER, IntakeKeyring, public_key_of, seal
 from shared.kafka import create_broker
 from shared.policy import load_policy
 from shared.settings import Settings
-from tests.conftest import auth, eventually
+from tests.conftest import auth, eventually, keys_fetchval
 from tests.e2e.conftest import partner_config
 from tests.kafka_tools import group_lag, login, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
@@ -362,7 +362,8 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
                     set(r.keys()) == {"window_id", "created_at"}
                     for r in await conn.fetch("SELECT * FROM intake.trend_windows")
                 )
-                kept = await conn.fetchval(
+                kept = await keys_fetchval(
+                    settings,
                     "SELECT count(*) FROM keystore.data_keys WHERE subject = ANY($1)",
                     [f"trend-window:{w}" for w in windows],
                 )
@@ -597,10 +598,13 @@ async def topic_bytes(
     return b"\n".join(chunks)
 
 
-def database_dump(settings: Settings, schemas: tuple[str, ...] = ()) -> bytes:
+def database_dump(
+    settings: Settings, schemas: tuple[str, ...] = (), url: str | None = None
+) -> bytes:
+    """pg_dump of the test's database (or `url`, such as the key store's)."""
     only = [f"--schema={s}" for s in schemas]
     return subprocess.run(
-        [str(_bin_dir() / "pg_dump"), "--data-only", *only, settings.database_url],
+        [str(_bin_dir() / "pg_dump"), "--data-only", *only, url or settings.database_url],
         check=True,
         capture_output=True,
     ).stdout

@@ -23,7 +23,7 @@ from shared.contracts import (
 )
 from shared.keystore import KeyStore
 from shared.settings import Settings
-from tests.conftest import eventually, token_for
+from tests.conftest import eventually, keys_fetchval, token_for
 from tests.e2e.test_pipeline import get_json
 from tests.factories import pseudonym, worker
 from tests.kafka_tools import login, read_topic
@@ -156,8 +156,8 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
             "SELECT count(*) FROM matching.registrations WHERE subject = $1", subject
         )
         assert left == 1  # only the archived jgz registration
-        assert await conn.fetchval(
-            "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", subject
+        assert await keys_fetchval(
+            settings, "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", subject
         )
 
         # The archive period ends: nothing of the subject is left, its key is shredded.
@@ -168,8 +168,8 @@ async def test_expiry_archive_notice_age_limit_and_shredding(
         )
 
         async def shredded() -> bool:
-            keys = await conn.fetchval(
-                "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", subject
+            keys = await keys_fetchval(
+                settings, "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", subject
             )
             return keys == 0
 

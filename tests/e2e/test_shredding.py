@@ -33,7 +33,7 @@ from shared.contracts import (
 from shared.kafka import create_broker
 from shared.keystore import KeyShredded, KeyStore
 from shared.settings import Settings
-from tests.conftest import eventually
+from tests.conftest import eventually, keys_fetchval, keys_url
 from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import (
     GP,
@@ -101,7 +101,9 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         MatchRaised.model_validate_json(r.value)
         for r in await read_topic(settings, topics.matches, until=lambda rs: len(rs) >= 1)
     ]
-    dump = database_dump(settings, schemas=("matching", "keystore"))
+    dump = database_dump(settings, schemas=("matching",)) + database_dump(
+        settings, url=keys_url(settings)
+    )
     stored = [m.group().decode() for m in SEALED.finditer(dump)]
     assert {a.subject for a in accepted} == {subject}
     assert len(stored) == 2  # the two registrations' sealed fields
@@ -154,8 +156,8 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         # Run where intake's logins are (README), as intake's Kafka principal.
         **(secrets.kafka_env("intake") if settings.kafka_sasl_username else {}),
     }
-    # A backup of the key store, taken before the shredding.
-    conn = await asyncpg.connect(settings.database_url)
+    # A backup of the key store (its own database), taken before the shredding.
+    conn = await asyncpg.connect(keys_url(settings))
     try:
         backup = await conn.fetch("SELECT * FROM keystore.data_keys")
     finally:
@@ -213,13 +215,17 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
             )
 
         await eventually(shred_logged, timeout=30)
-        await conn.executemany(
+    finally:
+        await conn.close()
+    keys = await asyncpg.connect(keys_url(settings))
+    try:
+        await keys.executemany(
             "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key, created_at)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             [(r["subject"], r["kek_version"], r["wrapped_key"], r["created_at"]) for r in backup],
         )
     finally:
-        await conn.close()
+        await keys.close()
     restored = await KeyStore.open(settings)
     try:
         await restored.open_sealed(subject, accepted[0].event_id.bytes, accepted[0].sealed)
@@ -320,8 +326,10 @@ async def test_a_key_found_shredded_erases_the_subject_and_its_family_copies(
     try:
         # The family's key, which sealed the erased child's contacts, is gone too.
         async def family_key_gone() -> bool:
-            return not await conn.fetchval(
-                "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", raised.subject
+            return not await keys_fetchval(
+                settings,
+                "SELECT count(*) FROM keystore.data_keys WHERE subject = $1",
+                raised.subject,
             )
 
         await eventually(family_key_gone, timeout=30)

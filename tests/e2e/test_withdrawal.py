@@ -18,7 +18,7 @@ from shared.auth import Role
 from shared.contracts import MatchDissolved, MatchRaised, Topics, WithdrawalReason
 from shared.kafka import create_broker
 from shared.settings import Settings
-from tests.conftest import auth, eventually
+from tests.conftest import auth, eventually, keys_fetchval
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
 from tests.kafka_tools import read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
@@ -186,8 +186,10 @@ async def test_a_partner_erases_its_own_and_the_privacy_officer_the_subject_as_a
                     person_subject,
                 )
                 assert [r["partner_id"] for r in kept] == [JGZ]
-                assert await conn.fetchval(
-                    "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", person_subject
+                assert await keys_fetchval(
+                    settings,
+                    "SELECT count(*) FROM keystore.data_keys WHERE subject = $1",
+                    person_subject,
                 )
             finally:
                 await conn.close()
@@ -229,8 +231,8 @@ async def test_a_partner_erases_its_own_and_the_privacy_officer_the_subject_as_a
         # sibling's stays.
         async def one_key_left() -> bool:
             # (Subjects' keys only: the trend window's key is kept there too.)
-            left = await conn.fetchval(
-                "SELECT count(*) FROM keystore.data_keys WHERE subject NOT LIKE '%:%'"
+            left = await keys_fetchval(
+                settings, "SELECT count(*) FROM keystore.data_keys WHERE subject NOT LIKE '%:%'"
             )
             return bool(left == 1)
 
@@ -256,8 +258,8 @@ async def test_a_partner_erases_its_own_and_the_privacy_officer_the_subject_as_a
         assert family.key not in names | {sha256(n.encode()).hexdigest() for n in names}
         remaining = await conn.fetch("SELECT subject FROM matching.registrations")
         assert family.subject not in {person_subject, *(r["subject"] for r in remaining)}
-        assert not await conn.fetchval(
-            "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", family.subject
+        assert not await keys_fetchval(
+            settings, "SELECT count(*) FROM keystore.data_keys WHERE subject = $1", family.subject
         )
 
         # Notification forgets the child too: its match, the alerts about it, the tasks;

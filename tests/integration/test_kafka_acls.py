@@ -46,8 +46,8 @@ async def write(settings: Settings, topic: str) -> None:
         request_timeout_ms=10_000,
         **client_options(settings),
     )
-    await producer.start()
     try:
+        await producer.start()
         await producer.send_and_wait(topic, b"{}", key=b"k")
     finally:
         await producer.stop()
@@ -61,8 +61,8 @@ async def read(settings: Settings, topic: str, group: str) -> None:
         auto_offset_reset="earliest",
         **client_options(settings),
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.getmany(timeout_ms=3000)
     finally:
         await consumer.stop()

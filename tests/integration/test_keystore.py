@@ -3,6 +3,7 @@ data key is deleted, then they are erased for every reader, and tampering is cau
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import timedelta
 
@@ -11,7 +12,10 @@ import pytest
 
 from shared.keystore import KeyShredded, KeyStore, SealBroken
 from shared.settings import Settings
+from tests.conftest import keys_fetchval, keys_url
 from tests.factories import pseudonym
+from vroegsignaal.stack.database import provision
+from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +58,7 @@ async def test_data_keys_are_stored_wrapped_and_reached_through_their_own_role(
         await store.seal(subject, b"aad", b"x", create=True)
     finally:
         await store.close()
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(keys_url(settings))
     try:
         row = await conn.fetchrow(
             "SELECT kek_version, length(wrapped_key) AS n FROM keystore.data_keys"
@@ -95,7 +99,7 @@ async def test_a_trend_window_key_is_kept_wrapped_and_once_shredded_never_comes_
         key = await store.token_key("trend-window:2026-W48")
         assert await other.token_key("trend-window:2026-W48") == key
         assert await store.token_key("trend-window:2026-W49") != key
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await asyncpg.connect(keys_url(settings))
         try:
             wrapped = await conn.fetchval(
                 "SELECT wrapped_key FROM keystore.data_keys WHERE subject = $1",
@@ -140,3 +144,50 @@ async def test_reshred_takes_keys_made_before_their_shredding_and_keeps_newer_on
         await store.seal(anew, b"aad", b"fields", create=False)
     finally:
         await store.close()
+
+
+async def test_migrate_moves_the_keys_out_of_the_applications_database(
+    settings: Settings, secrets: Secrets
+) -> None:
+    """An earlier version kept the data keys in the application's database, so its backups
+    held them. `vroegsignaal migrate` moves every key to the key store's own database and
+    drops the old schema: the application's database (and its next backups) holds none."""
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        await admin.execute(
+            "CREATE SCHEMA keystore; CREATE TABLE keystore.data_keys (subject text PRIMARY KEY,"
+            " kek_version text NOT NULL, wrapped_key bytea NOT NULL,"
+            " created_at timestamptz NOT NULL DEFAULT now())"
+        )
+        old = [(pseudonym(), "kek1", os.urandom(60)) for _ in range(3)]
+        await admin.executemany(
+            "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key)"
+            " VALUES ($1, $2, $3)",
+            old,
+        )
+        await provision(settings.database_url, secrets.database_passwords())
+        assert not await admin.fetchval("SELECT to_regnamespace('keystore') IS NOT NULL")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(keys_url(settings))
+    try:
+        moved = await conn.fetch(
+            "SELECT subject, kek_version, wrapped_key FROM keystore.data_keys"
+            " WHERE subject = ANY($1)",
+            [s for s, _, _ in old],
+        )
+        assert sorted((r["subject"], r["kek_version"], bytes(r["wrapped_key"])) for r in moved) == (
+            sorted(old)
+        )
+    finally:
+        await conn.close()
+    # And again: nothing left to move, nothing lost.
+    await provision(settings.database_url, secrets.database_passwords())
+    assert (
+        await keys_fetchval(
+            settings,
+            "SELECT count(*) FROM keystore.data_keys WHERE subject = ANY($1)",
+            [s for s, _, _ in old],
+        )
+        == 3
+    )

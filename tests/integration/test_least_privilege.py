@@ -11,6 +11,7 @@ import pytest
 
 from shared.dbroles import KEYSTORE, KEYSTORE_OWNER, MIGRATOR, SERVICE_ROLES, role_url
 from shared.settings import Settings
+from tests.conftest import keys_url
 from vroegsignaal.stack.database import provision
 from vroegsignaal.stack.secrets import Secrets
 
@@ -49,8 +50,17 @@ async def test_a_service_role_reaches_its_own_rows_and_nothing_else(
                 f'DELETE FROM "{other}".processed_messages',
                 f'TRUNCATE "{other}".outbox',
             )
-        # No data key, directly: only the key store's own login reaches them.
-        await refused(conn, "SELECT 1 FROM keystore.data_keys", "DELETE FROM keystore.data_keys")
+        # No data key, directly: they are in a database of their own, which only the key
+        # store's own login may even connect to.
+        assert not await conn.fetchval("SELECT to_regclass('keystore.data_keys') IS NOT NULL")
+        with pytest.raises(Refused, match="permission denied for database"):
+            await asyncpg.connect(
+                role_url(
+                    keys_url(settings),
+                    SERVICE_ROLES[service],
+                    secrets.database_passwords()[SERVICE_ROLES[service]],
+                )
+            )
         # No change to what it does not own: no DDL, not even in its own schema; no
         # rewriting which migrations ran; no temporary table to shadow one of the log's.
         await refused(
@@ -109,8 +119,11 @@ async def test_the_audit_role_can_add_to_its_log_but_not_rewrite_or_delete_it(
 async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
     settings: Settings, secrets: Secrets
 ) -> None:
-    conn = await login(settings, secrets, KEYSTORE)
+    password = secrets.database_passwords()[KEYSTORE]
+    conn = await asyncpg.connect(role_url(keys_url(settings), KEYSTORE, password))
+    in_main = await login(settings, secrets, KEYSTORE)
     admin = await asyncpg.connect(settings.database_url)
+    keys_admin = await asyncpg.connect(keys_url(settings))
     try:
         assert await conn.fetchval("SELECT count(*) FROM keystore.data_keys") == 0
         # Its keys' rows, never the table that holds them.
@@ -122,15 +135,18 @@ async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
         )
         for service in sorted(SERVICE_ROLES):
             with pytest.raises(Refused):
-                await conn.execute(f'SELECT count(*) FROM "{service}".outbox')
-        owners = await admin.fetch(
+                await in_main.execute(f'SELECT count(*) FROM "{service}".outbox')
+        query = (
             "SELECT n.nspname AS schema, pg_get_userbyid(c.relowner) AS owner FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = ANY($1) AND c.relkind = 'r'",
-            [*SERVICE_ROLES, "keystore"],
+            " WHERE n.nspname = ANY($1) AND c.relkind = 'r'"
         )
-        assert {r["owner"] for r in owners if r["schema"] == "keystore"} == {KEYSTORE_OWNER}
-        assert {r["owner"] for r in owners if r["schema"] != "keystore"} == {MIGRATOR}
+        owners = await admin.fetch(query, [*SERVICE_ROLES, "keystore"])
+        keys = await keys_admin.fetch(query, ["keystore"])
+        assert {r["owner"] for r in keys} == {KEYSTORE_OWNER}
+        # The application's database holds no key: a backup of it restores none.
+        assert {r["schema"] for r in owners} == set(SERVICE_ROLES)
+        assert {r["owner"] for r in owners} == {MIGRATOR}
         roles = await admin.fetch(
             "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
             " WHERE rolname = ANY($1)",
@@ -139,8 +155,8 @@ async def test_the_key_store_role_owns_the_keys_and_reaches_no_service(
         assert len(roles) == len(SERVICE_ROLES) + 2
         assert not any(r["rolsuper"] or r["rolcreaterole"] or r["rolcreatedb"] for r in roles)
     finally:
-        await conn.close()
-        await admin.close()
+        for c in (conn, in_main, admin, keys_admin):
+            await c.close()
 
 
 async def test_migrate_runs_again_and_again_as_a_database_owner_without_superuser(
@@ -152,7 +168,9 @@ async def test_migrate_runs_again_and_again_as_a_database_owner_without_superuse
     name = f"owned_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(settings.database_url)
     try:
+        # The key store's database too (on CloudNativePG a cluster of its own).
         await admin.execute(f'CREATE DATABASE "{name}" OWNER {MIGRATOR}')
+        await admin.execute(f'CREATE DATABASE "{name}_keys" OWNER {MIGRATOR}')
         await admin.execute(f"GRANT {KEYSTORE_OWNER} TO {MIGRATOR}")
         as_owner = role_url(settings.database_url, MIGRATOR, None).rsplit("/", 1)[0] + f"/{name}"
         first = await provision(as_owner, {})
@@ -164,10 +182,11 @@ async def test_migrate_runs_again_and_again_as_a_database_owner_without_superuse
         )
         try:
             assert await conn.fetchval("SELECT count(*) FROM intake.outbox") == 0
-            await refused(conn, "SELECT 1 FROM keystore.data_keys")
+            assert not await conn.fetchval("SELECT to_regclass('keystore.data_keys') IS NOT NULL")
         finally:
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}_keys" WITH (FORCE)')
         await admin.execute(f"REVOKE {KEYSTORE_OWNER} FROM {MIGRATOR}")
         await admin.close()

@@ -49,26 +49,108 @@ def load_passwords(path: Path | None) -> dict[str, str]:
     return passwords
 
 
-def login_of(admin_url: str, process: str, passwords: Mapping[str, str]) -> dict[str, str]:
-    """DATABASE_URL (and KEYSTORE_DATABASE_URL where it seals or opens) of one process."""
+def login_of(
+    admin_url: str,
+    process: str,
+    passwords: Mapping[str, str],
+    keys_admin_url: str | None = None,
+) -> dict[str, str]:
+    """DATABASE_URL (and KEYSTORE_DATABASE_URL, the keys' own database, where it seals or
+    opens) of one process."""
     env = {}
     if process in SERVICE_ROLES:
         role = SERVICE_ROLES[process]
         env["DATABASE_URL"] = role_url(admin_url, role, passwords.get(role))
     if process in ("intake", "matching", "notification"):
-        env["KEYSTORE_DATABASE_URL"] = role_url(admin_url, KEYSTORE, passwords.get(KEYSTORE))
+        keys = keys_admin_url or keystore.keys_database_url(admin_url)
+        env["KEYSTORE_DATABASE_URL"] = role_url(keys, KEYSTORE, passwords.get(KEYSTORE))
     return env
 
 
-async def provision(admin_url: str, passwords: Mapping[str, str]) -> dict[str, list[str]]:
-    """Roles, schemas, migrations and grants, idempotently; what each schema applied now."""
+async def _database_exists(admin_url: str, url: str) -> None:
+    """Make the keys' database beside the application's when it is on the same server
+    and missing (a cluster of its own comes with its database)."""
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        name = url.rpartition("/")[2].split("?")[0]
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+    else:
+        await conn.close()
+
+
+async def provision_keystore(
+    admin_url: str, keys_url: str, passwords: Mapping[str, str]
+) -> list[str]:
+    """The key store's own database: its roles, schema, migrations and grants; only its
+    login may connect. Keys an earlier version kept in the application's database move
+    here, and their old schema goes (a backup of the application's data holds no key)."""
+    await _database_exists(admin_url, keys_url)
+    conn = await asyncpg.connect(keys_url)
+    try:
+        await ensure_roles(conn, passwords)
+        if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", keystore.SCHEMA):
+            await hand_over(conn, keystore.SCHEMA, KEYSTORE_OWNER)
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {KEYSTORE}')
+    finally:
+        await conn.close()
+    done = await migrate(
+        keys_url, keystore.SCHEMA, sorted(keystore.MIGRATIONS.glob("*.sql")), owner=KEYSTORE_OWNER
+    )
+    conn = await asyncpg.connect(keys_url)
+    try:
+        await grant_keystore(conn, keystore.SCHEMA)
+        await _move_keys(admin_url, conn)
+    finally:
+        await conn.close()
+    return done
+
+
+async def _move_keys(admin_url: str, keys: asyncpg.Connection) -> None:
+    main = await asyncpg.connect(admin_url)
+    try:
+        if not await main.fetchval("SELECT to_regclass('keystore.data_keys') IS NOT NULL"):
+            return
+        rows = await main.fetch(
+            "SELECT subject, kek_version, wrapped_key, created_at FROM keystore.data_keys"
+        )
+        await keys.executemany(
+            "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key, created_at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (subject) DO NOTHING",
+            [tuple(r) for r in rows],
+        )
+        moved = await keys.fetchval(
+            "SELECT count(*) FROM keystore.data_keys WHERE subject = ANY($1)",
+            [r["subject"] for r in rows],
+        )
+        if moved != len(rows):
+            raise StackError(
+                f"moving the data keys to their own database: {moved} of {len(rows)} arrived; "
+                "the old ones are kept, run 'vroegsignaal migrate' again"
+            )
+        await main.execute("DROP SCHEMA keystore CASCADE")
+    finally:
+        await main.close()
+
+
+async def provision(
+    admin_url: str, passwords: Mapping[str, str], keys_admin_url: str | None = None
+) -> dict[str, list[str]]:
+    """Roles, schemas, migrations and grants, idempotently, in the application's database
+    and the key store's own (`keys_admin_url`; beside the application's by default);
+    what each schema applied now."""
     conn = await asyncpg.connect(admin_url)
     try:
         await ensure_roles(conn, passwords)
-        owners = {**dict.fromkeys(SERVICES, MIGRATOR), keystore.SCHEMA: KEYSTORE_OWNER}
-        for schema, owner in owners.items():
+        for schema in SERVICES:
             if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
-                await hand_over(conn, schema, owner)
+                await hand_over(conn, schema, MIGRATOR)
         # No role makes temporary tables but the migrations' own: a temporary table
         # named like one of the audit log's could otherwise shadow it in its triggers.
         database = await conn.fetchval("SELECT current_database()")
@@ -82,15 +164,11 @@ async def provision(admin_url: str, passwords: Mapping[str, str]) -> dict[str, l
         )
         for spec in SERVICES.values()
     }
-    done[keystore.SCHEMA] = await migrate(
-        admin_url,
-        keystore.SCHEMA,
-        sorted(keystore.MIGRATIONS.glob("*.sql")),
-        owner=KEYSTORE_OWNER,
+    done[keystore.SCHEMA] = await provision_keystore(
+        admin_url, keys_admin_url or keystore.keys_database_url(admin_url), passwords
     )
     conn = await asyncpg.connect(admin_url)
     try:
-        await grant_keystore(conn, keystore.SCHEMA)
         for schema, role in SERVICE_ROLES.items():
             await grant_service(conn, schema, role)
     finally:
