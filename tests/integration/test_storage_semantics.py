@@ -20,6 +20,8 @@ from shared.outbox import OutboxRelay, enqueue
 from shared.settings import Settings
 from tests.conftest import eventually
 from tests.kafka_tools import read_topic
+from vroegsignaal.stack.database import login_of
+from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 
@@ -362,3 +364,33 @@ async def test_a_partners_daily_budget_holds_across_replicas(settings: Settings)
     assert granted == list(range(50, 1001, 50))  # twenty of forty, each counted once
     assert used == 1000
     assert other_day == 50  # a new day, a new budget
+
+
+async def test_the_pseudonymisers_rate_holds_across_replicas(
+    settings: Settings, secrets: Secrets
+) -> None:
+    """Two replicas (two logins of the pseudonymiser's own role) share one bucket per
+    partner: what one took, the other cannot take again; it refills with time."""
+    from services.intake.pseudonymiser import store as pseudonymiser_store
+
+    url = login_of(settings.database_url, "pseudonymiser", secrets.database_passwords())
+    replicas = [await create_pool(url["DATABASE_URL"], "pseudonymiser") for _ in range(2)]
+    slow = 0.001  # elements per second: no refill worth counting while the test runs
+
+    async def take(replica: int, elements: int, partner: str = "school-de-regenboog",
+                   rate: float = slow) -> bool:  # fmt: skip
+        async with replicas[replica].acquire() as conn, conn.transaction():
+            return await pseudonymiser_store.take(conn, partner, elements, rate, 100)
+
+    try:
+        assert await take(0, 60)
+        assert not await take(1, 41)  # 40 left, whichever replica asks
+        assert await take(1, 40)
+        assert not await take(0, 1)
+        assert await take(0, 100, partner="jgz-voorbeeldrade")  # a bucket per partner
+        assert not await take(0, 101, partner="huisartsen-centrum")  # never above the burst
+        assert await take(0, 100, rate=1e9)  # refilled (to the burst, no more)
+        assert not await take(1, 1)
+    finally:
+        for pool in replicas:
+            await pool.close()

@@ -51,6 +51,10 @@ class OverBudget(Exception):
     """The partner's daily budget would be exceeded."""
 
 
+class RateLimited(Exception):
+    """The partner's rate, over every replica, would be exceeded."""
+
+
 def load_keyring(settings: Settings) -> KeyRing:
     if settings.oprf_keyring_file is None:
         raise PseudonymiserConfigError(
@@ -78,7 +82,8 @@ def _refuse(code: str, reason: str, status: int) -> AsgiResponse:
 def create_app(settings: Settings) -> AsgiFastStream:
     keyring = load_keyring(settings)
     credentials = load_credentials(settings)
-    limiter = RateLimiter(settings.oprf_rate_per_second, burst=settings.oprf_rate_per_second)
+    rate = settings.oprf_rate_per_second
+    limiter = RateLimiter(rate, burst=rate)
 
     def register(runtime: ServiceRuntime) -> Routes:
         async def audit(
@@ -148,6 +153,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 # Counted and evaluated in one transaction: a refused evaluation spends
                 # nothing, and the budget holds however many replicas answer.
                 async with runtime.pool.acquire() as conn, conn.transaction():
+                    # This replica's bucket above spares the database a flood; this one,
+                    # shared, holds the rate across replicas.
+                    if not await store.take(conn, partner, len(blinded), rate, rate):
+                        raise RateLimited
                     spent = await store.spend(conn, partner, today, len(blinded), budget)
                     if spent is None:
                         raise OverBudget
@@ -158,6 +167,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
                         partner, len(blinded), version, AuditOutcome.SUCCESS, conn,
                         f" ({spent} of its {budget} for {today})",
                     )  # fmt: skip
+            except RateLimited:
+                await audit(partner, len(blinded), version, AuditOutcome.DENIED)
+                return _refuse("rate-limited", "too many elements per second; retry later", 429)
             except EvaluationRefused as refused:
                 await audit(partner, len(blinded), version, AuditOutcome.DENIED)
                 return _refuse(refused.code, refused.reason, refused.status)

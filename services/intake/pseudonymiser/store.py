@@ -1,4 +1,5 @@
-"""The pseudonymiser's own schema: each partner's use of its daily budget."""
+"""The pseudonymiser's own schema: each partner's use of its daily budget and its rate
+bucket, both shared by every replica."""
 
 from __future__ import annotations
 
@@ -42,3 +43,25 @@ async def used(conn: Conn, partner_id: str, day: date) -> int:
         "SELECT elements FROM daily_use WHERE partner_id = $1 AND day = $2", partner_id, day
     )
     return int(value or 0)
+
+
+async def take(conn: Conn, partner_id: str, elements: int, rate: float, burst: float) -> bool:
+    """Take `elements` from the partner's token bucket (refilled at `rate` per second up to
+    `burst`), atomically across replicas: False (nothing taken) when too few are left."""
+    level = await conn.fetchval(
+        "INSERT INTO rate_buckets AS b (partner_id, level, at)"
+        " SELECT $1::text, $3::float8 - $2::float8, clock_timestamp()"
+        " WHERE $2::float8 <= $3::float8"
+        " ON CONFLICT (partner_id) DO UPDATE SET"
+        "  level = least($3::float8, b.level + $4::float8 *"
+        "   extract(epoch FROM clock_timestamp() - b.at)) - $2::float8,"
+        "  at = clock_timestamp()"
+        " WHERE least($3::float8, b.level + $4::float8 *"
+        "   extract(epoch FROM clock_timestamp() - b.at)) >= $2::float8"
+        " RETURNING level",
+        partner_id,
+        float(elements),
+        float(burst),
+        float(rate),
+    )
+    return level is not None
