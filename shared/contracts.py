@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -114,6 +115,11 @@ class Contract(BaseModel):
     @classmethod
     def version(cls) -> int:
         return int(cls.model_fields["schema_version"].default)
+
+    @classmethod
+    def upgrades(cls) -> Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]:
+        """Earlier versions this one still reads, each with how it becomes this one."""
+        return {}
 
 
 class WorkerContact(BaseModel):
@@ -221,6 +227,17 @@ class SubjectErased(Contract):
 
     schema_version: Literal[2] = 2  # type: ignore[assignment]
     request_id: uuid.UUID = Field(description="intake's id of the partner's request")
+
+    @classmethod
+    def upgrades(cls) -> Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]:
+        # A version 1 request still in flight at the upgrade is one partner's request
+        # too, and now ends that partner's registrations only.
+        def from_1(old: dict[str, Any]) -> dict[str, Any]:
+            kept = {k: v for k, v in old.items() if k != "registrations"}
+            return {**kept, "schema_version": 2, "request_id": old.get("event_id")}
+
+        return {1: from_1}
+
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
     partner_id: PartnerId
     requested_at: AwareDatetime = Field(default_factory=utcnow)
@@ -853,6 +870,10 @@ def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
     if not isinstance(data, dict):
         raise ContractError("malformed-json", "the body must be a JSON object")
     version = data.get("schema_version")
+    upgrade_from = model.upgrades().get(version) if isinstance(version, int) else None
+    if upgrade_from is not None:
+        data = upgrade_from(data)
+        version = data.get("schema_version")
     if version != model.version():
         upgrade = (
             "; upgrade the partner producer (version 1 sent a day derived from the date of "

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.db import Conn
@@ -55,12 +55,14 @@ def role_url(url: str, role: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}{port}"))
 
 
-async def ensure_roles(conn: Conn, passwords: Mapping[str, str]) -> None:
-    """Make every missing role, each a plain login: no superuser, no role or database
-    creation, not inheriting another role's rights; set each password given. Roles that
-    exist are left as they are (on Kubernetes CloudNativePG declares them: the
-    migration role may not alter roles there)."""
-    for role in (*ALL_ROLES, *OWNER_ROLES):
+async def ensure_roles(
+    conn: Conn, passwords: Mapping[str, str], roles: Sequence[str] = (*ALL_ROLES, *OWNER_ROLES)
+) -> None:
+    """Make each of `roles` that is missing, each a plain login (an owner role without
+    login): no superuser, no role or database creation, not inheriting another role's
+    rights; set each password given. Roles that exist are left as they are (on Kubernetes
+    CloudNativePG declares them: the migration role may not alter roles there)."""
+    for role in roles:
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
             await conn.execute(
                 await conn.fetchval(
@@ -70,7 +72,7 @@ async def ensure_roles(conn: Conn, passwords: Mapping[str, str]) -> None:
                     "NOLOGIN" if role in OWNER_ROLES else "LOGIN",
                 )
             )
-        if role in passwords:
+        if role in passwords and role not in OWNER_ROLES:
             await conn.execute(
                 await conn.fetchval(
                     "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)",

@@ -216,6 +216,12 @@ class KeyStore:
                 again.append(name)
         return again
 
+    async def holds(self, subject: str) -> bool:
+        """Whether the subject still has a data key (read fresh, never from the cache)."""
+        return bool(
+            await self._pool.fetchval("SELECT true FROM data_keys WHERE subject = $1", subject)
+        )
+
     async def shred(self, subject: str) -> bool:
         """Delete the subject's data key; True when there was one."""
         self._cache.pop(subject, None)

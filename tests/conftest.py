@@ -185,9 +185,12 @@ def auth(
     return {"Authorization": f"Bearer {token}"}
 
 
-async def run_cli(settings: Settings, *args: str, operator: str = "") -> tuple[int, str, str]:
+async def run_cli(
+    settings: Settings, *args: str, operator: str = "", env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """`vroegsignaal ARGS` as a user runs it against this test's broker and topics (and,
     for an `operator`, this test's database): (exit status, stdout, stderr)."""
+    extra = env or {}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -202,6 +205,7 @@ async def run_cli(settings: Settings, *args: str, operator: str = "") -> tuple[i
         }
     if operator:
         env |= {"DATABASE_URL": settings.database_url, "VS_OPERATOR": operator}
+    env |= extra
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

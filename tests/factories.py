@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.contracts import Category, SignalRegistered, WorkerContact, month_of
+from shared.contracts import (
+    Category,
+    ErasureReviewRequested,
+    SignalRegistered,
+    WorkerContact,
+    month_of,
+)
 
 PARTNER_ORGS = {
     "school-de-regenboog": "Basisschool De Regenboog",
@@ -45,4 +52,16 @@ def signal(
         wijk="WK099903",
         registered_at=now,
         age_limit_month=age_limit_month or month_of(now.date() + timedelta(days=3650)),
+    )
+
+
+def erasure_review(subject: str, remaining: int = 2) -> ErasureReviewRequested:
+    """A school's erasure request that ended its own registration, others' remaining."""
+    return ErasureReviewRequested(
+        request_id=uuid.uuid4(),
+        subject=subject,
+        partner_id="school-de-regenboog",
+        requested_at=datetime.now(UTC),
+        ended=1,
+        organisations_remaining=remaining,
     )

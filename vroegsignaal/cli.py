@@ -395,13 +395,16 @@ def secrets_init(
         )
         return
     try:
+        if domain == "partner" and (
+            partner_id is None or pseudonymiser_public is None or intake_public is None
+        ):
+            raise ceremony.CeremonyError(
+                "--domain partner needs --partner <id>, --pseudonymiser-public and "
+                "--intake-public (the municipality hands both files out)"
+            )
         out = ceremony.claim_directory(directory, domain, partner_id)
         if domain == "partner":
-            if partner_id is None or pseudonymiser_public is None or intake_public is None:
-                raise ceremony.CeremonyError(
-                    "--domain partner needs --partner <id>, --pseudonymiser-public and "
-                    "--intake-public (the municipality hands both files out)"
-                )
+            assert pseudonymiser_public is not None and intake_public is not None
             listed = {str(p["id"]): p for p in yaml_load(partners).get("partners") or []}
             if partner_id not in listed:
                 raise ceremony.CeremonyError(f"{partner_id!r} is not in {partners}")
@@ -848,70 +851,98 @@ def audit_report(
 
 erasure_app = typer.Typer(
     help="Erasing a data subject as a whole: the privacy officer's decision on partners' "
-    "erasure requests where other organisations keep registrations. Every step is audited.",
+    "erasure requests where other organisations keep registrations. Through the audit "
+    "service's API with the officer's own OIDC token (role privacy_officer): who decides "
+    "is who the token says, never a name typed in. Every step is audited.",
     no_args_is_help=True,
 )
 app.add_typer(erasure_app, name="erasure")
 
+TokenOption = Annotated[
+    str,
+    typer.Option(
+        envvar="VS_TOKEN",
+        help="The privacy officer's access token (locally: 'vroegsignaal issuer token "
+        "fg-voorbeeldrade').",
+    ),
+]
+AuditUrlOption = Annotated[
+    str | None,
+    typer.Option(envvar="VS_AUDIT_URL", help="The audit service (default: the local one)."),
+]
+
+
+def _audit_api(
+    method: str, path: str, token: str, audit_url: str | None, body: object = None
+) -> Any:
+    import httpx
+
+    settings = Settings()
+    base = (audit_url or f"http://{settings.http_host}:{settings.audit_port}").rstrip("/")
+    try:
+        response = httpx.request(
+            method,
+            f"{base}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token.strip()}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the audit service at {base} ({exc}); set VS_AUDIT_URL") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"error": response.text[:200]}
+    if response.status_code != 200:
+        raise _fail(f"the audit service refused ({response.status_code}): {data.get('error')}")
+    return data
+
 
 @erasure_app.command("list")
 def erasure_list(
+    token: TokenOption,
+    audit_url: AuditUrlOption = None,
     decided: Annotated[
         bool, typer.Option("--decided", help="The decided requests instead of the pending.")
     ] = False,
 ) -> None:
     """Print the erasure requests awaiting a decision (or the decided ones), as JSON."""
-    from services.audit import erasures, store
-
-    async def _list(conn: Any, trail: AuditTrail, who: AuditActor) -> list[dict[str, object]]:
-        found = await store.reviews(conn, pending=not decided)
-        status = "decided" if decided else "pending"
-        await trail.record(
-            conn,
-            action=AuditAction.READ,
-            object_type="erasure-request",
-            object_id=f"{status} list",
-            subjects=sorted({r.subject for r in found}),
-            actor=who,
-            purpose=f"audit: the privacy officer lists {status} erasure requests "
-            f"({len(found)} found)",
-        )
-        return [erasures.review_json(r) for r in found]
-
-    typer.echo(json.dumps(_as_operator("audit", "privacy_officer", _list), indent=2))
+    status = "decided" if decided else "pending"
+    page = _audit_api("GET", f"/audit/v1/erasures?status={status}", token, audit_url)
+    typer.echo(json.dumps(page["requests"], indent=2))
+    if page.get("more"):
+        typer.secho("(more than these; the oldest first)", err=True)
 
 
-def _decide_erasure(request_id: str, approve: bool, reason: str) -> None:
+def _decide_erasure(
+    request_id: str, approve: bool, reason: str, token: str, audit_url: str | None
+) -> None:
     import uuid
-
-    from services.audit import erasures
 
     try:
         wanted = uuid.UUID(request_id)
     except ValueError:
         raise _fail("the request id is a UUID, as 'erasure list' prints it") from None
-    topics = Topics(Settings().topic_prefix)
-
-    async def _decide(conn: Any, trail: AuditTrail, who: AuditActor) -> dict[str, object]:
-        try:
-            decided = await erasures.decide(
-                conn, trail, topics, wanted, approve=approve, who=who, reason=reason
-            )
-        except erasures.DecisionError as exc:
-            raise _fail(str(exc)) from None
-        return erasures.review_json(decided)
-
-    typer.echo(json.dumps(_as_operator("audit", "privacy_officer", _decide), indent=2))
+    decided = _audit_api(
+        "POST",
+        f"/audit/v1/erasures/{wanted}/decision",
+        token,
+        audit_url,
+        {"approve": approve, "reason": reason},
+    )
+    typer.echo(json.dumps(decided, indent=2))
 
 
 @erasure_app.command("approve")
 def erasure_approve(
     request_id: Annotated[str, typer.Argument(help="The request id 'erasure list' prints")],
+    token: TokenOption,
+    audit_url: AuditUrlOption = None,
     reason: Annotated[str, typer.Option(help="Why (optional; no names or numbers)")] = "",
 ) -> None:
     """Approve erasing the subject as a whole: every organisation's registrations end
     and its data key is shredded. Irreversible."""
-    _decide_erasure(request_id, True, reason)
+    _decide_erasure(request_id, True, reason, token, audit_url)
 
 
 @erasure_app.command("refuse")
@@ -920,9 +951,11 @@ def erasure_refuse(
     reason: Annotated[
         str, typer.Option(help="Why, for the partner to tell the data subject (no names)")
     ],
+    token: TokenOption,
+    audit_url: AuditUrlOption = None,
 ) -> None:
     """Refuse erasing the subject as a whole: other organisations' registrations stay."""
-    _decide_erasure(request_id, False, reason)
+    _decide_erasure(request_id, False, reason, token, audit_url)
 
 
 app.add_typer(issuer_app, name="issuer")

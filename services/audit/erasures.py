@@ -55,7 +55,22 @@ def review_json(review: store.ErasureReview) -> dict[str, object]:
 
 
 async def receive(conn: Conn, trail: AuditTrail, requested: ErasureReviewRequested) -> bool:
-    """List a review for the privacy officer (once, however often it is delivered)."""
+    """List a review for the privacy officer (once, however often it is delivered; and
+    once per subject and partner while one is pending: a repeated request adds nothing)."""
+    if await store.review(conn, requested.request_id) is not None:
+        return False
+    if await store.pending_of(conn, requested.subject, requested.partner_id):
+        await trail.record(
+            conn,
+            action=AuditAction.CREATE,
+            outcome=AuditOutcome.FAILED,
+            object_type="erasure-request",
+            object_id=str(requested.request_id),
+            subjects=[requested.subject],
+            purpose="audit: the partner's erasure request repeats one that awaits the "
+            "privacy officer; not listed again",
+        )
+        return False
     added = await store.add_review(
         conn,
         store.ErasureReview(

@@ -23,6 +23,7 @@ from shared.webapp import STATIC, Denied, Guard, actor, parse_uuid, require
 
 WEB = Path(__file__).parent / "web"
 MAX_PAGE = 500
+PAGE = 200  # erasure requests listed at once
 ACTIONS = sorted(a.value for a in AuditAction)
 USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # A run of eight or nine digits could be a BSN: the search is logged, so it is refused.
@@ -148,7 +149,8 @@ def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
         if status not in ("pending", "decided"):
             raise Denied(400, "status is pending or decided")
         async with runtime.pool.acquire() as conn, conn.transaction():
-            found = await store.reviews(conn, pending=status == "pending")
+            found = await store.reviews(conn, pending=status == "pending", limit=PAGE + 1)
+            more, found = len(found) > PAGE, found[:PAGE]
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -159,7 +161,8 @@ def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
                 purpose=f"audit: the privacy officer lists {status} erasure requests "
                 f"({len(found)} found)",
             )
-        return JSONResponse({"requests": [erasures.review_json(r) for r in found]})
+        # The oldest first: a page never hides the request waiting longest.
+        return JSONResponse({"requests": [erasures.review_json(r) for r in found], "more": more})
 
     async def erasure_decision(request: Request, principal: Principal) -> Response:
         require(principal, Role.PRIVACY_OFFICER)

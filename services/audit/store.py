@@ -348,6 +348,17 @@ async def add_review(conn: Conn, review: ErasureReview) -> bool:
     )
 
 
+async def pending_of(conn: Conn, subject: str, partner_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM erasure_reviews r LEFT JOIN erasure_decisions d USING (request_id)"
+            " WHERE r.subject = $1 AND r.partner_id = $2 AND d.request_id IS NULL LIMIT 1",
+            subject,
+            partner_id,
+        )
+    )
+
+
 async def reviews(conn: Conn, *, pending: bool, limit: int = 200) -> list[ErasureReview]:
     """Undecided reviews, oldest first; or decided ones, latest decision first."""
     where, order = (

@@ -570,6 +570,22 @@ class Matcher:
                 for r in await store.all_registrations(conn, erased.subject)
                 if r.partner_id == erased.partner_id
             ]
+            if not own:
+                # Nothing of its own: a partner asks only for what it registered. No
+                # review (it cannot start one about a child it never registered, nor
+                # learn whether others did), no shredding.
+                await self.runtime.audit.record(
+                    conn,
+                    action=AuditAction.DELETE,
+                    outcome=AuditOutcome.FAILED,
+                    object_type="erasure-request",
+                    object_id=str(erased.request_id),
+                    subjects=[erased.subject],
+                    purpose=f"matching: partner {erased.partner_id} asked for erasure but "
+                    "keeps no registration of the subject; nothing erased",
+                )
+                ERASURE_REQUESTS.labels("none-of-its-own").inc()
+                return
             for stored in own:
                 await self.end(conn, stored, EndReason.ERASED, now)
             await self.reconsider(conn, erased.subject, now)
@@ -885,8 +901,19 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
             return
         if event_type == b"SubjectShredded":
             shredded = await runtime.dead_letters.decode(SubjectShredded, message)
-            if shredded is not None:
-                await matcher.on_erased(shredded)
+            if shredded is None:
+                return
+            if await runtime.keystore.holds(shredded.subject):
+                # A notice of a shredding that did not happen: erasing the subject as a
+                # whole is the privacy officer's (erasures.approved), not a message's.
+                await runtime.dead_letters.send(
+                    message,
+                    "not-shredded",
+                    "the subject's data key is still there: SubjectShredded tells of a "
+                    "shredding done ('vroegsignaal keystore shred'), it asks for none",
+                )
+                return
+            await matcher.on_erased(shredded)
             return
         if event_type == b"RegistrationWithdrawn":
             withdrawn = await runtime.dead_letters.decode(RegistrationWithdrawn, message)

@@ -23,10 +23,12 @@ from prometheus_client import CollectorRegistry
 
 from services.intake.domain import Rekeyer
 from shared.contracts import (
+    DeadLetter,
     MatchRaised,
     OrganisationCategory,
     SealedSignal,
     SignalAccepted,
+    SubjectShredded,
     Topics,
     WorkerContact,
 )
@@ -174,6 +176,26 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         )
         return done.stdout
 
+    # A notice of a shredding that did not happen (anyone who may write signals.accepted
+    # could send one) erases nothing: it is dead-lettered, the subject's data stays.
+    forged = AIOKafkaProducer(**login(settings))
+    await forged.start()
+    try:
+        await forged.send_and_wait(
+            topics.accepted,
+            SubjectShredded(subject=subject, reason="forged").to_bytes(),
+            key=subject.encode(),
+            headers=[("vs-event-type", b"SubjectShredded")],
+        )
+    finally:
+        await forged.stop()
+    (letter,) = [
+        DeadLetter.model_validate_json(r.value)
+        for r in await read_topic(settings, topics.deadletter, until=lambda rs: len(rs) >= 1)
+    ]
+    assert letter.reason_code == "not-shredded"
+    assert (await get_json(f"{services['matching']}/matches/summary"))["registrations"] == 2
+
     assert "shredded" in keystore_cli("shred", subject)
 
     fresh = await KeyStore.open(settings)
@@ -255,8 +277,11 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
 
     await eventually(erased, timeout=30)
     assert (await get_json(f"{services['matching']}/matches/summary"))["registrations"] == 0
-    letters = await read_all(settings, topics.deadletter)
-    assert letters == []  # erased is not an error
+    letters = [
+        DeadLetter.model_validate_json(r.value) for r in await read_all(settings, topics.deadletter)
+    ]
+    # Erased is not an error: only the forged notice above is a dead letter.
+    assert [d.reason_code for d in letters] == ["not-shredded"]
 
 
 async def httpx_text(url: str) -> str:

@@ -19,7 +19,7 @@ from shared.contracts import MatchDissolved, MatchRaised, Topics, WithdrawalReas
 from shared.kafka import create_broker
 from shared.settings import Settings
 from tests.conftest import auth, eventually, keys_fetchval
-from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, partner_config, row
+from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, partner_config, row
 from tests.kafka_tools import read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer
@@ -155,6 +155,25 @@ async def test_a_partner_erases_its_own_and_the_privacy_officer_the_subject_as_a
             finally:
                 await conn.close()
             request = export(tmp_path / "erase.csv", [{"child_bsn": child}])
+            # A partner that never registered the child asks for its erasure: nothing of
+            # another's goes, no review is asked, nothing tells it whether others did.
+            gp = PartnerProducer(partner_config(secrets, settings, GP), broker, topics, http)
+            await gp.erase_file(request)
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+
+                async def refused_for_want_of_its_own() -> bool:
+                    return bool(
+                        await conn.fetchval(
+                            "SELECT count(*) FROM audit.entries WHERE object_type ="
+                            " 'erasure-request' AND outcome = 'failed' AND actor_id = 'matching'"
+                        )
+                    )
+
+                await eventually(refused_for_want_of_its_own, timeout=60)
+            finally:
+                await conn.close()
+            assert (await summary())["registrations"] == 3
             (request_id,) = (await school.erase_file(request)).request_ids
 
             # The school's request ends the school's registration only: the JGZ's of the

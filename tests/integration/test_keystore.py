@@ -15,6 +15,7 @@ from shared.settings import Settings
 from tests.conftest import keys_fetchval, keys_url
 from tests.factories import pseudonym
 from vroegsignaal.stack.database import provision
+from vroegsignaal.stack.errors import StackError
 from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.integration
@@ -146,6 +147,21 @@ async def test_reshred_takes_keys_made_before_their_shredding_and_keeps_newer_on
         await store.close()
 
 
+async def keys_kept_the_old_way(
+    admin: asyncpg.Connection, keys: list[tuple[str, str, bytes]]
+) -> None:
+    """The key store as an earlier version kept it: in the application's database."""
+    await admin.execute(
+        "CREATE SCHEMA keystore; CREATE TABLE keystore.data_keys (subject text PRIMARY KEY,"
+        " kek_version text NOT NULL, wrapped_key bytea NOT NULL,"
+        " created_at timestamptz NOT NULL DEFAULT now())"
+    )
+    await admin.executemany(
+        "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key) VALUES ($1, $2, $3)",
+        keys,
+    )
+
+
 async def test_migrate_moves_the_keys_out_of_the_applications_database(
     settings: Settings, secrets: Secrets
 ) -> None:
@@ -154,17 +170,8 @@ async def test_migrate_moves_the_keys_out_of_the_applications_database(
     drops the old schema: the application's database (and its next backups) holds none."""
     admin = await asyncpg.connect(settings.database_url)
     try:
-        await admin.execute(
-            "CREATE SCHEMA keystore; CREATE TABLE keystore.data_keys (subject text PRIMARY KEY,"
-            " kek_version text NOT NULL, wrapped_key bytea NOT NULL,"
-            " created_at timestamptz NOT NULL DEFAULT now())"
-        )
         old = [(pseudonym(), "kek1", os.urandom(60)) for _ in range(3)]
-        await admin.executemany(
-            "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key)"
-            " VALUES ($1, $2, $3)",
-            old,
-        )
+        await keys_kept_the_old_way(admin, old)
         await provision(settings.database_url, secrets.database_passwords())
         assert not await admin.fetchval("SELECT to_regnamespace('keystore') IS NOT NULL")
     finally:
@@ -191,3 +198,23 @@ async def test_migrate_moves_the_keys_out_of_the_applications_database(
         )
         == 3
     )
+
+
+async def test_a_key_that_differs_in_the_key_stores_database_stops_the_move(
+    settings: Settings, secrets: Secrets
+) -> None:
+    """Two different keys for one subject: neither is thrown away, nothing is dropped."""
+    subject = pseudonym()
+    store = await KeyStore.open(settings)  # the keys' own database, with a key for it
+    try:
+        await store.seal(subject, b"aad", b"x", create=True)
+    finally:
+        await store.close()
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        await keys_kept_the_old_way(admin, [(subject, "kek1", os.urandom(60))])
+        with pytest.raises(StackError, match="1 of 1 subjects already have another key"):
+            await provision(settings.database_url, secrets.database_passwords())
+        assert await admin.fetchval("SELECT count(*) FROM keystore.data_keys") == 1
+    finally:
+        await admin.close()

@@ -46,6 +46,7 @@ async def test_migrations_apply_once_and_are_recorded(database_url: str) -> None
     again = await migrate(database_url, "matching", files)
     assert first == [
         "shared/000_messaging.sql",
+        "shared/001_audit_topic_per_service.sql",
         "matching/001_registrations_and_matches.sql",
         "matching/002_published_counts.sql",
         "matching/003_age_limit_month.sql",
@@ -394,3 +395,26 @@ async def test_the_pseudonymisers_rate_holds_across_replicas(
     finally:
         for pool in replicas:
             await pool.close()
+
+
+async def test_audit_events_queued_for_the_shared_topic_go_to_the_services_own(
+    database_url: str,
+) -> None:
+    """An earlier version queued audit events for `audit.events`, which no service may
+    write any more: upgrading sends them to the service's own topic, so the relay does
+    not stall on them."""
+    files = migration_files(SERVICES_DIR / "intake")
+    await migrate(database_url, "intake", files[:1])  # the outbox as the earlier version had it
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO intake.outbox (topic, key, payload, headers)"
+            " VALUES ('p.audit.events', 'k', '{}', '{}'), ('p.signals.accepted', 'k', '{}', '{}')"
+        )
+        await migrate(database_url, "intake", files)
+        topics = [
+            r["topic"] for r in await conn.fetch("SELECT topic FROM intake.outbox ORDER BY id")
+        ]
+        assert topics == [Topics("p.").audit_of("intake"), "p.signals.accepted"]
+    finally:
+        await conn.close()

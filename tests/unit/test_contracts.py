@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from shared.contracts import (
     ContractError,
     SignalAccepted,
     SignalRegistered,
+    SubjectErased,
     Topics,
     decode,
     json_schemas,
@@ -126,3 +128,30 @@ def test_values_that_would_fail_later_on_every_redelivery_are_refused_at_the_doo
     with pytest.raises(ContractError) as refused:
         decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
     assert field in refused.value.reason
+
+
+def test_a_version_1_erasure_in_flight_at_the_upgrade_is_read_as_one_partners_request() -> None:
+    event_id = uuid.uuid4()
+    old = json.dumps(
+        {
+            "schema_version": 1,
+            "event_id": str(event_id),
+            "subject": "a" * 64,
+            "partner_id": "school-de-regenboog",
+            "requested_at": "2026-11-30T10:00:00+00:00",
+            "registrations": [],
+        }
+    ).encode()
+    erased = decode(SubjectErased, old, max_bytes=10_000)
+    assert (erased.request_id, erased.partner_id, erased.schema_version) == (
+        event_id,
+        "school-de-regenboog",
+        2,
+    )
+    with pytest.raises(ContractError) as unknown:
+        decode(
+            SubjectErased,
+            old.replace(b'"schema_version": 1', b'"schema_version": 3'),
+            max_bytes=10_000,
+        )
+    assert unknown.value.code == "schema-version"

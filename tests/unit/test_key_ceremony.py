@@ -111,6 +111,10 @@ def test_the_split_trust_never_meets_in_one_directory(tmp_path: Path) -> None:
     intake = gateway / "public" / "intake-public.yaml"
     school = tmp_path / "school"
     partner = ["--pseudonymiser-public", str(public), "--intake-public", str(intake)]
+    # Without what a partner needs nothing is made, and the directory stays free.
+    status, out = init(str(school), "--domain", "partner", "--partner", SCHOOL)
+    assert status == 1 and "--intake-public" in out
+    assert not school.exists()
     assert init(str(school), "--domain", "partner", "--partner", SCHOOL, *partner)[0] == 0
     status, out = init(str(school), "--domain", "partner", "--partner", JGZ, *partner)
     assert status == 1 and f"partner {SCHOOL}" in out

@@ -92,7 +92,9 @@ async def provision_keystore(
     await _database_exists(admin_url, keys_url)
     conn = await asyncpg.connect(keys_url)
     try:
-        await ensure_roles(conn, passwords)
+        # Only the roles this database needs: on Kubernetes it is a cluster of its own,
+        # which declares no service's role (and the migration role may create none).
+        await ensure_roles(conn, passwords, (MIGRATOR, KEYSTORE, KEYSTORE_OWNER))
         if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", keystore.SCHEMA):
             await hand_over(conn, keystore.SCHEMA, KEYSTORE_OWNER)
         database = await conn.fetchval("SELECT current_database()")
@@ -113,28 +115,49 @@ async def provision_keystore(
 
 
 async def _move_keys(admin_url: str, keys: asyncpg.Connection) -> None:
+    """Move the keys an earlier version kept in the application's database, as their
+    owner role, in one transaction that locks them: no old process can add or shred a key
+    meanwhile. Every key must arrive exactly (subject, KEK version, wrapped key); a
+    different key already there for a subject stops the move, nothing dropped."""
     main = await asyncpg.connect(admin_url)
     try:
         if not await main.fetchval("SELECT to_regclass('keystore.data_keys') IS NOT NULL"):
             return
-        rows = await main.fetch(
-            "SELECT subject, kek_version, wrapped_key, created_at FROM keystore.data_keys"
-        )
-        await keys.executemany(
-            "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key, created_at)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (subject) DO NOTHING",
-            [tuple(r) for r in rows],
-        )
-        moved = await keys.fetchval(
-            "SELECT count(*) FROM keystore.data_keys WHERE subject = ANY($1)",
-            [r["subject"] for r in rows],
-        )
-        if moved != len(rows):
-            raise StackError(
-                f"moving the data keys to their own database: {moved} of {len(rows)} arrived; "
-                "the old ones are kept, run 'vroegsignaal migrate' again"
+        # (A schema from before the database roles belonged to whoever ran the services.)
+        await hand_over(main, keystore.SCHEMA, KEYSTORE_OWNER)
+        async with main.transaction():
+            await main.execute(f"SET LOCAL ROLE {KEYSTORE_OWNER}")
+            await main.execute("LOCK TABLE keystore.data_keys IN ACCESS EXCLUSIVE MODE")
+            rows = await main.fetch(
+                "SELECT subject, kek_version, wrapped_key, created_at FROM keystore.data_keys"
             )
-        await main.execute("DROP SCHEMA keystore CASCADE")
+            async with keys.transaction():
+                await keys.executemany(
+                    "INSERT INTO keystore.data_keys (subject, kek_version, wrapped_key,"
+                    " created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject) DO NOTHING",
+                    [tuple(r) for r in rows],
+                )
+                arrived = {
+                    (r["subject"], r["kek_version"], bytes(r["wrapped_key"]))
+                    for r in await keys.fetch(
+                        "SELECT subject, kek_version, wrapped_key FROM keystore.data_keys"
+                        " WHERE subject = ANY($1)",
+                        [r["subject"] for r in rows],
+                    )
+                }
+                differ = [
+                    r["subject"]
+                    for r in rows
+                    if (r["subject"], r["kek_version"], bytes(r["wrapped_key"])) not in arrived
+                ]
+                if differ:
+                    raise StackError(
+                        f"moving the data keys to their own database: {len(differ)} of "
+                        f"{len(rows)} subjects already have another key there; nothing moved "
+                        "or dropped. Compare the two key stores before running "
+                        "'vroegsignaal migrate' again"
+                    )
+            await main.execute("DROP SCHEMA keystore CASCADE")
     finally:
         await main.close()
 
@@ -145,9 +168,18 @@ async def provision(
     """Roles, schemas, migrations and grants, idempotently, in the application's database
     and the key store's own (`keys_admin_url`; beside the application's by default);
     what each schema applied now."""
+    # The key store first: its database and the keys an earlier version kept here move
+    # before any service schema is brought to this version, so no service of this
+    # version starts (they refuse with migrations pending) before the keys are in place.
+    done = {
+        keystore.SCHEMA: await provision_keystore(
+            admin_url, keys_admin_url or keystore.keys_database_url(admin_url), passwords
+        )
+    }
     conn = await asyncpg.connect(admin_url)
     try:
-        await ensure_roles(conn, passwords)
+        # Its key-store owner role only for an earlier version's keys, which move above.
+        await ensure_roles(conn, passwords, (MIGRATOR, KEYSTORE_OWNER, *SERVICE_ROLES.values()))
         for schema in SERVICES:
             if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
                 await hand_over(conn, schema, MIGRATOR)
@@ -158,15 +190,10 @@ async def provision(
         await conn.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO {MIGRATOR}')
     finally:
         await conn.close()
-    done = {
-        spec.name: await migrate(
+    for spec in SERVICES.values():
+        done[spec.name] = await migrate(
             admin_url, spec.name, migration_files(spec.directory), owner=MIGRATOR
         )
-        for spec in SERVICES.values()
-    }
-    done[keystore.SCHEMA] = await provision_keystore(
-        admin_url, keys_admin_url or keystore.keys_database_url(admin_url), passwords
-    )
     conn = await asyncpg.connect(admin_url)
     try:
         for schema, role in SERVICE_ROLES.items():

@@ -68,7 +68,7 @@ async function decide(requestId, approve, reason) {
 }
 
 async function loadErasures() {
-  const { requests } = await session.api("/audit/v1/erasures?status=pending");
+  const { requests, more } = await session.api("/audit/v1/erasures?status=pending");
   const body = $("erasures").querySelector("tbody");
   body.replaceChildren();
   for (const r of requests) {
@@ -94,7 +94,7 @@ async function loadErasures() {
     row.append(reasonCell, actions);
     body.append(row);
   }
-  $("erasure-count").textContent = `(${requests.length})`;
+  $("erasure-count").textContent = `(${requests.length}${more ? "+, the oldest first" : ""})`;
   $("no-erasures").hidden = requests.length > 0;
   $("erasures-section").hidden = false;
 }
