@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -61,7 +63,10 @@ def month_of(day: date) -> str:
 
 # Printable text only: control characters (NUL above all) have no place in a name or id,
 # and PostgreSQL refuses NUL, which would make a message fail on every redelivery.
-Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+# Nor the invisible characters that make one name look like another, or turn the text
+# around it (zero-width marks and joiners, bidirectional embeddings, overrides, isolates).
+NOT_TEXT = "\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
+Text = Annotated[str, StringConstraints(pattern=f"^[^{NOT_TEXT}]*$")]
 
 
 def utcnow() -> datetime:
@@ -850,6 +855,84 @@ class ContractError(ValueError):
         self.reason = reason
 
 
+# Bounds on what a message may hold before anything but the JSON scanner sees it: no
+# contract nests deeper than a few levels or needs a number of more than a few digits,
+# and a hostile message must cost no more to refuse than a valid one to read.
+MAX_DEPTH = 16
+MAX_NUMBER_CHARS = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _number(convert: Callable[[str], float]) -> Callable[[str], object]:
+    def parse(literal: str) -> object:
+        if len(literal) > MAX_NUMBER_CHARS:
+            raise ContractError(
+                "number-too-long",
+                f"a number of {len(literal)} characters; no field takes more than "
+                f"{MAX_NUMBER_CHARS}",
+            )
+        number = convert(literal)
+        if not math.isfinite(number):
+            raise ContractError("number-out-of-range", "a number beyond the largest float")
+        return number
+
+    return parse
+
+
+def _no_constant(name: str) -> object:
+    raise ContractError("malformed-json", f"{name} is not JSON; send numbers as numbers")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    made: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in made:
+            # Which of two values counts would depend on the reader: refused, not guessed.
+            raise ContractError("duplicate-key", "a key appears twice in one object")
+        made[key] = value
+    return made
+
+
+def parse_bounded(raw: bytes) -> Any:
+    """JSON within bounds, or ContractError: valid UTF-8 without lone surrogates, at most
+    MAX_DEPTH levels, number literals of at most MAX_NUMBER_CHARS, no NaN or Infinity,
+    no key twice in an object."""
+    try:
+        data = json.loads(
+            raw,
+            parse_int=_number(int),
+            parse_float=_number(float),
+            parse_constant=_no_constant,
+            object_pairs_hook=_object,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "bad encoding"
+        raise ContractError(
+            "malformed-json", f"the body is not valid UTF-8 JSON ({detail})"
+        ) from None
+    except RecursionError:
+        raise ContractError(
+            "too-deep", f"the JSON nests deeper than {MAX_DEPTH} levels; no event does"
+        ) from None
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ContractError(
+                "too-deep", f"the JSON nests deeper than {MAX_DEPTH} levels; no event does"
+            )
+        if isinstance(node, dict):
+            pending.extend((k, depth + 1) for k in node)
+            pending.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            pending.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            # A lone surrogate (escaped \\ud800) is no character: it breaks every later
+            # encoding of the text, in the database and on the next topic.
+            raise ContractError("invalid-unicode", "a string holds a lone surrogate escape")
+    return data
+
+
 def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
     """Decode and validate one message, or raise ContractError naming the problem."""
     if raw is None or not raw:
@@ -860,13 +943,7 @@ def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
             f"the message is {len(raw)} bytes, the limit is {max_bytes}; "
             "send one event per message",
         )
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "bad encoding"
-        raise ContractError(
-            "malformed-json", f"the body is not valid UTF-8 JSON ({detail})"
-        ) from None
+    data = parse_bounded(raw)
     if not isinstance(data, dict):
         raise ContractError("malformed-json", "the body must be a JSON object")
     version = data.get("schema_version")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -26,6 +28,7 @@ from shared.contracts import (
     keyed_id,
     month_of,
 )
+from shared.envelope import EnvelopeError, IntakeKeyring, sealed_limit
 
 # A partner clock may run a little ahead; more than this is a wrong timestamp.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -248,6 +251,36 @@ class Admission:
             sealed=sealed,
             accepted_at=now,
         )
+
+
+def open_partner_message(
+    partner: Partner,
+    *,
+    key_id: bytes | None,
+    signature: bytes | None,
+    sealed_to: bytes | None,
+    value: bytes,
+    keyring: IntakeKeyring,
+    max_bytes: int,
+) -> bytes:
+    """What a partner sent, as the partner meant it: the signature checked over the exact
+    bytes sent, the size bounded, then the seal opened (only intake can). Raises Rejection
+    naming the problem; nothing here parses what the message holds."""
+    try:
+        raw_signature = base64.b64decode(signature, validate=True) if signature else None
+        verify_signature(partner, key_id.decode() if key_id else None, raw_signature, value)
+    except (binascii.Error, UnicodeDecodeError):
+        raise Rejection("bad-signature", "vs-signature is not base64") from None
+    if len(value) > sealed_limit(max_bytes):
+        raise Rejection(
+            "oversized",
+            f"the message is {len(value)} bytes, the limit is {max_bytes} before sealing; "
+            "send one event per message",
+        )
+    try:
+        return keyring.open(sealed_to.decode("ascii", "replace") if sealed_to else None, value)
+    except EnvelopeError as problem:
+        raise Rejection(problem.code, problem.reason) from None
 
 
 def screen(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import random
 import uuid
 from collections.abc import Callable
@@ -19,8 +17,8 @@ from services.intake.domain import (
     PartnerRegistry,
     Rejection,
     Rekeyer,
+    open_partner_message,
     screen,
-    verify_signature,
 )
 from shared.contracts import (
     AuditAction,
@@ -39,7 +37,7 @@ from shared.contracts import (
     scoped_id,
 )
 from shared.db import claim_message
-from shared.envelope import SEALED_TO_HEADER, EnvelopeError, IntakeKeyring, sealed_limit
+from shared.envelope import SEALED_TO_HEADER, IntakeKeyring
 from shared.keystore import KeyShredded
 from shared.outbox import EVENT_TYPE_HEADER, enqueue
 from shared.policy import Policy
@@ -228,38 +226,24 @@ def register(
         partner_id = runtime.topics.partner_id_of(record.topic)
         partner = registry.get(partner_id or "")
         assert partner is not None, "intake subscribes only to registered partners' topics"
-        key_id = _header(message, "vs-key-id")
         try:
-            raw_signature = _header(message, "vs-signature")
-            signature = base64.b64decode(raw_signature, validate=True) if raw_signature else None
-            verify_signature(
-                partner, key_id.decode() if key_id else None, signature, record.value or b""
+            # Only intake can read what a partner sends: the seal is opened after the
+            # signature (which covers the sealed bytes as sent) and before anything parses.
+            plain = open_partner_message(
+                partner,
+                key_id=_header(message, "vs-key-id"),
+                signature=_header(message, "vs-signature"),
+                sealed_to=_header(message, SEALED_TO_HEADER),
+                value=record.value or b"",
+                keyring=keyring,
+                max_bytes=settings.max_message_bytes,
             )
-        except (binascii.Error, UnicodeDecodeError):
-            await reject(message, Rejection("bad-signature", "vs-signature is not base64"), None)
-            return
         except Rejection as rejection:
-            await reject(message, rejection, None)
-            return
-        # Only intake can read what a partner sends: the seal is opened after the
-        # signature (which covers the sealed bytes as sent) and before anything parses it.
-        sealed_value = record.value or b""
-        if len(sealed_value) > sealed_limit(settings.max_message_bytes):
-            await dead_letters.send(
-                message,
-                "oversized",
-                f"the message is {len(sealed_value)} bytes, the limit is "
-                f"{settings.max_message_bytes} before sealing; send one event per message",
-            )
-            SIGNALS.labels("dead-lettered").inc()
-            return
-        sealed_to = _header(message, SEALED_TO_HEADER)
-        try:
-            plain = keyring.open(
-                sealed_to.decode("ascii", "replace") if sealed_to else None, sealed_value
-            )
-        except EnvelopeError as problem:
-            await reject(message, Rejection(problem.code, problem.reason), None)
+            if rejection.code == "oversized":
+                await dead_letters.send(message, rejection.code, rejection.reason)
+                SIGNALS.labels("dead-lettered").inc()
+            else:
+                await reject(message, rejection, None)
             return
         event_type = _header(message, EVENT_TYPE_HEADER) or b""
         if event_type == b"SignalWithdrawn":

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
     settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
 ) -> None:
-    child, mother = synthetic_bsns(2, random.Random())
+    child, sibling, mother = synthetic_bsns(3, random.Random())
     bad_bsn = "999999999"  # nine digits that fail the elfproef
     path = export(
         tmp_path / "export.csv",
@@ -34,6 +34,9 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
             row(child, mother, "juf-anouk", "pesten"),
             row(bad_bsn, mother, "juf-anouk", "pesten"),
             {**row(child, mother, "juf-anouk", "pesten"), "wijk": "Centrum"},
+            # A 10 MB field: one reject line, and the rest of the file is still read.
+            {**row(child, mother, "juf-anouk", "pesten"), "worker_name": "x" * 10_000_000},
+            row(sibling, mother, "juf-anouk", "pesten"),
         ],
     )
     config = yaml.safe_load(secrets.partner_config(SCHOOL).read_text())
@@ -44,18 +47,20 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
         settings, "partner", "send", str(path), "--config", str(config_path)
     )
     assert status == 0, stderr
-    assert "sent 1, rejected 2, duplicates 0" in stdout
+    assert "sent 2, rejected 3, duplicates 0" in stdout
     out, err = stdout.encode(), stderr.encode()
     rejects = (tmp_path / "export.csv.rejects.csv").read_text()
     assert "3,child_bsn is not a valid BSN" in rejects
     assert "4,wijk is not a CBS wijk code" in rejects
+    assert "5,a field is larger than 64 KiB" in rejects
+    assert "Traceback" not in stderr
 
     records = await read_all(settings, Topics(settings.topic_prefix).partner(SCHOOL))
     wire = b"".join(
         (r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers) for r in records
     )
-    assert len(records) == 1
-    for bsn in (child, mother, bad_bsn):
+    assert len(records) == 2
+    for bsn in (child, sibling, mother, bad_bsn):
         assert bsn.encode() not in wire
         assert bsn.encode() not in out + err
         assert bsn not in rejects
@@ -63,7 +68,7 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
 
     async def registered() -> bool:
         summary = await get_json(f"{services['matching']}/matches/summary")
-        return bool(summary["registrations"] == 1)
+        return bool(summary["registrations"] == 2)
 
     await eventually(registered, timeout=60)
 

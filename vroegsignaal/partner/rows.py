@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from shared.contracts import Category, WorkerContact, month_of
+from shared.contracts import NOT_TEXT, Category, WorkerContact, month_of
 from vroegsignaal.partner.bsn import is_valid_bsn
 
 WIJK = re.compile(r"^WK\d{6}$")
@@ -53,6 +53,11 @@ class RowError(ValueError):
     pass
 
 
+# No field of a partner row is anywhere near this: a larger one is refused, not read.
+MAX_FIELD = 64 * 1024
+csv.field_size_limit(MAX_FIELD)
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, raw fields) of each row; the format follows the file's extension."""
     if path.suffix.lower() in (".jsonl", ".ndjson"):
@@ -69,7 +74,25 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         return
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
-        for row in reader:
+        while True:
+            starts = reader.line_num + 1  # the line the next row starts on
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # A field past the limit (or a broken quote) is this row's problem only:
+                # one reject line, and the reader goes on with the next line.
+                too_large = "field larger than field limit" in str(exc)
+                yield (
+                    starts,
+                    {
+                        "__error__": f"a field is larger than {MAX_FIELD // 1024} KiB"
+                        if too_large
+                        else f"not valid CSV ({exc})"
+                    },
+                )
+                continue
             yield reader.line_num, dict(row)
 
 
@@ -78,8 +101,8 @@ def _text(raw: dict[str, Any], name: str, *, required: bool = True) -> str:
     text = "" if value is None else str(value).strip()
     if required and not text:
         raise RowError(f"{name} is empty")
-    if any(ord(c) < 32 for c in text):
-        raise RowError(f"{name} holds control characters")
+    if re.search(f"[{NOT_TEXT}]", text):
+        raise RowError(f"{name} holds control or invisible characters")
     return text
 
 
