@@ -32,6 +32,7 @@ from vroegsignaal.stack.kafka_access import ADMIN
 from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.stack.procs import stop_process, wait_for_port, write_pidfile
 from vroegsignaal.stack.secrets import Secrets, init_secrets
+from vroegsignaal.stack.supervisor import CrashLoop, Process, Supervisor
 
 DATA_DIR = Path(os.environ.get("VS_DATA_DIR", REPO_ROOT / ".local"))
 
@@ -132,24 +133,23 @@ def status_line(settings: Settings) -> str:
     )
 
 
-def local_mail(settings: Settings, logs: Path, run_dir: Path) -> subprocess.Popen[bytes] | None:
+def local_mail(settings: Settings, logs: Path, run_dir: Path, supervisor: Supervisor) -> bool:
     """A real SMTP server for the dev stack, delivering into a Maildir under .local/, unless
-    VS_SMTP_HOST names a relay to use instead."""
+    VS_SMTP_HOST names a relay to use instead; whether it runs."""
     if settings.smtp_host:
-        return None
+        return False
     maildir = DATA_DIR / "mail"
     for part in ("tmp", "new", "cur"):  # a Maildir, as the server's handler expects it
         (maildir / part).mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
-    proc = start_process(
+    args = ["dev", "mail", "--listen", f"{settings.http_host}:{settings.dev_mail_port}"]
+    proc = supervisor.add(
         "mail",
-        ["dev", "mail", "--listen", f"{settings.http_host}:{settings.dev_mail_port}", str(maildir)],
-        dict(os.environ),
-        logs,
-        run_dir,
+        lambda: start_process("mail", [*args, str(maildir)], dict(os.environ), logs, run_dir),
+        str(logs / "mail.log"),
     )
     wait_for_port(settings.dev_mail_port, proc, "mail", logs / "mail.log", 30)
-    return proc
+    return True
 
 
 def up(settings: Settings, *, rate: float, bad_every: int) -> int:
@@ -162,7 +162,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    supervisor = Supervisor()
     print(f"vroegsignaal: starting the local stack (data in {DATA_DIR})", flush=True)
     secrets = init_secrets(
         DATA_DIR / "secrets",
@@ -188,43 +188,37 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 + ("" if infra.postgres_local else " (external)")
             )
             prepare_infrastructure(settings, secrets, infra)
-            issuer = start_process(
-                "issuer",
-                ["issuer", "serve"],
-                service_env(infra, traces, secrets, "issuer"),
-                logs,
-                run_dir,
+
+            def launch(name: str, args: list[str], env: dict[str, str]) -> Process:
+                return supervisor.add(
+                    name,
+                    lambda: start_process(name, args, env, logs, run_dir),
+                    str(logs / f"{name}.log"),
+                )
+
+            issuer = launch(
+                "issuer", ["issuer", "serve"], service_env(infra, traces, secrets, "issuer")
             )
-            procs.append(("issuer", issuer))
             wait_for_port(settings.issuer_port, issuer, "issuer", logs / "issuer.log", 30)
-            mail = local_mail(settings, logs, run_dir)
-            if mail is not None:
-                procs.append(("mail", mail))
+            mail = local_mail(settings, logs, run_dir, supervisor)
             for name in SERVICES:
                 env = service_env(infra, traces, secrets, name)
-                if name == "notification" and mail is not None:
+                if name == "notification" and mail:
                     env.update(
                         {
                             "VS_SMTP_HOST": settings.http_host,
                             "VS_SMTP_PORT": str(settings.dev_mail_port),
                         }
                     )
-                procs.append((name, start_process(name, ["serve", name], env, logs, run_dir)))
-            for name, proc in procs:
+                launch(name, ["serve", name], env)
+            for name, proc in supervisor.running():
                 if name in SERVICES:
                     spec = SERVICES[name]
                     wait_for_port(spec.port_of(settings), proc, name, logs / f"{name}.log", 60)
-            procs.append(
-                (
-                    "simulator",
-                    start_process(
-                        "simulator",
-                        ["simulate", "--rate", str(rate), "--bad-every", str(bad_every)],
-                        service_env(infra, traces, secrets, "simulator"),
-                        logs,
-                        run_dir,
-                    ),
-                )
+            launch(
+                "simulator",
+                ["simulate", "--rate", str(rate), "--bad-every", str(bad_every)],
+                service_env(infra, traces, secrets, "simulator"),
             )
             base = f"http://{settings.http_host}"
             print("\nvroegsignaal is running. Where to look:")
@@ -237,7 +231,7 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             print(f"  secrets       {secrets.directory}/ (local only; each process gets its own)")
             print(f"  logs          {logs}/")
             print(f"  issuer        {settings.oidc_issuer} (local demo OIDC issuer)")
-            if mail is not None:
+            if mail:
                 print(f"  e-mail        {DATA_DIR / 'mail'}/ (Maildir of the local SMTP server)")
             inbox = f"{base}:{settings.notification_port}/inbox/"
             print(f"\n  THE INBOX     {inbox}")
@@ -247,17 +241,28 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             print("\nPress Ctrl-C to stop everything.\n", flush=True)
             last = 0.0
             while not stopping:
-                for name, proc in procs:
+                # Only Kafka or PostgreSQL dying stops the stack (or a crash loop, which
+                # the supervisor raises); a service that dies is restarted.
+                for what, proc, log in infra.started:
                     if proc.poll() is not None:
-                        log = logs / f"{name}.log"
-                        raise StackError(f"{name} exited with code {proc.returncode}; see {log}")
+                        raise StackError(
+                            f"{what} exited with code {proc.returncode}; the stack stops. See {log}"
+                        )
+                try:
+                    events = supervisor.poll()
+                except CrashLoop as looping:
+                    raise StackError(str(looping)) from None
+                for event in events:
+                    print(time.strftime("%H:%M:%S ") + event, flush=True)
                 if time.monotonic() - last >= 10:
-                    print(time.strftime("%H:%M:%S ") + status_line(settings), flush=True)
+                    restarts = supervisor.summary()
+                    line = status_line(settings) + (f" | {restarts}" if restarts else "")
+                    print(time.strftime("%H:%M:%S ") + line, flush=True)
                     last = time.monotonic()
                 time.sleep(0.5)
         finally:
             print("\nvroegsignaal: stopping...", flush=True)
-            for name, proc in reversed(procs):
+            for name, proc in reversed(supervisor.running()):
                 stop_process(proc, timeout=settings.graceful_timeout_seconds + 5)
                 with contextlib.suppress(OSError):
                     (run_dir / f"{name}.pid").unlink()

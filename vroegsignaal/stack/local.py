@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ class Infrastructure:
     postgres_local: bool
     # The local broker's operator (SCRAM): None when Kafka is external.
     kafka_admin_password: str | None = None
+    # What was started here, to watch: (name, process, its log).
+    started: tuple[tuple[str, subprocess.Popen[bytes], Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def infrastructure(
     A local broker's operator logs in with `kafka_admin_password`."""
     kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     db_env = os.environ.get("DATABASE_URL")
+    started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     with contextlib.ExitStack() as stack:
         if db_env:
             database_url = db_env
@@ -58,6 +62,8 @@ def infrastructure(
             stack.callback(pg.stop)
             pg.start()
             database_url = pg.url()
+            assert pg.process is not None
+            started.append(("PostgreSQL", pg.process, pg.data_dir / "postgres.log"))
         if kafka_env:
             bootstrap = kafka_env
         else:
@@ -71,12 +77,15 @@ def infrastructure(
             stack.callback(kafka.stop)
             kafka.start()
             bootstrap = kafka.bootstrap_servers
+            assert kafka.process is not None
+            started.append(("Kafka", kafka.process, kafka.data_dir / "server.log"))
         yield Infrastructure(
             bootstrap,
             database_url,
             not kafka_env,
             not db_env,
             None if kafka_env else kafka_admin_password,
+            tuple(started),
         )
 
 
