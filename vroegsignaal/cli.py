@@ -279,7 +279,8 @@ def partner_send(
     if summary.rejects:
         write_rejects(rejects_path, summary.rejects)
     typer.echo(
-        f"sent {summary.sent}, rejected {summary.rejected}, duplicates {summary.duplicates}"
+        f"sent {summary.sent}, rejected {summary.rejected}, duplicates {summary.duplicates}, "
+        f"already sent {summary.already_sent}"
         + (f"; rejected rows with their reasons in {rejects_path}" if summary.rejects else "")
     )
 

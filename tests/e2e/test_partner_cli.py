@@ -47,7 +47,7 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
         settings, "partner", "send", str(path), "--config", str(config_path)
     )
     assert status == 0, stderr
-    assert "sent 2, rejected 3, duplicates 0" in stdout
+    assert "sent 2, rejected 3, duplicates 0, already sent 0" in stdout
     out, err = stdout.encode(), stderr.encode()
     rejects = (tmp_path / "export.csv.rejects.csv").read_text()
     assert "3,child_bsn is not a valid BSN" in rejects
@@ -71,6 +71,19 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
         return bool(summary["registrations"] == 2)
 
     await eventually(registered, timeout=60)
+
+    # The same file again (after a crash, say): what Kafka acknowledged is not sent twice,
+    # and the summary says it was sent before.
+    status, stdout, stderr = await run_cli(
+        settings, "partner", "send", str(path), "--config", str(config_path)
+    )
+    assert status == 0, stderr
+    assert "sent 0, rejected 3, duplicates 0, already sent 2" in stdout
+    assert len(await read_all(settings, Topics(settings.topic_prefix).partner(SCHOOL))) == 2
+    journal = (tmp_path / "export.csv.sent").read_text()
+    assert len(journal.split()) == 2
+    for bsn in (child, sibling, mother):
+        assert bsn not in journal
 
 
 async def test_the_pseudonymiser_refuses_what_it_must(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import date
@@ -11,7 +12,7 @@ import pytest
 
 from vroegsignaal.partner.bsn import is_valid_bsn, synthetic_bsns
 from vroegsignaal.partner.producer import event_id
-from vroegsignaal.partner.rows import RowError, read_rows, validate
+from vroegsignaal.partner.rows import RowError, SourceRow, read_rows, validate
 
 TODAY = date(2026, 11, 23)
 RNG = random.Random(7)
@@ -125,3 +126,52 @@ def test_the_event_id_cannot_be_computed_from_the_pseudonym_and_theme_without_th
                   good.worker.worker_id, good.wijk)),
     )  # fmt: skip
     assert mine != unkeyed
+
+
+async def test_a_file_sent_again_after_a_crash_sends_only_what_was_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal beside the export: batches Kafka acknowledged are recorded; a run that
+    dies mid-file leaves them there, and the next run sends the rest only."""
+    from vroegsignaal.partner.producer import Journal, PartnerProducer, Summary
+
+    children = synthetic_bsns(7, random.Random(3))
+    rows = [
+        {
+            "child_bsn": bsn,
+            "date_of_birth": "2016-05-04",
+            "category": "pesten",
+            "wijk": "WK099903",
+            "registered_at": f"2026-11-2{n % 3}T10:00:00+00:00",
+            "worker_id": "juf-anouk",
+            "worker_name": "Anouk",
+            "worker_email": "juf-anouk@voorbeeldrade.example",
+        }
+        for n, bsn in enumerate(children)
+    ]
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    producer = PartnerProducer.__new__(PartnerProducer)
+    producer._config = type("C", (), {"batch_size": 3})()  # type: ignore[assignment]
+    sent: list[str] = []
+    batches = 0
+
+    async def send_rows(batch: list[SourceRow], summary: Summary) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 3:
+            raise ConnectionError("the broker went away")
+        sent.extend(r.child_bsn for r in batch)
+        summary.sent += len(batch)
+
+    monkeypatch.setattr(producer, "send_rows", send_rows)
+    journal = Journal(tmp_path / "export.jsonl.sent", b"k" * 32)
+    with pytest.raises(ConnectionError):
+        await producer.send_file(export, today=date(2026, 11, 23), journal=journal)
+    assert sent == children[:6]
+    again = await producer.send_file(
+        export, today=date(2026, 11, 23), journal=Journal(journal.path, b"k" * 32)
+    )
+    assert (again.sent, again.already_sent) == (1, 6)
+    assert sent == children
+    assert not any(bsn in journal.path.read_text() for bsn in children)

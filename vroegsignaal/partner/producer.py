@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import hmac
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ class Summary:
     sent: int = 0
     rejected: int = 0
     duplicates: int = 0
+    already_sent: int = 0  # sent by an earlier run of the same file (its journal)
     rejects: list[RejectedRow] = field(default_factory=list)
     request_ids: list[uuid.UUID] = field(default_factory=list)
 
@@ -63,6 +66,46 @@ def event_id(id_key: bytes, partner_id: str, row: SourceRow, child: str) -> uuid
         row.worker.worker_id,
         row.wijk,
     )
+
+
+class Journal:
+    """Which rows of a file Kafka has acknowledged, kept at the partner beside the file: a
+    re-run after a crash sends only what is missing and says what was sent before. A row
+    is known by a keyed hash of its fields (the partner's id key): the journal holds no
+    BSN, and no one without the key can test a guess against it."""
+
+    def __init__(self, path: Path, id_key: bytes) -> None:
+        self.path = path
+        self._key = id_key
+        self._done: set[str] = set()
+        if path.exists():
+            self._done = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+    def digest(self, row: SourceRow) -> str:
+        fields = (
+            row.child_bsn,
+            ",".join(row.parent_bsns),
+            row.household_id or "",
+            row.age_limit_month,
+            row.category.value,
+            row.wijk,
+            row.registered_at.isoformat(),
+            row.worker.model_dump_json(),
+        )
+        mac = hmac.new(self._key, b"journal\x1f" + "\x1f".join(fields).encode(), "sha256")
+        return mac.hexdigest()[:32]
+
+    def __contains__(self, row: SourceRow) -> bool:
+        return self.digest(row) in self._done
+
+    def record(self, rows: Sequence[SourceRow]) -> None:
+        """After Kafka acknowledged `rows`: on disk before the next batch goes."""
+        digests = [self.digest(r) for r in rows]
+        with self.path.open("a", encoding="ascii") as out:
+            out.write("".join(d + "\n" for d in digests))
+            out.flush()
+            os.fsync(out.fileno())
+        self._done.update(digests)
 
 
 class PartnerProducer:
@@ -202,28 +245,46 @@ class PartnerProducer:
             summary.sent += len(sending)
         return summary
 
+    def journal(self, path: Path) -> Journal:
+        """The journal of the export at `path` (`<export>.sent`, beside it)."""
+        return Journal(path.with_name(path.name + ".sent"), self._id_key)
+
     async def send_file(
         self,
         path: Path,
         *,
         today: date,
         on_progress: Callable[[int], None] = lambda _: None,
+        journal: Journal | None = None,
     ) -> Summary:
+        """Send an export, in batches; with a journal, only the rows no earlier run has
+        had acknowledged (those count as already sent)."""
         summary = Summary()
         batch: list[SourceRow] = []
+
+        async def flush() -> None:
+            await self.send_rows(batch, summary)
+            if journal is not None:
+                journal.record(batch)
+            on_progress(len(batch))
+            batch.clear()
+
         for line, raw in read_rows(path):
             try:
-                batch.append(validate(line, raw, today=today))
+                row = validate(line, raw, today=today)
             except RowError as problem:
                 summary.rejected += 1
                 summary.rejects.append(RejectedRow(line, str(problem)))
+                continue
+            if journal is not None and row in journal:
+                summary.already_sent += 1
+                on_progress(1)
+                continue
+            batch.append(row)
             if len(batch) >= self._config.batch_size:
-                await self.send_rows(batch, summary)
-                on_progress(len(batch))
-                batch = []
+                await flush()
         if batch:
-            await self.send_rows(batch, summary)
-            on_progress(len(batch))
+            await flush()
         return summary
 
 

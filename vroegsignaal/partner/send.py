@@ -58,7 +58,10 @@ def send_with_progress(export: Path, today: date) -> Action:
         ) as progress:
             task = progress.add_task("send", total=total)
             return await producer.send_file(
-                export, today=today, on_progress=lambda n: progress.advance(task, n)
+                export,
+                today=today,
+                on_progress=lambda n: progress.advance(task, n),
+                journal=producer.journal(export),
             )
 
     return send
