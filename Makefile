@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint typecheck schemas clean stop help browser
+.PHONY: install run test bench chaos lint typecheck schemas clean stop help browser
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
 	@echo "make test   lint, type-check and run every test against a real Kafka and PostgreSQL"
 	@echo "make stop   stop processes left over from a killed 'make run'"
 	@echo "make bench  matching's cost per signal at 10^4 and 10^6 stored registrations"
+	@echo "make chaos  10^4 partner rows while every service, Kafka and PostgreSQL are killed"
 	@echo "make clean  wipe local data (.local/)"
 
 $(STAMP): pyproject.toml
@@ -28,6 +29,13 @@ run: install
 
 stop: install
 	$(BIN)/vroegsignaal dev down
+
+# 10^4 partner rows through the real producer while each service is killed (SIGKILL) three
+# times and Kafka and PostgreSQL once each; prints the loss and duplicate figures and
+# fails unless they are all zero. Bounded: the stack gets 10 minutes to settle.
+chaos: install
+	$(BIN)/vroegsignaal dev prepare
+	$(BIN)/python -m vroegsignaal.chaos --rows 10000 --kills 3
 
 lint: install
 	$(BIN)/ruff check services shared vroegsignaal tests

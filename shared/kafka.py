@@ -11,7 +11,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -211,20 +215,35 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[str]:
-    """Create every internal topic and one topic per partner; return those created now."""
-    topics = Topics(settings.topic_prefix)
-    wanted = [*topics.internal(), *(topics.partner(p) for p in partner_ids)]
+async def started_admin(settings: Settings) -> AIOKafkaAdminClient:
+    """An admin client that reached Kafka with this process's login, or
+    BrokerUnavailableError naming the servers and the fix."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, **client_options(settings)
     )
     try:
         await admin.start()
-    except KafkaConnectionError as exc:
+    except KafkaError as exc:
+        await admin.close()
         raise BrokerUnavailableError(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}. "
             "Start it (make run starts a local one) or set KAFKA_BOOTSTRAP_SERVERS."
         ) from exc
+    return admin
+
+
+async def check_reachable(settings: Settings) -> None:
+    """Kafka answers and takes this process's login, or BrokerUnavailableError: checked
+    before the broker starts, because a broker whose start fails leaves the process
+    hanging half-started instead of ending it to be started again."""
+    await (await started_admin(settings)).close()
+
+
+async def ensure_topics(settings: Settings, partner_ids: Iterable[str]) -> list[str]:
+    """Create every internal topic and one topic per partner; return those created now."""
+    topics = Topics(settings.topic_prefix)
+    wanted = [*topics.internal(), *(topics.partner(p) for p in partner_ids)]
+    admin = await started_admin(settings)
     created = []
     try:
         existing = set(await admin.list_topics())

@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from shared.audit import AuditTrail
 from shared.contracts import Topics
 from shared.db import create_pool, migration_files, pending_migrations
-from shared.kafka import DeadLetterSink, create_broker
+from shared.kafka import DeadLetterSink, check_reachable, create_broker
 from shared.keystore import Kek, KeyStore
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -138,6 +138,9 @@ def build_service(
     routes = register(runtime)
 
     async def open_store() -> None:
+        # Kafka first: a start that fails here ends the process (to be started again);
+        # the broker's own start, failing, would leave it hanging half-started.
+        await check_reachable(settings)
         # Services never migrate (their role could not): `vroegsignaal migrate` does,
         # before they start. A schema behind this version's code is refused at start.
         pending = await pending_migrations(
@@ -185,6 +188,15 @@ def build_service(
         # finish: a subscriber stopped before it started would be restarted without a
         # consumer by FastStream's task supervisor, in a loop that never ends.
         await bounded("waiting for the start to finish", started.wait())
+        if not started.is_set():
+            # The start failed (Kafka or the database away): nothing runs yet, and what
+            # it opened must close now, or its retrying connections keep the process
+            # alive and it never exits to be restarted.
+            for subscriber in broker.subscribers:
+                await bounded(f"subscriber {subscriber}", subscriber.stop())
+            await bounded("closing the store", close_store())
+            log.error("%s: the start failed; stopping so that it is started again", name)
+            return
         # Stop taking messages first (in-flight ones finish), then flush the outbox
         # while the producer is still open; the broker itself stops after this hook.
         for task in runtime._tasks:
@@ -198,7 +210,13 @@ def build_service(
             await bounded("outbox relay", runtime.relay.stop())
         log.info("%s: drained", name)
 
+    closed = False
+
     async def close_store() -> None:
+        nonlocal closed
+        if closed:
+            return
+        closed = True
         for job in runtime.closers:
             await bounded(getattr(job, "__qualname__", "closer"), job())
         if runtime._keystore is not None:
