@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
@@ -141,6 +142,12 @@ def build_service(
         # Kafka first: a start that fails here ends the process (to be started again);
         # the broker's own start, failing, would leave it hanging half-started.
         await check_reachable(settings)
+        try:
+            await open_database()
+        except Exception as exc:
+            failed_start("opening the database", exc)
+
+    async def open_database() -> None:
         # Services never migrate (their role could not): `vroegsignaal migrate` does,
         # before they start. A schema behind this version's code is refused at start.
         pending = await pending_migrations(
@@ -158,6 +165,12 @@ def build_service(
             await job()
 
     async def start_relay() -> None:
+        try:
+            await start_jobs()
+        except Exception as exc:
+            failed_start("starting the outbox relay and the jobs", exc)
+
+    async def start_jobs() -> None:
         runtime.relay = OutboxRelay(
             runtime.pool,
             broker,
@@ -170,6 +183,15 @@ def build_service(
         started.set()
 
     started = asyncio.Event()
+
+    def failed_start(step: str, exc: Exception) -> NoReturn:
+        """A start that fails once the broker runs cannot be unwound by the framework
+        (its shutdown then hangs): the process ends at once, to be started again by
+        whoever supervises it; nothing has been taken in yet that could be lost."""
+        log.error("%s: the start failed while %s (%s); exiting to be started again",
+                  name, step, exc)  # fmt: skip
+        logging.shutdown()
+        os._exit(3)
 
     async def bounded(step: str, work: Awaitable[object]) -> None:
         """One shutdown step, never longer than the graceful timeout: a step that hangs

@@ -28,6 +28,9 @@ class PseudonymiserAccess(BaseModel):
     public_keys: dict[str, str] = Field(
         description="Pinned public keys by version (hex); a proof must verify against them."
     )
+    max_batch: int = Field(
+        default=1000, ge=1, le=65535, description="Elements per request: the pseudonymiser's limit."
+    )
 
 
 class IntakeKeys(BaseModel):

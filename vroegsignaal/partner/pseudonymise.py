@@ -58,7 +58,15 @@ class Pseudonymiser:
         self._public_key = bytes.fromhex(access.public_keys[access.key_version])
 
     async def pseudonyms(self, inputs: Sequence[bytes]) -> list[str]:
-        """One 256-bit pseudonym (hex) per input, in order."""
+        """One 256-bit pseudonym (hex) per input, in order; in requests of at most
+        `max_batch` elements, the pseudonymiser's limit (VS_OPRF_MAX_BATCH)."""
+        made: list[str] = []
+        step = self._access.max_batch
+        for start in range(0, len(inputs), step):
+            made.extend(await self._evaluate(inputs[start : start + step]))
+        return made
+
+    async def _evaluate(self, inputs: Sequence[bytes]) -> list[str]:
         if not inputs:
             return []
         clients, blinded = zip(*(ristretto.Client.blind(i) for i in inputs), strict=True)

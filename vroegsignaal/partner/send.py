@@ -34,8 +34,8 @@ async def with_producer(config_path: Path, settings: Settings, action: Action) -
         ),
         registry=CollectorRegistry(),
     )
-    await broker.start()
     try:
+        await broker.start()
         async with httpx.AsyncClient(timeout=30) as http:
             return await action(
                 PartnerProducer(config, broker, Topics(settings.topic_prefix), http)
