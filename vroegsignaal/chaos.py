@@ -79,7 +79,7 @@ class Plan:
     restart_broker: bool = True
     restart_postgres: bool = True
     seed: int = 1
-    settle_seconds: float = 600.0
+    settle_seconds: float = 2400.0
 
 
 @dataclass
@@ -97,6 +97,7 @@ class Figures:
     repeated_emails: int = 0
     audit_missing: dict[str, int] = field(default_factory=dict)
     audit_verify: str = "not run"
+    pending: int = 0  # messages, outbox rows still waiting when the figures were taken
     events: list[str] = field(default_factory=list)
 
     @property
@@ -117,6 +118,11 @@ class Figures:
             )
             if value
         ]
+        if self.pending:
+            found.append(
+                f"not settled: {self.pending} messages still waiting (the figures below "
+                "count them as missing; give the run more time to settle)"
+            )
         found += [f"audit entries missing for {k}: {v}" for k, v in self.audit_missing.items() if v]
         if self.audit_verify != "ok":
             found.append(f"audit verify: {self.audit_verify}")
@@ -141,6 +147,7 @@ class Figures:
             "at least once, each names its delivery)",
             f"audit entries missing                   {missing}",
             f"vroegsignaal audit verify               {self.audit_verify}",
+            f"still waiting when counted              {self.pending}",
         ]
         problems = self.problems()
         verdict = (
@@ -544,6 +551,7 @@ def run(plan: Plan, data: Path, say: Callable[[str], None] = print) -> Figures:
         admin = stack.admin_settings()
         deadline = time.monotonic() + plan.settle_seconds
         quiet = 0
+        pending = 0
         while quiet < 3:
             for event in stack.supervisor.poll():
                 said(event)
@@ -554,6 +562,7 @@ def run(plan: Plan, data: Path, say: Callable[[str], None] = print) -> Figures:
                 left = -1
             quiet = quiet + 1 if left == 0 else 0
             if time.monotonic() > deadline:
+                pending = left
                 said(f"not settled within {plan.settle_seconds:.0f} s: {left} still pending")
                 for line in asyncio.run(diagnose(stack)):
                     said(line)
@@ -561,6 +570,7 @@ def run(plan: Plan, data: Path, say: Callable[[str], None] = print) -> Figures:
             time.sleep(1)
         result = asyncio.run(figures(stack, rows))
         result.audit_verify = audit_verify(stack)
+        result.pending = max(pending, 0)
         result.events = events
         return result
     except CrashLoop as looping:
