@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench chaos lint typecheck schemas clean stop help browser
+.PHONY: install run test bench chaos soak lint typecheck schemas clean stop help browser
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
 	@echo "make test   lint, type-check and run every test against a real Kafka and PostgreSQL"
 	@echo "make stop   stop processes left over from a killed 'make run'"
 	@echo "make bench  matching's cost per signal at 10^4 and 10^6 stored registrations"
+	@echo "make soak   30 minutes at 50 signals/s; fails if memory grows or a backlog keeps growing"
 	@echo "make chaos  10^4 partner rows while every service, Kafka and PostgreSQL are killed"
 	@echo "make clean  wipe local data (.local/)"
 
@@ -37,6 +38,14 @@ stop: install
 chaos: install
 	$(BIN)/vroegsignaal dev prepare
 	$(BIN)/python -m vroegsignaal.chaos --rows 10000 --kills 3
+
+# 30 minutes at a steady 50 signals/s from the simulated municipality, sampled every
+# minute (each service's memory, consumer lag, outboxes); fails when memory grows more
+# than 10% after the warm-up, a backlog keeps growing, or the stack does not drain.
+soak: install
+	$(BIN)/vroegsignaal dev prepare
+	mkdir -p test-artifacts
+	$(BIN)/python -m vroegsignaal.soak --rate 50 --minutes 30 --csv test-artifacts/soak.csv
 
 lint: install
 	$(BIN)/ruff check services shared vroegsignaal tests

@@ -19,7 +19,6 @@ import email
 import mailbox
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,31 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
-import psutil
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from shared.contracts import Category, Topics
-from shared.kafka import client_options
-from shared.settings import Settings
-from vroegsignaal.devstack import (
-    as_kafka_admin,
-    prepare_infrastructure,
-    service_env,
-    start_process,
-)
+from shared.contracts import Category
+from vroegsignaal.harness import Stack, audit_verify, diagnose, measure_backlog, running
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.services import SERVICES
-from vroegsignaal.stack.kafka import KafkaNode
-from vroegsignaal.stack.kafka_access import ADMIN
-from vroegsignaal.stack.local import Infrastructure
-from vroegsignaal.stack.postgres import PostgresNode
-from vroegsignaal.stack.procs import free_port, stop_process, wait_for_port
-from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE, Secrets, init_secrets
-from vroegsignaal.stack.supervisor import CrashLoop, Supervisor
+from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE
 
 FIELDS = [
     "child_bsn", "parent_bsns", "household_id", "date_of_birth", "category", "wijk",
@@ -65,11 +47,6 @@ FIELDS = [
 ]  # fmt: skip
 WIJKEN = ("WK099901", "WK099902", "WK099903", "WK099904")
 DELIVERY_HEADER = "X-Vroegsignaal-Delivery"
-WATCHED = (
-    "faststream_received_messages_total",
-    "faststream_received_processed_messages_total",
-    "vroegsignaal_intake_signals_total",
-)
 
 
 @dataclass(frozen=True)
@@ -199,119 +176,6 @@ def write_exports(directory: Path, rows: int, seed: int) -> tuple[dict[str, Path
     return {pid: directory / f"{pid}.csv" for pid in writers}, rows
 
 
-class Stack:
-    """Kafka, PostgreSQL, the mail server and the five services, each one killable."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.logs = data / "logs"
-        self.run_dir = data / "run"
-        ports = {
-            name: free_port()
-            for name in ("intake", "matching", "notification", "audit", "pseudonymiser")
-        }
-        self.secrets: Secrets = init_secrets(
-            data / "secrets", pseudonymiser_url=f"http://127.0.0.1:{ports['pseudonymiser']}"
-        )
-        self.admin_password = self.secrets.kafka_passwords()[ADMIN]
-        self.kafka = KafkaNode(
-            data / "kafka", free_port(), free_port(), admin_password=self.admin_password
-        )
-        self.postgres = PostgresNode(data / "postgres", free_port())
-        self.mail_port = free_port()
-        self.ports = ports
-        self.supervisor = Supervisor()
-        self.settings = Settings()
-
-    def start(self) -> None:
-        self.postgres.start()
-        self.kafka.start()
-        self.infra = Infrastructure(
-            self.kafka.bootstrap_servers,
-            self.postgres.url(),
-            True,
-            True,
-            self.admin_password,
-        )
-        self.settings = Settings(
-            KAFKA_BOOTSTRAP_SERVERS=self.kafka.bootstrap_servers,
-            DATABASE_URL=self.postgres.url(),
-            partners_file=self.secrets.partners,
-            pseudonymiser_url=f"http://127.0.0.1:{self.ports['pseudonymiser']}",
-        ).model_copy(update={f"{name}_port": port for name, port in self.ports.items()})
-        prepare_infrastructure(self.settings, self.secrets, self.infra)
-        maildir = self.data / "mail"
-        for part in ("tmp", "new", "cur"):
-            (maildir / part).mkdir(parents=True, exist_ok=True)
-        mail_args = ["dev", "mail", "--listen", f"127.0.0.1:{self.mail_port}", str(maildir)]
-        self.supervisor.add(
-            "mail",
-            lambda: start_process("mail", mail_args, dict(os.environ), self.logs, self.run_dir),
-            str(self.logs / "mail.log"),
-        )
-        for name in SERVICES:
-            env = {
-                **service_env(self.infra, self.data / "traces.jsonl", self.secrets, name),
-                **{f"VS_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
-                "VS_PSEUDONYMISER_URL": self.settings.pseudonymiser_url,
-                "VS_SMTP_HOST": "127.0.0.1",
-                "VS_SMTP_PORT": str(self.mail_port),
-                "VS_OUTBOX_POLL_SECONDS": "0.2",
-                "VS_DELIVERY_INTERVAL_SECONDS": "0.2",
-                "VS_DELIVERY_BASE_SECONDS": "0.5",
-                "VS_GRACEFUL_TIMEOUT_SECONDS": "5",
-            }
-            self.supervisor.add(
-                name,
-                lambda n=name, e=env: start_process(n, ["serve", n], e, self.logs, self.run_dir),  # type: ignore[misc]
-                str(self.logs / f"{name}.log"),
-            )
-        for name, proc in self.supervisor.running():
-            if name in SERVICES:
-                wait_for_port(self.ports[name], proc, name, self.logs / f"{name}.log", 120)
-
-    def kill(self, name: str) -> None:
-        """SIGKILL one service; the supervisor starts it again."""
-        process = self.supervisor.processes[name].process
-        if process is not None:
-            process.kill()
-
-    def restart_kafka(self) -> None:
-        assert self.kafka.process is not None
-        self.kafka.process.kill()
-        self.kafka.process.wait()
-        self.kafka.process = None
-        self.kafka.start()
-
-    def restart_postgres(self) -> None:
-        """SIGKILL the postmaster and every backend at once (its own process group), then
-        start it again: crash recovery from the WAL, as after a power cut."""
-        assert self.postgres.process is not None
-        os.killpg(self.postgres.process.pid, signal.SIGKILL)
-        self.postgres.process.wait()
-        self.postgres.process = None
-        deadline = time.monotonic() + 30
-        while (
-            any(
-                p.info["name"] == "postgres" and p.info["ppid"] in (1, 0)
-                for p in psutil.process_iter(["name", "ppid"])
-                if p.pid != os.getpid()
-            )
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
-        self.postgres.start()
-
-    def stop(self) -> None:
-        for _, process in reversed(self.supervisor.running()):
-            stop_process(process, timeout=10)
-        self.kafka.stop()
-        self.postgres.stop()
-
-    def admin_settings(self) -> Settings:
-        return as_kafka_admin(self.settings, self.secrets)
-
-
 def send_all(stack: Stack, exports: dict[str, Path], said: Callable[[str], None]) -> None:
     """Each partner sends its export with `vroegsignaal partner send`; a run that fails
     (the broker or the pseudonymiser went away) is run again: the journal sends only what
@@ -341,89 +205,6 @@ def send_all(stack: Stack, exports: dict[str, Path], said: Callable[[str], None]
         t.start()
     for t in threads:
         t.join()
-
-
-def consumed(topics: Topics, partner_topics: list[str]) -> dict[str, list[str]]:
-    """Each consumer group and the topics it reads (services/*/handlers.py)."""
-    group = topics.name("vroegsignaal-")
-    return {
-        f"{group}intake": partner_topics,
-        f"{group}matching": [topics.accepted],
-        f"{group}matching-trends": [topics.wijk_themes],
-        f"{group}matching-erasures": [topics.erasures_approved],
-        f"{group}notification": [topics.matches, topics.match_lifecycle, topics.trends],
-        f"{group}audit": topics.audits,
-        f"{group}audit-requests": [topics.audit_requests],
-    }
-
-
-async def lag_and_backlog(settings: Settings, partner_ids: list[str]) -> int:
-    """Messages a group has not yet committed (from the start of every partition it reads,
-    whether it committed there yet or not), outbox rows, deliveries still pending."""
-    topics = Topics(settings.topic_prefix)
-    options = client_options(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **options)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, **options
-    )
-    await admin.start()
-    await consumer.start()
-    lag = 0
-    try:
-        for group, read in consumed(topics, [topics.partner(p) for p in partner_ids]).items():
-            committed = await admin.list_consumer_group_offsets(group)
-            partitions = [
-                TopicPartition(t, p)
-                for t in read
-                for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-            ]
-            ends = await consumer.end_offsets(partitions)
-            lag += sum(
-                end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
-            )
-    finally:
-        await consumer.stop()
-        await admin.close()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        for schema in SERVICES:
-            lag += await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
-        # (Deliveries still queued are not waited for: they go at the channel's pace.)
-        lag += await conn.fetchval("SELECT count(*) FROM notification.pending_lifecycle")
-    finally:
-        await conn.close()
-    return int(lag)
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
-
-
-async def diagnose(stack: Stack) -> list[str]:
-    """Where a stack that does not settle is stuck: sessions that are not idle, and what
-    each service has received and handled."""
-    lines = []
-    conn = await asyncpg.connect(stack.settings.database_url)
-    try:
-        for r in await conn.fetch(
-            "SELECT usename, state, wait_event_type, wait_event, left(query, 120) AS query,"
-            " now() - xact_start AS age FROM pg_stat_activity"
-            " WHERE state IS NOT NULL AND state <> 'idle' AND pid <> pg_backend_pid()"
-        ):
-            lines.append(f"session {dict(r)}")
-    finally:
-        await conn.close()
-    async with httpx.AsyncClient(timeout=5) as client:
-        for name, port in stack.ports.items():
-            try:
-                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError as exc:
-                lines.append(f"{name}: no metrics ({exc})")
-                continue
-            counts = [line for line in metrics.splitlines() if line.startswith(WATCHED)]
-            lines.append(f"{name}: " + "; ".join(counts)[:600])
-    return lines
 
 
 async def figures(stack: Stack, rows: int) -> Figures:
@@ -486,38 +267,15 @@ async def figures(stack: Stack, rows: int) -> Figures:
     return found
 
 
-def audit_verify(stack: Stack) -> str:
-    """`vroegsignaal audit verify` as an operator runs it: 'ok', or what it found."""
-    admin = stack.admin_settings()
-    verify = subprocess.run(
-        [sys.executable, "-m", "vroegsignaal", "audit", "verify"],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
-            "DATABASE_URL": stack.settings.database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
-            "VS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-            "VS_KAFKA_SASL_USERNAME": ADMIN,
-            "VS_KAFKA_SASL_PASSWORD_FILE": str(admin.kafka_sasl_password_file),
-            "VS_AUDIT_PUBLIC_KEY": stack.secrets.audit_public_key.read_text().strip(),
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return "ok" if verify.returncode == 0 else (verify.stdout + verify.stderr).strip()[-300:]
-
-
 def run(plan: Plan, data: Path, say: Callable[[str], None] = print) -> Figures:
     """The whole run: start, load, chaos, settle, count."""
-    stack = Stack(data)
     events: list[str] = []
 
     def said(line: str) -> None:
         events.append(line)
         say(time.strftime("%H:%M:%S ") + line)
 
-    try:
-        stack.start()
+    with running(data) as stack:
         said("the stack is up")
         exports, rows = write_exports(data / "exports", plan.rows, plan.seed)
         sending = threading.Thread(target=send_all, args=(stack, exports, said))
@@ -556,7 +314,7 @@ def run(plan: Plan, data: Path, say: Callable[[str], None] = print) -> Figures:
             for event in stack.supervisor.poll():
                 said(event)
             try:
-                left = asyncio.run(lag_and_backlog(admin, list(exports)))
+                left = asyncio.run(measure_backlog(admin, list(exports))).waiting
             except (OSError, asyncpg.PostgresError, KafkaError) as exc:
                 said(f"not yet measurable ({exc}); again")
                 left = -1
@@ -573,10 +331,6 @@ def run(plan: Plan, data: Path, say: Callable[[str], None] = print) -> Figures:
         result.pending = max(pending, 0)
         result.events = events
         return result
-    except CrashLoop as looping:
-        raise RuntimeError(str(looping)) from None
-    finally:
-        stack.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from vroegsignaal.partner.rows import SourceRow
 
 WIJKEN = tuple(f"WK0999{n:02d}" for n in range(1, 9))
 FIRST_NAMES = ("Anouk", "Bram", "Chaima", "Daan", "Emre", "Fleur", "Gijs", "Hanna", "Ilse", "Joris")
+TICK_SECONDS = 0.2  # at most five batches a second, however high the rate
 LAST_NAMES = ("de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos")
 
 
@@ -140,17 +142,35 @@ async def run(
                 producers[pid] = PartnerProducer(
                     config.model_copy(update={"pseudonymiser": access}), brokers[pid], topics, http
                 )
+            # Paced by the clock, not by sleeping after each send: every tick sends what
+            # is due since the start, in one batch per partner, so the rate holds however
+            # long a send takes (and a slow stack shows as lag, not as a slower load).
+            started = time.monotonic()
             while count is None or sent < count:
-                sent += 1
-                if bad_every and sent % bad_every == 0:
-                    partner = partner_ids[sent % len(partner_ids)]
-                    await brokers[partner].publish(
-                        b'{"schema_version": 1, "not": "a signal"', topics.partner(partner)
-                    )
-                else:
-                    partner, row = town.next_row()
-                    await producers[partner].send_rows([row], summary)
-                await asyncio.sleep(1.0 / rate)
+                tick = time.monotonic()
+                due = int((tick - started) * rate) + 1
+                if count is not None:
+                    due = min(due, count)
+                batches: dict[str, list[SourceRow]] = {}
+                malformed: list[str] = []
+                while sent < due:
+                    sent += 1
+                    if bad_every and sent % bad_every == 0:
+                        malformed.append(partner_ids[sent % len(partner_ids)])
+                    else:
+                        partner, row = town.next_row()
+                        batches.setdefault(partner, []).append(row)
+                await asyncio.gather(
+                    *(producers[p].send_rows(rows, summary) for p, rows in batches.items()),
+                    *(
+                        brokers[p].publish(
+                            b'{"schema_version": 1, "not": "a signal"', topics.partner(p)
+                        )
+                        for p in malformed
+                    ),
+                )
+                next_at = max(started + sent / rate, tick + TICK_SECONDS)
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
     finally:
         for broker in brokers.values():
             await broker.stop()

@@ -118,6 +118,10 @@ class Secrets:
     def partners(self) -> Path:
         return self.directory / "partners.yaml"
 
+    def partner_ids(self) -> list[str]:
+        """Every partner in the registry, in its order."""
+        return [str(p["id"]) for p in yaml.safe_load(self.partners.read_text())["partners"]]
+
     def partner_config(self, partner_id: str) -> Path:
         return self.directory / "partners" / f"{partner_id}.yaml"
 
