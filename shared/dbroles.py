@@ -91,17 +91,20 @@ async def hand_over(conn: Conn, schema: str, owner: str) -> None:
     )
     if current != owner:
         await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO {owner}')
-    objects = await conn.fetch(
-        "SELECT c.relname AS name, c.relkind AS kind FROM pg_class c"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"
-        " AND pg_get_userbyid(c.relowner) <> $2",
-        schema,
-        owner,
-    )
-    for o in objects:
-        what = "SEQUENCE" if o["kind"] == "S" else "TABLE"
-        await conn.execute(f'ALTER {what} "{schema}"."{o["name"]}" OWNER TO {owner}')
+    # Tables first: a sequence a table owns (serial, identity) follows its table, and
+    # cannot be given away on its own; then what is still left (standalone sequences).
+    for kinds, what in ((["r", "p", "v", "m"], "TABLE"), (["S"], "SEQUENCE")):
+        objects = await conn.fetch(
+            "SELECT c.relname AS name FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relkind::text = ANY($3::text[])"
+            " AND pg_get_userbyid(c.relowner) <> $2",
+            schema,
+            owner,
+            kinds,
+        )
+        for o in objects:
+            await conn.execute(f'ALTER {what} "{schema}"."{o["name"]}" OWNER TO {owner}')
     functions = await conn.fetch(
         "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p"
         " JOIN pg_namespace n ON n.oid = p.pronamespace"

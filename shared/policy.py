@@ -64,8 +64,26 @@ class InformingPolicy(_Strict):
         return self
 
 
+class DigestPolicy(_Strict):
+    """E-mail tells a worker that their inbox changed, at most once per interval: one
+    e-mail for many alerts, never one per alert."""
+
+    interval_minutes: int = Field(default=60, ge=1, le=1440)
+    # The first alert of a case new to the worker goes out sooner, after min_gap_minutes
+    # since their last e-mail rather than the whole interval.
+    new_case_immediately: bool = False
+    min_gap_minutes: int = Field(default=5, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _gap_within_interval(self) -> DigestPolicy:
+        if self.min_gap_minutes > self.interval_minutes:
+            raise ValueError("digest.min_gap_minutes must not exceed digest.interval_minutes")
+        return self
+
+
 class NotificationPolicy(_Strict):
     keep_closed_days: int = Field(default=365, ge=1, le=3650)
+    digest: DigestPolicy = DigestPolicy()
 
 
 class AuditPolicy(_Strict):

@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     )
     delivery_base_seconds: float = Field(default=2.0, gt=0)
     delivery_interval_seconds: float = Field(default=1.0, gt=0)
+    # How often the composer looks for digests that are due (the policy says how often a
+    # worker may get one).
+    digest_check_seconds: float = Field(default=30.0, gt=0)
     escalation_interval_seconds: float = Field(default=60.0, gt=0)
     trace_file: Path | None = Field(
         default=None,

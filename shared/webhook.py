@@ -1,116 +1,83 @@
-"""Signed webhooks: the signature scheme, its verification and the webhook targets file.
+"""Signed webhooks by the Standard Webhooks specification (standardwebhooks.com): the
+signing, its verification and the webhook targets file.
 
-Shared by the notification service, which signs, and by partner systems, which verify.
+Shared by the notification service, which signs, and by partner systems, which verify,
+with this module or with the specification's library in any language. Every delivery
+carries three headers:
 
-Signature scheme (after Stripe and Standard Webhooks). Every delivery carries three headers:
+    webhook-id:        the delivery id; the same on every retry, so a receiver can drop
+                       duplicates (letters, digits, '-' and '_' only)
+    webhook-timestamp: when this attempt was signed, in unix seconds
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>
 
-    Vs-Webhook-Id:        the delivery id; the same on every retry, so a receiver can
-                          drop duplicates (letters, digits, '-' and '_' only)
-    Vs-Webhook-Timestamp: when this attempt was signed, in unix seconds
-    Vs-Webhook-Signature: v1=<hex HMAC-SHA256(secret, b"<id>.<timestamp>." + body)>
-
-The body is signed byte for byte as sent; a receiver verifies the raw body before it
-parses it. Binding the timestamp into the signature lets a receiver refuse replays of
-old deliveries (default tolerance: 5 minutes either way). During a secret rotation the
-signature header may hold several space-separated `v1=` values, one per valid secret;
-one match is enough. Values with another version prefix are ignored, so a later scheme
-can be added alongside.
+The key is the secret's bytes; a secret is written `whsec_<base64>`. The body is signed
+byte for byte as sent; a receiver verifies the raw body before it parses it, and refuses
+a timestamp more than five minutes off. During a secret rotation the target lists the
+old secret under `previous_secrets`: every delivery is then signed with each (several
+space-separated `v1,` signatures), and one match is enough for the receiver.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import re
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from standardwebhooks import Webhook, WebhookVerificationError
 
-ID_HEADER = "Vs-Webhook-Id"
-TIMESTAMP_HEADER = "Vs-Webhook-Timestamp"
-SIGNATURE_HEADER = "Vs-Webhook-Signature"
-SCHEME = "v1"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every secret, not one
 MIN_SECRET_BYTES = 32
 
-# The signed payload is "<id>.<timestamp>.<body>": an id without dots and a timestamp of
-# digits only keep that split unambiguous, so no header can be moved into the body.
+# The signed content is "<id>.<timestamp>.<body>": an id without dots keeps that split
+# unambiguous, so no header can be moved into the body.
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_TIMESTAMP = re.compile(r"[0-9]{1,15}")
 
 
 class SignatureInvalid(ValueError):
     """A webhook delivery whose signature cannot be trusted; the message says why."""
 
 
-def _signature(secret: bytes, delivery_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{delivery_id}.{timestamp}.".encode() + body
-    return hmac.new(secret, signed, hashlib.sha256).hexdigest()
-
-
-def sign(secret: bytes, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The headers that let a receiver holding `secret` verify this delivery of `body`."""
+def sign(secrets: Sequence[bytes], delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The headers that let a receiver holding any of `secrets` verify this delivery."""
     if not _DELIVERY_ID.fullmatch(delivery_id):
         raise ValueError("a delivery id has 1-128 letters, digits, '-' or '_'")
     if timestamp < 0:
         raise ValueError("a webhook timestamp is unix seconds, not negative")
+    if not secrets:
+        raise ValueError("a webhook is signed with at least one secret")
+    when = datetime.fromtimestamp(timestamp, UTC)
+    text = body.decode()
     return {
         ID_HEADER: delivery_id,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: f"{SCHEME}={_signature(secret, delivery_id, timestamp, body)}",
+        SIGNATURE_HEADER: " ".join(Webhook(key).sign(delivery_id, when, text) for key in secrets),
     }
 
 
-def verify(
-    secret: bytes,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float | None = None,
-    tolerance_seconds: int = 300,
-) -> None:
-    """Raise SignatureInvalid unless `body` was signed with `secret` within the tolerance."""
-    lowered = {name.lower(): value for name, value in headers.items()}
-    missing = [
-        name
-        for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
-        if not lowered.get(name.lower())
-    ]
-    if missing:
-        raise SignatureInvalid(f"missing header {', '.join(missing)}")
-    delivery_id = lowered[ID_HEADER.lower()]
-    if not _DELIVERY_ID.fullmatch(delivery_id):
-        raise SignatureInvalid(f"{ID_HEADER} is malformed")
-    raw_timestamp = lowered[TIMESTAMP_HEADER.lower()]
-    if not _TIMESTAMP.fullmatch(raw_timestamp):
-        raise SignatureInvalid(f"{TIMESTAMP_HEADER} is not unix seconds")
-    timestamp = int(raw_timestamp)
-    current = time.time() if now is None else now
-    if timestamp < current - tolerance_seconds:
-        raise SignatureInvalid(
-            f"timestamp too old: signed {current - timestamp:.0f}s ago, "
-            f"tolerance is {tolerance_seconds}s"
-        )
-    if timestamp > current + tolerance_seconds:
-        raise SignatureInvalid(
-            f"timestamp in the future: {timestamp - current:.0f}s ahead, "
-            f"tolerance is {tolerance_seconds}s; check the clocks"
-        )
-    prefix = f"{SCHEME}="
-    candidates = [
-        part[len(prefix) :]
-        for part in lowered[SIGNATURE_HEADER.lower()].split()
-        if part.startswith(prefix)
-    ]
-    if not candidates:
-        raise SignatureInvalid(f"{SIGNATURE_HEADER} has no {SCHEME}= signature")
-    expected = _signature(secret, delivery_id, timestamp, body).encode()
-    if not any(hmac.compare_digest(expected, candidate.encode()) for candidate in candidates):
-        raise SignatureInvalid("signature mismatch: wrong secret or altered body")
+def verify(secret: bytes, headers: Mapping[str, str], body: bytes) -> None:
+    """Raise SignatureInvalid unless `body` was signed with `secret` within five minutes
+    (the specification's library does the checking)."""
+    try:
+        Webhook(secret).verify(body, dict(headers), json_parse=False)
+    except WebhookVerificationError as invalid:
+        raise SignatureInvalid(str(invalid)) from None
+    except (ValueError, binascii.Error):
+        raise SignatureInvalid(f"{SIGNATURE_HEADER} is malformed") from None
+
+
+def secret_text(key: bytes) -> str:
+    """A secret as the specification writes it (for the webhooks file)."""
+    return SECRET_PREFIX + base64.b64encode(key).decode()
 
 
 @dataclass(frozen=True)
@@ -121,6 +88,11 @@ class WebhookTarget:
     url: str
     secret: bytes
     organisations: frozenset[str]
+    previous_secrets: tuple[bytes, ...] = ()  # still signed with during a rotation
+
+    @property
+    def signing_secrets(self) -> tuple[bytes, ...]:
+        return (self.secret, *self.previous_secrets)
 
     def __repr__(self) -> str:
         # The secret must never reach a log line or a traceback.
@@ -134,8 +106,11 @@ class WebhookConfigError(ValueError):
     """The webhooks file is wrong; the message names the file, the entry and the fix."""
 
 
-_ENTRY_KEYS = ("name", "url", "secret_hex", "organisations")
-_HOW_TO_MAKE_ONE = "make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+_ENTRY_KEYS = ("name", "url", "secret", "previous_secrets", "organisations")
+_HOW_TO_MAKE_ONE = (
+    "make one with: python -c 'import base64, secrets; "
+    'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\''
+)
 
 
 def load_webhooks(path: Path) -> list[WebhookTarget]:
@@ -143,7 +118,8 @@ def load_webhooks(path: Path) -> list[WebhookTarget]:
 
     version: 1
     webhooks:
-      - {name: ..., url: https://..., secret_hex: "...", organisations: [...]}
+      - {name: ..., url: https://..., secret: whsec_..., organisations: [...]}
+        (previous_secrets: [whsec_...] while a receiver moves to a new secret)
     """
     try:
         document = yaml.safe_load(path.read_text())
@@ -192,6 +168,12 @@ def _target(path: Path, number: int, entry: Any) -> WebhookTarget:
     if not isinstance(name, str) or not name.strip():
         raise WebhookConfigError(f"{where}: 'name' is missing; give the webhook a name")
     where = f"{where} '{name}'"
+    if "secret_hex" in entry:
+        raise WebhookConfigError(
+            f"{where}: 'secret_hex' was the signature scheme before Standard Webhooks; write "
+            "the same bytes as 'secret: whsec_<base64>' (python -c 'import base64, sys; "
+            'print("whsec_" + base64.b64encode(bytes.fromhex(sys.argv[1])).decode())\' HEX)'
+        )
     unknown = sorted(set(map(str, entry)) - set(_ENTRY_KEYS))
     if unknown:
         raise WebhookConfigError(
@@ -206,22 +188,11 @@ def _target(path: Path, number: int, entry: Any) -> WebhookTarget:
             f"{where}: url {url!r} is not an http:// or https:// URL with a host; "
             "only http and https are allowed"
         )
-    secret_hex = entry.get("secret_hex")
-    if not isinstance(secret_hex, str):
-        raise WebhookConfigError(
-            f"{where}: 'secret_hex' must be a quoted hexadecimal string; {_HOW_TO_MAKE_ONE}"
-        )
-    try:
-        secret = bytes.fromhex(secret_hex)
-    except ValueError:
-        raise WebhookConfigError(
-            f"{where}: 'secret_hex' is not hexadecimal; {_HOW_TO_MAKE_ONE}"
-        ) from None
-    if len(secret) < MIN_SECRET_BYTES:
-        raise WebhookConfigError(
-            f"{where}: the secret is {len(secret)} bytes, shorter than the "
-            f"{MIN_SECRET_BYTES} required; {_HOW_TO_MAKE_ONE}"
-        )
+    secret = _secret(where, "secret", entry.get("secret"))
+    previous = entry.get("previous_secrets") or []
+    if not isinstance(previous, list):
+        raise WebhookConfigError(f"{where}: 'previous_secrets' must be a list of whsec_ secrets")
+    older = tuple(_secret(where, "previous_secrets", value) for value in previous)
     organisations = entry.get("organisations")
     if (
         not isinstance(organisations, list)
@@ -232,4 +203,31 @@ def _target(path: Path, number: int, entry: Any) -> WebhookTarget:
             f"{where}: 'organisations' must be a non-empty list of organisation ids "
             "whose workers' alerts this webhook receives"
         )
-    return WebhookTarget(name=name, url=url, secret=secret, organisations=frozenset(organisations))
+    return WebhookTarget(
+        name=name,
+        url=url,
+        secret=secret,
+        organisations=frozenset(organisations),
+        previous_secrets=older,
+    )
+
+
+def _secret(where: str, key: str, value: Any) -> bytes:
+    """A `whsec_<base64>` secret of at least MIN_SECRET_BYTES; the message never
+    repeats the value."""
+    if not isinstance(value, str) or not value.startswith(SECRET_PREFIX):
+        raise WebhookConfigError(
+            f"{where}: '{key}' must be a secret written whsec_<base64>; {_HOW_TO_MAKE_ONE}"
+        )
+    try:
+        secret = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookConfigError(
+            f"{where}: '{key}' is not base64 after whsec_; {_HOW_TO_MAKE_ONE}"
+        ) from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise WebhookConfigError(
+            f"{where}: the secret in '{key}' is {len(secret)} bytes, shorter than the "
+            f"{MIN_SECRET_BYTES} required; {_HOW_TO_MAKE_ONE}"
+        )
+    return secret

@@ -1,6 +1,7 @@
 """A real HTTP webhook receiver for tests: plain ASGI under uvicorn, in this process.
 
-It verifies each request as a partner system would (`shared.webhook.verify`), records
+It verifies each request as a partner system would, with the Standard Webhooks
+reference library (`standardwebhooks`) and the secret written as `whsec_...`; records
 what arrived, and answers 2xx for a verified delivery, `reject_status` for one that does
 not verify, and `fail_status` to the first `fail_first` requests whatever they carry.
 """
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from standardwebhooks import Webhook, WebhookVerificationError
 
-from shared.webhook import SignatureInvalid, verify
+from shared.webhook import secret_text
 from vroegsignaal.stack.procs import free_port
 
 HOST = "127.0.0.1"
@@ -56,8 +58,8 @@ class WebhookReceiver:
         }
         failure: str | None = None
         try:
-            verify(self.secret, headers, body)
-        except SignatureInvalid as invalid:
+            Webhook(secret_text(self.secret)).verify(body, headers, json_parse=False)
+        except (WebhookVerificationError, ValueError) as invalid:
             failure = str(invalid)
         self.received.append(Received(headers, body, failure is None, failure))
         if len(self.received) <= self.fail_first:

@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,13 @@ import asyncpg
 
 from services.matching import app as matching_app
 from services.matching import handlers
-from shared import keystore as keystore_module
 from shared.contracts import OrganisationCategory, SealedSignal, SignalAccepted, WorkerContact
-from shared.db import create_pool, migrate, migration_files
+from shared.db import create_pool
 from shared.keystore import KeyStore
 from shared.policy import load_policy
 from shared.service import ServiceRuntime, build_service
 from shared.settings import Settings
+from vroegsignaal.stack.database import provision
 from vroegsignaal.stack.procs import free_port
 from vroegsignaal.stack.secrets import init_secrets
 
@@ -139,8 +140,8 @@ async def run(database_url: str, sizes: list[int], per_size: int) -> list[dict[s
         keystore_cache_seconds=0,
     )
     directory = Path(matching_app.__file__).parent
-    await migrate(database_url, "matching", migration_files(directory))
-    await migrate(database_url, "keystore", sorted(keystore_module.MIGRATIONS.glob("*.sql")))
+    # Roles, schemas and the key store's own database, as `dev up` makes them.
+    await provision(database_url, {})
     policy = load_policy(settings.policy_file)
     holder: dict[str, handlers.Matcher] = {}
 
@@ -223,12 +224,10 @@ async def audit_history(database_url: str, total: int, already: int) -> None:
 
 
 async def run_audit(database_url: str, sizes: list[int], appends: int) -> list[dict[str, Any]]:
-    from services.audit import app as audit_app
     from services.audit import store as audit_store
     from services.audit.domain import entry_from
     from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
 
-    await migrate(database_url, "audit", migration_files(Path(audit_app.__file__).parent))
     pool = await create_pool(database_url, "audit")
     results = []
     loaded = 0
@@ -274,11 +273,95 @@ async def run_audit(database_url: str, sizes: list[int], appends: int) -> list[d
     return results
 
 
+@contextlib.contextmanager
+def mail_server() -> Iterator[int]:
+    """The local SMTP server of `dev up` (a Maildir in a temporary folder); its port."""
+    import subprocess
+    import sys
+
+    from vroegsignaal.stack.procs import stop_process, wait_for_port
+
+    maildir = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-mail-"))
+    for part in ("tmp", "new", "cur"):
+        (maildir / part).mkdir()
+    port = free_port()
+    mail = subprocess.Popen(
+        [sys.executable, "-m", "vroegsignaal", "dev", "mail", "--listen", f"127.0.0.1:{port}",
+         str(maildir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, mail, "mail", maildir / "none.log", 30)
+        yield port
+    finally:
+        stop_process(mail, timeout=10)
+
+
+async def run_deliveries(
+    database_url: str, alerts: int, workers: int, port: int
+) -> dict[str, float]:
+    """Alerts for many workers (as after a partner's export) through the digest composer
+    and the delivery loop into a local SMTP server: how fast alerts become digests and
+    digests become e-mails, against one e-mail per alert before digests."""
+    import httpx
+
+    from services.notification import app as notification_app
+    from services.notification import store as notification_store
+    from services.notification.channels import EmailChannel, WebhookChannel
+    from services.notification.delivery import Deliverer, DigestComposer
+    from services.notification.domain import Alert, Part, alert_id
+    from shared.contracts import MatchKind
+
+    directory = Path(notification_app.__file__).parent
+
+    settings = Settings(DATABASE_URL=database_url)
+    _, runtime = build_service("notification", directory, settings, lambda _: [])
+    runtime._pool = await create_pool(database_url, "notification")
+    people = [
+        WorkerContact(worker_id=f"w{n}", display_name=f"W {n}", email=f"w{n}@bench.example")
+        for n in range(workers)
+    ]
+    client = httpx.AsyncClient()
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            for n in range(alerts):
+                match_id = uuid.uuid4()
+                recipient = people[n % workers]
+                alert = Alert(
+                    alert_id(match_id, recipient.worker_id, MatchKind.PERSON, "raised"),
+                    match_id, MatchKind.PERSON, "raised", Part.REGISTRANT, recipient, (), None,
+                    "bench",
+                )  # fmt: skip
+                await notification_store.add_alert(conn, alert, [secrets.token_hex(32)])
+                await notification_store.queue_for_digest(conn, alert)
+        policy = load_policy(settings.policy_file).notification.digest
+        started = time.perf_counter()
+        digests = await DigestComposer(runtime.pool, policy).run_once()
+        composed = time.perf_counter() - started
+        email = EmailChannel("127.0.0.1", port, "vroegsignaal@bench.example", "https://inbox")
+        deliverer = Deliverer(runtime, email, WebhookChannel(client), [])
+        started = time.perf_counter()
+        sent = await deliverer.run_once()
+        delivered = time.perf_counter() - started
+    finally:
+        await client.aclose()
+        await runtime.pool.close()
+    return {
+        "alerts": alerts,
+        "digests": digests,
+        "alerts_per_second_composed": alerts / composed,
+        "emails": sent,
+        "emails_per_second": sent / delivered,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--signals", type=int, default=2000)
     parser.add_argument("--appends", type=int, default=2000)
+    parser.add_argument("--alerts", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=500)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -322,10 +405,21 @@ def main() -> None:
             flush=True,
         )
         audit = asyncio.run(run_audit(url, sizes, args.appends))
+        print("deliveries: alerts after an export, as digest e-mails", flush=True)
+        port = stack.enter_context(mail_server())
+        mails = asyncio.run(run_deliveries(url, args.alerts, args.workers, port))
     ratio = audit[-1]["appends_per_second"] / audit[0]["appends_per_second"]
     print(
         f"append throughput at {audit[-1]['entries']:,} vs {audit[0]['entries']:,} entries: "
         f"{ratio:.2f}x (proofs grow with log2 of the size)"
+    )
+    print(
+        f"{mails['alerts']:,} alerts for {args.workers} workers: {mails['digests']} digests "
+        f"composed at {mails['alerts_per_second_composed']:,.0f} alerts/s; "
+        f"{mails['emails']} e-mails sent at {mails['emails_per_second']:.0f}/s, "
+        f"{mails['alerts'] / max(mails['emails'], 1):.0f} alerts per e-mail (one e-mail "
+        f"per alert would have taken {mails['alerts'] / mails['emails_per_second']:.0f} s "
+        "at that rate)"
     )
 
 

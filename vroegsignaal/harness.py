@@ -105,6 +105,7 @@ class Stack:
                 "VS_SMTP_PORT": str(self.mail_port),
                 "VS_OUTBOX_POLL_SECONDS": "0.2",
                 "VS_DELIVERY_INTERVAL_SECONDS": "0.2",
+                "VS_DIGEST_CHECK_SECONDS": "0.5",
                 "VS_DELIVERY_BASE_SECONDS": "0.5",
                 "VS_GRACEFUL_TIMEOUT_SECONDS": "5",
             }

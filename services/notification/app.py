@@ -12,7 +12,7 @@ from faststream.asgi.types import ASGIApp, Scope
 from services.notification import handlers, roster, store
 from services.notification.api import AlertBus, build_api
 from services.notification.channels import EmailChannel, WebhookChannel
-from services.notification.delivery import Deliverer
+from services.notification.delivery import Deliverer, DigestComposer
 from shared.auth import TokenVerifier
 from shared.contracts import AuditActor
 from shared.policy import load_policy
@@ -60,8 +60,10 @@ def create_app(settings: Settings) -> ASGIApp:
                     )
 
         deliverer = Deliverer(runtime, email, WebhookChannel(client), webhooks)
+        composer = DigestComposer(runtime.pool, policy.notification.digest)
 
         runtime.on_start(seed_roster)
+        runtime.every(settings.digest_check_seconds, "digest composition", composer.run_once)
         runtime.every(settings.delivery_interval_seconds, "alert delivery", deliverer.run_once)
         runtime.every(settings.escalation_interval_seconds, "escalation", notifier.escalate)
         runtime.every(settings.retention_interval_seconds, "inbox retention", notifier.retention)

@@ -1,4 +1,4 @@
-"""Delivery channels of alerts: a content-free e-mail nudge and a signed webhook.
+"""Delivery channels of alerts: a content-free e-mail digest and a signed webhook.
 
 Each `send` either delivers or raises DeliveryFailed, which says whether trying again
 later can help. Neither the e-mail nor a failure reason carries personal data: the
@@ -20,19 +20,38 @@ from shared.webhook import WebhookTarget, sign
 # Jitter spreads retries; it protects no secret, so a seeded PRNG is right here.
 _JITTER = random.Random()  # noqa: S311
 
-EMAIL_SUBJECT = "Vroegsignaal: nieuw bericht in uw inbox"
+EMAIL_SUBJECT = "Vroegsignaal: nieuwe berichten in uw inbox"
 DELIVERY_HEADER = "X-Vroegsignaal-Delivery"
 
 _EMAIL_BODY = """\
-Er staat een nieuw signaal voor u klaar in Vroegsignaal.
+{dutch}
 
-Open uw inbox om het te lezen:
+Open uw inbox om ze te lezen:
 {inbox_url}
 
-Dit bericht bevat bewust geen details; die leest u alleen in de inbox.
+Dit bericht bevat bewust geen details; die leest u alleen in de inbox. U krijgt
+hoogstens één zo'n bericht per periode, hoeveel er ook verandert.
 
-There is a new alert for you in Vroegsignaal; open your inbox to read it.
+{english} Open your inbox to read them.
 """
+
+
+def digest_text(cases: int, notices: int) -> tuple[str, str]:
+    """How many cases changed and how many notices wait, in Dutch and in English; never
+    which cases or whose."""
+    dutch, english = [], []
+    if cases:
+        dutch.append(f"{cases} {'zaak is' if cases == 1 else 'zaken zijn'} gewijzigd")
+        english.append(f"{cases} {'case' if cases == 1 else 'cases'} changed")
+    if notices:
+        dutch.append(f"{notices} {'melding' if notices == 1 else 'meldingen'}")
+        english.append(f"{notices} {'notice' if notices == 1 else 'notices'}")
+    if not dutch:
+        return "Er staat iets nieuws voor u klaar in Vroegsignaal.", "Something new awaits you."
+    return (
+        "In Vroegsignaal: " + " en ".join(dutch) + " sinds ons vorige bericht.",
+        "In Vroegsignaal: " + " and ".join(english) + " since our last message.",
+    )
 
 
 class DeliveryFailed(Exception):
@@ -48,7 +67,7 @@ class DeliveryFailed(Exception):
 
 
 class EmailChannel:
-    """Tells a worker by e-mail that their inbox has a new alert, and nothing more."""
+    """Tells a worker by e-mail how many cases in their inbox changed, and nothing more."""
 
     def __init__(
         self,
@@ -67,13 +86,15 @@ class EmailChannel:
         self._sender = sender
         self._envelope_sender = parseaddr(sender)[1] or sender
         self._domain = self._envelope_sender.rpartition("@")[2] or "vroegsignaal.invalid"
-        self._body = _EMAIL_BODY.format(inbox_url=inbox_url)
+        self._inbox_url = inbox_url
         self._username = username
         self._password = password
         self._starttls = starttls
         self._timeout = timeout
 
-    def message(self, to_address: str, delivery_id: str) -> EmailMessage:
+    def message(
+        self, to_address: str, delivery_id: str, cases: int = 0, notices: int = 0
+    ) -> EmailMessage:
         try:
             message = EmailMessage()
             message["From"] = self._sender
@@ -89,11 +110,16 @@ class EmailChannel:
                 "correct the worker's e-mail address",
                 retryable=False,
             ) from None
-        message.set_content(self._body)
+        dutch, english = digest_text(cases, notices)
+        message.set_content(
+            _EMAIL_BODY.format(dutch=dutch, english=english, inbox_url=self._inbox_url)
+        )
         return message
 
-    async def send(self, to_address: str, delivery_id: str) -> None:
-        message = self.message(to_address, delivery_id)
+    async def send(
+        self, to_address: str, delivery_id: str, cases: int = 0, notices: int = 0
+    ) -> None:
+        message = self.message(to_address, delivery_id, cases, notices)
         try:
             await aiosmtplib.send(
                 message,
@@ -141,7 +167,7 @@ class WebhookChannel:
         self._timeout = timeout
 
     async def send(self, target: WebhookTarget, delivery_id: str, body: bytes) -> None:
-        headers = sign(target.secret, delivery_id, int(time.time()), body)
+        headers = sign(target.signing_secrets, delivery_id, int(time.time()), body)
         headers["Content-Type"] = "application/json"
         try:
             response = await self._client.post(

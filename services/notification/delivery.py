@@ -1,16 +1,21 @@
-"""Delivery of alerts over e-mail and webhooks, from the store.
+"""Delivery of alerts: digest e-mails and webhooks, from the store.
 
-An alert's deliveries are rows written in the alert's own transaction; this loop leases
-the due ones, sends them, and records the outcome. A channel that is down loses nothing:
-the row waits with exponential backoff and is tried again, and after the last try it is
-dead-lettered (reason and the delivery's metadata, never the alert's content).
+An alert's webhook deliveries are rows written in the alert's own transaction; its
+e-mail waits as a digest item until the composer makes one digest of everything waiting
+for its recipient (at most once per policy interval) and one e-mail delivery. This loop
+leases the due deliveries, sends them several at a time, and records each outcome. A
+channel that is down loses nothing: the row waits with exponential backoff and is tried
+again, and after the last try it is dead-lettered (reason and the delivery's metadata,
+never the alert's content).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 from prometheus_client import Counter
@@ -22,8 +27,10 @@ from services.notification.channels import (
     WebhookChannel,
     backoff_seconds,
 )
+from services.notification.domain import digest_due
 from shared.contracts import AuditAction, AuditOutcome
 from shared.db import Conn
+from shared.policy import DigestPolicy
 from shared.service import ServiceRuntime
 from shared.webhook import WebhookTarget
 
@@ -33,11 +40,17 @@ DELIVERIES = Counter(
     "vroegsignaal_notification_deliveries_total", "Delivery attempts", ["channel", "outcome"]
 )
 # A lease outlasts its batch even when every send times out (10 s each, twice for SMTP's
-# connect and data), so two instances never send the same delivery.
-BATCH = 5
+# connect and data; BATCH / CONCURRENT rounds), so two instances never send the same
+# delivery.
+BATCH = 50
+CONCURRENT = 10
 # Audit object types of deliveries: alert-email, alert-webhook.
 DELIVERY_OBJECT = "alert-"
 LEASE_SECONDS = 300.0
+# One composer at a time over all instances; each run composes at most this many digests.
+DIGEST_LOCK = 0x76736467  # 'vsdg'
+DIGESTS_PER_RUN = 500
+DIGESTS = Counter("vroegsignaal_notification_digests_total", "Digest e-mails composed")
 
 
 class Deliverer:
@@ -76,7 +89,11 @@ class Deliverer:
         if row["channel"] == "email":
             if self.email is None:
                 raise DeliveryFailed("no SMTP relay configured: set VS_SMTP_HOST", retryable=True)
-            await self.email.send(row["target"], delivery_id)
+            if row["digest_id"] is not None:
+                await self.email.send(row["target"], delivery_id, row["cases"], row["notices"])
+            else:  # an alert's own e-mail, queued before digests
+                cases = 1 if row["match_id"] is not None else 0
+                await self.email.send(row["target"], delivery_id, cases, 1 - cases)
             return
         target = self.targets.get(row["target"])
         if target is None:
@@ -90,9 +107,13 @@ class Deliverer:
         self, conn: Conn, row: asyncpg.Record, outcome: AuditOutcome, what: str
     ) -> None:
         """A delivery left the system (or never will): in the access report of each subject
-        the alert is about. The channel and, for a webhook, the partner system's name;
+        its alerts are about. The channel and, for a webhook, the partner system's name;
         never an e-mail address."""
         where = "e-mail" if row["channel"] == "email" else f"webhook {row['target']}"
+        if row["digest_id"] is not None:
+            told = f"digest {row['digest_id']} ({row['cases']} cases, {row['notices']} notices)"
+        else:
+            told = f"alert {row['alert_id']}"
         await self.runtime.audit.record(
             conn,
             action=AuditAction.NOTIFY,
@@ -101,26 +122,38 @@ class Deliverer:
             subjects=list(row["subjects"]),
             on_behalf_of=row["recipient_id"],
             outcome=outcome,
-            purpose=f"notification: alert {row['alert_id']} {what} by {where}"[:1000],
+            purpose=f"notification: {told} {what} by {where}"[:1000],
         )
 
     async def run_once(self) -> int:
-        """Send what is due; returns how many were sent."""
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            due = await store.claim_deliveries(conn, BATCH, LEASE_SECONDS)
+        """Send what is due, CONCURRENT at a time, batch after batch until nothing is
+        due; returns how many were sent."""
         sent = 0
-        for row in due:
-            try:
-                await self.send(row)
-            except DeliveryFailed as failed:
-                await self.failed(row, failed)
-                continue
+        limit = asyncio.Semaphore(CONCURRENT)
+
+        async def one(row: asyncpg.Record) -> bool:
+            async with limit:
+                return await self.deliver(row)
+
+        while True:
             async with self.runtime.pool.acquire() as conn, conn.transaction():
-                await store.delivered(conn, row["delivery_id"])
-                await self.audit(conn, row, AuditOutcome.SUCCESS, "delivered")
-            DELIVERIES.labels(row["channel"], "sent").inc()
-            sent += 1
-        return sent
+                due = await store.claim_deliveries(conn, BATCH, LEASE_SECONDS)
+            sent += sum(await asyncio.gather(*(one(row) for row in due)))
+            if len(due) < BATCH:
+                return sent
+
+    async def deliver(self, row: asyncpg.Record) -> bool:
+        """Send one delivery and record its outcome; whether it went."""
+        try:
+            await self.send(row)
+        except DeliveryFailed as failed:
+            await self.failed(row, failed)
+            return False
+        async with self.runtime.pool.acquire() as conn, conn.transaction():
+            await store.delivered(conn, row["delivery_id"])
+            await self.audit(conn, row, AuditOutcome.SUCCESS, "delivered")
+        DELIVERIES.labels(row["channel"], "sent").inc()
+        return True
 
     async def failed(self, row: asyncpg.Record, failed: DeliveryFailed) -> None:
         attempts = row["attempts"]
@@ -136,11 +169,12 @@ class Deliverer:
         DELIVERIES.labels(row["channel"], "dead").inc()
         await self.runtime.dead_letters.send_bytes(
             source=f"delivery:{row['channel']}",
-            key=str(row["alert_id"]).encode(),
+            key=str(row["alert_id"] or row["digest_id"]).encode(),
             value=json.dumps(
                 {
                     "delivery_id": str(row["delivery_id"]),
-                    "alert_id": str(row["alert_id"]),
+                    "alert_id": str(row["alert_id"]) if row["alert_id"] else None,
+                    "digest_id": str(row["digest_id"]) if row["digest_id"] else None,
                     "channel": row["channel"],
                     "target": row["target"] if row["channel"] == "webhook" else "(e-mail)",
                     "attempts": attempts,
@@ -149,3 +183,30 @@ class Deliverer:
             reason_code=f"{row['channel']}-undeliverable",
             reason=f"gave up after {attempts} tries: {failed.reason}",
         )
+
+
+class DigestComposer:
+    """Makes the digests that are due: everything waiting for one worker becomes one
+    e-mail, at most once per the policy's interval (sooner for a case new to them)."""
+
+    def __init__(self, pool: asyncpg.Pool, policy: DigestPolicy) -> None:
+        self.pool = pool
+        self.policy = policy
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Compose the digests due now; returns how many. Instances take turns (a
+        transaction-scoped advisory lock); one that finds the lock taken does nothing."""
+        composed = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", DIGEST_LOCK):
+                return 0
+            now = now or datetime.now(UTC)
+            for waiting in await store.waiting_digests(conn):
+                if composed >= DIGESTS_PER_RUN:
+                    break
+                if not digest_due(waiting["last_sent"], waiting["new_case"], now, self.policy):
+                    continue
+                if await store.compose_digest(conn, waiting["recipient_id"], waiting["target"]):
+                    composed += 1
+        DIGESTS.inc(composed)
+        return composed

@@ -24,7 +24,7 @@ from shared.contracts import (
     WorkerContact,
     month_start,
 )
-from shared.policy import Policy
+from shared.policy import DigestPolicy, Policy
 
 # Alerts are identified by (match, recipient, kind, occasion), so a redelivered event
 # yields the same alert ids and storing them again is a no-op.
@@ -391,3 +391,22 @@ def add_working_days(start: datetime, days: int) -> datetime:
 
 def overdue(since: datetime, working_days: int, now: datetime) -> bool:
     return now >= add_working_days(since, working_days)
+
+
+def digest_due(
+    last_sent: datetime | None, new_case: bool, now: datetime, policy: DigestPolicy
+) -> bool:
+    """Whether a worker with alerts waiting gets their digest e-mail now: at most one per
+    interval; the first alert of a case new to them sooner, if the policy says so, but
+    never within min_gap of their last e-mail. A worker never e-mailed before is told
+    at once."""
+    if last_sent is None:
+        return True
+    since = now - last_sent
+    if since >= timedelta(minutes=policy.interval_minutes):
+        return True
+    return (
+        new_case
+        and policy.new_case_immediately
+        and since >= timedelta(minutes=policy.min_gap_minutes)
+    )

@@ -1,5 +1,5 @@
 """Notification subscribers: decode -> open the seal -> who is told (roster, coordinator)
--> store alerts, tasks and deliveries + outbox (AlertIssued, audit) -> ack.
+-> store alerts, tasks, digest items and deliveries + outbox (AlertIssued, audit) -> ack.
 
 Every handler claims its event in the transaction of its changes, so a redelivered event
 changes nothing; alert ids derive from (match, recipient, kind, occasion), so the same
@@ -161,7 +161,8 @@ class Notifier:
         purpose: str,
         organisations: Mapping[str, str] | None = None,
     ) -> int:
-        """Store, publish, audit and queue the delivery of each new alert."""
+        """Store, publish and audit each new alert; queue it for its recipient's next
+        digest e-mail and for the webhooks of their organisation."""
         issued = 0
         for alert in alerts:
             organisation = (
@@ -196,7 +197,7 @@ class Notifier:
                 purpose=f"{purpose} ({alert.part.value})",
             )
             if self.email:
-                await store.add_delivery(conn, alert.alert_id, "email", alert.recipient.email)
+                await store.queue_for_digest(conn, alert)
             for target in self.webhooks:
                 if organisation in target.organisations:
                     await store.add_delivery(conn, alert.alert_id, "webhook", target.name)

@@ -479,17 +479,86 @@ async def add_delivery(conn: Conn, alert_id: uuid.UUID, channel: str, target: st
     )
 
 
+async def queue_for_digest(conn: Conn, alert: Alert) -> None:
+    """An alert waits for its recipient's next digest e-mail; whether it is the first the
+    recipient hears of its case decides how soon that is (the policy's new-case rule)."""
+    await conn.execute(
+        "INSERT INTO digest_items (alert_id, recipient_id, target, match_id, new_case)"
+        " SELECT $1, $2, $3, $4::uuid, $4::uuid IS NOT NULL AND NOT EXISTS ("
+        "  SELECT 1 FROM alerts WHERE match_id = $4::uuid AND recipient_id = $2"
+        "  AND alert_id <> $1)"
+        " ON CONFLICT DO NOTHING",
+        alert.alert_id,
+        alert.recipient.worker_id,
+        alert.recipient.email,
+        alert.match_id,
+    )
+
+
+async def waiting_digests(conn: Conn) -> list[asyncpg.Record]:
+    """Per recipient (and address) with alerts waiting: whether one of them opens a case
+    new to them, and when their last digest was composed."""
+    return await conn.fetch(
+        "SELECT i.recipient_id, i.target, bool_or(i.new_case) AS new_case,"
+        " (SELECT max(created_at) FROM digests d WHERE d.recipient_id = i.recipient_id)"
+        "  AS last_sent"
+        " FROM digest_items i WHERE i.digest_id IS NULL"
+        " GROUP BY i.recipient_id, i.target ORDER BY min(i.queued_at)"
+    )
+
+
+async def compose_digest(conn: Conn, recipient_id: str, target: str) -> uuid.UUID | None:
+    """Every alert waiting for one recipient becomes one digest (how many cases changed,
+    how many notices without a case) and one e-mail delivery; None if nothing waited."""
+    digest_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO digests (digest_id, recipient_id) VALUES ($1, $2)", digest_id, recipient_id
+    )
+    taken = await conn.fetchval(
+        "WITH taken AS (UPDATE digest_items SET digest_id = $1"
+        "  WHERE recipient_id = $2 AND target = $3 AND digest_id IS NULL RETURNING match_id)"
+        " UPDATE digests SET cases = (SELECT count(DISTINCT match_id) FROM taken),"
+        "  notices = (SELECT count(*) FROM taken WHERE match_id IS NULL)"
+        " WHERE digest_id = $1 RETURNING cases + notices",
+        digest_id,
+        recipient_id,
+        target,
+    )
+    if not taken:
+        await conn.execute("DELETE FROM digests WHERE digest_id = $1", digest_id)
+        return None
+    await conn.execute(
+        "INSERT INTO deliveries (delivery_id, digest_id, channel, target)"
+        " VALUES ($1, $2, 'email', $3) ON CONFLICT DO NOTHING",
+        uuid.uuid5(digest_id, f"email/{target}"),
+        digest_id,
+        target,
+    )
+    return digest_id
+
+
 async def claim_deliveries(conn: Conn, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
-    """Due deliveries, leased so another instance does not send them at the same time."""
+    """Due deliveries, leased so another instance does not send them at the same time;
+    each with its alert's fields, or its digest's counts and the subjects of the alerts
+    it tells of (for the audit log)."""
     return await conn.fetch(
         "UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => $2),"
         " attempts = d.attempts + 1"
-        " FROM alerts a WHERE d.alert_id = a.alert_id AND d.delivery_id IN ("
-        "  SELECT delivery_id FROM deliveries WHERE state = 'pending'"
-        "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1"
-        "  FOR UPDATE SKIP LOCKED)"
-        " RETURNING d.delivery_id, d.alert_id, d.channel, d.target, d.attempts,"
-        " a.match_id, a.kind, a.recipient_id, a.recipient, a.issued_at, a.occasion, a.subjects",
+        " FROM (SELECT q.delivery_id, a.match_id, a.kind, a.issued_at, a.occasion,"
+        "  coalesce(a.recipient_id, g.recipient_id) AS recipient_id, g.cases, g.notices,"
+        "  CASE WHEN q.digest_id IS NULL THEN a.subjects ELSE ("
+        "   SELECT coalesce(array_agg(DISTINCT s), '{}') FROM digest_items i"
+        "   JOIN alerts ia ON ia.alert_id = i.alert_id, unnest(ia.subjects) AS s"
+        "   WHERE i.digest_id = q.digest_id) END AS subjects"
+        "  FROM deliveries q LEFT JOIN alerts a ON a.alert_id = q.alert_id"
+        "  LEFT JOIN digests g ON g.digest_id = q.digest_id"
+        "  WHERE q.delivery_id IN (SELECT delivery_id FROM deliveries WHERE state = 'pending'"
+        "   AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1"
+        "   FOR UPDATE SKIP LOCKED)) AS x"
+        " WHERE d.delivery_id = x.delivery_id"
+        " RETURNING d.delivery_id, d.alert_id, d.digest_id, d.channel, d.target, d.attempts,"
+        " x.match_id, x.kind, x.recipient_id, x.issued_at, x.occasion, x.subjects,"
+        " x.cases, x.notices",
         limit,
         lease_seconds,
     )

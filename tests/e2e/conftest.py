@@ -54,6 +54,7 @@ def service_env(
             "VS_ISSUER_PORT": str(settings.issuer_port),
             "VS_OIDC_ISSUER": settings.oidc_issuer,
             "VS_DELIVERY_INTERVAL_SECONDS": "0.2",
+            "VS_DIGEST_CHECK_SECONDS": "0.5",
             "VS_DELIVERY_BASE_SECONDS": "0.2",
             "VS_OUTBOX_POLL_SECONDS": str(settings.outbox_poll_seconds),
             "VS_GRACEFUL_TIMEOUT_SECONDS": str(settings.graceful_timeout_seconds),

@@ -4,8 +4,10 @@ nobody acknowledges or records contact in time."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import re
 import secrets as token
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ import yaml
 from shared.auth import Role
 from shared.contracts import DeadLetter, Topics
 from shared.settings import Settings
+from shared.webhook import secret_text
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
@@ -66,13 +69,13 @@ def extra_env(
                     {
                         "name": "jgz-systeem",
                         "url": f"http://127.0.0.1:{ports['hook']}/vroegsignaal",
-                        "secret_hex": SECRET.hex(),
+                        "secret": secret_text(SECRET),
                         "organisations": ["JGZ Voorbeeldrade"],
                     },
                     {
                         "name": "oud-systeem",
                         "url": f"http://127.0.0.1:{ports['gone']}/gone",
-                        "secret_hex": token.token_bytes(32).hex(),
+                        "secret": secret_text(token.token_bytes(32)),
                         "organisations": ["Basisschool De Regenboog"],
                     },
                 ],
@@ -141,7 +144,7 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
             hooked = list(hook.received)
     # The partner system refused the first try (503); the same delivery came again.
     assert all(r.verified for r in hooked)
-    assert hooked[0].headers["vs-webhook-id"] == hooked[1].headers["vs-webhook-id"]
+    assert hooked[0].headers["webhook-id"] == hooked[1].headers["webhook-id"]
 
     # The e-mail says only that there is something in the inbox.
     for message in messages:
@@ -241,3 +244,70 @@ def async_of(check: Any) -> Any:
         return check()
 
     return run
+
+
+async def test_many_new_cases_for_one_worker_make_one_digest_email(
+    settings: Settings,
+    services: dict[str, str],
+    partners: Producers,
+    tmp_path: Path,
+    ports: dict[str, int],
+) -> None:
+    """Six matches for the same two workers: each is told of all six in the inbox, but
+    by e-mail once (the policy's hour and its five-minute gap for new cases both outlast
+    the test); the e-mail counts what it tells of, the rest waits for the next one."""
+    children = synthetic_bsns(6, random.Random())
+    with mail_server(tmp_path, port=ports["mail"]) as mail:
+        for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
+            rows = [
+                {**row(child, "", worker, "pesten"), "household_id": f"HH-{n}"}
+                for n, child in enumerate(children)
+            ]
+            sent = await partners(partner).send_file(
+                export(tmp_path / f"{partner}.csv", rows), today=datetime.now(UTC).date()
+            )
+            assert sent.sent == 6
+
+        async def queued() -> bool:
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM notification.digest_items"
+                        " WHERE recipient_id = 'juf-anouk'"
+                    )
+                    == 6
+                )
+            finally:
+                await conn.close()
+
+        await eventually(queued, timeout=60)
+
+        def to_anouk() -> list[Any]:
+            return [m for m in mail.messages() if m["To"] == "juf-anouk@voorbeeldrade.example"]
+
+        await eventually(async_of(lambda: bool(to_anouk())), timeout=30)
+        # Several rounds of the composer (every 0.5 s) and the delivery (every 0.2 s).
+        await asyncio.sleep(3)
+        (message,) = to_anouk()
+
+    anouk = auth(settings, "juf-anouk", Role.WORKER)
+    inbox = await get_json(f"{services['notification']}/api/alerts", headers=anouk)
+    assert len({a["match_id"] for a in inbox["alerts"]}) == 6
+    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    told = re.search(r"(\d+) (?:zaak is|zaken zijn) gewijzigd", body)
+    assert told is not None, body
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        emailed, waiting = await conn.fetchrow(
+            "SELECT count(DISTINCT match_id) FILTER (WHERE digest_id IS NOT NULL),"
+            " count(DISTINCT match_id) FILTER (WHERE digest_id IS NULL)"
+            " FROM notification.digest_items WHERE recipient_id = 'juf-anouk'"
+        )
+    finally:
+        await conn.close()
+    assert int(told.group(1)) == emailed
+    assert emailed + waiting == 6
+    # Nothing in it names a child, a worker or a theme.
+    for word in ("jgz-fleur", "pesten", *children):
+        assert word not in body

@@ -158,7 +158,7 @@ async def test_the_receiver_verifies_the_signature(client: httpx.AsyncClient) ->
     assert received.verified, received.failure
     assert received.body == BODY
     assert received.headers["content-type"] == "application/json"
-    assert received.headers["vs-webhook-id"] == DELIVERY
+    assert received.headers["webhook-id"] == DELIVERY
 
 
 async def test_another_secret_fails_verification_and_is_permanent(
@@ -183,7 +183,7 @@ async def test_a_503_is_retryable_and_the_retry_delivers(client: httpx.AsyncClie
         assert "503" in raised.value.reason
         await webhooks.send(target(receiver.url), DELIVERY, BODY)
     assert [r.verified for r in receiver.received] == [True, True]
-    assert {r.headers["vs-webhook-id"] for r in receiver.received} == {DELIVERY}
+    assert {r.headers["webhook-id"] for r in receiver.received} == {DELIVERY}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,137 @@
+"""Digest e-mails against a real PostgreSQL: many alerts for one worker become one
+e-mail delivery per policy interval, saying how many cases changed; a case new to the
+worker goes sooner when the policy says so; an erased alert leaves no trace in a digest
+still to come; instances never compose the same digest twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.notification import store
+from services.notification.delivery import BATCH, DigestComposer
+from services.notification.domain import Alert, Part, alert_id
+from shared.contracts import MatchKind, WorkerContact
+from shared.db import create_pool, migrate, migration_files
+from shared.policy import DigestPolicy
+
+pytestmark = pytest.mark.integration
+
+SERVICE = Path(__file__).resolve().parents[2] / "services" / "notification"
+POLICY = DigestPolicy(interval_minutes=60, new_case_immediately=True, min_gap_minutes=5)
+ANNA = WorkerContact(worker_id="anna", display_name="Anna", email="anna@voorbeeldrade.example")
+BRAM = WorkerContact(worker_id="bram", display_name="Bram", email="bram@voorbeeldrade.example")
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate(database_url, "notification", migration_files(SERVICE))
+    pool = await create_pool(database_url, "notification")
+    yield pool
+    await pool.close()
+
+
+async def tell(
+    pool: asyncpg.Pool, recipient: WorkerContact, match_id: uuid.UUID | None, occasion: str
+) -> Alert:
+    """An alert stored and queued for its recipient's digest, as the handlers do."""
+    alert = Alert(
+        alert_id(match_id, recipient.worker_id, MatchKind.PERSON, occasion),
+        match_id,
+        MatchKind.PERSON,
+        occasion,
+        Part.REGISTRANT,
+        recipient,
+        (),
+        None,
+        "message",
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        assert await store.add_alert(conn, alert, [f"subject-{match_id}"])
+        await store.queue_for_digest(conn, alert)
+    return alert
+
+
+async def email_deliveries(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await conn.fetch(
+            "SELECT d.target, g.cases, g.notices, g.created_at FROM deliveries d"
+            " JOIN digests g USING (digest_id) WHERE d.channel = 'email'"
+            " ORDER BY g.created_at, d.target"
+        )
+
+
+async def test_many_alerts_become_one_email_per_interval(pool: asyncpg.Pool) -> None:
+    composer = DigestComposer(pool, POLICY)
+    now = datetime.now(UTC)
+    cases = [uuid.uuid4() for _ in range(5)]
+    for case in cases:
+        await tell(pool, ANNA, case, "raised")
+    await tell(pool, ANNA, cases[0], "joined:x")  # a second change to the same case
+    await tell(pool, ANNA, None, "earlier")  # a notice without a case
+
+    # Never e-mailed before: told at once, of all five cases and the notice in one e-mail.
+    assert await composer.run_once(now) == 1
+    (first,) = await email_deliveries(pool)
+    assert (first["target"], first["cases"], first["notices"]) == (ANNA.email, 5, 1)
+
+    # More changes to known cases within the hour: they wait.
+    for case in cases:
+        await tell(pool, ANNA, case, "transferred")
+    assert await composer.run_once(now + timedelta(minutes=30)) == 0
+    assert len(await email_deliveries(pool)) == 1
+    # After the interval, one e-mail for all of them.
+    assert await composer.run_once(now + timedelta(minutes=61)) == 1
+    second = (await email_deliveries(pool))[-1]
+    assert (second["cases"], second["notices"]) == (5, 0)
+    assert await composer.run_once(now + timedelta(minutes=200)) == 0  # nothing waits
+
+
+async def test_a_case_new_to_the_worker_goes_after_the_minimum_gap_only_if_the_policy_says(
+    pool: asyncpg.Pool,
+) -> None:
+    await tell(pool, BRAM, uuid.uuid4(), "raised")
+    assert await DigestComposer(pool, POLICY).run_once() == 1
+    start = datetime.now(UTC)
+    await tell(pool, BRAM, uuid.uuid4(), "raised")  # a new case for Bram
+    assert await DigestComposer(pool, POLICY).run_once(start + timedelta(minutes=2)) == 0
+    hourly = DigestPolicy(interval_minutes=60, new_case_immediately=False, min_gap_minutes=5)
+    assert await DigestComposer(pool, hourly).run_once(start + timedelta(minutes=6)) == 0
+    assert await DigestComposer(pool, POLICY).run_once(start + timedelta(minutes=6)) == 1
+
+
+async def test_an_erased_alert_leaves_no_item_and_the_digest_counts_only_the_rest(
+    pool: asyncpg.Pool,
+) -> None:
+    kept = uuid.uuid4()
+    erased = uuid.uuid4()
+    await tell(pool, ANNA, kept, "raised")
+    gone = await tell(pool, ANNA, erased, "raised")
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM alerts WHERE alert_id = $1", gone.alert_id)
+        assert await conn.fetchval("SELECT count(*) FROM digest_items") == 1
+    assert await DigestComposer(pool, POLICY).run_once() == 1
+    (digest,) = await email_deliveries(pool)
+    assert digest["cases"] == 1
+    # The delivery's lease brings the subjects of the alerts it tells of, for the audit
+    # log's access reports: the kept case's only.
+    async with pool.acquire() as conn, conn.transaction():
+        (claimed,) = await store.claim_deliveries(conn, BATCH, 60)
+    assert list(claimed["subjects"]) == [f"subject-{kept}"]
+    assert (claimed["cases"], claimed["recipient_id"]) == (1, "anna")
+
+
+async def test_instances_composing_at_once_make_one_digest(pool: asyncpg.Pool) -> None:
+    for _ in range(20):
+        await tell(pool, ANNA, uuid.uuid4(), "raised")
+    composers = [DigestComposer(pool, POLICY) for _ in range(4)]
+    made = await asyncio.gather(*(c.run_once() for c in composers))
+    assert sum(made) == 1
+    (digest,) = await email_deliveries(pool)
+    assert digest["cases"] == 20
