@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -29,6 +30,15 @@ from pydantic import (
 )
 
 SCHEMA_VERSION: Final = 1
+
+
+def is_valid_bsn(value: str) -> bool:
+    """The elfproef: nine digits, weights 9..2 and -1, the sum divisible by 11, not 0."""
+    if len(value) != 9 or not value.isdigit() or value == "000000000":
+        return False
+    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+    return sum(int(d) * w for d, w in zip(value, weights, strict=True)) % 11 == 0
+
 
 Pseudonym = Annotated[
     str,
@@ -67,6 +77,14 @@ def month_of(day: date) -> str:
 # around it (zero-width marks and joiners, bidirectional embeddings, overrides, isolates).
 NOT_TEXT = "\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
 Text = Annotated[str, StringConstraints(pattern=f"^[^{NOT_TEXT}]*$")]
+
+
+def not_a_bsn(value: str) -> str:
+    """A free-text field that would carry a BSN (nine digits passing the elfproef, also
+    with spaces or dots between them) is refused: no BSN leaves the partner."""
+    if is_valid_bsn("".join(c for c in value if c not in " .-")):
+        raise ValueError("looks like a BSN (nine digits passing the elfproef); never send one")
+    return value
 
 
 def utcnow() -> datetime:
@@ -140,15 +158,33 @@ class WorkerContact(BaseModel):
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
 
 
+PartnerReference = Annotated[
+    Text,
+    StringConstraints(min_length=1, max_length=64, strip_whitespace=True),
+    AfterValidator(not_a_bsn),
+    Field(
+        description="The partner's own case or dossier number for this registration: "
+        "shown only to that organisation's workers, sealed everywhere else. Never a BSN."
+    ),
+]
+
+
 class SignalRegistered(Contract):
     """What a partner organisation sends on its own topic `signals.<partner>`.
 
     Every pseudonym is the partner's VOPRF output; the message is signed (Ed25519) over
     its exact bytes, the signature travelling in the `vs-key-id` and `vs-signature` headers.
     Version 2: the month the youth turns 23 replaces version 1's day (`age_cutoff`).
+    Version 3: the partner's own `reference` (optional).
     """
 
-    schema_version: Literal[2] = 2  # type: ignore[assignment]
+    schema_version: Literal[3] = 3  # type: ignore[assignment]
+
+    @classmethod
+    def upgrades(cls) -> Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]:
+        # A version 2 signal is a version 3 signal without a reference.
+        return {2: lambda old: {**old, "schema_version": 3}}
+
     partner_id: PartnerId
     subject: Pseudonym
     parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
@@ -160,6 +196,7 @@ class SignalRegistered(Contract):
     registered_at: AwareDatetime
     age_limit_month: AgeLimitMonth
     sent_at: AwareDatetime = Field(default_factory=utcnow)
+    reference: PartnerReference | None = None
 
 
 Sealed = Annotated[
@@ -178,6 +215,12 @@ class SealedSignal(BaseModel):
     wijk: WijkCode
     parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
     household: Pseudonym | None = None
+    reference: PartnerReference | None = None
+    partner_registration: uuid.UUID | None = Field(
+        default=None,
+        description="the event id the partner's producer gave this registration: the "
+        "number its own receipts know (the registration id is intake's, keyed)",
+    )
 
 
 class WithdrawalReason(StrEnum):
@@ -376,6 +419,9 @@ class MatchContact(BaseModel):
         default=None,
         description="The month the subject turns 23, to address the informing task by age",
     )
+    registered_at: AwareDatetime | None = None
+    reference: PartnerReference | None = None
+    partner_registration: uuid.UUID | None = None
 
 
 MatchKeyText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

@@ -336,7 +336,7 @@ async def run_deliveries(
                 await notification_store.queue_for_digest(conn, alert)
         policy = load_policy(settings.policy_file).notification.digest
         started = time.perf_counter()
-        digests = await DigestComposer(runtime.pool, policy).run_once()
+        digests = await DigestComposer(lambda: runtime.pool, policy).run_once()
         composed = time.perf_counter() - started
         email = EmailChannel("127.0.0.1", port, "vroegsignaal@bench.example", "https://inbox")
         deliverer = Deliverer(runtime, email, WebhookChannel(client), [])

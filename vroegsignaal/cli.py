@@ -324,6 +324,45 @@ def partner_subject_report(export: ChildFile, config: ConfigOption) -> None:
     typer.echo(f"access requested for {summary.sent}, rejected {summary.rejected}")
 
 
+@partner.command("lookup")
+def partner_lookup(
+    registration: Annotated[
+        str, typer.Argument(help="The registration number the inbox shows your worker")
+    ],
+    config: ConfigOption,
+) -> None:
+    """Which export and line a registration came from, from this partner's receipts (kept
+    by 'partner send' beside the configuration; no BSN in them)."""
+    import uuid
+
+    from vroegsignaal.partner.config import PartnerConfig, PartnerConfigError
+    from vroegsignaal.partner.producer import Receipts
+
+    try:
+        number = uuid.UUID(registration.strip())
+    except ValueError:
+        raise _fail(
+            f"{registration!r} is not a registration number; copy it from the inbox "
+            "(it looks like 3f2c1e9a-...)"
+        ) from None
+    try:
+        partner_config = PartnerConfig.load(config)
+    except PartnerConfigError as exc:
+        raise _fail(str(exc)) from None
+    receipts = Receipts(partner_config.receipts_file, bytes.fromhex(partner_config.id_key))
+    found = receipts.find(number)
+    if not found:
+        raise _fail(
+            f"registration {number} is not in {receipts.path}: it was not sent with this "
+            "configuration's receipts (another machine, or a receipts file moved away)"
+        )
+    for r in found:
+        typer.echo(
+            f"registration {number}: {r['export']} line {r['line']}, registered "
+            f"{r['registered_at']}, reference {r['reference'] or '(none)'}, row hash {r['row']}"
+        )
+
+
 @partner.command("keygen")
 def partner_keygen() -> None:
     """Make an Ed25519 signing key (the private half for the partner's configuration, the

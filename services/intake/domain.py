@@ -338,6 +338,8 @@ def screen(
             wijk=signal.wijk,
             parents=[rekey(p) for p in signal.parents],
             household=rekey(signal.household) if signal.household else None,
+            reference=signal.reference,
+            partner_registration=signal.event_id,
         ),
         partner=partner,
         signal=signal,

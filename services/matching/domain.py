@@ -49,6 +49,10 @@ class Registration:
     age_limit_from: date | None = None
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
+    # The partner's own case number and its producer's number for this registration:
+    # passed on (sealed) to that organisation's workers only, never matched on.
+    reference: str | None = None
+    partner_registration: uuid.UUID | None = None
 
     def is_active(self, now: datetime) -> bool:
         # No lower bound: a partner clock a little ahead must not hide a registration.

@@ -105,6 +105,8 @@ class Matcher:
                 expires_at=stored.expires_at,
                 age_limit_from=stored.age_limit_from,
                 end_reason=stored.end_reason,
+                reference=personal.reference,
+                partner_registration=personal.partner_registration,
             ),
             personal,
         )
@@ -248,6 +250,9 @@ class Matcher:
                     organisation=p.organisation,
                     organisation_category=p.organisation_category,
                     age_limit_month=month_of(p.age_limit_from) if p.age_limit_from else None,
+                    registered_at=p.registered_at,
+                    reference=p.reference,
+                    partner_registration=p.partner_registration,
                 )
                 for p in d.participants
             ],

@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.notification import roster, store
+from services.notification.yours import attach, open_one, open_yours
 from shared.auth import Principal, Role, TokenVerifier
 from shared.contracts import AuditAction
 from shared.service import ServiceRuntime
@@ -115,6 +116,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             found, subjects = await store.alerts_of(
                 conn, principal.user_id, principal.organisation, MAX_ALERTS
             )
+            attach(found, await own_registrations(conn, found, principal))
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -178,6 +180,15 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 )
         return JSONResponse({"alert_id": str(alert_id), "acknowledged": True})
 
+    async def own_registrations(
+        conn: Any, items: list[dict[str, Any]], principal: Principal
+    ) -> dict[uuid.UUID, list[dict[str, Any]]]:
+        """The principal's own registrations in the matches of `items`, as their
+        organisation's workers see them (nobody else's)."""
+        match_ids = [uuid.UUID(i["match_id"]) for i in items if i.get("match_id")]
+        rows = await store.yours_in(conn, match_ids, principal.user_id, principal.organisation)
+        return await open_yours(runtime.keystore, rows)
+
     async def party_match(conn: Any, request: Request, principal: Principal) -> asyncpg.Record:
         require(principal, Role.WORKER)
         match_id = parse_uuid(request.path_params["match_id"], "match you are party to")
@@ -198,6 +209,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 else None
             )
             made = await store.contacts_made(conn, found["match_id"])
+            yours = await own_registrations(conn, [{"match_id": str(found["match_id"])}], principal)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -222,6 +234,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 ],
                 "coordinator": coordinator.model_dump(mode="json") if coordinator else None,
                 "contacts_made": made,
+                "your_registrations": yours.get(found["match_id"], []),
             }
         )
 
@@ -261,6 +274,14 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
         require(principal, Role.WORKER)
         async with runtime.pool.acquire() as conn, conn.transaction():
             found = await store.tasks_of(conn, principal.user_id, principal.organisation)
+            for t in found:
+                # The task's own registration: the one it asks the worker to inform about.
+                sealed, registration_id = t.pop("yours"), t.pop("registration_id")
+                t["your_registration"] = (
+                    await open_one(runtime.keystore, t["subject"], registration_id, sealed)
+                    if sealed and t["subject"]
+                    else None
+                )
             # Whose tasks they are stays here: the worker is shown no pseudonym.
             subjects = sorted({str(s) for t in found if (s := t.pop("subject"))})
             await runtime.audit.record(

@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> ASGIApp:
                     )
 
         deliverer = Deliverer(runtime, email, WebhookChannel(client), webhooks)
-        composer = DigestComposer(runtime.pool, policy.notification.digest)
+        composer = DigestComposer(lambda: runtime.pool, policy.notification.digest)
 
         runtime.on_start(seed_roster)
         runtime.every(settings.digest_check_seconds, "digest composition", composer.run_once)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -189,15 +189,15 @@ class DigestComposer:
     """Makes the digests that are due: everything waiting for one worker becomes one
     e-mail, at most once per the policy's interval (sooner for a case new to them)."""
 
-    def __init__(self, pool: asyncpg.Pool, policy: DigestPolicy) -> None:
-        self.pool = pool
+    def __init__(self, pool: Callable[[], asyncpg.Pool], policy: DigestPolicy) -> None:
+        self.pool = pool  # the service's pool, once open
         self.policy = policy
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Compose the digests due now; returns how many. Instances take turns (a
         transaction-scoped advisory lock); one that finds the lock taken does nothing."""
         composed = 0
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool().acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", DIGEST_LOCK):
                 return 0
             now = now or datetime.now(UTC)

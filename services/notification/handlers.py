@@ -37,6 +37,7 @@ from services.notification.domain import (
     overdue,
     unacknowledged_escalation,
 )
+from services.notification.yours import seal_yours
 from shared.contracts import (
     AlertIssued,
     AuditAction,
@@ -247,7 +248,12 @@ class Notifier:
             raised_at=raised_at,
         ):
             return  # known already (its join overtook it): the same alerts exist
-        await store.add_parties(conn, event.match_id, sealed.contacts)
+        await store.add_parties(
+            conn,
+            event.match_id,
+            sealed.contacts,
+            await seal_yours(self.runtime.keystore, sealed.contacts),
+        )
         about = await store.about(conn, event.match_id)
         if coordinator is not None:
             await self.runtime.audit.record(
@@ -308,7 +314,12 @@ class Notifier:
                 await self.open_match(conn, event, sealed)
                 return
             newcomers = set(event.newcomers)
-            await store.add_parties(conn, event.match_id, sealed.contacts)
+            await store.add_parties(
+                conn,
+                event.match_id,
+                sealed.contacts,
+                await seal_yours(self.runtime.keystore, sealed.contacts),
+            )
             coordinator = (
                 await roster.person(conn, known["coordinator_id"])
                 if known["coordinator_id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -145,10 +145,17 @@ async def add_match(
     return row is not None
 
 
-async def add_parties(conn: Conn, match_id: uuid.UUID, contacts: Sequence[MatchContact]) -> None:
+async def add_parties(
+    conn: Conn,
+    match_id: uuid.UUID,
+    contacts: Sequence[MatchContact],
+    yours: Mapping[uuid.UUID, str] | None = None,
+) -> None:
+    """The parties of a match; `yours`: per registration, what its own organisation is
+    shown of it (sealed)."""
     await conn.executemany(
         "INSERT INTO match_parties (match_id, registration_id, worker_id, worker, organisation,"
-        " subject) VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING",
+        " subject, yours) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) ON CONFLICT DO NOTHING",
         [
             (
                 match_id,
@@ -157,9 +164,26 @@ async def add_parties(conn: Conn, match_id: uuid.UUID, contacts: Sequence[MatchC
                 c.worker.model_dump_json(),
                 c.organisation,
                 c.subject,
+                (yours or {}).get(c.registration_id),
             )
             for c in contacts
         ],
+    )
+
+
+async def yours_in(
+    conn: Conn, match_ids: Sequence[uuid.UUID], worker_id: str, organisation: str | None
+) -> list[asyncpg.Record]:
+    """The sealed own registrations of a worker (at their organisation) in these matches."""
+    if organisation is None:
+        return []
+    return await conn.fetch(
+        "SELECT match_id, registration_id, subject, yours FROM match_parties"
+        " WHERE match_id = ANY($1::uuid[]) AND worker_id = $2 AND organisation = $3"
+        " AND yours IS NOT NULL AND subject IS NOT NULL",
+        list(match_ids),
+        worker_id,
+        organisation,
     )
 
 
@@ -359,7 +383,8 @@ _OWN_TASK = (
 
 async def tasks_of(conn: Conn, worker_id: str, organisation: str | None) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind, p.subject "
+        "SELECT t.task_id, t.match_id, t.addressee, t.created_at, t.done_at, m.kind, p.subject,"
+        " p.registration_id, p.yours "
         f"{_OWN_TASK} ORDER BY t.done_at NULLS FIRST, t.created_at DESC LIMIT 200",
         worker_id,
         organisation,
@@ -373,6 +398,8 @@ async def tasks_of(conn: Conn, worker_id: str, organisation: str | None) -> list
             "created_at": r["created_at"].isoformat(),
             "done_at": r["done_at"].isoformat() if r["done_at"] else None,
             "subject": r["subject"],
+            "registration_id": r["registration_id"],
+            "yours": r["yours"],
         }
         for r in rows
     ]

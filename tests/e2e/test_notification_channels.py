@@ -22,7 +22,7 @@ from shared.auth import Role
 from shared.contracts import DeadLetter, Topics
 from shared.settings import Settings
 from shared.webhook import secret_text
-from tests.conftest import auth, eventually
+from tests.conftest import auth, eventually, run_cli
 from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
 from tests.kafka_tools import read_topic
@@ -30,6 +30,7 @@ from tests.mailserver import mail_server
 from tests.webhook_receiver import webhook_receiver
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.stack.procs import free_port
+from vroegsignaal.stack.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -246,8 +247,9 @@ def async_of(check: Any) -> Any:
     return run
 
 
-async def test_many_new_cases_for_one_worker_make_one_digest_email(
+async def test_a_worker_with_many_new_cases_gets_one_digest_and_sees_which_youth_each_is(
     settings: Settings,
+    secrets: Secrets,
     services: dict[str, str],
     partners: Producers,
     tmp_path: Path,
@@ -255,12 +257,18 @@ async def test_many_new_cases_for_one_worker_make_one_digest_email(
 ) -> None:
     """Six matches for the same two workers: each is told of all six in the inbox, but
     by e-mail once (the policy's hour and its five-minute gap for new cases both outlast
-    the test); the e-mail counts what it tells of, the rest waits for the next one."""
+    the test); the e-mail counts what it tells of, the rest waits for the next one. Each
+    alert names the worker's own registration: the school's own case number, which no
+    one else sees, and for the JGZ (which sent none) the number its receipts know."""
     children = synthetic_bsns(6, random.Random())
     with mail_server(tmp_path, port=ports["mail"]) as mail:
         for partner, worker in ((SCHOOL, "juf-anouk"), (JGZ, "jgz-fleur")):
             rows = [
-                {**row(child, "", worker, "pesten"), "household_id": f"HH-{n}"}
+                {
+                    **row(child, "", worker, "pesten"),
+                    "household_id": f"HH-{n}",
+                    "reference": f"LLN-2026-{n:03d}" if partner == SCHOOL else "",
+                }
                 for n, child in enumerate(children)
             ]
             sent = await partners(partner).send_file(
@@ -311,3 +319,29 @@ async def test_many_new_cases_for_one_worker_make_one_digest_email(
     # Nothing in it names a child, a worker or a theme.
     for word in ("jgz-fleur", "pesten", *children):
         assert word not in body
+
+    # Which youth: the school's worker sees her own case numbers, one per alert.
+    references = {f"LLN-2026-{n:03d}" for n in range(6)}
+    yours = [a["your_registrations"] for a in inbox["alerts"]]
+    assert all(len(y) == 1 for y in yours)
+    assert {y[0]["reference"] for y in yours} == references
+    # The JGZ sent no reference: its worker sees the number its producer's receipts hold,
+    # and none of the school's case numbers anywhere.
+    fleur = auth(settings, "jgz-fleur", Role.WORKER)
+    theirs = await get_json(f"{services['notification']}/api/alerts", headers=fleur)
+    assert not any(ref in json.dumps(theirs) for ref in references)
+    numbers = [a["your_registrations"][0] for a in theirs["alerts"]]
+    assert len(numbers) == 6 and all("reference" not in y for y in numbers)
+    # ... which `partner lookup` turns back into the row of the JGZ's export.
+    code, out, err = await run_cli(
+        settings, "partner", "lookup", numbers[0]["number"],
+        "--config", str(secrets.partner_config(JGZ)),
+    )  # fmt: skip
+    assert code == 0, err
+    assert re.search(rf"{JGZ}\.csv line [2-7], registered ", out), out
+    # Nor does anyone else see them: the coordinator's view of the match has none.
+    coordinator = theirs["alerts"][0]["coordinator"]["worker_id"]
+    lead = auth(settings, coordinator, Role.WORKER)
+    seen = await get_json(f"{services['notification']}/api/alerts", headers=lead)
+    assert seen["alerts"] and not any(ref in json.dumps(seen) for ref in references)
+    assert all(a["your_registrations"] == [] for a in seen["alerts"])

@@ -59,6 +59,7 @@ FIELDS = [
     "worker_id",
     "worker_name",
     "worker_email",
+    "reference",
 ]
 
 

@@ -68,7 +68,7 @@ async def email_deliveries(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 
 
 async def test_many_alerts_become_one_email_per_interval(pool: asyncpg.Pool) -> None:
-    composer = DigestComposer(pool, POLICY)
+    composer = DigestComposer(lambda: pool, POLICY)
     now = datetime.now(UTC)
     cases = [uuid.uuid4() for _ in range(5)]
     for case in cases:
@@ -97,13 +97,13 @@ async def test_a_case_new_to_the_worker_goes_after_the_minimum_gap_only_if_the_p
     pool: asyncpg.Pool,
 ) -> None:
     await tell(pool, BRAM, uuid.uuid4(), "raised")
-    assert await DigestComposer(pool, POLICY).run_once() == 1
+    assert await DigestComposer(lambda: pool, POLICY).run_once() == 1
     start = datetime.now(UTC)
     await tell(pool, BRAM, uuid.uuid4(), "raised")  # a new case for Bram
-    assert await DigestComposer(pool, POLICY).run_once(start + timedelta(minutes=2)) == 0
+    assert await DigestComposer(lambda: pool, POLICY).run_once(start + timedelta(minutes=2)) == 0
     hourly = DigestPolicy(interval_minutes=60, new_case_immediately=False, min_gap_minutes=5)
-    assert await DigestComposer(pool, hourly).run_once(start + timedelta(minutes=6)) == 0
-    assert await DigestComposer(pool, POLICY).run_once(start + timedelta(minutes=6)) == 1
+    assert await DigestComposer(lambda: pool, hourly).run_once(start + timedelta(minutes=6)) == 0
+    assert await DigestComposer(lambda: pool, POLICY).run_once(start + timedelta(minutes=6)) == 1
 
 
 async def test_an_erased_alert_leaves_no_item_and_the_digest_counts_only_the_rest(
@@ -116,7 +116,7 @@ async def test_an_erased_alert_leaves_no_item_and_the_digest_counts_only_the_res
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM alerts WHERE alert_id = $1", gone.alert_id)
         assert await conn.fetchval("SELECT count(*) FROM digest_items") == 1
-    assert await DigestComposer(pool, POLICY).run_once() == 1
+    assert await DigestComposer(lambda: pool, POLICY).run_once() == 1
     (digest,) = await email_deliveries(pool)
     assert digest["cases"] == 1
     # The delivery's lease brings the subjects of the alerts it tells of, for the audit
@@ -130,7 +130,7 @@ async def test_an_erased_alert_leaves_no_item_and_the_digest_counts_only_the_res
 async def test_instances_composing_at_once_make_one_digest(pool: asyncpg.Pool) -> None:
     for _ in range(20):
         await tell(pool, ANNA, uuid.uuid4(), "raised")
-    composers = [DigestComposer(pool, POLICY) for _ in range(4)]
+    composers = [DigestComposer(lambda: pool, POLICY) for _ in range(4)]
     made = await asyncio.gather(*(c.run_once() for c in composers))
     assert sum(made) == 1
     (digest,) = await email_deliveries(pool)

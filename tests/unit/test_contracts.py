@@ -37,7 +37,7 @@ def test_a_valid_signal_round_trips() -> None:
         (b"{not json", "malformed-json"),
         (b"[1, 2]", "malformed-json"),
         (b"\xff\xfe", "malformed-json"),
-        (b'{"schema_version": 3}', "schema-version"),
+        (b'{"schema_version": 4}', "schema-version"),
         (b'{"partner_id": "x"}', "schema-version"),
         (b'{"schema_version": 2, "partner_id": "x"}', "invalid"),
     ],

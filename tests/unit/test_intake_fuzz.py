@@ -116,7 +116,7 @@ def mutate(rng: random.Random) -> bytes:
     elif kind == 4:
         doc[rng.choice(["extra", "__proto__", "Subject", "subject "])] = "x"
     elif kind == 5:
-        doc["schema_version"] = rng.choice([0, 1, 3, "2", 2.0, None, -2])
+        doc["schema_version"] = rng.choice([0, 1, 4, "3", 3.0, None, -2])
     elif kind == 6:
         doc["partner_id"] = rng.choice(["jgz-voorbeeldrade", "onbekend", "SCHOOL", ""])
     elif kind == 7:
@@ -134,7 +134,7 @@ def mutate(rng: random.Random) -> bytes:
     elif kind == 9:
         doc["category"] = rng.choice(["armoede", "onbekend", "PESTEN", ""])
     body = json.dumps(doc).encode()
-    version = b'"schema_version": 2'
+    version = b'"schema_version": 3'
     if kind == 10:  # a number literal no float or int field should take
         digits = b"2" * rng.randint(33, 6000)
         return body.replace(version, b'"schema_version": ' + digits, 1)

@@ -152,17 +152,23 @@ async def test_a_file_sent_again_after_a_crash_sends_only_what_was_missing(
     export = tmp_path / "export.jsonl"
     export.write_text("".join(json.dumps(r) + "\n" for r in rows))
     producer = PartnerProducer.__new__(PartnerProducer)
-    producer._config = type("C", (), {"batch_size": 3})()  # type: ignore[assignment]
+    producer._config = type(  # type: ignore[assignment]
+        "C", (), {"batch_size": 3, "receipts_file": tmp_path / "receipts.csv"}
+    )()
+    producer._id_key = b"k" * 32
     sent: list[str] = []
     batches = 0
 
-    async def send_rows(batch: list[SourceRow], summary: Summary) -> None:
+    async def send_rows(
+        batch: list[SourceRow], summary: Summary
+    ) -> list[tuple[SourceRow, uuid.UUID]]:
         nonlocal batches
         batches += 1
         if batches == 3:
             raise ConnectionError("the broker went away")
         sent.extend(r.child_bsn for r in batch)
         summary.sent += len(batch)
+        return [(r, uuid.uuid4()) for r in batch]
 
     monkeypatch.setattr(producer, "send_rows", send_rows)
     journal = Journal(tmp_path / "export.jsonl.sent", b"k" * 32)
@@ -175,3 +181,58 @@ async def test_a_file_sent_again_after_a_crash_sends_only_what_was_missing(
     assert (again.sent, again.already_sent) == (1, 6)
     assert sent == children
     assert not any(bsn in journal.path.read_text() for bsn in children)
+
+
+def test_a_reference_is_the_partners_own_case_number_and_never_a_bsn() -> None:
+    assert validate(2, row(reference=" LLN-2026-017 "), today=TODAY).reference == "LLN-2026-017"
+    assert validate(2, row(reference=""), today=TODAY).reference is None
+    for bad, why in (
+        (CHILD, "reference looks like a BSN"),
+        (f"{CHILD[:3]} {CHILD[3:6]}.{CHILD[6:]}", "reference looks like a BSN"),
+        ("x" * 65, "reference is longer than 64 characters"),
+        ("LLN\u200b2026", "reference holds control or invisible characters"),
+    ):
+        with pytest.raises(RowError, match=why) as raised:
+            validate(2, row(reference=bad), today=TODAY)
+        assert CHILD not in str(raised.value)
+
+
+def test_a_reference_goes_in_a_version_3_signal_and_a_version_2_one_still_reads() -> None:
+    from shared.contracts import SignalRegistered, decode
+
+    old = {
+        "schema_version": 2,
+        "event_id": str(uuid.uuid4()),
+        "partner_id": "school",
+        "subject": "a" * 64,
+        "organisation": "Basisschool",
+        "worker": {"worker_id": "w", "display_name": "W", "email": "w@x.example"},
+        "category": "pesten",
+        "wijk": "WK099901",
+        "registered_at": "2026-11-20T12:00:00+00:00",
+        "age_limit_month": "2036-03",
+    }
+    upgraded = decode(SignalRegistered, json.dumps(old).encode(), max_bytes=10_000)
+    assert (upgraded.schema_version, upgraded.reference) == (3, None)
+    carrying_a_bsn = {**old, "schema_version": 3, "reference": CHILD}
+    with pytest.raises(ValueError, match="reference") as raised:
+        decode(SignalRegistered, json.dumps(carrying_a_bsn).encode(), max_bytes=10_000)
+    assert CHILD not in str(raised.value)
+
+
+def test_receipts_answer_which_row_a_registration_was_and_hold_no_bsn(tmp_path: Path) -> None:
+    from vroegsignaal.partner.producer import Receipts
+
+    receipts = Receipts(tmp_path / "school.receipts.csv", b"k" * 32)
+    first = validate(2, row(reference="LLN-1"), today=TODAY)
+    second = validate(3, row(worker_id="w-2"), today=TODAY)
+    numbers = [uuid.uuid4(), uuid.uuid4()]
+    receipts.record("export.csv", [(first, numbers[0])])
+    receipts.record("export.csv", [(second, numbers[1])])
+    (found,) = receipts.find(numbers[1])
+    assert (found["export"], found["line"], found["reference"]) == ("export.csv", "3", "")
+    assert receipts.find(numbers[0])[0]["reference"] == "LLN-1"
+    assert receipts.find(uuid.uuid4()) == []
+    text = (tmp_path / "school.receipts.csv").read_text()
+    assert CHILD not in text and PARENT not in text
+    assert text.count("registration,export,line") == 1

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import random
 
+from shared.contracts import is_valid_bsn
+
+__all__ = ["SYNTHETIC_FIRST", "SYNTHETIC_LAST", "is_valid_bsn", "synthetic_bsns"]
+
 # Synthetic BSNs are drawn only from 999900000-999999999, a block used for test persons,
 # so a generated number is never a real person's.
 SYNTHETIC_FIRST = 999_900_000
 SYNTHETIC_LAST = 999_999_999
-
-
-def is_valid_bsn(value: str) -> bool:
-    """The elfproef: nine digits, weights 9..2 and -1, the sum divisible by 11, not 0."""
-    if len(value) != 9 or not value.isdigit() or value == "000000000":
-        return False
-    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
-    return sum(int(d) * w for d, w in zip(value, weights, strict=True)) % 11 == 0
 
 
 def synthetic_bsns(count: int, rng: random.Random) -> list[str]:

@@ -82,6 +82,12 @@ class PartnerConfig(BaseModel):
         default=None,
         description="The partner's Kafka login; without it, the VS_KAFKA_* settings apply.",
     )
+    receipts_file: Path | None = Field(
+        default=None,
+        description="Where the producer keeps its receipts (registration number -> export, "
+        "line, row hash, reference), for `partner lookup`; by default "
+        "<partner id>.receipts.csv beside this file.",
+    )
 
     def kafka_settings(self, settings: Settings) -> Settings:
         """`settings` with this partner's own Kafka login, where the file gives one."""
@@ -110,8 +116,11 @@ class PartnerConfig(BaseModel):
                     f"{path}: intake_keys is missing: add the intake public keys the "
                     "municipality hands out ('vroegsignaal secrets init' writes them)"
                 )
-            return cls.model_validate(doc)
+            config = cls.model_validate(doc)
         except OSError as exc:
             raise PartnerConfigError(f"cannot read partner configuration {path}: {exc}") from None
         except (yaml.YAMLError, ValidationError) as exc:
             raise PartnerConfigError(f"{path}: {exc}") from None
+        receipts = config.receipts_file or Path(f"{config.partner_id}.receipts.csv")
+        # A relative path is the configuration file's neighbour, wherever it runs from.
+        return config.model_copy(update={"receipts_file": path.parent / receipts})

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import csv
 import hmac
+import io
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -68,11 +69,27 @@ def event_id(id_key: bytes, partner_id: str, row: SourceRow, child: str) -> uuid
     )
 
 
+def row_digest(id_key: bytes, row: SourceRow) -> str:
+    """A keyed hash of a row's fields (the partner's id key): it recognises the row
+    again, and no one without the key can test a guessed BSN against it."""
+    fields = (
+        row.child_bsn,
+        ",".join(row.parent_bsns),
+        row.household_id or "",
+        row.age_limit_month,
+        row.category.value,
+        row.wijk,
+        row.registered_at.isoformat(),
+        row.worker.model_dump_json(),
+    )
+    mac = hmac.new(id_key, b"journal\x1f" + "\x1f".join(fields).encode(), "sha256")
+    return mac.hexdigest()[:32]
+
+
 class Journal:
     """Which rows of a file Kafka has acknowledged, kept at the partner beside the file: a
     re-run after a crash sends only what is missing and says what was sent before. A row
-    is known by a keyed hash of its fields (the partner's id key): the journal holds no
-    BSN, and no one without the key can test a guess against it."""
+    is known by its keyed hash: the journal holds no BSN."""
 
     def __init__(self, path: Path, id_key: bytes) -> None:
         self.path = path
@@ -82,18 +99,7 @@ class Journal:
             self._done = {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
     def digest(self, row: SourceRow) -> str:
-        fields = (
-            row.child_bsn,
-            ",".join(row.parent_bsns),
-            row.household_id or "",
-            row.age_limit_month,
-            row.category.value,
-            row.wijk,
-            row.registered_at.isoformat(),
-            row.worker.model_dump_json(),
-        )
-        mac = hmac.new(self._key, b"journal\x1f" + "\x1f".join(fields).encode(), "sha256")
-        return mac.hexdigest()[:32]
+        return row_digest(self._key, row)
 
     def __contains__(self, row: SourceRow) -> bool:
         return self.digest(row) in self._done
@@ -101,11 +107,60 @@ class Journal:
     def record(self, rows: Sequence[SourceRow]) -> None:
         """After Kafka acknowledged `rows`: on disk before the next batch goes."""
         digests = [self.digest(r) for r in rows]
-        with self.path.open("a", encoding="ascii") as out:
-            out.write("".join(d + "\n" for d in digests))
-            out.flush()
-            os.fsync(out.fileno())
+        _append(self.path, "".join(d + "\n" for d in digests))
         self._done.update(digests)
+
+
+RECEIPT_FIELDS = ("registration", "export", "line", "row", "registered_at", "reference")
+
+
+class Receipts:
+    """The partner's own record of what it registered, at the partner only: for each
+    registration sent, its number (the event id, which the inbox shows the partner's
+    workers), the export and line it came from, the row's keyed hash and the partner's
+    reference. `vroegsignaal partner lookup` answers from it which row a registration
+    in the inbox was. No BSN is in it."""
+
+    def __init__(self, path: Path | None, id_key: bytes) -> None:
+        self.path = path
+        self._key = id_key
+
+    def record(self, export: str, sent: Sequence[tuple[SourceRow, uuid.UUID]]) -> None:
+        if not sent or self.path is None:  # a configuration not read from a file
+            return
+        fresh = not self.path.exists()
+        lines = io.StringIO()
+        writer = csv.writer(lines)
+        if fresh:
+            writer.writerow(RECEIPT_FIELDS)
+        for row, registration in sent:
+            writer.writerow(
+                [
+                    str(registration),
+                    export,
+                    row.line,
+                    row_digest(self._key, row),
+                    row.registered_at.isoformat(),
+                    row.reference or "",
+                ]
+            )
+        _append(self.path, lines.getvalue())
+
+    def find(self, registration: uuid.UUID) -> list[dict[str, str]]:
+        """Every receipt of `registration` (one, or several if its file was sent again
+        from another copy)."""
+        if self.path is None or not self.path.exists():
+            return []
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            return [r for r in csv.DictReader(handle) if r.get("registration") == str(registration)]
+
+
+def _append(path: Path, text: str) -> None:
+    """Appended and on disk before the caller goes on (a crash loses no acknowledged row)."""
+    with path.open("a", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class PartnerProducer:
@@ -127,8 +182,11 @@ class PartnerProducer:
         self._id_key = bytes.fromhex(config.id_key)
         self._seen: set[uuid.UUID] = set()
 
-    async def send_rows(self, rows: Sequence[SourceRow], summary: Summary) -> None:
-        """Pseudonymise, sign and publish one batch of validated rows."""
+    async def send_rows(
+        self, rows: Sequence[SourceRow], summary: Summary
+    ) -> list[tuple[SourceRow, uuid.UUID]]:
+        """Pseudonymise, sign and publish one batch of validated rows; the rows published
+        (not those this run had sent already), each with its registration number."""
         inputs: list[bytes] = []
         for row in rows:
             inputs.append(bsn_input(row.child_bsn))
@@ -138,6 +196,7 @@ class PartnerProducer:
         pseudonyms = iter(await self._pseudonymiser.pseudonyms(inputs))
         sent_at = datetime.now(UTC)
         publishing = []
+        sent: list[tuple[SourceRow, uuid.UUID]] = []
         for row in rows:
             child = next(pseudonyms)
             parents = [next(pseudonyms) for _ in row.parent_bsns]
@@ -155,15 +214,18 @@ class PartnerProducer:
                 registered_at=row.registered_at,
                 age_limit_month=row.age_limit_month,
                 sent_at=sent_at,
+                reference=row.reference,
             )
             if signal.event_id in self._seen:
                 summary.duplicates += 1
                 continue
             self._seen.add(signal.event_id)
             publishing.append(self._publish(signal, child))
+            sent.append((row, signal.event_id))
         # Sent together, acknowledged together; the producer keeps per-key order.
         await asyncio.gather(*publishing)
         summary.sent += len(publishing)
+        return sent
 
     def _publish(self, event: Contract, child: str) -> Awaitable[object]:
         """Seal the event to intake, sign the sealed bytes as sent, publish it keyed by
@@ -245,6 +307,9 @@ class PartnerProducer:
             summary.sent += len(sending)
         return summary
 
+    def receipts(self) -> Receipts:
+        return Receipts(self._config.receipts_file, self._id_key)
+
     def journal(self, path: Path) -> Journal:
         """The journal of the export at `path` (`<export>.sent`, beside it)."""
         return Journal(path.with_name(path.name + ".sent"), self._id_key)
@@ -258,12 +323,15 @@ class PartnerProducer:
         journal: Journal | None = None,
     ) -> Summary:
         """Send an export, in batches; with a journal, only the rows no earlier run has
-        had acknowledged (those count as already sent)."""
+        had acknowledged (those count as already sent). Each registration sent gets its
+        receipt."""
         summary = Summary()
         batch: list[SourceRow] = []
+        receipts = self.receipts()
 
         async def flush() -> None:
-            await self.send_rows(batch, summary)
+            sent = await self.send_rows(batch, summary)
+            receipts.record(path.name, sent)
             if journal is not None:
                 journal.record(batch)
             on_progress(len(batch))

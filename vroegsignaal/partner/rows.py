@@ -15,7 +15,9 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from shared.contracts import NOT_TEXT, Category, WorkerContact, month_of
+from pydantic import TypeAdapter, ValidationError
+
+from shared.contracts import NOT_TEXT, Category, PartnerReference, WorkerContact, month_of
 from vroegsignaal.partner.bsn import is_valid_bsn
 
 WIJK = re.compile(r"^WK\d{6}$")
@@ -24,7 +26,8 @@ AGE_LIMIT = 23
 COLUMNS = (
     "child_bsn, parent_bsns (';'-separated, optional), household_id (optional), "
     "date_of_birth or age_limit_month (YYYY-MM), category, wijk, registered_at, worker_id, "
-    "worker_name, worker_email, worker_phone (optional)"
+    "worker_name, worker_email, worker_phone (optional), reference (optional: your own case "
+    "or dossier number, shown only to your organisation's workers)"
 )
 
 
@@ -41,6 +44,7 @@ class SourceRow:
     wijk: str
     registered_at: datetime
     worker: WorkerContact
+    reference: str | None = None  # the partner's own case or dossier number
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,7 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
         phone=phone,
     )
     household = _text(raw, "household_id", required=False) or None
+    reference = _reference(_text(raw, "reference", required=False))
     return SourceRow(
         line=line,
         child_bsn=child,
@@ -203,4 +208,27 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
         wijk=wijk,
         registered_at=registered,
         worker=worker,
+        reference=reference,
     )
+
+
+_REFERENCE: TypeAdapter[str] = TypeAdapter(PartnerReference)
+
+
+def _reference(value: str) -> str | None:
+    """The partner's own case or dossier number, or None; never one that would carry a
+    BSN (the reason does not repeat it)."""
+    if not value:
+        return None
+    try:
+        return _REFERENCE.validate_python(value)
+    except ValidationError as invalid:
+        problem = invalid.errors()[0]
+        if problem["type"] == "string_too_long":
+            raise RowError("reference is longer than 64 characters") from None
+        if problem["type"] == "string_pattern_mismatch":
+            raise RowError("reference holds control or invisible characters") from None
+        raise RowError(
+            "reference looks like a BSN (nine digits passing the elfproef); give your own "
+            "case or dossier number instead, never a BSN"
+        ) from None

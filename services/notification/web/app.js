@@ -25,6 +25,20 @@ function contactLine(c) {
   return parts.join(" · ");
 }
 
+// Which of the worker's own registrations an alert, match or task is about: their own
+// case number where the organisation sent one, else the registration number its export
+// tool kept (`vroegsignaal partner lookup <number>` finds the row). Only the worker's own
+// organisation is ever shown these.
+function yourLine(y) {
+  const which = y.reference ? y.reference : `no. ${y.number || "?"}`;
+  const on = y.registered_at ? ` of ${new Date(y.registered_at).toLocaleDateString()}` : "";
+  return `Your registration ${which}${on}`;
+}
+
+function appendYours(item, registrations) {
+  for (const y of registrations || []) item.append(el("div", yourLine(y), "yours"));
+}
+
 async function loadAlerts() {
   const { alerts } = await api("/api/alerts");
   const list = $("alerts");
@@ -35,6 +49,7 @@ async function loadAlerts() {
     item.dataset.alertId = a.alert_id;
     item.append(el("div", a.message, "message"));
     item.append(el("div", `${a.kind} match · ${a.occasion} · ${when(a.issued_at)}`, "meta"));
+    appendYours(item, a.your_registrations);
     if (a.contacts.length) {
       const people = el("ul", null, "contacts");
       for (const c of a.contacts) people.append(el("li", contactLine(c)));
@@ -73,6 +88,7 @@ async function openMatch(matchId) {
   box.replaceChildren();
   box.append(el("div", `${m.kind} match, ${m.state}, raised ${when(m.raised_at)}`, "meta"));
   if (m.family_note) box.append(el("p", m.family_note));
+  appendYours(box, m.your_registrations);
   const people = el("ul", null, "contacts");
   for (const p of m.parties) people.append(el("li", contactLine(p)));
   box.append(el("div", "Workers involved:"), people);
@@ -116,6 +132,7 @@ async function loadTasks() {
   for (const t of tasks) {
     const item = el("li", null, t.done_at ? "done" : "");
     item.append(el("div", `Inform: ${t.addressee}`));
+    if (t.your_registration) appendYours(item, [t.your_registration]);
     item.append(el("div", `${t.kind} match · since ${when(t.created_at)}`, "meta"));
     if (!t.done_at) {
       const done = el("button", "Family informed");
