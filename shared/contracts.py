@@ -12,6 +12,7 @@ import hmac
 import json
 import math
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -77,13 +78,19 @@ def month_of(day: date) -> str:
 # around it (zero-width marks and joiners, bidirectional embeddings, overrides, isolates).
 NOT_TEXT = "\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
 Text = Annotated[str, StringConstraints(pattern=f"^[^{NOT_TEXT}]*$")]
+_SEPARATORS = re.compile(r"[\s.\-]")
+_DIGIT_RUN = re.compile(r"[0-9]+")
 
 
 def not_a_bsn(value: str) -> str:
-    """A free-text field that would carry a BSN (nine digits passing the elfproef, also
-    with spaces or dots between them) is refused: no BSN leaves the partner."""
-    if is_valid_bsn("".join(c for c in value if c not in " .-")):
-        raise ValueError("looks like a BSN (nine digits passing the elfproef); never send one")
+    """A free-text field that would carry a BSN is refused: no BSN leaves the partner.
+    Separators (spaces of any kind, dots, dashes) are dropped and compatible digits
+    (full-width, ...) read as digits; then every run of eight or nine digits that passes
+    the elfproef (eight: a BSN that lost its leading zero) counts as one."""
+    flat = _SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
+    for run in _DIGIT_RUN.findall(flat):
+        if len(run) in (8, 9) and is_valid_bsn(run.zfill(9)):
+            raise ValueError("holds a number that passes the elfproef, like a BSN; never send one")
     return value
 
 
@@ -185,6 +192,14 @@ class SignalRegistered(Contract):
         # A version 2 signal is a version 3 signal without a reference.
         return {2: lambda old: {**old, "schema_version": 3}}
 
+    def to_bytes(self) -> bytes:
+        """Version 2 when there is no reference: a partner may update its producer
+        before the municipality updates intake (which then reads it as before)."""
+        if self.reference is None:
+            earlier = {**self.model_dump(mode="json", exclude={"reference"}), "schema_version": 2}
+            return json.dumps(earlier, separators=(",", ":")).encode()
+        return super().to_bytes()
+
     partner_id: PartnerId
     subject: Pseudonym
     parents: list[Pseudonym] = Field(default_factory=list, max_length=4)
@@ -209,7 +224,9 @@ Sealed = Annotated[
 class SealedSignal(BaseModel):
     """The personal fields of an accepted signal, sealed under the subject's data key."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Sealed inside an event that is versioned itself: a field a later release adds is
+    # passed over here, so a rollback does not strand what that release sealed.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     worker: WorkerContact
     wijk: WijkCode
@@ -405,7 +422,9 @@ class MatchContact(BaseModel):
     organisation, whether that organisation may coordinate, and the subject's age limit
     (to address the family-informing task by age). Never the reason."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Sealed inside an event that is versioned itself: a field a later release adds is
+    # passed over here, so a rollback does not strand what that release sealed.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     registration_id: uuid.UUID
     subject: Pseudonym = Field(
@@ -431,7 +450,9 @@ class SealedMatch(BaseModel):
     """The personal fields of a match, sealed under the subject's data key (a person
     match) or the family cluster's (a family match)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Sealed inside an event that is versioned itself: a field a later release adds is
+    # passed over here, so a rollback does not strand what that release sealed.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     wijk: WijkCode
     contacts: list[MatchContact] = Field(min_length=1)

@@ -73,6 +73,8 @@ class DigestPolicy(_Strict):
     # since their last e-mail rather than the whole interval.
     new_case_immediately: bool = False
     min_gap_minutes: int = Field(default=5, ge=1, le=1440)
+    # How long the record of a digest e-mail (when, to which address, its counts) stays.
+    keep_days: int = Field(default=30, ge=1, le=365)
 
     @model_validator(mode="after")
     def _gap_within_interval(self) -> DigestPolicy:

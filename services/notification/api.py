@@ -37,6 +37,7 @@ from shared.webapp import STATIC, Denied, Guard, actor, parse_uuid, require
 
 WEB = Path(__file__).parent / "web"
 MAX_ALERTS = 200
+CASES_PER_PAGE = 25
 RECEIVERS = (Role.WORKER, Role.TEAM_LEAD, Role.REGIE)
 
 
@@ -128,6 +129,104 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
                 purpose="inbox: a user reads their own alerts",
             )
         return JSONResponse({"user_id": principal.user_id, "alerts": found})
+
+    async def cases(request: Request, principal: Principal) -> Response:
+        """The recipient's cases, a page at a time: `?filter=open|waiting|closed|all`
+        (waiting: an unread alert or an open task of theirs) and `?page=1..`."""
+        require(principal, *RECEIVERS)
+        which = request.query_params.get("filter", "open")
+        if which not in store.CASE_FILTERS:
+            raise Denied(400, f"filter is one of {', '.join(store.CASE_FILTERS)}")
+        try:
+            page = int(request.query_params.get("page", "1"))
+        except ValueError:
+            page = 0
+        if not 1 <= page <= 10_000:
+            raise Denied(400, "page is a number from 1")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found, totals, subjects = await store.cases_of(
+                conn,
+                principal.user_id,
+                principal.organisation,
+                which,
+                CASES_PER_PAGE,
+                (page - 1) * CASES_PER_PAGE,
+            )
+            attach(found, await own_registrations(conn, found, principal))
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="case-list",
+                object_id=principal.user_id,
+                subjects=subjects,
+                actor=actor(principal),
+                purpose=f"inbox: a user reads their cases ({which}, page {page})",
+            )
+        return JSONResponse(
+            {
+                "filter": which,
+                "page": page,
+                "per_page": CASES_PER_PAGE,
+                "totals": totals,
+                "cases": found,
+            }
+        )
+
+    async def case(request: Request, principal: Principal) -> Response:
+        """One case: what the recipient was told about it, oldest first."""
+        require(principal, *RECEIVERS)
+        match_id = parse_uuid(request.path_params["match_id"], "case in your inbox")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            timeline = await store.case_timeline(
+                conn, match_id, principal.user_id, principal.organisation
+            )
+            if not timeline:
+                raise Denied(404, "no such case in your inbox")
+            found = await store.match(conn, match_id)
+            yours = await own_registrations(conn, [{"match_id": str(match_id)}], principal)
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="case",
+                object_id=str(match_id),
+                subjects=list((await store.about(conn, match_id)).subjects),
+                actor=actor(principal),
+                purpose="inbox: a user reads the timeline of their case",
+            )
+        return JSONResponse(
+            {
+                "match_id": str(match_id),
+                "kind": found["kind"] if found else timeline[-1]["kind"],
+                "state": found["state"] if found else "closed",
+                "contact_made": bool(found and found["contact_made_at"]),
+                "timeline": timeline,
+                "your_registrations": yours.get(match_id, []),
+            }
+        )
+
+    async def acknowledge_case(request: Request, principal: Principal) -> Response:
+        """Acknowledge everything unread in one case at once."""
+        require(principal, *RECEIVERS)
+        match_id = parse_uuid(request.path_params["match_id"], "case in your inbox")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if not await store.case_timeline(
+                conn, match_id, principal.user_id, principal.organisation
+            ):
+                raise Denied(404, "no such case in your inbox")
+            done = await store.acknowledge_case(
+                conn, match_id, principal.user_id, principal.organisation, datetime.now(UTC)
+            )
+            if done:
+                await runtime.audit.record(
+                    conn,
+                    action=AuditAction.UPDATE,
+                    object_type="case",
+                    object_id=str(match_id),
+                    subjects=list((await store.about(conn, match_id)).subjects),
+                    actor=actor(principal),
+                    purpose=f"inbox: case acknowledged ({done} alerts)",
+                )
+        return JSONResponse({"match_id": str(match_id), "acknowledged": done})
 
     async def stream(request: Request, principal: Principal) -> Response:
         require(principal, *RECEIVERS)
@@ -362,6 +461,11 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             Route("/api/me", endpoint(me)),
             Route("/api/alerts", endpoint(alerts)),
             Route("/api/alerts/stream", endpoint(stream)),
+            Route("/api/cases", endpoint(cases)),
+            Route("/api/cases/{match_id}", endpoint(case)),
+            Route(
+                "/api/cases/{match_id}/acknowledge", endpoint(acknowledge_case), methods=["POST"]
+            ),
             Route("/api/alerts/{alert_id}/acknowledge", endpoint(acknowledge), methods=["POST"]),
             Route("/api/matches/{match_id}", endpoint(match)),
             Route("/api/matches/{match_id}/contacts", endpoint(contact_made), methods=["POST"]),

@@ -551,6 +551,10 @@ class Notifier:
         now = now or datetime.now(UTC)
         cutoff = now - timedelta(days=self.policy.notification.keep_closed_days)
         async with self.runtime.pool.acquire() as conn, conn.transaction():
+            # The record of digest e-mails sent (a worker's address, when) goes sooner.
+            await store.prune_digests(
+                conn, now - timedelta(days=self.policy.notification.digest.keep_days)
+            )
             match_ids, notices = await store.expired(conn, cutoff)
             if not match_ids and not notices:
                 return 0

@@ -90,6 +90,104 @@ async def alerts_of(
     return [_alert_json(r) for r in rows], sorted({s for r in rows for s in r["subjects"]})
 
 
+CASE_FILTERS = {
+    "open": "m.state = 'open'",
+    "waiting": "(c.unread > 0 OR c.open_tasks > 0)",
+    "closed": "m.state <> 'open'",
+    "all": "true",
+}
+_CASES = (
+    "WITH c AS (SELECT a.match_id, count(*) AS alerts,"
+    "  count(*) FILTER (WHERE a.acknowledged_at IS NULL) AS unread,"
+    "  max(a.issued_at) AS latest,"
+    "  (array_agg(a.message ORDER BY a.issued_at DESC, a.alert_id))[1] AS latest_message,"
+    "  (array_agg(split_part(a.occasion, ':', 1) ORDER BY a.issued_at DESC, a.alert_id))[1]"
+    "   AS latest_occasion,"
+    "  (SELECT count(*) FROM inform_tasks t WHERE t.match_id = a.match_id"
+    "   AND t.worker_id = $1 AND t.done_at IS NULL) AS open_tasks"
+    " FROM alerts a WHERE a.match_id IS NOT NULL AND a.recipient_id = $1"
+    "  AND (a.recipient_organisation IS NULL OR a.recipient_organisation = $2)"
+    " GROUP BY a.match_id)"
+)
+
+
+async def cases_of(
+    conn: Conn, recipient_id: str, organisation: str | None, which: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], dict[str, int], list[str]]:
+    """A recipient's cases (the matches they were told of), newest change first: each
+    with its state, latest change, unread alerts, whether contact was made and their open
+    tasks; how many cases each filter holds; and the subjects the page discloses."""
+    rows = await conn.fetch(
+        f"{_CASES} SELECT m.match_id, m.kind, m.state, m.wijk, m.raised_at, m.closed_at,"
+        " m.contact_made_at, c.alerts, c.unread, c.latest, c.latest_message,"
+        " c.latest_occasion, c.open_tasks FROM c JOIN matches m USING (match_id)"
+        f" WHERE {CASE_FILTERS[which]} ORDER BY c.latest DESC, m.match_id LIMIT $3 OFFSET $4",
+        recipient_id,
+        organisation,
+        limit,
+        offset,
+    )
+    counted = ", ".join(f"count(*) FILTER (WHERE {w}) AS {n}" for n, w in CASE_FILTERS.items())
+    totals = await conn.fetchrow(
+        f"{_CASES} SELECT {counted} FROM c JOIN matches m USING (match_id)",
+        recipient_id,
+        organisation,
+    )
+    assert totals is not None
+    subjects = await about_many(conn, [r["match_id"] for r in rows])
+    return (
+        [
+            {
+                "match_id": str(r["match_id"]),
+                "kind": r["kind"],
+                "state": r["state"],
+                "wijk": r["wijk"],
+                "raised_at": r["raised_at"].isoformat(),
+                "closed_at": r["closed_at"].isoformat() if r["closed_at"] else None,
+                "contact_made": r["contact_made_at"] is not None,
+                "alerts": r["alerts"],
+                "unread": r["unread"],
+                "latest_at": r["latest"].isoformat(),
+                "latest": r["latest_message"],
+                "latest_occasion": r["latest_occasion"],
+                "open_tasks": r["open_tasks"],
+            }
+            for r in rows
+        ],
+        dict(totals),
+        subjects,
+    )
+
+
+async def case_timeline(
+    conn: Conn, match_id: uuid.UUID, recipient_id: str, organisation: str | None
+) -> list[dict[str, Any]]:
+    """What a recipient was told about one case, oldest first (empty: not their case)."""
+    rows = await conn.fetch(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {MINE} AND match_id = $3"
+        " ORDER BY issued_at, alert_id",
+        recipient_id,
+        organisation,
+        match_id,
+    )
+    return [_alert_json(r) for r in rows]
+
+
+async def acknowledge_case(
+    conn: Conn, match_id: uuid.UUID, recipient_id: str, organisation: str | None, at: datetime
+) -> int:
+    """Acknowledge every unread alert of a recipient's case; how many."""
+    done = await conn.fetch(
+        f"UPDATE alerts SET acknowledged_at = $4 WHERE {MINE} AND match_id = $3"
+        " AND acknowledged_at IS NULL RETURNING alert_id",
+        recipient_id,
+        organisation,
+        match_id,
+        at,
+    )
+    return len(done)
+
+
 async def owned_alert(
     conn: Conn, alert_id: uuid.UUID, recipient_id: str, organisation: str | None
 ) -> tuple[bool, list[str]]:
@@ -155,7 +253,11 @@ async def add_parties(
     shown of it (sealed)."""
     await conn.executemany(
         "INSERT INTO match_parties (match_id, registration_id, worker_id, worker, organisation,"
-        " subject, yours) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) ON CONFLICT DO NOTHING",
+        " subject, yours) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"
+        # A party stored before its organisation's view existed gets it from a later
+        # event; one already there stays as it is.
+        " ON CONFLICT (match_id, registration_id)"
+        " DO UPDATE SET yours = coalesce(match_parties.yours, excluded.yours)",
         [
             (
                 match_id,
@@ -530,6 +632,10 @@ async def waiting_digests(conn: Conn) -> list[asyncpg.Record]:
         " (SELECT max(created_at) FROM digests d WHERE d.recipient_id = i.recipient_id)"
         "  AS last_sent"
         " FROM digest_items i WHERE i.digest_id IS NULL"
+        # While a worker's last e-mail has not gone (the relay is down), the next waits:
+        # a recovered relay sends one, not one per interval of the outage.
+        " AND NOT EXISTS (SELECT 1 FROM digests d JOIN deliveries v USING (digest_id)"
+        "  WHERE d.recipient_id = i.recipient_id AND v.state = 'pending')"
         " GROUP BY i.recipient_id, i.target ORDER BY min(i.queued_at)"
     )
 
@@ -562,6 +668,19 @@ async def compose_digest(conn: Conn, recipient_id: str, target: str) -> uuid.UUI
         target,
     )
     return digest_id
+
+
+async def prune_digests(conn: Conn, before: datetime) -> int:
+    """Digests composed before `before` whose e-mail went or was given up go, with their
+    deliveries (the worker's address) and their items."""
+    return len(
+        await conn.fetch(
+            "DELETE FROM digests g WHERE g.created_at < $1 AND NOT EXISTS ("
+            " SELECT 1 FROM deliveries v WHERE v.digest_id = g.digest_id"
+            " AND v.state = 'pending') RETURNING digest_id",
+            before,
+        )
+    )
 
 
 async def claim_deliveries(conn: Conn, limit: int, lease_seconds: float) -> list[asyncpg.Record]:

@@ -16,6 +16,15 @@ import asyncpg
 from shared.contracts import MatchContact
 from shared.keystore import KeyShredded, KeyStore, SealBroken
 
+# The registration id alone is the AAD of intake's seal of the whole signal: the context
+# keeps a copy of that blob from ever opening as this view (and the reverse).
+AAD_CONTEXT = b"notification/yours\x1f"
+SHOWN = ("reference", "number", "registered_at")
+
+
+def _aad(registration_id: uuid.UUID) -> bytes:
+    return AAD_CONTEXT + registration_id.bytes
+
 
 def _plain(contact: MatchContact) -> dict[str, str] | None:
     shown = {
@@ -37,7 +46,7 @@ async def seal_yours(keystore: KeyStore, contacts: Iterable[MatchContact]) -> di
         try:
             sealed[contact.registration_id] = await keystore.seal(
                 contact.subject,
-                contact.registration_id.bytes,
+                _aad(contact.registration_id),
                 json.dumps(plain, sort_keys=True).encode(),
                 create=False,
             )
@@ -52,12 +61,12 @@ async def open_one(
     """One registration's view for its organisation; None once its subject was erased
     (the key shredded) or if the seal is broken."""
     try:
-        opened: dict[str, Any] = json.loads(
-            await keystore.open_sealed(subject, registration_id.bytes, sealed)
-        )
-    except (KeyShredded, SealBroken):
+        opened = json.loads(await keystore.open_sealed(subject, _aad(registration_id), sealed))
+    except (KeyShredded, SealBroken, ValueError):
         return None
-    return opened
+    if not isinstance(opened, dict):
+        return None
+    return {k: str(opened[k]) for k in SHOWN if opened.get(k) is not None}
 
 
 async def open_yours(

@@ -1,6 +1,7 @@
-"""The JGT worker's inbox in a real browser (headless Chromium, Debian's package): log in
-at the demo issuer, watch a match's alert arrive without reloading, see whom to contact
-but never why, acknowledge it; a colleague who is not party neither sees nor opens it."""
+"""The inbox in a real browser (headless Chromium, Debian's package): a worker logs in at
+the demo issuer, watches a case arrive without reloading, reads in its timeline whom to
+contact but never why, acknowledges it; a colleague who is not party neither sees nor
+opens it. A coordinator with 200 cases pages through them and filters them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from shared.contracts import Category
 from shared.settings import REPO_ROOT, Settings
 from tests.conftest import auth, run_cli
+from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, row
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.stack.secrets import Secrets
@@ -136,7 +138,7 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
     (child,) = synthetic_bsns(1, random.Random())
     async with chromium() as browser, httpx.AsyncClient(timeout=10) as http:
         page = await log_in(browser, services, WORKER, WORKER_NAME)
-        await expect(page.locator("#alerts li")).to_have_text(["No alerts."])
+        await expect(page.locator("#cases li")).to_have_text(["No cases."])
 
         # Anything that reloads or leaves the page drops this marker.
         await page.evaluate("window.__inboxMarker = 'still the same page'")
@@ -163,35 +165,41 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
             [registration(child, OTHER, OTHER_NAME, Category.SCHOOLVERZUIM)],
         )
 
-        item = page.locator("#alerts li[data-alert-id]")
+        item = page.locator("#cases li[data-match-id]")
         await expect(item).to_have_count(1, timeout=60_000)
         assert await page.evaluate("window.__inboxMarker") == "still the same page"
         assert navigations == []
-        alert_id = await item.get_attribute("data-alert-id")
-        assert alert_id
+        match_id = await item.get_attribute("data-match-id")
+        assert match_id
 
-        # Whom to contact, and never why.
+        # One case: what changed last, what is unread, no contact yet, the task to inform.
         await expect(item).to_have_class("new")
         await expect(item.locator(".message")).to_have_text(PERSON_RAISED)
-        await expect(item.locator(".contacts li")).to_have_count(1)
-        await expect(item.locator(".contacts li")).to_have_text(
-            f"{OTHER_NAME} · {OTHER}@voorbeeldrade.example"
+        await expect(item.locator(".facts")).to_have_text(
+            "1 new · no contact yet · 1 open task", timeout=30_000
         )
-        await expect(item).to_contain_text("Coordinator: Sanne de Vries")
+        await expect(page.locator("#waiting")).to_have_text("1 waiting for you")
         await assert_no_theme(page)
 
         [stored] = await alerts_of(http, settings, notification, WORKER)
-        assert stored["alert_id"] == alert_id
+        assert stored["match_id"] == match_id
         assert stored["acknowledged_at"] is None
-        match_id = stored["match_id"]
 
-        # The match's details: both workers, the coordinator, still no theme.
-        await item.get_by_role("button", name="Open match").click()
+        # Its timeline says whom to contact and who coordinates; everyone involved below.
+        await item.get_by_role("button", name="Open case").click()
+        case = page.locator("#case")
+        await expect(page.locator("#case-section")).to_be_visible()
+        step = case.locator(".timeline > li")
+        await expect(step).to_have_count(1)
+        await expect(step.locator(".message")).to_have_text(PERSON_RAISED)
+        await expect(step.locator(".contacts li")).to_have_text(
+            f"{OTHER_NAME} · {OTHER}@voorbeeldrade.example"
+        )
+        await expect(step).to_contain_text("Coordinator: Sanne de Vries")
         match_box = page.locator("#match")
         await expect(page.locator("#match-section")).to_be_visible()
         await expect(match_box).to_contain_text(WORKER_NAME)
         await expect(match_box).to_contain_text(OTHER_NAME)
-        await expect(match_box).to_contain_text("Coordinator: Sanne de Vries")
         await assert_no_theme(page)
 
         SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -200,12 +208,13 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
         shot = SCREENSHOT.read_bytes()
         assert shot.startswith(PNG_MAGIC) and len(shot) > 1000
 
+        # Acknowledged on the case: everything unread in it at once.
         await item.locator("button.acknowledge").click()
         await expect(item).to_have_class("done")
         await expect(item.locator("button.acknowledge")).to_have_count(0)
-        await expect(item).to_contain_text("Acknowledged")
+        await expect(item.locator(".facts")).to_have_text("no contact yet · 1 open task")
+        await expect(page.locator("#waiting")).to_have_text("1 waiting for you")  # the task
         [stored] = await alerts_of(http, settings, notification, WORKER)
-        assert stored["alert_id"] == alert_id
         assert stored["acknowledged_at"] is not None
         await expect(page.locator("#error")).to_be_hidden()
 
@@ -227,11 +236,86 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
                 headers=auth(settings, intruder),
             )
             assert refused.status_code == 404, refused.text
+        # A case is the recipient's own: nobody else reads or acknowledges it.
+        for outsider in (COLLEAGUE, OUTSIDER):
+            for method, path in (("GET", ""), ("POST", "/acknowledge")):
+                refused = await http.request(
+                    method,
+                    f"{notification}/api/cases/{match_id}{path}",
+                    headers=auth(settings, outsider),
+                )
+                assert refused.status_code == 404, refused.text
         [others] = await alerts_of(http, settings, notification, OTHER)
         assert others["acknowledged_at"] is None
 
         # A worker of another team, logged in beside it, has nothing in their inbox.
         outsider_page = await log_in(browser, services, OUTSIDER, OUTSIDER_NAME)
-        await expect(outsider_page.locator("#alerts li")).to_have_text(["No alerts."])
-        await expect(outsider_page.locator(f'[data-alert-id="{alert_id}"]')).to_have_count(0)
-        assert alert_id not in await outsider_page.content()
+        await expect(outsider_page.locator("#cases li")).to_have_text(["No cases."])
+        await expect(outsider_page.locator(f'[data-match-id="{match_id}"]')).to_have_count(0)
+        assert match_id not in await outsider_page.content()
+
+
+COORDINATOR, COORDINATOR_NAME = "jgt-noord-1", "Sanne de Vries"
+CASES = 200
+
+
+async def test_a_coordinator_with_200_cases_pages_and_filters_them(
+    settings: Settings, services: dict[str, str], partners: Producers, tmp_path: Path
+) -> None:
+    # Her colleague is away: every match of the team's wijken is hers to coordinate.
+    code, out, err = await run_cli(
+        settings, "roster", "deactivate", "jgt-noord-2", operator="beheer-jan"
+    )
+    assert code == 0, out + err
+    children = synthetic_bsns(CASES, random.Random())
+    for partner, worker, name, theme in (
+        (JGZ, WORKER, WORKER_NAME, Category.OPVOEDVRAGEN),
+        (SCHOOL, OTHER, OTHER_NAME, Category.SCHOOLVERZUIM),
+    ):
+        rows = [
+            {**registration(child, worker, name, theme), "household_id": f"HH-{n}"}
+            for n, child in enumerate(children)
+        ]
+        sent = await partners(partner).send_file(
+            export(tmp_path / f"{partner}.csv", rows), today=datetime.now(UTC).date()
+        )
+        assert sent.sent == CASES
+
+    async with chromium() as browser:
+        page = await log_in(browser, services, COORDINATOR, COORDINATOR_NAME)
+        tabs = page.locator("#case-filters button")
+        await expect(tabs).to_have_text(
+            [f"Open ({CASES})", f"Waiting for me ({CASES})", "Closed (0)"], timeout=240_000
+        )
+        cards = page.locator("#cases li[data-match-id]")
+        await expect(cards).to_have_count(25)
+        pager = page.locator("#case-pager")
+        await expect(pager).to_contain_text("page 1 of 8")
+        await expect(pager.get_by_role("button", name="Previous")).to_be_disabled()
+        first_page = set(await cards.evaluate_all("cs => cs.map(c => c.dataset.matchId)"))
+
+        await pager.get_by_role("button", name="Next").click()
+        await expect(pager).to_contain_text("page 2 of 8")
+        await expect(cards).to_have_count(25)
+        second_page = set(await cards.evaluate_all("cs => cs.map(c => c.dataset.matchId)"))
+        assert len(first_page | second_page) == 50
+
+        # One case acknowledged: no longer waiting for her.
+        done = await cards.first.get_attribute("data-match-id")
+        await cards.first.locator("button.acknowledge").click()
+        await expect(tabs.nth(1)).to_have_text(f"Waiting for me ({CASES - 1})")
+        await expect(page.locator("#waiting")).to_have_text(f"{CASES - 1} waiting for you")
+
+        await tabs.nth(1).click()
+        await expect(tabs.nth(1)).to_have_attribute("aria-pressed", "true")
+        await expect(pager).to_contain_text("page 1 of 8")
+        for _ in range(7):
+            await expect(page.locator(f'#cases li[data-match-id="{done}"]')).to_have_count(0)
+            await pager.get_by_role("button", name="Next").click()
+        await expect(pager).to_contain_text("page 8 of 8")
+        await expect(cards).to_have_count((CASES - 1) % 25 or 25)
+        await expect(pager.get_by_role("button", name="Next")).to_be_disabled()
+
+        await tabs.nth(2).click()
+        await expect(page.locator("#cases li")).to_have_text(["No cases."])
+        await expect(page.locator("#error")).to_be_hidden()

@@ -67,6 +67,12 @@ async def email_deliveries(pool: asyncpg.Pool) -> list[asyncpg.Record]:
         )
 
 
+async def relay_took_them(pool: asyncpg.Pool) -> None:
+    """The delivery loop sent every e-mail composed so far."""
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE deliveries SET state = 'sent', sent_at = now()")
+
+
 async def test_many_alerts_become_one_email_per_interval(pool: asyncpg.Pool) -> None:
     composer = DigestComposer(lambda: pool, POLICY)
     now = datetime.now(UTC)
@@ -80,6 +86,7 @@ async def test_many_alerts_become_one_email_per_interval(pool: asyncpg.Pool) -> 
     assert await composer.run_once(now) == 1
     (first,) = await email_deliveries(pool)
     assert (first["target"], first["cases"], first["notices"]) == (ANNA.email, 5, 1)
+    await relay_took_them(pool)
 
     # More changes to known cases within the hour: they wait.
     for case in cases:
@@ -98,6 +105,7 @@ async def test_a_case_new_to_the_worker_goes_after_the_minimum_gap_only_if_the_p
 ) -> None:
     await tell(pool, BRAM, uuid.uuid4(), "raised")
     assert await DigestComposer(lambda: pool, POLICY).run_once() == 1
+    await relay_took_them(pool)
     start = datetime.now(UTC)
     await tell(pool, BRAM, uuid.uuid4(), "raised")  # a new case for Bram
     assert await DigestComposer(lambda: pool, POLICY).run_once(start + timedelta(minutes=2)) == 0
@@ -135,3 +143,36 @@ async def test_instances_composing_at_once_make_one_digest(pool: asyncpg.Pool) -
     assert sum(made) == 1
     (digest,) = await email_deliveries(pool)
     assert digest["cases"] == 20
+
+
+async def test_while_a_workers_email_waits_for_the_relay_no_second_one_is_composed(
+    pool: asyncpg.Pool,
+) -> None:
+    now = datetime.now(UTC)
+    await tell(pool, ANNA, uuid.uuid4(), "raised")
+    assert await DigestComposer(lambda: pool, POLICY).run_once(now) == 1
+    await tell(pool, ANNA, uuid.uuid4(), "raised")
+    # The relay is down: hours pass, the first e-mail is still pending.
+    composer = DigestComposer(lambda: pool, POLICY)
+    for hours in (2, 5, 9):
+        assert await composer.run_once(now + timedelta(hours=hours)) == 0
+    await relay_took_them(pool)
+    assert await DigestComposer(lambda: pool, POLICY).run_once(now + timedelta(hours=10)) == 1
+    assert len(await email_deliveries(pool)) == 2
+
+
+async def test_old_digests_go_with_their_items_but_not_one_still_to_be_sent(
+    pool: asyncpg.Pool,
+) -> None:
+    await tell(pool, ANNA, uuid.uuid4(), "raised")
+    await tell(pool, BRAM, uuid.uuid4(), "raised")
+    assert await DigestComposer(lambda: pool, POLICY).run_once() == 2
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE deliveries SET state = 'sent' WHERE target = $1", ANNA.email)
+        pruned = await store.prune_digests(conn, datetime.now(UTC) + timedelta(days=1))
+        assert pruned == 1
+        left = await conn.fetch("SELECT target FROM deliveries")
+        assert [r["target"] for r in left] == [BRAM.email]  # still pending: kept
+        # Anna's item went with her digest: it is not queued again.
+        assert await conn.fetchval("SELECT count(*) FROM digest_items") == 1
+    assert await DigestComposer(lambda: pool, POLICY).run_once() == 0

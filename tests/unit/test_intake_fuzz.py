@@ -97,7 +97,8 @@ def nested(depth: int) -> Any:
 
 def valid() -> dict[str, Any]:
     sent = signal(SCHOOL, pseudonym(), registered_at=NOW - timedelta(hours=1))
-    return json.loads(sent.to_bytes())
+    # Version 3, with its reference field, so the mutations reach that field too.
+    return json.loads(sent.model_copy(update={"reference": "LLN-2026-001"}).to_bytes())
 
 
 def mutate(rng: random.Random) -> bytes:

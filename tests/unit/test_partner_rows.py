@@ -187,8 +187,10 @@ def test_a_reference_is_the_partners_own_case_number_and_never_a_bsn() -> None:
     assert validate(2, row(reference=" LLN-2026-017 "), today=TODAY).reference == "LLN-2026-017"
     assert validate(2, row(reference=""), today=TODAY).reference is None
     for bad, why in (
-        (CHILD, "reference looks like a BSN"),
-        (f"{CHILD[:3]} {CHILD[3:6]}.{CHILD[6:]}", "reference looks like a BSN"),
+        (CHILD, "reference holds a number that passes the elfproef"),
+        (f"{CHILD[:3]} {CHILD[3:6]}.{CHILD[6:]}", "reference holds a number that passes"),
+        (f"BSN {CHILD}/1", "reference holds a number that passes the elfproef"),
+        (f"dossier-{PARENT}0", "reference holds this row's child_bsn or a parent_bsns"),
         ("x" * 65, "reference is longer than 64 characters"),
         ("LLN\u200b2026", "reference holds control or invisible characters"),
     ):
@@ -235,4 +237,19 @@ def test_receipts_answer_which_row_a_registration_was_and_hold_no_bsn(tmp_path: 
     assert receipts.find(uuid.uuid4()) == []
     text = (tmp_path / "school.receipts.csv").read_text()
     assert CHILD not in text and PARENT not in text
+    assert (tmp_path / "school.receipts.csv").stat().st_mode & 0o077 == 0  # its owner's only
     assert text.count("registration,export,line") == 1
+
+
+def test_a_signal_without_a_reference_still_goes_as_version_2() -> None:
+    """A partner may update its producer before the municipality updates intake."""
+    from shared.contracts import SignalRegistered, decode
+    from tests.factories import pseudonym, signal
+
+    plain = signal("school-de-regenboog", pseudonym())
+    sent = json.loads(plain.to_bytes())
+    assert sent["schema_version"] == 2 and "reference" not in sent
+    assert decode(SignalRegistered, plain.to_bytes(), max_bytes=10_000) == plain
+    referenced = plain.model_copy(update={"reference": "LLN-1"})
+    assert json.loads(referenced.to_bytes())["schema_version"] == 3
+    assert decode(SignalRegistered, referenced.to_bytes(), max_bytes=10_000) == referenced

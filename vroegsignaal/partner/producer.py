@@ -125,14 +125,20 @@ class Receipts:
         self.path = path
         self._key = id_key
 
+    def open(self) -> None:
+        """Make the file (its header) before anything is sent: a place that cannot be
+        written stops the run before the first row goes, not after."""
+        if self.path is not None and not self.path.exists():
+            lines = io.StringIO()
+            csv.writer(lines).writerow(RECEIPT_FIELDS)
+            _append(self.path, lines.getvalue())
+
     def record(self, export: str, sent: Sequence[tuple[SourceRow, uuid.UUID]]) -> None:
         if not sent or self.path is None:  # a configuration not read from a file
             return
-        fresh = not self.path.exists()
+        self.open()
         lines = io.StringIO()
         writer = csv.writer(lines)
-        if fresh:
-            writer.writerow(RECEIPT_FIELDS)
         for row, registration in sent:
             writer.writerow(
                 [
@@ -156,8 +162,10 @@ class Receipts:
 
 
 def _append(path: Path, text: str) -> None:
-    """Appended and on disk before the caller goes on (a crash loses no acknowledged row)."""
-    with path.open("a", encoding="utf-8") as out:
+    """Appended and on disk before the caller goes on (a crash loses no acknowledged row);
+    made readable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as out:
         out.write(text)
         out.flush()
         os.fsync(out.fileno())
@@ -328,6 +336,7 @@ class PartnerProducer:
         summary = Summary()
         batch: list[SourceRow] = []
         receipts = self.receipts()
+        receipts.open()
 
         async def flush() -> None:
             sent = await self.send_rows(batch, summary)

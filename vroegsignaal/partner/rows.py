@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -198,6 +199,11 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
     )
     household = _text(raw, "household_id", required=False) or None
     reference = _reference(_text(raw, "reference", required=False))
+    if reference is not None and _holds_bsn(reference, (child, *parents)):
+        raise RowError(
+            "reference holds this row's child_bsn or a parent_bsns entry; give your own "
+            "case or dossier number instead, never a BSN"
+        )
     return SourceRow(
         line=line,
         child_bsn=child,
@@ -229,6 +235,12 @@ def _reference(value: str) -> str | None:
         if problem["type"] == "string_pattern_mismatch":
             raise RowError("reference holds control or invisible characters") from None
         raise RowError(
-            "reference looks like a BSN (nine digits passing the elfproef); give your own "
+            "reference holds a number that passes the elfproef, like a BSN; give your own "
             "case or dossier number instead, never a BSN"
         ) from None
+
+
+def _holds_bsn(text: str, bsns: tuple[str, ...]) -> bool:
+    """Whether the digits of `text` contain one of `bsns`, also without its leading zero."""
+    digits = "".join(c for c in unicodedata.normalize("NFKC", text) if c.isdigit())
+    return any(b in digits or b.lstrip("0") in digits for b in bsns)

@@ -39,47 +39,118 @@ function appendYours(item, registrations) {
   for (const y of registrations || []) item.append(el("div", yourLine(y), "yours"));
 }
 
-async function loadAlerts() {
-  const { alerts } = await api("/api/alerts");
-  const list = $("alerts");
+// The inbox is a list of cases (the matches the user was told of), not a stream of
+// alerts: each with its state, its latest change, what is unread, whether contact was
+// made and the user's open tasks; a timeline inside; a filter and pages.
+const FILTERS = { open: "Open", waiting: "Waiting for me", closed: "Closed" };
+const view = { filter: "open", page: 1 };
+
+async function loadCases() {
+  const data = await api(`/api/cases?filter=${view.filter}&page=${view.page}`);
+  const tabs = $("case-filters");
+  tabs.replaceChildren();
+  for (const [key, label] of Object.entries(FILTERS)) {
+    const tab = el("button", `${label} (${data.totals[key]})`, key === view.filter ? "" : "secondary");
+    tab.dataset.filter = key;
+    tab.setAttribute("aria-pressed", String(key === view.filter));
+    tab.onclick = () => { view.filter = key; view.page = 1; loadCases().catch(showError); };
+    tabs.append(tab, " ");
+  }
+  const waiting = data.totals.waiting;
+  $("waiting").textContent = waiting ? `${waiting} waiting for you` : "";
+  document.title = waiting ? `(${waiting}) Vroegsignaal inbox` : "Vroegsignaal inbox";
+  const list = $("cases");
   list.replaceChildren();
-  if (!alerts.length) list.append(el("li", "No alerts.", "meta"));
-  for (const a of alerts) {
-    const item = el("li", null, a.acknowledged_at ? "done" : "new");
-    item.dataset.alertId = a.alert_id;
-    item.append(el("div", a.message, "message"));
-    item.append(el("div", `${a.kind} match · ${a.occasion} · ${when(a.issued_at)}`, "meta"));
-    appendYours(item, a.your_registrations);
-    if (a.contacts.length) {
-      const people = el("ul", null, "contacts");
-      for (const c of a.contacts) people.append(el("li", contactLine(c)));
-      item.append(el("div", "Contact:", "meta"), people);
-    }
-    if (a.coordinator) {
-      item.append(el("div", `Coordinator: ${contactLine(a.coordinator)}`, "meta"));
-    }
-    const actions = el("div");
-    if (!a.acknowledged_at) {
-      const ack = el("button", "Acknowledge");
-      ack.className = "acknowledge";
-      ack.onclick = () => acknowledge(a.alert_id).catch(showError);
-      actions.append(ack);
-    } else {
-      actions.append(el("span", `Acknowledged ${when(a.acknowledged_at)}`, "meta"));
-    }
-    if (a.match_id && me.roles.includes("worker") && a.part !== "team_lead") {
-      const open = el("button", "Open match", "secondary");
-      open.onclick = () => openMatch(a.match_id).catch(showError);
-      actions.append(" ", open);
-    }
-    item.append(actions);
-    list.append(item);
+  if (!data.cases.length) list.append(el("li", "No cases.", "meta"));
+  for (const c of data.cases) list.append(caseCard(c));
+  const pages = Math.max(1, Math.ceil(data.totals[view.filter] / data.per_page));
+  const pager = $("case-pager");
+  pager.replaceChildren();
+  if (pages > 1) {
+    const previous = el("button", "Previous", "secondary");
+    previous.disabled = view.page <= 1;
+    previous.onclick = () => { view.page -= 1; loadCases().catch(showError); };
+    const next = el("button", "Next", "secondary");
+    next.disabled = view.page >= pages;
+    next.onclick = () => { view.page += 1; loadCases().catch(showError); };
+    pager.append(previous, " ", el("span", `page ${view.page} of ${pages}`, "meta"), " ", next);
   }
 }
 
-async function acknowledge(alertId) {
-  await api(`/api/alerts/${alertId}/acknowledge`, { method: "POST" });
-  await loadAlerts();
+function caseCard(c) {
+  const item = el("li", null, c.unread ? "new" : "done");
+  item.dataset.matchId = c.match_id;
+  item.append(el("div", c.latest, "message"));
+  item.append(el("div", `${c.kind} match · ${c.state} · ${c.latest_occasion} ${when(c.latest_at)}`, "meta"));
+  appendYours(item, c.your_registrations);
+  const facts = [];
+  if (c.unread) facts.push(`${c.unread} new`);
+  facts.push(c.contact_made ? "contact made" : "no contact yet");
+  if (c.open_tasks) facts.push(`${c.open_tasks} open task${c.open_tasks === 1 ? "" : "s"}`);
+  item.append(el("div", facts.join(" · "), "facts"));
+  const actions = el("div");
+  const open = el("button", "Open case", "secondary");
+  open.className = "secondary open-case";
+  open.onclick = () => openCase(c.match_id).catch(showError);
+  actions.append(open);
+  if (c.unread) {
+    const ack = el("button", "Acknowledge");
+    ack.className = "acknowledge";
+    ack.onclick = () => acknowledgeCase(c.match_id).catch(showError);
+    actions.append(" ", ack);
+  }
+  item.append(actions);
+  return item;
+}
+
+async function acknowledgeCase(matchId) {
+  await api(`/api/cases/${matchId}/acknowledge`, { method: "POST" });
+  await loadCases();
+}
+
+async function openCase(matchId) {
+  const c = await api(`/api/cases/${matchId}`);
+  const box = $("case");
+  box.replaceChildren();
+  box.dataset.matchId = matchId;
+  box.append(el("div", `${c.kind} match, ${c.state}`, "meta"));
+  appendYours(box, c.your_registrations);
+  const timeline = el("ol", null, "timeline");
+  for (const a of c.timeline) {
+    const step = el("li", null, a.acknowledged_at ? "done" : "new");
+    step.dataset.alertId = a.alert_id;
+    step.append(el("div", a.message, "message"));
+    step.append(el("div", `${a.occasion} · ${when(a.issued_at)}`, "meta"));
+    if (a.contacts.length) {
+      const people = el("ul", null, "contacts");
+      for (const p of a.contacts) people.append(el("li", contactLine(p)));
+      step.append(el("div", "Contact:", "meta"), people);
+    }
+    if (a.coordinator) step.append(el("div", `Coordinator: ${contactLine(a.coordinator)}`, "meta"));
+    timeline.append(step);
+  }
+  box.append(el("div", "What you were told:"), timeline);
+  $("case-section").hidden = false;
+  // A party (registering worker or coordinator) also sees everyone involved and records
+  // contact; a team lead or the regie role reads the timeline only.
+  if (me.roles.includes("worker")) {
+    try { await openMatch(matchId); } catch (error) { $("match-section").hidden = true; }
+  }
+}
+
+// Alerts without a case (none today but notices yet to come) stay readable.
+async function loadNotices() {
+  const { alerts } = await api("/api/alerts");
+  const loose = alerts.filter((a) => !a.match_id);
+  $("notices-section").hidden = !loose.length;
+  const list = $("notices");
+  list.replaceChildren();
+  for (const a of loose) {
+    const item = el("li", null, a.acknowledged_at ? "done" : "new");
+    item.dataset.alertId = a.alert_id;
+    item.append(el("div", a.message, "message"), el("div", when(a.issued_at), "meta"));
+    list.append(item);
+  }
 }
 
 async function openMatch(matchId) {
@@ -220,7 +291,8 @@ function drawTrends(cells) {
 }
 
 async function refresh() {
-  await loadAlerts();
+  await loadCases();
+  await loadNotices();
   if (me.roles.includes("worker")) await loadTasks();
 }
 
@@ -262,7 +334,8 @@ function showLogin() {
   $("login").hidden = false;
   $("logout").hidden = true;
   $("who").textContent = "";
-  for (const id of ["alerts-section", "tasks-section", "regie-section", "trends-section", "match-section"]) {
+  for (const id of ["cases-section", "case-section", "notices-section", "tasks-section",
+    "regie-section", "trends-section", "match-section"]) {
     $(id).hidden = true;
   }
 }
@@ -282,8 +355,9 @@ async function start() {
     showError({ message: "This inbox is for workers, team leads and the regie role." });
     return;
   }
-  $("alerts-section").hidden = false;
-  await loadAlerts();
+  $("cases-section").hidden = false;
+  await loadCases();
+  await loadNotices();
   listen();
   if (me.roles.includes("worker")) { $("tasks-section").hidden = false; await loadTasks(); }
   if (me.roles.includes("regie")) { $("regie-section").hidden = false; await loadRegie(); }
