@@ -182,6 +182,17 @@ def alert_ids(want: list[str]) -> Check:
     return lambda body: same("alert ids", sorted(a["alert_id"] for a in body["alerts"]), want)
 
 
+def case_ids(want: list[str]) -> Check:
+    return lambda body: same("case ids", sorted(c["match_id"] for c in body["cases"]), want)
+
+
+def timeline_of(world: World, user: str) -> Check:
+    """A case's timeline holds what this user was told, and only that."""
+    return lambda body: same(
+        "timeline", [a["alert_id"] for a in body["timeline"]], [world.alert_of(user)]
+    )
+
+
 def task_ids(want: list[str]) -> Check:
     return lambda body: same("task ids", sorted(t["task_id"] for t in body["tasks"]), want)
 
@@ -294,6 +305,33 @@ def matrix(world: World) -> list[Case]:
     )
     each("GET", "/api/alerts/stream", "/api/alerts/stream", only(receivers))
     each(
+        "GET",
+        "/api/cases?filter=all",
+        "/api/cases",
+        only(receivers),
+        checks={
+            **{u: case_ids([str(m)]) for u in (A, B, c, REGIE)},
+            X: case_ids([]),
+            LEAD: case_ids([]),
+        },
+    )
+    each(
+        "GET",
+        f"/api/cases/{m}",
+        "/api/cases/{M}",
+        {**only(receivers), X: 404, LEAD: 404},
+        checks={u: timeline_of(world, u) for u in (A, B, c, REGIE)},
+    )
+    each(
+        "POST",
+        f"/api/cases/{m}/acknowledge",
+        "/api/cases/{M}/acknowledge",
+        {**only(receivers), X: 404, LEAD: 404},
+    )
+    case(A, "GET", "/api/cases?filter=everything", 400, note="(unknown filter)")
+    case(A, "GET", "/api/cases?page=0", 400, note="(page 0)")
+    case(A, "GET", "/api/cases?page=x", 400, note="(page not a number)")
+    each(
         "POST",
         f"/api/alerts/{world.alert_of(A)}/acknowledge",
         "/api/alerts/{A's alert}/acknowledge",
@@ -371,8 +409,14 @@ def matrix(world: World) -> list[Case]:
         (f"/api/matches/{UNKNOWN}", "unknown match id"),
         (f"/api/tasks/{NOT_A_UUID}/done", "malformed task id"),
         (f"/api/tasks/{UNKNOWN}/done", "unknown task id"),
+        (f"/api/cases/{NOT_A_UUID}", "malformed case id"),
+        (f"/api/cases/{UNKNOWN}", "unknown case id"),
+        (f"/api/cases/{UNKNOWN}/acknowledge", "unknown case id"),
     ):
-        method = "GET" if path.startswith("/api/matches") else "POST"
+        get = path.startswith("/api/matches") or (
+            path.startswith("/api/cases") and not path.endswith("/acknowledge")
+        )
+        method = "GET" if get else "POST"
         case(A, method, path, 404, note=f"({note})")
     for path in (f"/api/matches/{NOT_A_UUID}/contacts", f"/api/matches/{UNKNOWN}/contacts"):
         case(A, "POST", path, 404, body={"with_worker": B})
@@ -385,6 +429,9 @@ def matrix(world: World) -> list[Case]:
         ("GET", "/api/alerts", 200, no_alerts),
         ("GET", "/api/tasks", 200, no_tasks),
         ("GET", f"/api/matches/{m}", 404, None),
+        ("GET", "/api/cases?filter=all", 200, no_cases),
+        ("GET", f"/api/cases/{m}", 404, None),
+        ("POST", f"/api/cases/{m}/acknowledge", 404, None),
         ("POST", f"/api/alerts/{world.alert_of(A)}/acknowledge", 404, None),
     ):
         cases.append(
@@ -407,6 +454,10 @@ def no_alerts(body: Any) -> str | None:
     return None if body.get("alerts") == [] else f"expected no alerts, got {body!r}"
 
 
+def no_cases(body: Any) -> str | None:
+    return None if body.get("cases") == [] else f"expected no cases, got {body!r}"
+
+
 def no_tasks(body: Any) -> str | None:
     return None if body.get("tasks") == [] else f"expected no tasks, got {body!r}"
 
@@ -427,6 +478,9 @@ def unauthenticated(world: World) -> list[Case]:
         ("POST", f"/api/alerts/{world.alert_of(A)}/acknowledge"),
         ("GET", f"/api/matches/{world.match_id}"),
         ("POST", f"/api/matches/{world.match_id}/contacts"),
+        ("GET", "/api/cases"),
+        ("GET", f"/api/cases/{world.match_id}"),
+        ("POST", f"/api/cases/{world.match_id}/acknowledge"),
         ("GET", "/api/tasks"),
         ("POST", f"/api/tasks/{world.task_of(A)}/done"),
         ("GET", "/api/regie/matches"),
@@ -483,7 +537,8 @@ def refusal(case: Case) -> tuple[str, str, str, str, str]:
     purpose = f"notification: refused ({case.status})"
     # The log names the route with its ids; what a caller typed instead of an id is left
     # out, so nobody can write a BSN or a name into the append-only log through a URL.
-    logged = case.path.replace("/not-a-uuid", "/<malformed>")
+    # Nor the query: a search box is no way into the log either.
+    logged = case.path.replace("/not-a-uuid", "/<malformed>").split("?", 1)[0]
     return (case.actor, case.role, action, f"{case.method} {logged}", purpose)
 
 
