@@ -50,7 +50,6 @@ MESSAGES = {
     (MatchKind.FAMILY, "joined"): "Another organisation joined a family match you are part "
     "of; it concerns another child in the same family.",
     "coordinator": "You are the coordinator (matchregisseur) of this match.",
-    "regie": "A match was raised; follow whether contact is made.",
     "unassigned": "A match was raised and no coordinator could be assigned: the wijk's team "
     "has no eligible worker on the roster. Assign one (vroegsignaal roster).",
     "transferred": "Coordination of this match moved to another team.",
@@ -162,8 +161,9 @@ def alerts_for_match(
     occasion: str = "raised",
 ) -> list[Alert]:
     """A new match: every registering worker learns whom to contact (the other workers
-    and the coordinator), the coordinator learns of every worker, the regie role learns
-    that there is a match and who coordinates it."""
+    and the coordinator), the coordinator learns of every worker. The regie role follows
+    matches in its overview, not an alert per match: it is told only of a match no
+    coordinator could be assigned to, which waits for it to act."""
     workers = registrants(contacts)
     message = MESSAGES[(kind, "raised")]
     alerts = [
@@ -204,10 +204,10 @@ def alerts_for_match(
             r,
             (),
             coordinator,
-            MESSAGES["regie"] if coordinator else MESSAGES["unassigned"],
+            MESSAGES["unassigned"],
         )
         for r in regie
-        if r.worker_id not in workers
+        if r.worker_id not in workers and coordinator is None
     ]
     return alerts
 
