@@ -5,6 +5,9 @@ and the log must verify."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,19 @@ from vroegsignaal.chaos import Plan, run
 pytestmark = pytest.mark.e2e
 
 
-def test_nothing_is_lost_or_duplicated_when_everything_is_killed(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)  # the embedded PostgreSQL may run as another user
+@pytest.fixture
+def data() -> Iterator[Path]:
+    """The stack's own folder under /tmp: the embedded PostgreSQL may run as another user,
+    who cannot enter pytest's folders (pytest keeps them its owner's only)."""
+    folder = Path(tempfile.mkdtemp(prefix="vroegsignaal-chaos-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_nothing_is_lost_or_duplicated_when_everything_is_killed(data: Path) -> None:
     lines: list[str] = []
-    result = run(Plan(rows=180, kills=1, settle_seconds=240), tmp_path, say=lines.append)
+    result = run(Plan(rows=180, kills=1, settle_seconds=240), data, say=lines.append)
     report = result.report() + "\n" + "\n".join(lines)
     assert result.rows_sent == 180
     # The chaos did happen: each service was killed and came back, Kafka and PostgreSQL

@@ -19,6 +19,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from shared.contracts import Category
 from shared.settings import REPO_ROOT, Settings
+from tests.accessibility import assert_accessible
 from tests.conftest import auth, run_cli
 from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, row
@@ -201,6 +202,7 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
         await expect(match_box).to_contain_text(WORKER_NAME)
         await expect(match_box).to_contain_text(OTHER_NAME)
         await assert_no_theme(page)
+        await assert_accessible(page, "the inbox with a case open")
 
         SCREENSHOT.parent.mkdir(exist_ok=True)
         SCREENSHOT.unlink(missing_ok=True)
@@ -316,6 +318,7 @@ async def test_a_coordinator_with_200_cases_pages_and_filters_them(
         await expect(cards).to_have_count((CASES - 1) % 25 or 25)
         await expect(pager.get_by_role("button", name="Next")).to_be_disabled()
 
+        await assert_accessible(page, "a coordinator's inbox on its last page")
         await tabs.nth(2).click()
         await expect(page.locator("#cases li")).to_have_text(["No cases."])
         await expect(page.locator("#error")).to_be_hidden()

@@ -190,7 +190,9 @@ async function openMatch(matchId) {
         await openMatch(matchId);
       } catch (error) { showError(error); }
     };
-    box.append(el("label", "Contact made with "), select, " ", record);
+    const label = el("label", "Contact made with ");
+    label.htmlFor = select.id;
+    box.append(label, select, " ", record);
   }
   $("match-section").hidden = false;
 }
