@@ -62,6 +62,10 @@ PUBLIC_PATHS = {
         ("/audit/v1/search", "Exact"),
         ("/audit/v1/me", "Exact"),
         ("/audit/v1/erasures", "Prefix"),
+        ("/audit/v1/integrity", "Exact"),
+        ("/audit/v1/verifications", "Exact"),
+        ("/audit/v1/reports", "Prefix"),
+        ("/audit/v1/export", "Exact"),
     )
 }
 FROM_INGRESS = (*PUBLIC, *PUBLIC_PATHS)

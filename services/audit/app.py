@@ -125,6 +125,15 @@ def create_app(settings: Settings) -> ASGIApp:
     runtime.on_close(verifier.aclose)
     return Combined(
         service,
-        build_web(runtime, verifier),
-        ("/audit/ui", "/audit/v1/search", "/audit/v1/me", "/audit/v1/erasures"),
+        build_web(runtime, verifier, public_key),
+        (
+            "/audit/ui",
+            "/audit/v1/search",
+            "/audit/v1/me",
+            "/audit/v1/erasures",
+            "/audit/v1/integrity",
+            "/audit/v1/verifications",
+            "/audit/v1/reports",
+            "/audit/v1/export",
+        ),
     )

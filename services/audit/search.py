@@ -1,5 +1,6 @@
 """The privacy officer's view of the audit log: search by subject pseudonym, user,
-organisation, action and period, and the erasure requests that await a decision, behind
+organisation, action and period, the erasure requests that await a decision, and the
+workplace of services/audit/workplace.py (integrity, access reports, exports), behind
 OIDC bearer tokens (role privacy_officer only). Every search, list and decision is itself
 audited, in the same log, through this service's outbox."""
 
@@ -9,13 +10,14 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from services.audit import erasures, store
+from services.audit import erasures, store, workplace
 from shared.auth import Principal, Role, TokenVerifier
 from shared.contracts import AuditAction
 from shared.service import ServiceRuntime
@@ -100,7 +102,9 @@ def described(s: store.Search) -> str:
     return ("subject, " if s.subject else "") + ", ".join(parts)
 
 
-def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
+def build_web(
+    runtime: ServiceRuntime, verifier: TokenVerifier, public_key: Ed25519PublicKey
+) -> Starlette:
     settings = runtime.settings
     guarded = Guard(runtime, verifier)
 
@@ -207,6 +211,7 @@ def build_web(runtime: ServiceRuntime, verifier: TokenVerifier) -> Starlette:
                 guarded(erasure_decision),
                 methods=["POST"],
             ),
+            *workplace.routes(runtime, public_key, guarded),
             Route("/audit/ui", home),
             Mount("/audit/ui/lib", StaticFiles(directory=STATIC)),
             Mount("/audit/ui", StaticFiles(directory=WEB, html=True)),

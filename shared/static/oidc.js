@@ -90,7 +90,9 @@ export class Session {
     this.onLoggedOut();
   }
 
-  async api(path, options = {}) {
+  // A request with the bearer token; the raw response (a page, a file), or a logout
+  // when the session has ended.
+  async fetch(path, options = {}) {
     const response = await fetch(path, {
       ...options,
       headers: {
@@ -104,6 +106,11 @@ export class Session {
       this.onLoggedOut();
       throw new Error("your session ended: log in again");
     }
+    return response;
+  }
+
+  async api(path, options = {}) {
+    const response = await this.fetch(path, options);
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || `request failed (${response.status})`);
     return data;

@@ -14,8 +14,10 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from playwright.async_api import expect
 
+from services.audit.verify import verify_export
 from shared.auth import Role
 from shared.contracts import (
     AuditAction,
@@ -144,7 +146,53 @@ async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
         await expect(page.locator("#results tbody tr").first).to_be_visible()
         shown = await page.locator("#results tbody tr").count()
         assert shown >= len(about)
+
+        # The log's integrity on the same page: the latest signed head; a full
+        # verification started here, its result shown when it ends.
+        integrity = page.locator("#integrity")
+        await expect(integrity).to_contain_text("Latest signed head")
+        await expect(integrity).to_have_attribute("data-state", "never")
+        await page.get_by_role("button", name="Start a full verification").click()
+        await expect(integrity).to_have_attribute("data-state", "intact", timeout=60_000)
+        await expect(integrity).to_contain_text("intact · started")
+        await expect(page.locator("#problems li")).to_have_count(0)
+
+        # A period exported for a supervisor: every entry with its proof, which verifies
+        # with nothing but the public key.
+        today = datetime.now(UTC).date()
+        await page.fill("#export input[name=from]", (today - timedelta(days=1)).isoformat())
+        await page.fill("#export input[name=to]", (today + timedelta(days=1)).isoformat())
+        await page.get_by_role("button", name="Export").click()
+        download = page.locator("#export-download")
+        await expect(download).to_contain_text("entries with their proofs")
+        exported = await download.evaluate("a => fetch(a.href).then(r => r.text())")
         await assert_accessible(page, "the privacy officer's page with results")
+    public = await get_json(f"{services['audit']}/audit/v1/public-key")
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public["public_key"]))
+    verified, problems = verify_export(exported.splitlines(), key)
+    assert problems == [] and verified >= len(about)
+    assert any(subject in line for line in exported.splitlines())
+
+    # Each of those is in the log itself: the verification, its result, the export.
+    async def workplace_logged() -> list[Any]:
+        found = await entries(services, settings, user=FG, action="export")
+        checks = await entries(services, settings, action="read", user=FG)
+        started = [e for e in checks if e["object_type"] == "audit-log-verification"]
+        return found + started if found and started else []
+
+    await eventually(workplace_logged, timeout=30)
+    # Only the privacy officer: a worker is refused each of them.
+    async with httpx.AsyncClient(timeout=10) as http:
+        for method, path in (
+            ("GET", "/audit/v1/integrity"),
+            ("POST", "/audit/v1/verifications"),
+            ("GET", "/audit/v1/reports"),
+            ("GET", f"/audit/v1/export?from={today}T00:00%2B00:00&to={today}T23:00%2B00:00"),
+        ):
+            refused = await http.request(
+                method, f"{services['audit']}{path}", headers=auth(settings, "jgt-noord-1")
+            )
+            assert refused.status_code == 403, (path, refused.text)
 
     # Every search is itself in the log: who searched, for what, about which subject.
     async def searches() -> list[Any]:

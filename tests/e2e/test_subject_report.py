@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from playwright.async_api import expect
 
 from shared.auth import Role
 from shared.settings import Settings
+from tests.accessibility import assert_accessible
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import Producers
+from tests.e2e.test_inbox_browser import chromium
 from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, row, settled
 from vroegsignaal.partner.bsn import synthetic_bsns
 
@@ -111,6 +115,45 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
         return [e["event"]["object_id"] for e in found["entries"]]
 
     assert str(request_id) in await eventually(read_logged, timeout=30)
+
+    # The privacy officer reads and prints it on the audit page, without database access.
+    async with chromium() as browser:
+        browser_page = await (await browser.new_context()).new_page()
+        await browser_page.goto(f"{services['audit']}/audit/ui/")
+        await browser_page.click("#login-button")
+        await browser_page.click('button[data-user="fg-voorbeeldrade"]')
+        row_of = browser_page.locator(f'#reports tr[data-request="{request_id}"]')
+        await row_of.get_by_role("button", name="Read").click()
+        frame = browser_page.frame_locator("#report")
+        await expect(frame.locator("body")).to_contain_text("JGZ Voorbeeldrade")
+        await expect(frame.locator("body")).to_contain_text("Basisschool De Regenboog")
+        await expect(browser_page.get_by_role("button", name="Print this report")).to_be_visible()
+        assert child not in await browser_page.content()
+        await assert_accessible(browser_page, "the audit page with an access report open")
+    # As the API gives it: the same report the CLI printed; refused to anyone else.
+    fg = auth(settings, "fg-voorbeeldrade")
+    assert (
+        await get_json(f"{services['audit']}/audit/v1/reports/{request_id}", headers=fg) == report
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        refused = await http.get(
+            f"{services['audit']}/audit/v1/reports/{request_id}",
+            headers=auth(settings, "jgt-noord-1"),
+        )
+    assert refused.status_code == 403
+
+    async def read_on_the_page() -> list[Any]:
+        found = await get_json(
+            f"{services['audit']}/audit/v1/search?action=read&user=fg-voorbeeldrade&limit=500",
+            headers=fg,
+        )
+        return [
+            e for e in found["entries"]
+            if e["event"]["object_type"] == "subject-report"
+            and e["event"]["object_id"] == str(request_id)
+        ]  # fmt: skip
+
+    assert len(await eventually(read_on_the_page, timeout=30)) >= 2  # printable and JSON
 
 
 WIJKTEAM, LEERPLICHT = "wijkteam-noord", "leerplicht-voorbeeldrade"

@@ -1,5 +1,6 @@
-// The privacy officer's page: erasure requests to decide, and the search of the audit log.
-// Every list, decision and search is recorded in the log.
+// The privacy officer's page: the log's integrity, erasure requests to decide, data
+// subjects' access reports, exports of a period, and the search of the audit log. Every
+// read, list, decision, export and search is recorded in the log.
 import { Session, el, when } from "./lib/oidc.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,13 +18,92 @@ function showError(error) {
   $("error").hidden = false;
 }
 
+const SECTIONS = ["integrity-section", "erasures-section", "reports-section", "export-section",
+  "search-section", "results-section"];
+
 function showLogin() {
   $("login").hidden = false;
   $("logout").hidden = true;
-  $("search-section").hidden = true;
-  $("erasures-section").hidden = true;
-  $("results-section").hidden = true;
+  for (const id of SECTIONS) $(id).hidden = true;
   $("who").textContent = "";
+}
+
+// The log's integrity: the latest signed head, the last full verification and its result.
+async function loadIntegrity() {
+  const i = await session.api("/audit/v1/integrity");
+  const list = $("integrity");
+  list.replaceChildren();
+  const fact = (term, value) => list.append(el("dt", term), el("dd", String(value)));
+  fact("Entries", i.entries);
+  if (i.head) {
+    fact("Latest signed head", `${i.head.size} entries, signed ${when(i.head.signed_at)}`);
+    fact("Root", i.head.root);
+  } else {
+    fact("Latest signed head", "none yet");
+  }
+  const v = i.last_verification;
+  const states = { intact: "intact", problems: "PROBLEMS FOUND", running: "running",
+    interrupted: "interrupted (start it again)" };
+  fact("Last full verification", v
+    ? `${states[v.state]} · started ${when(v.started_at)} by ${v.started_by}`
+      + (v.finished_at ? ` · ${v.entries} entries checked ${when(v.finished_at)}` : "")
+    : "never");
+  $("integrity").dataset.state = v ? v.state : "never";
+  const problems = $("problems");
+  problems.replaceChildren(...(v ? v.problems : []).map((p) => el("li", p)));
+  $("verify").disabled = Boolean(v && v.state === "running");
+  $("integrity-section").hidden = false;
+  if (v && v.state === "running") setTimeout(() => loadIntegrity().catch(showError), 2000);
+}
+
+async function startVerification() {
+  await session.api("/audit/v1/verifications", { method: "POST" });
+  await loadIntegrity();
+}
+
+async function loadReports() {
+  const { reports } = await session.api("/audit/v1/reports");
+  const body = $("reports").querySelector("tbody");
+  body.replaceChildren();
+  for (const r of reports) {
+    const row = el("tr");
+    row.dataset.request = r.request_id;
+    const read = el("button", "Read");
+    read.onclick = () => showReport(r.request_id).catch(showError);
+    const cell = el("td");
+    cell.append(read);
+    row.append(el("td", when(r.created_at)), el("td", r.request_id), cell);
+    body.append(row);
+  }
+  $("no-reports").hidden = reports.length > 0;
+  $("reports-section").hidden = false;
+}
+
+async function showReport(requestId) {
+  // The printable page, in a sandboxed frame (no scripts): read here, printed from here.
+  const response = await session.fetch(`/audit/v1/reports/${requestId}?format=html`);
+  if (!response.ok) throw new Error(`the report could not be read (${response.status})`);
+  const frame = $("report");
+  frame.srcdoc = await response.text();
+  frame.dataset.request = requestId;
+  frame.hidden = false;
+  $("print-report").hidden = false;
+  $("print-report").onclick = () => frame.contentWindow.print();
+}
+
+async function exportPeriod(form) {
+  const data = new FormData(form);
+  const day = (value) => new Date(`${value}T00:00:00`).toISOString();
+  const params = new URLSearchParams({ from: day(data.get("from")), to: day(data.get("to")) });
+  const response = await session.fetch(`/audit/v1/export?${params}`);
+  if (!response.ok) throw new Error((await response.json()).error || `export refused (${response.status})`);
+  const text = await response.text();
+  const entries = text.split("\n").filter((line) => line.includes('"type": "entry"')).length;
+  const link = el("a", `Download ${entries} entries with their proofs`);
+  link.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
+  link.download = `audit-export-${data.get("from")}-${data.get("to")}.jsonl`;
+  link.id = "export-download";
+  $("export-result").replaceChildren(link);
 }
 
 function criteria(form) {
@@ -118,7 +198,15 @@ async function start() {
     return;
   }
   $("search-section").hidden = false;
+  $("verify").onclick = () => startVerification().catch(showError);
+  $("export").onsubmit = (event) => {
+    event.preventDefault();
+    exportPeriod(event.target).catch(showError);
+  };
+  $("export-section").hidden = false;
+  await loadIntegrity();
   await loadErasures();
+  await loadReports();
   $("search").onsubmit = (event) => {
     event.preventDefault();
     $("error").hidden = true;

@@ -1,0 +1,245 @@
+"""The privacy officer's workplace beside the search: the log's integrity (the latest
+signed head, the last full verification and its result, and starting one), the data
+subjects' access reports to read and print, and the export of a period for a
+supervisor. Role privacy_officer only; every action is itself in the log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from services.audit import store
+from services.audit.check import ExportError, check, export
+from services.audit.report import report_html
+from shared.auth import Principal, Role
+from shared.contracts import AuditAction, AuditOutcome
+from shared.service import ServiceRuntime
+from shared.webapp import Denied, actor, parse_uuid, require
+
+log = logging.getLogger(__name__)
+REPORTS_LISTED = 200
+SHOWN_PROBLEMS = 50
+
+
+def routes(
+    runtime: ServiceRuntime,
+    public_key: Ed25519PublicKey,
+    guarded: Callable[[Any], Any],
+) -> list[Route]:
+    key = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    running: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    async def integrity(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            head = await store.latest_head(conn)
+            entries = await store.size(conn)
+            last = await conn.fetchrow(
+                "SELECT verification_id, started_at, started_by, finished_at, entries, problems"
+                " FROM verifications ORDER BY started_at DESC LIMIT 1"
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="audit-log-integrity",
+                actor=actor(principal),
+                purpose="audit: the privacy officer reads the log's integrity",
+            )
+        return JSONResponse(
+            {
+                "entries": entries,
+                "head": None
+                if head is None
+                else {
+                    "size": head.size,
+                    "root": head.root.hex(),
+                    "signed_at": head.signed_at.isoformat(),
+                    "key_id": head.key_id,
+                },
+                "public_key": key.hex(),
+                "last_verification": None if last is None else _verification(last, running),
+            }
+        )
+
+    async def start_verification(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        if any(not task.done() for task in running.values()):
+            raise Denied(409, "a full verification is running; wait for its result")
+        verification_id = uuid.uuid4()
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO verifications (verification_id, started_by) VALUES ($1, $2)",
+                verification_id,
+                principal.user_id,
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="audit-log-verification",
+                object_id=str(verification_id),
+                actor=actor(principal),
+                purpose="audit: the privacy officer starts a full verification of the log",
+            )
+        running[verification_id] = asyncio.create_task(
+            verify(verification_id), name=f"verification {verification_id}"
+        )
+        return JSONResponse({"verification_id": str(verification_id)}, status_code=202)
+
+    async def verify(verification_id: uuid.UUID) -> None:
+        """Recompute every entry, the tree and every signed head, against the database
+        and the heads published on Kafka (outside the database), and record the result,
+        itself in the log."""
+        try:
+            async with runtime.pool.acquire() as conn:
+                entries = await store.size(conn)
+            problems = await check(runtime.settings, key, with_topic=True)
+        except Exception as exc:  # the result says what stopped it, not a silent end
+            log.exception("verification %s failed to run", verification_id)
+            entries, problems = 0, [f"the verification could not run: {type(exc).__name__}"]
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE verifications SET finished_at = $2, entries = $3, problems = $4::jsonb"
+                " WHERE verification_id = $1",
+                verification_id,
+                datetime.now(UTC),
+                entries,
+                json.dumps(problems),
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                outcome=AuditOutcome.SUCCESS if not problems else AuditOutcome.FAILED,
+                object_type="audit-log-verification",
+                object_id=str(verification_id),
+                purpose=f"audit: full verification of {entries} entries: "
+                + ("intact" if not problems else f"{len(problems)} problems found"),
+            )
+
+    async def reports(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT request_id, created_at FROM subject_reports"
+                " ORDER BY created_at DESC LIMIT $1",
+                REPORTS_LISTED,
+            )
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="subject-report-list",
+                actor=actor(principal),
+                purpose=f"audit: the privacy officer lists access reports ({len(rows)})",
+            )
+        return JSONResponse(
+            {
+                "reports": [
+                    {"request_id": str(r["request_id"]), "created_at": r["created_at"].isoformat()}
+                    for r in rows
+                ]
+            }
+        )
+
+    async def report(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        request_id = parse_uuid(request.path_params["request_id"], "access report")
+        printable = request.query_params.get("format") == "html"
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "SELECT report FROM subject_reports WHERE request_id = $1", request_id
+            )
+            if found is None:
+                raise Denied(404, "no access report for that request (yet)")
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="subject-report",
+                object_id=str(request_id),
+                subjects=await store.report_subjects(conn, request_id),
+                actor=actor(principal),
+                purpose="audit: the privacy officer reads a data subject's access report"
+                + (" (printable)" if printable else ""),
+            )
+        content = json.loads(found)
+        if printable:
+            return HTMLResponse(report_html(content))
+        return JSONResponse(content)
+
+    async def export_period(request: Request, principal: Principal) -> Response:
+        require(principal, Role.PRIVACY_OFFICER)
+        since, until = _moment(request, "from"), _moment(request, "to")
+        if until <= since:
+            raise Denied(400, "'to' must lie after 'from'")
+        try:
+            lines = await export(runtime.settings, since, until)
+        except ExportError as exc:
+            raise Denied(409, str(exc)) from None
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.EXPORT,
+                object_type="audit-log",
+                object_id=f"{since.isoformat()}/{until.isoformat()}",
+                actor=actor(principal),
+                purpose=f"audit: export of {len(lines) - 1} entries with their proofs, "
+                "for a supervisor",
+            )
+        name = f"audit-export-{since.date()}-{until.date()}.jsonl"
+        return Response(
+            "".join(line + "\n" for line in lines),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    return [
+        Route("/audit/v1/integrity", guarded(integrity)),
+        Route("/audit/v1/verifications", guarded(start_verification), methods=["POST"]),
+        Route("/audit/v1/reports", guarded(reports)),
+        Route("/audit/v1/reports/{request_id}", guarded(report)),
+        Route("/audit/v1/export", guarded(export_period)),
+    ]
+
+
+def _verification(row: Any, running: dict[uuid.UUID, asyncio.Task[None]]) -> dict[str, Any]:
+    problems = json.loads(row["problems"]) if row["problems"] is not None else None
+    task = running.get(row["verification_id"])
+    if row["finished_at"] is not None:
+        state = "intact" if not problems else "problems"
+    elif task is not None and not task.done():
+        state = "running"
+    else:
+        state = "interrupted"  # its process ended before it did
+    return {
+        "verification_id": str(row["verification_id"]),
+        "started_at": row["started_at"].isoformat(),
+        "started_by": row["started_by"],
+        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+        "state": state,
+        "entries": row["entries"],
+        "problems": (problems or [])[:SHOWN_PROBLEMS],
+        "problem_count": len(problems or []),
+    }
+
+
+def _moment(request: Request, name: str) -> datetime:
+    raw = request.query_params.get(name)
+    if not raw:
+        raise Denied(400, f"give '{name}' as an ISO date-time with a time zone")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        example = "2026-11-01T00:00+01:00"
+        raise Denied(400, f"'{name}' must be an ISO date-time, e.g. {example}") from None
+    if value.tzinfo is None:
+        raise Denied(400, f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00+01:00")
+    return value
