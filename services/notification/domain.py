@@ -62,6 +62,32 @@ MESSAGES = {
 }
 
 
+def _key(name: object) -> str:
+    if isinstance(name, tuple):
+        kind, occasion = name
+        return f"alert.{kind.value}.{occasion}"
+    return f"alert.{name}"
+
+
+# The stored message of an alert (English, as it was issued), and the key of its text in
+# the pages' message catalogues, so a page shows it in its user's language.
+_KEYS = {text: _key(name) for name, text in MESSAGES.items()} | {
+    f"{MESSAGES['coordinator']} {MESSAGES[(kind, 'raised')]}": f"alert.coordinator.{kind.value}"
+    for kind in MatchKind
+}
+
+
+def message_key(message: str) -> tuple[str, dict[str, str]] | None:
+    """The catalogue key of an alert's message and its parameters (the organisations of
+    an earlier-involvement notice); None for a message from before the catalogues."""
+    if message in _KEYS:
+        return _KEYS[message], {}
+    earlier = MESSAGES["earlier"]
+    if message.startswith(f"{earlier} "):
+        return "alert.earlier", {"organisations": message.removeprefix(f"{earlier} ")}
+    return None
+
+
 def alert_id(
     match_id: uuid.UUID | None, recipient_id: str, kind: MatchKind, occasion: str
 ) -> uuid.UUID:

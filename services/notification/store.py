@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from services.notification.domain import About, Alert, TeamWorker
+from services.notification.domain import About, Alert, TeamWorker, message_key
 from shared.contracts import MatchContact, OrganisationCategory, WorkerContact
 from shared.db import Conn
 
@@ -51,6 +51,12 @@ async def add_alert(
     return row is not None
 
 
+def _keyed(field: str, message: str) -> dict[str, Any]:
+    """`<field>_key` and `<field>_params`: the message's text in the page's language."""
+    found = message_key(message)
+    return {f"{field}_key": found[0], f"{field}_params": found[1]} if found else {}
+
+
 def _alert_json(r: asyncpg.Record) -> dict[str, Any]:
     return {
         "alert_id": str(r["alert_id"]),
@@ -59,6 +65,7 @@ def _alert_json(r: asyncpg.Record) -> dict[str, Any]:
         "occasion": r["occasion"].split(":", 1)[0],
         "part": r["part"],
         "message": r["message"],
+        **_keyed("message", r["message"]),
         "contacts": json.loads(r["contacts"]),
         "coordinator": json.loads(r["coordinator"]) if r["coordinator"] else None,
         "issued_at": r["issued_at"].isoformat(),
@@ -149,6 +156,7 @@ async def cases_of(
                 "unread": r["unread"],
                 "latest_at": r["latest"].isoformat(),
                 "latest": r["latest_message"],
+                **_keyed("latest", r["latest_message"]),
                 "latest_occasion": r["latest_occasion"],
                 "open_tasks": r["open_tasks"],
             }

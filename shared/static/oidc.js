@@ -124,6 +124,4 @@ export function el(tag, text, cls) {
   return node;
 }
 
-export function when(iso) {
-  return new Date(iso).toLocaleString("nl-NL");
-}
+export { when } from "./i18n.js";

@@ -4,6 +4,7 @@ every search is itself in the log."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from shared.contracts import (
     DeadLetter,
     Topics,
 )
-from shared.settings import Settings
+from shared.settings import REPO_ROOT, Settings
 from tests.accessibility import assert_accessible
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import Producers
@@ -39,6 +40,7 @@ from vroegsignaal.partner.bsn import synthetic_bsns
 pytestmark = pytest.mark.e2e
 
 FG = "fg-voorbeeldrade"
+AUDIT_NL = json.loads((REPO_ROOT / "services/audit/web/i18n/nl.json").read_text())
 
 
 async def search(
@@ -150,11 +152,11 @@ async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
         # The log's integrity on the same page: the latest signed head; a full
         # verification started here, its result shown when it ends.
         integrity = page.locator("#integrity")
-        await expect(integrity).to_contain_text("Latest signed head")
+        await expect(integrity).to_contain_text(AUDIT_NL["integrity.head"])
         await expect(integrity).to_have_attribute("data-state", "never")
-        await page.get_by_role("button", name="Start a full verification").click()
+        await page.get_by_role("button", name=AUDIT_NL["integrity.start"]).click()
         await expect(integrity).to_have_attribute("data-state", "intact", timeout=60_000)
-        await expect(integrity).to_contain_text("intact · started")
+        await expect(integrity).to_contain_text("intact · gestart")
         await expect(page.locator("#problems li")).to_have_count(0)
 
         # A period exported for a supervisor: every entry with its proof, which verifies
@@ -162,9 +164,9 @@ async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
         today = datetime.now(UTC).date()
         await page.fill("#export input[name=from]", (today - timedelta(days=1)).isoformat())
         await page.fill("#export input[name=to]", (today + timedelta(days=1)).isoformat())
-        await page.get_by_role("button", name="Export").click()
+        await page.get_by_role("button", name=AUDIT_NL["export.button"]).click()
         download = page.locator("#export-download")
-        await expect(download).to_contain_text("entries with their proofs")
+        await expect(download).to_contain_text("regels met hun bewijs downloaden")
         exported = await download.evaluate("a => fetch(a.href).then(r => r.text())")
         await assert_accessible(page, "the privacy officer's page with results")
     public = await get_json(f"{services['audit']}/audit/v1/public-key")

@@ -6,6 +6,7 @@ opens it. A coordinator with 200 cases pages through them and filters them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -51,9 +52,14 @@ COLLEAGUE = "huisartsen-centrum-1"
 OUTSIDER, OUTSIDER_NAME = "jgt-zuid-1", "Fatima el Amrani"
 # A wijk of team jgt-noord (config/roster.yaml), whose coordinator is told too.
 WIJK = "WK099901"
-PERSON_RAISED = (
-    "Another organisation is also concerned about a youth you registered. Contact each other."
-)
+# The page is Dutch unless asked otherwise: what it shows is its Dutch catalogue's text.
+NL = json.loads((REPO_ROOT / "services/notification/web/i18n/nl.json").read_text())
+EN = json.loads((REPO_ROOT / "services/notification/web/i18n/en.json").read_text())
+PERSON_RAISED = NL["alert.person.raised"]
+
+
+def nl(key: str, **params: object) -> str:
+    return str(NL[key]).format(**params)
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +145,8 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
     (child,) = synthetic_bsns(1, random.Random())
     async with chromium() as browser, httpx.AsyncClient(timeout=10) as http:
         page = await log_in(browser, services, WORKER, WORKER_NAME)
-        await expect(page.locator("#cases li")).to_have_text(["No cases."])
+        await expect(page.locator("#cases li")).to_have_text([nl("cases.none")])
+        assert await page.get_attribute("html", "lang") == "nl"
 
         # Anything that reloads or leaves the page drops this marker.
         await page.evaluate("window.__inboxMarker = 'still the same page'")
@@ -176,10 +183,9 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
         # One case: what changed last, what is unread, no contact yet, the task to inform.
         await expect(item).to_have_class("new")
         await expect(item.locator(".message")).to_have_text(PERSON_RAISED)
-        await expect(item.locator(".facts")).to_have_text(
-            "1 new · no contact yet · 1 open task", timeout=30_000
-        )
-        await expect(page.locator("#waiting")).to_have_text("1 waiting for you")
+        facts = f"{nl('facts.new', n=1)} · {nl('facts.no-contact')} · {nl('facts.tasks.one', n=1)}"
+        await expect(item.locator(".facts")).to_have_text(facts, timeout=30_000)
+        await expect(page.locator("#waiting")).to_have_text(nl("waiting", n=1))
         await assert_no_theme(page)
 
         [stored] = await alerts_of(http, settings, notification, WORKER)
@@ -187,7 +193,7 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
         assert stored["acknowledged_at"] is None
 
         # Its timeline says whom to contact and who coordinates; everyone involved below.
-        await item.get_by_role("button", name="Open case").click()
+        await item.get_by_role("button", name=nl("case.open")).click()
         case = page.locator("#case")
         await expect(page.locator("#case-section")).to_be_visible()
         step = case.locator(".timeline > li")
@@ -196,7 +202,7 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
         await expect(step.locator(".contacts li")).to_have_text(
             f"{OTHER_NAME} · {OTHER}@voorbeeldrade.example"
         )
-        await expect(step).to_contain_text("Coordinator: Sanne de Vries")
+        await expect(step).to_contain_text(nl("coordinator", who="Sanne de Vries"))
         match_box = page.locator("#match")
         await expect(page.locator("#match-section")).to_be_visible()
         await expect(match_box).to_contain_text(WORKER_NAME)
@@ -214,8 +220,10 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
         await item.locator("button.acknowledge").click()
         await expect(item).to_have_class("done")
         await expect(item.locator("button.acknowledge")).to_have_count(0)
-        await expect(item.locator(".facts")).to_have_text("no contact yet · 1 open task")
-        await expect(page.locator("#waiting")).to_have_text("1 waiting for you")  # the task
+        await expect(item.locator(".facts")).to_have_text(
+            f"{nl('facts.no-contact')} · {nl('facts.tasks.one', n=1)}"
+        )
+        await expect(page.locator("#waiting")).to_have_text(nl("waiting", n=1))  # the task
         [stored] = await alerts_of(http, settings, notification, WORKER)
         assert stored["acknowledged_at"] is not None
         await expect(page.locator("#error")).to_be_hidden()
@@ -252,9 +260,16 @@ async def test_a_worker_sees_a_match_arrive_live_acknowledges_it_and_no_one_else
 
         # A worker of another team, logged in beside it, has nothing in their inbox.
         outsider_page = await log_in(browser, services, OUTSIDER, OUTSIDER_NAME)
-        await expect(outsider_page.locator("#cases li")).to_have_text(["No cases."])
+        await expect(outsider_page.locator("#cases li")).to_have_text([nl("cases.none")])
         await expect(outsider_page.locator(f'[data-match-id="{match_id}"]')).to_have_count(0)
         assert match_id not in await outsider_page.content()
+        # English on request, kept for this browser.
+        await outsider_page.get_by_role("button", name=nl("language.other")).click()
+        await expect(outsider_page.locator("#cases li")).to_have_text([EN["cases.none"]])
+        assert await outsider_page.get_attribute("html", "lang") == "en"
+        await expect(outsider_page.locator("#case-filters button").first).to_have_text(
+            EN["filter.open"].format(n=0)
+        )
 
 
 COORDINATOR, COORDINATOR_NAME = "jgt-noord-1", "Sanne de Vries"
@@ -287,17 +302,18 @@ async def test_a_coordinator_with_200_cases_pages_and_filters_them(
         page = await log_in(browser, services, COORDINATOR, COORDINATOR_NAME)
         tabs = page.locator("#case-filters button")
         await expect(tabs).to_have_text(
-            [f"Open ({CASES})", f"Waiting for me ({CASES})", "Closed (0)"], timeout=240_000
+            [nl("filter.open", n=CASES), nl("filter.waiting", n=CASES), nl("filter.closed", n=0)],
+            timeout=240_000,
         )
         cards = page.locator("#cases li[data-match-id]")
         await expect(cards).to_have_count(25)
         pager = page.locator("#case-pager")
-        await expect(pager).to_contain_text("page 1 of 8")
-        await expect(pager.get_by_role("button", name="Previous")).to_be_disabled()
+        await expect(pager).to_contain_text(nl("pager.page", page=1, pages=8))
+        await expect(pager.get_by_role("button", name=nl("pager.previous"))).to_be_disabled()
         first_page = set(await cards.evaluate_all("cs => cs.map(c => c.dataset.matchId)"))
 
-        await pager.get_by_role("button", name="Next").click()
-        await expect(pager).to_contain_text("page 2 of 8")
+        await pager.get_by_role("button", name=nl("pager.next")).click()
+        await expect(pager).to_contain_text(nl("pager.page", page=2, pages=8))
         await expect(cards).to_have_count(25)
         second_page = set(await cards.evaluate_all("cs => cs.map(c => c.dataset.matchId)"))
         assert len(first_page | second_page) == 50
@@ -305,20 +321,20 @@ async def test_a_coordinator_with_200_cases_pages_and_filters_them(
         # One case acknowledged: no longer waiting for her.
         done = await cards.first.get_attribute("data-match-id")
         await cards.first.locator("button.acknowledge").click()
-        await expect(tabs.nth(1)).to_have_text(f"Waiting for me ({CASES - 1})")
-        await expect(page.locator("#waiting")).to_have_text(f"{CASES - 1} waiting for you")
+        await expect(tabs.nth(1)).to_have_text(nl("filter.waiting", n=CASES - 1))
+        await expect(page.locator("#waiting")).to_have_text(nl("waiting", n=CASES - 1))
 
         await tabs.nth(1).click()
         await expect(tabs.nth(1)).to_have_attribute("aria-pressed", "true")
-        await expect(pager).to_contain_text("page 1 of 8")
+        await expect(pager).to_contain_text(nl("pager.page", page=1, pages=8))
         for _ in range(7):
             await expect(page.locator(f'#cases li[data-match-id="{done}"]')).to_have_count(0)
-            await pager.get_by_role("button", name="Next").click()
-        await expect(pager).to_contain_text("page 8 of 8")
+            await pager.get_by_role("button", name=nl("pager.next")).click()
+        await expect(pager).to_contain_text(nl("pager.page", page=8, pages=8))
         await expect(cards).to_have_count((CASES - 1) % 25 or 25)
-        await expect(pager.get_by_role("button", name="Next")).to_be_disabled()
+        await expect(pager.get_by_role("button", name=nl("pager.next"))).to_be_disabled()
 
         await assert_accessible(page, "a coordinator's inbox on its last page")
         await tabs.nth(2).click()
-        await expect(page.locator("#cases li")).to_have_text(["No cases."])
+        await expect(page.locator("#cases li")).to_have_text([nl("cases.none")])
         await expect(page.locator("#error")).to_be_hidden()

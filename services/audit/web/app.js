@@ -1,7 +1,8 @@
 // The privacy officer's page: the log's integrity, erasure requests to decide, data
 // subjects' access reports, exports of a period, and the search of the audit log. Every
 // read, list, decision, export and search is recorded in the log.
-import { Session, el, when } from "./lib/oidc.js";
+import { Session, el } from "./lib/oidc.js";
+import { t, useLanguage, when } from "./lib/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const ACTIONS = ["create", "read", "update", "delete", "search", "export", "assign", "notify",
@@ -34,20 +35,18 @@ async function loadIntegrity() {
   const list = $("integrity");
   list.replaceChildren();
   const fact = (term, value) => list.append(el("dt", term), el("dd", String(value)));
-  fact("Entries", i.entries);
-  if (i.head) {
-    fact("Latest signed head", `${i.head.size} entries, signed ${when(i.head.signed_at)}`);
-    fact("Root", i.head.root);
-  } else {
-    fact("Latest signed head", "none yet");
-  }
+  fact(t("integrity.entries"), i.entries);
+  fact(t("integrity.head"), i.head
+    ? t("integrity.head.value", { size: i.head.size, when: when(i.head.signed_at) })
+    : t("integrity.head.none"));
+  if (i.head) fact(t("integrity.root"), i.head.root);
   const v = i.last_verification;
-  const states = { intact: "intact", problems: "PROBLEMS FOUND", running: "running",
-    interrupted: "interrupted (start it again)" };
-  fact("Last full verification", v
-    ? `${states[v.state]} · started ${when(v.started_at)} by ${v.started_by}`
-      + (v.finished_at ? ` · ${v.entries} entries checked ${when(v.finished_at)}` : "")
-    : "never");
+  fact(t("integrity.verification"), v
+    ? t("integrity.verification.value", { state: t(`verification.${v.state}`),
+      when: when(v.started_at), who: v.started_by })
+      + (v.finished_at ? " · " + t("integrity.verification.checked",
+        { n: v.entries, when: when(v.finished_at) }) : "")
+    : t("integrity.verification.never"));
   $("integrity").dataset.state = v ? v.state : "never";
   const problems = $("problems");
   problems.replaceChildren(...(v ? v.problems : []).map((p) => el("li", p)));
@@ -68,7 +67,7 @@ async function loadReports() {
   for (const r of reports) {
     const row = el("tr");
     row.dataset.request = r.request_id;
-    const read = el("button", "Read");
+    const read = el("button", t("reports.read"));
     read.onclick = () => showReport(r.request_id).catch(showError);
     const cell = el("td");
     cell.append(read);
@@ -82,7 +81,7 @@ async function loadReports() {
 async function showReport(requestId) {
   // The printable page, in a sandboxed frame (no scripts): read here, printed from here.
   const response = await session.fetch(`/audit/v1/reports/${requestId}?format=html`);
-  if (!response.ok) throw new Error(`the report could not be read (${response.status})`);
+  if (!response.ok) throw new Error(t("reports.refused", { status: response.status }));
   const frame = $("report");
   frame.srcdoc = await response.text();
   frame.dataset.request = requestId;
@@ -96,10 +95,10 @@ async function exportPeriod(form) {
   const day = (value) => new Date(`${value}T00:00:00`).toISOString();
   const params = new URLSearchParams({ from: day(data.get("from")), to: day(data.get("to")) });
   const response = await session.fetch(`/audit/v1/export?${params}`);
-  if (!response.ok) throw new Error((await response.json()).error || `export refused (${response.status})`);
+  if (!response.ok) throw new Error((await response.json()).error || t("export.refused", { status: response.status }));
   const text = await response.text();
   const entries = text.split("\n").filter((line) => line.includes('"type": "entry"')).length;
-  const link = el("a", `Download ${entries} entries with their proofs`);
+  const link = el("a", t("export.download", { n: entries }));
   link.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
   link.download = `audit-export-${data.get("from")}-${data.get("to")}.jsonl`;
   link.id = "export-download";
@@ -157,14 +156,14 @@ async function loadErasures() {
     for (const value of [when(r.requested_at), r.request_id, r.partner_id, r.subject, r.ended,
       r.organisations_remaining]) row.append(el("td", String(value)));
     const reason = el("input");
-    reason.setAttribute("aria-label", `Reason for request ${r.request_id}`);
+    reason.setAttribute("aria-label", t("erasures.reason.for", { request: r.request_id }));
     reason.maxLength = 500;
     const reasonCell = el("td");
     reasonCell.append(reason);
-    const approve = el("button", "Approve erasure");
-    const refuse = el("button", "Refuse");
+    const approve = el("button", t("erasures.approve"));
+    const refuse = el("button", t("erasures.refuse"));
     approve.onclick = () => {
-      if (window.confirm("Erase this subject everywhere? This cannot be undone.")) {
+      if (window.confirm(t("erasures.confirm"))) {
         decide(r.request_id, true, reason.value).catch(showError);
       }
     };
@@ -174,17 +173,18 @@ async function loadErasures() {
     row.append(reasonCell, actions);
     body.append(row);
   }
-  $("erasure-count").textContent = `(${requests.length}${more ? "+, the oldest first" : ""})`;
+  $("erasure-count").textContent = `(${requests.length}${more ? t("erasures.more") : ""})`;
   $("no-erasures").hidden = requests.length > 0;
   $("erasures-section").hidden = false;
 }
 
 async function start() {
+  await useLanguage("/audit/ui/i18n");
   $("login-button").onclick = () => session.login().catch(showError);
   $("logout").onclick = () => session.logout();
   const select = document.querySelector("select[name=action]");
   for (const action of ACTIONS) {
-    const option = el("option", action);
+    const option = el("option", t(`action.${action}`));
     option.value = action;
     select.append(option);
   }
@@ -194,7 +194,7 @@ async function start() {
   $("logout").hidden = false;
   $("login").hidden = true;
   if (!me.roles.includes("privacy_officer")) {
-    showError({ message: "The audit log is for the privacy officer only." });
+    showError({ message: t("only.fg") });
     return;
   }
   $("search-section").hidden = false;

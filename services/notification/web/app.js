@@ -3,7 +3,8 @@
 // server is set with textContent, never as HTML.
 
 const $ = (id) => document.getElementById(id);
-import { Session, el, when } from "./lib/oidc.js";
+import { Session, el } from "./lib/oidc.js";
+import { count, day, t, useLanguage, when } from "./lib/i18n.js";
 
 const session = new Session({
   configUrl: "/api/config",
@@ -30,9 +31,10 @@ function contactLine(c) {
 // tool kept (`vroegsignaal partner lookup <number>` finds the row). Only the worker's own
 // organisation is ever shown these.
 function yourLine(y) {
-  const which = y.reference ? y.reference : `no. ${y.number || "?"}`;
-  const on = y.registered_at ? ` of ${new Date(y.registered_at).toLocaleDateString()}` : "";
-  return `Your registration ${which}${on}`;
+  const which = y.reference ? y.reference : t("yours.number", { number: y.number || "?" });
+  return y.registered_at
+    ? t("yours.on", { which, date: day(y.registered_at) })
+    : t("yours", { which });
 }
 
 function appendYours(item, registrations) {
@@ -42,59 +44,60 @@ function appendYours(item, registrations) {
 // The inbox is a list of cases (the matches the user was told of), not a stream of
 // alerts: each with its state, its latest change, what is unread, whether contact was
 // made and the user's open tasks; a timeline inside; a filter and pages.
-const FILTERS = { open: "Open", waiting: "Waiting for me", closed: "Closed" };
+const FILTERS = ["open", "waiting", "closed"];
 const view = { filter: "open", page: 1 };
 
 async function loadCases() {
   const data = await api(`/api/cases?filter=${view.filter}&page=${view.page}`);
   const tabs = $("case-filters");
   tabs.replaceChildren();
-  for (const [key, label] of Object.entries(FILTERS)) {
-    const tab = el("button", `${label} (${data.totals[key]})`, key === view.filter ? "" : "secondary");
+  for (const key of FILTERS) {
+    const tab = el("button", t(`filter.${key}`, { n: data.totals[key] }), key === view.filter ? "" : "secondary");
     tab.dataset.filter = key;
     tab.setAttribute("aria-pressed", String(key === view.filter));
     tab.onclick = () => { view.filter = key; view.page = 1; loadCases().catch(showError); };
     tabs.append(tab, " ");
   }
   const waiting = data.totals.waiting;
-  $("waiting").textContent = waiting ? `${waiting} waiting for you` : "";
-  document.title = waiting ? `(${waiting}) Vroegsignaal inbox` : "Vroegsignaal inbox";
+  $("waiting").textContent = waiting ? t("waiting", { n: waiting }) : "";
+  document.title = waiting ? `(${waiting}) ${t("title")}` : t("title");
   const list = $("cases");
   list.replaceChildren();
-  if (!data.cases.length) list.append(el("li", "No cases.", "meta"));
+  if (!data.cases.length) list.append(el("li", t("cases.none"), "meta"));
   for (const c of data.cases) list.append(caseCard(c));
   const pages = Math.max(1, Math.ceil(data.totals[view.filter] / data.per_page));
   const pager = $("case-pager");
   pager.replaceChildren();
   if (pages > 1) {
-    const previous = el("button", "Previous", "secondary");
+    const previous = el("button", t("pager.previous"), "secondary");
     previous.disabled = view.page <= 1;
     previous.onclick = () => { view.page -= 1; loadCases().catch(showError); };
-    const next = el("button", "Next", "secondary");
+    const next = el("button", t("pager.next"), "secondary");
     next.disabled = view.page >= pages;
     next.onclick = () => { view.page += 1; loadCases().catch(showError); };
-    pager.append(previous, " ", el("span", `page ${view.page} of ${pages}`, "meta"), " ", next);
+    pager.append(previous, " ", el("span", t("pager.page", { page: view.page, pages }), "meta"), " ", next);
   }
 }
 
 function caseCard(c) {
   const item = el("li", null, c.unread ? "new" : "done");
   item.dataset.matchId = c.match_id;
-  item.append(el("div", c.latest, "message"));
-  item.append(el("div", `${c.kind} match · ${c.state} · ${c.latest_occasion} ${when(c.latest_at)}`, "meta"));
+  item.append(el("div", c.latest_key ? t(c.latest_key, c.latest_params) : c.latest, "message"));
+  item.append(el("div", [t(`kind.${c.kind}`), t(`state.${c.state}`),
+    `${t(`occasion.${c.latest_occasion}`)} ${when(c.latest_at)}`].join(" · "), "meta"));
   appendYours(item, c.your_registrations);
   const facts = [];
-  if (c.unread) facts.push(`${c.unread} new`);
-  facts.push(c.contact_made ? "contact made" : "no contact yet");
-  if (c.open_tasks) facts.push(`${c.open_tasks} open task${c.open_tasks === 1 ? "" : "s"}`);
+  if (c.unread) facts.push(t("facts.new", { n: c.unread }));
+  facts.push(c.contact_made ? t("facts.contact") : t("facts.no-contact"));
+  if (c.open_tasks) facts.push(count("facts.tasks", c.open_tasks));
   item.append(el("div", facts.join(" · "), "facts"));
   const actions = el("div");
-  const open = el("button", "Open case", "secondary");
+  const open = el("button", t("case.open"), "secondary");
   open.className = "secondary open-case";
   open.onclick = () => openCase(c.match_id).catch(showError);
   actions.append(open);
   if (c.unread) {
-    const ack = el("button", "Acknowledge");
+    const ack = el("button", t("case.acknowledge"));
     ack.className = "acknowledge";
     ack.onclick = () => acknowledgeCase(c.match_id).catch(showError);
     actions.append(" ", ack);
@@ -113,23 +116,23 @@ async function openCase(matchId) {
   const box = $("case");
   box.replaceChildren();
   box.dataset.matchId = matchId;
-  box.append(el("div", `${c.kind} match, ${c.state}`, "meta"));
+  box.append(el("div", `${t(`kind.${c.kind}`)} · ${t(`state.${c.state}`)}`, "meta"));
   appendYours(box, c.your_registrations);
   const timeline = el("ol", null, "timeline");
   for (const a of c.timeline) {
     const step = el("li", null, a.acknowledged_at ? "done" : "new");
     step.dataset.alertId = a.alert_id;
-    step.append(el("div", a.message, "message"));
-    step.append(el("div", `${a.occasion} · ${when(a.issued_at)}`, "meta"));
+    step.append(el("div", a.message_key ? t(a.message_key, a.message_params) : a.message, "message"));
+    step.append(el("div", `${t(`occasion.${a.occasion}`)} · ${when(a.issued_at)}`, "meta"));
     if (a.contacts.length) {
       const people = el("ul", null, "contacts");
       for (const p of a.contacts) people.append(el("li", contactLine(p)));
-      step.append(el("div", "Contact:", "meta"), people);
+      step.append(el("div", t("contact"), "meta"), people);
     }
-    if (a.coordinator) step.append(el("div", `Coordinator: ${contactLine(a.coordinator)}`, "meta"));
+    if (a.coordinator) step.append(el("div", t("coordinator", { who: contactLine(a.coordinator) }), "meta"));
     timeline.append(step);
   }
-  box.append(el("div", "What you were told:"), timeline);
+  box.append(el("div", t("case.told")), timeline);
   $("case-section").hidden = false;
   // A party (registering worker or coordinator) also sees everyone involved and records
   // contact; a team lead or the regie role reads the timeline only.
@@ -148,7 +151,8 @@ async function loadNotices() {
   for (const a of loose) {
     const item = el("li", null, a.acknowledged_at ? "done" : "new");
     item.dataset.alertId = a.alert_id;
-    item.append(el("div", a.message, "message"), el("div", when(a.issued_at), "meta"));
+    item.append(el("div", a.message_key ? t(a.message_key, a.message_params) : a.message, "message"),
+      el("div", when(a.issued_at), "meta"));
     list.append(item);
   }
 }
@@ -157,18 +161,18 @@ async function openMatch(matchId) {
   const m = await api(`/api/matches/${matchId}`);
   const box = $("match");
   box.replaceChildren();
-  box.append(el("div", `${m.kind} match, ${m.state}, raised ${when(m.raised_at)}`, "meta"));
-  if (m.family_note) box.append(el("p", m.family_note));
+  box.append(el("div", t("match.head", { kind: t(`kind.${m.kind}`), state: t(`state.${m.state}`), when: when(m.raised_at) }), "meta"));
+  if (m.family_note) box.append(el("p", t("match.family")));
   appendYours(box, m.your_registrations);
   const people = el("ul", null, "contacts");
   for (const p of m.parties) people.append(el("li", contactLine(p)));
-  box.append(el("div", "Workers involved:"), people);
-  if (m.coordinator) box.append(el("div", `Coordinator: ${contactLine(m.coordinator)}`));
+  box.append(el("div", t("match.workers")), people);
+  if (m.coordinator) box.append(el("div", t("coordinator", { who: contactLine(m.coordinator) })));
   const made = el("ul", null, "contacts");
   for (const c of m.contacts_made) {
-    made.append(el("li", `${c.worker_id} made contact with ${c.with_worker}, ${when(c.recorded_at)}`));
+    made.append(el("li", t("match.made", { who: c.worker_id, with: c.with_worker, when: when(c.recorded_at) })));
   }
-  box.append(el("div", "Contact made (afgestemd):"), made);
+  box.append(el("div", t("match.contacts")), made);
   const others = m.parties.filter((p) => p.worker_id !== me.user_id);
   if (m.coordinator && m.coordinator.worker_id !== me.user_id) others.push(m.coordinator);
   if (others.length) {
@@ -179,7 +183,7 @@ async function openMatch(matchId) {
       option.value = o.worker_id;
       select.append(option);
     }
-    const record = el("button", "Contact made");
+    const record = el("button", t("match.record"));
     record.id = "contact-made";
     record.onclick = async () => {
       try {
@@ -190,7 +194,7 @@ async function openMatch(matchId) {
         await openMatch(matchId);
       } catch (error) { showError(error); }
     };
-    const label = el("label", "Contact made with ");
+    const label = el("label", t("match.with"));
     label.htmlFor = select.id;
     box.append(label, select, " ", record);
   }
@@ -201,17 +205,17 @@ async function loadTasks() {
   const { tasks } = await api("/api/tasks");
   const list = $("tasks");
   list.replaceChildren();
-  if (!tasks.length) list.append(el("li", "No tasks.", "meta"));
-  for (const t of tasks) {
-    const item = el("li", null, t.done_at ? "done" : "");
-    item.append(el("div", `Inform: ${t.addressee}`));
-    if (t.your_registration) appendYours(item, [t.your_registration]);
-    item.append(el("div", `${t.kind} match · since ${when(t.created_at)}`, "meta"));
-    if (!t.done_at) {
-      const done = el("button", "Family informed");
+  if (!tasks.length) list.append(el("li", t("tasks.none"), "meta"));
+  for (const task of tasks) {
+    const item = el("li", null, task.done_at ? "done" : "");
+    item.append(el("div", t("tasks.inform", { whom: t(`addressee.${task.addressee}`) })));
+    if (task.your_registration) appendYours(item, [task.your_registration]);
+    item.append(el("div", t("tasks.since", { kind: t(`kind.${task.kind}`), when: when(task.created_at) }), "meta"));
+    if (!task.done_at) {
+      const done = el("button", t("tasks.done"));
       done.onclick = async () => {
         try {
-          await api(`/api/tasks/${t.task_id}/done`, { method: "POST" });
+          await api(`/api/tasks/${task.task_id}/done`, { method: "POST" });
           await loadTasks();
         } catch (error) { showError(error); }
       };
@@ -227,8 +231,8 @@ async function loadRegie() {
   body.replaceChildren();
   for (const m of matches) {
     const row = el("tr");
-    for (const v of [m.match_id.slice(0, 8), m.kind, m.wijk, m.team || "-", m.state,
-      when(m.raised_at), m.coordinated ? "yes" : "no", m.contact_made ? "yes" : "no"]) {
+    for (const v of [m.match_id.slice(0, 8), t(`kind.${m.kind}`), m.wijk, m.team || "-", t(`state.${m.state}`),
+      when(m.raised_at), m.coordinated ? t("yes") : t("no"), m.contact_made ? t("yes") : t("no")]) {
       row.append(el("td", v));
     }
     body.append(row);
@@ -248,7 +252,7 @@ function drawTrends(cells) {
   const box = $("trend-chart");
   box.replaceChildren();
   if (!cells.length) {
-    box.append(el("p", "Nothing to show for this wijk: no cell reached the minimum.", "note"));
+    box.append(el("p", t("trends.none"), "note"));
     return;
   }
   const windows = [...new Set(cells.map((c) => c.window))].sort();
@@ -307,7 +311,7 @@ async function listen() {
         headers: { Authorization: `Bearer ${session.token()}` },
       });
       if (response.status === 401) return session.logout();  // the token ran out
-      if (!response.ok) throw new Error(`stream refused (${response.status})`);
+      if (!response.ok) throw new Error(t("stream.refused", { status: response.status }));
       live.className = "";
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -345,6 +349,7 @@ function showLogin() {
 let me = null;
 
 async function start() {
+  await useLanguage("/inbox/i18n");
   $("login-button").onclick = () => session.login().catch(showError);
   $("logout").onclick = () => session.logout();
   if (!(await session.start())) return showLogin();
@@ -354,7 +359,7 @@ async function start() {
   $("login").hidden = true;
   const receives = me.roles.some((r) => ["worker", "team_lead", "regie"].includes(r));
   if (!receives) {
-    showError({ message: "This inbox is for workers, team leads and the regie role." });
+    showError({ message: t("only.receivers") });
     return;
   }
   $("cases-section").hidden = false;
