@@ -40,6 +40,7 @@ from vroegsignaal.partner.bsn import synthetic_bsns
 pytestmark = pytest.mark.e2e
 
 FG = "fg-voorbeeldrade"
+SCREENSHOT = REPO_ROOT / "test-artifacts" / "audit.png"
 AUDIT_NL = json.loads((REPO_ROOT / "services/audit/web/i18n/nl.json").read_text())
 
 
@@ -168,6 +169,10 @@ async def test_the_privacy_officer_searches_the_log_and_every_search_is_logged(
         download = page.locator("#export-download")
         await expect(download).to_contain_text("regels met hun bewijs downloaden")
         exported = await download.evaluate("a => fetch(a.href).then(r => r.text())")
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.unlink(missing_ok=True)
+        await page.screenshot(path=SCREENSHOT, full_page=True)
+        assert SCREENSHOT.read_bytes().startswith(b"\x89PNG")
         await assert_accessible(page, "the privacy officer's page with results")
     public = await get_json(f"{services['audit']}/audit/v1/public-key")
     key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public["public_key"]))
