@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.notification import roster, store
+from services.notification.trend_chart import chart_svg
 from services.notification.yours import attach, open_one, open_yours
 from shared.auth import Principal, Role, TokenVerifier
 from shared.contracts import AuditAction
@@ -88,7 +89,7 @@ class AlertBus:
             await self._conn.close()
 
 
-def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -> Starlette:
+def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k: int) -> Starlette:
     settings = runtime.settings
     endpoint = Guard(runtime, verifier)
 
@@ -431,26 +432,52 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             )
         return JSONResponse({"matches": found})
 
-    async def wijk_trends(request: Request, principal: Principal) -> Response:
+    async def trend_wijken(conn: Any, principal: Principal) -> list[str]:
+        """The wijken whose counts a user sees: all for the regie role, a team lead's
+        teams' wijken."""
         require(principal, Role.TEAM_LEAD, Role.REGIE)
+        if principal.has(Role.REGIE):
+            return sorted(r["wijk"] for r in await conn.fetch("SELECT wijk FROM wijken"))
+        return sorted(
+            await roster.wijken_of(conn, await roster.teams_led_by(conn, principal.user_id))
+        )
+
+    async def wijk_trends(request: Request, principal: Principal) -> Response:
         async with runtime.pool.acquire() as conn:
-            if principal.has(Role.REGIE):
-                wijken = [r["wijk"] for r in await conn.fetch("SELECT wijk FROM wijken")]
-            else:
-                wijken = await roster.wijken_of(
-                    conn, await roster.teams_led_by(conn, principal.user_id)
-                )
+            wijken = await trend_wijken(conn, principal)
             cells = await store.trend_cells(conn, wijken)
             # Aggregates of at least k children: about no one, but a read to account for.
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
                 object_type="wijk-trends",
-                object_id=",".join(sorted(wijken))[:200] or None,
+                object_id=",".join(wijken)[:200] or None,
                 actor=actor(principal),
                 purpose="inbox: wijk x theme counts for collective prevention",
             )
-        return JSONResponse({"wijken": sorted(wijken), "cells": cells})
+        return JSONResponse({"wijken": wijken, "cells": cells, "k": k})
+
+    async def trend_chart(request: Request, principal: Principal) -> Response:
+        """One wijk's counts as a chart (SVG, drawn here: no script, no CDN)."""
+        wijk = request.query_params.get("wijk", "")
+        language = request.query_params.get("lang", "nl")
+        async with runtime.pool.acquire() as conn:
+            if wijk not in await trend_wijken(conn, principal):
+                raise Denied(404, "no such wijk among the wijken whose counts you see")
+            cells = await store.trend_cells(conn, [wijk])
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="wijk-trends",
+                object_id=wijk,
+                actor=actor(principal),
+                purpose="inbox: wijk x theme counts for collective prevention (chart)",
+            )
+        return Response(
+            chart_svg(cells, language if language in ("nl", "en") else "nl"),
+            media_type="image/svg+xml",
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/inbox/")
@@ -473,6 +500,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus) -
             Route("/api/tasks/{task_id}/done", endpoint(task_done), methods=["POST"]),
             Route("/api/regie/matches", endpoint(regie_matches)),
             Route("/api/trends", endpoint(wijk_trends)),
+            Route("/api/trends/chart", endpoint(trend_chart)),
             Route("/inbox", home),
             Mount("/inbox/lib", StaticFiles(directory=STATIC)),
             Mount("/inbox", StaticFiles(directory=WEB, html=True)),

@@ -81,4 +81,6 @@ def create_app(settings: Settings) -> ASGIApp:
     service, runtime = build_service(
         NAME, Path(__file__).parent, settings, register, uses_keystore=True
     )
-    return Combined(service, build_api(runtime, verifier, bus), ("/api/", "/inbox"))
+    return Combined(
+        service, build_api(runtime, verifier, bus, policy.aggregates.k), ("/api/", "/inbox")
+    )

@@ -77,7 +77,9 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def log_in(browser: Browser, services: dict[str, str], user_id: str, name: str) -> Page:
+async def log_in(
+    browser: Browser, services: dict[str, str], user_id: str, name: str, role: str = "worker"
+) -> Page:
     """Log in to the inbox as `user_id` through the issuer's page; returns once the
     alert list is loaded and its live stream is open."""
     page = await (await browser.new_context()).new_page()
@@ -88,7 +90,7 @@ async def log_in(browser: Browser, services: dict[str, str], user_id: str, name:
     async with page.expect_response(lambda r: r.url.endswith("/api/alerts/stream")) as stream:
         await page.click(f'button[data-user="{user_id}"]')
     assert (await stream.value).ok
-    await expect(page.locator("#who")).to_have_text(f"{name} (worker)")
+    await expect(page.locator("#who")).to_have_text(f"{name} ({role})")
     await expect(page).to_have_url(inbox)  # the code and state are gone from the address
     await expect(page.locator("#login")).to_be_hidden()
     return page

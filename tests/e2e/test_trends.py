@@ -7,19 +7,23 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from playwright.async_api import expect
 
 from shared.auth import Role
 from shared.contracts import Topics, WijkThemeCounted, WijkTrendRaised
 from shared.policy import load_policy
 from shared.settings import Settings
+from tests.accessibility import assert_accessible
 from tests.conftest import auth, eventually
 from tests.e2e.conftest import Producers
+from tests.e2e.test_inbox_browser import chromium, log_in
 from tests.e2e.test_pipeline import export as write_export
 from tests.e2e.test_pipeline import get_json, row, settings_today, settled
 from tests.kafka_tools import read_all, read_topic
@@ -140,3 +144,28 @@ async def test_a_rising_theme_is_a_trend_and_small_cells_stay_hidden(
     other = await get_json(inbox, headers=auth(settings, "teamlead-noord"))
     assert wijk not in other["wijken"]
     assert all(c["wijk"] != wijk for c in other["cells"])
+
+    # The chart the page shows: drawn by the service, the trend marked; only for those
+    # who see the wijk's counts.
+    chart = f"{inbox}/chart?wijk={wijk}&lang=nl"
+    async with httpx.AsyncClient(timeout=10) as http:
+        drawn = await http.get(chart, headers=auth(settings, "teamlead-zuid"))
+        assert drawn.status_code == 200, drawn.text
+        assert drawn.headers["content-type"].startswith("image/svg+xml")
+        assert f"{last} ▲" in drawn.text and "pesten" in drawn.text and "<script" not in drawn.text
+        for user, status in (("teamlead-noord", 404), ("jgt-zuid-1", 403)):
+            refused = await http.get(chart, headers=auth(settings, user))
+            assert refused.status_code == status, (user, refused.text)
+
+    # On the page: the chart as an image with its text alternative, the same numbers in
+    # a table beside it, in Dutch, and nothing an accessibility check objects to.
+    async with chromium() as browser:
+        page = await log_in(browser, services, "teamlead-zuid", "Rob Jansen", role="team_lead")
+        await page.select_option("#trend-wijk", wijk)
+        await expect(page.locator("#trend-image")).to_have_attribute(
+            "alt", re.compile(f"wijk {wijk}")
+        )
+        table = page.locator("#trend-table")
+        await expect(table.locator("th[scope=row]", has_text="pesten")).to_have_count(1)
+        await expect(table).to_contain_text(f"{last} ▲ trend")
+        await assert_accessible(page, "the wijk trends")

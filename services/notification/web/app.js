@@ -239,61 +239,58 @@ async function loadRegie() {
   }
 }
 
+// A wijk's counts: the chart this service draws (an image, with a text alternative) and
+// the same numbers as a table beside it, for screen readers and for reading exactly;
+// a week without a value had fewer than k children (never shown).
+let trendData = null;
+
 async function loadTrends() {
-  const { wijken, cells } = await api("/api/trends");
+  trendData = await api("/api/trends");
   const select = $("trend-wijk");
-  select.replaceChildren(...wijken.map((w) => { const o = el("option", w); o.value = w; return o; }));
-  const draw = () => drawTrends(cells.filter((c) => c.wijk === select.value));
-  select.onchange = draw;
-  draw();
+  select.replaceChildren(...trendData.wijken.map((w) => { const o = el("option", w); o.value = w; return o; }));
+  select.onchange = () => drawTrends(select.value).catch(showError);
+  if (trendData.wijken.length) await drawTrends(select.value);
 }
 
-function drawTrends(cells) {
+async function drawTrends(wijk) {
+  const cells = trendData.cells.filter((c) => c.wijk === wijk);
   const box = $("trend-chart");
   box.replaceChildren();
   if (!cells.length) {
     box.append(el("p", t("trends.none"), "note"));
     return;
   }
-  const windows = [...new Set(cells.map((c) => c.window))].sort();
+  const response = await session.fetch(`/api/trends/chart?wijk=${encodeURIComponent(wijk)}&lang=${document.documentElement.lang}`);
+  if (!response.ok) throw new Error(t("trends.refused", { status: response.status }));
+  const image = el("img");
+  image.src = URL.createObjectURL(await response.blob());
+  image.alt = t("trends.alt", { wijk });
+  image.id = "trend-image";
+  const weeks = [...new Set(cells.map((c) => c.window))].sort();
   const themes = [...new Set(cells.map((c) => c.theme))].sort();
-  const max = Math.max(...cells.map((c) => c.children));
-  const W = 640, H = 240, L = 40, B = 30;
-  const x = (i) => L + (windows.length === 1 ? (W - L) / 2 : (i * (W - L - 20)) / (windows.length - 1));
-  const y = (v) => H - B - (v / max) * (H - B - 10);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("role", "img");
-  const colours = ["#154273", "#d52b1e", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f"];
-  themes.forEach((theme, t) => {
-    const colour = colours[t % colours.length];
-    for (const c of cells.filter((c) => c.theme === theme)) {
-      const dot = document.createElementNS(ns, "circle");
-      dot.setAttribute("cx", x(windows.indexOf(c.window)));
-      dot.setAttribute("cy", y(c.children));
-      dot.setAttribute("r", c.trend ? 6 : 4);
-      dot.setAttribute("fill", colour);
-      const tip = document.createElementNS(ns, "title");
-      tip.textContent = `${theme} ${c.window}: ${c.children}${c.trend ? " (trend)" : ""}`;
-      dot.append(tip);
-      svg.append(dot);
+  const table = el("table");
+  table.id = "trend-table";
+  const caption = el("caption", t("trends.caption", { wijk, k: trendData.k }));
+  const head = el("tr");
+  head.append(el("th", t("trends.theme")), ...weeks.map((w) => { const th = el("th", w); th.scope = "col"; return th; }));
+  const body = el("tbody");
+  for (const theme of themes) {
+    const row = el("tr");
+    const name = el("th", theme.replaceAll("_", " "));
+    name.scope = "row";
+    row.append(name);
+    for (const week of weeks) {
+      const cell = cells.find((c) => c.theme === theme && c.window === week);
+      row.append(el("td", cell
+        ? (cell.trend ? t("trends.value.trend", { n: cell.children }) : String(cell.children))
+        : t("trends.fewer", { k: trendData.k })));
     }
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", L + 5 + t * 100);
-    label.setAttribute("y", 12);
-    label.setAttribute("fill", colour);
-    label.textContent = theme;
-    svg.append(label);
-  });
-  windows.forEach((w, i) => {
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", x(i) - 20);
-    label.setAttribute("y", H - 10);
-    label.textContent = w;
-    svg.append(label);
-  });
-  box.append(svg);
+    body.append(row);
+  }
+  const thead = el("thead");
+  thead.append(head);
+  table.append(caption, thead, body);
+  box.append(image, table);
 }
 
 async function refresh() {
