@@ -140,8 +140,6 @@ async def run(database_url: str, sizes: list[int], per_size: int) -> list[dict[s
         keystore_cache_seconds=0,
     )
     directory = Path(matching_app.__file__).parent
-    # Roles, schemas and the key store's own database, as `dev up` makes them.
-    await provision(database_url, {})
     policy = load_policy(settings.policy_file)
     holder: dict[str, handlers.Matcher] = {}
 
@@ -362,7 +360,11 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=500)
+    parser.add_argument(
+        "--parts", default="matching,audit,deliveries", help="which of them to measure"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     sizes = [int(s) for s in args.sizes.split(",")]
 
     import os
@@ -390,29 +392,36 @@ def main() -> None:
             conn = await asyncpg.connect(base)
             await conn.execute(f'CREATE DATABASE "{name}"')
             await conn.close()
+            # Roles, schemas and the key store's own database, as `dev up` makes them.
+            await provision(base.rsplit("/", 1)[0] + "/" + name, {})
 
         asyncio.run(create())
         url = base.rsplit("/", 1)[0] + "/" + name
-        print("matching: cost per signal as history grows", flush=True)
-        results = asyncio.run(run(url, sizes, args.signals))
-        first, last = results[0], results[-1]
-        ratio = last["per_second"] / first["per_second"]
-        print(
-            f"throughput at {last['stored_registrations']:,} vs "
-            f"{first['stored_registrations']:,} stored registrations: {ratio:.2f}x "
-            "(1.00 = flat cost per signal)\n"
-            "audit: appends and proof sizes as the log grows",
-            flush=True,
-        )
-        audit = asyncio.run(run_audit(url, sizes, args.appends))
+        if "matching" in parts:
+            print("matching: cost per signal as history grows", flush=True)
+            results = asyncio.run(run(url, sizes, args.signals))
+            first, last = results[0], results[-1]
+            ratio = last["per_second"] / first["per_second"]
+            print(
+                f"throughput at {last['stored_registrations']:,} vs "
+                f"{first['stored_registrations']:,} stored registrations: {ratio:.2f}x "
+                "(1.00 = flat cost per signal)",
+                flush=True,
+            )
+        if "audit" in parts:
+            print("audit: appends and proof sizes as the log grows", flush=True)
+            audit = asyncio.run(run_audit(url, sizes, args.appends))
+            ratio = audit[-1]["appends_per_second"] / audit[0]["appends_per_second"]
+            print(
+                f"append throughput at {audit[-1]['entries']:,} vs {audit[0]['entries']:,} "
+                f"entries: {ratio:.2f}x (proofs grow with log2 of the size)",
+                flush=True,
+            )
+        if "deliveries" not in parts:
+            return
         print("deliveries: alerts after an export, as digest e-mails", flush=True)
         port = stack.enter_context(mail_server())
         mails = asyncio.run(run_deliveries(url, args.alerts, args.workers, port))
-    ratio = audit[-1]["appends_per_second"] / audit[0]["appends_per_second"]
-    print(
-        f"append throughput at {audit[-1]['entries']:,} vs {audit[0]['entries']:,} entries: "
-        f"{ratio:.2f}x (proofs grow with log2 of the size)"
-    )
     print(
         f"{mails['alerts']:,} alerts for {args.workers} workers: {mails['digests']} digests "
         f"composed at {mails['alerts_per_second_composed']:,.0f} alerts/s; "
