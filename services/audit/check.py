@@ -3,6 +3,7 @@ database and the heads published on the topic, and verify them all."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 
@@ -83,7 +84,19 @@ async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> l
             published = await published_heads(settings)
         except KafkaError as exc:
             problems.append(f"the published heads could not be read from Kafka: {exc}")
-    return problems + verify(
+        else:
+            if heads and not published and len(in_outbox) < len(heads):
+                # Nothing to compare with is no proof: a missing topic or a wrong prefix
+                # would otherwise pass a log rewritten in the database.
+                problems.append(
+                    f"no signed head was read from {Topics(settings.topic_prefix).tree_heads}"
+                    " although the database holds some: the published copies could not be"
+                    " compared (check the topic and VS_TOPIC_PREFIX)"
+                )
+    # Hashing every entry and checking every signature is CPU work: off the event loop,
+    # so a service that verifies itself keeps taking messages and answering its probes.
+    return problems + await asyncio.to_thread(
+        verify,
         entries,
         {r["position"]: bytes(r["hash"]) for r in nodes},
         heads,

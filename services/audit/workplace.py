@@ -10,7 +10,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +30,8 @@ from shared.webapp import Denied, actor, parse_uuid, require
 log = logging.getLogger(__name__)
 REPORTS_LISTED = 200
 SHOWN_PROBLEMS = 50
+# A verification not ended this long after its start is taken as interrupted.
+STALE_SECONDS = 3600
 
 
 def routes(
@@ -38,7 +40,9 @@ def routes(
     guarded: Callable[[Any], Any],
 ) -> list[Route]:
     key = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    running: dict[uuid.UUID, asyncio.Task[None]] = {}
+    # The tasks this process runs (held, so none is collected mid-way); whether one runs
+    # anywhere is the database's to say.
+    tasks: set[asyncio.Task[None]] = set()
 
     async def integrity(request: Request, principal: Principal) -> Response:
         require(principal, Role.PRIVACY_OFFICER)
@@ -68,21 +72,29 @@ def routes(
                     "key_id": head.key_id,
                 },
                 "public_key": key.hex(),
-                "last_verification": None if last is None else _verification(last, running),
+                "last_verification": None if last is None else _verification(last),
             }
         )
 
     async def start_verification(request: Request, principal: Principal) -> Response:
         require(principal, Role.PRIVACY_OFFICER)
-        if any(not task.done() for task in running.values()):
-            raise Denied(409, "a full verification is running; wait for its result")
         verification_id = uuid.uuid4()
         async with runtime.pool.acquire() as conn, conn.transaction():
+            # One whose process died long ago ends as interrupted, so it blocks no new one.
             await conn.execute(
-                "INSERT INTO verifications (verification_id, started_by) VALUES ($1, $2)",
+                "UPDATE verifications SET finished_at = now(), problems = $1::jsonb"
+                " WHERE finished_at IS NULL AND started_at < now() - make_interval(secs => $2)",
+                json.dumps(["interrupted: its process ended before it did; start it again"]),
+                STALE_SECONDS,
+            )
+            started = await conn.fetchval(
+                "INSERT INTO verifications (verification_id, started_by) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING RETURNING verification_id",
                 verification_id,
                 principal.user_id,
             )
+            if started is None:  # the partial unique index: one at a time, any replica
+                raise Denied(409, "a full verification is running; wait for its result")
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -91,9 +103,9 @@ def routes(
                 actor=actor(principal),
                 purpose="audit: the privacy officer starts a full verification of the log",
             )
-        running[verification_id] = asyncio.create_task(
-            verify(verification_id), name=f"verification {verification_id}"
-        )
+        task = asyncio.create_task(verify(verification_id), name=f"verification {verification_id}")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return JSONResponse({"verification_id": str(verification_id)}, status_code=202)
 
     async def verify(verification_id: uuid.UUID) -> None:
@@ -107,6 +119,12 @@ def routes(
         except Exception as exc:  # the result says what stopped it, not a silent end
             log.exception("verification %s failed to run", verification_id)
             entries, problems = 0, [f"the verification could not run: {type(exc).__name__}"]
+        try:
+            await record(verification_id, entries, problems)
+        except Exception:  # the database went away: the row ends as interrupted
+            log.exception("verification %s: its result could not be recorded", verification_id)
+
+    async def record(verification_id: uuid.UUID, entries: int, problems: list[str]) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE verifications SET finished_at = $2, entries = $3, problems = $4::jsonb"
@@ -184,21 +202,37 @@ def routes(
             lines = await export(runtime.settings, since, until)
         except ExportError as exc:
             raise Denied(409, str(exc)) from None
+        exported = [json.loads(line) for line in lines[1:]]
         async with runtime.pool.acquire() as conn, conn.transaction():
+            later = await conn.fetchval(
+                "SELECT count(*) FROM entries WHERE recorded_at >= $1 AND recorded_at < $2"
+                " AND leaf_index >= $3",
+                since,
+                until,
+                json.loads(lines[0])["size"],
+            )
             await runtime.audit.record(
                 conn,
                 action=AuditAction.EXPORT,
                 object_type="audit-log",
                 object_id=f"{since.isoformat()}/{until.isoformat()}",
+                # Whose entries went to the supervisor: in each one's access report.
+                subjects=sorted(
+                    {s for e in exported for s in json.loads(e["entry"]).get("subjects") or ()}
+                ),
                 actor=actor(principal),
-                purpose=f"audit: export of {len(lines) - 1} entries with their proofs, "
-                "for a supervisor",
+                purpose=f"audit: export of {len(exported)} entries with their proofs, "
+                f"for a supervisor ({later} recorded after the latest signed head left out)",
             )
         name = f"audit-export-{since.date()}-{until.date()}.jsonl"
         return Response(
             "".join(line + "\n" for line in lines),
             media_type="application/x-ndjson",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                # Entries of the period recorded after the head it proves against.
+                "X-Entries-After-Head": str(later),
+            },
         )
 
     return [
@@ -210,15 +244,15 @@ def routes(
     ]
 
 
-def _verification(row: Any, running: dict[uuid.UUID, asyncio.Task[None]]) -> dict[str, Any]:
-    problems = json.loads(row["problems"]) if row["problems"] is not None else None
-    task = running.get(row["verification_id"])
+def _verification(row: Any) -> dict[str, Any]:
+    problems: list[str] = json.loads(row["problems"]) if row["problems"] is not None else []
+    interrupted = bool(problems) and str(problems[0]).startswith("interrupted:")
     if row["finished_at"] is not None:
-        state = "intact" if not problems else "problems"
-    elif task is not None and not task.done():
-        state = "running"
+        state = "interrupted" if interrupted else "intact" if not problems else "problems"
+    elif datetime.now(UTC) - row["started_at"] > timedelta(seconds=STALE_SECONDS):
+        state = "interrupted"  # its process ended before it did (on any replica)
     else:
-        state = "interrupted"  # its process ended before it did
+        state = "running"
     return {
         "verification_id": str(row["verification_id"]),
         "started_at": row["started_at"].isoformat(),
@@ -226,8 +260,8 @@ def _verification(row: Any, running: dict[uuid.UUID, asyncio.Task[None]]) -> dic
         "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
         "state": state,
         "entries": row["entries"],
-        "problems": (problems or [])[:SHOWN_PROBLEMS],
-        "problem_count": len(problems or []),
+        "problems": problems[:SHOWN_PROBLEMS],
+        "problem_count": len(problems),
     }
 
 

@@ -115,8 +115,9 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
     async def alerts(request: Request, principal: Principal) -> Response:
         require(principal, *RECEIVERS)
         async with runtime.pool.acquire() as conn, conn.transaction():
+            notices = request.query_params.get("notices") == "only"
             found, subjects = await store.alerts_of(
-                conn, principal.user_id, principal.organisation, MAX_ALERTS
+                conn, principal.user_id, principal.organisation, MAX_ALERTS, notices_only=notices
             )
             attach(found, await own_registrations(conn, found, principal))
             await runtime.audit.record(
@@ -190,7 +191,9 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
                 action=AuditAction.READ,
                 object_type="case",
                 object_id=str(match_id),
-                subjects=list((await store.about(conn, match_id)).subjects),
+                subjects=await store.subjects_told(
+                    conn, principal.user_id, principal.organisation, [match_id]
+                ),
                 actor=actor(principal),
                 purpose="inbox: a user reads the timeline of their case",
             )
@@ -223,7 +226,9 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
                     action=AuditAction.UPDATE,
                     object_type="case",
                     object_id=str(match_id),
-                    subjects=list((await store.about(conn, match_id)).subjects),
+                    subjects=await store.subjects_told(
+                        conn, principal.user_id, principal.organisation, [match_id]
+                    ),
                     actor=actor(principal),
                     purpose=f"inbox: case acknowledged ({done} alerts)",
                 )

@@ -77,6 +77,10 @@ _KEYS = {text: _key(name) for name, text in MESSAGES.items()} | {
 }
 
 
+# Messages of alerts no longer issued, still in inboxes from before.
+_KEYS["A match was raised; follow whether contact is made."] = "alert.regie"
+
+
 def message_key(message: str) -> tuple[str, dict[str, str]] | None:
     """The catalogue key of an alert's message and its parameters (the organisations of
     an earlier-involvement notice); None for a message from before the catalogues."""

@@ -83,13 +83,19 @@ MINE = "recipient_id = $1 AND (recipient_organisation IS NULL OR recipient_organ
 
 
 async def alerts_of(
-    conn: Conn, recipient_id: str, organisation: str | None, limit: int
+    conn: Conn,
+    recipient_id: str,
+    organisation: str | None,
+    limit: int,
+    *,
+    notices_only: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """A recipient's newest alerts (a registering worker's only at their organisation),
-    and the subject pseudonyms they are about."""
+    and the subject pseudonyms they are about; `notices_only`: those without a case."""
     rows = await conn.fetch(
         f"SELECT {_ALERT_COLUMNS}, subjects FROM alerts WHERE {MINE}"
-        " ORDER BY issued_at DESC, alert_id LIMIT $3",
+        + (" AND match_id IS NULL" if notices_only else "")
+        + " ORDER BY issued_at DESC, alert_id LIMIT $3",
         recipient_id,
         organisation,
         limit,
@@ -125,7 +131,7 @@ async def cases_of(
     with its state, latest change, unread alerts, whether contact was made and their open
     tasks; how many cases each filter holds; and the subjects the page discloses."""
     rows = await conn.fetch(
-        f"{_CASES} SELECT m.match_id, m.kind, m.state, m.wijk, m.raised_at, m.closed_at,"
+        f"{_CASES} SELECT m.match_id, m.kind, m.state, m.raised_at, m.closed_at,"
         " m.contact_made_at, c.alerts, c.unread, c.latest, c.latest_message,"
         " c.latest_occasion, c.open_tasks FROM c JOIN matches m USING (match_id)"
         f" WHERE {CASE_FILTERS[which]} ORDER BY c.latest DESC, m.match_id LIMIT $3 OFFSET $4",
@@ -141,14 +147,13 @@ async def cases_of(
         organisation,
     )
     assert totals is not None
-    subjects = await about_many(conn, [r["match_id"] for r in rows])
+    subjects = await subjects_told(conn, recipient_id, organisation, [r["match_id"] for r in rows])
     return (
         [
             {
                 "match_id": str(r["match_id"]),
                 "kind": r["kind"],
                 "state": r["state"],
-                "wijk": r["wijk"],
                 "raised_at": r["raised_at"].isoformat(),
                 "closed_at": r["closed_at"].isoformat() if r["closed_at"] else None,
                 "contact_made": r["contact_made_at"] is not None,
@@ -165,6 +170,21 @@ async def cases_of(
         dict(totals),
         subjects,
     )
+
+
+async def subjects_told(
+    conn: Conn, recipient_id: str, organisation: str | None, match_ids: Sequence[uuid.UUID]
+) -> list[str]:
+    """The children a recipient's own alerts in these matches are about: what a list or
+    timeline of them discloses (a registering worker's, their own registrations' only)."""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT unnest(subjects) AS subject FROM alerts WHERE {MINE}"
+        " AND match_id = ANY($3::uuid[]) ORDER BY subject",
+        recipient_id,
+        organisation,
+        list(match_ids),
+    )
+    return [r["subject"] for r in rows]
 
 
 async def case_timeline(

@@ -129,6 +129,11 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
         await expect(frame.locator("body")).to_contain_text("Basisschool De Regenboog")
         printing = browser_page.get_by_role("button", name="Dit verslag afdrukken")
         await expect(printing).to_be_visible()
+        # The frame is the page's own (no scripts in it): printing it is allowed.
+        assert await browser_page.evaluate(
+            "typeof document.getElementById('report').contentWindow.print === 'function'"
+            " && document.getElementById('report').contentDocument.body.innerText.length > 0"
+        )
         assert child not in await browser_page.content()
         await assert_accessible(browser_page, "the audit page with an access report open")
     # As the API gives it: the same report the CLI printed; refused to anyone else.

@@ -10,3 +10,6 @@ CREATE TABLE IF NOT EXISTS verifications (
     problems        jsonb
 );
 CREATE INDEX IF NOT EXISTS verifications_started_idx ON verifications (started_at DESC);
+-- One verification at a time, whichever replica started it.
+CREATE UNIQUE INDEX IF NOT EXISTS verifications_one_running
+    ON verifications ((true)) WHERE finished_at IS NULL;

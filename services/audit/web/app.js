@@ -92,8 +92,10 @@ async function showReport(requestId) {
 
 async function exportPeriod(form) {
   const data = new FormData(form);
-  const day = (value) => new Date(`${value}T00:00:00`).toISOString();
-  const params = new URLSearchParams({ from: day(data.get("from")), to: day(data.get("to")) });
+  const day = (value) => new Date(`${value}T00:00:00`);
+  const through = day(data.get("to"));
+  through.setDate(through.getDate() + 1);  // the "to" day itself is part of the period
+  const params = new URLSearchParams({ from: day(data.get("from")).toISOString(), to: through.toISOString() });
   const response = await session.fetch(`/audit/v1/export?${params}`);
   if (!response.ok) throw new Error((await response.json()).error || t("export.refused", { status: response.status }));
   const text = await response.text();

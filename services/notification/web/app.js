@@ -143,8 +143,7 @@ async function openCase(matchId) {
 
 // Alerts without a case (none today but notices yet to come) stay readable.
 async function loadNotices() {
-  const { alerts } = await api("/api/alerts");
-  const loose = alerts.filter((a) => !a.match_id);
+  const { alerts: loose } = await api("/api/alerts?notices=only");
   $("notices-section").hidden = !loose.length;
   const list = $("notices");
   list.replaceChildren();
@@ -297,6 +296,8 @@ async function refresh() {
   await loadCases();
   await loadNotices();
   if (me.roles.includes("worker")) await loadTasks();
+  // The regie role follows coordinated matches here, not through alerts.
+  if (me.roles.includes("regie")) await loadRegie();
 }
 
 async function listen() {
