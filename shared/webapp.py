@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,16 @@ class Combined:
             await self.web(scope, receive, send)
         else:
             await self.service(scope, receive, send)
+
+
+def iso_moment(raw: str | None, name: str) -> datetime | None:
+    """A query's ISO date or date-time, with its time zone; None when not given."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise Denied(400, f"'{name}' must be an ISO date or date-time") from None
+    if value.tzinfo is None:
+        raise Denied(400, f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00+01:00")
+    return value

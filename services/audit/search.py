@@ -21,7 +21,7 @@ from services.audit import erasures, store, workplace
 from shared.auth import Principal, Role, TokenVerifier
 from shared.contracts import AuditAction
 from shared.service import ServiceRuntime
-from shared.webapp import STATIC, Denied, Guard, actor, parse_uuid, require
+from shared.webapp import STATIC, Denied, Guard, actor, iso_moment, parse_uuid, require
 
 WEB = Path(__file__).parent / "web"
 MAX_PAGE = 500
@@ -41,15 +41,7 @@ def criteria(request: Request) -> store.Search:
         raise Denied(400, f"unknown search fields: {', '.join(sorted(unknown))}")
 
     def moment(name: str) -> datetime | None:
-        if not q.get(name):
-            return None
-        try:
-            value = datetime.fromisoformat(q[name])
-        except ValueError:
-            raise Denied(400, f"'{name}' must be an ISO date or date-time") from None
-        if value.tzinfo is None:
-            raise Denied(400, f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00+01:00")
-        return value
+        return iso_moment(q.get(name), name)
 
     user = q.get("user") or None
     if user is not None and (not USER_ID.fullmatch(user) or DIGITS.search(user)):

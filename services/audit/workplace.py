@@ -25,7 +25,7 @@ from services.audit.report import report_html
 from shared.auth import Principal, Role
 from shared.contracts import AuditAction, AuditOutcome
 from shared.service import ServiceRuntime
-from shared.webapp import Denied, actor, parse_uuid, require
+from shared.webapp import Denied, actor, iso_moment, parse_uuid, require
 
 log = logging.getLogger(__name__)
 REPORTS_LISTED = 200
@@ -266,14 +266,7 @@ def _verification(row: Any) -> dict[str, Any]:
 
 
 def _moment(request: Request, name: str) -> datetime:
-    raw = request.query_params.get(name)
-    if not raw:
+    value = iso_moment(request.query_params.get(name), name)
+    if value is None:
         raise Denied(400, f"give '{name}' as an ISO date-time with a time zone")
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        example = "2026-11-01T00:00+01:00"
-        raise Denied(400, f"'{name}' must be an ISO date-time, e.g. {example}") from None
-    if value.tzinfo is None:
-        raise Denied(400, f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00+01:00")
     return value

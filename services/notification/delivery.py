@@ -204,7 +204,13 @@ class DigestComposer:
             for waiting in await store.waiting_digests(conn):
                 if composed >= DIGESTS_PER_RUN:
                     break
-                if not digest_due(waiting["last_sent"], waiting["new_case"], now, self.policy):
+                if not digest_due(
+                    waiting["last_sent"],
+                    waiting["new_case"],
+                    now,
+                    self.policy,
+                    unsent=waiting["unsent"],
+                ):
                     continue
                 if await store.compose_digest(conn, waiting["recipient_id"], waiting["target"]):
                     composed += 1

@@ -424,12 +424,20 @@ def overdue(since: datetime, working_days: int, now: datetime) -> bool:
 
 
 def digest_due(
-    last_sent: datetime | None, new_case: bool, now: datetime, policy: DigestPolicy
+    last_sent: datetime | None,
+    new_case: bool,
+    now: datetime,
+    policy: DigestPolicy,
+    *,
+    unsent: bool = False,
 ) -> bool:
     """Whether a worker with alerts waiting gets their digest e-mail now: at most one per
     interval; the first alert of a case new to them sooner, if the policy says so, but
     never within min_gap of their last e-mail. A worker never e-mailed before is told
-    at once."""
+    at once. While their last e-mail is `unsent` (the relay is down), none: a recovered
+    relay sends one, not one per interval of the outage."""
+    if unsent:
+        return False
     if last_sent is None:
         return True
     since = now - last_sent

@@ -654,16 +654,14 @@ async def queue_for_digest(conn: Conn, alert: Alert) -> None:
 
 async def waiting_digests(conn: Conn) -> list[asyncpg.Record]:
     """Per recipient (and address) with alerts waiting: whether one of them opens a case
-    new to them, and when their last digest was composed."""
+    new to them, when their last digest was composed, and whether it is still unsent."""
     return await conn.fetch(
         "SELECT i.recipient_id, i.target, bool_or(i.new_case) AS new_case,"
         " (SELECT max(created_at) FROM digests d WHERE d.recipient_id = i.recipient_id)"
         "  AS last_sent"
+        " , EXISTS (SELECT 1 FROM digests d JOIN deliveries v USING (digest_id)"
+        "  WHERE d.recipient_id = i.recipient_id AND v.state = 'pending') AS unsent"
         " FROM digest_items i WHERE i.digest_id IS NULL"
-        # While a worker's last e-mail has not gone (the relay is down), the next waits:
-        # a recovered relay sends one, not one per interval of the outage.
-        " AND NOT EXISTS (SELECT 1 FROM digests d JOIN deliveries v USING (digest_id)"
-        "  WHERE d.recipient_id = i.recipient_id AND v.state = 'pending')"
         " GROUP BY i.recipient_id, i.target ORDER BY min(i.queued_at)"
     )
 

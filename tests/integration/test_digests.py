@@ -5,7 +5,6 @@ still to come; instances never compose the same digest twice."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ import asyncpg
 import pytest
 
 from services.notification import store
-from services.notification.delivery import BATCH, DigestComposer
+from services.notification.delivery import BATCH, DIGEST_LOCK, DigestComposer
 from services.notification.domain import Alert, Part, alert_id
 from shared.contracts import MatchKind, WorkerContact
 from shared.db import create_pool, migrate, migration_files
@@ -135,12 +134,18 @@ async def test_an_erased_alert_leaves_no_item_and_the_digest_counts_only_the_res
     assert (claimed["cases"], claimed["recipient_id"]) == (1, "anna")
 
 
-async def test_instances_composing_at_once_make_one_digest(pool: asyncpg.Pool) -> None:
+async def test_a_composer_that_finds_another_at_work_composes_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    """Instances take turns: while one holds the composer's lock, another makes no
+    digest (two at once would e-mail a worker twice)."""
     for _ in range(20):
         await tell(pool, ANNA, uuid.uuid4(), "raised")
-    composers = [DigestComposer(lambda: pool, POLICY) for _ in range(4)]
-    made = await asyncio.gather(*(c.run_once() for c in composers))
-    assert sum(made) == 1
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", DIGEST_LOCK)
+        assert await DigestComposer(lambda: pool, POLICY).run_once() == 0
+        assert await email_deliveries(pool) == []
+    assert await DigestComposer(lambda: pool, POLICY).run_once() == 1
     (digest,) = await email_deliveries(pool)
     assert digest["cases"] == 20
 

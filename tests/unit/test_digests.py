@@ -38,6 +38,11 @@ def test_a_digest_is_due(
     assert digest_due(last_sent, new_case, NOW, policy) is due
 
 
+def test_nothing_is_due_while_the_last_email_is_unsent() -> None:
+    assert digest_due(ago(600), True, NOW, EAGER) is True
+    assert digest_due(ago(600), True, NOW, EAGER, unsent=True) is False
+
+
 def test_the_email_says_how_many_cases_changed_and_nothing_else() -> None:
     dutch, english = digest_text(3, 1)
     assert dutch == "In Vroegsignaal: 3 zaken zijn gewijzigd en 1 melding sinds ons vorige bericht."
