@@ -47,14 +47,20 @@ function appendYours(item, registrations) {
 const FILTERS = ["open", "waiting", "closed"];
 const view = { filter: "open", page: 1 };
 
+let casesAsked = 0;
+
 async function loadCases() {
+  // A live update and a click may both be loading: only the latest request is shown, so
+  // an older answer never puts another page's cases under this page's pager.
+  const asked = ++casesAsked;
   const data = await api(`/api/cases?filter=${view.filter}&page=${view.page}`);
+  if (asked !== casesAsked) return;
   const tabs = $("case-filters");
   tabs.replaceChildren();
   for (const key of FILTERS) {
     const tab = el("button", t(`filter.${key}`, { n: data.totals[key] }), key === view.filter ? "" : "secondary");
     tab.dataset.filter = key;
-    tab.setAttribute("aria-pressed", String(key === view.filter));
+    tab.setAttribute("aria-pressed", String(key === data.filter));
     tab.onclick = () => { view.filter = key; view.page = 1; loadCases().catch(showError); };
     tabs.append(tab, " ");
   }
@@ -65,17 +71,17 @@ async function loadCases() {
   list.replaceChildren();
   if (!data.cases.length) list.append(el("li", t("cases.none"), "meta"));
   for (const c of data.cases) list.append(caseCard(c));
-  const pages = Math.max(1, Math.ceil(data.totals[view.filter] / data.per_page));
+  const pages = Math.max(1, Math.ceil(data.totals[data.filter] / data.per_page));
   const pager = $("case-pager");
   pager.replaceChildren();
   if (pages > 1) {
     const previous = el("button", t("pager.previous"), "secondary");
-    previous.disabled = view.page <= 1;
+    previous.disabled = data.page <= 1;
     previous.onclick = () => { view.page -= 1; loadCases().catch(showError); };
     const next = el("button", t("pager.next"), "secondary");
-    next.disabled = view.page >= pages;
+    next.disabled = data.page >= pages;
     next.onclick = () => { view.page += 1; loadCases().catch(showError); };
-    pager.append(previous, " ", el("span", t("pager.page", { page: view.page, pages }), "meta"), " ", next);
+    pager.append(previous, " ", el("span", t("pager.page", { page: data.page, pages }), "meta"), " ", next);
   }
 }
 
