@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench chaos soak lint typecheck schemas clean stop help browser
+.PHONY: install run test bench chaos soak lint typecheck schemas catalogue clean stop help browser
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  matching's cost per signal at 10^4 and 10^6 stored registrations"
 	@echo "make soak   30 minutes at 50 signals/s; fails if memory grows or a backlog keeps growing"
 	@echo "make chaos  10^4 partner rows while every service, Kafka and PostgreSQL are killed"
+	@echo "make catalogue  refresh the Dutch message catalogue from the source"
 	@echo "make clean  wipe local data (.local/)"
 
 $(STAMP): pyproject.toml
@@ -91,6 +92,14 @@ bench: install
 
 schemas: install
 	$(BIN)/vroegsignaal schemas export schemas
+
+# The command line's and the printable report's messages: extract them from the source and
+# merge them into each language's catalogue (then translate what is new or fuzzy).
+MESSAGES := vroegsignaal services shared
+catalogue: install
+	@mkdir -p .local
+	$(BIN)/pybabel extract --no-location --sort-output --project vroegsignaal -k _ -k N_ -o .local/messages.pot $(MESSAGES)
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -w 100 -D vroegsignaal -d shared/locale -l nl -i .local/messages.pot
 
 clean:
 	rm -rf .local

@@ -194,7 +194,7 @@ def send_all(stack: Stack, exports: dict[str, Path], said: Callable[[str], None]
                 env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
             if done.returncode == 0:
-                said(f"{pid}: {done.stdout.strip().splitlines()[-1]} (run {attempt})")
+                said(f"{pid}: {'; '.join(done.stdout.strip().splitlines())} (run {attempt})")
                 return
             said(f"{pid}: run {attempt} failed ({done.stderr.strip()[-160:]}); again")
             time.sleep(2)

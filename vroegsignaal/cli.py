@@ -8,10 +8,9 @@ import getpass
 import json
 import logging
 import os
-import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +28,7 @@ from shared.contracts import (
 )
 from shared.settings import Settings
 from vroegsignaal.issuer_cli import issuer_app
+from vroegsignaal.partner.cli import partner_app
 from vroegsignaal.stack.errors import StackError
 from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE
 
@@ -223,163 +223,9 @@ def main() -> None:
         sys.exit(130)
 
 
-partner = typer.Typer(
-    help="The partner producer: run at a partner organisation.", no_args_is_help=True
-)
 secrets_app = typer.Typer(help="Secrets for a local stack or a test run.", no_args_is_help=True)
-app.add_typer(partner, name="partner")
+app.add_typer(partner_app, name="partner")
 app.add_typer(secrets_app, name="secrets")
-
-
-ConfigOption = Annotated[
-    Path, typer.Option(envvar="VS_PARTNER_CONFIG", help="The partner's configuration.")
-]
-ChildFile = Annotated[Path, typer.Argument(help="A file with the child_bsn of each child")]
-
-
-def _as_partner(config: Path, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run a partner action; a broken configuration, an unreachable or refusing
-    pseudonymiser or an unreadable file ends in one message, not a stack trace."""
-    from aiokafka.errors import KafkaError
-
-    from vroegsignaal.partner.config import PartnerConfigError
-    from vroegsignaal.partner.pseudonymise import PseudonymisationError
-    from vroegsignaal.partner.send import with_producer
-
-    settings = Settings()
-    try:
-        return asyncio.run(with_producer(config, settings, action))
-    except (PartnerConfigError, PseudonymisationError, OSError) as exc:
-        raise _fail(str(exc)) from None
-    except KafkaError as exc:
-        raise _fail(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}); "
-            "check KAFKA_BOOTSTRAP_SERVERS"
-        ) from None
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-@partner.command("send")
-def partner_send(
-    export: Annotated[Path, typer.Argument(help="The partner's export: .csv or .jsonl")],
-    config: ConfigOption,
-    rejects: Annotated[
-        Path | None, typer.Option(help="Where to write rejected rows (line, reason).")
-    ] = None,
-) -> None:
-    """Validate, pseudonymise, sign and send a partner's export. No BSN leaves this process."""
-    from vroegsignaal.partner.producer import write_rejects
-    from vroegsignaal.partner.send import send_with_progress
-
-    summary = _as_partner(config, send_with_progress(export, _today()))
-    rejects_path = rejects or export.with_suffix(export.suffix + ".rejects.csv")
-    if summary.rejects:
-        write_rejects(rejects_path, summary.rejects)
-    typer.echo(
-        f"sent {summary.sent}, rejected {summary.rejected}, duplicates {summary.duplicates}, "
-        f"already sent {summary.already_sent}"
-        + (f"; rejected rows with their reasons in {rejects_path}" if summary.rejects else "")
-    )
-
-
-@partner.command("withdraw")
-def partner_withdraw(
-    export: Annotated[Path, typer.Argument(help="The rows whose registrations to withdraw")],
-    config: ConfigOption,
-    reason: Annotated[str, typer.Option(help="resolved (archived) or unjustified (erased)")],
-) -> None:
-    """Withdraw the registrations that rows of an earlier export made."""
-    from shared.contracts import WithdrawalReason
-
-    try:
-        why = WithdrawalReason(reason)
-    except ValueError:
-        raise _fail("--reason must be 'resolved' or 'unjustified'") from None
-    summary = _as_partner(config, lambda p: p.withdraw_file(export, why, today=_today()))
-    typer.echo(f"withdrawn {summary.sent}, rejected {summary.rejected}")
-
-
-@partner.command("erase")
-def partner_erase(export: ChildFile, config: ConfigOption) -> None:
-    """Pass on data subjects' requests for erasure: this organisation's registrations of
-    them end at once; where other organisations' remain, erasing the child as a whole is
-    the privacy officer's decision ('vroegsignaal erasure list'). Prints the request ids
-    to quote to the privacy officer."""
-    summary = _as_partner(config, lambda p: p.erase_file(export))
-    for request_id in summary.request_ids:
-        typer.echo(f"request {request_id}")
-    typer.echo(f"erasure requested for {summary.sent}, rejected {summary.rejected}")
-
-
-@partner.command("subject-report")
-def partner_subject_report(export: ChildFile, config: ConfigOption) -> None:
-    """Pass on data subjects' access requests; prints the request ids for the privacy
-    officer, who reads the reports with 'vroegsignaal audit report <id>'."""
-    summary = _as_partner(config, lambda p: p.request_reports(export))
-    for request_id in summary.request_ids:
-        typer.echo(f"request {request_id}")
-    typer.echo(f"access requested for {summary.sent}, rejected {summary.rejected}")
-
-
-@partner.command("lookup")
-def partner_lookup(
-    registration: Annotated[
-        str, typer.Argument(help="The registration number the inbox shows your worker")
-    ],
-    config: ConfigOption,
-) -> None:
-    """Which export and line a registration came from, from this partner's receipts (kept
-    by 'partner send' beside the configuration; no BSN in them)."""
-    import uuid
-
-    from vroegsignaal.partner.config import PartnerConfig, PartnerConfigError
-    from vroegsignaal.partner.producer import Receipts
-
-    try:
-        number = uuid.UUID(registration.strip())
-    except ValueError:
-        raise _fail(
-            f"{registration!r} is not a registration number; copy it from the inbox "
-            "(it looks like 3f2c1e9a-...)"
-        ) from None
-    try:
-        partner_config = PartnerConfig.load(config)
-    except PartnerConfigError as exc:
-        raise _fail(str(exc)) from None
-    receipts = Receipts(partner_config.receipts_file, bytes.fromhex(partner_config.id_key))
-    found = receipts.find(number)
-    if not found:
-        raise _fail(
-            f"registration {number} is not in {receipts.path}: it was not sent with this "
-            "configuration's receipts (another machine, or a receipts file moved away)"
-        )
-    for r in found:
-        typer.echo(
-            f"registration {number}: {r['export']} line {r['line']}, registered "
-            f"{r['registered_at']}, reference {r['reference'] or '(none)'}, row hash {r['row']}"
-        )
-
-
-@partner.command("keygen")
-def partner_keygen() -> None:
-    """Make an Ed25519 signing key (the private half for the partner's configuration, the
-    public half for the municipality's partners file) and the partner's id key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    typer.echo(f"signing_key (keep secret, partner configuration): {private.hex()}")
-    typer.echo(f"id_key (keep secret, partner configuration):      {secrets.token_hex(32)}")
-    typer.echo(f"public key (municipality's partners file):        {public.hex()}")
 
 
 @secrets_app.command("init")
@@ -793,7 +639,6 @@ def audit_export(
     output: Annotated[Path, typer.Option(help="Where to write the JSON lines")],
 ) -> None:
     """Export a period of the audit log with inclusion proofs against a signed head."""
-    from datetime import datetime
 
     from services.audit.check import ExportError, export
 

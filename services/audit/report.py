@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.contracts import AuditAction, AuditEvent
+from shared.i18n import N_, _, active, moment, use_language
 
 
 def subject_report(
@@ -78,34 +79,118 @@ def subject_report(
     }
 
 
-def report_html(report: dict[str, Any]) -> str:
-    """A printable page of the report; every value escaped."""
+# What each column and value of the report is called (marked for the catalogue, translated
+# as the page is drawn). A value without a name here is shown as it is.
+COLUMNS = {
+    "organisation": N_("Organisation"),
+    "registered_at": N_("Registered"),
+    "match_id": N_("Match"),
+    "raised_at": N_("Raised"),
+    "ended_at": N_("Ended"),
+    "kind": N_("Kind"),
+    "worker": N_("Worker"),
+    "told_at": N_("Told"),
+    "channel": N_("Channel"),
+    "outcome": N_("Outcome"),
+    "when": N_("When"),
+    "who": N_("Who"),
+    "role": N_("Role"),
+    "action": N_("Action"),
+    "what": N_("What"),
+    "system": N_("System"),
+}
+VALUES = {
+    "family": N_("family"),
+    "person": N_("person"),
+    "email": N_("e-mail"),
+    "webhook": N_("call to the partner's own system"),
+    "success": N_("succeeded"),
+    "denied": N_("refused"),
+    "failed": N_("failed"),
+    "create": N_("created"),
+    "read": N_("read"),
+    "update": N_("changed"),
+    "delete": N_("ended"),
+    "search": N_("searched"),
+    "export": N_("exported"),
+    "assign": N_("assigned"),
+    "notify": N_("told"),
+    "shred": N_("destroyed"),
+    "login": N_("logged in"),
+    "reject": N_("refused"),
+    "worker": N_("worker"),
+    "team_lead": N_("team lead"),
+    "regie": N_("match coordinator (regie)"),
+    "privacy_officer": N_("privacy officer"),
+    "partner_admin": N_("partner admin"),
+    "service": N_("system"),
+    "signal": N_("registration"),
+    "registration": N_("registration"),
+    "match": N_("match"),
+    "case": N_("case"),
+    "case-list": N_("case list"),
+    "alert": N_("alert"),
+    "alert-list": N_("alert list"),
+    "match-overview": N_("overview of matches"),
+    "inbox-history": N_("inbox history"),
+    "inform-task": N_("task: inform the family"),
+    "inform-task-list": N_("task list"),
+    "earlier-involvement": N_("earlier involvement"),
+    "subject": N_("data subject"),
+    "subject-report": N_("access report"),
+    "subject-notifications": N_("notices to the data subject"),
+    "erasure-request": N_("erasure request"),
+    "audit-log": N_("audit log"),
+}
+MOMENTS = ("registered_at", "raised_at", "ended_at", "told_at", "when")
+
+
+def report_html(report: dict[str, Any], language: str | None = None) -> str:
+    """A printable page of the report, in `language` (by default the active one: Dutch
+    unless asked), times in Amsterdam time; every value escaped."""
+    with use_language(language or active()) as chosen:
+        return _report_page(report, chosen)
+
+
+def _report_page(report: dict[str, Any], language: str) -> str:
+    def cell(key: str, value: Any) -> str:
+        if value is None or value == "":
+            return "-"
+        if key in MOMENTS:
+            return moment(datetime.fromisoformat(str(value)), language)
+        named = VALUES.get(str(value)) if key not in ("organisation", "worker", "who") else None
+        return _(named) if named else str(value)
 
     def table(title: str, rows: list[dict[str, Any]]) -> str:
         if not rows:
-            return f"<h2>{html.escape(title)}</h2><p>None.</p>"
+            nothing = _("None.")
+            return f"<h2>{html.escape(title)}</h2><p>{html.escape(nothing)}</p>"
         heads = list(rows[0])
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+        head = "".join(
+            f"<th scope=col>{html.escape(_(COLUMNS[h]) if h in COLUMNS else h)}</th>" for h in heads
+        )
         body = "".join(
-            "<tr>"
-            + "".join(f"<td>{html.escape(str(r.get(h) or '-'))}</td>" for h in heads)
-            + "</tr>"
+            "<tr>" + "".join(f"<td>{html.escape(cell(h, r.get(h)))}</td>" for h in heads) + "</tr>"
             for r in rows
         )
         return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
 
+    title = _("Data subject access report")
+    summary = _("Request {request}, made {generated}, from {entries} audit log entries.").format(
+        request=report["request_id"],
+        generated=moment(datetime.fromisoformat(report["generated_at"]), language),
+        entries=int(report["log_entries"]),
+    )
     return (
-        "<!doctype html><html lang=nl><meta charset=utf-8>"
-        "<title>Inzageverzoek / data subject access report</title>"
+        f"<!doctype html><html lang={language}><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:.3em .6em;text-align:left}</style>"
-        f"<h1>Data subject access report</h1><p>Request {html.escape(report['request_id'])},"
-        f" generated {html.escape(report['generated_at'])}, from "
-        f"{int(report['log_entries'])} audit log entries.</p>"
-        + table("Organisations that registered a concern", report["registrations"])
-        + table("Matches", report["matches"])
-        + table("Workers who were told", report["workers_told"])
-        + table("E-mails and partner-system calls about it", report.get("deliveries", []))
-        + table("Who looked, and when", report["accesses"])
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>"
+        + table(_("Organisations that registered a concern"), report["registrations"])
+        + table(_("Matches"), report["matches"])
+        + table(_("Workers who were told"), report["workers_told"])
+        + table(_("E-mails and partner-system calls about it"), report.get("deliveries", []))
+        + table(_("Who looked, and when"), report["accesses"])
         + "</html>"
     )

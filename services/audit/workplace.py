@@ -24,6 +24,7 @@ from services.audit.check import ExportError, check, export
 from services.audit.report import report_html
 from shared.auth import Principal, Role
 from shared.contracts import AuditAction, AuditOutcome
+from shared.i18n import UnknownLanguage, language_of
 from shared.service import ServiceRuntime
 from shared.webapp import Denied, actor, iso_moment, parse_uuid, require
 
@@ -190,7 +191,11 @@ def routes(
             )
         content = json.loads(found)
         if printable:
-            return HTMLResponse(report_html(content))
+            try:
+                language = language_of(request.query_params.get("lang"))
+            except UnknownLanguage as unknown:
+                raise Denied(400, str(unknown)) from None
+            return HTMLResponse(report_html(content, language))
         return JSONResponse(content)
 
     async def export_period(request: Request, principal: Principal) -> Response:

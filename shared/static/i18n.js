@@ -32,6 +32,11 @@ export async function useLanguage(base) {
   return language;
 }
 
+// The page's language, for the server's own pages (a printable report).
+export function currentLanguage() {
+  return language;
+}
+
 // A message in the page's language; {name} takes params.name. An unknown key shows as
 // itself (and fails the catalogue test).
 export function t(key, params = {}) {

@@ -109,7 +109,7 @@ async def send_with_cli(
         settings, "partner", "send", str(path), "--config", str(config_path)
     )
     assert status == 0, err
-    assert "sent 1, rejected 0" in out, out
+    assert "verstuurd 1, afgewezen 0" in out, out
 
 
 def registration(child: str, worker_id: str, worker_name: str, category: str) -> dict[str, str]:

@@ -339,7 +339,7 @@ async def test_a_worker_with_many_new_cases_gets_one_digest_and_sees_which_youth
         "--config", str(secrets.partner_config(JGZ)),
     )  # fmt: skip
     assert code == 0, err
-    assert re.search(rf"{JGZ}\.csv line [2-7], registered ", out), out
+    assert re.search(rf"{JGZ}\.csv regel [2-7], gesignaleerd ", out), out
     # Nor does anyone else see them: the coordinator's view of the match has none.
     coordinator = theirs["alerts"][0]["coordinator"]["worker_id"]
     lead = auth(settings, coordinator, Role.WORKER)

@@ -47,12 +47,14 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
         settings, "partner", "send", str(path), "--config", str(config_path)
     )
     assert status == 0, stderr
-    assert "sent 2, rejected 3, duplicates 0, already sent 0" in stdout
+    # What the partner admin reads is Dutch by default.
+    assert "verstuurd 2, afgewezen 3, dubbel 0, eerder verstuurd 0" in stdout
+    assert "afgewezen regels met hun reden staan in" in stdout
     out, err = stdout.encode(), stderr.encode()
     rejects = (tmp_path / "export.csv.rejects.csv").read_text()
-    assert "3,child_bsn is not a valid BSN" in rejects
-    assert "4,wijk is not a CBS wijk code" in rejects
-    assert "5,a field is larger than 64 KiB" in rejects
+    assert "3,child_bsn is geen geldig BSN" in rejects
+    assert "4,wijk is geen CBS-wijkcode" in rejects
+    assert "5,een veld is groter dan 64 KiB" in rejects
     assert "Traceback" not in stderr
 
     records = await read_all(settings, Topics(settings.topic_prefix).partner(SCHOOL))
@@ -73,12 +75,13 @@ async def test_partner_send_reports_rejects_and_never_shows_a_bsn(
     await eventually(registered, timeout=60)
 
     # The same file again (after a crash, say): what Kafka acknowledged is not sent twice,
-    # and the summary says it was sent before.
+    # and the summary says it was sent before (in English, on request).
     status, stdout, stderr = await run_cli(
-        settings, "partner", "send", str(path), "--config", str(config_path)
+        settings, "partner", "--language", "en", "send", str(path), "--config", str(config_path)
     )
     assert status == 0, stderr
     assert "sent 0, rejected 3, duplicates 0, already sent 2" in stdout
+    assert "3,child_bsn is not a valid BSN" in (tmp_path / "export.csv.rejects.csv").read_text()
     assert len(await read_all(settings, Topics(settings.topic_prefix).partner(SCHOOL))) == 2
     journal = (tmp_path / "export.csv.sent").read_text()
     assert len(journal.split()) == 2

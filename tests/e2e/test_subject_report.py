@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +128,13 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
         frame = browser_page.frame_locator("#report")
         await expect(frame.locator("body")).to_contain_text("JGZ Voorbeeldrade")
         await expect(frame.locator("body")).to_contain_text("Basisschool De Regenboog")
+        # In the page's language, Dutch: headings, values and Amsterdam times.
+        await expect(frame.locator("h1")).to_have_text("Inzageverzoek van een betrokkene")
+        await expect(frame.locator("body")).to_contain_text("Medewerkers die zijn geïnformeerd")
+        await expect(frame.locator("body")).to_contain_text(
+            re.compile(r"\d{1,2} (januari|februari|maart|april|mei|juni|juli|augustus|"
+                       r"september|oktober|november|december) \d{4} \d{2}:\d{2}")
+        )  # fmt: skip
         printing = browser_page.get_by_role("button", name="Dit verslag afdrukken")
         await expect(printing).to_be_visible()
         # The frame is the page's own (no scripts in it): printing it is allowed.

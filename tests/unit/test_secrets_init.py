@@ -77,7 +77,7 @@ def test_a_partner_file_from_before_keyed_ids_gets_an_id_key_and_keeps_its_keys(
     assert len(bytes.fromhex(config["id_key"])) == 32
     del config["id_key"]
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(PartnerConfigError, match=r"id_key is missing.*partner keygen"):
+    with pytest.raises(PartnerConfigError, match=r"id_key ontbreekt.*partner keygen"):
         PartnerConfig.load(path)
 
     assert init(secrets, listing).returncode == 0

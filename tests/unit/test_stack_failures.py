@@ -98,12 +98,14 @@ def test_a_partner_command_fails_with_one_message_not_a_stack_trace(tmp_path: Pa
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert unreachable.returncode == 1
-    assert "cannot reach Kafka" in unreachable.stderr
+    assert "fout: Kafka op 127.0.0.1" in unreachable.stderr  # Dutch by default
+    assert "is niet bereikbaar" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "vroegsignaal", "partner", "erase", str(children),
          "--config", str(tmp_path / "nope.yaml")],
-        env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False,
+        env={"PATH": "/usr/bin:/bin", "VS_LANGUAGE": "en"}, capture_output=True, text=True,
+        check=False,
     )  # fmt: skip
     assert missing.returncode == 1
-    assert "cannot read partner configuration" in missing.stderr
+    assert "error: cannot read partner configuration" in missing.stderr

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from shared.contracts import PartnerId
+from shared.i18n import _
 from shared.settings import Settings
 
 
@@ -108,17 +109,25 @@ class PartnerConfig(BaseModel):
             doc = yaml.safe_load(path.read_text())
             if isinstance(doc, dict) and "id_key" not in doc:
                 raise PartnerConfigError(
-                    f"{path}: id_key is missing: add the id_key line that "
-                    "'vroegsignaal partner keygen' prints (32 bytes hex, kept secret)"
+                    _(
+                        "{path}: id_key is missing: add the id_key line that "
+                        "'vroegsignaal partner keygen' prints (32 bytes hex, kept secret)"
+                    ).format(path=path)
                 )
             if isinstance(doc, dict) and "intake_keys" not in doc:
                 raise PartnerConfigError(
-                    f"{path}: intake_keys is missing: add the intake public keys the "
-                    "municipality hands out ('vroegsignaal secrets init' writes them)"
+                    _(
+                        "{path}: intake_keys is missing: add the intake public keys the "
+                        "municipality hands out ('vroegsignaal secrets init' writes them)"
+                    ).format(path=path)
                 )
             config = cls.model_validate(doc)
         except OSError as exc:
-            raise PartnerConfigError(f"cannot read partner configuration {path}: {exc}") from None
+            raise PartnerConfigError(
+                _("cannot read partner configuration {path}: {problem}").format(
+                    path=path, problem=exc
+                )
+            ) from None
         except (yaml.YAMLError, ValidationError) as exc:
             raise PartnerConfigError(f"{path}: {exc}") from None
         receipts = config.receipts_file or Path(f"{config.partner_id}.receipts.csv")

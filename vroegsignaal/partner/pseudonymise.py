@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import httpx
 from voprf import ristretto
 
+from shared.i18n import _
 from vroegsignaal.partner.config import PseudonymiserAccess
 
 # Domain separation: a BSN and a household id never yield the same pseudonym.
@@ -37,22 +38,30 @@ def finalize(
         key = ristretto.PublicKey.deserialize(public_key)
         return list(ristretto.Client.finalize_batch(list(clients), output, key))
     except Exception as exc:
-        raise PseudonymisationError(f"the pseudonymiser's answer is invalid: {exc}") from None
+        raise PseudonymisationError(
+            _("the pseudonymiser's answer is invalid: {problem}").format(problem=exc)
+        ) from None
     except BaseException as exc:
         # voprf 0.2.0 panics (pyo3 PanicException, a BaseException) when a batch proof
         # fails to verify, where its single-element path raises ValueError.
         if type(exc).__name__ != "PanicException":
             raise
         raise PseudonymisationError(
-            "the pseudonymiser's proof does not verify against the pinned public key: "
-            "it did not use the key it claims. Stop and call the municipality."
+            _(
+                "the pseudonymiser's proof does not verify against the pinned public key: "
+                "it did not use the key it claims. Stop and call the municipality."
+            )
         ) from None
 
 
 class Pseudonymiser:
     def __init__(self, access: PseudonymiserAccess, client: httpx.AsyncClient) -> None:
         if access.key_version not in access.public_keys:
-            raise PseudonymisationError(f"no public key pinned for version {access.key_version!r}")
+            raise PseudonymisationError(
+                _("no public key pinned for version {version}").format(
+                    version=repr(access.key_version)
+                )
+            )
         self._access = access
         self._client = client
         self._public_key = bytes.fromhex(access.public_keys[access.key_version])
@@ -81,7 +90,9 @@ class Pseudonymiser:
             )
         except httpx.HTTPError as exc:
             raise PseudonymisationError(
-                f"cannot reach the pseudonymiser at {self._access.url}: {exc}"
+                _("cannot reach the pseudonymiser at {url}: {problem}").format(
+                    url=self._access.url, problem=exc
+                )
             ) from None
         if response.status_code != 200:
             try:
@@ -89,10 +100,12 @@ class Pseudonymiser:
             except ValueError:
                 detail = response.text
             raise PseudonymisationError(
-                f"the pseudonymiser refused ({response.status_code}): {detail}"
+                _("the pseudonymiser refused ({status}): {reason}").format(
+                    status=response.status_code, reason=detail
+                )
             )
         body = response.json()
         if body.get("key_version") != self._access.key_version:
-            raise PseudonymisationError("the pseudonymiser answered with another key version")
+            raise PseudonymisationError(_("the pseudonymiser answered with another key version"))
         outputs = finalize(clients, base64.b64decode(body["evaluation"]), self._public_key)
         return [output[:32].hex() for output in outputs]

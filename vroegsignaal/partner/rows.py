@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from shared.contracts import NOT_TEXT, Category, PartnerReference, WorkerContact, month_of
+from shared.i18n import _
 from vroegsignaal.partner.bsn import is_valid_bsn
 
 WIJK = re.compile(r"^WK\d{6}$")
@@ -73,9 +74,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     data = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield number, {"__error__": f"not valid JSON ({exc.msg})"}
+                    yield (
+                        number,
+                        {"__error__": _("not valid JSON ({problem})").format(problem=exc.msg)},
+                    )
                     continue
-                yield number, data if isinstance(data, dict) else {"__error__": "not an object"}
+                yield number, data if isinstance(data, dict) else {"__error__": _("not an object")}
         return
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -92,9 +96,11 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield (
                     starts,
                     {
-                        "__error__": f"a field is larger than {MAX_FIELD // 1024} KiB"
+                        "__error__": _("a field is larger than {size} KiB").format(
+                            size=MAX_FIELD // 1024
+                        )
                         if too_large
-                        else f"not valid CSV ({exc})"
+                        else _("not valid CSV ({problem})").format(problem=exc)
                     },
                 )
                 continue
@@ -105,15 +111,17 @@ def _text(raw: dict[str, Any], name: str, *, required: bool = True) -> str:
     value = raw.get(name)
     text = "" if value is None else str(value).strip()
     if required and not text:
-        raise RowError(f"{name} is empty")
+        raise RowError(_("{field} is empty").format(field=name))
     if re.search(f"[{NOT_TEXT}]", text):
-        raise RowError(f"{name} holds control or invisible characters")
+        raise RowError(_("{field} holds control or invisible characters").format(field=name))
     return text
 
 
 def _bsn(value: str, what: str) -> str:
     if not is_valid_bsn(value):
-        raise RowError(f"{what} is not a valid BSN (nine digits passing the elfproef)")
+        raise RowError(
+            _("{field} is not a valid BSN (nine digits passing the elfproef)").format(field=what)
+        )
     return value
 
 
@@ -121,16 +129,16 @@ def _date(value: str, what: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise RowError(f"{what} is not a date (YYYY-MM-DD)") from None
+        raise RowError(_("{field} is not a date (YYYY-MM-DD)").format(field=what)) from None
 
 
 def _month(value: str, what: str) -> str:
     try:
         day = date.fromisoformat(f"{value}-01")
     except ValueError:
-        raise RowError(f"{what} is not a month (YYYY-MM)") from None
+        raise RowError(_("{field} is not a month (YYYY-MM)").format(field=what)) from None
     if len(value) != 7:
-        raise RowError(f"{what} is not a month (YYYY-MM)")
+        raise RowError(_("{field} is not a month (YYYY-MM)").format(field=what))
     return month_of(day)
 
 
@@ -140,43 +148,46 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
     child = _bsn(_text(raw, "child_bsn"), "child_bsn")
     parents_text = _text(raw, "parent_bsns", required=False)
     parents = tuple(
-        _bsn(p.strip(), "a parent_bsns entry") for p in parents_text.split(";") if p.strip()
+        _bsn(p.strip(), _("a parent_bsns entry")) for p in parents_text.split(";") if p.strip()
     )
     if len(parents) > 4:
-        raise RowError("parent_bsns lists more than 4 people")
+        raise RowError(_("parent_bsns lists more than 4 people"))
     if child in parents:
-        raise RowError("child_bsn also appears in parent_bsns")
+        raise RowError(_("child_bsn also appears in parent_bsns"))
     # Only the month the youth turns 23 leaves the partner; the day stays here.
     born_text = _text(raw, "date_of_birth", required=False)
     month_text = _text(raw, "age_limit_month", required=False)
     if bool(born_text) == bool(month_text):
-        raise RowError("give exactly one of date_of_birth and age_limit_month")
+        raise RowError(_("give exactly one of date_of_birth and age_limit_month"))
     if born_text:
         born = _date(born_text, "date_of_birth")
         if born > today:
-            raise RowError("date_of_birth lies in the future")
+            raise RowError(_("date_of_birth lies in the future"))
         limit_month = month_of(date(born.year + AGE_LIMIT, born.month, 1))
     else:
         limit_month = _month(month_text, "age_limit_month")
     # Registrations end at the start of the month the youth turns 23 (policy rule 5).
     if limit_month <= month_of(today):
         raise RowError(
-            "the youth turns 23 this month or turned 23 before; only youths under 23 "
-            "may be registered, and a registration ends at the start of the month they turn 23"
+            _(
+                "the youth turns 23 this month or turned 23 before; only youths under 23 "
+                "may be registered, and a registration ends at the start of the month they "
+                "turn 23"
+            )
         )
     try:
         category = Category(_text(raw, "category"))
     except ValueError:
         allowed = ", ".join(c.value for c in Category)
-        raise RowError(f"category is not one of: {allowed}") from None
+        raise RowError(_("category is not one of: {allowed}").format(allowed=allowed)) from None
     wijk = _text(raw, "wijk")
     if not WIJK.match(wijk):
-        raise RowError("wijk is not a CBS wijk code like WK079701")
+        raise RowError(_("wijk is not a CBS wijk code like WK079701"))
     registered_text = _text(raw, "registered_at")
     try:
         registered = datetime.fromisoformat(registered_text)
     except ValueError:
-        raise RowError("registered_at is not an ISO date or date-time") from None
+        raise RowError(_("registered_at is not an ISO date or date-time")) from None
     if registered.tzinfo is None:
         registered = (
             datetime.combine(registered.date(), time(12), tzinfo=UTC)
@@ -184,13 +195,13 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
             else registered.replace(tzinfo=UTC)
         )
     if registered.date() > today:
-        raise RowError("registered_at lies in the future")
+        raise RowError(_("registered_at lies in the future"))
     email = _text(raw, "worker_email")
     if not EMAIL.match(email):
-        raise RowError("worker_email is not an e-mail address")
+        raise RowError(_("worker_email is not an e-mail address"))
     phone = _text(raw, "worker_phone", required=False) or None
     if phone is not None and not re.match(r"^\+?[0-9 ()-]{6,20}$", phone):
-        raise RowError("worker_phone is not a phone number")
+        raise RowError(_("worker_phone is not a phone number"))
     worker = WorkerContact(
         worker_id=_text(raw, "worker_id")[:64],
         display_name=_text(raw, "worker_name")[:120],
@@ -201,8 +212,10 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
     reference = _reference(_text(raw, "reference", required=False))
     if reference is not None and _holds_bsn(reference, (child, *parents)):
         raise RowError(
-            "reference holds this row's child_bsn or a parent_bsns entry; give your own "
-            "case or dossier number instead, never a BSN"
+            _(
+                "reference holds this row's child_bsn or a parent_bsns entry; give your own "
+                "case or dossier number instead, never a BSN"
+            )
         )
     return SourceRow(
         line=line,
@@ -231,12 +244,14 @@ def _reference(value: str) -> str | None:
     except ValidationError as invalid:
         problem = invalid.errors()[0]
         if problem["type"] == "string_too_long":
-            raise RowError("reference is longer than 64 characters") from None
+            raise RowError(_("reference is longer than 64 characters")) from None
         if problem["type"] == "string_pattern_mismatch":
-            raise RowError("reference holds control or invisible characters") from None
+            raise RowError(_("reference holds control or invisible characters")) from None
         raise RowError(
-            "reference holds a number that passes the elfproef, like a BSN; give your own "
-            "case or dossier number instead, never a BSN"
+            _(
+                "reference holds a number that passes the elfproef, like a BSN; give your own "
+                "case or dossier number instead, never a BSN"
+            )
         ) from None
 
 

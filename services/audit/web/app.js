@@ -2,7 +2,7 @@
 // subjects' access reports, exports of a period, and the search of the audit log. Every
 // read, list, decision, export and search is recorded in the log.
 import { Session, el } from "./lib/oidc.js";
-import { t, useLanguage, when } from "./lib/i18n.js";
+import { currentLanguage, t, useLanguage, when } from "./lib/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const ACTIONS = ["create", "read", "update", "delete", "search", "export", "assign", "notify",
@@ -80,7 +80,7 @@ async function loadReports() {
 
 async function showReport(requestId) {
   // The printable page, in a sandboxed frame (no scripts): read here, printed from here.
-  const response = await session.fetch(`/audit/v1/reports/${requestId}?format=html`);
+  const response = await session.fetch(`/audit/v1/reports/${requestId}?format=html&lang=${currentLanguage()}`);
   if (!response.ok) throw new Error(t("reports.refused", { status: response.status }));
   const frame = $("report");
   frame.srcdoc = await response.text();
