@@ -1,5 +1,6 @@
 """Message catalogues for what people read outside the browser: the partner admin's
-command line and the printable access report. Dutch by default, English on request.
+command line, the printable access report and the digest e-mail. Dutch by default,
+English on request.
 
 The source strings are English; `shared/locale/<language>/LC_MESSAGES/vroegsignaal.po`
 translates them (gettext catalogues, read with Babel; `make catalogue` refreshes them
@@ -102,6 +103,11 @@ def translations(language: str) -> gettext.NullTranslations:
 def _(message: str) -> str:
     """`message` in the active language."""
     return translations(active()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The form for `n` in the active language (Dutch has two, as English)."""
+    return translations(active()).ngettext(singular, plural, n)
 
 
 def moment(value: datetime, language: str | None = None) -> str:

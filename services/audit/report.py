@@ -141,6 +141,8 @@ VALUES = {
     "subject-notifications": N_("notices to the data subject"),
     "erasure-request": N_("erasure request"),
     "audit-log": N_("audit log"),
+    "overdue": N_("past its period, on an overview"),
+    "overdue-overview": N_("overview of what is past its period"),
 }
 MOMENTS = ("registered_at", "raised_at", "ended_at", "told_at", "when")
 

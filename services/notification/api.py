@@ -1,9 +1,10 @@
 """The inbox's HTTP API and web page, behind OIDC bearer tokens.
 
 Rule 11: no free search. A worker sees their own alerts and tasks and the matches they are
-party to (registering worker or coordinator); a team lead sees escalations and the wijk
-trends of their teams; the regie role sees per match whether contact happened, nothing
-more. Privacy officers and partner administrators have no business here. Every read of
+party to (registering worker or coordinator); a team lead sees what is past its period in
+their teams (an overview, not an alert per match) and the wijk trends of their teams; the
+regie role sees per match whether contact happened, and whom to chase where it did not in
+time, nothing more. Privacy officers and partner administrators have no business here. Every read of
 alerts or of a match, and every refusal of an authenticated caller, writes an audit event;
 requests without a valid token are refused (401) and counted, not logged per request, so
 that nobody can flood the append-only log without credentials.
@@ -40,6 +41,7 @@ WEB = Path(__file__).parent / "web"
 MAX_ALERTS = 200
 CASES_PER_PAGE = 25
 RECEIVERS = (Role.WORKER, Role.TEAM_LEAD, Role.REGIE)
+OVERVIEW_LIMIT = 500  # the newest first; the rest after these are followed up
 
 
 class AlertBus:
@@ -437,6 +439,34 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
             )
         return JSONResponse({"matches": found})
 
+    async def overdue(request: Request, principal: Principal) -> Response:
+        """What is past its period, to follow up: a team lead's teams' alerts nobody
+        acknowledged in time and who did not; the regie role's the same of teams without
+        a lead, and the matches without contact in time with whom to chase."""
+        require(principal, Role.TEAM_LEAD, Role.REGIE)
+        late: list[dict[str, Any]] = []
+        quiet: list[dict[str, Any]] = []
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            if principal.has(Role.TEAM_LEAD):
+                teams = await roster.teams_led_by(conn, principal.user_id)
+                late += (await store.overdue_overview(conn, teams, OVERVIEW_LIMIT))[0]
+            if principal.has(Role.REGIE):
+                of_regie, quiet = await store.overdue_overview(conn, None, OVERVIEW_LIMIT)
+                late += of_regie
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="overdue-overview",
+                # It shows each item's match and the workers to chase: its children's.
+                subjects=await store.about_many(
+                    conn, sorted({uuid.UUID(i["match_id"]) for i in (*late, *quiet)})
+                ),
+                actor=actor(principal),
+                purpose="inbox: follow up what is past its period "
+                f"({len(late)} alerts, {len(quiet)} matches)",
+            )
+        return JSONResponse({"late": late, "quiet": quiet, "limit": OVERVIEW_LIMIT})
+
     async def trend_wijken(conn: Any, principal: Principal) -> list[str]:
         """The wijken whose counts a user sees: all for the regie role, a team lead's
         teams' wijken."""
@@ -494,6 +524,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
             Route("/api/alerts", endpoint(alerts)),
             Route("/api/alerts/stream", endpoint(stream)),
             Route("/api/cases", endpoint(cases)),
+            Route("/api/overdue", endpoint(overdue)),
             Route("/api/cases/{match_id}", endpoint(case)),
             Route(
                 "/api/cases/{match_id}/acknowledge", endpoint(acknowledge_case), methods=["POST"]

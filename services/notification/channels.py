@@ -14,44 +14,73 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 import httpx
+from babel.lists import format_list
 
+from shared.i18n import _, ngettext, use_language
 from shared.webhook import WebhookTarget, sign
 
 # Jitter spreads retries; it protects no secret, so a seeded PRNG is right here.
 _JITTER = random.Random()  # noqa: S311
 
-EMAIL_SUBJECT = "Vroegsignaal: nieuwe berichten in uw inbox"
 DELIVERY_HEADER = "X-Vroegsignaal-Delivery"
 
-_EMAIL_BODY = """\
-{dutch}
 
-Open uw inbox om ze te lezen:
-{inbox_url}
-
-Dit bericht bevat bewust geen details; die leest u alleen in de inbox. U krijgt
-hoogstens één zo'n bericht per periode, hoeveel er ook verandert.
-
-{english} Open your inbox to read them.
-"""
+def email_subject() -> str:
+    with use_language("nl"):
+        return _("Vroegsignaal: new messages in your inbox")
 
 
-def digest_text(cases: int, notices: int) -> tuple[str, str]:
-    """How many cases changed and how many notices wait, in Dutch and in English; never
-    which cases or whose."""
-    dutch, english = [], []
-    if cases:
-        dutch.append(f"{cases} {'zaak is' if cases == 1 else 'zaken zijn'} gewijzigd")
-        english.append(f"{cases} {'case' if cases == 1 else 'cases'} changed")
-    if notices:
-        dutch.append(f"{notices} {'melding' if notices == 1 else 'meldingen'}")
-        english.append(f"{notices} {'notice' if notices == 1 else 'notices'}")
-    if not dutch:
-        return "Er staat iets nieuws voor u klaar in Vroegsignaal.", "Something new awaits you."
-    return (
-        "In Vroegsignaal: " + " en ".join(dutch) + " sinds ons vorige bericht.",
-        "In Vroegsignaal: " + " and ".join(english) + " since our last message.",
-    )
+def digest_text(cases: int, notices: int, overdue: int = 0) -> tuple[str, str]:
+    """How many cases changed, how many notices wait and how many things on a team
+    lead's or the regie role's overview are past their period, in Dutch and in English
+    (the catalogue's); never which or whose."""
+
+    def summary(language: str) -> str:
+        with use_language(language):
+            parts = [
+                text.format(n=n)
+                for n, text in (
+                    (cases, ngettext("{n} case changed", "{n} cases changed", cases)),
+                    (notices, ngettext("{n} notice", "{n} notices", notices)),
+                    (
+                        overdue,
+                        ngettext(
+                            "{n} item on your overview past its period",
+                            "{n} items on your overview past their period",
+                            overdue,
+                        ),
+                    ),
+                )
+                if n
+            ]
+            if not parts:
+                return _("Something new awaits you in Vroegsignaal.")
+            return _("In Vroegsignaal: {changes} since our last message.").format(
+                changes=format_list(parts, locale=language)
+            )
+
+    return summary("nl"), summary("en")
+
+
+def email_body(cases: int, notices: int, overdue: int, inbox_url: str) -> str:
+    """Dutch first, then the same in English in one line."""
+    dutch, english = digest_text(cases, notices, overdue)
+    with use_language("nl"):
+        body = [
+            dutch,
+            "",
+            _("Open your inbox to read them:"),
+            inbox_url,
+            "",
+            _(
+                "This message deliberately holds no details; you read those in the inbox "
+                "only. You get at most one such message per period, however much changes."
+            ),
+            "",
+        ]
+    with use_language("en"):
+        body.append(english + " " + _("Open your inbox to read them."))
+    return "\n".join(body) + "\n"
 
 
 class DeliveryFailed(Exception):
@@ -93,13 +122,13 @@ class EmailChannel:
         self._timeout = timeout
 
     def message(
-        self, to_address: str, delivery_id: str, cases: int = 0, notices: int = 0
+        self, to_address: str, delivery_id: str, cases: int = 0, notices: int = 0, overdue: int = 0
     ) -> EmailMessage:
         try:
             message = EmailMessage()
             message["From"] = self._sender
             message["To"] = to_address
-            message["Subject"] = EMAIL_SUBJECT
+            message["Subject"] = email_subject()
             message["Date"] = formatdate(localtime=False, usegmt=True)
             # The domain is given so make_msgid does not look up (and reveal) this host.
             message["Message-ID"] = make_msgid(domain=self._domain)
@@ -110,16 +139,13 @@ class EmailChannel:
                 "correct the worker's e-mail address",
                 retryable=False,
             ) from None
-        dutch, english = digest_text(cases, notices)
-        message.set_content(
-            _EMAIL_BODY.format(dutch=dutch, english=english, inbox_url=self._inbox_url)
-        )
+        message.set_content(email_body(cases, notices, overdue, self._inbox_url))
         return message
 
     async def send(
-        self, to_address: str, delivery_id: str, cases: int = 0, notices: int = 0
+        self, to_address: str, delivery_id: str, cases: int = 0, notices: int = 0, overdue: int = 0
     ) -> None:
-        message = self.message(to_address, delivery_id, cases, notices)
+        message = self.message(to_address, delivery_id, cases, notices, overdue)
         try:
             await aiosmtplib.send(
                 message,

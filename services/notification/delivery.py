@@ -90,7 +90,9 @@ class Deliverer:
             if self.email is None:
                 raise DeliveryFailed("no SMTP relay configured: set VS_SMTP_HOST", retryable=True)
             if row["digest_id"] is not None:
-                await self.email.send(row["target"], delivery_id, row["cases"], row["notices"])
+                await self.email.send(
+                    row["target"], delivery_id, row["cases"], row["notices"], row["overdue"]
+                )
             else:  # an alert's own e-mail, queued before digests
                 cases = 1 if row["match_id"] is not None else 0
                 await self.email.send(row["target"], delivery_id, cases, 1 - cases)
@@ -111,7 +113,10 @@ class Deliverer:
         never an e-mail address."""
         where = "e-mail" if row["channel"] == "email" else f"webhook {row['target']}"
         if row["digest_id"] is not None:
-            told = f"digest {row['digest_id']} ({row['cases']} cases, {row['notices']} notices)"
+            told = (
+                f"digest {row['digest_id']} ({row['cases']} cases, {row['notices']} notices,"
+                f" {row['overdue']} overdue)"
+            )
         else:
             told = f"alert {row['alert_id']}"
         await self.runtime.audit.record(

@@ -38,7 +38,7 @@ class Part(StrEnum):
     REGISTRANT = "registrant"  # a worker whose registration is part of the match
     COORDINATOR = "coordinator"  # the matchregisseur
     REGIE = "regie"  # the municipality's regie role
-    TEAM_LEAD = "team_lead"  # escalations
+    TEAM_LEAD = "team_lead"  # escalations, before the overviews (Overdue) replaced them
 
 
 MESSAGES = {
@@ -57,8 +57,6 @@ MESSAGES = {
     "dissolved": "This match has ended: the registrations no longer match.",
     "earlier": "Earlier involvement: these organisations were involved with this youth "
     "before (archived).",
-    "unacknowledged": "Escalation: an alert in your team was not acknowledged in time.",
-    "no-contact": "Escalation: no contact was recorded for this match in time.",
 }
 
 
@@ -77,8 +75,11 @@ _KEYS = {text: _key(name) for name, text in MESSAGES.items()} | {
 }
 
 
-# Messages of alerts no longer issued, still in inboxes from before.
+# Messages of alerts no longer issued, still in inboxes from before: the regie role's
+# alert per match, and the escalations that are now lines of an overview (Overdue).
 _KEYS["A match was raised; follow whether contact is made."] = "alert.regie"
+_KEYS["Escalation: an alert in your team was not acknowledged in time."] = "alert.unacknowledged"
+_KEYS["Escalation: no contact was recorded for this match in time."] = "alert.no-contact"
 
 
 def message_key(message: str) -> tuple[str, dict[str, str]] | None:
@@ -312,59 +313,54 @@ def alerts_to_all(
     return alerts
 
 
-def unacknowledged_escalation(
+class OverdueKind(StrEnum):
+    UNACKNOWLEDGED = "unacknowledged"  # an alert nobody acknowledged in time
+    NO_CONTACT = "no-contact"  # a match without contact in time
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A line of a team lead's or the regie role's overview, and a count in their next
+    digest e-mail: what is past its period, not an alert per match. The overview names
+    whom to chase; the item itself only points at the late alert or the quiet match."""
+
+    item_id: uuid.UUID
+    kind: OverdueKind
+    recipient: WorkerContact
+    match_id: uuid.UUID
+    alert_id: uuid.UUID | None
+
+
+def _overdue(
+    kind: OverdueKind, recipient: WorkerContact, match_id: uuid.UUID, late_alert: uuid.UUID | None
+) -> Overdue:
+    what = late_alert or match_id
+    return Overdue(
+        uuid.uuid5(ALERT_NAMESPACE, f"overdue/{kind.value}/{what}/{recipient.worker_id}"),
+        kind,
+        recipient,
+        match_id,
+        late_alert,
+    )
+
+
+def unacknowledged_overdue(
     late_alert: uuid.UUID,
     match_id: uuid.UUID,
-    kind: MatchKind,
-    late_worker: WorkerContact,
     lead: WorkerContact | None,
     regie: Sequence[WorkerContact],
-) -> list[Alert]:
-    """An alert nobody acknowledged in time goes to the team lead (the regie role when
-    the team has none), naming the worker who did not acknowledge."""
-    occasion = f"escalation:unacknowledged:{late_alert}"
-    to = [(lead, Part.TEAM_LEAD)] if lead else [(r, Part.REGIE) for r in regie]
-    return [
-        Alert(
-            alert_id(match_id, who.worker_id, kind, occasion),
-            match_id,
-            kind,
-            occasion,
-            part,
-            who,
-            (late_worker,),
-            None,
-            MESSAGES["unacknowledged"],
-        )
-        for who, part in to
-    ]
+) -> list[Overdue]:
+    """An alert nobody acknowledged in time goes on the overview of the match's team
+    lead (the regie role's when the team has none); once per late alert."""
+    to = [lead] if lead else list(regie)
+    return [_overdue(OverdueKind.UNACKNOWLEDGED, who, match_id, late_alert) for who in to]
 
 
-def no_contact_escalation(
-    match_id: uuid.UUID,
-    kind: MatchKind,
-    coordinator: WorkerContact | None,
-    workers: Sequence[WorkerContact],
-    regie: Sequence[WorkerContact],
-) -> list[Alert]:
-    """A match without contact in time goes to the regie role, naming whom to chase: the
-    coordinator; the workers only when there is none (rule 11: no more than that)."""
-    occasion = "escalation:no-contact"
-    chase = (coordinator,) if coordinator else tuple(workers)
-    return [
-        Alert(
-            alert_id(match_id, r.worker_id, kind, occasion),
-            match_id,
-            kind,
-            occasion,
-            Part.REGIE,
-            r,
-            chase,
-            coordinator,
-            MESSAGES["no-contact"],
-        )
-        for r in regie
-    ]
+def no_contact_overdue(match_id: uuid.UUID, regie: Sequence[WorkerContact]) -> list[Overdue]:
+    """A match without contact in time goes on the regie role's overview, which names
+    whom to chase: the coordinator, or the workers when there is none (rule 11: no more
+    than that)."""
+    return [_overdue(OverdueKind.NO_CONTACT, who, match_id, None) for who in regie]
 
 
 def keeps_coordinator(

@@ -25,6 +25,7 @@ from services.notification.domain import (
     MESSAGES,
     About,
     Alert,
+    Overdue,
     Part,
     alert_id,
     alerts_for_join,
@@ -33,9 +34,9 @@ from services.notification.domain import (
     choose_coordinator,
     informing_addressee,
     keeps_coordinator,
-    no_contact_escalation,
+    no_contact_overdue,
     overdue,
-    unacknowledged_escalation,
+    unacknowledged_overdue,
 )
 from services.notification.yours import seal_yours
 from shared.contracts import (
@@ -635,14 +636,17 @@ class Notifier:
     # --- escalation --------------------------------------------------------------------
 
     async def escalate(self, now: datetime | None = None) -> int:
-        """Alerts not acknowledged in time go to the team lead; matches without contact in
-        time go to the regie role. Periods are working days (weekends and Dutch public
-        holidays excluded), from the policy."""
+        """Alerts not acknowledged in time go on the overview of the match's team lead
+        (the regie role's when the team has none); matches without contact in time on
+        the regie role's. Each counts in their next digest e-mail: an overview, not an
+        alert per match. Periods are working days (weekends and Dutch public holidays
+        excluded), from the policy. Returns how many became overdue."""
         now = now or datetime.now(UTC)
         await self.reassign_orphans()
         periods = self.policy.escalation
-        raised = 0
+        became = 0
         async with self.runtime.pool.acquire() as conn, conn.transaction():
+            regie = await roster.regie(conn)
             # N working days are at least N calendar days: a cheap bound for the query.
             late = await store.unacknowledged(
                 conn, now - timedelta(days=periods.alert_unacknowledged_working_days)
@@ -651,50 +655,51 @@ class Notifier:
                 if not overdue(row["issued_at"], periods.alert_unacknowledged_working_days, now):
                     continue
                 lead = await roster.team_lead(conn, row["team_id"]) if row["team_id"] else None
-                raised += await self.issue(
+                await self.put_on_overview(
                     conn,
-                    unacknowledged_escalation(
-                        row["alert_id"],
-                        row["match_id"],
-                        MatchKind(row["kind"]),
-                        WorkerContact.model_validate_json(row["recipient"]),
-                        lead,
-                        await roster.regie(conn),
-                    ),
+                    unacknowledged_overdue(row["alert_id"], row["match_id"], lead, regie),
                     # About the children the late alert was about.
-                    About(tuple(row["subjects"])),
-                    "notification: escalate an unacknowledged alert",
+                    list(row["subjects"]),
+                    f"notification: alert {row['alert_id']} was not acknowledged in time",
                 )
                 await store.mark_alert_escalated(conn, row["alert_id"], now)
                 ESCALATIONS.labels("unacknowledged").inc()
+                became += 1
             quiet = await store.without_contact(
                 conn, now - timedelta(days=periods.no_contact_working_days)
             )
-            regie = await roster.regie(conn)
             for row in quiet:
                 if not overdue(row["raised_at"], periods.no_contact_working_days, now):
                     continue
-                coordinator = (
-                    await roster.person(conn, row["coordinator_id"])
-                    if row["coordinator_id"]
-                    else None
-                )
-                workers = (
-                    []
-                    if coordinator
-                    else [w for w, _ in await store.parties(conn, row["match_id"])]
-                )
-                raised += await self.issue(
+                await self.put_on_overview(
                     conn,
-                    no_contact_escalation(
-                        row["match_id"], MatchKind(row["kind"]), coordinator, workers, regie
-                    ),
-                    await store.about(conn, row["match_id"]),
-                    "notification: escalate a match without contact",
+                    no_contact_overdue(row["match_id"], regie),
+                    await store.about_many(conn, [row["match_id"]]),
+                    f"notification: no contact was recorded in time for match {row['match_id']}",
                 )
                 await store.mark_match_escalated(conn, row["match_id"], now)
                 ESCALATIONS.labels("no-contact").inc()
-        return raised
+                became += 1
+        return became
+
+    async def put_on_overview(
+        self, conn: Conn, items: Sequence[Overdue], subjects: list[str], purpose: str
+    ) -> None:
+        """Overdue items: on their recipients' overview (live), counted in their next
+        digest e-mail, and in the log for the children they point at."""
+        if self.email:
+            await store.queue_overdue(conn, items)
+        for item in items:
+            await self.runtime.audit.record(
+                conn,
+                action=AuditAction.NOTIFY,
+                object_type="overdue",
+                object_id=str(item.item_id),
+                subjects=subjects,
+                on_behalf_of=item.recipient.worker_id,
+                purpose=f"{purpose}; on the overview of the {item.kind.value} follow-up",
+            )
+            await store.tell_live(conn, item.recipient.worker_id)
 
 
 def register(runtime: ServiceRuntime, notifier: Notifier) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from services.notification.domain import About, Alert, TeamWorker, message_key
+from services.notification.domain import About, Alert, Overdue, TeamWorker, message_key
 from shared.contracts import MatchContact, OrganisationCategory, WorkerContact
 from shared.db import Conn
 
@@ -47,8 +47,13 @@ async def add_alert(
         organisation,
     )
     if row is not None:
-        await conn.execute("SELECT pg_notify($1, $2)", ALERT_CHANNEL, alert.recipient.worker_id)
+        await tell_live(conn, alert.recipient.worker_id)
     return row is not None
+
+
+async def tell_live(conn: Conn, recipient_id: str) -> None:
+    """The recipient's open pages reload what changed (at commit)."""
+    await conn.execute("SELECT pg_notify($1, $2)", ALERT_CHANNEL, recipient_id)
 
 
 def _keyed(field: str, message: str) -> dict[str, Any]:
@@ -599,6 +604,86 @@ async def mark_match_escalated(conn: Conn, match_id: uuid.UUID, at: datetime) ->
     await conn.execute("UPDATE matches SET escalated_at = $2 WHERE match_id = $1", match_id, at)
 
 
+async def queue_overdue(conn: Conn, items: Sequence[Overdue]) -> None:
+    """Overdue items wait for their recipient's next digest e-mail (a count there)."""
+    await conn.executemany(
+        "INSERT INTO overdue_items (item_id, kind, recipient_id, target, match_id, alert_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        [
+            (
+                i.item_id,
+                i.kind.value,
+                i.recipient.worker_id,
+                i.recipient.email,
+                i.match_id,
+                i.alert_id,
+            )
+            for i in items
+        ],
+    )
+
+
+async def overdue_overview(
+    conn: Conn, teams: Sequence[str] | None, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What is past its period and still open: the alerts nobody acknowledged in time,
+    with the worker who did not (of `teams`' matches; None: the regie role's, the
+    matches of teams without a lead), and the matches without contact in time, with whom
+    to chase (the coordinator; the workers when there is none; the regie role only)."""
+    late = await conn.fetch(
+        "SELECT a.alert_id, a.match_id, m.kind, m.team_id, a.part, a.recipient, a.issued_at,"
+        " a.escalated_at FROM alerts a JOIN matches m USING (match_id)"
+        " WHERE a.escalated_at IS NOT NULL AND a.acknowledged_at IS NULL AND m.state = 'open'"
+        " AND CASE WHEN $1::text[] IS NULL THEN NOT EXISTS (SELECT 1 FROM members l"
+        "  WHERE l.team_id = m.team_id AND l.role = 'team_lead' AND l.active)"
+        "  ELSE m.team_id = ANY($1) END"
+        " ORDER BY a.escalated_at DESC, a.alert_id LIMIT $2",
+        None if teams is None else list(teams),
+        limit,
+    )
+    quiet = (
+        []
+        if teams is not None
+        else await conn.fetch(
+            "SELECT m.match_id, m.kind, m.team_id, m.raised_at, m.escalated_at,"
+            " coalesce((SELECT jsonb_agg(jsonb_build_object('worker_id', c.user_id,"
+            "   'display_name', c.name, 'email', c.email, 'phone', c.phone))"
+            "  FROM members c WHERE c.user_id = m.coordinator_id),"
+            "  (SELECT jsonb_agg(DISTINCT p.worker) FROM match_parties p"
+            "   WHERE p.match_id = m.match_id), '[]') AS chase"
+            " FROM matches m WHERE m.escalated_at IS NOT NULL AND m.contact_made_at IS NULL"
+            " AND m.state = 'open' ORDER BY m.escalated_at DESC, m.match_id LIMIT $1",
+            limit,
+        )
+    )
+    return (
+        [
+            {
+                "alert_id": str(r["alert_id"]),
+                "match_id": str(r["match_id"]),
+                "kind": r["kind"],
+                "team": r["team_id"],
+                "part": r["part"],
+                "worker": json.loads(r["recipient"]),
+                "issued_at": r["issued_at"].isoformat(),
+                "escalated_at": r["escalated_at"].isoformat(),
+            }
+            for r in late
+        ],
+        [
+            {
+                "match_id": str(r["match_id"]),
+                "kind": r["kind"],
+                "team": r["team_id"],
+                "raised_at": r["raised_at"].isoformat(),
+                "escalated_at": r["escalated_at"].isoformat(),
+                "chase": json.loads(r["chase"]),
+            }
+            for r in quiet
+        ],
+    )
+
+
 async def regie_overview(conn: Conn, limit: int) -> list[dict[str, Any]]:
     """Per match: whether contact happened. Nothing more (rule 11)."""
     rows = await conn.fetch(
@@ -661,24 +746,30 @@ async def waiting_digests(conn: Conn) -> list[asyncpg.Record]:
         "  AS last_sent"
         " , EXISTS (SELECT 1 FROM digests d JOIN deliveries v USING (digest_id)"
         "  WHERE d.recipient_id = i.recipient_id AND v.state = 'pending') AS unsent"
-        " FROM digest_items i WHERE i.digest_id IS NULL"
+        " FROM (SELECT recipient_id, target, new_case, queued_at FROM digest_items"
+        "  WHERE digest_id IS NULL UNION ALL SELECT recipient_id, target, false, queued_at"
+        "  FROM overdue_items WHERE digest_id IS NULL) AS i"
         " GROUP BY i.recipient_id, i.target ORDER BY min(i.queued_at)"
     )
 
 
 async def compose_digest(conn: Conn, recipient_id: str, target: str) -> uuid.UUID | None:
-    """Every alert waiting for one recipient becomes one digest (how many cases changed,
-    how many notices without a case) and one e-mail delivery; None if nothing waited."""
+    """Every alert and overdue item waiting for one recipient becomes one digest (how
+    many cases changed, how many notices without a case, how many things are past their
+    period) and one e-mail delivery; None if nothing waited."""
     digest_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO digests (digest_id, recipient_id) VALUES ($1, $2)", digest_id, recipient_id
     )
     taken = await conn.fetchval(
         "WITH taken AS (UPDATE digest_items SET digest_id = $1"
-        "  WHERE recipient_id = $2 AND target = $3 AND digest_id IS NULL RETURNING match_id)"
+        "  WHERE recipient_id = $2 AND target = $3 AND digest_id IS NULL RETURNING match_id),"
+        " late AS (UPDATE overdue_items SET digest_id = $1"
+        "  WHERE recipient_id = $2 AND target = $3 AND digest_id IS NULL RETURNING 1)"
         " UPDATE digests SET cases = (SELECT count(DISTINCT match_id) FROM taken),"
-        "  notices = (SELECT count(*) FROM taken WHERE match_id IS NULL)"
-        " WHERE digest_id = $1 RETURNING cases + notices",
+        "  notices = (SELECT count(*) FROM taken WHERE match_id IS NULL),"
+        "  overdue = (SELECT count(*) FROM late)"
+        " WHERE digest_id = $1 RETURNING cases + notices + overdue",
         digest_id,
         recipient_id,
         target,
@@ -718,10 +809,15 @@ async def claim_deliveries(conn: Conn, limit: int, lease_seconds: float) -> list
         " attempts = d.attempts + 1"
         " FROM (SELECT q.delivery_id, a.match_id, a.kind, a.issued_at, a.occasion,"
         "  coalesce(a.recipient_id, g.recipient_id) AS recipient_id, g.cases, g.notices,"
-        "  CASE WHEN q.digest_id IS NULL THEN a.subjects ELSE ("
-        "   SELECT coalesce(array_agg(DISTINCT s), '{}') FROM digest_items i"
-        "   JOIN alerts ia ON ia.alert_id = i.alert_id, unnest(ia.subjects) AS s"
-        "   WHERE i.digest_id = q.digest_id) END AS subjects"
+        "  g.overdue, CASE WHEN q.digest_id IS NULL THEN a.subjects ELSE ("
+        "   SELECT coalesce(array_agg(DISTINCT s) FILTER (WHERE s IS NOT NULL), '{}')"
+        "   FROM (SELECT unnest(ia.subjects) AS s FROM digest_items i"
+        "    JOIN alerts ia ON ia.alert_id = i.alert_id WHERE i.digest_id = q.digest_id"
+        "    UNION SELECT unnest(oa.subjects) FROM overdue_items o"
+        "    JOIN alerts oa ON oa.alert_id = o.alert_id WHERE o.digest_id = q.digest_id"
+        "    UNION SELECT p.subject FROM overdue_items o JOIN match_parties p"
+        "    ON p.match_id = o.match_id WHERE o.digest_id = q.digest_id"
+        "    AND o.alert_id IS NULL) AS told) END AS subjects"
         "  FROM deliveries q LEFT JOIN alerts a ON a.alert_id = q.alert_id"
         "  LEFT JOIN digests g ON g.digest_id = q.digest_id"
         "  WHERE q.delivery_id IN (SELECT delivery_id FROM deliveries WHERE state = 'pending'"
@@ -730,7 +826,7 @@ async def claim_deliveries(conn: Conn, limit: int, lease_seconds: float) -> list
         " WHERE d.delivery_id = x.delivery_id"
         " RETURNING d.delivery_id, d.alert_id, d.digest_id, d.channel, d.target, d.attempts,"
         " x.match_id, x.kind, x.recipient_id, x.issued_at, x.occasion, x.subjects,"
-        " x.cases, x.notices",
+        " x.cases, x.notices, x.overdue",
         limit,
         lease_seconds,
     )

@@ -226,6 +226,9 @@ def regie_sees_only_whether_contact_happened(world: World) -> Check:
     return check
 
 
+OVERVIEW_EMPTY = {"late": [], "quiet": [], "limit": 500}
+
+
 def wijken(want: list[str]) -> Check:
     return lambda body: same("wijken", body["wijken"], want)
 
@@ -392,6 +395,17 @@ def matrix(world: World) -> list[Case]:
         "/api/regie/matches",
         only([REGIE]),
         checks={REGIE: regie_sees_only_whether_contact_happened(world)},
+    )
+    each(
+        "GET",
+        "/api/overdue",
+        "/api/overdue",
+        only([LEAD, REGIE]),
+        # Nothing is past its period in this world; a team lead never sees quiet matches.
+        checks={
+            LEAD: lambda body: same("a team lead's overview", body, OVERVIEW_EMPTY),
+            REGIE: lambda body: same("the regie role's overview", body, OVERVIEW_EMPTY),
+        },
     )
     each(
         "GET",

@@ -17,13 +17,16 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
+from playwright.async_api import expect
 
 from shared.auth import Role
 from shared.contracts import DeadLetter, Topics
 from shared.settings import Settings
 from shared.webhook import secret_text
+from tests.accessibility import assert_accessible
 from tests.conftest import auth, eventually, run_cli
 from tests.e2e.conftest import Producers
+from tests.e2e.test_inbox_browser import chromium, log_in
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
 from tests.kafka_tools import read_topic
 from tests.mailserver import mail_server
@@ -213,25 +216,74 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
         await conn.close()
     lead = auth(settings, "teamlead-noord")
     regie = auth(settings, "regie-voorbeeldrade")
+    notification = services["notification"]
+    (tmp_path / "later").mkdir()
+    with mail_server(tmp_path / "later", port=ports["mail"]) as mail:
 
-    async def escalated() -> tuple[list[Any], list[Any]] | None:
-        to_lead = (await get_json(f"{services['notification']}/api/alerts", headers=lead))["alerts"]
-        to_regie = (await get_json(f"{services['notification']}/api/alerts", headers=regie))[
-            "alerts"
-        ]
-        late = [a for a in to_lead if a["occasion"] == "escalation"]
-        quiet = [a for a in to_regie if a["occasion"] == "escalation"]
-        return (late, quiet) if len(late) == 3 and len(quiet) == 1 else None
+        async def overdue() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            of_lead = await get_json(f"{notification}/api/overdue", headers=lead)
+            of_regie = await get_json(f"{notification}/api/overdue", headers=regie)
+            done = len(of_lead["late"]) == 3 and len(of_regie["quiet"]) == 1
+            return (of_lead, of_regie) if done else None
 
-    found = await eventually(escalated, timeout=30)
-    assert found is not None
-    late, quiet = found
-    # The team lead learns which workers did not acknowledge, each once.
-    assert sorted(a["contacts"][0]["worker_id"] for a in late) == sorted(
+        found = await eventually(overdue, timeout=30)
+        assert found is not None
+        of_lead, of_regie = found
+
+        def overviews_mailed() -> list[Any] | None:
+            got = {m["To"]: m for m in mail.messages()}
+            wanted = (
+                "teamlead-noord@voorbeeldrade.example",
+                "regie-voorbeeldrade@voorbeeldrade.example",
+            )
+            return [got[w] for w in wanted] if all(w in got for w in wanted) else None
+
+        mailed = await eventually(async_of(overviews_mailed), timeout=60)
+    # The team lead's overview names the workers who did not acknowledge, each once, and
+    # how to reach them; the regie role's names whom to chase, the coordinator only. The
+    # team has a lead, so its late alerts are not on the regie role's overview.
+    assert sorted(i["worker"]["worker_id"] for i in of_lead["late"]) == sorted(
         ["juf-anouk", "jgz-fleur", coordinator]
     )
-    # The regie role learns whom to chase, the coordinator, not every worker.
-    assert [c["worker_id"] for c in quiet[0]["contacts"]] == [coordinator]
+    assert {i["match_id"] for i in of_lead["late"]} == {alert["match_id"]}
+    assert of_lead["quiet"] == [] and of_regie["late"] == []
+    assert [w["worker_id"] for w in of_regie["quiet"][0]["chase"]] == [coordinator]
+    # An overview, not an alert per late alert or quiet match ...
+    for who in (lead, regie):
+        told = (await get_json(f"{notification}/api/alerts", headers=who))["alerts"]
+        assert not [a for a in told if a["occasion"] == "escalation"]
+    # ... and one e-mail each that counts what is past its period, naming nobody.
+    lead_mail, regie_mail = (
+        m.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        for m in mailed
+    )
+    assert "3 punten op uw overzicht over de termijn" in lead_mail
+    assert "1 punt op uw overzicht over de termijn" in regie_mail
+    for body in (lead_mail, regie_mail):
+        assert coordinator not in body and "juf-anouk" not in body and child not in body
+    # Reading the overview is in the log, about the child (for its access report).
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        reads = await conn.fetch(
+            "SELECT subjects FROM audit.entries WHERE object_type = 'overdue-overview'"
+            " AND convert_from(canonical, 'UTF8') LIKE '%teamlead-noord%'"
+        )
+    finally:
+        await conn.close()
+    # (The polls before the escalation showed nothing, and are about no one.)
+    assert {len(r["subjects"]) for r in reads} <= {0, 1}
+    assert any(r["subjects"] for r in reads)
+
+    # On the team lead's page: the overview, in Dutch, with whom to call; accessible.
+    async with chromium() as browser:
+        page = await log_in(browser, services, "teamlead-noord", "Ingrid Visser", "team_lead")
+        section = page.locator("#overdue-section")
+        await expect(section.get_by_role("heading", name="Over de termijn")).to_be_visible()
+        late_rows = page.locator("#overdue-late tbody tr")
+        await expect(late_rows).to_have_count(3)
+        await expect(late_rows.first).to_contain_text("@voorbeeldrade.example")
+        await expect(page.locator("#overdue-quiet")).to_be_hidden()  # the regie role's
+        await assert_accessible(page, "the team lead's overview of what is past its period")
     # The regie overview shows the match without contact, and nothing more.
     overview = await get_json(f"{services['notification']}/api/regie/matches", headers=regie)
     (m,) = overview["matches"]

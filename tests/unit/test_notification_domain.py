@@ -10,6 +10,7 @@ import pytest
 
 from services.notification.domain import (
     About,
+    OverdueKind,
     Part,
     TeamWorker,
     add_working_days,
@@ -21,9 +22,9 @@ from services.notification.domain import (
     informing_addressee,
     is_working_day,
     keeps_coordinator,
-    no_contact_escalation,
+    no_contact_overdue,
     overdue,
-    unacknowledged_escalation,
+    unacknowledged_overdue,
 )
 from shared.contracts import MatchContact, MatchKind, OrganisationCategory
 from shared.policy import Policy
@@ -192,27 +193,31 @@ def test_working_days_are_dutch_days() -> None:
     assert add_working_days(friday_night, 1) == datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
 
 
-def test_an_unacknowledged_alert_goes_to_the_team_lead_or_else_the_regie_role() -> None:
-    late, lead, regie = worker("a"), worker("lead"), [worker("r1"), worker("r2")]
+def test_an_unacknowledged_alert_goes_on_the_team_leads_overview_or_else_the_regie_roles() -> None:
+    lead, regie = worker("lead"), [worker("r1"), worker("r2")]
     late_alert = uuid.uuid4()
-    (to_lead,) = unacknowledged_escalation(late_alert, MATCH, MatchKind.PERSON, late, lead, regie)
-    assert (to_lead.recipient, to_lead.part, to_lead.contacts) == (lead, Part.TEAM_LEAD, (late,))
-    without_lead = unacknowledged_escalation(late_alert, MATCH, MatchKind.PERSON, late, None, regie)
-    assert [(e.recipient.worker_id, e.part) for e in without_lead] == [
-        ("r1", Part.REGIE),
-        ("r2", Part.REGIE),
+    (to_lead,) = unacknowledged_overdue(late_alert, MATCH, lead, regie)
+    assert (to_lead.recipient, to_lead.kind) == (lead, OverdueKind.UNACKNOWLEDGED)
+    assert (to_lead.match_id, to_lead.alert_id) == (MATCH, late_alert)
+    without_lead = unacknowledged_overdue(late_alert, MATCH, None, regie)
+    assert [i.recipient.worker_id for i in without_lead] == ["r1", "r2"]
+    # Once per late alert: the same alert is the same item, another alert another one.
+    assert unacknowledged_overdue(late_alert, MATCH, lead, regie) == [to_lead]
+    (other,) = unacknowledged_overdue(uuid.uuid4(), MATCH, lead, regie)
+    assert other.item_id != to_lead.item_id
+
+
+def test_a_match_without_contact_goes_on_the_regie_roles_overview_once() -> None:
+    regie = [worker("r1"), worker("r2")]
+    items = no_contact_overdue(MATCH, regie)
+    assert [(i.recipient.worker_id, i.kind, i.alert_id) for i in items] == [
+        ("r1", OverdueKind.NO_CONTACT, None),
+        ("r2", OverdueKind.NO_CONTACT, None),
     ]
-    # Once per late alert: the same alert escalates to the same ids.
-    again = unacknowledged_escalation(late_alert, MATCH, MatchKind.PERSON, late, lead, regie)
-    assert [e.alert_id for e in again] == [to_lead.alert_id]
-
-
-def test_a_match_without_contact_tells_the_regie_role_whom_to_chase() -> None:
-    coordinator, workers, regie = worker("c"), [worker("a"), worker("b")], [worker("r")]
-    (told,) = no_contact_escalation(MATCH, MatchKind.FAMILY, coordinator, workers, regie)
-    assert (told.part, told.contacts) == (Part.REGIE, (coordinator,))
-    (uncoordinated,) = no_contact_escalation(MATCH, MatchKind.FAMILY, None, workers, regie)
-    assert uncoordinated.contacts == tuple(workers)
+    assert no_contact_overdue(MATCH, regie) == items
+    assert not {i.item_id for i in items} & {
+        i.item_id for i in no_contact_overdue(uuid.uuid4(), regie)
+    }
 
 
 def test_a_move_keeps_the_coordinator_only_within_the_team() -> None:

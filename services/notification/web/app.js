@@ -230,6 +230,45 @@ async function loadTasks() {
   }
 }
 
+// What is past its period: a team lead's and the regie role's overview, instead of an
+// alert per late alert or quiet match. It names whom to call, nothing about why.
+function reach(worker) {
+  return [worker.phone, worker.email].filter(Boolean).join(" · ") || "-";
+}
+
+async function loadOverdue() {
+  const { late, quiet, limit } = await api("/api/overdue");
+  const lateBody = $("overdue-late").querySelector("tbody");
+  lateBody.replaceChildren();
+  for (const item of late) {
+    const row = el("tr");
+    row.dataset.alert = item.alert_id;
+    for (const v of [item.match_id.slice(0, 8), t(`kind.${item.kind}`), item.team || "-",
+      item.worker.display_name, reach(item.worker), when(item.issued_at), when(item.escalated_at)]) {
+      row.append(el("td", v));
+    }
+    lateBody.append(row);
+  }
+  $("overdue-late").hidden = late.length === 0;
+  const quietBody = $("overdue-quiet").querySelector("tbody");
+  quietBody.replaceChildren();
+  for (const item of quiet) {
+    const row = el("tr");
+    row.dataset.match = item.match_id;
+    const chase = item.chase.map((w) => `${w.display_name} (${reach(w)})`).join("; ") || "-";
+    for (const v of [item.match_id.slice(0, 8), t(`kind.${item.kind}`), item.team || "-",
+      when(item.raised_at), when(item.escalated_at), chase]) {
+      row.append(el("td", v));
+    }
+    quietBody.append(row);
+  }
+  $("overdue-quiet").hidden = quiet.length === 0;
+  $("overdue-none").hidden = late.length + quiet.length > 0;
+  const more = $("overdue-more");
+  more.hidden = late.length < limit && quiet.length < limit;
+  more.textContent = t("overdue.more", { limit });
+}
+
 async function loadRegie() {
   const { matches } = await api("/api/regie/matches");
   const body = $("regie").querySelector("tbody");
@@ -302,8 +341,14 @@ async function refresh() {
   await loadCases();
   await loadNotices();
   if (me.roles.includes("worker")) await loadTasks();
-  // The regie role follows coordinated matches here, not through alerts.
+  // The regie role follows coordinated matches here, not through alerts; a team lead
+  // and the regie role what is past its period.
   if (me.roles.includes("regie")) await loadRegie();
+  if (followsUp()) await loadOverdue();
+}
+
+function followsUp() {
+  return me.roles.includes("team_lead") || me.roles.includes("regie");
 }
 
 async function listen() {
@@ -345,7 +390,7 @@ function showLogin() {
   $("logout").hidden = true;
   $("who").textContent = "";
   for (const id of ["cases-section", "case-section", "notices-section", "tasks-section",
-    "regie-section", "trends-section", "match-section"]) {
+    "overdue-section", "regie-section", "trends-section", "match-section"]) {
     $(id).hidden = true;
   }
 }
@@ -371,8 +416,9 @@ async function start() {
   await loadNotices();
   listen();
   if (me.roles.includes("worker")) { $("tasks-section").hidden = false; await loadTasks(); }
+  if (followsUp()) { $("overdue-section").hidden = false; await loadOverdue(); }
   if (me.roles.includes("regie")) { $("regie-section").hidden = false; await loadRegie(); }
-  if (me.roles.includes("team_lead") || me.roles.includes("regie")) {
+  if (followsUp()) {
     $("trends-section").hidden = false;
     await loadTrends();
   }
