@@ -36,21 +36,27 @@ _chosen: ContextVar[str | None] = ContextVar("vroegsignaal_language", default=No
 
 
 class UnknownLanguage(ValueError):
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, where: str = f"--language or {ENVIRONMENT}") -> None:
         super().__init__(
-            f"unknown language {value!r}: choose one of {', '.join(LANGUAGES)} "
-            f"(--language or {ENVIRONMENT})"
+            _("unknown language {value}: choose one of {choices} ({where})").format(
+                value=repr(value), choices=", ".join(LANGUAGES), where=where
+            )
         )
 
 
-def language_of(value: str | None) -> str:
-    """A supported language from what a user gave ('nl', 'EN', 'nl_NL.UTF-8'); the
-    default for nothing; UnknownLanguage for anything else."""
+def _supported(value: str | None) -> str | None:
     if not value or not value.strip():
         return DEFAULT_LANGUAGE
     code = value.strip().lower().replace("-", "_").split(".")[0].split("_")[0]
-    if code not in LANGUAGES:
-        raise UnknownLanguage(value)
+    return code if code in LANGUAGES else None
+
+
+def language_of(value: str | None, where: str | None = None) -> str:
+    """A supported language from what a user gave ('nl', 'EN', 'nl_NL.UTF-8'); the
+    default for nothing; UnknownLanguage (naming `where` to fix it) for anything else."""
+    code = _supported(value)
+    if code is None:
+        raise UnknownLanguage(str(value), *([where] if where else []))
     return code
 
 
@@ -58,13 +64,7 @@ def active() -> str:
     """The language of this context: chosen (`use_language`, `choose`), else the
     environment's VS_LANGUAGE, else Dutch. An unusable VS_LANGUAGE means Dutch here; the
     command line refuses it up front."""
-    chosen = _chosen.get()
-    if chosen:
-        return chosen
-    try:
-        return language_of(os.environ.get(ENVIRONMENT))
-    except UnknownLanguage:
-        return DEFAULT_LANGUAGE
+    return _chosen.get() or _supported(os.environ.get(ENVIRONMENT)) or DEFAULT_LANGUAGE
 
 
 def choose(language: str) -> None:

@@ -41,7 +41,9 @@ def subject_report(
     told = [
         {"worker": e.on_behalf_of, "told_at": e.occurred_at.isoformat()}
         for e in ordered
-        if e.object_type == "alert" and e.action is AuditAction.NOTIFY
+        # An alert, or a line of a team lead's or the regie role's overview (what is past
+        # its period): either way that person was told of the subject's case.
+        if e.object_type in ("alert", "overdue") and e.action is AuditAction.NOTIFY
     ]
     # What left the system about the subject: e-mails and webhook calls of its alerts.
     deliveries = [
@@ -110,7 +112,7 @@ VALUES = {
     "create": N_("created"),
     "read": N_("read"),
     "update": N_("changed"),
-    "delete": N_("ended"),
+    "delete": N_("ended or removed"),
     "search": N_("searched"),
     "export": N_("exported"),
     "assign": N_("assigned"),
@@ -120,7 +122,7 @@ VALUES = {
     "reject": N_("refused"),
     "worker": N_("worker"),
     "team_lead": N_("team lead"),
-    "regie": N_("match coordinator (regie)"),
+    "regie": N_("the municipality's regie role"),
     "privacy_officer": N_("privacy officer"),
     "partner_admin": N_("partner admin"),
     "service": N_("system"),
@@ -177,7 +179,7 @@ def _report_page(report: dict[str, Any], language: str) -> str:
         )
         return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
 
-    title = _("Data subject access report")
+    title = _("Access report of a data subject")
     summary = _("Request {request}, made {generated}, from {entries} audit log entries.").format(
         request=report["request_id"],
         generated=moment(datetime.fromisoformat(report["generated_at"]), language),

@@ -192,7 +192,7 @@ def routes(
         content = json.loads(found)
         if printable:
             try:
-                language = language_of(request.query_params.get("lang"))
+                language = language_of(request.query_params.get("lang"), "the lang parameter")
             except UnknownLanguage as unknown:
                 raise Denied(400, str(unknown)) from None
             return HTMLResponse(report_html(content, language))

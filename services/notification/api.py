@@ -446,26 +446,28 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
         require(principal, Role.TEAM_LEAD, Role.REGIE)
         late: list[dict[str, Any]] = []
         quiet: list[dict[str, Any]] = []
+        disclosed: set[str] = set()
         async with runtime.pool.acquire() as conn, conn.transaction():
             if principal.has(Role.TEAM_LEAD):
                 teams = await roster.teams_led_by(conn, principal.user_id)
-                late += (await store.overdue_overview(conn, teams, OVERVIEW_LIMIT))[0]
+                late, _, disclosed = await store.overdue_overview(conn, teams, OVERVIEW_LIMIT)
             if principal.has(Role.REGIE):
-                of_regie, quiet = await store.overdue_overview(conn, None, OVERVIEW_LIMIT)
-                late += of_regie
+                of_regie, quiet, more = await store.overdue_overview(conn, None, OVERVIEW_LIMIT)
+                late = sorted([*late, *of_regie], key=lambda i: i["escalated_at"], reverse=True)
+                disclosed |= more
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
                 object_type="overdue-overview",
-                # It shows each item's match and the workers to chase: its children's.
-                subjects=await store.about_many(
-                    conn, sorted({uuid.UUID(i["match_id"]) for i in (*late, *quiet)})
-                ),
+                # Each late alert's own children; each quiet match's (whom to chase).
+                subjects=sorted(disclosed),
                 actor=actor(principal),
                 purpose="inbox: follow up what is past its period "
                 f"({len(late)} alerts, {len(quiet)} matches)",
             )
-        return JSONResponse({"late": late, "quiet": quiet, "limit": OVERVIEW_LIMIT})
+        return JSONResponse(
+            {"late": late[:OVERVIEW_LIMIT], "quiet": quiet, "limit": OVERVIEW_LIMIT}
+        )
 
     async def trend_wijken(conn: Any, principal: Principal) -> list[str]:
         """The wijken whose counts a user sees: all for the regie role, a team lead's

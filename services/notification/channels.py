@@ -8,6 +8,7 @@ e-mail only points to the inbox, where the worker signs in to read the alert.
 from __future__ import annotations
 
 import random
+import textwrap
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -80,7 +81,8 @@ def email_body(cases: int, notices: int, overdue: int, inbox_url: str) -> str:
         ]
     with use_language("en"):
         body.append(english + " " + _("Open your inbox to read them."))
-    return "\n".join(body) + "\n"
+    # Plain text, lines of at most 78 characters (RFC 5322); the link stays whole.
+    return "\n".join(textwrap.fill(line, 78, break_long_words=False) for line in body) + "\n"
 
 
 class DeliveryFailed(Exception):

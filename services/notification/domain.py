@@ -347,12 +347,12 @@ def _overdue(
 def unacknowledged_overdue(
     late_alert: uuid.UUID,
     match_id: uuid.UUID,
-    lead: WorkerContact | None,
+    leads: Sequence[WorkerContact],
     regie: Sequence[WorkerContact],
 ) -> list[Overdue]:
     """An alert nobody acknowledged in time goes on the overview of the match's team
-    lead (the regie role's when the team has none); once per late alert."""
-    to = [lead] if lead else list(regie)
+    leads (the regie role's when the team has none); once per late alert."""
+    to = list(leads) or list(regie)
     return [_overdue(OverdueKind.UNACKNOWLEDGED, who, match_id, late_alert) for who in to]
 
 

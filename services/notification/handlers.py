@@ -654,10 +654,10 @@ class Notifier:
             for row in late:
                 if not overdue(row["issued_at"], periods.alert_unacknowledged_working_days, now):
                     continue
-                lead = await roster.team_lead(conn, row["team_id"]) if row["team_id"] else None
+                leads = await roster.team_leads(conn, row["team_id"]) if row["team_id"] else []
                 await self.put_on_overview(
                     conn,
-                    unacknowledged_overdue(row["alert_id"], row["match_id"], lead, regie),
+                    unacknowledged_overdue(row["alert_id"], row["match_id"], leads, regie),
                     # About the children the late alert was about.
                     list(row["subjects"]),
                     f"notification: alert {row['alert_id']} was not acknowledged in time",

@@ -271,13 +271,13 @@ async def person(conn: Conn, user_id: str) -> WorkerContact | None:
     return None if row is None else contact(row)
 
 
-async def team_lead(conn: Conn, team_id: str) -> WorkerContact | None:
-    row = await conn.fetchrow(
+async def team_leads(conn: Conn, team_id: str) -> list[WorkerContact]:
+    rows = await conn.fetch(
         "SELECT user_id, name, email, phone FROM members"
-        " WHERE team_id = $1 AND role = 'team_lead' AND active ORDER BY user_id LIMIT 1",
+        " WHERE team_id = $1 AND role = 'team_lead' AND active ORDER BY user_id",
         team_id,
     )
-    return None if row is None else contact(row)
+    return [contact(r) for r in rows]
 
 
 async def regie(conn: Conn) -> list[WorkerContact]:

@@ -625,14 +625,15 @@ async def queue_overdue(conn: Conn, items: Sequence[Overdue]) -> None:
 
 async def overdue_overview(
     conn: Conn, teams: Sequence[str] | None, limit: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[str]]:
     """What is past its period and still open: the alerts nobody acknowledged in time,
     with the worker who did not (of `teams`' matches; None: the regie role's, the
     matches of teams without a lead), and the matches without contact in time, with whom
-    to chase (the coordinator; the workers when there is none; the regie role only)."""
+    to chase (the coordinator; the workers when there is none; the regie role only).
+    Also whom it discloses: each late alert's own children, each quiet match's."""
     late = await conn.fetch(
         "SELECT a.alert_id, a.match_id, m.kind, m.team_id, a.part, a.recipient, a.issued_at,"
-        " a.escalated_at FROM alerts a JOIN matches m USING (match_id)"
+        " a.escalated_at, a.subjects FROM alerts a JOIN matches m USING (match_id)"
         " WHERE a.escalated_at IS NOT NULL AND a.acknowledged_at IS NULL AND m.state = 'open'"
         " AND CASE WHEN $1::text[] IS NULL THEN NOT EXISTS (SELECT 1 FROM members l"
         "  WHERE l.team_id = m.team_id AND l.role = 'team_lead' AND l.active)"
@@ -656,6 +657,8 @@ async def overdue_overview(
             limit,
         )
     )
+    disclosed = {s for r in late for s in r["subjects"]}
+    disclosed.update(await about_many(conn, [r["match_id"] for r in quiet]))
     return (
         [
             {
@@ -681,6 +684,7 @@ async def overdue_overview(
             }
             for r in quiet
         ],
+        disclosed,
     )
 
 
@@ -758,6 +762,17 @@ async def compose_digest(conn: Conn, recipient_id: str, target: str) -> uuid.UUI
     many cases changed, how many notices without a case, how many things are past their
     period) and one e-mail delivery; None if nothing waited."""
     digest_id = uuid.uuid4()
+    # What was followed up meanwhile (acknowledged, contact made, closed) is no longer on
+    # the overview: it is not told of.
+    await conn.execute(
+        "DELETE FROM overdue_items o"
+        " WHERE o.recipient_id = $1 AND o.target = $2 AND o.digest_id IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM matches m LEFT JOIN alerts a ON a.alert_id = o.alert_id"
+        "  WHERE m.match_id = o.match_id AND m.state = 'open' AND CASE WHEN o.alert_id IS NULL"
+        "  THEN m.contact_made_at IS NULL ELSE a.acknowledged_at IS NULL END)",
+        recipient_id,
+        target,
+    )
     await conn.execute(
         "INSERT INTO digests (digest_id, recipient_id) VALUES ($1, $2)", digest_id, recipient_id
     )

@@ -247,6 +247,11 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
     )
     assert {i["match_id"] for i in of_lead["late"]} == {alert["match_id"]}
     assert of_lead["quiet"] == [] and of_regie["late"] == []
+    # Another team's lead sees none of it.
+    elsewhere = auth(settings, "teamlead-zuid")
+    assert await get_json(f"{notification}/api/overdue", headers=elsewhere) == {
+        "late": [], "quiet": [], "limit": 500,
+    }  # fmt: skip
     assert [w["worker_id"] for w in of_regie["quiet"][0]["chase"]] == [coordinator]
     # An overview, not an alert per late alert or quiet match ...
     for who in (lead, regie):
@@ -257,8 +262,8 @@ async def test_e_mail_and_webhook_arrive_after_an_outage_and_late_alerts_escalat
         m.get_payload(decode=True).decode()  # type: ignore[union-attr]
         for m in mailed
     )
-    assert "3 punten op uw overzicht over de termijn" in lead_mail
-    assert "1 punt op uw overzicht over de termijn" in regie_mail
+    assert "3 punten op uw overzicht zijn over de termijn" in lead_mail
+    assert "1 punt op uw overzicht is over de termijn" in regie_mail
     for body in (lead_mail, regie_mail):
         assert coordinator not in body and "juf-anouk" not in body and child not in body
     # Reading the overview is in the log, about the child (for its access report).
@@ -391,7 +396,9 @@ async def test_a_worker_with_many_new_cases_gets_one_digest_and_sees_which_youth
         "--config", str(secrets.partner_config(JGZ)),
     )  # fmt: skip
     assert code == 0, err
-    assert re.search(rf"{JGZ}\.csv regel [2-7], gesignaleerd ", out), out
+    # In Dutch, the time in Amsterdam's: "jgz-bos.csv regel 3, geregistreerd 2 december ..."
+    when = r"\d{1,2} [a-z]+ 20\d\d \d\d:\d\d"
+    assert re.search(rf"{JGZ}\.csv regel [2-7], geregistreerd {when},", out), out
     # Nor does anyone else see them: the coordinator's view of the match has none.
     coordinator = theirs["alerts"][0]["coordinator"]["worker_id"]
     lead = auth(settings, coordinator, Role.WORKER)

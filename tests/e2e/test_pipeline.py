@@ -240,7 +240,7 @@ async def test_a_partner_export_becomes_a_match_and_alerts_without_any_bsn_leavi
             school = await send(SCHOOL, school_csv)
             assert (school.sent, school.rejected) == (1, 1)
             assert school.rejects[0].line == 3
-            assert "child_bsn is not a valid BSN" in school.rejects[0].reason
+            assert "child_bsn is geen geldig BSN" in school.rejects[0].reason
 
             async def registered(n: int) -> bool:
                 summary = await get_json(f"{services['matching']}/matches/summary")

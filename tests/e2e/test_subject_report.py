@@ -129,7 +129,7 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
         await expect(frame.locator("body")).to_contain_text("JGZ Voorbeeldrade")
         await expect(frame.locator("body")).to_contain_text("Basisschool De Regenboog")
         # In the page's language, Dutch: headings, values and Amsterdam times.
-        await expect(frame.locator("h1")).to_have_text("Inzageverzoek van een betrokkene")
+        await expect(frame.locator("h1")).to_have_text("Inzagerapport van een betrokkene")
         await expect(frame.locator("body")).to_contain_text("Medewerkers die zijn geïnformeerd")
         await expect(frame.locator("body")).to_contain_text(
             re.compile(r"\d{1,2} (januari|februari|maart|april|mei|juni|juli|augustus|"

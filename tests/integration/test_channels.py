@@ -31,10 +31,11 @@ In Vroegsignaal: 4 zaken zijn gewijzigd en 1 melding sinds ons vorige bericht.
 Open uw inbox om ze te lezen:
 {INBOX}
 
-Dit bericht bevat bewust geen details; die leest u alleen in de inbox. U krijgt
-hoogstens één zo'n bericht per periode, hoeveel er ook verandert.
+Dit bericht bevat bewust geen details; die leest u alleen in de inbox. U
+krijgt hoogstens één zo'n bericht per periode, hoeveel er ook verandert.
 
-In Vroegsignaal: 4 cases changed and 1 notice since our last message. Open your inbox to read them.
+In Vroegsignaal: 4 cases changed and 1 notice since our last message. Open
+your inbox to read them.
 """
 
 SECRET = bytes(range(32))

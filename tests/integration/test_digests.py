@@ -1,7 +1,8 @@
 """Digest e-mails against a real PostgreSQL: many alerts for one worker become one
 e-mail delivery per policy interval, saying how many cases changed; a case new to the
 worker goes sooner when the policy says so; an erased alert leaves no trace in a digest
-still to come; instances never compose the same digest twice."""
+still to come; instances never compose the same digest twice; what is past its period on
+a team lead's overview is a count in their digest, and goes with its alert or match."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ import pytest
 
 from services.notification import store
 from services.notification.delivery import BATCH, DIGEST_LOCK, DigestComposer
-from services.notification.domain import Alert, Part, alert_id
+from services.notification.domain import (
+    Alert,
+    Part,
+    alert_id,
+    no_contact_overdue,
+    unacknowledged_overdue,
+)
 from shared.contracts import MatchKind, WorkerContact
 from shared.db import create_pool, migrate, migration_files
 from shared.policy import DigestPolicy
@@ -181,3 +188,81 @@ async def test_old_digests_go_with_their_items_but_not_one_still_to_be_sent(
         # Anna's item went with her digest: it is not queued again.
         assert await conn.fetchval("SELECT count(*) FROM digest_items") == 1
     assert await DigestComposer(lambda: pool, POLICY).run_once() == 0
+
+
+LEAD = WorkerContact(worker_id="lead", display_name="Ingrid", email="lead@voorbeeldrade.example")
+
+
+async def open_match(pool: asyncpg.Pool) -> uuid.UUID:
+    """An open match in notification's tables, its one party a child 'subject-<id>'."""
+    match_id = uuid.uuid4()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO matches (match_id, kind, subject, wijk, team_id, raised_at)"
+            " VALUES ($1, 'person', $2, 'WK079701', 'jgt-noord', now())",
+            match_id,
+            f"subject-{match_id}",
+        )
+        await conn.execute(
+            "INSERT INTO match_parties (match_id, registration_id, worker_id, worker,"
+            " organisation, subject) VALUES ($1, $2, 'anna', $3, 'School', $4)",
+            match_id,
+            uuid.uuid4(),
+            ANNA.model_dump_json(),
+            f"subject-{match_id}",
+        )
+    return match_id
+
+
+async def test_what_is_past_its_period_is_a_count_in_the_digest_and_goes_with_its_alert(
+    pool: asyncpg.Pool,
+) -> None:
+    cases = [await open_match(pool) for _ in range(5)]
+    late_case, quiet_case, followed_case, erased_case, contacted_case = cases
+    late = await tell(pool, ANNA, late_case, "raised")
+    followed = await tell(pool, ANNA, followed_case, "raised")
+    erased = await tell(pool, ANNA, erased_case, "raised")
+    async with pool.acquire() as conn, conn.transaction():
+        await store.queue_overdue(
+            conn,
+            [
+                *unacknowledged_overdue(late.alert_id, late_case, [LEAD], []),
+                *no_contact_overdue(quiet_case, [LEAD]),
+                *unacknowledged_overdue(followed.alert_id, followed_case, [LEAD], []),
+                *unacknowledged_overdue(erased.alert_id, erased_case, [LEAD], []),
+                *no_contact_overdue(contacted_case, [LEAD]),
+            ],
+        )
+        # Queued twice (a redelivered run): still one item each.
+        await store.queue_overdue(conn, no_contact_overdue(quiet_case, [LEAD]))
+        # Followed up before the digest: Anna acknowledged; contact made. Erased: the alert
+        # went.
+        await conn.execute(
+            "UPDATE alerts SET acknowledged_at = now() WHERE alert_id = $1", followed.alert_id
+        )
+        await conn.execute("DELETE FROM alerts WHERE alert_id = $1", erased.alert_id)
+        await conn.execute(
+            "UPDATE matches SET contact_made_at = now() WHERE match_id = $1", contacted_case
+        )
+        assert await conn.fetchval("SELECT count(*) FROM overdue_items") == 4
+    await DigestComposer(lambda: pool, POLICY).run_once()
+    async with pool.acquire() as conn, conn.transaction():
+        (lead_mail,) = [
+            d for d in await store.claim_deliveries(conn, BATCH, 60) if d["recipient_id"] == "lead"
+        ]
+    # The late alert and the quiet match; not what was followed up or erased meanwhile.
+    assert (lead_mail["cases"], lead_mail["notices"], lead_mail["overdue"]) == (0, 0, 2)
+    # In the log, the e-mail is about the late alert's child and the quiet match's.
+    assert sorted(lead_mail["subjects"]) == sorted(
+        [f"subject-{late_case}", f"subject-{quiet_case}"]
+    )
+    # A match that goes (erasure, retention) takes its items along.
+    async with pool.acquire() as conn:
+        await store.forget_matches(conn, [quiet_case, late_case])
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM overdue_items WHERE match_id = ANY($1)",
+                [quiet_case, late_case],
+            )
+            == 0
+        )

@@ -51,20 +51,19 @@ def test_the_email_says_how_many_cases_changed_and_nothing_else() -> None:
     channel = EmailChannel("localhost", 25, "vroegsignaal@voorbeeldrade.example", "https://inbox")
     body = channel.message("anna@voorbeeldrade.example", "d-1", 3, 1).get_content()
     assert "3 zaken zijn gewijzigd" in body and "https://inbox" in body
-    assert "Open your inbox to read them." in body  # the English below the Dutch
+    assert "Open\nyour inbox to read them." in body  # the English below the Dutch, wrapped
     # A team lead's overview: past their period, a count and nothing more.
     dutch, english = digest_text(0, 0, 2)
-    assert (
-        dutch
-        == "In Vroegsignaal: 2 punten op uw overzicht over de termijn sinds ons vorige bericht."
+    assert dutch == (
+        "In Vroegsignaal: 2 punten op uw overzicht zijn over de termijn sinds ons vorige bericht."
     )
     assert (
         english
         == "In Vroegsignaal: 2 items on your overview past their period since our last message."
     )
     assert digest_text(1, 2, 1)[0] == (
-        "In Vroegsignaal: 1 zaak is gewijzigd, 2 meldingen en 1 punt op uw overzicht over de"
-        " termijn sinds ons vorige bericht."
+        "In Vroegsignaal: 1 zaak is gewijzigd, 2 meldingen en 1 punt op uw overzicht is over"
+        " de termijn sinds ons vorige bericht."
     )
     assert digest_text(0, 0)[0] == "Er staat iets nieuws voor u klaar in Vroegsignaal."
 

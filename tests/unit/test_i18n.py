@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextvars
 import re
 import string
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,14 +110,14 @@ def test_the_partner_command_line_speaks_dutch_and_english_on_request(tmp_path: 
     missing = tmp_path / "nowhere.yaml"
     dutch = invoke("partner", "lookup", "not-a-number", "--config", str(missing))
     assert dutch.exit_code == 1
-    assert "fout: 'not-a-number' is geen signaleringsnummer" in dutch.output
+    assert "fout: 'not-a-number' is geen registratienummer" in dutch.output
     english = invoke(
         "partner", "--language", "en", "lookup", "not-a-number", "--config", str(missing)
     )
     assert "error: 'not-a-number' is not a registration number" in english.output
     unknown = invoke("partner", "--language", "fr", "keygen")
     assert unknown.exit_code == 1
-    assert "unknown language 'fr'" in unknown.output
+    assert "onbekende taal 'fr': kies een van nl, en" in unknown.output
     assert "signing_key" not in unknown.output
 
 
@@ -154,15 +155,34 @@ def test_the_printable_access_report_is_dutch_unless_asked_and_escapes_every_val
     }
     dutch = report_html(report)
     assert "<html lang=nl>" in dutch
-    assert "<h1>Inzageverzoek van een betrokkene</h1>" in dutch
+    assert "<h1>Inzagerapport van een betrokkene</h1>" in dutch
     assert "opgesteld 2 december 2026 14:05, uit 3 regels van het auditlog" in dutch
-    assert "<th scope=col>Gesignaleerd</th>" in dutch
+    assert "<th scope=col>Geregistreerd</th>" in dutch
     assert "<td>30 november 2026 09:00</td>" in dutch
     assert "<td>gezin</td>" in dutch and "<td>-</td>" in dutch  # a family match, not ended
     assert "<td>functionaris gegevensbescherming</td><td>Gemeente</td><td>ingezien</td>" in dutch
     assert "<td>Geen.</td>" not in dutch and "<p>Geen.</p>" in dutch  # nobody told yet
     assert "&lt;b&gt;School&lt;/b&gt;" in dutch and "<b>School" not in dutch
     english = report_html(report, "en")
-    assert "<h1>Data subject access report</h1>" in english
+    assert "<h1>Access report of a data subject</h1>" in english
     assert "<td>30 November 2026 09:00</td>" in english
     assert "<td>privacy officer</td><td>Gemeente</td><td>read</td>" in english
+
+
+def test_the_access_report_counts_a_line_on_an_overview_as_being_told() -> None:
+    from services.audit.report import subject_report
+    from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome
+
+    told = AuditEvent(
+        action=AuditAction.NOTIFY,
+        outcome=AuditOutcome.SUCCESS,
+        actor=AuditActor(actor_id="notification", role="service"),
+        on_behalf_of="teamlead-noord",
+        subjects=["ab" * 32],
+        object_type="overdue",
+        source_system="notification",
+        source_instance="n-1",
+        purpose="notification: alert x was not acknowledged in time",
+    )
+    report = subject_report(uuid.uuid4(), [told], datetime.now(UTC))
+    assert [t["worker"] for t in report["workers_told"]] == ["teamlead-noord"]

@@ -196,14 +196,16 @@ def test_working_days_are_dutch_days() -> None:
 def test_an_unacknowledged_alert_goes_on_the_team_leads_overview_or_else_the_regie_roles() -> None:
     lead, regie = worker("lead"), [worker("r1"), worker("r2")]
     late_alert = uuid.uuid4()
-    (to_lead,) = unacknowledged_overdue(late_alert, MATCH, lead, regie)
+    (to_lead,) = unacknowledged_overdue(late_alert, MATCH, [lead], regie)
     assert (to_lead.recipient, to_lead.kind) == (lead, OverdueKind.UNACKNOWLEDGED)
     assert (to_lead.match_id, to_lead.alert_id) == (MATCH, late_alert)
-    without_lead = unacknowledged_overdue(late_alert, MATCH, None, regie)
+    without_lead = unacknowledged_overdue(late_alert, MATCH, [], regie)
     assert [i.recipient.worker_id for i in without_lead] == ["r1", "r2"]
     # Once per late alert: the same alert is the same item, another alert another one.
-    assert unacknowledged_overdue(late_alert, MATCH, lead, regie) == [to_lead]
-    (other,) = unacknowledged_overdue(uuid.uuid4(), MATCH, lead, regie)
+    assert unacknowledged_overdue(late_alert, MATCH, [lead], regie) == [to_lead]
+    (other,) = unacknowledged_overdue(uuid.uuid4(), MATCH, [lead], regie)
+    both = unacknowledged_overdue(late_alert, MATCH, [lead, worker("lead2")], regie)
+    assert [i.recipient.worker_id for i in both] == ["lead", "lead2"]  # each lead's overview
     assert other.item_id != to_lead.item_id
 
 

@@ -8,13 +8,13 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shared.i18n import LANGUAGES, UnknownLanguage, _, choose
+from shared.i18n import AMSTERDAM, LANGUAGES, UnknownLanguage, _, choose, moment
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ def language(
         typer.Option(
             "--language",
             envvar="VS_LANGUAGE",
-            help=_("The language of the messages: {choices}.").format(choices=", ".join(LANGUAGES)),
+            help=_("The language of what this command says: {choices}.").format(
+                choices=", ".join(LANGUAGES)
+            ),
         ),
     ] = None,
 ) -> None:
@@ -75,7 +77,9 @@ def _as_partner(config: Path, action: Callable[[Any], Awaitable[Any]]) -> Any:
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    """Today where the partner is: a row of this morning is not 'in the future' before
+    02:00 Amsterdam time, nor a youth's 23rd-birthday month a day early at a month end."""
+    return datetime.now(AMSTERDAM).date()
 
 
 @partner_app.command(
@@ -208,7 +212,7 @@ def partner_lookup(
                 number=number,
                 export=r["export"],
                 line=r["line"],
-                registered=r["registered_at"],
+                registered=moment(datetime.fromisoformat(r["registered_at"])),
                 reference=r["reference"] or _("(none)"),
                 row=r["row"],
             )

@@ -46,10 +46,18 @@ class IntakeKeys(BaseModel):
     @model_validator(mode="after")
     def _current_is_listed(self) -> IntakeKeys:
         if self.current not in self.public_keys:
-            raise ValueError(f"intake_keys.current {self.current!r} is not in public_keys")
+            raise ValueError(
+                _("intake_keys.current {current} is not in public_keys").format(
+                    current=repr(self.current)
+                )
+            )
         for version, key in self.public_keys.items():
             if len(bytes.fromhex(key)) != 32:
-                raise ValueError(f"intake_keys.public_keys.{version} is not 32 bytes hex")
+                raise ValueError(
+                    _("intake_keys.public_keys.{version} is not 32 bytes hex").format(
+                        version=version
+                    )
+                )
         return self
 
 

@@ -37,6 +37,7 @@ from shared.contracts import (
     scoped_id,
 )
 from shared.envelope import SEALED_TO_HEADER, public_key_of, seal
+from shared.i18n import _
 from vroegsignaal.partner.bsn import is_valid_bsn
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
@@ -369,6 +370,6 @@ def write_rejects(path: Path, rejects: Iterable[RejectedRow]) -> None:
     """line,reason per rejected row: enough to find and fix it, never its content."""
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["line", "reason"])
+        writer.writerow([_("line"), _("reason")])
         for reject in rejects:
             writer.writerow([reject.line, reject.reason])

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from shared.contracts import Topics
+from shared.i18n import _
 from shared.kafka import create_broker
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
@@ -50,9 +51,11 @@ def send_with_progress(export: Path, today: date) -> Action:
     async def send(producer: PartnerProducer) -> Summary:
         total = sum(1 for _ in read_rows(export))
         with Progress(
-            TextColumn("sending"),
+            TextColumn(_("sending")),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} rows"),
+            TextColumn(
+                _("{done}/{total} rows").format(done="{task.completed}", total="{task.total}")
+            ),
             TimeRemainingColumn(),
             transient=True,
         ) as progress:
