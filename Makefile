@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench chaos soak lint typecheck schemas catalogue clean stop help browser
+.PHONY: install run test unit bench chaos soak lint typecheck schemas catalogue clean stop help browser
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
 	@echo "make test   lint, type-check and run every test against a real Kafka and PostgreSQL"
+	@echo "make unit   the fast tests alone (no Kafka, no PostgreSQL)"
 	@echo "make stop   stop processes left over from a killed 'make run'"
 	@echo "make bench  matching's cost per signal at 10^4 and 10^6 stored registrations"
 	@echo "make soak   30 minutes at 50 signals/s; fails if memory grows or a backlog keeps growing"
@@ -51,6 +52,12 @@ soak: install
 lint: install
 	$(BIN)/ruff check services shared vroegsignaal tests
 	$(BIN)/ruff format --check services shared vroegsignaal tests
+	$(BIN)/lint-imports
+
+# The fast tests alone: the rules, without Kafka or PostgreSQL (a test that asks for them
+# fails and says where it belongs).
+unit: install
+	VS_TESTS_NO_INFRA=1 $(BIN)/pytest -q -p no:cacheprovider -m 'not slow' tests/unit
 
 typecheck: install
 	$(BIN)/mypy

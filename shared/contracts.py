@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -136,11 +136,19 @@ class Contract(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # The field whose value is the event's Kafka key: events that must stay in order
+    # share it (the same subject, match key, wijk). Every contract names its own; a unit
+    # test holds each to it.
+    partition_by: ClassVar[str]
+
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def partition_key(self) -> bytes:
+        return str(getattr(self, type(self).partition_by)).encode()
 
     @classmethod
     def version(cls) -> int:
@@ -184,6 +192,8 @@ class SignalRegistered(Contract):
     Version 2: the month the youth turns 23 replaces version 1's day (`age_cutoff`).
     Version 3: the partner's own `reference` (optional).
     """
+
+    partition_by: ClassVar[str] = "subject"
 
     schema_version: Literal[3] = 3  # type: ignore[assignment]
 
@@ -249,6 +259,8 @@ class SignalWithdrawn(Contract):
     """A partner withdraws one of its registrations (on its own topic, signed like a
     SignalRegistered, with the header `vs-event-type: SignalWithdrawn`)."""
 
+    partition_by: ClassVar[str] = "subject"
+
     partner_id: PartnerId
     withdraws: uuid.UUID = Field(description="event_id of the SignalRegistered it withdraws")
     subject: Pseudonym = Field(description="the partner pseudonym, for the message key")
@@ -260,6 +272,8 @@ class ErasureRequested(Contract):
     """A partner passes on a data subject's request for erasure (AVG art. 17), signed, with
     the header `vs-event-type: ErasureRequested`."""
 
+    partition_by: ClassVar[str] = "subject"
+
     partner_id: PartnerId
     subject: Pseudonym = Field(description="the partner pseudonym")
     sent_at: AwareDatetime = Field(default_factory=utcnow)
@@ -269,6 +283,8 @@ class SubjectReportRequested(Contract):
     """A partner passes on a data subject's access request (AVG art. 15), signed, with the
     header `vs-event-type: SubjectReportRequested`; the BSN never leaves the partner."""
 
+    partition_by: ClassVar[str] = "subject"
+
     partner_id: PartnerId
     subject: Pseudonym = Field(description="the partner pseudonym")
     sent_at: AwareDatetime = Field(default_factory=utcnow)
@@ -276,6 +292,8 @@ class SubjectReportRequested(Contract):
 
 class SubjectReportRequest(Contract):
     """Intake's word to audit: report what the log holds about this subject."""
+
+    partition_by: ClassVar[str] = "subject"
 
     request_id: uuid.UUID
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
@@ -289,6 +307,8 @@ class SubjectErased(Contract):
     organisations' registrations stay until the privacy officer approves erasing the
     subject as a whole (`SubjectErasureApproved`). Version 2: version 1 erased the
     subject as a whole on any one partner's word."""
+
+    partition_by: ClassVar[str] = "subject"
 
     schema_version: Literal[2] = 2  # type: ignore[assignment]
     request_id: uuid.UUID = Field(description="intake's id of the partner's request")
@@ -314,6 +334,8 @@ class ErasureReviewRequested(Contract):
     the privacy officer's decision (listed on the privacy officer's page and in the CLI).
     Counts only: which organisations, and what they registered, stay in matching."""
 
+    partition_by: ClassVar[str] = "subject"
+
     request_id: uuid.UUID = Field(description="the SubjectErased request it follows")
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
     partner_id: PartnerId = Field(description="the partner that passed the request on")
@@ -325,6 +347,8 @@ class ErasureReviewRequested(Contract):
 class SubjectErasureApproved(Contract):
     """The privacy officer approved erasing a subject as a whole (audit to matching):
     every registration of every organisation ends and the subject's data key is shredded."""
+
+    partition_by: ClassVar[str] = "subject"
 
     request_id: uuid.UUID = Field(description="the erasure request it decides")
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
@@ -338,6 +362,8 @@ class SubjectShredded(Contract):
     Matching tells notification on every path that shreds; the keystore tool tells
     matching, which then ends what is left of the subject and tells notification."""
 
+    partition_by: ClassVar[str] = "subject"
+
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
     reason: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
     registrations: list[uuid.UUID] = Field(
@@ -348,6 +374,8 @@ class SubjectShredded(Contract):
 
 class RegistrationWithdrawn(Contract):
     """Intake's word to matching that a registration was withdrawn by its partner."""
+
+    partition_by: ClassVar[str] = "subject"
 
     registration_id: uuid.UUID
     subject: Pseudonym = Field(description="the matching-domain pseudonym")
@@ -362,6 +390,8 @@ class SignalAccepted(Contract):
     Its personal fields (worker, wijk, family links) travel sealed: shredding the
     subject's data key erases every copy of them. Version 2: the month of the age limit.
     """
+
+    partition_by: ClassVar[str] = "subject"
 
     schema_version: Literal[2] = 2  # type: ignore[assignment]
 
@@ -381,6 +411,8 @@ class SignalAccepted(Contract):
 class WijkTrendRaised(Contract):
     """A theme rises clearly above its own baseline in a wijk: for the wijk's team lead."""
 
+    partition_by: ClassVar[str] = "wijk"
+
     wijk: WijkCode
     theme: Category
     window: str
@@ -397,6 +429,8 @@ class WijkThemeCounted(Contract):
     publishes the cells that changed on a schedule, shuffled, on `aggregates.wijk-theme`;
     matching republishes them for the team leads' chart. Only cells of at least k
     children ever leave intake (rule 12): nothing under k travels anywhere."""
+
+    partition_by: ClassVar[str] = "wijk"
 
     wijk: WijkCode
     theme: Category
@@ -485,6 +519,8 @@ class MatchRaised(Contract):
     Version 2: a family match is sealed under its family cluster's key, and each contact
     names its registration's subject (inside the seal)."""
 
+    partition_by: ClassVar[str] = "key"
+
     schema_version: Literal[2] = 2  # type: ignore[assignment]
     match_id: uuid.UUID
     kind: MatchKind
@@ -502,6 +538,8 @@ class MatchJoined(Contract):
 
     Version 2: as MatchRaised's."""
 
+    partition_by: ClassVar[str] = "key"
+
     schema_version: Literal[2] = 2  # type: ignore[assignment]
     match_id: uuid.UUID
     kind: MatchKind
@@ -518,6 +556,8 @@ class MatchJoined(Contract):
 class MatchDissolved(Contract):
     """A match no longer holds (withdrawal, expiry, the age limit, erasure, a merge)."""
 
+    partition_by: ClassVar[str] = "key"
+
     match_id: uuid.UUID
     kind: MatchKind
     key: MatchKey
@@ -532,6 +572,8 @@ class MatchLeft(Contract):
     """Registrations of a match ended (withdrawn, expired, erased) while the match goes
     on: their workers are no longer party to it."""
 
+    partition_by: ClassVar[str] = "key"
+
     match_id: uuid.UUID
     kind: MatchKind
     key: MatchKey
@@ -544,6 +586,8 @@ class MatchLeft(Contract):
 
 class CoordinationTransferred(Contract):
     """A registration in another wijk moved coordination to that wijk's team (rule 9)."""
+
+    partition_by: ClassVar[str] = "key"
 
     match_id: uuid.UUID
     kind: MatchKind
@@ -558,6 +602,8 @@ class CoordinationTransferred(Contract):
 class EarlierInvolvementNoticed(Contract):
     """Rule 6: a new registration on a subject with archived registrations gets a one-time
     notice that there was earlier involvement, and of which organisations."""
+
+    partition_by: ClassVar[str] = "subject"
 
     registration_id: uuid.UUID
     subject: Pseudonym
@@ -583,6 +629,8 @@ class SealedTransfer(BaseModel):
 class AlertIssued(Contract):
     """That an alert went to a recipient, for other systems to count and follow: ids
     only. Whom to contact stays in the inbox, so nothing on this topic needs shredding."""
+
+    partition_by: ClassVar[str] = "match_id"
 
     alert_id: uuid.UUID
     match_id: uuid.UUID | None = Field(description="None for an earlier-involvement notice")
@@ -627,6 +675,12 @@ class AuditActor(BaseModel):
 class AuditEvent(Contract):
     """One entry of the access log, in the spirit of NEN 7513. No BSN, name or category."""
 
+    partition_by: ClassVar[str] = "subjects"
+
+    def partition_key(self) -> bytes:
+        """Its first subject's (the order of one person's log entries), else its kind."""
+        return (self.subjects[0] if self.subjects else self.object_type).encode()
+
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
     action: AuditAction
     outcome: AuditOutcome
@@ -645,6 +699,8 @@ class TreeHeadSigned(Contract):
     """A signed head of the audit log's Merkle tree, published so copies exist outside
     the audit database. The signature (Ed25519) covers context, size, time and root."""
 
+    partition_by: ClassVar[str] = "event_id"
+
     size: int = Field(ge=0)
     root: str = Field(pattern=r"^[0-9a-f]{64}$")
     signed_at: AwareDatetime
@@ -657,6 +713,8 @@ class DeadLetter(Contract):
     a keyed digest. Never the original in clear (it may hold a theme next to a person):
     that is kept only sealed to the dead-letter key, for the partner to get it back.
     Version 2: version 1 kept the original bytes in clear."""
+
+    partition_by: ClassVar[str] = "event_id"
 
     schema_version: Literal[2] = 2  # type: ignore[assignment]
     source_topic: str
@@ -881,32 +939,8 @@ def keyed_id(key: bytes, *parts: str) -> uuid.UUID:
 
 
 def partition_key(event: Contract) -> bytes:
-    """The Kafka key of an event: its subject where it has one, so per-subject order holds."""
-    if isinstance(
-        event,
-        SignalRegistered
-        | SignalAccepted
-        | SignalWithdrawn
-        | RegistrationWithdrawn
-        | EarlierInvolvementNoticed
-        | ErasureRequested
-        | SubjectErased
-        | ErasureReviewRequested
-        | SubjectErasureApproved
-        | SubjectShredded
-        | SubjectReportRequested
-        | SubjectReportRequest,
-    ):
-        return event.subject.encode()
-    if isinstance(event, MatchRaised | MatchJoined | MatchDissolved | CoordinationTransferred):
-        return event.key.encode()
-    if isinstance(event, AlertIssued):
-        return str(event.match_id).encode()
-    if isinstance(event, WijkThemeCounted | WijkTrendRaised):
-        return event.wijk.encode()
-    if isinstance(event, AuditEvent):
-        return (event.subjects[0] if event.subjects else event.object_type).encode()
-    return str(event.event_id).encode()
+    """The Kafka key of an event (its contract's `partition_by`)."""
+    return event.partition_key()
 
 
 class ContractError(ValueError):

@@ -81,6 +81,17 @@ def use_language(language: str) -> Iterator[str]:
         _chosen.reset(token)
 
 
+@contextmanager
+def unchosen() -> Iterator[None]:
+    """No language chosen in this context until the block ends (the environment's or
+    Dutch), whatever a command run inside it chooses for itself."""
+    token = _chosen.set(None)
+    try:
+        yield
+    finally:
+        _chosen.reset(token)
+
+
 def catalogue_path(language: str) -> Path:
     return LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 

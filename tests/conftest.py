@@ -23,6 +23,7 @@ import pytest
 from services.intake.app import load_partners
 from shared.auth import Role
 from shared.contracts import Topics
+from shared.i18n import unchosen
 from shared.kafka import ensure_topics
 from shared.keystore import keys_database_url
 from shared.settings import REPO_ROOT, Settings
@@ -35,8 +36,24 @@ from vroegsignaal.stack.procs import free_port
 from vroegsignaal.stack.secrets import Secrets, init_secrets
 
 
+@pytest.fixture(autouse=True)
+def _no_language_carried_over() -> Iterator[None]:
+    """A command run in-process chooses its language for the rest of its context: none
+    of that reaches the next test."""
+    with unchosen():
+        yield
+
+
+NO_INFRA = "VS_TESTS_NO_INFRA"  # `make unit`: the fast tests, without Kafka or PostgreSQL
+
+
 @pytest.fixture(scope="session")
 def infra(secrets: Secrets) -> Iterator[Infrastructure]:
+    if os.environ.get(NO_INFRA):
+        pytest.fail(
+            f"{NO_INFRA} is set (make unit) and this test needs Kafka and PostgreSQL: "
+            "it belongs in tests/integration or tests/e2e, or should not ask for them"
+        )
     data_dir = Path(tempfile.mkdtemp(prefix="vroegsignaal-test-"))
     data_dir.chmod(0o755)
     ports = Ports(kafka=free_port(), kafka_controller=free_port(), postgres=free_port())

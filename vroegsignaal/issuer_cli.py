@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shared.settings import REPO_ROOT, get_settings
+from vroegsignaal.console import fail
 from vroegsignaal.stack.errors import StackError
 
 issuer_app = typer.Typer(
@@ -22,11 +23,6 @@ UsersFile = Annotated[
 DEFAULT_USERS_FILE = REPO_ROOT / "config" / "demo-users.yaml"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
-
 @issuer_app.command("serve")
 def issuer_serve(users_file: UsersFile = DEFAULT_USERS_FILE) -> None:
     """Run the demo issuer in the foreground: pick a demo user in the browser, no password."""
@@ -37,7 +33,7 @@ def issuer_serve(users_file: UsersFile = DEFAULT_USERS_FILE) -> None:
     try:
         serve(settings, users_file)
     except StackError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @issuer_app.command("token")
@@ -50,16 +46,14 @@ def issuer_token(
 
     settings = get_settings()
     if settings.issuer_key_file is None:
-        raise _fail(
-            "VS_ISSUER_KEY_FILE is not set: name the signing key of the running demo issuer"
-        )
+        raise fail("VS_ISSUER_KEY_FILE is not set: name the signing key of the running demo issuer")
     try:
         users = load_demo_users(users_file)
         if sub not in users:
-            raise _fail(f"no demo user {sub!r} in {users_file}; there are: {', '.join(users)}")
+            raise fail(f"no demo user {sub!r} in {users_file}; there are: {', '.join(users)}")
         token = mint_token(
             settings.issuer_key_file, settings.oidc_issuer, settings.oidc_audience, users[sub]
         )
     except StackError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(token)

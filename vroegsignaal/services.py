@@ -10,9 +10,9 @@ from faststream.asgi.types import ASGIApp
 
 from services.audit import app as audit_app
 from services.intake import app as intake_app
-from services.intake.pseudonymiser import app as pseudonymiser_app
 from services.matching import app as matching_app
 from services.notification import app as notification_app
+from services.pseudonymiser import app as pseudonymiser_app
 from shared.settings import Settings
 
 

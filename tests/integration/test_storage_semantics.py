@@ -344,7 +344,7 @@ async def test_a_partners_daily_budget_holds_across_replicas(settings: Settings)
     more than the budget is evaluated, and a refused request counts nothing."""
     import asyncio
 
-    from services.intake.pseudonymiser import store as oprf_store
+    from services.pseudonymiser import store as oprf_store
 
     replicas = [await create_pool(settings.database_url, "pseudonymiser") for _ in range(2)]
     day = date(2026, 12, 1)
@@ -372,7 +372,7 @@ async def test_the_pseudonymisers_rate_holds_across_replicas(
 ) -> None:
     """Two replicas (two logins of the pseudonymiser's own role) share one bucket per
     partner: what one took, the other cannot take again; it refills with time."""
-    from services.intake.pseudonymiser import store as pseudonymiser_store
+    from services.pseudonymiser import store as pseudonymiser_store
 
     url = login_of(settings.database_url, "pseudonymiser", secrets.database_passwords())
     replicas = [await create_pool(url["DATABASE_URL"], "pseudonymiser") for _ in range(2)]

@@ -11,7 +11,14 @@ import pytest
 from shared.contracts import (
     CONTRACTS,
     SEALED_PAYLOADS,
+    Contract,
     ContractError,
+    CoordinationTransferred,
+    MatchDissolved,
+    MatchJoined,
+    MatchKind,
+    MatchLeft,
+    MatchRaised,
     SignalAccepted,
     SignalRegistered,
     SubjectErased,
@@ -88,6 +95,36 @@ def test_signals_are_keyed_by_subject_so_their_order_holds() -> None:
     subject = pseudonym()
     assert partition_key(signal("school-de-regenboog", subject)) == subject.encode()
     assert partition_key(signal("jgz-voorbeeldrade", subject)) == subject.encode()
+
+
+def _every_contract(base: type[Contract] = Contract) -> list[type[Contract]]:
+    found = []
+    for sub in base.__subclasses__():
+        found += [sub, *_every_contract(sub)]
+    return found
+
+
+def test_every_contract_names_the_field_that_keys_it_and_a_match_keeps_one_key() -> None:
+    contracts = _every_contract()
+    assert set(CONTRACTS) <= set(contracts)
+    for contract in contracts:
+        assert "partition_by" in vars(contract), f"{contract.__name__} names no partition key"
+        assert contract.partition_by in contract.model_fields, contract.__name__
+    # Everything that happens to a match travels under its key, in order: raised,
+    # joined, left, transferred, dissolved (MatchLeft once went under a random key).
+    lifecycle = (MatchRaised, MatchJoined, MatchLeft, CoordinationTransferred, MatchDissolved)
+    assert {c.partition_by for c in lifecycle} == {"key"}
+    key = pseudonym()
+    left = MatchLeft(
+        match_id=uuid.uuid4(),
+        kind=MatchKind.PERSON,
+        key=key,
+        left=[uuid.uuid4()],
+        remaining=[uuid.uuid4()],
+        rule="registration ended (expired)",
+        policy_version="t",
+    )
+    assert partition_key(left) == key.encode()
 
 
 def test_topic_names_carry_the_prefix_and_partner_ids_round_trip() -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -188,6 +189,7 @@ def outcome(attempt: Callable[..., Admission], *args: Any) -> str:
     return "admitted"
 
 
+@pytest.mark.slow  # the fuzz run: in make test, not in make unit
 def test_a_hundred_thousand_hostile_messages_are_refused_with_a_reason_and_stall_nothing() -> None:
     rng = random.Random(20261201)
     seen: Counter[str] = Counter()

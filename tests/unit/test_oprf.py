@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from voprf import ristretto
 
-from services.intake.pseudonymiser.domain import (
+from services.pseudonymiser.domain import (
     DEFAULT_DAILY_BUDGET,
     EvaluationRefused,
     KeyRing,

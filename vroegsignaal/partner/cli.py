@@ -16,6 +16,7 @@ import typer
 
 from shared.i18n import AMSTERDAM, LANGUAGES, UnknownLanguage, _, choose, moment
 from shared.settings import Settings
+from vroegsignaal.console import fail
 
 if TYPE_CHECKING:
     from vroegsignaal.partner.producer import Summary
@@ -45,13 +46,9 @@ def language(
 ) -> None:
     try:
         choose(chosen or "")
-    except UnknownLanguage as exc:
-        raise fail(str(exc)) from None
-
-
-def fail(message: str) -> typer.Exit:
-    typer.secho(_("error: {message}").format(message=message), fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
+    except UnknownLanguage:
+        choose("")  # said in the partner's default language, Dutch
+        raise fail(str(UnknownLanguage(str(chosen)))) from None
 
 
 def _as_partner(config: Path, action: Callable[[Any], Awaitable[Any]]) -> Any:

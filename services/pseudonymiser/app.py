@@ -14,8 +14,8 @@ from typing import Any
 from faststream.asgi import AsgiFastStream, AsgiResponse, Request, get, post
 from prometheus_client import Counter, Gauge
 
-from services.intake.pseudonymiser import store
-from services.intake.pseudonymiser.domain import (
+from services.pseudonymiser import store
+from services.pseudonymiser.domain import (
     SUITE,
     EvaluationRefused,
     KeyRing,
