@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test unit bench chaos soak lint typecheck schemas catalogue clean stop help browser
+.PHONY: install run test unit docs bench chaos soak lint typecheck schemas catalogue clean stop help browser
 
 help:
 	@echo "make run    start Kafka, PostgreSQL, the four services and a simulated municipality"
 	@echo "make test   lint, type-check and run every test against a real Kafka and PostgreSQL"
 	@echo "make unit   the fast tests alone (no Kafka, no PostgreSQL)"
+	@echo "make docs   the documentation by audience as a site, in .local/site/"
 	@echo "make stop   stop processes left over from a killed 'make run'"
 	@echo "make bench  matching's cost per signal at 10^4 and 10^6 stored registrations"
 	@echo "make soak   30 minutes at 50 signals/s; fails if memory grows or a backlog keeps growing"
@@ -54,6 +55,10 @@ lint: install
 	$(BIN)/ruff format --check services shared vroegsignaal tests
 	$(BIN)/lint-imports
 
+# The documentation as a site; warnings are errors, so a broken link between pages fails.
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs .local/site
+
 # The fast tests alone: the rules, without Kafka or PostgreSQL (a test that asks for them
 # fails and says where it belongs).
 unit: install
@@ -76,7 +81,7 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-test: lint typecheck browser
+test: lint typecheck docs browser
 	$(BIN)/vroegsignaal dev prepare
 	$(BIN)/pytest -q -p no:cacheprovider
 

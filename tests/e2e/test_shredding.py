@@ -155,7 +155,7 @@ async def test_shredding_erases_every_copy_and_consumers_treat_it_as_erased(
         "VS_KEK_FILE": str(secrets.kek),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "VS_TOPIC_PREFIX": settings.topic_prefix,
-        # Run where intake's logins are (README), as intake's Kafka principal.
+        # Run where intake's logins are (docs/operator.md), as intake's Kafka principal.
         **(secrets.kafka_env("intake") if settings.kafka_sasl_username else {}),
     }
     # A backup of the key store (its own database), taken before the shredding.

@@ -22,7 +22,7 @@ def secrets_init(
         str | None,
         typer.Option(
             help="One trust domain's keys, for production: pseudonymiser, gateway, keystore, "
-            "audit, deadletter, database or partner (README 'Key ceremony'). Without it: "
+            "audit, deadletter, database or partner (docs/operator.md 'Key ceremony'). Without it: "
             "every domain's in one directory, for a local stack only."
         ),
     ] = None,
@@ -62,7 +62,7 @@ def secrets_init(
         typer.secho(
             "LOCAL STACK ONLY: every trust domain's keys are in this one directory, both "
             "halves of the split trust together. For production make each domain's keys "
-            "on its own with --domain (README 'Key ceremony').",
+            "on its own with --domain (docs/operator.md 'Key ceremony').",
             fg=typer.colors.YELLOW,
             err=True,
         )

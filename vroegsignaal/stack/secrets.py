@@ -437,7 +437,7 @@ def init_secrets(
 ) -> Secrets:
     """The local stack's secrets (`make run`, the tests): every trust domain's keys in one
     directory, both halves of the split trust together. For local development only;
-    production makes each domain's on its own (`secrets init --domain`, README "Key
+    production makes each domain's on its own (`secrets init --domain`, docs/operator.md "Key
     ceremony"). Creates whatever is missing; never overwrites a key."""
     out = Secrets(directory)
     directory.mkdir(parents=True, exist_ok=True)

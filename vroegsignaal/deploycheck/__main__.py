@@ -1,0 +1,5 @@
+"""`python -m vroegsignaal.deploycheck`: what `make deploy-check` runs."""
+
+from vroegsignaal.deploycheck.runner import main
+
+main()

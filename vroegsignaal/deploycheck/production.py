@@ -1,0 +1,78 @@
+"""The production overlay: placeholders the municipality replaces, the image."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from vroegsignaal.deploycheck.manifests import Manifest, ident
+from vroegsignaal.deploycheck.model import PLACEHOLDER, Finding
+
+
+def check_production(docs: Sequence[Manifest]) -> list[Finding]:
+    """What production needs beyond the shape: three of everything, and backups."""
+    findings = []
+    for pool in (d for d in docs if d.get("kind") == "KafkaNodePool"):
+        if int(pool["spec"]["replicas"]) < 3:
+            findings.append(Finding("production", ident(pool), "fewer than 3 Kafka nodes"))
+    clusters = [d for d in docs if d.get("kind") == "Cluster"]
+    for cluster in clusters:
+        if int(cluster["spec"]["instances"]) < 3:
+            findings.append(
+                Finding("production", ident(cluster), "fewer than 3 PostgreSQL instances")
+            )
+        if not (cluster["spec"].get("backup") or cluster["spec"].get("plugins")):
+            findings.append(Finding("production", ident(cluster), "no backup to object storage"))
+    if not any(d.get("kind") == "ScheduledBackup" for d in docs):
+        findings.append(Finding("production", "manifests", "no ScheduledBackup"))
+    if not clusters:
+        findings.append(Finding("production", "manifests", "no PostgreSQL Cluster"))
+    return findings
+
+
+def placeholders(docs: Sequence[Manifest]) -> list[str]:
+    """Every REPLACE-... placeholder left in rendered manifests, as `Kind/name field:
+    value` (a multi-line value, such as a policy file in a ConfigMap, by its first line
+    with REPLACE): the municipality's values still to fill in."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, list):
+            for n, value in enumerate(node):
+                walk(value, f"{where}[{n}]")
+        elif isinstance(node, str) and PLACEHOLDER in node:
+            line = next(x for x in node.splitlines() if PLACEHOLDER in x).strip()
+            found.append(f"{where}: {line[:100]}")
+
+    for doc in docs:
+        before = len(found)
+        walk(doc, "")
+        found[before:] = [f"{ident(doc)} {item}" for item in found[before:]]
+    return found
+
+
+def check_placeholders(docs: Sequence[Manifest], label: str = "production") -> list[Finding]:
+    """--strict-production: a placeholder left is a failure (the rendered manifests are
+    about to be applied)."""
+    return [
+        Finding("placeholder", label, f"{item}: replace it (docs/operator.md, Deploying)")
+        for item in placeholders(docs)
+    ]
+
+
+def check_dockerfile(text: str) -> list[Finding]:
+    """One image: the final stage runs as a non-root user and has no HEALTHCHECK."""
+    final = re.split(r"(?im)^FROM\s", text)[-1]
+    findings = []
+    user = re.findall(r"(?im)^USER\s+(\S+)", final)
+    if not user or user[-1].split(":")[0] in ("root", "0"):
+        findings.append(
+            Finding("image", "Dockerfile", "the final stage must end as a non-root USER")
+        )
+    if re.search(r"(?im)^HEALTHCHECK\s", text):
+        findings.append(Finding("image", "Dockerfile", "no HEALTHCHECK: Kubernetes probes do that"))
+    return findings
