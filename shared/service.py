@@ -11,28 +11,36 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
+from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
-from faststream.kafka import KafkaBroker
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from faststream.kafka import KafkaBroker, KafkaMessage
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.audit import AuditTrail
-from shared.contracts import Topics
+from shared.contracts import Contract, Topics
 from shared.db import create_pool, migration_files, pending_migrations
 from shared.kafka import DeadLetterSink, check_reachable, create_broker
 from shared.keystore import Kek, KeyStore
-from shared.outbox import OutboxRelay
+from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay
 from shared.settings import Settings
 from shared.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
+
+
+UNKNOWN_EVENT_TYPES = Counter(
+    "vroegsignaal_unknown_event_types_total",
+    "Messages of an event type no handler of the topic takes (dead-lettered)",
+    ["service", "type"],
+)
 
 
 @dataclass
@@ -62,6 +70,56 @@ class ServiceRuntime:
         if self._pool is None:
             raise RuntimeError(f"{self.name}: the database pool is not open yet")
         return self._pool
+
+    def consume(
+        self,
+        *topics: str,
+        handlers: Mapping[type[Contract], Callable[[KafkaMessage, Any], Awaitable[None]]],
+        default: type[Contract] | None = None,
+        group: str | None = None,
+        **options: Any,
+    ) -> None:
+        """The one way a service takes events: subscribe `handlers` to `topics` in the
+        group `<service>[-group]`, from the earliest offset for a new group, acknowledged
+        only after the handler returned (its transaction committed; an error is not
+        acknowledged and comes again). A message goes to the handler of the contract its
+        event-type header names; one without the header to `default` (the topic's first
+        contract); one of a type no handler takes is dead-lettered ('unknown-event-type',
+        naming the types that are) and counted. A message that does not decode as its
+        contract is dead-lettered by the decoder. Handlers are idempotent (they claim
+        the event id), so a redelivery changes nothing."""
+        by_name = {contract.__name__: (contract, handle) for contract, handle in handlers.items()}
+        known = ", ".join(sorted(by_name))
+
+        async def dispatch(message: KafkaMessage) -> None:
+            record = message.raw_message
+            assert not isinstance(record, tuple)
+            named = dict(record.headers or ()).get(EVENT_TYPE_HEADER)
+            if named is None and default is not None:
+                contract, handle = default, handlers[default]
+            elif (found := by_name.get((named or b"").decode(errors="replace"))) is not None:
+                contract, handle = found
+            else:
+                kind = (named or b"").decode(errors="replace") or "untyped"
+                UNKNOWN_EVENT_TYPES.labels(self.name, kind[:64]).inc()
+                await self.dead_letters.send(
+                    message,
+                    "unknown-event-type",
+                    f"no handler for event type {kind[:64]!r} on this topic: set the "
+                    f"{EVENT_TYPE_HEADER} header to one of {known}",
+                )
+                return
+            event = await self.dead_letters.decode(contract, message)
+            if event is not None:
+                await handle(message, event)
+
+        self.broker.subscriber(
+            *topics,
+            group_id=f"{self.group_id}-{group}" if group else self.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            **options,
+        )(dispatch)
 
     def every(
         self, interval: float, what: str, job: Callable[[], Coroutine[Any, Any, object]]

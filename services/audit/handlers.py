@@ -10,7 +10,6 @@ from pathlib import Path
 import asyncpg
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter, Gauge
 
@@ -26,7 +25,7 @@ from shared.contracts import (
     TreeHeadSigned,
 )
 from shared.db import claim_message
-from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 
 CONSUMER = "audit"
@@ -63,16 +62,7 @@ def load_signing_key(path: Path | None) -> tuple[str, Ed25519PrivateKey]:
 def register(runtime: ServiceRuntime) -> None:
     dead_letters = runtime.dead_letters
 
-    @runtime.broker.subscriber(
-        *runtime.topics.audits,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-    )
-    async def on_audit_event(message: KafkaMessage) -> None:
-        event = await dead_letters.decode(AuditEvent, message)
-        if event is None:
-            return
+    async def on_audit_event(message: KafkaMessage, event: AuditEvent) -> None:
         record = message.raw_message
         assert not isinstance(record, tuple)
         written_by = runtime.topics.audit_source_of(record.topic)
@@ -93,24 +83,18 @@ def register(runtime: ServiceRuntime) -> None:
             await store.append(conn, entry_from(event, datetime.now(UTC)))
         ENTRIES.labels(event.source_system).inc()
 
-    @runtime.broker.subscriber(
-        runtime.topics.audit_requests,
-        group_id=f"{runtime.group_id}-requests",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+    runtime.consume(
+        *runtime.topics.audits, handlers={AuditEvent: on_audit_event}, default=AuditEvent
     )
-    async def on_request(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
-        if kind == ErasureReviewRequested.__name__:
-            review = await dead_letters.decode(ErasureReviewRequested, message)
-            if review is not None:
-                await on_review_requested(runtime, review)
-            return
-        request = await dead_letters.decode(SubjectReportRequest, message)
-        if request is not None:
-            await on_report_request(runtime, request)
+    runtime.consume(
+        runtime.topics.audit_requests,
+        handlers={
+            SubjectReportRequest: lambda _, request: on_report_request(runtime, request),
+            ErasureReviewRequested: lambda _, review: on_review_requested(runtime, review),
+        },
+        default=SubjectReportRequest,
+        group="requests",
+    )
 
 
 async def on_review_requested(runtime: ServiceRuntime, review: ErasureReviewRequested) -> None:

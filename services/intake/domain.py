@@ -283,6 +283,19 @@ def open_partner_message(
         raise Rejection(problem.code, problem.reason) from None
 
 
+def check_own_topic(claimed_partner: str, topic_partner: str, *, withdrawal: bool) -> None:
+    """A partner speaks only on its own topic: a data subject's request or a withdrawal
+    naming another partner is refused, as a signal is (`screen`), so that no partner can
+    withdraw, erase or read out another's registrations."""
+    if claimed_partner != topic_partner:
+        raise Rejection(
+            "partner-mismatch",
+            "a partner may withdraw only its own registrations"
+            if withdrawal
+            else "a partner passes on requests only on its topic",
+        )
+
+
 def screen(
     signal: SignalRegistered,
     *,

@@ -17,6 +17,7 @@ from services.intake.domain import (
     PartnerRegistry,
     Rejection,
     Rekeyer,
+    check_own_topic,
     open_partner_message,
     screen,
 )
@@ -99,13 +100,10 @@ def register(
         and audit it on the partner's behalf."""
         if request is None:
             return
-        if request.partner_id != partner_id:
-            await reject(
-                message,
-                Rejection("partner-mismatch", "a partner passes on requests only on its topic"),
-                None,
-                plain,
-            )
+        try:
+            check_own_topic(request.partner_id, partner_id, withdrawal=False)
+        except Rejection as rejection:
+            await reject(message, rejection, None, plain)
             return
         subject = rekey(request.subject)
         # A request's id is random at the partner: scoping it by partner reveals nothing,
@@ -162,10 +160,9 @@ def register(
         withdrawn = await dead_letters.decode(SignalWithdrawn, message, plain)
         if withdrawn is None:
             return
-        if withdrawn.partner_id != partner_id:
-            rejection = Rejection(
-                "partner-mismatch", "a partner may withdraw only its own registrations"
-            )
+        try:
+            check_own_topic(withdrawn.partner_id, partner_id, withdrawal=True)
+        except Rejection as rejection:
             await reject(message, rejection, None, plain)
             return
         registration_id = rekey.registration_id(partner_id, withdrawn.withdraws)

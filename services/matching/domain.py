@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
-from shared.contracts import MatchKind, OrganisationCategory, WorkerContact
+from shared.contracts import MatchKind, OrganisationCategory, WithdrawalReason, WorkerContact
 from shared.policy import Policy
 
 # Decisions of the same inputs get the same ids, so a replay is byte-for-byte repeatable.
@@ -30,6 +30,19 @@ class EndReason(StrEnum):
     @property
     def archived(self) -> bool:
         return self in (EndReason.EXPIRED, EndReason.WITHDRAWN_RESOLVED)
+
+
+def withdrawal_end(reason: WithdrawalReason, already: EndReason | None) -> EndReason | None:
+    """Rule 5: how a worker's withdrawal ends a registration: resolved, it is archived;
+    unjustified, it goes (and its subject's key with it when nothing else remains). None
+    when it changes nothing: an archiving withdrawal of a registration already ended
+    (an unjustified one still takes an archived registration out of the archive)."""
+    end = (
+        EndReason.WITHDRAWN_RESOLVED
+        if reason is WithdrawalReason.RESOLVED
+        else EndReason.WITHDRAWN_UNJUSTIFIED
+    )
+    return None if already is not None and end.archived else end
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
 
@@ -27,6 +26,7 @@ from services.matching.domain import (
     end_reason_at,
     expires_at,
     family_links,
+    withdrawal_end,
 )
 from shared.contracts import (
     AuditAction,
@@ -52,14 +52,13 @@ from shared.contracts import (
     SubjectShredded,
     WijkThemeCounted,
     WijkTrendRaised,
-    WithdrawalReason,
     WorkerContact,
     month_of,
     month_start,
 )
 from shared.db import Conn, claim_message
 from shared.keystore import KeyShredded, SealBroken
-from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.outbox import enqueue
 from shared.policy import Policy
 from shared.service import ServiceRuntime
 
@@ -654,11 +653,6 @@ class Matcher:
 
     async def on_withdrawn(self, withdrawn: RegistrationWithdrawn) -> None:
         """Rule 5: the worker withdraws; resolved ones are archived, unjustified ones go."""
-        reason = (
-            EndReason.WITHDRAWN_RESOLVED
-            if withdrawn.reason is WithdrawalReason.RESOLVED
-            else EndReason.WITHDRAWN_UNJUSTIFIED
-        )
         now = datetime.now(UTC)
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             if not await claim_message(conn, CONSUMER, withdrawn.event_id):
@@ -669,7 +663,10 @@ class Matcher:
             # The registration's own subject, never the one the message claims.
             await store.lock(conn, [f"subject:{stored.subject}"])
             stored = await store.registration(conn, withdrawn.registration_id)
-            if stored is None or (stored.end_reason is not None and reason.archived):
+            if stored is None:
+                return
+            reason = withdrawal_end(withdrawn.reason, stored.end_reason)
+            if reason is None:
                 return
             await self.end(conn, stored, reason, now)
             await self.reconsider(conn, stored.subject, now)
@@ -866,67 +863,38 @@ async def publish_counts(runtime: ServiceRuntime, policy: Policy, batch: int = 5
 def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
     matcher = Matcher(runtime, policy)
 
-    @runtime.broker.subscriber(
+    async def on_shredded(message: KafkaMessage, shredded: SubjectShredded) -> None:
+        if await runtime.keystore.holds(shredded.subject):
+            # A notice of a shredding that did not happen: erasing the subject as a
+            # whole is the privacy officer's (erasures.approved), not a message's.
+            await runtime.dead_letters.send(
+                message,
+                "not-shredded",
+                "the subject's data key is still there: SubjectShredded tells of a "
+                "shredding done ('vroegsignaal keystore shred'), it asks for none",
+            )
+            return
+        await matcher.on_erased(shredded)
+
+    # A group of its own: the aggregates scale and lag apart from the matching.
+    runtime.consume(
         runtime.topics.wijk_themes,
-        # A group of its own: the aggregates scale and lag apart from the matching.
-        group_id=f"{runtime.group_id}-trends",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        handlers={WijkThemeCounted: lambda _, counted: on_count(runtime, policy, counted)},
+        group="trends",
     )
-    async def on_wijk_theme(message: KafkaMessage) -> None:
-        counted = await runtime.dead_letters.decode(WijkThemeCounted, message)
-        if counted is not None:
-            await on_count(runtime, policy, counted)
-
-    @runtime.broker.subscriber(
+    runtime.consume(
         runtime.topics.erasures_approved,
-        group_id=f"{runtime.group_id}-erasures",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        handlers={SubjectErasureApproved: lambda _, approved: matcher.on_erased(approved)},
+        group="erasures",
     )
-    async def on_erasure_approved(message: KafkaMessage) -> None:
-        approved = await runtime.dead_letters.decode(SubjectErasureApproved, message)
-        if approved is not None:
-            await matcher.on_erased(approved)
-
-    @runtime.broker.subscriber(
+    runtime.consume(
         runtime.topics.accepted,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        handlers={
+            SignalAccepted: lambda message, signal: matcher.on_accepted(signal, message),
+            SubjectErased: lambda _, erased: matcher.on_partner_erasure(erased),
+            SubjectShredded: on_shredded,
+            RegistrationWithdrawn: lambda _, withdrawn: matcher.on_withdrawn(withdrawn),
+        },
+        default=SignalAccepted,
     )
-    async def on_signal_accepted(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        event_type = dict(record.headers or ()).get(EVENT_TYPE_HEADER)
-        if event_type == b"SubjectErased":
-            erased = await runtime.dead_letters.decode(SubjectErased, message)
-            if erased is not None:
-                await matcher.on_partner_erasure(erased)
-            return
-        if event_type == b"SubjectShredded":
-            shredded = await runtime.dead_letters.decode(SubjectShredded, message)
-            if shredded is None:
-                return
-            if await runtime.keystore.holds(shredded.subject):
-                # A notice of a shredding that did not happen: erasing the subject as a
-                # whole is the privacy officer's (erasures.approved), not a message's.
-                await runtime.dead_letters.send(
-                    message,
-                    "not-shredded",
-                    "the subject's data key is still there: SubjectShredded tells of a "
-                    "shredding done ('vroegsignaal keystore shred'), it asks for none",
-                )
-                return
-            await matcher.on_erased(shredded)
-            return
-        if event_type == b"RegistrationWithdrawn":
-            withdrawn = await runtime.dead_letters.decode(RegistrationWithdrawn, message)
-            if withdrawn is not None:
-                await matcher.on_withdrawn(withdrawn)
-            return
-        signal = await runtime.dead_letters.decode(SignalAccepted, message)
-        if signal is not None:
-            await matcher.on_accepted(signal, message)
-
     return matcher

@@ -313,6 +313,25 @@ def alerts_to_all(
     return alerts
 
 
+def transfer_alerts(
+    match_id: uuid.UUID,
+    kind: MatchKind,
+    transfer_id: uuid.UUID,
+    parties: Sequence[WorkerContact],
+    before: WorkerContact | None,
+    after: WorkerContact | None,
+    regie: Sequence[WorkerContact],
+) -> list[Alert]:
+    """Rule 9: when coordination moves, everyone involved hears of it once: the match's
+    workers, the coordinator it had and the one it has now, and the regie role."""
+    recipients = [(w, Part.REGISTRANT) for w in parties]
+    recipients += [(c, Part.COORDINATOR) for c in (before, after) if c is not None]
+    recipients += [(r, Part.REGIE) for r in regie]
+    return alerts_to_all(
+        match_id, kind, recipients, f"transferred:{transfer_id}", MESSAGES["transferred"], after
+    )
+
+
 class OverdueKind(StrEnum):
     UNACKNOWLEDGED = "unacknowledged"  # an alert nobody acknowledged in time
     NO_CONTACT = "no-contact"  # a match without contact in time

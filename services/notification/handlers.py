@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
-from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
 from pydantic import BaseModel
@@ -36,6 +35,7 @@ from services.notification.domain import (
     keeps_coordinator,
     no_contact_overdue,
     overdue,
+    transfer_alerts,
     unacknowledged_overdue,
 )
 from services.notification.yours import seal_yours
@@ -60,7 +60,7 @@ from shared.contracts import (
 )
 from shared.db import Conn, claim_message
 from shared.keystore import KeyShredded, SealBroken
-from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.outbox import enqueue
 from shared.policy import Policy
 from shared.service import ServiceRuntime
 from shared.webhook import WebhookTarget
@@ -84,11 +84,6 @@ PARKED = Counter(
     "Lifecycle events that overtook their match's MatchRaised and waited for it",
 )
 ESCALATIONS = Counter("vroegsignaal_notification_escalations_total", "Escalations", ["kind"])
-UNKNOWN_TYPES = Counter(
-    "vroegsignaal_notification_unknown_lifecycle_total",
-    "Lifecycle events of a type notification does not know",
-    ["type"],
-)
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -431,23 +426,21 @@ class Notifier:
             on_behalf_of=after.worker_id if after else None,
             purpose=f"notification: coordination moved to team {team_id} (rule 9)",
         )
-        recipients, organisations = await self.everyone_involved(
-            conn, event.match_id, [before, after]
-        )
-        recipients += [(r, Part.REGIE) for r in await roster.regie(conn)]
+        parties = await store.parties(conn, event.match_id)
         await self.issue(
             conn,
-            alerts_to_all(
+            transfer_alerts(
                 event.match_id,
                 event.kind,
-                recipients,
-                f"transferred:{event.event_id}",
-                MESSAGES["transferred"],
+                event.event_id,
+                [w for w, _ in parties],
+                before,
                 after,
+                await roster.regie(conn),
             ),
             about,
             "notification: tell everyone involved that coordination moved",
-            organisations,
+            {w.worker_id: org for w, org in parties},
         )
 
     async def on_left(self, event: MatchLeft) -> None:
@@ -703,73 +696,27 @@ class Notifier:
 
 
 def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
-    dead_letters = runtime.dead_letters
-
-    @runtime.broker.subscriber(
+    runtime.consume(
         runtime.topics.matches,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        handlers={MatchRaised: notifier.on_raised},
+        default=MatchRaised,
     )
-    async def on_match_raised(message: KafkaMessage) -> None:
-        match = await dead_letters.decode(MatchRaised, message)
-        if match is not None:
-            await notifier.on_raised(message, match)
-
-    @runtime.broker.subscriber(
+    runtime.consume(
         runtime.topics.match_lifecycle,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        handlers={
+            MatchJoined: notifier.on_joined,
+            MatchLeft: lambda _, gone: notifier.on_left(gone),
+            MatchDissolved: lambda _, ended: notifier.on_dissolved(ended),
+            CoordinationTransferred: notifier.on_transferred,
+            SubjectShredded: lambda _, shredded: notifier.on_erased(shredded),
+            EarlierInvolvementNoticed: notifier.on_earlier,
+        },
     )
-    async def on_match_lifecycle(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
-        if kind == MatchJoined.__name__:
-            if (joined := await dead_letters.decode(MatchJoined, message)) is not None:
-                await notifier.on_joined(message, joined)
-        elif kind == MatchLeft.__name__:
-            if (gone := await dead_letters.decode(MatchLeft, message)) is not None:
-                await notifier.on_left(gone)
-        elif kind == MatchDissolved.__name__:
-            if (ended := await dead_letters.decode(MatchDissolved, message)) is not None:
-                await notifier.on_dissolved(ended)
-        elif kind == CoordinationTransferred.__name__:
-            moved = await dead_letters.decode(CoordinationTransferred, message)
-            if moved is not None:
-                await notifier.on_transferred(message, moved)
-        elif kind == SubjectShredded.__name__:
-            if (shredded := await dead_letters.decode(SubjectShredded, message)) is not None:
-                await notifier.on_erased(shredded)
-        elif kind == EarlierInvolvementNoticed.__name__:
-            notice = await dead_letters.decode(EarlierInvolvementNoticed, message)
-            if notice is not None:
-                await notifier.on_earlier(message, notice)
-        else:
-            UNKNOWN_TYPES.labels(kind or "untyped").inc()
-            await dead_letters.send(
-                message,
-                "unknown-event-type",
-                f"no handler for lifecycle event type {kind!r}: set the {EVENT_TYPE_HEADER} "
-                "header to one of MatchJoined, MatchLeft, MatchDissolved, CoordinationTransferred, "
-                "EarlierInvolvementNoticed, SubjectShredded",
-            )
-
-    @runtime.broker.subscriber(
+    runtime.consume(
         runtime.topics.trends,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
+        handlers={
+            WijkThemeCounted: lambda _, cell: notifier.on_cell(cell),
+            WijkTrendRaised: lambda _, cell: notifier.on_cell(cell),
+        },
+        default=WijkThemeCounted,
     )
-    async def on_wijk_counts(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)
-        kind = dict(record.headers or ()).get(EVENT_TYPE_HEADER, b"").decode()
-        cell: WijkTrendRaised | WijkThemeCounted | None
-        if kind == WijkTrendRaised.__name__:
-            cell = await dead_letters.decode(WijkTrendRaised, message)
-        else:
-            cell = await dead_letters.decode(WijkThemeCounted, message)
-        if cell is not None:
-            await notifier.on_cell(cell)

@@ -17,6 +17,7 @@ from services.intake.domain import (
     PartnerRegistryError,
     Rejection,
     Rekeyer,
+    check_own_topic,
     trend_window,
     verify_signature,
 )
@@ -103,6 +104,14 @@ def test_a_partner_may_not_send_on_another_partners_topic() -> None:
     with pytest.raises(Rejection) as rejected:
         screen(sent, topic_partner_id="jgz-voorbeeldrade", registry=REGISTRY, now=NOW)
     assert rejected.value.code == "partner-mismatch"
+
+
+def test_a_request_or_withdrawal_naming_another_partner_is_refused() -> None:
+    check_own_topic("school-de-regenboog", "school-de-regenboog", withdrawal=True)  # its own
+    for withdrawal, reason in ((True, "withdraw only its own"), (False, "only on its topic")):
+        with pytest.raises(Rejection, match=reason) as rejected:
+            check_own_topic("jgz-voorbeeldrade", "school-de-regenboog", withdrawal=withdrawal)
+        assert rejected.value.code == "partner-mismatch"
 
 
 def test_signals_from_the_future_are_rejected() -> None:

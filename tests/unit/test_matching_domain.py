@@ -22,8 +22,9 @@ from services.matching.domain import (
     end_reason_at,
     expires_at,
     family_links,
+    withdrawal_end,
 )
-from shared.contracts import MatchKind, month_of, month_start
+from shared.contracts import MatchKind, WithdrawalReason, month_of, month_start
 from shared.policy import Policy, PolicyError
 from tests.factories import pseudonym, worker
 
@@ -281,3 +282,17 @@ def test_only_authorised_categories_may_register() -> None:
 
     assert POLICY.authorises(OrganisationCategory.JGZ)
     assert not POLICY.authorises(OrganisationCategory.KINDEROPVANG)
+
+
+def test_a_withdrawal_archives_a_resolved_registration_and_takes_an_unjustified_one_away() -> None:
+    resolved, unjustified = WithdrawalReason.RESOLVED, WithdrawalReason.UNJUSTIFIED
+    assert withdrawal_end(resolved, None) is EndReason.WITHDRAWN_RESOLVED
+    assert withdrawal_end(unjustified, None) is EndReason.WITHDRAWN_UNJUSTIFIED
+    assert EndReason.WITHDRAWN_RESOLVED.archived and not EndReason.WITHDRAWN_UNJUSTIFIED.archived
+    # Already ended (expired, archived): resolving it again changes nothing, but calling
+    # it unjustified takes it out of the archive too.
+    assert withdrawal_end(resolved, EndReason.EXPIRED) is None
+    assert withdrawal_end(unjustified, EndReason.EXPIRED) is EndReason.WITHDRAWN_UNJUSTIFIED
+    assert withdrawal_end(unjustified, EndReason.WITHDRAWN_UNJUSTIFIED) is (
+        EndReason.WITHDRAWN_UNJUSTIFIED
+    )

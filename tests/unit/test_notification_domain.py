@@ -24,6 +24,7 @@ from services.notification.domain import (
     keeps_coordinator,
     no_contact_overdue,
     overdue,
+    transfer_alerts,
     unacknowledged_overdue,
 )
 from shared.contracts import MatchContact, MatchKind, OrganisationCategory
@@ -220,6 +221,30 @@ def test_a_match_without_contact_goes_on_the_regie_roles_overview_once() -> None
     assert not {i.item_id for i in items} & {
         i.item_id for i in no_contact_overdue(uuid.uuid4(), regie)
     }
+
+
+def test_a_transfer_tells_every_worker_both_coordinators_and_the_regie_role_once() -> None:
+    a, b, old, new, regie = worker("a"), worker("b"), worker("old"), worker("new"), worker("r")
+    transfer = uuid.uuid4()
+    told = transfer_alerts(MATCH, MatchKind.PERSON, transfer, [a, b, a], old, new, [regie])
+    assert [(t.recipient.worker_id, t.part) for t in told] == [
+        ("a", Part.REGISTRANT),
+        ("b", Part.REGISTRANT),
+        ("old", Part.COORDINATOR),
+        ("new", Part.COORDINATOR),
+        ("r", Part.REGIE),
+    ]
+    assert {t.occasion for t in told} == {f"transferred:{transfer}"}
+    assert all(t.coordinator == new for t in told)  # whom to contact from now on
+    # Kept within the team (the same coordinator): told once, as the coordinator.
+    kept = transfer_alerts(MATCH, MatchKind.PERSON, transfer, [a], old, old, [])
+    assert [(t.recipient.worker_id, t.part) for t in kept] == [
+        ("a", Part.REGISTRANT),
+        ("old", Part.COORDINATOR),
+    ]
+    # Redelivered: the same alert ids.
+    again = transfer_alerts(MATCH, MatchKind.PERSON, transfer, [a, b, a], old, new, [regie])
+    assert [t.alert_id for t in again] == [t.alert_id for t in told]
 
 
 def test_a_move_keeps_the_coordinator_only_within_the_team() -> None:
