@@ -88,6 +88,8 @@ class ServiceRuntime:
         naming the types that are) and counted. A message that does not decode as its
         contract is dead-lettered by the decoder. Handlers are idempotent (they claim
         the event id), so a redelivery changes nothing."""
+        if default is not None and default not in handlers:
+            raise ValueError(f"{self.name}: the default {default.__name__} has no handler")
         by_name = {contract.__name__: (contract, handle) for contract, handle in handlers.items()}
         known = ", ".join(sorted(by_name))
 
@@ -95,7 +97,7 @@ class ServiceRuntime:
             record = message.raw_message
             assert not isinstance(record, tuple)
             named = dict(record.headers or ()).get(EVENT_TYPE_HEADER)
-            if named is None and default is not None:
+            if not named and default is not None:
                 contract, handle = default, handlers[default]
             elif (found := by_name.get((named or b"").decode(errors="replace"))) is not None:
                 contract, handle = found

@@ -880,11 +880,13 @@ def register(runtime: ServiceRuntime, policy: Policy) -> Matcher:
     runtime.consume(
         runtime.topics.wijk_themes,
         handlers={WijkThemeCounted: lambda _, counted: on_count(runtime, policy, counted)},
+        default=WijkThemeCounted,
         group="trends",
     )
     runtime.consume(
         runtime.topics.erasures_approved,
         handlers={SubjectErasureApproved: lambda _, approved: matcher.on_erased(approved)},
+        default=SubjectErasureApproved,
         group="erasures",
     )
     runtime.consume(

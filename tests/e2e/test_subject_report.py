@@ -105,6 +105,7 @@ async def test_a_data_subject_gets_a_complete_report_without_the_bsn_leaving(
     assert child not in out
     page = (tmp_path / "report.html").read_text()
     assert "JGZ Voorbeeldrade" in page
+    assert "<h1>Inzagerapport van een betrokkene</h1>" in page  # Dutch unless asked
     assert child not in page
 
     # Reading the report is itself in the log, as the privacy officer who read it.

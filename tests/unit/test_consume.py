@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -74,11 +75,13 @@ async def test_events_go_to_their_contracts_handler_and_the_rest_to_dead_letters
             review.to_bytes(), "requests", headers={EVENT_TYPE_HEADER: "ErasureReviewRequested"}
         )
         await test.publish(erased.to_bytes(), "requests")  # no header: the default
+        await test.publish(erased.to_bytes(), "requests", headers={EVENT_TYPE_HEADER: ""})
         await test.publish(erased.to_bytes(), "requests", headers={EVENT_TYPE_HEADER: "Nope"})
         await test.publish(b"{not json", "requests", headers=typed)
     assert got == [
         ("erased", erased.event_id),
         ("review", review.event_id),
+        ("erased", erased.event_id),
         ("erased", erased.event_id),
     ]
     (unknown_code, unknown_reason), (broken_code, _) = letters.sent
@@ -86,3 +89,8 @@ async def test_events_go_to_their_contracts_handler_and_the_rest_to_dead_letters
     assert "'Nope'" in unknown_reason
     assert "ErasureReviewRequested, SubjectErased" in unknown_reason
     assert broken_code != "unknown-event-type"  # the decoder's own reason
+    # A default without a handler is a mistake at start, not a message redelivered forever.
+    with pytest.raises(ValueError, match="ErasureReviewRequested has no handler"):
+        runtime.consume(
+            "other", handlers={SubjectErased: on_erased}, default=ErasureReviewRequested
+        )

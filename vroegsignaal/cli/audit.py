@@ -16,6 +16,7 @@ from shared.contracts import (
     AuditActor,
     AuditOutcome,
 )
+from shared.i18n import UnknownLanguage, language_of
 from shared.settings import Settings
 from vroegsignaal.cli.app import app
 from vroegsignaal.cli.common import as_operator
@@ -118,6 +119,9 @@ def audit_report(
     html_file: Annotated[
         Path | None, typer.Option("--html", help="Also write a printable page here.")
     ] = None,
+    language: Annotated[
+        str, typer.Option(help="The printable page's language: nl (the default) or en.")
+    ] = "nl",
 ) -> None:
     """Print a data subject's access report (JSON), for the privacy officer."""
     import uuid
@@ -125,6 +129,10 @@ def audit_report(
     from services.audit.report import report_html
     from services.audit.store import report_subjects
 
+    try:
+        page_language = language_of(language, "--language")
+    except UnknownLanguage as unknown:
+        raise fail(str(unknown)) from None
     try:
         wanted = uuid.UUID(request_id)
     except ValueError:
@@ -152,4 +160,4 @@ def audit_report(
     report = json.loads(str(raw))
     typer.echo(json.dumps(report, indent=2))
     if html_file is not None:
-        html_file.write_text(report_html(report))
+        html_file.write_text(report_html(report, page_language))
