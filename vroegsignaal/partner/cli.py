@@ -47,7 +47,7 @@ def language(
     try:
         choose(chosen or "")
     except UnknownLanguage:
-        choose("")  # said in the partner's default language, Dutch
+        choose("")  # said in the partner's default language, Dutch, not the operators'
         raise fail(str(UnknownLanguage(str(chosen)))) from None
 
 
