@@ -38,7 +38,6 @@ class Part(StrEnum):
     REGISTRANT = "registrant"  # a worker whose registration is part of the match
     COORDINATOR = "coordinator"  # the matchregisseur
     REGIE = "regie"  # the municipality's regie role
-    TEAM_LEAD = "team_lead"  # escalations, before the overviews (Overdue) replaced them
 
 
 MESSAGES = {

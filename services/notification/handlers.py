@@ -83,7 +83,11 @@ PARKED = Counter(
     "vroegsignaal_notification_parked_total",
     "Lifecycle events that overtook their match's MatchRaised and waited for it",
 )
-ESCALATIONS = Counter("vroegsignaal_notification_escalations_total", "Escalations", ["kind"])
+ESCALATIONS = Counter(
+    "vroegsignaal_notification_escalations_total",
+    "Alerts and matches put on an overview as past their period",
+    ["kind"],
+)
 
 S = TypeVar("S", bound=BaseModel)
 
