@@ -68,6 +68,17 @@ def month_start(month: str) -> date:
     return date(int(year), int(number), 1)
 
 
+# The age whose month an AgeLimitMonth names: the law's limit, whatever a policy sets.
+AGE_LIMIT_MONTH_AGE = 23
+
+
+def age_limit_start(age_limit_month: str, age_limit_years: int) -> date:
+    """The first day of the month the youth turns `age_limit_years`, from the month they
+    turn 23 (AgeLimitMonth): where a policy's age limit ends a registration."""
+    start = month_start(age_limit_month)
+    return start.replace(year=start.year + age_limit_years - AGE_LIMIT_MONTH_AGE)
+
+
 def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 

@@ -115,12 +115,12 @@ async def signals(store: KeyStore, n: int) -> list[SignalAccepted]:
     return out
 
 
-async def measure(matcher: handlers.Matcher, batch: list[SignalAccepted]) -> dict[str, float]:
+async def measure(matcher: handlers.Handlers, batch: list[SignalAccepted]) -> dict[str, float]:
     latencies = []
     started = time.perf_counter()
     for signal in batch:
         t = time.perf_counter()
-        await matcher.on_accepted(signal, None)  # type: ignore[arg-type]
+        await matcher.on_accepted(signal, None)
         latencies.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -141,7 +141,7 @@ async def run(database_url: str, sizes: list[int], per_size: int) -> list[dict[s
     )
     directory = Path(matching_app.__file__).parent
     policy = load_policy(settings.policy_file)
-    holder: dict[str, handlers.Matcher] = {}
+    holder: dict[str, handlers.Handlers] = {}
 
     def register(runtime: ServiceRuntime) -> list[Any]:
         holder["matcher"] = handlers.register(runtime, policy)

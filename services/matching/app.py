@@ -29,18 +29,15 @@ def create_app(settings: Settings) -> ASGIApp:
     policy = load_policy(settings.policy_file)
 
     def register(runtime: ServiceRuntime) -> Routes:
-        matcher = handlers.register(runtime, policy)
-        runtime.every(settings.retention_interval_seconds, "retention", matcher.retention)
-        runtime.every(
-            settings.counts_interval_seconds,
-            "wijk counts",
-            lambda: handlers.publish_counts(runtime, policy),
-        )
+        entry = handlers.register(runtime, policy)
+        runtime.every(settings.retention_interval_seconds, "retention", entry.retention)
+        runtime.every(settings.counts_interval_seconds, "wijk counts", entry.publish_counts)
 
         @get(description="Registrations and open matches (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:
             async with runtime.pool.acquire() as conn:
-                return json_response({**await store.counts(conn), "policy": policy.version})
+                counts = await store.PostgresRepository(conn).counts()
+            return json_response({**counts, "policy": policy.version})
 
         return [("/matches/summary", summary)]
 
@@ -66,7 +63,7 @@ def build_trends_api(runtime: ServiceRuntime, verifier: TokenVerifier, policy: P
         now = trends.window_of(datetime.now(UTC).date())
         weeks = [now, *trends.previous_windows(now, policy.aggregates.baseline_windows)]
         async with runtime.pool.acquire() as conn, conn.transaction():
-            found = await store.cells(conn, wijk, weeks)
+            found = await store.PostgresRepository(conn).cells(wijk, weeks)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -82,13 +79,13 @@ def build_trends_api(runtime: ServiceRuntime, verifier: TokenVerifier, policy: P
                 # Cells under k are left out entirely, not shown as empty.
                 "cells": [
                     {
-                        "theme": c["theme"],
-                        "window": c["window_id"],
+                        "theme": c.theme,
+                        "window": c.window,
                         "children": shown,
-                        "trend": bool(c["trend"]),
+                        "trend": c.trend,
                     }
                     for c in found
-                    if (shown := trends.shown(int(str(c["children"])), policy)) is not None
+                    if (shown := trends.shown(c.children, policy)) is not None
                 ],
             }
         )

@@ -82,6 +82,12 @@ def expires_at(registered_at: datetime, age_limit_from: date, *, active_days: in
     return min(registered_at + timedelta(days=active_days), cutoff)
 
 
+def over_age(age_limit_from: date, registered_at: datetime) -> bool:
+    """Rule 5: a youth who reached the age limit in or before the month of registration
+    is not registered (nor linked to a family): the registration would have ended."""
+    return age_limit_from <= registered_at.date().replace(day=1)
+
+
 def end_reason_at(reg: Registration, now: datetime) -> EndReason | None:
     """Why an active registration has ended by `now`, if it has (for the retention job)."""
     if reg.end_reason is not None or now < reg.expires_at:

@@ -1,225 +1,285 @@
-"""Replay for policy makers: the matching domain run offline over a file of
-`SignalAccepted` events, in event-time order, writing every decision.
+"""Replay for policy makers: the production use cases (usecases.py) run offline on the
+in-memory repository over a file of the events matching consumes (signals, withdrawals,
+erasures), in event-time order, writing every decision the service would publish.
 
-Deterministic: the same policy and input give the same output, byte for byte (decision
-ids derive from their inputs; time is the events' own). Opening the sealed personal
-fields (wijk, family links) needs the key store; without it, family links are unknown
-and only person matches are decided.
+The clock is the events' own: before each event, and after the last, it advances to each
+expiry's and each archive period's own moment and runs retention there. Deterministic:
+the same policy and input give the same output, byte for byte. Nothing is written to the
+key store: sealed fields are opened through it (read only), and a key the replay shreds
+is shredded only in the replay. Nothing opened is ever written out.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.matching.domain import (
-    Decision,
-    Dissolve,
-    FamilyClusters,
-    Join,
-    Leave,
-    OpenMatch,
-    Raise,
-    Registration,
-    Transfer,
-    decide,
-    end_reason_at,
-    expires_at,
-    family_links,
-)
+from services.matching.memory import InMemoryRepository, InMemoryUnitOfWork
+from services.matching.usecases import Matching, Refusal
+from shared.contracts import Contract as Event
+from shared.contracts import ContractError as _ContractError
 from shared.contracts import (
-    MatchKind,
+    CoordinationTransferred,
+    EarlierInvolvementNoticed,
+    ErasureReviewRequested,
+    MatchDissolved,
+    MatchJoined,
+    MatchLeft,
+    MatchRaised,
+    RegistrationWithdrawn,
     SealedSignal,
     SignalAccepted,
+    SubjectErased,
+    SubjectErasureApproved,
+    SubjectShredded,
+    Topics,
     WorkerContact,
-    month_start,
+    decode,
+    parse_bounded,
 )
+from shared.keystore import SealBroken
 from shared.policy import Policy
 
-Opener = Callable[[SignalAccepted], Awaitable[SealedSignal | None]]
-_UNKNOWN = WorkerContact(worker_id="-", display_name="-", email="unknown@invalid.example")
+Replayed = (
+    SignalAccepted
+    | RegistrationWithdrawn
+    | SubjectErased
+    | SubjectErasureApproved
+    | SubjectShredded
+)
+EVENT_TYPES: dict[str, type[Replayed]] = {
+    t.__name__: t
+    for t in (
+        SignalAccepted,
+        RegistrationWithdrawn,
+        SubjectErased,
+        SubjectErasureApproved,
+        SubjectShredded,
+    )
+}
+MAX_LINE_BYTES = 64 * 1024
+Opener = Callable[[str, bytes, str], Awaitable[bytes]]
+
+# Without the key store, every registration is of an unknown worker in one wijk and has
+# no family links: only person matches are decided.
+_UNOPENED = (
+    SealedSignal(
+        worker=WorkerContact(worker_id="-", display_name="-", email="unknown@invalid.example"),
+        wijk="WK000000",
+    )
+    .model_dump_json()
+    .encode()
+)
 
 
 class ReplayInputError(ValueError):
-    """A line of the input is not a SignalAccepted; the message names the line."""
+    """Lines of the input that are not events matching consumes: every one is named,
+    with its line, the field and the reason, never with its content."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
-def read_events(path: Path) -> list[SignalAccepted]:
-    events = []
-    with path.open(encoding="utf-8") as lines:
+def event_time(event: Replayed) -> datetime:
+    """When the event happened, by its own clock."""
+    if isinstance(event, SignalAccepted):
+        return event.registered_at
+    if isinstance(event, RegistrationWithdrawn):
+        return event.withdrawn_at
+    if isinstance(event, SubjectErased):
+        return event.requested_at
+    if isinstance(event, SubjectErasureApproved):
+        return event.approved_at
+    return event.shredded_at
+
+
+def parse_line(raw: bytes) -> Replayed:
+    """A line as on the topic: a SignalAccepted object, or {"event_type": "<contract>",
+    "event": {...}} for any event matching consumes (the type its header names)."""
+    data = parse_bounded(raw)
+    if isinstance(data, dict) and set(data) == {"event_type", "event"}:
+        name = data["event_type"]
+        model = EVENT_TYPES.get(name) if isinstance(name, str) else None
+        if model is None:
+            raise _ContractError(
+                "unknown-event-type",
+                f"event_type must be one of {', '.join(sorted(EVENT_TYPES))}",
+            )
+        return decode(model, json.dumps(data["event"]).encode(), max_bytes=MAX_LINE_BYTES)
+    return decode(SignalAccepted, raw, max_bytes=MAX_LINE_BYTES)
+
+
+def read_events(path: Path) -> list[Replayed]:
+    """Every event of the file, sorted by event time; ReplayInputError naming every bad
+    line if there is one."""
+    events: list[Replayed] = []
+    problems: list[str] = []
+    with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                events.append(SignalAccepted.model_validate_json(line))
-            except ValueError as exc:
-                first = str(exc).splitlines()[0]
-                raise ReplayInputError(f"{path}:{number}: not a SignalAccepted ({first})") from None
-    return sorted(events, key=lambda e: (e.registered_at, str(e.event_id)))
+                events.append(parse_line(line.strip()))
+            except _ContractError as exc:
+                problems.append(f"{path}:{number}: {exc.code}: {exc.reason}")
+    if problems:
+        raise ReplayInputError(problems)
+    return sorted(events, key=lambda e: (event_time(e), str(e.event_id)))
 
 
-@dataclass
-class Replay:
-    policy: Policy
-    registrations: dict[str, list[Registration]] = field(default_factory=dict)
-    clusters: FamilyClusters = field(default_factory=FamilyClusters)
-    open_matches: dict[tuple[MatchKind, str], OpenMatch] = field(default_factory=dict)
-    raised_order: dict[object, int] = field(default_factory=dict)
+class ReplayKeys:
+    """The key store as the replay uses it: sealed fields open through `opener` (the
+    real key store, read only: a key shredded there is an erased subject here too) or
+    not at all; what the replay seals is a marker nothing can open; the keys the replay
+    decides to shred are only listed. (Nothing of a subject is kept once its key is
+    shredded, and what the subject's partners register later is sealed under a new one.)"""
 
-    def _decide(
-        self, kind: MatchKind, key: str, regs: list[Registration], now: datetime
-    ) -> list[Decision]:
-        decisions = decide(kind, key, regs, self.open_matches.get((kind, key)), self.policy, now)
-        for d in decisions:
-            if isinstance(d, Raise):
-                self.raised_order[d.match_id] = len(self.raised_order)
-                self.open_matches[(kind, key)] = OpenMatch(
-                    d.match_id,
-                    kind,
-                    key,
-                    frozenset(r.registration_id for r in d.participants),
-                    d.wijk,
-                )
-            elif isinstance(d, Join):
-                current = self.open_matches[(kind, key)]
-                self.open_matches[(kind, key)] = OpenMatch(
-                    current.match_id,
-                    kind,
-                    key,
-                    current.participants | {r.registration_id for r in d.newcomers},
-                    d.newcomers[-1].wijk,
-                )
-            elif isinstance(d, Leave):
-                current = self.open_matches[(kind, key)]
-                self.open_matches[(kind, key)] = OpenMatch(
-                    current.match_id,
-                    kind,
-                    key,
-                    current.participants - set(d.left),
-                    current.wijk,
-                )
-            elif isinstance(d, Dissolve):
-                del self.open_matches[(kind, key)]
-        return decisions
+    SEALED = "v1.cmVwbGF5"  # "replay"
 
-    def reconsider(self, subject: str, now: datetime) -> list[Decision]:
-        decisions = self._decide(
-            MatchKind.PERSON, subject, self.registrations.get(subject, []), now
-        )
-        node = f"s:{subject}"
-        if self.policy.matching.family.enabled and node in self.clusters.parent:
-            root = self.clusters.find(node)
-            family = [
-                r
-                for s in sorted(self.clusters.members(root))
-                for r in self.registrations.get(s, [])
-            ]
-            decisions += self._decide(MatchKind.FAMILY, root, family, now)
-        return decisions
+    def __init__(self, opener: Opener | None) -> None:
+        self.opener = opener
+        self.shredded: set[str] = set()
 
-    def expire(self, now: datetime) -> Iterator[tuple[datetime, Decision]]:
-        for subject in sorted(self.registrations):
-            regs = self.registrations[subject]
-            changed = False
-            for i, reg in enumerate(regs):
-                reason = end_reason_at(reg, now)
-                if reason is not None:
-                    regs[i] = reg.ended(reason, reg.expires_at)
-                    changed = True
-            if changed:
-                for d in self.reconsider(subject, now):
-                    yield now, d
+    async def open_sealed(self, subject: str, aad: bytes, sealed: str) -> bytes:
+        if self.opener is None:
+            return _UNOPENED
+        return await self.opener(subject, aad, sealed)
 
-    def add(self, event: SignalAccepted, personal: SealedSignal | None) -> list[Decision]:
-        now = event.registered_at
-        reg = Registration(
-            registration_id=event.signal_id,
-            subject=event.subject,
-            organisation=event.organisation,
-            organisation_category=event.organisation_category,
-            worker=personal.worker if personal else _UNKNOWN,
-            wijk=personal.wijk if personal else "WK000000",
-            registered_at=event.registered_at,
-            expires_at=expires_at(
-                event.registered_at,
-                month_start(event.age_limit_month),
-                active_days=self.policy.retention.active_days,
-            ),
-            age_limit_from=month_start(event.age_limit_month),
-        )
-        self.registrations.setdefault(event.subject, []).append(reg)
-        links = family_links(personal.parents, personal.household, self.policy) if personal else []
-        merged: list[Decision] = []
-        if links:
-            nodes = [f"s:{event.subject}", *(f"l:{link}" for link in links)]
-            before = {self.clusters.find(n) for n in nodes if n in self.clusters.parent}
-            root = self.clusters.link(event.subject, links)
-            merged = self._merge_family_matches(root, sorted(before - {root}))
-        return merged + self.reconsider(event.subject, now)
+    async def seal(self, subject: str, aad: bytes, plaintext: bytes, *, create: bool) -> str:
+        return self.SEALED
 
-    def _merge_family_matches(self, root: str, absorbed: list[str]) -> list[Decision]:
-        """As the service does: one open family match stays (the oldest), under the root."""
-        keys = [k for k in (root, *absorbed) if (MatchKind.FAMILY, k) in self.open_matches]
-        if not keys:
-            return []
-        matches = sorted(
-            (self.open_matches.pop((MatchKind.FAMILY, k)) for k in keys),
-            key=lambda m: self.raised_order[m.match_id],
-        )
-        keep, *gone = matches
-        self.open_matches[(MatchKind.FAMILY, root)] = OpenMatch(
-            keep.match_id, MatchKind.FAMILY, root, keep.participants, keep.wijk
-        )
-        return [
-            Dissolve(
-                m.match_id,
-                MatchKind.FAMILY,
-                root,
-                (),
-                "family clusters merged (rule 4)",
-                self.policy.version,
-            )
-            for m in gone
-        ]
+    async def shred(self, subject: str) -> bool:
+        self.shredded.add(subject)
+        return True
 
 
-def decision_record(at: datetime, d: Decision) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "at": at.isoformat(),
-        "decision": type(d).__name__.lower(),
-        "kind": d.kind.value,
-        "match_id": str(d.match_id),
-        "rule": d.rule,
-        "policy_version": d.policy_version,
-    }
-    regs: Iterable[Registration] = d.remaining if isinstance(d, Dissolve) else d.participants
-    record["registrations"] = [str(r.registration_id) for r in regs]
-    if isinstance(d, Join):
-        record["newcomers"] = [str(r.registration_id) for r in d.newcomers]
-    if isinstance(d, Leave):
-        record["left"] = [str(i) for i in d.left]
-    if isinstance(d, Transfer):
-        record["coordination"] = "transferred"
-    return record
+def repeatable_ids() -> Callable[[], str]:
+    """Ids for new family clusters and their keys, the same in every run."""
+    counter = itertools.count(1)
+    return lambda: hashlib.sha256(f"replay-cluster/{next(counter)}".encode()).hexdigest()
+
+
+def decision_records(at: datetime, published: list[tuple[str, Event]]) -> Iterator[dict[str, Any]]:
+    """What the service published, as decisions: ids, rules and counts, never a
+    pseudonym or anything sealed."""
+    for _, e in published:
+        record: dict[str, Any] = {"at": at.isoformat()}
+        if isinstance(e, MatchRaised | MatchJoined | MatchLeft | MatchDissolved):
+            record |= {
+                "kind": e.kind.value,
+                "match_id": str(e.match_id),
+                "rule": e.rule,
+                "policy_version": e.policy_version,
+            }
+        if isinstance(e, MatchRaised):
+            record |= {
+                "decision": "raise",
+                "registrations": [str(p.registration_id) for p in e.participants],
+            }
+        elif isinstance(e, MatchJoined):
+            record |= {
+                "decision": "join",
+                "registrations": [str(p.registration_id) for p in e.participants],
+                "newcomers": [str(i) for i in e.newcomers],
+            }
+        elif isinstance(e, MatchLeft):
+            record |= {
+                "decision": "leave",
+                "registrations": [str(i) for i in e.remaining],
+                "left": [str(i) for i in e.left],
+            }
+        elif isinstance(e, MatchDissolved):
+            record |= {
+                "decision": "dissolve",
+                "registrations": [str(i) for i in e.remaining],
+                "reason": e.reason,
+            }
+        elif isinstance(e, CoordinationTransferred):
+            record |= {
+                "decision": "transfer",
+                "kind": e.kind.value,
+                "match_id": str(e.match_id),
+                "rule": e.rule,
+                "policy_version": e.policy_version,
+                "coordination": "transferred",
+            }
+        elif isinstance(e, EarlierInvolvementNoticed):
+            record |= {"decision": "notice", "registration": str(e.registration_id)}
+        elif isinstance(e, SubjectShredded):
+            record |= {
+                "decision": "forget",
+                "registrations": [str(i) for i in e.registrations],
+                "reason": e.reason,
+            }
+        elif isinstance(e, ErasureReviewRequested):
+            record |= {
+                "decision": "erasure-review",
+                "ended": e.ended,
+                "organisations_remaining": e.organisations_remaining,
+            }
+        else:
+            continue  # audit entries and counts: not decisions
+        yield record
 
 
 async def replay(
-    policy: Policy, events: list[SignalAccepted], open_sealed: Opener | None
+    policy: Policy,
+    events: list[Replayed],
+    opener: Opener | None,
+    until: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    state = Replay(policy)
+    """Every decision over `events`, then retention up to `until` (None: until nothing
+    more is due)."""
+    keys = ReplayKeys(opener)
+    matching = Matching(policy, keys, Topics())
+    uow = InMemoryUnitOfWork(InMemoryRepository(new_id=repeatable_ids()))
     out: list[dict[str, Any]] = []
+
+    async def run(at: datetime, step: Awaitable[object]) -> object:
+        start = len(uow.published)
+        result = await step
+        await matching.shred_pending(uow)
+        out.extend(decision_records(at, uow.published[start:]))
+        return result
+
+    async def advance(to: datetime | None) -> None:
+        while (due := await uow.repo.next_due()) is not None and (to is None or due <= to):
+            await run(due, matching.end_due(uow, due, limit=1_000_000))
+
     for event in events:
-        for at, d in state.expire(event.registered_at):
-            out.append(decision_record(at, d))
-        personal = await open_sealed(event) if open_sealed else None
-        if not policy.authorises(event.organisation_category):
-            continue
-        for d in state.add(event, personal):
-            out.append(decision_record(event.registered_at, d))
+        at = event_time(event)
+        await advance(at)
+        if isinstance(event, SignalAccepted):
+            try:
+                outcome = await run(at, matching.register(uow, event, at))
+                refused = outcome.code.value if isinstance(outcome, Refusal) else None
+            except SealBroken:
+                refused = "seal-broken"  # the service dead-letters it and goes on
+            if refused is not None:
+                out.append(
+                    {
+                        "at": at.isoformat(),
+                        "decision": "refused",
+                        "reason": refused,
+                        "registration": str(event.signal_id),
+                        "policy_version": policy.version,
+                    }
+                )
+        elif isinstance(event, RegistrationWithdrawn):
+            await run(at, matching.withdraw(uow, event, at))
+        elif isinstance(event, SubjectErased):
+            await run(at, matching.erase_for_partner(uow, event, at))
+        else:
+            if isinstance(event, SubjectShredded):
+                await keys.shred(event.subject)
+            await run(at, matching.erase(uow, event, at))
+    await advance(until)
     return out
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from shared.contracts import (
+    AGE_LIMIT_MONTH_AGE,
     MatchContact,
     MatchKind,
     OrganisationCategory,
@@ -389,11 +390,12 @@ def keeps_coordinator(
     return coordinator is not None and old_team == new_team
 
 
-def ages_on(age_limit_month: str, on: date, age_limit_years: int) -> frozenset[int]:
+def ages_on(age_limit_month: str, on: date) -> frozenset[int]:
     """The youth's possible ages in whole years on `on`, known only from the month they
-    turn `age_limit_years`: one age, or two in their birthday month (before or after)."""
+    turn 23 (whatever age limit a policy sets): one age, or two in their birthday month
+    (before or after)."""
     limit = month_start(age_limit_month)
-    born_year = limit.year - age_limit_years
+    born_year = limit.year - AGE_LIMIT_MONTH_AGE
     if on.month == limit.month:
         return frozenset({on.year - born_year - 1, on.year - born_year})
     return frozenset({on.year - born_year - (on.month < limit.month)})
@@ -406,7 +408,7 @@ def informing_addressee(contact: MatchContact, on: date, policy: Policy) -> str:
         return "youth and parents"
     addressees = {
         policy.informing_addressee(age)
-        for age in ages_on(contact.age_limit_month, on, policy.retention.age_limit_years)
+        for age in ages_on(contact.age_limit_month, on)
     }
     return addressees.pop() if len(addressees) == 1 else "youth and parents"
 

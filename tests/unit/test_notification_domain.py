@@ -166,7 +166,7 @@ def test_the_familys_coordinator_is_kept_while_active_and_eligible() -> None:
 def test_the_family_is_informed_by_the_youths_age_known_to_the_month(
     turns_23: str, on: date, ages: set[int], addressee: str
 ) -> None:
-    assert ages_on(turns_23, on, 23) == ages
+    assert ages_on(turns_23, on) == ages
     contact = contacts("a", turns_23=turns_23)[0]
     assert informing_addressee(contact, on, POLICY) == addressee
 

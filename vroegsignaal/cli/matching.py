@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,36 +21,47 @@ app.add_typer(matching_app, name="matching")
 def matching_replay(
     policy: Annotated[Path, typer.Option(help="The policy file to decide with.")],
     input_file: Annotated[
-        Path, typer.Option("--input", help="SignalAccepted events, one JSON object a line.")
+        Path,
+        typer.Option(
+            "--input",
+            help="The events matching consumes, one JSON object a line: a SignalAccepted "
+            'as on the topic, or {"event_type": "RegistrationWithdrawn", "event": {...}} '
+            "(also SubjectErased, SubjectErasureApproved, SubjectShredded).",
+        ),
     ],
     output: Annotated[Path, typer.Option(help="Where to write the decisions (JSON lines).")],
     keystore: Annotated[
         bool,
-        typer.Option(help="Open sealed fields (family links) through the key store."),
+        typer.Option(help="Open sealed fields (wijk, family links) through the key store."),
     ] = True,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+            help="Run retention up to this moment (UTC) after the last event; without it, "
+            "until nothing more is due.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the matching rules over a file of accepted signals and write every decision:
-    what a policy change would do. The same input gives the same output, byte for byte."""
+    """Run the matching service's own use cases over a file of events, in memory, and
+    write every decision: what a policy change would do. Time is the events' own, and
+    every registration ends at its own moment. The same input gives the same output,
+    byte for byte. The key store is only read; nothing opened is written out."""
     from services.matching.replay import ReplayInputError, read_events, replay, write_decisions
-    from shared.contracts import SealedSignal, SignalAccepted
-    from shared.keystore import KeyShredded, KeyStore, KeyStoreError
+    from shared.keystore import KeyStore, KeyStoreError
     from shared.policy import Policy, PolicyError
 
     async def _run() -> int:
         rules = Policy.parse(policy.read_text(), source=str(policy))
         events = read_events(input_file)
         store = await KeyStore.open(Settings()) if keystore else None
-
-        async def open_sealed(event: SignalAccepted) -> SealedSignal | None:
-            assert store is not None
-            try:
-                raw = await store.open_sealed(event.subject, event.event_id.bytes, event.sealed)
-            except KeyShredded:
-                return None
-            return SealedSignal.model_validate_json(raw)
-
         try:
-            records = await replay(rules, events, open_sealed if store else None)
+            records = await replay(
+                rules,
+                events,
+                store.open_sealed if store else None,
+                until.replace(tzinfo=UTC) if until else None,
+            )
         finally:
             if store is not None:
                 await store.close()
