@@ -406,10 +406,7 @@ def informing_addressee(contact: MatchContact, on: date, policy: Policy) -> str:
     boundary, the worker informs both youth and parents: the band that covers either."""
     if contact.age_limit_month is None:
         return "youth and parents"
-    addressees = {
-        policy.informing_addressee(age)
-        for age in ages_on(contact.age_limit_month, on)
-    }
+    addressees = {policy.informing_addressee(age) for age in ages_on(contact.age_limit_month, on)}
     return addressees.pop() if len(addressees) == 1 else "youth and parents"
 
 
