@@ -169,6 +169,11 @@ def test_the_family_is_informed_by_the_youths_age_known_to_the_month(
     assert ages_on(turns_23, on) == ages
     contact = contacts("a", turns_23=turns_23)[0]
     assert informing_addressee(contact, on, POLICY) == addressee
+    # A policy's lower age limit ends registrations sooner; it changes no one's age.
+    younger_limit = POLICY.model_copy(
+        update={"retention": POLICY.retention.model_copy(update={"age_limit_years": 18})}
+    )
+    assert informing_addressee(contact, on, younger_limit) == addressee
 
 
 def test_an_unknown_age_informs_youth_and_parents() -> None:
