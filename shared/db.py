@@ -1,4 +1,5 @@
-"""PostgreSQL plumbing: the one pool factory, the migration runner and the idempotent consumer.
+"""PostgreSQL plumbing: the one pool factory, the migration runner, the idempotent
+consumer and the advisory locks.
 
 Each service owns one schema in the database and never reads another's. Migrations are
 plain SQL files applied in name order, once, under an advisory lock so that several
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,43 @@ SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
 # A connection as handlers see it: a pooled proxy or a plain connection.
 Conn = asyncpg.Connection | PoolConnectionProxy
+
+
+def lock_id(name: str) -> int:
+    """The advisory lock id of a name: the first 64 bits of its SHA-256. Every lock in
+    the project is named (`subject:<pseudonym>`, `match:<id>`, `audit:tree`, ...)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# How the previous release took a lock, as (SQL expression of $1, the argument): taken as
+# well until every instance runs this release, so instances of both exclude each other
+# during a rolling upgrade (see the operators' guide, "Upgrading").
+Previously = Callable[[str], tuple[str, object]]
+
+
+def hashtext(name: str) -> tuple[str, object]:
+    """The release before took notification's locks as hashtext(name)."""
+    return "hashtext($1)", name
+
+
+async def lock(conn: Conn, names: Iterable[str], *, previously: Previously | None = None) -> None:
+    """Serialise work on these names across instances until the transaction ends. Always
+    in sorted order, so two transactions never wait for each other in a circle."""
+    for name in sorted(set(names)):
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(name))
+        if previously is not None:
+            expression, argument = previously(name)
+            await conn.execute(f"SELECT pg_advisory_xact_lock({expression})", argument)
+
+
+async def try_lock(conn: Conn, name: str, *, previously: Previously | None = None) -> bool:
+    """Take the lock of `name` until the transaction ends, if no one holds it."""
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_id(name)):
+        return False
+    if previously is None:
+        return True
+    expression, argument = previously(name)
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_xact_lock({expression})", argument))
 
 
 class DatabaseUnavailableError(RuntimeError):
@@ -75,8 +113,9 @@ async def migrate(
     conn = await asyncpg.connect(database_url)
     applied_now: list[str] = []
     try:
-        lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
-        await conn.execute("SELECT pg_advisory_lock($1)", lock)
+        # Session-level (not the transaction's): held across each file's transaction.
+        migrations_lock = lock_id(schema)
+        await conn.execute("SELECT pg_advisory_lock($1)", migrations_lock)
         try:
             authorization = f" AUTHORIZATION {owner}" if owner else ""
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"{authorization}')
@@ -98,7 +137,7 @@ async def migrate(
                 applied_now.append(name)
         finally:
             await conn.execute("RESET ROLE")
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+            await conn.execute("SELECT pg_advisory_unlock($1)", migrations_lock)
     finally:
         await conn.close()
     return applied_now

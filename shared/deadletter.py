@@ -17,20 +17,18 @@ import hashlib
 import hmac
 import json
 import secrets as token
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated
 
-import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from shared.config import Hex32, NamedKey, load_yaml_model
 from shared.contracts import DeadLetter
 from shared.envelope import SUITE
-
-T = TypeVar("T")
 
 
 class DeadLetterKeyError(ValueError):
@@ -43,15 +41,14 @@ def _info(key_id: str, letter_id: str, source_topic: str, partner_id: str | None
     return f"vroegsignaal dead letter v1|{key_id}|{letter_id}|{source_topic}|{partner_id}".encode()
 
 
-def _from_file(path: Path, build: Callable[[Any], T], what: str, expected: str) -> T:
-    """A key built from its YAML file, or one DeadLetterKeyError naming file and fix."""
-    try:
-        return build(yaml.safe_load(path.read_text()))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise DeadLetterKeyError(
-            f"{what} {path}: {exc}; expected {expected}, as 'vroegsignaal secrets init' "
-            "writes them (VS_DEADLETTER_KEY_FILE for the services)"
-        ) from None
+class DeadLetterKeyFile(BaseModel):
+    """What a service holds: key_id, public_key (X25519) and digest_key, 64 hex each."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: Annotated[str, StringConstraints(min_length=1)]
+    public_key: Hex32
+    digest_key: Hex32
 
 
 @dataclass(frozen=True)
@@ -64,19 +61,17 @@ class DeadLetterKey:
 
     @classmethod
     def load(cls, path: Path) -> DeadLetterKey:
-        key = _from_file(
+        doc = load_yaml_model(
+            DeadLetterKeyFile,
             path,
-            lambda doc: cls(
-                key_id=str(doc["key_id"]),
-                public_key=X25519PublicKey.from_public_bytes(bytes.fromhex(doc["public_key"])),
-                digest_key=bytes.fromhex(doc["digest_key"]),
-            ),
-            "dead-letter key file",
-            "key_id, public_key (32 bytes hex, X25519) and digest_key (32 bytes hex)",
+            error=DeadLetterKeyError,
+            what="the dead-letter key file (VS_DEADLETTER_KEY_FILE)",
         )
-        if len(key.digest_key) < 32:
-            raise DeadLetterKeyError(f"dead-letter key file {path}: digest_key under 32 bytes")
-        return key
+        return cls(
+            key_id=doc.key_id,
+            public_key=X25519PublicKey.from_public_bytes(bytes.fromhex(doc.public_key)),
+            digest_key=bytes.fromhex(doc.digest_key),
+        )
 
     def digest(self, value: bytes) -> str:
         return hmac.new(self.digest_key, value, hashlib.sha256).hexdigest()
@@ -115,15 +110,10 @@ class DeadLetterOpener:
 
     @classmethod
     def load(cls, path: Path) -> DeadLetterOpener:
-        return _from_file(
-            path,
-            lambda doc: cls(
-                key_id=str(doc["key_id"]),
-                private_key=X25519PrivateKey.from_private_bytes(bytes.fromhex(doc["private_key"])),
-            ),
-            "dead-letter private key file",
-            "key_id and private_key (32 bytes hex)",
+        doc = load_yaml_model(
+            NamedKey, path, error=DeadLetterKeyError, what="the dead-letter private key file"
         )
+        return cls(doc.key_id, X25519PrivateKey.from_private_bytes(bytes.fromhex(doc.private_key)))
 
     def open(self, letter: DeadLetter) -> Original | None:
         """The original of `letter`; None when none was kept or it is sealed to another key."""

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+
+from shared.config import VersionedKeys, load_yaml_model
 
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
 SEALED_TO_HEADER = "vs-sealed-to"
@@ -79,18 +80,15 @@ class IntakeKeyring:
     @classmethod
     def load(cls, path: Path) -> IntakeKeyring:
         try:
-            doc: Any = yaml.safe_load(path.read_text())
-            keys = {
-                str(version): X25519PrivateKey.from_private_bytes(bytes.fromhex(str(hex_key)))
-                for version, hex_key in doc["keys"].items()
-            }
-            return cls(keys, str(doc["current"]))
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            ring = load_yaml_model(
+                VersionedKeys, path, what="intake's private keys (VS_INTAKE_KEYS_FILE)"
+            )
+        except ValueError as exc:
             raise EnvelopeError(
-                "bad-keyring",
-                f"intake key file {path}: {exc}; expected 'current: <version>' and "
-                "'keys: {<version>: <64 hex, X25519 private key>}' (VS_INTAKE_KEYS_FILE)",
+                "bad-keyring", f"{exc}\n(intake's private keys: VS_INTAKE_KEYS_FILE)"
             ) from None
+        keys = {v: X25519PrivateKey.from_private_bytes(k) for v, k in ring.key_bytes().items()}
+        return cls(keys, ring.current)
 
     def public_keys(self) -> dict[str, str]:
         """Version -> public key (hex): what partners pin."""

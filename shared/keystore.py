@@ -24,13 +24,13 @@ from datetime import datetime
 from pathlib import Path
 
 import asyncpg
-import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from prometheus_client import Counter
 
+from shared.config import VersionedKeys, load_yaml_model
 from shared.db import create_pool
 from shared.dbroles import KEYSTORE
 from shared.settings import Settings
@@ -78,17 +78,10 @@ class Kek:
                 "VS_KEK_FILE is not set: the key store needs its key-encryption key "
                 "('vroegsignaal secrets init' makes one for a local stack)"
             )
-        try:
-            doc = yaml.safe_load(path.read_text())
-            keys = {str(v): bytes.fromhex(str(k)) for v, k in doc["keys"].items()}
-            version = str(doc["current"])
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
-            raise KeyStoreError(
-                f"{path}: expected 'current: <version>' and 'keys: {{<version>: <64 hex>}}'"
-            ) from None
-        if version not in keys or any(len(k) != 32 for k in keys.values()):
-            raise KeyStoreError(f"{path}: the current KEK must be listed, each 32 bytes")
-        return cls(version, keys)
+        ring = load_yaml_model(
+            VersionedKeys, path, error=KeyStoreError, what="the key-encryption key (VS_KEK_FILE)"
+        )
+        return cls(ring.current, ring.key_bytes())
 
     def wrap(self, subject: str, data_key: bytes) -> tuple[str, bytes]:
         nonce = os.urandom(12)

@@ -7,11 +7,11 @@ who edits the file can fix it without reading code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.config import load_yaml_model, parse_yaml_model
 from shared.contracts import OrganisationCategory
 
 
@@ -131,65 +131,4 @@ class Policy(_Strict):
 
 
 def load_policy(path: Path) -> Policy:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PolicyError(
-            f"cannot read the policy file {path}: {exc}; set VS_POLICY_FILE"
-        ) from None
-    return Policy.parse(text, source=str(path))
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_yaml_model(
-    model: type[M], text: str, *, source: str, error: type[ValueError] = ValueError
-) -> M:
-    """A YAML configuration file validated by `model`; every mistake with its line."""
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise error(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise error(f"{source}: expected a mapping of settings")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(root, loc)
-            allowed = _allowed(err)
-            problems.append(f"{source}:{line}: {field}: {err['msg']}{allowed}")
-        raise error("\n".join(problems)) from None
-
-
-def _allowed(err: Any) -> str:
-    ctx = err.get("ctx") or {}
-    if "expected" in ctx:
-        return f" (allowed: {ctx['expected']})"
-    return ""
-
-
-def _line_of(node: Any, loc: tuple[Any, ...]) -> int:
-    """The 1-based line of the deepest part of `loc` present in the YAML node tree."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if k.value == str(part)), None)
-            key = next((k for k, v in node.value if k.value == str(part)), None)
-            if found is None:
-                return line
-            line = (key or found).start_mark.line + 1
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return load_yaml_model(Policy, path, error=PolicyError, what="the policy file (VS_POLICY_FILE)")

@@ -26,11 +26,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from shared.config import each_once, load_yaml_model
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -106,128 +116,99 @@ class WebhookConfigError(ValueError):
     """The webhooks file is wrong; the message names the file, the entry and the fix."""
 
 
-_ENTRY_KEYS = ("name", "url", "secret", "previous_secrets", "organisations")
 _HOW_TO_MAKE_ONE = (
     "make one with: python -c 'import base64, secrets; "
     'print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())\''
 )
 
 
-def load_webhooks(path: Path) -> list[WebhookTarget]:
-    """The webhook targets of a YAML file:
-
-    version: 1
-    webhooks:
-      - {name: ..., url: https://..., secret: whsec_..., organisations: [...]}
-        (previous_secrets: [whsec_...] while a receiver moves to a new secret)
-    """
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise WebhookConfigError(
-            f"{path}: cannot read the webhooks file ({exc.strerror}); "
-            "fix the path in VS_WEBHOOKS_FILE"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise WebhookConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise WebhookConfigError(f"{path}: expected a mapping with 'version: 1' and 'webhooks'")
-    unknown = sorted(set(map(str, document)) - {"version", "webhooks"})
-    if unknown:
-        raise WebhookConfigError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; only 'version' and 'webhooks' exist"
-        )
-    if document.get("version") != 1:
-        raise WebhookConfigError(
-            f"{path}: version is {document.get('version')!r}; this service reads 'version: 1'"
-        )
-    entries = document.get("webhooks")
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise WebhookConfigError(f"{path}: 'webhooks' must be a list of webhook entries")
-    targets: list[WebhookTarget] = []
-    seen: set[str] = set()
-    for number, entry in enumerate(entries, start=1):
-        target = _target(path, number, entry)
-        if target.name in seen:
-            raise WebhookConfigError(
-                f"{path}: webhook #{number} '{target.name}': the name is used twice; "
-                "give each webhook its own name"
-            )
-        seen.add(target.name)
-        targets.append(target)
-    return targets
-
-
-def _target(path: Path, number: int, entry: Any) -> WebhookTarget:
-    where = f"{path}: webhook #{number}"
-    if not isinstance(entry, dict):
-        raise WebhookConfigError(f"{where}: expected a mapping with {', '.join(_ENTRY_KEYS)}")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise WebhookConfigError(f"{where}: 'name' is missing; give the webhook a name")
-    where = f"{where} '{name}'"
-    if "secret_hex" in entry:
-        raise WebhookConfigError(
-            f"{where}: 'secret_hex' was the signature scheme before Standard Webhooks; write "
-            "the same bytes as 'secret: whsec_<base64>' (python -c 'import base64, sys; "
-            'print("whsec_" + base64.b64encode(bytes.fromhex(sys.argv[1])).decode())\' HEX)'
-        )
-    unknown = sorted(set(map(str, entry)) - set(_ENTRY_KEYS))
-    if unknown:
-        raise WebhookConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed are {', '.join(_ENTRY_KEYS)}"
-        )
-    url = entry.get("url")
-    if not isinstance(url, str):
-        raise WebhookConfigError(f"{where}: 'url' is missing; set the receiver's http(s) URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookConfigError(
-            f"{where}: url {url!r} is not an http:// or https:// URL with a host; "
-            "only http and https are allowed"
-        )
-    secret = _secret(where, "secret", entry.get("secret"))
-    previous = entry.get("previous_secrets") or []
-    if not isinstance(previous, list):
-        raise WebhookConfigError(f"{where}: 'previous_secrets' must be a list of whsec_ secrets")
-    older = tuple(_secret(where, "previous_secrets", value) for value in previous)
-    organisations = entry.get("organisations")
-    if (
-        not isinstance(organisations, list)
-        or not organisations
-        or not all(isinstance(o, str) and o.strip() for o in organisations)
-    ):
-        raise WebhookConfigError(
-            f"{where}: 'organisations' must be a non-empty list of organisation ids "
-            "whose workers' alerts this webhook receives"
-        )
-    return WebhookTarget(
-        name=name,
-        url=url,
-        secret=secret,
-        organisations=frozenset(organisations),
-        previous_secrets=older,
-    )
-
-
-def _secret(where: str, key: str, value: Any) -> bytes:
+def _secret(value: str) -> str:
     """A `whsec_<base64>` secret of at least MIN_SECRET_BYTES; the message never
     repeats the value."""
-    if not isinstance(value, str) or not value.startswith(SECRET_PREFIX):
-        raise WebhookConfigError(
-            f"{where}: '{key}' must be a secret written whsec_<base64>; {_HOW_TO_MAKE_ONE}"
-        )
+    if not value.startswith(SECRET_PREFIX):
+        raise ValueError(f"must be a secret written whsec_<base64>; {_HOW_TO_MAKE_ONE}")
     try:
         secret = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
     except (binascii.Error, ValueError):
-        raise WebhookConfigError(
-            f"{where}: '{key}' is not base64 after whsec_; {_HOW_TO_MAKE_ONE}"
-        ) from None
+        raise ValueError(f"is not base64 after whsec_; {_HOW_TO_MAKE_ONE}") from None
     if len(secret) < MIN_SECRET_BYTES:
-        raise WebhookConfigError(
-            f"{where}: the secret in '{key}' is {len(secret)} bytes, shorter than the "
-            f"{MIN_SECRET_BYTES} required; {_HOW_TO_MAKE_ONE}"
+        raise ValueError(
+            f"the secret is {len(secret)} bytes, shorter than the {MIN_SECRET_BYTES} "
+            f"required; {_HOW_TO_MAKE_ONE}"
         )
-    return secret
+    return value
+
+
+Secret = Annotated[str, AfterValidator(_secret)]
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{url!r} is not an http:// or https:// URL with a host; only http and https "
+            "are allowed"
+        )
+    return url
+
+
+class WebhookEntry(BaseModel):
+    """One receiver: `previous_secrets` while it moves to a new secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+    url: Annotated[str, AfterValidator(_http_url)]
+    secret: Secret
+    previous_secrets: list[Secret] = Field(default_factory=list)
+    organisations: list[Annotated[str, StringConstraints(min_length=1)]] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_the_old_scheme(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "secret_hex" in data:
+            raise ValueError(
+                "'secret_hex' was the signature scheme before Standard Webhooks; write the "
+                "same bytes as 'secret: whsec_<base64>' (python -c 'import base64, sys; "
+                'print("whsec_" + base64.b64encode(bytes.fromhex(sys.argv[1])).decode())\' HEX)'
+            )
+        return data
+
+    def target(self) -> WebhookTarget:
+        return WebhookTarget(
+            name=self.name,
+            url=self.url,
+            secret=_bytes(self.secret),
+            organisations=frozenset(self.organisations),
+            previous_secrets=tuple(_bytes(s) for s in self.previous_secrets),
+        )
+
+
+def _bytes(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
+class WebhooksFile(BaseModel):
+    """version: 1
+    webhooks:
+      - {name: ..., url: https://..., secret: whsec_..., organisations: [...]}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    webhooks: list[WebhookEntry] | None = None
+
+    @field_validator("webhooks")
+    @classmethod
+    def _names_once(cls, entries: list[WebhookEntry] | None) -> list[WebhookEntry] | None:
+        each_once([e.name for e in entries or []], "the webhook name")
+        return entries
+
+
+def load_webhooks(path: Path) -> list[WebhookTarget]:
+    """The webhook targets of a YAML file (WebhooksFile)."""
+    listed = load_yaml_model(
+        WebhooksFile, path, error=WebhookConfigError, what="the webhooks file (VS_WEBHOOKS_FILE)"
+    )
+    return [entry.target() for entry in listed.webhooks or []]

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter, Gauge
@@ -17,6 +16,7 @@ from services.audit import erasures, store
 from services.audit.domain import SignedHead, SignedPruning, entry_from
 from services.audit.report import subject_report
 from shared.audit import AuditTrail
+from shared.config import NamedKey, load_yaml_model
 from shared.contracts import (
     AuditAction,
     AuditEvent,
@@ -50,13 +50,13 @@ def load_signing_key(path: Path | None) -> tuple[str, Ed25519PrivateKey]:
             "VS_AUDIT_SIGNING_KEY_FILE is not set: the audit service signs its tree heads "
             "('vroegsignaal secrets init' makes a key for a local stack)"
         )
-    try:
-        doc = yaml.safe_load(path.read_text())
-        return str(doc["key_id"]), Ed25519PrivateKey.from_private_bytes(
-            bytes.fromhex(doc["private_key"])
-        )
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise AuditKeyError(f"{path}: expected key_id and a 64-hex private_key ({exc})") from None
+    doc = load_yaml_model(
+        NamedKey,
+        path,
+        error=AuditKeyError,
+        what="the audit signing key (VS_AUDIT_SIGNING_KEY_FILE)",
+    )
+    return doc.key_id, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(doc.private_key))
 
 
 def register(runtime: ServiceRuntime) -> None:
@@ -129,7 +129,7 @@ async def sign_head(
 ) -> SignedHead | None:
     """Sign and publish a head when the tree grew since the last one."""
     async with runtime.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", store.TREE_LOCK)
+        await store.lock_tree(conn)
         size = await store.size(conn)
         last = await store.latest_head(conn)
         if last is not None and last.size == size:
@@ -168,7 +168,7 @@ async def prune(
     except ValueError:  # 29 February
         cutoff = now.replace(year=now.year - retention_years, day=28)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", store.TREE_LOCK)
+        await store.lock_tree(conn)
         done = await store.pruned_upto(conn)
         # Never the last entry (the tree keeps its size), and in bounded steps, so the
         # tree lock is never held long: the next run takes the next step.

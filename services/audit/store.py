@@ -12,10 +12,20 @@ from typing import Any, TypeVar
 
 from services.audit import merkle
 from services.audit.domain import AuditEntry, SignedHead, SignedPruning
-from shared.db import Conn
+from shared.db import Conn, lock
 
 T = TypeVar("T")
-TREE_LOCK = 0x6175646974  # "audit": one appender at a time, so leaf indexes have no gaps
+# One appender at a time, so leaf indexes have no gaps.
+TREE_LOCK = "audit:tree"
+
+
+def before_this_release(_: str) -> tuple[str, object]:
+    """The release before took the tree's lock as this number ("audit")."""
+    return "$1::bigint", 0x6175646974
+
+
+async def lock_tree(conn: Conn) -> None:
+    await lock(conn, [TREE_LOCK], previously=before_this_release)
 
 
 class TreeInconsistent(RuntimeError):
@@ -59,7 +69,7 @@ async def size(conn: Conn) -> int:
 
 async def append(conn: Conn, entry: AuditEntry) -> int:
     """Append an entry as the next leaf; O(log n). Returns its leaf index."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", TREE_LOCK)
+    await lock_tree(conn)
     index = await size(conn)
     leaf = merkle.leaf_hash(entry.canonical)
     e = entry.event

@@ -7,18 +7,27 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from shared.config import VersionedKeys, each_once, parse_yaml_model
 from shared.contracts import (
     Category,
     OrganisationCategory,
@@ -76,48 +85,73 @@ class PartnerRegistry:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "partners file") -> PartnerRegistry:
-        try:
-            doc: Any = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PartnerRegistryError(f"{source}: not valid YAML: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("partners"), list):
-            raise PartnerRegistryError(
-                f"{source}: expected a mapping with a 'partners' list, see config/partners.yaml"
+        listed = parse_yaml_model(PartnersFile, text, source=source, error=PartnerRegistryError)
+        return cls(
+            {
+                p.id: Partner(
+                    p.id,
+                    p.organisation,
+                    p.category,
+                    signing_keys={k: bytes.fromhex(v) for k, v in p.signing_keys.items()},
+                    themes=frozenset(p.themes) if p.themes is not None else None,
+                )
+                for p in listed.partners
+            }
+        )
+
+
+class PartnerEntry(BaseModel):
+    """One partner of the partners file (config/partners.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    organisation: Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+    category: OrganisationCategory
+    signing_keys: dict[str, str] = Field(default_factory=dict)
+    themes: list[Category] | None = None  # None: every theme
+    # Read by `secrets init` for the pseudonymiser's credentials, not by intake.
+    daily_budget: int | None = None
+    backfill: dict[str, Any] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", value):
+            raise ValueError(
+                f"{value!r} must be 2 to 63 lowercase letters, digits and dashes, "
+                "not starting with a dash"
             )
-        allowed = ", ".join(c.value for c in OrganisationCategory)
-        partners: dict[str, Partner] = {}
-        for i, entry in enumerate(doc["partners"], start=1):
-            where = f"{source}: partner #{i}"
-            if not isinstance(entry, dict):
-                raise PartnerRegistryError(
-                    f"{where}: expected a mapping with id, organisation, category"
-                )
-            missing = [k for k in ("id", "organisation", "category") if not entry.get(k)]
-            if missing:
-                raise PartnerRegistryError(f"{where}: missing {', '.join(missing)}")
-            pid = str(entry["id"])
-            if not pid.replace("-", "").isalnum() or pid != pid.lower() or len(pid) < 2:
-                raise PartnerRegistryError(
-                    f"{where}: id {pid!r} must be lowercase letters, digits and dashes"
-                )
+        if value in RESERVED_IDS:
+            raise ValueError(f"{value!r} is reserved (the topic signals.{value} is intake's)")
+        return value
+
+    @field_validator("signing_keys")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key_id, hex_key in value.items():
             try:
-                category = OrganisationCategory(entry["category"])
+                Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(hex_key)))
             except ValueError:
-                raise PartnerRegistryError(
-                    f"{where} ({pid}): category {entry['category']!r} is not one of: {allowed}"
+                raise ValueError(
+                    f"signing key {key_id!r} is not a 32-byte Ed25519 public key in hex; "
+                    "the partner's 'vroegsignaal partner keygen' prints it"
                 ) from None
-            if pid in partners:
-                raise PartnerRegistryError(f"{where}: id {pid!r} appears twice")
-            if pid in RESERVED_IDS or len(pid) > 63 or pid.startswith("-"):
-                raise PartnerRegistryError(f"{where}: id {pid!r} is reserved or malformed")
-            partners[pid] = Partner(
-                pid,
-                str(entry["organisation"]),
-                category,
-                signing_keys=_signing_keys(entry.get("signing_keys") or {}, where, pid),
-                themes=_themes(entry.get("themes"), where, pid),
-            )
-        return cls(partners)
+        return value
+
+
+class PartnersFile(BaseModel):
+    """The partners with a covenant: `version: 1` and the `partners` list."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    partners: list[PartnerEntry]
+
+    @model_validator(mode="after")
+    def _each_once(self) -> PartnersFile:
+        each_once([p.id for p in self.partners], "partner id")
+        return self
 
 
 RESERVED_IDS = frozenset({"accepted"})
@@ -127,35 +161,6 @@ def trend_window(day: date) -> str:
     """The ISO week a day falls in: the window of the wijk-trend counts."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
-
-
-def _signing_keys(raw: Any, where: str, pid: str) -> dict[str, bytes]:
-    if not isinstance(raw, dict):
-        raise PartnerRegistryError(f"{where} ({pid}): signing_keys must map key id to 64 hex")
-    keys = {}
-    for key_id, hex_key in raw.items():
-        try:
-            key = bytes.fromhex(str(hex_key))
-            Ed25519PublicKey.from_public_bytes(key)
-        except ValueError:
-            raise PartnerRegistryError(
-                f"{where} ({pid}): signing key {key_id!r} is not a 32-byte Ed25519 public key "
-                "in hex; the partner's 'vroegsignaal partner keygen' prints it"
-            ) from None
-        keys[str(key_id)] = key
-    return keys
-
-
-def _themes(raw: Any, where: str, pid: str) -> frozenset[Category] | None:
-    if raw is None:
-        return None
-    allowed = ", ".join(c.value for c in Category)
-    try:
-        return frozenset(Category(t) for t in raw)
-    except (ValueError, TypeError):
-        raise PartnerRegistryError(
-            f"{where} ({pid}): themes must be a list of: {allowed}"
-        ) from None
 
 
 def verify_signature(
@@ -387,15 +392,8 @@ class Rekeyer:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "gateway keys") -> Rekeyer:
-        try:
-            doc: Any = yaml.safe_load(text)
-            keys = {str(v): bytes.fromhex(str(k)) for v, k in doc["keys"].items()}
-            current = str(doc["current"])
-        except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
-            raise PartnerRegistryError(
-                f"{source}: expected 'current: <version>' and 'keys: {{<version>: <hex>}}'"
-            ) from None
-        return cls(keys, current)
+        ring = parse_yaml_model(VersionedKeys, text, source=source, error=PartnerRegistryError)
+        return cls(ring.key_bytes(), ring.current)
 
     def __call__(self, partner_pseudonym: str) -> str:
         return hmac.new(self._key, bytes.fromhex(partner_pseudonym), hashlib.sha256).hexdigest()

@@ -5,7 +5,6 @@ it keeps is ports.MatchingRepository, the same as the in-memory one's."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -18,12 +17,8 @@ from services.matching.domain import EndReason, OpenMatch, Raise, Registration
 from services.matching.ports import Cell, MatchRef, StoredRegistration
 from shared.audit import AuditTrail
 from shared.contracts import AuditAction, AuditOutcome, Contract, MatchKind, OrganisationCategory
-from shared.db import Conn, claim_message
+from shared.db import Conn, claim_message, lock
 from shared.outbox import enqueue
-
-
-def _lock_id(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def _stored(row: object) -> StoredRegistration:
@@ -55,10 +50,7 @@ class PostgresRepository:
         self.conn = conn
 
     async def lock(self, names: Iterable[str]) -> None:
-        """Serialise decisions on these names across instances until the transaction ends.
-        Always in sorted order, so two transactions never wait for each other in a circle."""
-        for name in sorted(set(names)):
-            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_id(name))
+        await lock(self.conn, names)
 
     async def add_registration(self, reg: StoredRegistration) -> bool:
         row = await self.conn.fetchrow(

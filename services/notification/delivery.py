@@ -29,7 +29,7 @@ from services.notification.channels import (
 )
 from services.notification.domain import digest_due
 from shared.contracts import AuditAction, AuditOutcome
-from shared.db import Conn
+from shared.db import Conn, try_lock
 from shared.policy import DigestPolicy
 from shared.service import ServiceRuntime
 from shared.webhook import WebhookTarget
@@ -48,7 +48,14 @@ CONCURRENT = 10
 DELIVERY_OBJECT = "alert-"
 LEASE_SECONDS = 300.0
 # One composer at a time over all instances; each run composes at most this many digests.
-DIGEST_LOCK = 0x76736467  # 'vsdg'
+DIGEST_LOCK = "notification:digests"
+
+
+def before_this_release(_: str) -> tuple[str, object]:
+    """The release before took the digests' lock as this number ('vsdg')."""
+    return "$1::bigint", 0x76736467
+
+
 DIGESTS_PER_RUN = 500
 DIGESTS = Counter("vroegsignaal_notification_digests_total", "Digest e-mails composed")
 
@@ -203,7 +210,7 @@ class DigestComposer:
         transaction-scoped advisory lock); one that finds the lock taken does nothing."""
         composed = 0
         async with self.pool().acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", DIGEST_LOCK):
+            if not await try_lock(conn, DIGEST_LOCK, previously=before_this_release):
                 return 0
             now = now or datetime.now(UTC)
             for waiting in await store.waiting_digests(conn):

@@ -13,9 +13,9 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.audit import AuditTrail
+from shared.config import parse_yaml_model
 from shared.contracts import AuditAction, AuditActor, OrganisationCategory, WijkCode, WorkerContact
 from shared.db import Conn
-from shared.policy import parse_yaml_model
 
 UserId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 

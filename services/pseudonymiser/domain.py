@@ -11,10 +11,12 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from voprf import ristretto
+
+from shared.config import VersionedKeys, parse_yaml_model
 
 SUITE = "ristretto255-SHA512"
 ELEMENT_BYTES = 32
@@ -62,23 +64,8 @@ class KeyRing:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "key ring") -> KeyRing:
-        doc = _load_yaml(text, source)
-        keys = doc.get("keys")
-        current = doc.get("current")
-        if not isinstance(keys, dict) or not keys or not isinstance(current, str):
-            raise PseudonymiserConfigError(
-                f"{source}: expected 'current: <version>' and 'keys: {{<version>: <64 hex>}}'"
-            )
-        seeds = {}
-        for version, seed in keys.items():
-            try:
-                seeds[str(version)] = bytes.fromhex(str(seed))
-            except ValueError:
-                raise PseudonymiserConfigError(
-                    f"{source}: key {version!r} is not hex; generate one with "
-                    "'vroegsignaal secrets init'"
-                ) from None
-        return cls.from_seeds(seeds, current)
+        ring = parse_yaml_model(VersionedKeys, text, source=source, error=PseudonymiserConfigError)
+        return cls.from_seeds(ring.key_bytes(), ring.current)
 
     def public_keys(self) -> dict[str, bytes]:
         return {v: k.public_key for v, k in self._keys.items()}
@@ -149,26 +136,17 @@ class PartnerCredentials:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "credentials") -> PartnerCredentials:
-        doc = _load_yaml(text, source)
-        partners = doc.get("partners")
-        if not isinstance(partners, dict):
-            raise PseudonymiserConfigError(
-                f"{source}: expected 'partners: {{<partner id>: {{token_sha256: <64 hex>, "
-                "daily_budget: <elements>}}}}'"
-            )
-        hashes, budgets = {}, {}
-        for partner_id, entry in partners.items():
-            where = f"{source}: partner {partner_id!r}"
-            spec = entry if isinstance(entry, dict) else {"token_sha256": entry}
-            try:
-                raw = bytes.fromhex(str(spec.get("token_sha256")))
-            except ValueError:
-                raw = b""
-            if len(raw) != 32:
-                raise PseudonymiserConfigError(f"{where} needs the 64-hex SHA-256 of its token")
-            hashes[str(partner_id)] = raw
-            budgets[str(partner_id)] = _budget(spec, where)
-        return cls(hashes, budgets)
+        listed = parse_yaml_model(
+            CredentialsFile, text, source=source, error=PseudonymiserConfigError
+        )
+        entries = {
+            pid: e if isinstance(e, Credential) else Credential(token_sha256=e)
+            for pid, e in listed.partners.items()
+        }
+        return cls(
+            {pid: bytes.fromhex(e.token_sha256) for pid, e in entries.items()},
+            {pid: e.budget() for pid, e in entries.items()},
+        )
 
     def authenticate(self, token: str) -> str | None:
         digest = hashlib.sha256(token.encode()).digest()
@@ -182,30 +160,59 @@ class PartnerCredentials:
         return self._budgets.get(partner_id, Budget())
 
 
-def _budget(spec: Mapping[str, Any], where: str) -> Budget:
-    daily = spec.get("daily_budget", DEFAULT_DAILY_BUDGET)
-    if not isinstance(daily, int) or isinstance(daily, bool) or daily < 1:
-        raise PseudonymiserConfigError(f"{where}: daily_budget must be a whole number above 0")
-    backfill = spec.get("backfill")
-    if backfill is None:
-        return Budget(daily)
-    try:
-        budget = int(backfill["budget"])
-        until = backfill["until"]
-        until = until if isinstance(until, date) else date.fromisoformat(str(until))
-        approved = backfill["approved_on"]
-        approved = approved if isinstance(approved, date) else date.fromisoformat(str(approved))
-    except (KeyError, TypeError, ValueError):
-        raise PseudonymiserConfigError(
-            f"{where}: backfill needs 'budget: <elements>', 'approved_on: <YYYY-MM-DD>' and "
-            "'until: <YYYY-MM-DD>'"
-        ) from None
-    if budget < daily or (until - approved).days > MAX_BACKFILL_DAYS or until < approved:
-        raise PseudonymiserConfigError(
-            f"{where}: a backfill raises the daily budget for at most {MAX_BACKFILL_DAYS} days "
-            "after its approval (approved_on <= until <= approved_on + 31 days)"
-        )
-    return Budget(daily, Backfill(budget, approved, until))
+TokenHash = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-fA-F]{64}$"),
+    Field(description="the 64-hex SHA-256 of the partner's token"),
+]
+
+
+class BackfillSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget: int = Field(ge=1)
+    approved_on: date
+    until: date
+
+    @model_validator(mode="after")
+    def _time_boxed(self) -> BackfillSpec:
+        if not self.approved_on <= self.until or (self.until - self.approved_on).days > (
+            MAX_BACKFILL_DAYS
+        ):
+            raise ValueError(
+                f"a backfill raises the daily budget for at most {MAX_BACKFILL_DAYS} days "
+                "after its approval (approved_on <= until <= approved_on + 31 days)"
+            )
+        return self
+
+
+class Credential(BaseModel):
+    """A partner's token hash, its daily budget and an approved backfill, if any."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_sha256: TokenHash
+    daily_budget: int = Field(default=DEFAULT_DAILY_BUDGET, ge=1, strict=True)
+    backfill: BackfillSpec | None = None
+
+    @model_validator(mode="after")
+    def _backfill_above_daily(self) -> Credential:
+        if self.backfill is not None and self.backfill.budget < self.daily_budget:
+            raise ValueError("a backfill's budget is at least the daily budget")
+        return self
+
+    def budget(self) -> Budget:
+        b = self.backfill
+        return Budget(self.daily_budget, Backfill(b.budget, b.approved_on, b.until) if b else None)
+
+
+class CredentialsFile(BaseModel):
+    """`partners: {<partner id>: {token_sha256: <64 hex>, daily_budget, backfill}}` (or
+    only the token hash)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partners: dict[str, Credential | TokenHash]
 
 
 class RateLimiter:
@@ -224,13 +231,3 @@ class RateLimiter:
             return False
         self._buckets[partner_id] = (level - cost, now)
         return True
-
-
-def _load_yaml(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PseudonymiserConfigError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise PseudonymiserConfigError(f"{source}: expected a mapping")
-    return doc

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome, Topics
-from shared.db import claim_message, create_pool, migrate, migration_files
+from shared.db import claim_message, create_pool, hashtext, lock, migrate, migration_files, try_lock
 from shared.kafka import create_broker
 from shared.outbox import OutboxRelay, enqueue
 from shared.settings import Settings
@@ -418,3 +418,32 @@ async def test_audit_events_queued_for_the_shared_topic_go_to_the_services_own(
         assert topics == [Topics("p.").audit_of("intake"), "p.signals.accepted"]
     finally:
         await conn.close()
+
+
+async def test_a_named_lock_excludes_the_previous_releases_way_of_taking_it(
+    database_url: str,
+) -> None:
+    """During a rolling upgrade an instance of the release before takes a lock as
+    hashtext(name); one of this release takes it as lock_id(name) and, with previously=,
+    that way too: the two never hold it at once, and other names stay free."""
+    first = await asyncpg.connect(database_url)
+    second = await asyncpg.connect(database_url)
+    try:
+        async with first.transaction():
+            await first.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "match:a")
+            async with second.transaction():
+                assert not await try_lock(second, "match:a", previously=hashtext)
+            async with second.transaction():
+                assert await try_lock(second, "match:b", previously=hashtext)
+        async with first.transaction():
+            await lock(first, ["match:b", "match:a"], previously=hashtext)
+            async with second.transaction():
+                assert not await second.fetchval(
+                    "SELECT pg_try_advisory_xact_lock(hashtext($1))", "match:a"
+                )
+                assert not await try_lock(second, "match:b")
+        async with second.transaction():
+            assert await try_lock(second, "match:a", previously=hashtext)
+    finally:
+        await first.close()
+        await second.close()

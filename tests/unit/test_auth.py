@@ -598,9 +598,12 @@ def test_the_shipped_demo_users_are_the_agreed_synthetic_people() -> None:
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
-        ("{sub: a-1, name: A, email: a@x.example, roles: [boss], organisation: O}", "(a-1)"),
-        ("{sub: a-1, name: A, email: a@x.example, roles: [worker]}", "organisation must be"),
-        ("not a mapping", "user #1: expected a mapping"),
+        (
+            "{sub: a-1, name: A, email: a@x.example, roles: [boss], organisation: O}",
+            ":2: users.0.roles.0: not one of the allowed values (allowed: 'worker'",
+        ),
+        ("{sub: a-1, name: A, email: a@x.example, roles: [worker]}", "users.0.organisation"),
+        ("not a mapping", ":2: users.0: expected a mapping"),
     ],
 )
 def test_a_broken_users_file_names_the_file_the_entry_and_the_fix(
@@ -612,7 +615,7 @@ def test_a_broken_users_file_names_the_file_the_entry_and_the_fix(
     with pytest.raises(DemoUsersError) as failed:
         load_demo_users(users_file)
 
-    assert str(failed.value).startswith(f"{users_file}: user #1")
+    assert str(failed.value).startswith(f"{users_file}:2: users.0")
     assert problem in str(failed.value)
 
 

@@ -149,14 +149,18 @@ def add_months(day: date, months: int) -> date:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("partners: nope", "'partners' list"),
-        ("partners: [{id: a-b, organisation: X}]", "missing category"),
-        ("partners: [{id: a-b, organisation: X, category: bakker}]", "is not one of"),
-        ("partners: [{id: A_B, organisation: X, category: jgz}]", "lowercase"),
+        ("partners: nope", ":1: partners: Input should be a valid list"),
+        ("partners: [{id: a-b, organisation: X}]", "partners.0.category: Field required"),
+        (
+            "partners: [{id: a-b, organisation: X, category: bakker}]",
+            "partners.0.category: not one of the allowed values",
+        ),
+        ("partners: [{id: A_B, organisation: X, category: jgz}]", "partners.0.id: 'A_B' must be"),
+        ("partners: [{id: a-b, organisation: X, category: jgz, budget: 1}]", "unknown key"),
         (
             "partners: [{id: a-b, organisation: X, category: jgz},"
             " {id: a-b, organisation: Y, category: jgz}]",
-            "appears twice",
+            "partner id 'a-b' appears more than once",
         ),
         ("partners: [{id: a-b", "not valid YAML"),
     ],

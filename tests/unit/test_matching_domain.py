@@ -257,7 +257,7 @@ def test_the_shipped_policy_is_valid() -> None:
     ("extra", "message"),
     [
         ("matching: {min_organisations: 1}", ":6: matching.min_organisations"),
-        ("matching: {famly: {}}", "matching.famly: Extra inputs"),
+        ("matching: {famly: {}}", "matching.famly: unknown key"),
         ("retention: {archive_years: many}", "retention.archive_years"),
         ("aggregates:\n  k: 1", ":7: aggregates.k"),
     ],

@@ -178,48 +178,50 @@ def test_a_rotation_signs_with_the_new_secret_and_the_previous_ones(tmp_path: Pa
     [
         (
             "version: 1\nwebhooks:\n" + entry(url="ftp://zorgportaal.example/x"),
-            r"webhook #1 'zorgportaal': url 'ftp://zorgportaal.example/x' is not an "
+            r":4: webhooks.0.url: 'ftp://zorgportaal.example/x' is not an "
             r"http:// or https:// URL with a host",
         ),
         (
             "version: 1\nwebhooks:\n" + entry(secret=secret_text(b"a" * 31)),
-            r"webhook #1 'zorgportaal': the secret in 'secret' is 31 bytes, shorter than the 32 "
+            r":5: webhooks.0.secret: the secret is 31 bytes, shorter than the 32 "
             r"required; make one with",
         ),
         (
             "version: 1\nwebhooks:\n" + entry(secret="whsec_not base64!"),
-            r"webhook #1 'zorgportaal': 'secret' is not base64 after whsec_",
+            r"webhooks.0.secret: is not base64 after whsec_",
         ),
         (
             "version: 1\nwebhooks:\n" + entry(secret="ab" * 32),
-            r"webhook #1 'zorgportaal': 'secret' must be a secret written whsec_<base64>",
+            r"webhooks.0.secret: must be a secret written whsec_<base64>",
         ),
         (
             "version: 1\nwebhooks:\n"
             + entry(extra=f"    previous_secrets: ['{secret_text(b'p' * 8)}']\n"),
-            r"the secret in 'previous_secrets' is 8 bytes",
+            r"webhooks.0.previous_secrets.0: the secret is 8 bytes",
         ),
         (
             "version: 1\nwebhooks:\n  - name: oud\n    url: https://x.example\n"
             f"    secret_hex: '{'ab' * 32}'\n    organisations: [ggd]\n",
-            r"webhook #1 'oud': 'secret_hex' was the signature scheme before Standard Webhooks",
+            r":3: webhooks.0: 'secret_hex' was the signature scheme before Standard Webhooks",
         ),
         (
             "version: 1\nwebhooks:\n" + entry(extra="    retries: 3\n"),
-            r"webhook #1 'zorgportaal': unknown key\(s\) retries; allowed are name, url, "
-            r"secret, previous_secrets, organisations",
+            r":7: webhooks.0.retries: unknown key; check its spelling",
         ),
         (
             "version: 1\nwebhooks:\n" + entry() + entry(),
-            r"webhook #2 'zorgportaal': the name is used twice",
+            r"webhooks: the webhook name 'zorgportaal' appears more than once",
         ),
         (
             "version: 1\nwebhooks:\n  - name: leeg\n    url: https://x.example\n"
             f"    secret: '{GOOD_SECRET}'\n    organisations: []\n",
-            r"webhook #1 'leeg': 'organisations' must be a non-empty list",
+            r":6: webhooks.0.organisations: List should have at least 1 item",
         ),
-        ("version: 2\nwebhooks: []\n", r"version is 2; this service reads 'version: 1'"),
-        ("version: 1\nhooks: []\n", r"unknown key\(s\) hooks"),
+        (
+            "version: 2\nwebhooks: []\n",
+            r":1: version: not one of the allowed values \(allowed: 1\)",
+        ),
+        ("version: 1\nhooks: []\n", r":2: hooks: unknown key"),
         ("version: 1\nwebhooks: [\n", r"not valid YAML"),
     ],
     ids=[
@@ -241,7 +243,7 @@ def test_a_bad_file_names_file_entry_and_fix(tmp_path: Path, text: str, expected
     path = write(tmp_path, text)
     with pytest.raises(WebhookConfigError, match=expected) as raised:
         load_webhooks(path)
-    assert str(raised.value).startswith(f"{path}: ")
+    assert str(raised.value).startswith(f"{path}:")
 
 
 def test_a_short_secret_is_not_echoed(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from shared.config import parse_yaml_model
 from shared.contracts import PartnerId
 from shared.i18n import _
 from shared.settings import Settings
@@ -114,30 +115,32 @@ class PartnerConfig(BaseModel):
     @classmethod
     def load(cls, path: Path) -> PartnerConfig:
         try:
-            doc = yaml.safe_load(path.read_text())
-            if isinstance(doc, dict) and "id_key" not in doc:
-                raise PartnerConfigError(
-                    _(
-                        "{path}: id_key is missing: add the id_key line that "
-                        "'vroegsignaal partner keygen' prints (32 bytes hex, kept secret)"
-                    ).format(path=path)
-                )
-            if isinstance(doc, dict) and "intake_keys" not in doc:
-                raise PartnerConfigError(
-                    _(
-                        "{path}: intake_keys is missing: add the intake public keys the "
-                        "municipality hands out ('vroegsignaal secrets init' writes them)"
-                    ).format(path=path)
-                )
-            config = cls.model_validate(doc)
+            text = path.read_text()
         except OSError as exc:
             raise PartnerConfigError(
                 _("cannot read partner configuration {path}: {problem}").format(
                     path=path, problem=exc
                 )
             ) from None
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise PartnerConfigError(f"{path}: {exc}") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            doc = None  # parse_yaml_model names the YAML error with its line
+        if isinstance(doc, dict) and "id_key" not in doc:
+            raise PartnerConfigError(
+                _(
+                    "{path}: id_key is missing: add the id_key line that "
+                    "'vroegsignaal partner keygen' prints (32 bytes hex, kept secret)"
+                ).format(path=path)
+            )
+        if isinstance(doc, dict) and "intake_keys" not in doc:
+            raise PartnerConfigError(
+                _(
+                    "{path}: intake_keys is missing: add the intake public keys the "
+                    "municipality hands out ('vroegsignaal secrets init' writes them)"
+                ).format(path=path)
+            )
+        config = parse_yaml_model(cls, text, source=str(path), error=PartnerConfigError)
         receipts = config.receipts_file or Path(f"{config.partner_id}.receipts.csv")
         # A relative path is the configuration file's neighbour, wherever it runs from.
         return config.model_copy(update={"receipts_file": path.parent / receipts})

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import asyncpg
-import yaml
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 from shared import keystore
+from shared.config import load_yaml_model
 from shared.db import migrate, migration_files
 from shared.dbroles import (
     ALL_ROLES,
@@ -31,22 +33,28 @@ from vroegsignaal.services import SERVICES
 from vroegsignaal.stack.errors import StackError
 
 
+class DatabasePasswords(BaseModel):
+    """`passwords: {<role>: <password>}`, as 'vroegsignaal secrets init' writes them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    passwords: dict[str, Annotated[str, StringConstraints(min_length=16)]]
+
+    @field_validator("passwords")
+    @classmethod
+    def _known_roles(cls, passwords: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(passwords) - set(ALL_ROLES))
+        if unknown:
+            raise ValueError(f"no such database role {unknown}; the roles: {ALL_ROLES}")
+        return passwords
+
+
 def load_passwords(path: Path | None) -> dict[str, str]:
     """The roles' passwords (`role: password`), from the file `secrets init` writes."""
     if path is None:
         return {}
-    try:
-        doc = yaml.safe_load(path.read_text())
-        passwords = {str(k): str(v) for k, v in doc["passwords"].items()}
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        raise StackError(
-            f"{path}: expected 'passwords: {{<role>: <password>}}' ({exc}); "
-            "'vroegsignaal secrets init' writes one"
-        ) from None
-    unknown = sorted(set(passwords) - set(ALL_ROLES))
-    if unknown:
-        raise StackError(f"{path}: no such database role {unknown}; the roles: {ALL_ROLES}")
-    return passwords
+    what = "the database roles' passwords ('vroegsignaal secrets init' writes them)"
+    return dict(load_yaml_model(DatabasePasswords, path, error=StackError, what=what).passwords)
 
 
 def login_of(

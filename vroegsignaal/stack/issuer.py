@@ -22,16 +22,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import yaml
 from faststream.asgi.types import Receive, Scope, Send
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.auth import Role
+from shared.config import each_once, load_yaml_model
 from shared.settings import Settings
 from vroegsignaal.stack.errors import StackError
 
@@ -70,62 +71,41 @@ class DemoUser:
     organisation: str
 
 
+Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+class DemoUserEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sub: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    name: Text
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]
+    roles: list[Role] = Field(min_length=1)
+    organisation: Text
+
+
+class DemoUsersFile(BaseModel):
+    """`users:`, each with sub, name, email, roles and organisation (config/demo-users.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    users: list[DemoUserEntry] = Field(min_length=1)
+
+    @field_validator("users")
+    @classmethod
+    def _each_once(cls, users: list[DemoUserEntry]) -> list[DemoUserEntry]:
+        each_once([u.sub for u in users], "sub")
+        return users
+
+
 def load_demo_users(path: Path) -> dict[str, DemoUser]:
     """The demo users by `sub`, from a file like config/demo-users.yaml."""
-    try:
-        doc: Any = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise DemoUsersError(f"{path}: cannot read the demo users ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise DemoUsersError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("users"), list) or not doc["users"]:
-        raise DemoUsersError(
-            f"{path}: expected a mapping with a non-empty 'users' list, see config/demo-users.yaml"
-        )
-    allowed = ", ".join(r.value for r in Role)
-    users: dict[str, DemoUser] = {}
-    for i, entry in enumerate(doc["users"], start=1):
-        where = f"{path}: user #{i}"
-        if not isinstance(entry, dict):
-            raise DemoUsersError(f"{where}: expected a mapping with {_USER_FIELDS}")
-        sub = entry.get("sub")
-        if isinstance(sub, str) and sub:
-            where = f"{where} ({sub})"
-        unknown = sorted(set(map(str, entry)) - set(_USER_FIELDS.split(", ")))
-        if unknown:
-            raise DemoUsersError(f"{where}: unknown field(s) {', '.join(unknown)}")
-        missing = [k for k in _USER_FIELDS.split(", ") if k != "roles" and not _is_text(entry, k)]
-        if missing:
-            raise DemoUsersError(f"{where}: {', '.join(missing)} must be non-empty text")
-        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", entry["sub"]):
-            raise DemoUsersError(
-                f"{where}: sub must be lowercase letters, digits, '.', '_' and '-'"
-            )
-        if "@" not in entry["email"]:
-            raise DemoUsersError(f"{where}: email {entry['email']!r} is not an e-mail address")
-        raw_roles = entry.get("roles")
-        if not isinstance(raw_roles, list) or not raw_roles:
-            raise DemoUsersError(f"{where}: roles must be a non-empty list of: {allowed}")
-        try:
-            roles = tuple(Role(r) for r in raw_roles)
-        except ValueError:
-            raise DemoUsersError(
-                f"{where}: roles {raw_roles!r} has an unknown role; use: {allowed}"
-            ) from None
-        if entry["sub"] in users:
-            raise DemoUsersError(f"{where}: sub {entry['sub']!r} appears twice")
-        users[entry["sub"]] = DemoUser(
-            entry["sub"], entry["name"], entry["email"], roles, entry["organisation"]
-        )
-    return users
-
-
-_USER_FIELDS = "sub, name, email, roles, organisation"
-
-
-def _is_text(entry: Mapping[str, Any], field: str) -> bool:
-    value = entry.get(field)
-    return isinstance(value, str) and bool(value.strip())
+    listed = load_yaml_model(DemoUsersFile, path, error=DemoUsersError, what="the demo users")
+    return {
+        u.sub: DemoUser(u.sub, u.name, u.email, tuple(u.roles), u.organisation)
+        for u in listed.users
+    }
 
 
 def ensure_issuer_key(path: Path) -> None:

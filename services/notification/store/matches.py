@@ -10,7 +10,7 @@ import asyncpg
 
 from services.notification.domain import About, TeamWorker
 from shared.contracts import MatchContact, OrganisationCategory, WorkerContact
-from shared.db import Conn
+from shared.db import Conn, hashtext, lock
 
 
 async def add_match(
@@ -189,7 +189,7 @@ async def member(conn: Conn, user_id: str) -> TeamWorker | None:
 async def lock_assignment(conn: Conn, team_id: str) -> None:
     """Serialise coordinator choices per team, so two matches never both pick the same
     'least loaded' worker from a stale count."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"assign:{team_id}")
+    await lock(conn, [f"assign:{team_id}"], previously=hashtext)
 
 
 async def reassign(

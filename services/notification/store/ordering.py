@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from shared.db import Conn
+from shared.db import Conn, hashtext, lock
 
 
 async def lock_match(conn: Conn, match_id: uuid.UUID) -> None:
     """Serialise every change to one match: its raise, joins, transfer and end, and an
     erasure, whichever topic and subscriber they come from."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"match:{match_id}")
+    await lock(conn, [f"match:{match_id}"], previously=hashtext)
 
 
 async def park(
