@@ -79,6 +79,13 @@ def age_limit_start(age_limit_month: str, age_limit_years: int) -> date:
     return start.replace(year=start.year + age_limit_years - AGE_LIMIT_MONTH_AGE)
 
 
+def age_limit_month_of(limit_start: date, age_limit_years: int) -> str:
+    """The AgeLimitMonth (the month the youth turns 23) back from `age_limit_start`."""
+    return month_of(
+        limit_start.replace(year=limit_start.year + AGE_LIMIT_MONTH_AGE - age_limit_years)
+    )
+
+
 def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
@@ -1045,6 +1052,18 @@ def parse_bounded(raw: bytes) -> Any:
     return data
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_]{1,40}")
+
+
+def _where(err: Any) -> str:
+    """An error's field. An unknown field's name is the sender's text: named only when
+    it looks like a field name (letters, at most 40), never a number or a pseudonym."""
+    loc = [str(p) for p in err["loc"]]
+    if err["type"] == "extra_forbidden" and loc and not _FIELD_NAME.fullmatch(loc[-1]):
+        loc[-1] = "(an unknown field)"
+    return ".".join(loc) or "(root)"
+
+
 def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
     """Decode and validate one message, or raise ContractError naming the problem."""
     if raw is None or not raw:
@@ -1079,7 +1098,7 @@ def decode(model: type[C], raw: bytes | None, *, max_bytes: int) -> C:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            f"{_where(err)}: {err['msg']}"
             for err in exc.errors(include_input=False, include_url=False)
         )
         raise ContractError("invalid", f"{model.__name__} is invalid: {problems}") from None

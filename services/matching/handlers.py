@@ -20,7 +20,6 @@ from shared.contracts import (
     SubjectShredded,
     WijkThemeCounted,
 )
-from shared.keystore import SealBroken
 from shared.policy import Policy
 from shared.service import ServiceRuntime
 
@@ -43,12 +42,8 @@ class Handlers:
         return unit_of_work(self.runtime.pool, self.runtime.audit, CONSUMER)
 
     async def on_accepted(self, signal: SignalAccepted, message: KafkaMessage | None) -> None:
-        try:
-            async with self.unit_of_work() as uow:
-                outcome = await self.matching.register(uow, signal, datetime.now(UTC))
-        except SealBroken as broken:
-            await self.dead_letter(message, "seal-broken", str(broken))
-            return
+        async with self.unit_of_work() as uow:
+            outcome = await self.matching.register(uow, signal, datetime.now(UTC))
         if isinstance(outcome, Refusal):
             await self.dead_letter(message, outcome.code.value, outcome.reason)
 
@@ -88,9 +83,14 @@ class Handlers:
         async with self.unit_of_work() as uow:
             await self.matching.count(uow, counted)
 
-    async def shred_pending(self) -> None:
+    async def shred_pending(self, limit: int = 500) -> None:
+        """After the deciding transaction: each queued key shredded and taken off the
+        queue in a transaction of its own, so one failure keeps no other on the queue."""
         async with self.unit_of_work() as uow:
-            await self.matching.shred_pending(uow)
+            pending = await uow.repo.pending_shreds(limit)
+        for subject in pending:
+            async with self.unit_of_work() as uow:
+                await self.matching.shred(uow, subject)
 
     async def retention(self) -> None:
         """Retention passes until nothing is due, each in its own transaction."""

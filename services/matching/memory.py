@@ -44,11 +44,16 @@ def random_id() -> str:
 
 
 class InMemoryRepository:
-    """ports.MatchingRepository in memory. `new_id` makes the ids of new family
-    clusters and their keys (random by default; the replay makes them repeatable)."""
+    """ports.MatchingRepository in memory. `new_id` makes the ids of new family clusters
+    and `new_key` the names of their keys (random by default; the replay makes them
+    repeatable, each from its own stream, so a cluster's id does not depend on how many
+    keys were made before it)."""
 
-    def __init__(self, new_id: Callable[[], str] = random_id) -> None:
+    def __init__(
+        self, new_id: Callable[[], str] = random_id, new_key: Callable[[], str] = random_id
+    ) -> None:
         self.new_id = new_id
+        self.new_key = new_key
         self.registrations: dict[uuid.UUID, _Kept] = {}
         self.nodes: dict[str, str] = {}  # family node -> cluster
         self.family_keys: dict[str, str] = {}
@@ -200,7 +205,9 @@ class InMemoryRepository:
         return self.nodes.get(f"s:{subject}")
 
     async def family_key(self, cluster: str) -> str:
-        return self.family_keys.setdefault(cluster, self.new_id())
+        if cluster not in self.family_keys:
+            self.family_keys[cluster] = self.new_key()
+        return self.family_keys[cluster]
 
     async def retire_family_key(self, cluster: str) -> str | None:
         return self.family_keys.pop(cluster, None)

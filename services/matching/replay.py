@@ -86,6 +86,17 @@ class ReplayInputError(ValueError):
         self.problems = problems
 
 
+# The fields a line must carry itself: a default (now, a random id) would make the
+# output depend on when the replay ran.
+TIME_FIELD = {
+    "SignalAccepted": "registered_at",
+    "RegistrationWithdrawn": "withdrawn_at",
+    "SubjectErased": "requested_at",
+    "SubjectErasureApproved": "approved_at",
+    "SubjectShredded": "shredded_at",
+}
+
+
 def event_time(event: Replayed) -> datetime:
     """When the event happened, by its own clock."""
     if isinstance(event, SignalAccepted):
@@ -102,17 +113,30 @@ def event_time(event: Replayed) -> datetime:
 def parse_line(raw: bytes) -> Replayed:
     """A line as on the topic: a SignalAccepted object, or {"event_type": "<contract>",
     "event": {...}} for any event matching consumes (the type its header names)."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise _ContractError(
+            "oversized", f"the line is {len(raw)} bytes, the limit is {MAX_LINE_BYTES}"
+        )
     data = parse_bounded(raw)
+    model: type[Replayed] = SignalAccepted
     if isinstance(data, dict) and set(data) == {"event_type", "event"}:
         name = data["event_type"]
-        model = EVENT_TYPES.get(name) if isinstance(name, str) else None
-        if model is None:
+        found = EVENT_TYPES.get(name) if isinstance(name, str) else None
+        if found is None:
             raise _ContractError(
                 "unknown-event-type",
                 f"event_type must be one of {', '.join(sorted(EVENT_TYPES))}",
             )
-        return decode(model, json.dumps(data["event"]).encode(), max_bytes=MAX_LINE_BYTES)
-    return decode(SignalAccepted, raw, max_bytes=MAX_LINE_BYTES)
+        model, data = found, data["event"]
+    if isinstance(data, dict):
+        missing = [f for f in ("event_id", TIME_FIELD[model.__name__]) if f not in data]
+        if missing:
+            raise _ContractError(
+                "incomplete",
+                f"{model.__name__} without {' and '.join(missing)}: the replay takes each "
+                "event's own id and time, as on the topic",
+            )
+    return decode(model, json.dumps(data).encode(), max_bytes=MAX_LINE_BYTES)
 
 
 def read_events(path: Path) -> list[Replayed]:
@@ -159,10 +183,16 @@ class ReplayKeys:
         return True
 
 
-def repeatable_ids() -> Callable[[], str]:
-    """Ids for new family clusters and their keys, the same in every run."""
+def repeatable_ids(stream: str) -> Callable[[], str]:
+    """Ids of one kind (family clusters, family keys), the same in every run."""
     counter = itertools.count(1)
-    return lambda: hashlib.sha256(f"replay-cluster/{next(counter)}".encode()).hexdigest()
+    return lambda: hashlib.sha256(f"replay/{stream}/{next(counter)}".encode()).hexdigest()
+
+
+def repeatable_repository() -> InMemoryRepository:
+    return InMemoryRepository(
+        new_id=repeatable_ids("cluster"), new_key=repeatable_ids("family-key")
+    )
 
 
 def decision_records(at: datetime, published: list[tuple[str, Event]]) -> Iterator[dict[str, Any]]:
@@ -212,11 +242,8 @@ def decision_records(at: datetime, published: list[tuple[str, Event]]) -> Iterat
         elif isinstance(e, EarlierInvolvementNoticed):
             record |= {"decision": "notice", "registration": str(e.registration_id)}
         elif isinstance(e, SubjectShredded):
-            record |= {
-                "decision": "forget",
-                "registrations": [str(i) for i in e.registrations],
-                "reason": e.reason,
-            }
+            # Not its reason: free text (who approved an erasure, an operator's words).
+            record |= {"decision": "forget", "registrations": [str(i) for i in e.registrations]}
         elif isinstance(e, ErasureReviewRequested):
             record |= {
                 "decision": "erasure-review",
@@ -238,7 +265,7 @@ async def replay(
     more is due)."""
     keys = ReplayKeys(opener)
     matching = Matching(policy, keys, Topics())
-    uow = InMemoryUnitOfWork(InMemoryRepository(new_id=repeatable_ids()))
+    uow = InMemoryUnitOfWork(repeatable_repository())
     out: list[dict[str, Any]] = []
 
     async def run(at: datetime, step: Awaitable[object]) -> object:

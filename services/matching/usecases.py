@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from services.matching import trends
 from services.matching.domain import (
@@ -63,10 +64,10 @@ from shared.contracts import (
     WijkThemeCounted,
     WijkTrendRaised,
     WorkerContact,
+    age_limit_month_of,
     age_limit_start,
-    month_of,
 )
-from shared.keystore import KeyShredded
+from shared.keystore import KeyShredded, SealBroken
 from shared.policy import Policy
 
 REGISTRATIONS = Counter("vroegsignaal_matching_registrations_total", "Registrations stored")
@@ -98,6 +99,7 @@ class Registered(StrEnum):
     ERASED = "erased"  # its subject's key was shredded: the subject is erased
     NOT_AUTHORISED = "category-not-authorised"  # refused: dead-lettered by the caller
     OVER_AGE = "over-age"  # refused: dead-lettered by the caller
+    SEAL_BROKEN = "seal-broken"  # refused, nothing claimed: dead-lettered by the caller
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,8 @@ class Matching:
         self, uow: UnitOfWork, signal: SignalAccepted, now: datetime
     ) -> Registered | Refusal:
         """Rules 3, 4 and 6: store the registration, notice earlier involvement once,
-        link the family, and decide the person and family matches. Raises SealBroken
-        when the sealed fields do not open (nothing is claimed: dead-letter it)."""
+        link the family, and decide the person and family matches. A signal whose sealed
+        fields do not open is refused unclaimed (the caller dead-letters it)."""
         stored = self.stored(signal)
         try:
             personal = await self.opened(stored)
@@ -168,6 +170,8 @@ class Matching:
             await uow.claim(signal.event_id)
             ERASED.inc()
             return Registered.ERASED
+        except SealBroken as broken:
+            return Refusal(Registered.SEAL_BROKEN, str(broken))
         refusal = self.refusal(signal, stored)
         if refusal is not None:
             if await uow.claim(signal.event_id):
@@ -371,12 +375,18 @@ class Matching:
             )
         return len(due)
 
+    async def shred(self, uow: UnitOfWork, subject: str) -> None:
+        """Shred a data key decided to go, and take it off the queue; what a crash left
+        queued goes at the next pass (shredding twice changes nothing)."""
+        await self.keys.shred(subject)
+        await uow.repo.shredded(subject)
+
     async def shred_pending(self, uow: UnitOfWork, limit: int = 500) -> int:
-        """Shred the data keys decided to go; what a crash left queued goes next time."""
+        """Every data key decided to go, in one unit of work (the replay's; the service
+        commits each key on its own: handlers.py)."""
         pending = await uow.repo.pending_shreds(limit)
         for subject in pending:
-            await self.keys.shred(subject)
-            await uow.repo.shredded(subject)
+            await self.shred(uow, subject)
         return len(pending)
 
     async def count(self, uow: UnitOfWork, counted: WijkThemeCounted) -> bool:
@@ -442,9 +452,15 @@ class Matching:
     # --- the steps they share -----------------------------------------------------------
 
     async def opened(self, stored: StoredRegistration) -> SealedSignal:
-        return SealedSignal.model_validate_json(
-            await self.keys.open_sealed(stored.subject, stored.registration_id.bytes, stored.sealed)
+        """Its sealed fields; SealBroken (without them) when they are not a SealedSignal."""
+        opened = await self.keys.open_sealed(
+            stored.subject, stored.registration_id.bytes, stored.sealed
         )
+        try:
+            return SealedSignal.model_validate_json(opened)
+        except ValidationError:
+            # Never the error itself: pydantic's message quotes the opened content.
+            raise SealBroken("the sealed fields are not a SealedSignal") from None
 
     async def live(
         self, uow: UnitOfWork, subjects: Sequence[str], now: datetime
@@ -627,7 +643,12 @@ class Matching:
                     worker=p.worker,
                     organisation=p.organisation,
                     organisation_category=p.organisation_category,
-                    age_limit_month=month_of(p.age_limit_from) if p.age_limit_from else None,
+                    # The contract's month (turning 23), whatever the policy's age limit.
+                    age_limit_month=(
+                        age_limit_month_of(p.age_limit_from, self.policy.retention.age_limit_years)
+                        if p.age_limit_from
+                        else None
+                    ),
                     registered_at=p.registered_at,
                     reference=p.reference,
                     partner_registration=p.partner_registration,

@@ -89,6 +89,13 @@ def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ContractError) as refused:
         decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
     assert "naam" in refused.value.reason
+    # A key that is no field name (a number, a pseudonym) is not repeated.
+    del data["naam"]
+    data["123456782"] = "x"
+    with pytest.raises(ContractError) as refused:
+        decode(SignalRegistered, json.dumps(data).encode(), max_bytes=65536)
+    assert "123456782" not in refused.value.reason
+    assert "(an unknown field)" in refused.value.reason
 
 
 def test_signals_are_keyed_by_subject_so_their_order_holds() -> None:

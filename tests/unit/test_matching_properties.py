@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.matching.domain import counted
-from services.matching.memory import InMemoryRepository, InMemoryUnitOfWork
-from services.matching.replay import ReplayKeys, repeatable_ids
+from services.matching.memory import InMemoryUnitOfWork
+from services.matching.replay import ReplayKeys, repeatable_repository
 from services.matching.usecases import Matching
 from shared.contracts import (
     Contract,
@@ -62,7 +62,12 @@ withdrawal_spec = st.tuples(
     st.just("withdraw"), st.integers(0, 20), st.sampled_from(list(WithdrawalReason))
 )
 erasure_spec = st.tuples(st.just("erase"), st.sampled_from(SUBJECTS))
-step_spec = st.one_of(signal_spec, signal_spec, signal_spec, withdrawal_spec, erasure_spec)
+# Time passes: retention runs at each registration's own end (730 days active, then the
+# archive), as the replay's clock does.
+wait_spec = st.tuples(st.just("wait"), st.sampled_from([1, 400, 800, 3000]))
+step_spec = st.one_of(
+    signal_spec, signal_spec, signal_spec, withdrawal_spec, erasure_spec, wait_spec
+)
 
 
 class World:
@@ -76,7 +81,7 @@ class World:
 
         self.keys = ReplayKeys(opener)
         self.matching = Matching(POLICY, self.keys, Topics())
-        self.uow = InMemoryUnitOfWork(InMemoryRepository(new_id=repeatable_ids()))
+        self.uow = InMemoryUnitOfWork(repeatable_repository())
         self.signals: list[SignalAccepted] = []
 
     def run(
@@ -87,9 +92,17 @@ class World:
         return asyncio.run(self._run(steps, order or list(range(len(steps)))))
 
     async def _run(self, steps: list[tuple[object, ...]], order: list[int]) -> list[Contract]:
+        waited = timedelta(0)
         for n in order:
             step = steps[n]
-            at = START + timedelta(minutes=n)
+            if step[0] == "wait":
+                waited += timedelta(days=int(step[1]))  # type: ignore[call-overload]
+                until = START + waited + timedelta(minutes=n)
+                while (due := await self.uow.repo.next_due()) is not None and due <= until:
+                    await self.matching.end_due(self.uow, due)
+                    await self.matching.shred_pending(self.uow)
+                continue
+            at = START + waited + timedelta(minutes=n)
             event_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{n}")
             if step[0] == "signal":
                 _, subject, org, parents = step

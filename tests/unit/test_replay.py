@@ -294,15 +294,17 @@ def test_the_replay_command_runs_without_the_key_store(tmp_path: Path) -> None:
         + line(events[1]).replace(events[1].subject, secret_looking)
         + '{"event_type": "MatchRaised", "event": {}}\n'
         + "not json\n"
+        + line(events[2]).replace('"subject"', f'"{secret_looking}": 1, "subject"')
     )
     failed = subprocess.run(
         [*command, "--input", str(bad)], capture_output=True, text=True, check=False
     )
     assert failed.returncode == 1
     # Every bad line, with the field and the reason, and never the content.
-    assert "bad.jsonl:1: schema-version" in failed.stderr
+    assert "bad.jsonl:1: incomplete: SignalAccepted without event_id" in failed.stderr
     assert "bad.jsonl:3: invalid: SignalAccepted is invalid: subject:" in failed.stderr
     assert "bad.jsonl:4: unknown-event-type" in failed.stderr
     assert "bad.jsonl:5: malformed-json" in failed.stderr
+    assert "bad.jsonl:6: invalid: SignalAccepted is invalid: (an unknown field)" in failed.stderr
     assert "bad.jsonl:2" not in failed.stderr
     assert secret_looking not in failed.stderr
