@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from shared.contracts import (
     Category,
     ErasureReviewRequested,
+    OrganisationCategory,
+    SignalAccepted,
     SignalRegistered,
     WorkerContact,
     month_of,
@@ -52,6 +54,31 @@ def signal(
         wijk="WK099903",
         registered_at=now,
         age_limit_month=age_limit_month or month_of(now.date() + timedelta(days=3650)),
+    )
+
+
+def accepted(
+    event_id: uuid.UUID,
+    subject: str,
+    org: str,
+    category: OrganisationCategory,
+    registered_at: datetime,
+    *,
+    turns_23: str = "2040-01",
+    sealed: str = "v1.AAAA",
+) -> SignalAccepted:
+    """A signal as intake passes it to matching: its registration id is its event id,
+    its partner is `partner-<org>`."""
+    return SignalAccepted(
+        event_id=event_id,
+        signal_id=event_id,
+        partner_id=f"partner-{org}",
+        subject=subject,
+        organisation=org,
+        organisation_category=category,
+        registered_at=registered_at,
+        age_limit_month=turns_23,
+        sealed=sealed,
     )
 
 

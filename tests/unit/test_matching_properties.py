@@ -31,7 +31,7 @@ from shared.contracts import (
     WithdrawalReason,
 )
 from shared.policy import Policy
-from tests.factories import worker
+from tests.factories import accepted, worker
 
 POLICY = Policy.parse(
     """
@@ -106,17 +106,7 @@ class World:
             event_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{n}")
             if step[0] == "signal":
                 _, subject, org, parents = step
-                signal = SignalAccepted(
-                    event_id=event_id,
-                    signal_id=event_id,
-                    partner_id=f"{org}-p",
-                    subject=str(subject),
-                    organisation=str(org),
-                    organisation_category=ORGS[str(org)],
-                    registered_at=at,
-                    age_limit_month="2040-01",
-                    sealed="v1.AAAA",
-                )
+                signal = accepted(event_id, str(subject), str(org), ORGS[str(org)], at)
                 self.sealed[event_id] = SealedSignal(
                     worker=worker(f"{org}-1"),
                     wijk="WK099901",

@@ -24,7 +24,7 @@ from shared.contracts import (
 )
 from shared.keystore import SealBroken
 from shared.policy import Policy
-from tests.factories import pseudonym, worker
+from tests.factories import accepted, pseudonym, worker
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = """
@@ -85,17 +85,7 @@ class World:
                 create=True,
             )
         )
-        return SignalAccepted(
-            event_id=event_id,
-            signal_id=event_id,
-            partner_id=f"partner-{org}",
-            subject=subject,
-            organisation=org,
-            organisation_category=category,
-            registered_at=NOW,
-            age_limit_month=turns_23,
-            sealed=sealed,
-        )
+        return accepted(event_id, subject, org, category, NOW, turns_23=turns_23, sealed=sealed)
 
     def register(self, signal: SignalAccepted) -> Registered | Refusal:
         return asyncio.run(self.matching.register(self.uow, signal, NOW))

@@ -28,7 +28,7 @@ from shared.contracts import (
 )
 from shared.keystore import KeyShredded
 from shared.policy import Policy
-from tests.factories import pseudonym, worker
+from tests.factories import accepted, pseudonym, worker
 
 POLICY = """
 version: {version}
@@ -61,16 +61,8 @@ def event(
 ) -> SignalAccepted:
     event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{subject}/{org}/{days}")
     sealed[event_id] = SealedSignal(worker=worker(f"{org}-1"), wijk="WK099901", **links)  # type: ignore[arg-type]
-    return SignalAccepted(
-        event_id=event_id,
-        signal_id=event_id,
-        partner_id=f"partner-{org}",
-        subject=subject,
-        organisation=org,
-        organisation_category=CATEGORY[org],
-        registered_at=START + timedelta(days=days),
-        age_limit_month=turns_23,
-        sealed="v1.AAAA",
+    return accepted(
+        event_id, subject, org, CATEGORY[org], START + timedelta(days=days), turns_23=turns_23
     )
 
 
