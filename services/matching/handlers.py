@@ -4,13 +4,12 @@ after the refusal is committed; the keys decided to go are shredded after the co
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from functools import cached_property
 
 from faststream.kafka import KafkaMessage
 
-from services.matching.store import PostgresUnitOfWork, unit_of_work
+from services.matching.store import PostgresRepository
 from services.matching.usecases import Matching, Refusal
 from shared.contracts import (
     RegistrationWithdrawn,
@@ -22,6 +21,7 @@ from shared.contracts import (
 )
 from shared.policy import Policy
 from shared.service import ServiceRuntime
+from shared.unit_of_work import postgres_units
 
 CONSUMER = "matching"
 
@@ -32,14 +32,14 @@ class Handlers:
     def __init__(self, runtime: ServiceRuntime, policy: Policy) -> None:
         self.runtime = runtime
         self.policy = policy
+        self.unit_of_work = postgres_units(
+            lambda: runtime.pool, PostgresRepository, runtime.audit, CONSUMER
+        )
 
     @cached_property
     def matching(self) -> Matching:
         # Built at the first message: the key store opens when the service starts.
         return Matching(self.policy, self.runtime.keystore, self.runtime.topics)
-
-    def unit_of_work(self) -> AbstractAsyncContextManager[PostgresUnitOfWork]:
-        return unit_of_work(self.runtime.pool, self.runtime.audit, CONSUMER)
 
     async def on_accepted(self, signal: SignalAccepted, message: KafkaMessage | None) -> None:
         async with self.unit_of_work() as uow:

@@ -1,4 +1,4 @@
-"""Matching's repository and unit of work in memory: the same contract as PostgreSQL's
+"""Matching's repository in memory: the same contract as PostgreSQL's
 (tests/repository_contract.py runs one suite over both), for the replay and for tests
 of the use cases. One process, one task: locks are not needed and not taken."""
 
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from services.matching.domain import EndReason, OpenMatch, Raise, Registration
 from services.matching.ports import Cell, MatchRef, StoredRegistration
-from shared.contracts import AuditAction, AuditOutcome, Contract, MatchKind
+from shared.contracts import MatchKind
 
 
 @dataclass
@@ -349,49 +349,3 @@ class InMemoryRepository:
 
     async def shredded(self, subject: str) -> None:
         self.pending.pop(subject, None)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """An audit entry as the in-memory unit of work keeps it."""
-
-    action: AuditAction
-    object_type: str
-    purpose: str
-    object_id: str | None
-    subjects: list[str]
-    outcome: AuditOutcome
-
-
-@dataclass
-class InMemoryUnitOfWork:
-    """ports.UnitOfWork in memory: what a use case published and recorded is kept in
-    order. Nothing is rolled back: a use case that fails ends the replay or the test."""
-
-    repo: InMemoryRepository = field(default_factory=InMemoryRepository)
-    published: list[tuple[str, Contract]] = field(default_factory=list)
-    recorded: list[Recorded] = field(default_factory=list)
-    claimed: set[uuid.UUID] = field(default_factory=set)
-
-    async def claim(self, message_id: uuid.UUID) -> bool:
-        if message_id in self.claimed:
-            return False
-        self.claimed.add(message_id)
-        return True
-
-    async def publish(self, topic: str, event: Contract) -> None:
-        self.published.append((topic, event))
-
-    async def record(
-        self,
-        *,
-        action: AuditAction,
-        object_type: str,
-        purpose: str,
-        object_id: str | None = None,
-        subjects: list[str] | None = None,
-        outcome: AuditOutcome = AuditOutcome.SUCCESS,
-    ) -> None:
-        self.recorded.append(
-            Recorded(action, object_type, purpose, object_id, subjects or [], outcome)
-        )

@@ -14,7 +14,8 @@ from datetime import date, datetime
 from typing import Protocol
 
 from services.matching.domain import EndReason, OpenMatch, Raise, Registration
-from shared.contracts import AuditAction, AuditOutcome, Contract, MatchKind, OrganisationCategory
+from shared.contracts import MatchKind, OrganisationCategory
+from shared.unit_of_work import UnitOfWork as SharedUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -191,30 +192,9 @@ class MatchingRepository(Protocol):
     async def shredded(self, subject: str) -> None: ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction: the repository's changes, the events to publish, the audit
-    entries and the claim of the message that caused them commit together or not at
-    all."""
-
-    @property
-    def repo(self) -> MatchingRepository: ...
-
-    async def claim(self, message_id: uuid.UUID) -> bool:
-        """Record that this message is being processed; False when it was before."""
-
-    async def publish(self, topic: str, event: Contract) -> None: ...
-
-    async def record(
-        self,
-        *,
-        action: AuditAction,
-        object_type: str,
-        purpose: str,
-        object_id: str | None = None,
-        subjects: list[str] | None = None,
-        outcome: AuditOutcome = AuditOutcome.SUCCESS,
-    ) -> None:
-        """An audit entry, written with the change it describes."""
+# One transaction: the repository's changes, the events, the audit entries and the claim
+# of the message that caused them commit together or not at all (shared/unit_of_work.py).
+UnitOfWork = SharedUnitOfWork[MatchingRepository]
 
 
 class Keys(Protocol):

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.matching.memory import InMemoryRepository, InMemoryUnitOfWork
+from services.matching.memory import InMemoryRepository
 from services.matching.usecases import Matching, Refusal
 from shared.contracts import Contract as Event
 from shared.contracts import ContractError as _ContractError
@@ -44,6 +44,7 @@ from shared.contracts import (
 )
 from shared.keystore import SealBroken
 from shared.policy import Policy
+from shared.unit_of_work import InMemoryUnitOfWork
 
 Replayed = (
     SignalAccepted

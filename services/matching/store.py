@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-
-import asyncpg
 
 from services.matching.domain import EndReason, OpenMatch, Raise, Registration
 from services.matching.ports import Cell, MatchRef, StoredRegistration
-from shared.audit import AuditTrail
-from shared.contracts import AuditAction, AuditOutcome, Contract, MatchKind, OrganisationCategory
-from shared.db import Conn, claim_message, lock
-from shared.outbox import enqueue
+from shared.contracts import MatchKind, OrganisationCategory
+from shared.db import Conn, lock
 
 
 def _stored(row: object) -> StoredRegistration:
@@ -472,49 +467,3 @@ class PostgresRepository:
 
     async def shredded(self, subject: str) -> None:
         await self.conn.execute("DELETE FROM pending_shreds WHERE subject = $1", subject)
-
-
-class PostgresUnitOfWork:
-    """ports.UnitOfWork on one PostgreSQL transaction: the repository's changes, the
-    outbox, the audit entries and the message claims commit together."""
-
-    def __init__(self, conn: Conn, audit: AuditTrail, consumer: str) -> None:
-        self.conn = conn
-        self.repo = PostgresRepository(conn)
-        self._audit = audit
-        self._consumer = consumer
-
-    async def claim(self, message_id: uuid.UUID) -> bool:
-        return await claim_message(self.conn, self._consumer, message_id)
-
-    async def publish(self, topic: str, event: Contract) -> None:
-        await enqueue(self.conn, topic, event)
-
-    async def record(
-        self,
-        *,
-        action: AuditAction,
-        object_type: str,
-        purpose: str,
-        object_id: str | None = None,
-        subjects: list[str] | None = None,
-        outcome: AuditOutcome = AuditOutcome.SUCCESS,
-    ) -> None:
-        await self._audit.record(
-            self.conn,
-            action=action,
-            object_type=object_type,
-            purpose=purpose,
-            object_id=object_id,
-            subjects=subjects,
-            outcome=outcome,
-        )
-
-
-@asynccontextmanager
-async def unit_of_work(
-    pool: asyncpg.Pool, audit: AuditTrail, consumer: str
-) -> AsyncIterator[PostgresUnitOfWork]:
-    """A transaction on a pooled connection, committed when the block ends normally."""
-    async with pool.acquire() as conn, conn.transaction():
-        yield PostgresUnitOfWork(conn, audit, consumer)

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.matching.domain import counted
-from services.matching.memory import InMemoryUnitOfWork
 from services.matching.replay import ReplayKeys, repeatable_repository
 from services.matching.usecases import Matching
 from shared.contracts import (
@@ -31,6 +30,7 @@ from shared.contracts import (
     WithdrawalReason,
 )
 from shared.policy import Policy
+from shared.unit_of_work import InMemoryUnitOfWork
 from tests.factories import accepted, worker
 
 POLICY = Policy.parse(

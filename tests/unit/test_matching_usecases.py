@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.matching.memory import InMemoryUnitOfWork
 from services.matching.replay import repeatable_repository
 from services.matching.usecases import Matching, Refusal, Registered
 from shared.contracts import (
@@ -24,6 +23,7 @@ from shared.contracts import (
 )
 from shared.keystore import SealBroken
 from shared.policy import Policy
+from shared.unit_of_work import InMemoryUnitOfWork
 from tests.factories import accepted, pseudonym, worker
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -1,0 +1,151 @@
+"""The unit of work every service's use cases take: its repository, the outbox, the
+audit trail and the claim of the message that caused the change, in one transaction.
+On PostgreSQL they commit together or not at all; in memory (the replay, the use-case
+tests) what was published and recorded is kept in order."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+import asyncpg
+
+from shared.audit import AuditTrail
+from shared.contracts import AuditAction, AuditActor, AuditOutcome, Contract
+from shared.db import Conn, claim_message
+from shared.outbox import enqueue
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class UnitOfWork(Protocol[R_co]):
+    @property
+    def repo(self) -> R_co: ...
+
+    async def claim(self, message_id: uuid.UUID) -> bool:
+        """Record that this message is being processed; False when it was before."""
+
+    async def publish(self, topic: str, event: Contract, *, traced: bool = True) -> None:
+        """An event to publish once the unit of work commits; `traced=False` for one
+        that must share no trace with anything about a person."""
+
+    async def record(
+        self,
+        *,
+        action: AuditAction,
+        object_type: str,
+        purpose: str,
+        object_id: str | None = None,
+        subjects: list[str] | None = None,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        actor: AuditActor | None = None,
+    ) -> None:
+        """An audit entry, written with the change it describes."""
+
+
+class PostgresUnitOfWork(Generic[R]):
+    """A unit of work on one PostgreSQL transaction (the outbox and the processed
+    messages live in the service's schema)."""
+
+    def __init__(self, conn: Conn, repo: R, audit: AuditTrail, consumer: str) -> None:
+        self.conn = conn
+        self.repo = repo
+        self._audit = audit
+        self._consumer = consumer
+
+    async def claim(self, message_id: uuid.UUID) -> bool:
+        return await claim_message(self.conn, self._consumer, message_id)
+
+    async def publish(self, topic: str, event: Contract, *, traced: bool = True) -> None:
+        await enqueue(self.conn, topic, event, traced=traced)
+
+    async def record(
+        self,
+        *,
+        action: AuditAction,
+        object_type: str,
+        purpose: str,
+        object_id: str | None = None,
+        subjects: list[str] | None = None,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        actor: AuditActor | None = None,
+    ) -> None:
+        await self._audit.record(
+            self.conn,
+            action=action,
+            object_type=object_type,
+            purpose=purpose,
+            object_id=object_id,
+            subjects=subjects,
+            outcome=outcome,
+            actor=actor,
+        )
+
+
+def postgres_units(
+    pool: Callable[[], asyncpg.Pool],
+    repository: Callable[[Conn], R],
+    audit: AuditTrail,
+    consumer: str,
+) -> Callable[[], AbstractAsyncContextManager[PostgresUnitOfWork[R]]]:
+    """A factory of units of work: each a transaction on a pooled connection, committed
+    when its block ends normally. `pool` is called late: the pool opens at start."""
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[PostgresUnitOfWork[R]]:
+        async with pool().acquire() as conn, conn.transaction():
+            yield PostgresUnitOfWork(conn, repository(conn), audit, consumer)
+
+    return unit
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An audit entry as the in-memory unit of work keeps it."""
+
+    action: AuditAction
+    object_type: str
+    purpose: str
+    object_id: str | None
+    subjects: list[str]
+    outcome: AuditOutcome
+    actor: AuditActor | None = None
+
+
+@dataclass
+class InMemoryUnitOfWork(Generic[R]):
+    """A unit of work in memory. Nothing is rolled back: a use case that fails ends the
+    replay or the test."""
+
+    repo: R
+    published: list[tuple[str, Contract]] = field(default_factory=list)
+    recorded: list[Recorded] = field(default_factory=list)
+    claimed: set[uuid.UUID] = field(default_factory=set)
+
+    async def claim(self, message_id: uuid.UUID) -> bool:
+        if message_id in self.claimed:
+            return False
+        self.claimed.add(message_id)
+        return True
+
+    async def publish(self, topic: str, event: Contract, *, traced: bool = True) -> None:
+        self.published.append((topic, event))
+
+    async def record(
+        self,
+        *,
+        action: AuditAction,
+        object_type: str,
+        purpose: str,
+        object_id: str | None = None,
+        subjects: list[str] | None = None,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        actor: AuditActor | None = None,
+    ) -> None:
+        self.recorded.append(
+            Recorded(action, object_type, purpose, object_id, subjects or [], outcome, actor)
+        )
