@@ -49,20 +49,19 @@ def create_app(settings: Settings) -> AsgiFastStream:
     policy = load_policy(settings.policy_file)
 
     def register(runtime: ServiceRuntime) -> Routes:
-        handlers.register(runtime, registry, rekey, keyring)
-        runtime.every(
-            3600, "destroying trend window keys", lambda: handlers.destroy_window_keys(runtime)
-        )
+        entry = handlers.register(runtime, registry, rekey, keyring)
+        runtime.every(3600, "destroying trend window keys", entry.destroy_window_keys)
         runtime.every(
             settings.theme_counts_release_seconds,
             "publishing wijk x theme counts",
-            lambda: handlers.publish_counts(runtime, policy),
+            lambda: entry.publish_counts(policy),
         )
 
         @get(description="How many signals were admitted and rejected (counts only)")
         async def summary(scope: Scope) -> AsgiResponse:
             async with runtime.pool.acquire() as conn:
-                return json_response({"partners": len(registry), **await store.counts(conn)})
+                counts = await store.PostgresRepository(conn).counts()
+            return json_response({"partners": len(registry), **counts})
 
         return [("/signals/summary", summary)]
 

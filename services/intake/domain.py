@@ -157,6 +157,11 @@ class PartnersFile(BaseModel):
 RESERVED_IDS = frozenset({"accepted"})
 
 
+def window_key_name(window: str) -> str:
+    """The name of a trend window's key in the key store."""
+    return f"trend-window:{window}"
+
+
 def trend_window(day: date) -> str:
     """The ISO week a day falls in: the window of the wijk-trend counts."""
     year, week, _ = day.isocalendar()

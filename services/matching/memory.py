@@ -1,5 +1,5 @@
 """Matching's repository in memory: the same contract as PostgreSQL's
-(tests/repository_contract.py runs one suite over both), for the replay and for tests
+(tests/matching_repository_contract.py runs one suite over both), for the replay and for tests
 of the use cases. One process, one task: locks are not needed and not taken."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 registrations, family clusters, matches, counts and pending shreds; a unit of work that
 holds the repository, the outbox and the audit trail in one transaction; and the key
 store's sealing. PostgreSQL (store.py) and memory (memory.py) implement the repository,
-and one contract suite (tests/repository_contract.py) holds both to the same behaviour.
+and one contract suite (tests/matching_repository_contract.py) holds both to the same behaviour.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
@@ -197,47 +197,6 @@ async def test_stored_birthdays_become_months_and_no_derived_moment_keeps_the_da
 BIRTHDAY_UTC = datetime(2027, 8, 17, tzinfo=UTC)
 
 
-async def test_intake_counts_each_child_once_and_releases_only_changed_cells_of_k(
-    database_url: str,
-) -> None:
-    """Intake counts a child once per wijk x theme week; a release takes the cells that
-    grew by at least k since the last one (each once, in one transaction), never a cell
-    under k; forgetting a closed window drops its tokens and keeps the counts."""
-    from services.intake import store as intake_store
-
-    await migrate(database_url, "intake", migration_files(SERVICES_DIR / "intake"))
-    pool = await create_pool(database_url, "intake")
-    big, small = ("WK099901", "pesten", "2026-W49"), ("WK099901", "armoede", "2026-W49")
-    try:
-        async with pool.acquire() as conn:
-            for n in range(10):
-                assert await intake_store.count_child(conn, big, f"{n:032x}")
-            assert not await intake_store.count_child(conn, big, f"{0:032x}")  # again
-            for n in range(9):
-                await intake_store.count_child(conn, small, f"{n:032x}")
-            async with conn.transaction():
-                first = await intake_store.take_changed_cells(conn, 10, 100)
-            async with conn.transaction():
-                unchanged = await intake_store.take_changed_cells(conn, 10, 100)
-            await intake_store.count_child(conn, big, f"{10:032x}")
-            await intake_store.count_child(conn, small, f"{9:032x}")
-            async with conn.transaction():
-                second = await intake_store.take_changed_cells(conn, 10, 100)
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-            async with conn.transaction():
-                await intake_store.forget_window(conn, "2026-W49")
-            assert await conn.fetchval("SELECT count(*) FROM theme_tokens") == 0
-            kept = await conn.fetch("SELECT theme, children FROM theme_cells ORDER BY theme")
-        assert first == [(*big, 10)]
-        assert unchanged == []
-        # The small cell reached k now: it is published for the first time; the big one
-        # grew by one only, which no published count may tell.
-        assert second == [(*small, 10)]
-        assert [(r["theme"], r["children"]) for r in kept] == [("armoede", 10), ("pesten", 11)]
-    finally:
-        await pool.close()
-
-
 async def test_observations_held_by_the_first_version_are_counted_on_upgrade(
     database_url: str,
 ) -> None:
@@ -270,37 +229,6 @@ async def test_observations_held_by_the_first_version_are_counted_on_upgrade(
         assert await conn.fetchval("SELECT to_regclass('intake.held_observations')") is None
     finally:
         await conn.close()
-
-
-async def test_held_observations_are_counted_only_k_at_a_time_or_when_held_too_long(
-    database_url: str,
-) -> None:
-    """No count changes by one signal alone: the counting job takes the held observations
-    only when there are at least k, or when the oldest has waited too long."""
-    from services.intake import store as intake_store
-
-    await migrate(database_url, "intake", migration_files(SERVICES_DIR / "intake"))
-    pool = await create_pool(database_url, "intake")
-    now = datetime.now(UTC)
-    try:
-        async with pool.acquire() as conn:
-            for n in range(3):
-                await intake_store.hold_observation(conn, "2026-W49", f"v1.sealed{n}")
-            long_ago = now - timedelta(days=1)
-            async with conn.transaction():
-                assert await intake_store.take_observations(conn, 4, long_ago, 100) == []
-            await intake_store.hold_observation(conn, "2026-W49", "v1.sealed3")
-            async with conn.transaction():
-                four = await intake_store.take_observations(conn, 4, long_ago, 100)
-            await intake_store.hold_observation(conn, "2026-W49", "v1.sealed4")
-            async with conn.transaction():
-                assert await intake_store.take_observations(conn, 4, long_ago, 100) == []
-            async with conn.transaction():
-                late = await intake_store.take_observations(conn, 4, now + timedelta(1), 100)
-        assert sorted(s for _, _, s in four) == [f"v1.sealed{n}" for n in range(4)]
-        assert [s for _, _, s in late] == ["v1.sealed4"]
-    finally:
-        await pool.close()
 
 
 async def test_family_clusters_named_after_a_node_get_random_ids_on_upgrade(

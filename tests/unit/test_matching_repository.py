@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.matching.memory import InMemoryRepository
-from tests.repository_contract import MatchingRepositoryContract
+from tests.matching_repository_contract import MatchingRepositoryContract
 
 
 class TestInMemoryRepository(MatchingRepositoryContract):
