@@ -16,7 +16,8 @@ from pydantic import (
     ConfigDict,
     StringConstraints,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -41,8 +42,15 @@ def parse_yaml_model(
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise error(f"{source}: not valid YAML: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        # Never str(exc): it quotes the broken line, which may hold a key or a secret.
+        # Where the broken construct began (an unclosed quote's line), else the problem.
+        mark = exc.context_mark or exc.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        what = "; ".join(p for p in (exc.context, exc.problem) if p)
+        raise error(f"{where}: not valid YAML: {what}") from None
+    except yaml.YAMLError:
+        raise error(f"{source}: not valid YAML") from None
     if not isinstance(data, dict):
         raise error(f"{source}: expected a mapping of settings")
     try:
@@ -127,14 +135,15 @@ class VersionedKeys(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    current: Name
     keys: dict[Name, Hex32]
+    current: Name  # after keys: its check reads them
 
-    @model_validator(mode="after")
-    def _current_is_listed(self) -> VersionedKeys:
-        if self.current not in self.keys:
-            raise ValueError(f"current key {self.current!r} is not in keys")
-        return self
+    @field_validator("current")
+    @classmethod
+    def _current_is_listed(cls, current: str, info: ValidationInfo) -> str:
+        if "keys" in info.data and current not in info.data["keys"]:
+            raise ValueError(f"current key {current!r} is not in keys")
+        return current
 
     def key_bytes(self) -> dict[str, bytes]:
         return {version: bytes.fromhex(value) for version, value in self.keys.items()}

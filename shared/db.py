@@ -51,7 +51,9 @@ async def lock(conn: Conn, names: Iterable[str], *, previously: Previously | Non
 
 
 async def try_lock(conn: Conn, name: str, *, previously: Previously | None = None) -> bool:
-    """Take the lock of `name` until the transaction ends, if no one holds it."""
+    """Take the lock of `name` until the transaction ends, if no one holds it. When the
+    previous release's lock is the one taken, this one stays held until the transaction
+    ends: end it (as DigestComposer.run_once does by returning)."""
     if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_id(name)):
         return False
     if previously is None:

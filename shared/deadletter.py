@@ -19,14 +19,13 @@ import json
 import secrets as token
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
-from shared.config import Hex32, NamedKey, load_yaml_model
+from shared.config import Hex32, Name, NamedKey, load_yaml_model
 from shared.contracts import DeadLetter
 from shared.envelope import SUITE
 
@@ -46,7 +45,7 @@ class DeadLetterKeyFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key_id: Annotated[str, StringConstraints(min_length=1)]
+    key_id: Name
     public_key: Hex32
     digest_key: Hex32
 

@@ -43,6 +43,7 @@ class UnitOfWork(Protocol[R_co]):
         subjects: list[str] | None = None,
         outcome: AuditOutcome = AuditOutcome.SUCCESS,
         actor: AuditActor | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
         """An audit entry, written with the change it describes."""
 
@@ -73,6 +74,7 @@ class PostgresUnitOfWork(Generic[R]):
         subjects: list[str] | None = None,
         outcome: AuditOutcome = AuditOutcome.SUCCESS,
         actor: AuditActor | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
         await self._audit.record(
             self.conn,
@@ -83,6 +85,7 @@ class PostgresUnitOfWork(Generic[R]):
             subjects=subjects,
             outcome=outcome,
             actor=actor,
+            on_behalf_of=on_behalf_of,
         )
 
 
@@ -114,6 +117,7 @@ class Recorded:
     subjects: list[str]
     outcome: AuditOutcome
     actor: AuditActor | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass
@@ -125,6 +129,7 @@ class InMemoryUnitOfWork(Generic[R]):
     published: list[tuple[str, Contract]] = field(default_factory=list)
     recorded: list[Recorded] = field(default_factory=list)
     claimed: set[uuid.UUID] = field(default_factory=set)
+    untraced: list[Contract] = field(default_factory=list)  # published with traced=False
 
     async def claim(self, message_id: uuid.UUID) -> bool:
         if message_id in self.claimed:
@@ -134,6 +139,8 @@ class InMemoryUnitOfWork(Generic[R]):
 
     async def publish(self, topic: str, event: Contract, *, traced: bool = True) -> None:
         self.published.append((topic, event))
+        if not traced:
+            self.untraced.append(event)
 
     async def record(
         self,
@@ -145,7 +152,17 @@ class InMemoryUnitOfWork(Generic[R]):
         subjects: list[str] | None = None,
         outcome: AuditOutcome = AuditOutcome.SUCCESS,
         actor: AuditActor | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
         self.recorded.append(
-            Recorded(action, object_type, purpose, object_id, subjects or [], outcome, actor)
+            Recorded(
+                action,
+                object_type,
+                purpose,
+                object_id,
+                subjects or [],
+                outcome,
+                actor,
+                on_behalf_of,
+            )
         )

@@ -161,7 +161,9 @@ class WebhookEntry(BaseModel):
     url: Annotated[str, AfterValidator(_http_url)]
     secret: Secret
     previous_secrets: list[Secret] = Field(default_factory=list)
-    organisations: list[Annotated[str, StringConstraints(min_length=1)]] = Field(min_length=1)
+    organisations: list[Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]] = (
+        Field(min_length=1)
+    )
 
     @model_validator(mode="before")
     @classmethod

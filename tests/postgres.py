@@ -1,7 +1,10 @@
-"""A migrated service schema on the test's own database, for repository tests."""
+"""A migrated service schema on a database of its own, for repository tests: created
+once per test module, each test in a transaction that is rolled back."""
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,11 +17,38 @@ SERVICES = Path(__file__).resolve().parents[1] / "services"
 
 
 @asynccontextmanager
-async def service_schema(database_url: str, service: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to `service`'s schema, migrated; closed afterwards."""
-    await migrate(database_url, service, migration_files(SERVICES / service))
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": service})
+async def migrated_database(server_url: str, service: str) -> AsyncIterator[str]:
+    """A new database with `service`'s schema migrated; dropped afterwards."""
+    name = f"test_{service}_{uuid.uuid4().hex[:10]}"
+    head, _, _ = server_url.rpartition("/")
+    admin = await asyncpg.connect(server_url)
     try:
-        yield conn
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{head}/{name}"
+    try:
+        await migrate(url, service, migration_files(SERVICES / service))
+        yield url
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            with contextlib.suppress(asyncpg.PostgresError):
+                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def rolled_back(url: str, service: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to `service`'s schema inside a transaction that is rolled back."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": service})
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
     finally:
         await conn.close()

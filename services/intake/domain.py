@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 from shared.config import VersionedKeys, each_once, parse_yaml_model
@@ -105,10 +105,10 @@ class PartnerEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: Annotated[str, BeforeValidator(str)]
     organisation: Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
     category: OrganisationCategory
-    signing_keys: dict[str, str] = Field(default_factory=dict)
+    signing_keys: dict[Annotated[str, BeforeValidator(str)], str] = Field(default_factory=dict)
     themes: list[Category] | None = None  # None: every theme
     # Read by `secrets init` for the pseudonymiser's credentials, not by intake.
     daily_budget: int | None = None
@@ -148,10 +148,11 @@ class PartnersFile(BaseModel):
     version: Literal[1] = 1
     partners: list[PartnerEntry]
 
-    @model_validator(mode="after")
-    def _each_once(self) -> PartnersFile:
-        each_once([p.id for p in self.partners], "partner id")
-        return self
+    @field_validator("partners")
+    @classmethod
+    def _each_once(cls, partners: list[PartnerEntry]) -> list[PartnerEntry]:
+        each_once([p.id for p in partners], "partner id")
+        return partners
 
 
 RESERVED_IDS = frozenset({"accepted"})

@@ -194,7 +194,7 @@ class Handlers:
                     uow, policy.aggregates.k, held_before, policy.version, batch
                 )
             published += done.published
-            if done.counted < batch and done.published < batch:
+            if done.taken < batch and done.published < batch:
                 return published
 
     async def destroy_window_keys(self) -> None:

@@ -46,9 +46,10 @@ class Admitted(StrEnum):
 
 @dataclass(frozen=True)
 class Released:
-    """One pass of the counting job: observations counted, cells published."""
+    """One pass of the counting job: observations taken off the shelf (counted, or
+    dropped with their week's key), cells published."""
 
-    counted: int
+    taken: int
     published: int
 
 
@@ -142,15 +143,16 @@ class Intake:
         the registration's own id. One it never made is refused."""
         registration_id = self.rekey.registration_id(partner_id, withdrawn.withdraws)
         withdrawal_id = self.rekey.withdrawal_id(partner_id, withdrawn.event_id)
-        if not await uow.claim(withdrawal_id):
-            return None
         if not await uow.repo.was_accepted(registration_id):
+            # Not claimed: its redelivery is refused (and dead-lettered) again.
             rejection = Rejection(
                 "unknown-registration",
                 "the withdrawn registration was never accepted from this partner",
             )
             await self.audit_refusal(uow, rejection, str(registration_id))
             return rejection
+        if not await uow.claim(withdrawal_id):
+            return None
         subject = self.rekey(withdrawn.subject)
         await uow.publish(
             self.topics.accepted,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -20,6 +20,10 @@ from shared.keystore import KeyShredded, KeyStore, SealBroken
 # keeps a copy of that blob from ever opening as this view (and the reverse).
 AAD_CONTEXT = b"notification/yours\x1f"
 SHOWN = ("reference", "number", "registered_at")
+
+
+class Sealer(Protocol):
+    async def seal(self, subject: str, aad: bytes, plaintext: bytes, *, create: bool) -> str: ...
 
 
 def _aad(registration_id: uuid.UUID) -> bytes:
@@ -35,7 +39,7 @@ def _plain(contact: MatchContact) -> dict[str, str] | None:
     return {k: v for k, v in shown.items() if v is not None} or None
 
 
-async def seal_yours(keystore: KeyStore, contacts: Iterable[MatchContact]) -> dict[uuid.UUID, str]:
+async def seal_yours(keystore: Sealer, contacts: Iterable[MatchContact]) -> dict[uuid.UUID, str]:
     """Per registration, its sealed view for its own organisation (none for a subject
     whose key is gone: erased meanwhile)."""
     sealed = {}

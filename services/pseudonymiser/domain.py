@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from voprf import ristretto
 
 from shared.config import VersionedKeys, parse_yaml_model
@@ -139,10 +146,7 @@ class PartnerCredentials:
         listed = parse_yaml_model(
             CredentialsFile, text, source=source, error=PseudonymiserConfigError
         )
-        entries = {
-            pid: e if isinstance(e, Credential) else Credential(token_sha256=e)
-            for pid, e in listed.partners.items()
-        }
+        entries = listed.partners
         return cls(
             {pid: bytes.fromhex(e.token_sha256) for pid, e in entries.items()},
             {pid: e.budget() for pid, e in entries.items()},
@@ -206,13 +210,18 @@ class Credential(BaseModel):
         return Budget(self.daily_budget, Backfill(b.budget, b.approved_on, b.until) if b else None)
 
 
+def _token_only(value: object) -> object:
+    """An older file gives only the token hash: the partner has the default budget."""
+    return {"token_sha256": value} if isinstance(value, str) else value
+
+
 class CredentialsFile(BaseModel):
     """`partners: {<partner id>: {token_sha256: <64 hex>, daily_budget, backfill}}` (or
     only the token hash)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    partners: dict[str, Credential | TokenHash]
+    partners: dict[str, Annotated[Credential, BeforeValidator(_token_only)]]
 
 
 class RateLimiter:

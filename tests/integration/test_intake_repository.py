@@ -8,13 +8,20 @@ import pytest
 
 from services.intake.store import PostgresRepository
 from tests.intake_repository_contract import IntakeRepositoryContract
-from tests.postgres import service_schema
+from tests.postgres import migrated_database, rolled_back
+from vroegsignaal.stack.local import Infrastructure
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+async def intake_database(infra: Infrastructure) -> AsyncIterator[str]:
+    async with migrated_database(infra.database_url, "intake") as url:
+        yield url
+
+
 class TestPostgresRepository(IntakeRepositoryContract):
     @pytest.fixture
-    async def repo(self, database_url: str) -> AsyncIterator[PostgresRepository]:
-        async with service_schema(database_url, "intake") as conn:
+    async def repo(self, intake_database: str) -> AsyncIterator[PostgresRepository]:
+        async with rolled_back(intake_database, "intake") as conn:
             yield PostgresRepository(conn)

@@ -40,9 +40,11 @@ assert SCHOOL is not None
 
 
 class Keys:
-    def __init__(self) -> None:
+    def __init__(self, repo: InMemoryRepository) -> None:
+        self.repo = repo
         self.sealed: dict[str, tuple[str, bytes]] = {}
         self.shredded: list[str] = []
+        self.steps: list[tuple[str, bool]] = []  # (key shredded, its week still listed)
 
     async def seal(self, subject: str, aad: bytes, plaintext: bytes, *, create: bool) -> str:
         name = f"v1.{uuid.uuid4().hex}"
@@ -59,12 +61,15 @@ class Keys:
 
     async def shred(self, subject: str) -> bool:
         self.shredded.append(subject)
+        listed = any(window_key_name(w) == subject for w in self.repo.windows)
+        self.steps.append((subject, listed))
         return True
 
 
 class World:
     def __init__(self) -> None:
-        self.keys = Keys()
+        self.uow = InMemoryUnitOfWork(InMemoryRepository())
+        self.keys = Keys(self.uow.repo)
         self.intake = Intake(
             REGISTRY,
             Rekeyer({"g1": b"k" * 32}, "g1"),
@@ -72,7 +77,6 @@ class World:
             Topics(),
             max_age=timedelta(days=14),
         )
-        self.uow = InMemoryUnitOfWork(InMemoryRepository())
 
     def run(self, step: Any) -> Any:
         return asyncio.run(step)
@@ -136,10 +140,20 @@ def test_only_a_registration_the_partner_made_can_be_withdrawn() -> None:
             reason=WithdrawalReason.RESOLVED,
         )
 
+    audited = len(world.uow.recorded)
     unknown = world.run(
         world.intake.withdraw(world.uow, "school-de-regenboog", withdrawal(uuid.uuid4()))
     )
     assert isinstance(unknown, Rejection) and unknown.code == "unknown-registration"
+    # Another partner cannot withdraw the school's registration (its id is scoped).
+    other = world.run(
+        world.intake.withdraw(world.uow, "jgz-voorbeeldrade", withdrawal(sent.event_id))
+    )
+    assert isinstance(other, Rejection) and other.code == "unknown-registration"
+    assert [(r.action, r.outcome) for r in world.uow.recorded[audited:]] == [
+        (AuditAction.REJECT, AuditOutcome.DENIED)
+    ] * 2
+    assert world.published(RegistrationWithdrawn) == []
     assert (
         world.run(
             world.intake.withdraw(world.uow, "school-de-regenboog", withdrawal(sent.event_id))
@@ -157,12 +171,13 @@ def test_counts_are_released_only_from_k_children() -> None:
         sent = signal("school-de-regenboog", pseudonym(), registered_at=NOW)
         world.run(world.intake.admit(world.uow, SCHOOL, sent, NOW))
     done = world.run(world.intake.release_counts(world.uow, 10, held_before, "v1", 100))
-    assert (done.counted, done.published) == (0, 0)  # nine held: fewer than k
+    assert (done.taken, done.published) == (0, 0)  # nine held: fewer than k
     sent = signal("school-de-regenboog", pseudonym(), registered_at=NOW)
     world.run(world.intake.admit(world.uow, SCHOOL, sent, NOW))
     done = world.run(world.intake.release_counts(world.uow, 10, held_before, "v1", 100))
-    assert (done.counted, done.published) == (10, 1)
+    assert (done.taken, done.published) == (10, 1)
     (cell,) = world.published(WijkThemeCounted)
+    assert world.uow.untraced == [cell]  # in no trace: nothing ties it to a signal
     assert (cell.wijk, cell.theme.value, cell.distinct_children) == (
         "WK099903",
         "schoolverzuim",
@@ -177,9 +192,10 @@ def test_a_closed_weeks_key_is_shredded_before_and_after_it_is_unlisted() -> Non
     assert world.run(world.intake.destroy_window_keys(world.units, NOW)) == 0  # not closed
     assert world.run(world.intake.destroy_window_keys(world.units, NOW + timedelta(days=1))) == 1
     name = window_key_name("2026-W48")
-    assert world.keys.shredded == [name, name]
+    # Shredded while still listed, unlisted, shredded again.
+    assert world.keys.steps == [(name, True), (name, False)]
     assert world.run(world.uow.repo.closed_windows(NOW + timedelta(days=30))) == []
     assert world.uow.recorded[-1].object_id == name
     # What was held under the destroyed key can no longer be counted.
     done = world.run(world.intake.release_counts(world.uow, 1, NOW, "v1", 100))
-    assert (done.counted, done.published) == (1, 0)
+    assert (done.taken, done.published) == (1, 0)
