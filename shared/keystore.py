@@ -15,6 +15,7 @@ in a dump, in a backup, is unreadable from then on.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import time
 from collections import OrderedDict
@@ -185,9 +186,13 @@ class KeyStore:
         """Decrypt, or raise KeyShredded (erased) or SealBroken (altered)."""
         prefix, _, body = sealed.partition(".")
         if prefix != SEAL_PREFIX:
-            raise SealBroken(f"unknown seal format {prefix!r}")
+            # Not the prefix itself: whatever stands there is the sender's text.
+            raise SealBroken(f"not a sealed field of format {SEAL_PREFIX}")
         key = await self._data_key(subject, create=False)
-        raw = base64.b64decode(body)
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise SealBroken("the sealed field is not base64") from None
         try:
             return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
         except InvalidTag:

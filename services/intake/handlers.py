@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
@@ -67,9 +66,10 @@ class Handlers:
         )
         self.max_age = timedelta(days=runtime.settings.max_event_age_days)
 
-    @cached_property
+    @property
     def intake(self) -> Intake:
-        # Built at the first message: the key store opens when the service starts.
+        # Built per use: the key store opens when the service starts (and again after a
+        # restart in the same process).
         return Intake(
             self.registry,
             self.rekey,

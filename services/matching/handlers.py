@@ -5,7 +5,6 @@ after the refusal is committed; the keys decided to go are shredded after the co
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cached_property
 
 from faststream.kafka import KafkaMessage
 
@@ -36,9 +35,10 @@ class Handlers:
             lambda: runtime.pool, PostgresRepository, runtime.audit, CONSUMER
         )
 
-    @cached_property
+    @property
     def matching(self) -> Matching:
-        # Built at the first message: the key store opens when the service starts.
+        # Built per use: the key store opens when the service starts (and again after a
+        # restart in the same process).
         return Matching(self.policy, self.runtime.keystore, self.runtime.topics)
 
     async def on_accepted(self, signal: SignalAccepted, message: KafkaMessage | None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cached_property
 
 from faststream.kafka import KafkaMessage
 
@@ -50,9 +49,10 @@ class Notifier:
             lambda: runtime.pool, PostgresRepository, runtime.audit, CONSUMER
         )
 
-    @cached_property
+    @property
     def notifications(self) -> Notifications:
-        # Built at the first message: the key store opens when the service starts.
+        # Built per use: the key store opens when the service starts (and again after a
+        # restart in the same process).
         return Notifications(
             self.policy,
             self.runtime.keystore,
@@ -63,7 +63,7 @@ class Notifier:
 
     async def refused(self, message: KafkaMessage, refused: SealRefused | None) -> None:
         if refused is not None:
-            await self.runtime.dead_letters.send(message, "seal-broken", refused.reason)
+            await self.runtime.dead_letters.send(message, refused.code, refused.reason)
 
     async def on_raised(self, message: KafkaMessage, event: MatchRaised) -> None:
         async with self.unit_of_work() as uow:

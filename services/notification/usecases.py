@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from prometheus_client import Counter
@@ -91,10 +91,16 @@ S = TypeVar("S", bound=BaseModel)
 Lifecycle = CoordinationTransferred | MatchDissolved | MatchLeft
 
 
+class SealedInvalid(ValueError):
+    """A sealed part that opened but is not what its event says it holds."""
+
+
 @dataclass(frozen=True)
 class SealRefused:
-    """An event whose sealed part does not open: dead-lettered by the caller, unclaimed."""
+    """An event whose sealed part does not open, or is not what it should be:
+    dead-lettered by the caller, unclaimed. The reason quotes nothing opened."""
 
+    code: str  # seal-broken, sealed-invalid
     reason: str
 
 
@@ -125,7 +131,7 @@ class Notifications:
         """The event's sealed part; None when the subject was erased (the event is
         claimed, nothing told); SealRefused when the seal is broken."""
         try:
-            opened = await self.keys.open_sealed(event.subject, event.event_id.bytes, event.sealed)
+            return await self.open_as(event, model)
         except KeyShredded:
             ERASED.inc()
             # A person match's key is its subject's: the subject was erased, the match is
@@ -139,12 +145,22 @@ class Notifications:
                 await uow.repo.forget_match_id(event.match_id)
             return None
         except SealBroken as broken:
-            return SealRefused(str(broken))
+            return SealRefused("seal-broken", str(broken))
+        except SealedInvalid as invalid:
+            return SealRefused("sealed-invalid", str(invalid))
+
+    async def open_as(
+        self,
+        event: MatchRaised | MatchJoined | CoordinationTransferred | EarlierInvolvementNoticed,
+        model: type[S],
+    ) -> S:
+        """The event's sealed part as `model`; KeyShredded, SealBroken or SealedInvalid."""
+        opened = await self.keys.open_sealed(event.subject, event.event_id.bytes, event.sealed)
         try:
             return model.model_validate_json(opened)
         except ValueError:
             # Never pydantic's message: it quotes the opened content.
-            return SealRefused(f"the sealed part is not a {model.__name__}")
+            raise SealedInvalid(f"the sealed part is not a {model.__name__}") from None
 
     # --- who coordinates ---------------------------------------------------------------
 
@@ -222,7 +238,7 @@ class Notifications:
     ) -> None:
         """Rule 10: each registering worker gets the task to inform, addressed by age."""
         for c in contacts:
-            addressee = informing_addressee(c, now.date(), self.policy)
+            addressee = informing_addressee(c, now.astimezone(UTC).date(), self.policy)
             if await uow.repo.add_task(
                 match_id=match_id,
                 registration_id=c.registration_id,
@@ -376,12 +392,16 @@ class Notifications:
             if kind == CoordinationTransferred.__name__:
                 moved = CoordinationTransferred.model_validate_json(payload)
                 try:
-                    opened = await self.keys.open_sealed(
-                        moved.subject, moved.event_id.bytes, moved.sealed
-                    )
+                    sealed = await self.open_as(moved, SealedTransfer)
                 except KeyShredded:
                     continue
-                await self.transfer(uow, moved, SealedTransfer.model_validate_json(opened))
+                except (SealBroken, SealedInvalid) as broken:
+                    # It waited for its match; it cannot hold the match up.
+                    log.warning(
+                        "a parked transfer of match %s is skipped: %s", moved.match_id, broken
+                    )
+                    continue
+                await self.transfer(uow, moved, sealed)
             elif kind == MatchLeft.__name__:
                 await self.leave(uow, MatchLeft.model_validate_json(payload))
             else:
