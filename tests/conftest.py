@@ -8,7 +8,6 @@ so tests never see each other's messages or rows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import sys
@@ -27,6 +26,7 @@ from shared.i18n import unchosen
 from shared.kafka import ensure_topics
 from shared.keystore import keys_database_url
 from shared.settings import REPO_ROOT, Settings
+from tests.postgres import scratch_database
 from vroegsignaal.devstack import as_kafka_admin
 from vroegsignaal.stack import kafka_access
 from vroegsignaal.stack.database import provision
@@ -70,29 +70,11 @@ def infra(secrets: Secrets) -> Iterator[Infrastructure]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _database_url(base: str, name: str) -> str:
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}"
-
-
 @pytest.fixture
 async def database_url(infra: Infrastructure) -> AsyncIterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _database_url(infra.database_url, name)
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        with contextlib.suppress(asyncpg.PostgresError):
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        with contextlib.suppress(asyncpg.PostgresError):  # the key store's, if made
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}_keys" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(infra.database_url) as url:
+        yield url
 
 
 def keys_url(settings: Settings) -> str:

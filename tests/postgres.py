@@ -17,26 +17,34 @@ SERVICES = Path(__file__).resolve().parents[1] / "services"
 
 
 @asynccontextmanager
-async def migrated_database(server_url: str, service: str) -> AsyncIterator[str]:
-    """A new database with `service`'s schema migrated; dropped afterwards."""
-    name = f"test_{service}_{uuid.uuid4().hex[:10]}"
+async def scratch_database(server_url: str, prefix: str = "test") -> AsyncIterator[str]:
+    """A new, empty database on the server of `server_url`; dropped afterwards (with
+    the key store's beside it, if a test made one)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     head, _, _ = server_url.rpartition("/")
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = f"{head}/{name}"
     try:
-        await migrate(url, service, migration_files(SERVICES / service))
-        yield url
+        yield f"{head}/{name}"
     finally:
         admin = await asyncpg.connect(server_url)
         try:
-            with contextlib.suppress(asyncpg.PostgresError):
-                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            for dropped in (name, f"{name}_keys"):
+                with contextlib.suppress(asyncpg.PostgresError):
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def migrated_database(server_url: str, service: str) -> AsyncIterator[str]:
+    """A new database with `service`'s schema migrated; dropped afterwards."""
+    async with scratch_database(server_url, f"test_{service}") as url:
+        await migrate(url, service, migration_files(SERVICES / service))
+        yield url
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from shared.contracts import MatchKind, OrganisationCategory, WithdrawalReason, WorkerContact
 from shared.policy import Policy
@@ -43,6 +44,20 @@ def withdrawal_end(reason: WithdrawalReason, already: EndReason | None) -> EndRe
         else EndReason.WITHDRAWN_UNJUSTIFIED
     )
     return None if already is not None and end.archived else end
+
+
+class Kept(Protocol):
+    @property
+    def partner_id(self) -> str | None: ...
+
+
+K = TypeVar("K", bound=Kept)
+
+
+def erased_at_partners_request(kept: Iterable[K], partner_id: str) -> list[K]:
+    """A partner's erasure request ends that partner's own registrations of the subject,
+    and no other organisation's: erasing those is the privacy officer's decision."""
+    return [r for r in kept if r.partner_id == partner_id]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from services.matching.domain import (
     archive_until,
     decide,
     end_reason_at,
+    erased_at_partners_request,
     expires_at,
     family_links,
     over_age,
@@ -261,11 +262,9 @@ class Matching:
             return None
         repo = uow.repo
         await repo.lock([f"subject:{erased.subject}"])
-        own = [
-            r
-            for r in await repo.all_registrations(erased.subject)
-            if r.partner_id == erased.partner_id
-        ]
+        own = erased_at_partners_request(
+            await repo.all_registrations(erased.subject), erased.partner_id
+        )
         if not own:
             # Nothing of its own: a partner asks only for what it registered. No review
             # (it cannot start one about a child it never registered, nor learn whether

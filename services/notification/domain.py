@@ -461,3 +461,10 @@ def digest_due(
         and policy.new_case_immediately
         and since >= timedelta(minutes=policy.min_gap_minutes)
     )
+
+
+def forgotten_when_key_is_gone(kind: MatchKind) -> bool:
+    """A person match's key is its subject's: when it is gone the subject was erased and
+    the match is forgotten. A family match's key is replaced when one child is erased:
+    the match goes on for the siblings, under the new key."""
+    return kind is MatchKind.PERSON

@@ -32,6 +32,7 @@ from services.notification.domain import (
     alerts_for_match,
     alerts_to_all,
     choose_coordinator,
+    forgotten_when_key_is_gone,
     informing_addressee,
     keeps_coordinator,
     no_contact_overdue,
@@ -134,11 +135,8 @@ class Notifications:
             return await self.open_as(event, model)
         except KeyShredded:
             ERASED.inc()
-            # A person match's key is its subject's: the subject was erased, the match is
-            # forgotten. A family match's key is replaced when one child is erased: the
-            # match goes on for the siblings, under the new key.
-            forget = isinstance(event, MatchRaised | MatchJoined) and (
-                event.kind is MatchKind.PERSON
+            forget = isinstance(event, MatchRaised | MatchJoined) and forgotten_when_key_is_gone(
+                event.kind
             )
             if await uow.claim(event.event_id) and forget:
                 assert isinstance(event, MatchRaised | MatchJoined)

@@ -296,3 +296,17 @@ def test_a_withdrawal_archives_a_resolved_registration_and_takes_an_unjustified_
     assert withdrawal_end(unjustified, EndReason.WITHDRAWN_UNJUSTIFIED) is (
         EndReason.WITHDRAWN_UNJUSTIFIED
     )
+
+
+def test_a_partners_erasure_request_ends_only_its_own_registrations() -> None:
+    from dataclasses import dataclass as _dataclass
+
+    from services.matching.domain import erased_at_partners_request
+
+    @_dataclass(frozen=True)
+    class Kept:
+        partner_id: str | None
+
+    school, gp, old = Kept("school"), Kept("gp"), Kept(None)
+    assert erased_at_partners_request([school, gp, old], "school") == [school]
+    assert erased_at_partners_request([gp, old], "school") == []

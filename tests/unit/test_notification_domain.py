@@ -275,3 +275,10 @@ def test_an_alert_is_about_the_children_its_recipient_may_learn_of() -> None:
     assert by_recipient[("coordinator", Part.COORDINATOR)] == [anna, bram]
     unassigned = alerts_for_match(MATCH, MatchKind.FAMILY, parties, None, [worker("regie")])
     assert [about.of(a) for a in unassigned if a.part is Part.REGIE] == [[anna, bram]]
+
+
+def test_a_gone_key_forgets_a_person_match_not_a_family_match() -> None:
+    from services.notification.domain import forgotten_when_key_is_gone
+
+    assert forgotten_when_key_is_gone(MatchKind.PERSON)
+    assert not forgotten_when_key_is_gone(MatchKind.FAMILY)
