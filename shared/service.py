@@ -43,6 +43,22 @@ UNKNOWN_EVENT_TYPES = Counter(
 )
 
 
+@dataclass(frozen=True)
+class _Route:
+    """How one topic's messages reach their handlers: by the contract each names."""
+
+    by_name: Mapping[str, tuple[type[Contract], Callable[[KafkaMessage, Any], Awaitable[None]]]]
+    default: type[Contract] | None
+
+
+@dataclass
+class _Group:
+    """The topics one consumer group takes, and its consumer's options."""
+
+    options: dict[str, Any]
+    routes: dict[str, _Route] = field(default_factory=dict)
+
+
 @dataclass
 class ServiceRuntime:
     """Everything a service's handlers need, built once per process."""
@@ -64,6 +80,8 @@ class ServiceRuntime:
     starters: list[Callable[[], Coroutine[Any, Any, object]]] = field(default_factory=list)
     closers: list[Callable[[], Coroutine[Any, Any, object]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _groups: dict[str, _Group] = field(default_factory=dict, init=False)
+    _subscribed: bool = field(default=False, init=False)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -79,27 +97,58 @@ class ServiceRuntime:
         group: str | None = None,
         **options: Any,
     ) -> None:
-        """The one way a service takes events: subscribe `handlers` to `topics` in the
-        group `<service>[-group]`, from the earliest offset for a new group, acknowledged
-        only after the handler returned (its transaction committed; an error is not
+        """The one way a service takes events: `handlers` take `topics` in the group
+        `<service>[-group]`, from the earliest offset for a new group, acknowledged only
+        after the handler returned (its transaction committed; an error is not
         acknowledged and comes again). A message goes to the handler of the contract its
-        event-type header names; one without the header to `default` (the topic's first
-        contract); one of a type no handler takes is dead-lettered ('unknown-event-type',
-        naming the types that are) and counted. A message that does not decode as its
-        contract is dead-lettered by the decoder. Handlers are idempotent (they claim
-        the event id), so a redelivery changes nothing."""
+        event-type header names on its own topic; one without the header to `default`
+        (the topic's first contract); one of a type no handler of its topic takes is
+        dead-lettered ('unknown-event-type', naming the types that are) and counted. A
+        message that does not decode as its contract is dead-lettered by the decoder.
+        Handlers are idempotent (they claim the event id), so a redelivery changes
+        nothing.
+
+        All of a group's topics are taken by one consumer (`subscribe`, at build): one
+        member per process in each group, so a process that starts or stops rebalances
+        its group once, not once per topic."""
         if default is not None and default not in handlers:
             raise ValueError(f"{self.name}: the default {default.__name__} has no handler")
+        if self._subscribed:
+            raise RuntimeError(f"{self.name}: consume() after the subscribers were built")
+        group_id = f"{self.group_id}-{group}" if group else self.group_id
+        taking = self._groups.setdefault(group_id, _Group(options))
+        if taking.options != options:
+            raise ValueError(f"{self.name}: group {group_id} is consumed with two sets of options")
         by_name = {contract.__name__: (contract, handle) for contract, handle in handlers.items()}
-        known = ", ".join(sorted(by_name))
+        for topic in topics:
+            if topic in taking.routes:
+                raise ValueError(f"{self.name}: {topic} is consumed twice in group {group_id}")
+            taking.routes[topic] = _Route(by_name, default)
 
+    def subscribe(self) -> None:
+        """One subscriber per group, for every topic `consume` gave it."""
+        self._subscribed = True
+        for group_id, taking in self._groups.items():
+            self.broker.subscriber(
+                *taking.routes,
+                group_id=group_id,
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                auto_offset_reset="earliest",
+                **taking.options,
+            )(self._dispatcher(taking.routes))
+
+    def _dispatcher(
+        self, routes: Mapping[str, _Route]
+    ) -> Callable[[KafkaMessage], Awaitable[None]]:
         async def dispatch(message: KafkaMessage) -> None:
             record = message.raw_message
             assert not isinstance(record, tuple)
+            route = routes[record.topic]
             named = dict(record.headers or ()).get(EVENT_TYPE_HEADER)
-            if not named and default is not None:
-                contract, handle = default, handlers[default]
-            elif (found := by_name.get((named or b"").decode(errors="replace"))) is not None:
+            if not named and route.default is not None:
+                contract = route.default
+                handle = route.by_name[contract.__name__][1]
+            elif (found := route.by_name.get((named or b"").decode(errors="replace"))) is not None:
                 contract, handle = found
             else:
                 kind = (named or b"").decode(errors="replace") or "untyped"
@@ -108,20 +157,14 @@ class ServiceRuntime:
                     message,
                     "unknown-event-type",
                     f"no handler for event type {kind[:64]!r} on this topic: set the "
-                    f"{EVENT_TYPE_HEADER} header to one of {known}",
+                    f"{EVENT_TYPE_HEADER} header to one of {', '.join(sorted(route.by_name))}",
                 )
                 return
             event = await self.dead_letters.decode(contract, message)
             if event is not None:
                 await handle(message, event)
 
-        self.broker.subscriber(
-            *topics,
-            group_id=f"{self.group_id}-{group}" if group else self.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            **options,
-        )(dispatch)
+        return dispatch
 
     def every(
         self, interval: float, what: str, job: Callable[[], Coroutine[Any, Any, object]]
@@ -197,6 +240,7 @@ def build_service(
         dead_letters=dead_letters,
     )
     routes = register(runtime)
+    runtime.subscribe()
 
     async def open_store() -> None:
         # Kafka first: a start that fails here ends the process (to be started again);

@@ -64,6 +64,11 @@ async def test_events_go_to_their_contracts_handler_and_the_rest_to_dead_letters
         handlers={SubjectErased: on_erased, ErasureReviewRequested: on_review},
         default=SubjectErased,
     )
+    # A second topic of the same group, with a handler of its own: one consumer takes
+    # both, and a type is taken only on the topic whose handlers name it.
+    runtime.consume("reviews", handlers={ErasureReviewRequested: on_review})
+    runtime.subscribe()
+    assert len(broker.subscribers) == 1
     erased = SubjectErased(
         subject=pseudonym(), request_id=uuid.uuid4(), partner_id="school-de-regenboog"
     )
@@ -78,19 +83,56 @@ async def test_events_go_to_their_contracts_handler_and_the_rest_to_dead_letters
         await test.publish(erased.to_bytes(), "requests", headers={EVENT_TYPE_HEADER: ""})
         await test.publish(erased.to_bytes(), "requests", headers={EVENT_TYPE_HEADER: "Nope"})
         await test.publish(b"{not json", "requests", headers=typed)
+        await test.publish(
+            review.to_bytes(), "reviews", headers={EVENT_TYPE_HEADER: "ErasureReviewRequested"}
+        )
+        await test.publish(erased.to_bytes(), "reviews", headers=typed)  # not taken there
+        await test.publish(review.to_bytes(), "reviews")  # no default on that topic
     assert got == [
         ("erased", erased.event_id),
         ("review", review.event_id),
         ("erased", erased.event_id),
         ("erased", erased.event_id),
+        ("review", review.event_id),
     ]
-    (unknown_code, unknown_reason), (broken_code, _) = letters.sent
+    (unknown_code, unknown_reason), (broken_code, _), *on_reviews = letters.sent
     assert unknown_code == "unknown-event-type"
     assert "'Nope'" in unknown_reason
     assert "ErasureReviewRequested, SubjectErased" in unknown_reason
     assert broken_code != "unknown-event-type"  # the decoder's own reason
-    # A default without a handler is a mistake at start, not a message redelivered forever.
+    assert on_reviews == [
+        (
+            "unknown-event-type",
+            f"no handler for event type 'SubjectErased' on this topic: set the "
+            f"{EVENT_TYPE_HEADER} header to one of ErasureReviewRequested",
+        ),
+        (
+            "unknown-event-type",
+            f"no handler for event type 'untyped' on this topic: set the "
+            f"{EVENT_TYPE_HEADER} header to one of ErasureReviewRequested",
+        ),
+    ]
+
+    # Mistakes at start, not messages redelivered forever or taken twice.
+    fresh = ServiceRuntime(
+        name="matching",
+        settings=Settings(),
+        broker=KafkaBroker(),
+        topics=Topics(""),
+        registry=CollectorRegistry(),
+        service_dir=Path("."),
+        audit=cast(Any, None),
+        dead_letters=cast(Any, letters),
+    )
     with pytest.raises(ValueError, match="ErasureReviewRequested has no handler"):
-        runtime.consume(
-            "other", handlers={SubjectErased: on_erased}, default=ErasureReviewRequested
-        )
+        fresh.consume("other", handlers={SubjectErased: on_erased}, default=ErasureReviewRequested)
+    fresh.consume("other", handlers={SubjectErased: on_erased})
+    with pytest.raises(ValueError, match="other is consumed twice"):
+        fresh.consume("other", handlers={SubjectErased: on_erased})
+    with pytest.raises(ValueError, match="two sets of options"):
+        fresh.consume("more", handlers={SubjectErased: on_erased}, max_records=1)
+    fresh.consume("more", handlers={SubjectErased: on_erased}, group="apart", max_records=1)
+    fresh.subscribe()
+    assert len(fresh.broker.subscribers) == 2
+    with pytest.raises(RuntimeError, match="after the subscribers were built"):
+        fresh.consume("late", handlers={SubjectErased: on_erased})
