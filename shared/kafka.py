@@ -294,14 +294,16 @@ async def read_to_end(settings: Settings, topic: str) -> list[ConsumerRecord]:
             return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        remaining = sum((await consumer.end_offsets(partitions)).values())
-        while remaining > 0:
-            batch = await consumer.getmany(timeout_ms=2000)
+        # Up to the end offsets read now, by position: offsets need not be dense (records
+        # removed by retention or compaction, transaction markers): a count would fail.
+        ends = await consumer.end_offsets(partitions)
+        while waiting := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*waiting, timeout_ms=2000)
             if not batch:
-                raise KafkaTimeoutError(f"{topic}: {remaining} records could not be read")
-            for got in batch.values():
-                records.extend(got)
-                remaining -= len(got)
+                left = [ends[tp] - await consumer.position(tp) for tp in waiting]
+                raise KafkaTimeoutError(f"{topic}: up to {sum(left)} records could not be read")
+            for partition, got in batch.items():
+                records.extend(r for r in got if r.offset < ends[partition])
     finally:
         await consumer.stop()
     return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -12,7 +13,7 @@ from aiokafka.errors import KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit import store
-from services.audit.domain import SignedHead
+from services.audit.domain import SignedHead, SignedPruning
 from services.audit.verify import COLUMNS, StoredEntry, verify
 from shared.contracts import Topics, TreeHeadSigned
 from shared.kafka import read_to_end
@@ -38,73 +39,98 @@ def _signed(raw: bytes) -> SignedHead:
 
 
 async def check(settings: Settings, public_key: bytes, *, with_topic: bool) -> list[str]:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            f"SELECT leaf_index, leaf_hash, canonical, {', '.join(COLUMNS)}"
-            " FROM audit.entries ORDER BY leaf_index"
-        )
-        nodes = await conn.fetch("SELECT position, hash FROM audit.tree_nodes WHERE level = 0")
-        head_rows = await conn.fetch(
-            "SELECT size, root, signed_at, key_id, signature FROM audit.tree_heads"
-        )
-        # Read after the heads and before the topic: a head signed a moment ago is either
-        # still in the outbox here, or on the topic when it is read below.
-        in_outbox = await conn.fetch(
-            "SELECT payload FROM audit.outbox WHERE topic = $1",
-            Topics(settings.topic_prefix).tree_heads,
-        )
-        await conn.execute("SET search_path TO audit")
-        prunings = await store.prunings(conn)
-    finally:
-        await conn.close()
-    entries = [
-        StoredEntry(
-            leaf_index=r["leaf_index"],
-            leaf_hash=bytes(r["leaf_hash"]),
-            canonical=bytes(r["canonical"]),
-            columns={c: r[c] for c in COLUMNS},
-        )
-        for r in rows
-    ]
-    heads = [
-        SignedHead(
-            size=r["size"],
-            root=bytes(r["root"]),
-            signed_at=r["signed_at"],
-            key_id=r["key_id"],
-            signature=bytes(r["signature"]),
-        )
-        for r in head_rows
-    ]
-    published: list[SignedHead] = []
+    """Every problem of the log as it stands, verified while it grows.
+
+    The database is read in one snapshot. The published heads are read from the topic
+    twice: before the snapshot (each of those was committed before it was published, so
+    an intact database holds it and the entries it covers: each is judged against the
+    snapshot) and after it (a head of the snapshot that was published meanwhile is not
+    unpublished). A head signed after the snapshot is left for the next verification."""
     problems: list[str] = []
-    if with_topic:
-        try:
-            published = await published_heads(settings)
-        except KafkaError as exc:
-            problems.append(f"the published heads could not be read from Kafka: {exc}")
-        else:
-            if heads and not published and len(in_outbox) < len(heads):
-                # Nothing to compare with is no proof: a missing topic or a wrong prefix
-                # would otherwise pass a log rewritten in the database.
-                problems.append(
-                    f"no signed head was read from {Topics(settings.topic_prefix).tree_heads}"
-                    " although the database holds some: the published copies could not be"
-                    " compared (check the topic and VS_TOPIC_PREFIX)"
-                )
+    try:
+        before = await published_heads(settings) if with_topic else []
+        log = await _snapshot(settings)
+        after = await published_heads(settings) if with_topic else []
+    except KafkaError as exc:
+        return [f"the published heads could not be read from Kafka: {exc}"]
+    if with_topic and log.heads and not after and len(log.pending) < len(log.heads):
+        # Nothing to compare with is no proof: a missing topic or a wrong prefix would
+        # otherwise pass a log rewritten in the database.
+        problems.append(
+            f"no signed head was read from {Topics(settings.topic_prefix).tree_heads}"
+            " although the database holds some: the published copies could not be"
+            " compared (check the topic and VS_TOPIC_PREFIX)"
+        )
     # Hashing every entry and checking every signature is CPU work: off the event loop,
     # so a service that verifies itself keeps taking messages and answering its probes.
     return problems + await asyncio.to_thread(
         verify,
-        entries,
-        {r["position"]: bytes(r["hash"]) for r in nodes},
-        heads,
-        published,
+        log.entries,
+        log.level0,
+        log.heads,
+        before,
         Ed25519PublicKey.from_public_bytes(public_key),
-        prunings,
+        log.prunings,
         load_policy(settings.policy_file).audit.retention_years,
+        pending=log.pending,
+        published_since=after,
+    )
+
+
+@dataclass(frozen=True)
+class _Log:
+    """The log as one snapshot of the database holds it."""
+
+    entries: list[StoredEntry]
+    level0: dict[int, bytes]
+    heads: list[SignedHead]
+    pending: list[SignedHead]  # signed, still in the outbox on their way to the topic
+    prunings: list[SignedPruning]
+
+
+async def _snapshot(settings: Settings) -> _Log:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = await conn.fetch(
+                f"SELECT leaf_index, leaf_hash, canonical, {', '.join(COLUMNS)}"
+                " FROM audit.entries ORDER BY leaf_index"
+            )
+            nodes = await conn.fetch("SELECT position, hash FROM audit.tree_nodes WHERE level = 0")
+            head_rows = await conn.fetch(
+                "SELECT size, root, signed_at, key_id, signature FROM audit.tree_heads"
+            )
+            in_outbox = await conn.fetch(
+                "SELECT payload FROM audit.outbox WHERE topic = $1",
+                Topics(settings.topic_prefix).tree_heads,
+            )
+            await conn.execute("SET LOCAL search_path TO audit")
+            prunings = await store.prunings(conn)
+    finally:
+        await conn.close()
+    return _Log(
+        entries=[
+            StoredEntry(
+                leaf_index=r["leaf_index"],
+                leaf_hash=bytes(r["leaf_hash"]),
+                canonical=bytes(r["canonical"]),
+                columns={c: r[c] for c in COLUMNS},
+            )
+            for r in rows
+        ],
+        level0={r["position"]: bytes(r["hash"]) for r in nodes},
+        heads=[
+            SignedHead(
+                size=r["size"],
+                root=bytes(r["root"]),
+                signed_at=r["signed_at"],
+                key_id=r["key_id"],
+                signature=bytes(r["signature"]),
+            )
+            for r in head_rows
+        ],
         pending=[_signed(bytes(r["payload"])) for r in in_outbox],
+        prunings=list(prunings),
     )
 
 

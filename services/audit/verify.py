@@ -49,12 +49,15 @@ def verify(
     retention_years: int | None = None,
     *,
     pending: Sequence[SignedHead] = (),
+    published_since: Sequence[SignedHead] = (),
 ) -> list[str]:
     """Every problem found, in words a privacy officer can act on; [] when intact.
 
     Entries removed by a signed pruning are no problem: their leaf hashes stay in the
     tree's stored nodes, and those must form the root the pruning signed. A head still in
-    the audit service's outbox (`pending`) is on its way to the topic, not unpublished."""
+    the audit service's outbox (`pending`) is on its way to the topic, not unpublished,
+    and one published since the log was read (`published_since`) is published, but not
+    judged against the log: it may cover entries appended after the read."""
     problems: list[str] = []
     pruned, pruned_leaves = _pruned(prunings, level0, public_key, problems)
     if retention_years is not None:
@@ -66,7 +69,9 @@ def verify(
                     f"{p.cutoff.date()}, inside the {retention_years}-year retention"
                 )
     trusted: list[SignedHead] = []
-    published_keys = {(h.size, h.root, h.signed_at) for h in [*published, *pending]}
+    published_keys = {
+        (h.size, h.root, h.signed_at) for h in [*published, *pending, *published_since]
+    }
     for head in [*heads, *(p for p in published if p not in heads)]:
         if not head.verifies(public_key):
             problems.append(
@@ -75,7 +80,11 @@ def verify(
             )
         else:
             trusted.append(head)
-            if published and (head.size, head.root, head.signed_at) not in published_keys:
+            if (published or published_since) and (
+                head.size,
+                head.root,
+                head.signed_at,
+            ) not in published_keys:
                 problems.append(
                     f"tree head of size {head.size} at {head.signed_at.isoformat()} is in "
                     "the database but was never published"

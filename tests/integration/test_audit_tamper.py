@@ -3,10 +3,13 @@ change it; a superuser who does is caught, with a report of what was done."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -14,10 +17,13 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
 from services.audit import store
 from services.audit.check import check
 from services.audit.domain import SignedHead, entry_from
+from services.audit.handlers import load_signing_key, sign_head
 from shared.contracts import (
     AuditAction,
     AuditActor,
@@ -27,6 +33,8 @@ from shared.contracts import (
     TreeHeadSigned,
 )
 from shared.db import create_pool, migrate, migration_files
+from shared.kafka import create_broker
+from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from tests.kafka_tools import login
 from vroegsignaal.stack.secrets import Secrets
@@ -282,3 +290,49 @@ async def test_a_head_on_its_way_to_the_topic_is_not_reported_unpublished(
     (problem,) = await check(settings, public, with_topic=True)
     assert problem.startswith("tree head of size 12 at ")
     assert problem.endswith("is in the database but was never published")
+
+
+async def test_a_log_verified_while_it_grows_and_publishes_heads_is_intact(
+    settings: Settings, secrets: Secrets
+) -> None:
+    """The log never stands still: entries are appended and heads signed and published
+    between the verification's reads. None of that is reported as a problem."""
+    await migrate(settings.database_url, "audit", migration_files(AUDIT_DIR))
+    key_id, key = load_signing_key(secrets.audit_signing_key)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    pool = await create_pool(settings.database_url, "audit")
+    broker, _ = create_broker(
+        settings, client_id="test", tracer_provider=TracerProvider(), registry=CollectorRegistry()
+    )
+    await broker.start()
+    relay = OutboxRelay(pool, broker, schema="audit", batch_size=10, poll_seconds=0.05)
+    await relay.start()
+    # What the audit service's head job is given: its pool and its topics.
+    service = cast(Any, SimpleNamespace(pool=pool, topics=Topics(settings.topic_prefix)))
+    stop = asyncio.Event()
+    signed: list[SignedHead] = []
+
+    async def grow() -> None:
+        n = 0
+        while not stop.is_set():
+            async with pool.acquire() as conn, conn.transaction():
+                await store.append(conn, entry_from(event(n), datetime.now(UTC)))
+            n += 1
+            if n % 3 == 0 and (head := await sign_head(service, key_id, key)) is not None:
+                signed.append(head)
+
+    writer = asyncio.create_task(grow())
+    try:
+        reports = [await check(settings, public, with_topic=True) for _ in range(8)]
+    finally:
+        stop.set()
+        await writer
+        await relay.stop()
+        await broker.stop()
+        await pool.close()
+    assert reports == [[]] * 8
+    assert len(signed) > 8  # heads were signed and published all along
+    # What it left is verified too, once it stands still.
+    assert await check(settings, public, with_topic=True) == []

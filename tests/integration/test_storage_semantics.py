@@ -10,16 +10,18 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from shared.contracts import AuditAction, AuditActor, AuditEvent, AuditOutcome, Topics
 from shared.db import claim_message, create_pool, hashtext, lock, migrate, migration_files, try_lock
-from shared.kafka import create_broker
+from shared.kafka import create_broker, read_to_end
 from shared.outbox import OutboxRelay, enqueue
 from shared.settings import Settings
 from tests.conftest import eventually
-from tests.kafka_tools import read_topic
+from tests.kafka_tools import login, read_topic
 from vroegsignaal.stack.database import login_of
 from vroegsignaal.stack.secrets import Secrets
 
@@ -375,3 +377,27 @@ async def test_a_named_lock_excludes_the_previous_releases_way_of_taking_it(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_topic_whose_first_records_were_removed_is_read_to_its_end(
+    settings: Settings,
+) -> None:
+    """Retention removes a topic's oldest records: reading what is left neither waits for
+    nor complains about the ones gone (the audit check reads the heads this way)."""
+    topic = f"{settings.topic_prefix}retained"
+    admin = AIOKafkaAdminClient(**login(settings))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        producer = AIOKafkaProducer(**login(settings))
+        await producer.start()
+        try:
+            for n in range(6):
+                await producer.send_and_wait(topic, f"record {n}".encode(), partition=0)
+        finally:
+            await producer.stop()
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(before_offset=4)})
+    finally:
+        await admin.close()
+    records = await read_to_end(settings, topic)
+    assert [r.value for r in records] == [b"record 4", b"record 5"]
