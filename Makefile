@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	touch $@
 
 install: $(STAMP)
@@ -40,7 +40,7 @@ stop: install
 # log appends one event at a time: issue 16).
 chaos: install
 	$(BIN)/vroegsignaal dev prepare
-	$(BIN)/python -m vroegsignaal.chaos --rows 10000 --kills 3
+	$(BIN)/python -m vroegsignaal.dev.chaos --rows 10000 --kills 3
 
 # 30 minutes at a steady 50 signals/s from the simulated municipality, sampled every
 # minute (each service's memory, consumer lag, outboxes); fails when memory grows more
@@ -48,7 +48,7 @@ chaos: install
 soak: install
 	$(BIN)/vroegsignaal dev prepare
 	mkdir -p test-artifacts
-	$(BIN)/python -m vroegsignaal.soak --rate 50 --minutes 30 --csv test-artifacts/soak.csv
+	$(BIN)/python -m vroegsignaal.dev.soak --rate 50 --minutes 30 --csv test-artifacts/soak.csv
 
 lint: install
 	$(BIN)/ruff check services shared vroegsignaal tests
@@ -101,7 +101,7 @@ deploy-check: install deploy-tools
 test: deploy-check
 
 bench: install
-	$(BIN)/python -m vroegsignaal.bench
+	$(BIN)/python -m vroegsignaal.dev.bench
 
 schemas: install
 	$(BIN)/vroegsignaal schemas export schemas

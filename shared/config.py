@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -141,12 +142,32 @@ class VersionedKeys(BaseModel):
     @field_validator("current")
     @classmethod
     def _current_is_listed(cls, current: str, info: ValidationInfo) -> str:
-        if "keys" in info.data and current not in info.data["keys"]:
-            raise ValueError(f"current key {current!r} is not in keys")
-        return current
+        return _listed(current, info, "keys")
 
     def key_bytes(self) -> dict[str, bytes]:
         return {version: bytes.fromhex(value) for version, value in self.keys.items()}
+
+
+class PublicKeys(BaseModel):
+    """Public keys by version, as the municipality hands them to a partner: the
+    pseudonymiser's (to verify each evaluation) and intake's (to seal events to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    public_keys: dict[Name, Hex32] = Field(min_length=1)
+    current: Name  # after public_keys: its check reads them
+
+    @field_validator("current")
+    @classmethod
+    def _current_is_listed(cls, current: str, info: ValidationInfo) -> str:
+        return _listed(current, info, "public_keys")
+
+
+def _listed(current: str, info: ValidationInfo, field: str) -> str:
+    """The current version is one of the file's keys (checked once those are valid)."""
+    if field in info.data and current not in info.data[field]:
+        raise ValueError(f"current key {current!r} is not in {field}")
+    return current
 
 
 class NamedKey(BaseModel):

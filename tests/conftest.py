@@ -27,13 +27,13 @@ from shared.kafka import ensure_topics
 from shared.keystore import keys_database_url
 from shared.settings import REPO_ROOT, Settings
 from tests.postgres import scratch_database
-from vroegsignaal.devstack import as_kafka_admin
-from vroegsignaal.stack import kafka_access
-from vroegsignaal.stack.database import provision
-from vroegsignaal.stack.issuer import DemoUser, load_demo_users, mint_token
-from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
-from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import Secrets, init_secrets
+from vroegsignaal.dev.devstack import as_kafka_admin
+from vroegsignaal.dev.stack.issuer import DemoUser, load_demo_users, mint_token
+from vroegsignaal.dev.stack.local import Infrastructure, Ports, infrastructure
+from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.provision import kafka_access
+from vroegsignaal.provision.database import provision
+from vroegsignaal.provision.secrets import Secrets, init_secrets
 
 
 @pytest.fixture(autouse=True)

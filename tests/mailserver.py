@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from aiosmtpd.handlers import Mailbox
 
-from vroegsignaal.stack.procs import free_port, wait_for_port
+from vroegsignaal.dev.stack.procs import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

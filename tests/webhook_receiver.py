@@ -18,7 +18,7 @@ import uvicorn
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from shared.webhook import secret_text
-from vroegsignaal.stack.procs import free_port
+from vroegsignaal.dev.stack.procs import free_port
 
 HOST = "127.0.0.1"
 

@@ -363,6 +363,12 @@ def _overdue(
     )
 
 
+def regie_oversees(active_leads: int) -> bool:
+    """Whose overview a team's late alerts are on: its team leads'; the regie role's when
+    the team has no active lead (then, and only then)."""
+    return active_leads == 0
+
+
 def unacknowledged_overdue(
     late_alert: uuid.UUID,
     match_id: uuid.UUID,
@@ -371,8 +377,26 @@ def unacknowledged_overdue(
 ) -> list[Overdue]:
     """An alert nobody acknowledged in time goes on the overview of the match's team
     leads (the regie role's when the team has none); once per late alert."""
-    to = list(leads) or list(regie)
+    to = list(regie) if regie_oversees(len(leads)) else list(leads)
     return [_overdue(OverdueKind.UNACKNOWLEDGED, who, match_id, late_alert) for who in to]
+
+
+def still_overdue(
+    kind: OverdueKind, *, match_open: bool, acknowledged: bool, contact_made: bool
+) -> bool:
+    """An overview's item stays (and is counted in its reader's next digest) until what
+    it is about is followed up: its late alert acknowledged, contact made in its quiet
+    match, or the match closed."""
+    if not match_open:
+        return False
+    return not acknowledged if kind is OverdueKind.UNACKNOWLEDGED else not contact_made
+
+
+def waiting_for_recipient(unread_alerts: int, open_tasks: int) -> bool:
+    """A case waits for its recipient (the inbox's "waiting for me") while one of their
+    alerts of it is unread or one of their tasks in it (informing a youth or parents) is
+    not done."""
+    return unread_alerts > 0 or open_tasks > 0
 
 
 def no_contact_overdue(match_id: uuid.UUID, regie: Sequence[WorkerContact]) -> list[Overdue]:

@@ -519,14 +519,29 @@ def test_production_needs_three_of_everything_and_backups(production: list[Manif
     assert "no backup to object storage" in found
 
 
-def test_the_dockerfile_runs_as_a_user_without_a_healthcheck() -> None:
-    assert dc.check_dockerfile(dc.DOCKERFILE.read_text()) == []
+def test_the_dockerfile_runs_as_a_user_without_a_healthcheck_or_dev_code() -> None:
+    real = dc.DOCKERFILE.read_text()
+    assert dc.check_dockerfile(real) == []
     as_root = "FROM a AS build\nUSER 10001\nFROM b\nUSER root\nHEALTHCHECK CMD true\n"
 
     found = problems(dc.check_dockerfile(as_root))
 
     assert "non-root USER" in found
     assert "no HEALTHCHECK" in found
+    # The default image built from the stage that keeps the dev-only package, or with the
+    # demo users: both refused.
+    assert real.rstrip().endswith("USER 10001:10001")
+    from_dev = real.replace(
+        "FROM runtime AS production\nCOPY --from=build /opt/venv",
+        "FROM runtime AS production\nCOPY --from=build-dev /opt/venv",
+    )
+    assert from_dev != real
+    assert "removes vroegsignaal/dev" in problems(dc.check_dockerfile(from_dev))
+    kept = real.replace("RUN rm -rf vroegsignaal/dev \\\n    && ", "RUN ")
+    assert kept != real
+    assert "removes vroegsignaal/dev" in problems(dc.check_dockerfile(kept))
+    demo = real.rstrip() + "\nCOPY config/demo-users.yaml ./config/\n"
+    assert "demo users" in problems(dc.check_dockerfile(demo))
 
 
 # -- Kafka login ---------------------------------------------------------------------------
@@ -729,7 +744,7 @@ def test_the_simulator_may_write_the_partners_topics_and_nothing_else(
 
 
 def test_a_service_user_holds_exactly_what_its_code_needs(production: list[Manifest]) -> None:
-    """The KafkaUsers grant what the local broker grants (vroegsignaal/stack/kafka_access.py):
+    """The KafkaUsers grant what the local broker grants (vroegsignaal/provision/kafka_access.py):
     one more ACL, or one fewer, is a finding."""
     notification = find(production, "KafkaUser", "svc-notification")
     notification["spec"]["authorization"]["acls"].append(

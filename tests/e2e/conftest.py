@@ -20,10 +20,10 @@ from shared.kafka import create_broker
 from shared.settings import Settings
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer
+from vroegsignaal.provision.database import login_of
+from vroegsignaal.provision.kafka_access import ADMIN
+from vroegsignaal.provision.secrets import Secrets
 from vroegsignaal.services import SERVICES
-from vroegsignaal.stack.database import login_of
-from vroegsignaal.stack.kafka_access import ADMIN
-from vroegsignaal.stack.secrets import Secrets
 
 
 def service_env(

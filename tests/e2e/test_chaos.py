@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vroegsignaal.chaos import Plan, run
+from vroegsignaal.dev.chaos import Plan, run
 
 pytestmark = pytest.mark.e2e
 

@@ -21,8 +21,8 @@ from shared.settings import Settings
 from tests.conftest import DEMO_USERS, auth, eventually
 from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, row
+from vroegsignaal.dev.stack.issuer import load_demo_users
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.stack.issuer import load_demo_users
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vroegsignaal.stack.procs import free_port
+from vroegsignaal.dev.stack.procs import free_port
 
 pytestmark = pytest.mark.e2e
 

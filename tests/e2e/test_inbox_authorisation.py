@@ -37,7 +37,7 @@ from shared.settings import Settings
 from tests.conftest import eventually, token_for
 from tests.factories import pseudonym, worker
 from tests.kafka_tools import login
-from vroegsignaal.stack.issuer import DemoUser, mint_token
+from vroegsignaal.dev.stack.issuer import DemoUser, mint_token
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ from tests.conftest import auth, run_cli
 from tests.e2e.conftest import Producers
 from tests.e2e.test_pipeline import JGZ, SCHOOL, export, row
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

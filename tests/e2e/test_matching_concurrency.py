@@ -25,8 +25,8 @@ from tests.conftest import eventually
 from tests.e2e.conftest import service_env, wait_ready
 from tests.factories import pseudonym, worker
 from tests.kafka_tools import group_lag, login, stable_members
-from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

@@ -31,9 +31,9 @@ from tests.e2e.test_pipeline import JGZ, SCHOOL, export, get_json, row
 from tests.kafka_tools import read_topic
 from tests.mailserver import mail_server
 from tests.webhook_receiver import webhook_receiver
+from vroegsignaal.dev.stack.procs import free_port
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from tests.conftest import eventually, run_cli
 from tests.e2e.test_pipeline import SCHOOL, export, get_json, row
 from tests.kafka_tools import read_all
 from vroegsignaal.partner.bsn import synthetic_bsns
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

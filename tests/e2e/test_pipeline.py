@@ -36,11 +36,11 @@ from shared.settings import Settings
 from tests.conftest import auth, eventually, keys_fetchval
 from tests.e2e.conftest import partner_config
 from tests.kafka_tools import group_lag, login, read_all, read_topic
+from vroegsignaal.dev.stack.postgres import _bin_dir
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer, Summary
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
-from vroegsignaal.stack.postgres import _bin_dir
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

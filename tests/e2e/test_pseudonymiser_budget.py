@@ -18,10 +18,10 @@ import yaml
 from shared.settings import Settings
 from tests.conftest import eventually
 from tests.e2e.conftest import partner_config, service_env, wait_ready
+from vroegsignaal.dev.stack.procs import free_port
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.pseudonymise import PseudonymisationError, Pseudonymiser, bsn_input
-from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ import pytest
 
 from shared.settings import Settings
 from tests.e2e.conftest import service_env
-from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

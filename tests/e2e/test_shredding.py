@@ -51,7 +51,7 @@ from tests.kafka_tools import login, read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

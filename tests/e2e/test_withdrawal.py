@@ -23,7 +23,7 @@ from tests.e2e.test_pipeline import GP, JGZ, SCHOOL, export, get_json, partner_c
 from tests.kafka_tools import read_all, read_topic
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
 

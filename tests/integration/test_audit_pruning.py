@@ -21,7 +21,7 @@ from shared.contracts import AuditEvent
 from shared.db import create_pool, migrate, migration_files
 from shared.settings import Settings
 from tests.integration.test_audit_tamper import event, tamper
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

@@ -37,7 +37,7 @@ from shared.kafka import create_broker
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from tests.kafka_tools import login
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from services.notification.channels import DeliveryFailed, EmailChannel, Webhook
 from shared.webhook import WebhookTarget
 from tests.mailserver import MailServer, mail_server
 from tests.webhook_receiver import webhook_receiver
-from vroegsignaal.stack.procs import free_port
+from vroegsignaal.dev.stack.procs import free_port
 
 INBOX = "https://inbox.vroegsignaal.example/inbox"
 SENDER = "Vroegsignaal <noreply@vroegsignaal.example>"

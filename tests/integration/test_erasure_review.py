@@ -20,7 +20,7 @@ from shared.db import create_pool, migrate, migration_files
 from shared.dbroles import SERVICE_ROLES, role_url
 from shared.settings import Settings
 from tests.factories import erasure_review
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from shared.contracts import Topics
 from shared.kafka import client_options
 from shared.settings import Settings
-from vroegsignaal.stack.kafka_access import ADMIN, partner_principal, service_principal
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.kafka_access import ADMIN, partner_principal, service_principal
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from shared.keystore import KeyShredded, KeyStore, SealBroken
 from shared.settings import Settings
 from tests.conftest import keys_fetchval, keys_url
 from tests.factories import pseudonym
-from vroegsignaal.stack.database import provision
-from vroegsignaal.stack.errors import StackError
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.database import provision
+from vroegsignaal.provision.errors import StackError
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

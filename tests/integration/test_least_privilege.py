@@ -12,8 +12,8 @@ import pytest
 from shared.dbroles import KEYSTORE, KEYSTORE_OWNER, MIGRATOR, SERVICE_ROLES, role_url
 from shared.settings import Settings
 from tests.conftest import keys_url
-from vroegsignaal.stack.database import provision
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.database import provision
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from services.matching.store import PostgresRepository
 from tests.matching_repository_contract import MatchingRepositoryContract
 from tests.postgres import migrated_database, rolled_back
-from vroegsignaal.stack.local import Infrastructure
+from vroegsignaal.dev.stack.local import Infrastructure
 
 pytestmark = pytest.mark.integration
 

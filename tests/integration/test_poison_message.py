@@ -21,7 +21,7 @@ from shared.settings import Settings
 from tests.conftest import eventually, run_cli
 from tests.factories import pseudonym, signal
 from tests.kafka_tools import read_all, read_topic
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

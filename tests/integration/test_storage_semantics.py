@@ -22,8 +22,8 @@ from shared.outbox import OutboxRelay, enqueue
 from shared.settings import Settings
 from tests.conftest import eventually
 from tests.kafka_tools import login, read_topic
-from vroegsignaal.stack.database import login_of
-from vroegsignaal.stack.secrets import Secrets
+from vroegsignaal.provision.database import login_of
+from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
 

@@ -25,16 +25,16 @@ from typer.testing import CliRunner
 
 from shared.auth import AuthError, Principal, Role, TokenVerifier, bearer_token
 from shared.settings import REPO_ROOT, Settings, get_settings
-from vroegsignaal.issuer_cli import issuer_app
-from vroegsignaal.stack.issuer import (
+from vroegsignaal.dev.issuer_cli import issuer_app
+from vroegsignaal.dev.stack.issuer import (
     DemoUsersError,
     create_issuer_app,
-    ensure_issuer_key,
     load_demo_users,
     load_signing_key,
     mint_token,
 )
-from vroegsignaal.stack.procs import free_port
+from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.provision.secrets import ensure_issuer_key
 
 USERS_FILE = REPO_ROOT / "config" / "demo-users.yaml"
 AUDIENCE = "vroegsignaal"

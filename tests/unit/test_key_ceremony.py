@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from vroegsignaal.cli import app
-from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE
+from vroegsignaal.provision.secrets import PARTNERS_TEMPLATE
 
 SCHOOL, JGZ = "school-de-regenboog", "jgz-voorbeeldrade"
 PRIVATE = {
@@ -130,3 +130,49 @@ def test_only_the_local_stack_puts_everything_together_and_says_so(tmp_path: Pat
     status, out = init(str(local), "--domain", "audit")
     assert status == 1
     assert "local-dev" in out
+
+
+def test_a_broken_file_handed_over_is_refused_with_its_line_and_field(tmp_path: Path) -> None:
+    """What the parties hand each other (the public keys, a partner's export, the partner
+    list) is read through the configuration loader: a mistake is named by file, line and
+    field, a duplicate export refused, and no value is repeated."""
+    assert init(str(tmp_path / "p"), "--domain", "pseudonymiser")[0] == 0
+    assert init(str(tmp_path / "g"), "--domain", "gateway")[0] == 0
+    public = tmp_path / "p" / "public" / "pseudonymiser-public.yaml"
+    intake = tmp_path / "g" / "public" / "intake-public.yaml"
+    short = tmp_path / "short-public.yaml"
+    short.write_text("current: k1\npublic_keys:\n  k1: abcdef0123\n")
+    status, out = init(
+        str(tmp_path / SCHOOL), "--domain", "partner", "--partner", SCHOOL,
+        "--pseudonymiser-public", str(short), "--intake-public", str(intake),
+    )  # fmt: skip
+    assert status == 1
+    assert f"{short}:3: public_keys.k1:" in out
+    assert "abcdef0123" not in out
+    status, out = init(
+        str(tmp_path / SCHOOL), "--domain", "partner", "--partner", SCHOOL,
+        "--pseudonymiser-public", str(public), "--intake-public", str(intake),
+    )  # fmt: skip
+    assert status == 0, out
+    export = tmp_path / SCHOOL / "public" / f"partner-{SCHOOL}.yaml"
+
+    template = yaml.safe_load(PARTNERS_TEMPLATE.read_text())
+    template["partners"] = [p for p in template["partners"] if p["id"] == SCHOOL]
+    listing = tmp_path / "partners-list.yaml"
+    listing.write_text(yaml.safe_dump(template))
+    assemble = ["secrets", "assemble", str(tmp_path / "out"), "--partners", str(listing)]
+    twice = CliRunner().invoke(app, [*assemble, str(export), str(export)])
+    assert twice.exit_code == 1
+    assert f"a second export of partner {SCHOOL!r}" in twice.output
+    tampered = tmp_path / "tampered.yaml"
+    doc = yaml.safe_load(export.read_text())
+    tampered.write_text(yaml.safe_dump({**doc, "token_sha256": "not-a-hash"}, sort_keys=False))
+    refused = CliRunner().invoke(app, [*assemble, str(tampered)])
+    assert refused.exit_code == 1
+    assert f"{tampered}:" in refused.output and "token_sha256" in refused.output
+    assert "not-a-hash" not in refused.output
+    listing.write_text("version: 1\npartners:\n  - id: school-de-regenboog\n    category: x\n")
+    refused = CliRunner().invoke(app, [*assemble, str(export)])
+    assert refused.exit_code == 1
+    assert f"{listing}:" in refused.output and "organisation" in refused.output
+    assert not (tmp_path / "out" / "partners.yaml").exists()

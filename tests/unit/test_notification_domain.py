@@ -24,8 +24,11 @@ from services.notification.domain import (
     keeps_coordinator,
     no_contact_overdue,
     overdue,
+    regie_oversees,
+    still_overdue,
     transfer_alerts,
     unacknowledged_overdue,
+    waiting_for_recipient,
 )
 from shared.contracts import MatchContact, MatchKind, OrganisationCategory
 from shared.policy import Policy
@@ -282,3 +285,27 @@ def test_a_gone_key_forgets_a_person_match_not_a_family_match() -> None:
 
     assert forgotten_when_key_is_gone(MatchKind.PERSON)
     assert not forgotten_when_key_is_gone(MatchKind.FAMILY)
+
+
+def test_an_overview_item_stays_until_what_it_is_about_is_followed_up() -> None:
+    late, quiet = OverdueKind.UNACKNOWLEDGED, OverdueKind.NO_CONTACT
+    assert still_overdue(late, match_open=True, acknowledged=False, contact_made=True)
+    assert not still_overdue(late, match_open=True, acknowledged=True, contact_made=False)
+    assert still_overdue(quiet, match_open=True, acknowledged=True, contact_made=False)
+    assert not still_overdue(quiet, match_open=True, acknowledged=False, contact_made=True)
+    for kind in OverdueKind:  # a closed match is followed up, whatever else
+        assert not still_overdue(kind, match_open=False, acknowledged=False, contact_made=False)
+
+
+def test_a_case_waits_for_its_recipient_while_an_alert_is_unread_or_a_task_open() -> None:
+    assert waiting_for_recipient(unread_alerts=1, open_tasks=0)
+    assert waiting_for_recipient(unread_alerts=0, open_tasks=2)
+    assert not waiting_for_recipient(unread_alerts=0, open_tasks=0)
+
+
+def test_the_regie_role_oversees_a_teams_late_alerts_only_without_a_lead() -> None:
+    lead, regie = worker("lead"), worker("regie")
+    assert regie_oversees(0) and not regie_oversees(1)
+    match, alert = uuid.uuid4(), uuid.uuid4()
+    assert [o.recipient for o in unacknowledged_overdue(alert, match, [lead], [regie])] == [lead]
+    assert [o.recipient for o in unacknowledged_overdue(alert, match, [], [regie])] == [regie]

@@ -4,9 +4,9 @@ run; a backlog that only goes up and down does not."""
 
 from __future__ import annotations
 
-from vroegsignaal.harness import Backlog
+from vroegsignaal.dev.harness import Backlog
+from vroegsignaal.dev.soak import MIB, Outcome, Plan, Sample, growth
 from vroegsignaal.services import SERVICES
-from vroegsignaal.soak import MIB, Outcome, Plan, Sample, growth
 
 PLAN = Plan(rate=50, minutes=12, warmup_minutes=2)
 

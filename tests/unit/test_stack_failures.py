@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from vroegsignaal.stack import kafka as kafka_stack
-from vroegsignaal.stack.errors import StackError
-from vroegsignaal.stack.kafka import KafkaNode
-from vroegsignaal.stack.local import stop_leftovers
-from vroegsignaal.stack.procs import free_port
+from vroegsignaal.dev.stack import kafka as kafka_stack
+from vroegsignaal.dev.stack.kafka import KafkaNode
+from vroegsignaal.dev.stack.local import stop_leftovers
+from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.provision.errors import StackError
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_a_leftover_from_a_killed_run_is_found_and_stopped(
 
 
 def test_a_partner_command_fails_with_one_message_not_a_stack_trace(tmp_path: Path) -> None:
-    from vroegsignaal.stack.secrets import init_secrets
+    from vroegsignaal.provision.secrets import init_secrets
 
     made = init_secrets(tmp_path / "secrets", pseudonymiser_url="http://127.0.0.1:1")
     children = tmp_path / "children.csv"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from vroegsignaal.stack.supervisor import CRASH_LOOP, CrashLoop, Process, Supervisor
+from vroegsignaal.dev.stack.supervisor import CRASH_LOOP, CrashLoop, Process, Supervisor
 
 
 class Clock:

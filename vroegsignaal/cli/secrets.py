@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from vroegsignaal.cli.app import app
 from vroegsignaal.console import fail
-from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE
+from vroegsignaal.provision.secrets import PARTNERS_TEMPLATE
 
 secrets_app = typer.Typer(help="Secrets for a local stack or a test run.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
@@ -50,7 +50,7 @@ def secrets_init(
     local stack: partners.yaml and pseudonymiser-credentials.yaml are derived, on every
     run, from the partner list and each partner's keys. With --domain, one trust domain's
     keys only, refused where another domain's are; what the others need goes to public/."""
-    from vroegsignaal.stack import secrets as ceremony
+    from vroegsignaal.provision import secrets as ceremony
 
     if not partners.is_file():
         raise fail(f"no partner list at {partners}: pass --partners <file>")
@@ -78,15 +78,17 @@ def secrets_init(
         out = ceremony.claim_directory(directory, domain, partner_id)
         if domain == "partner":
             assert pseudonymiser_public is not None and intake_public is not None
-            listed = {str(p["id"]): p for p in yaml_load(partners).get("partners") or []}
+            listed = {p.id: p for p in ceremony.partner_list(partners).partners}
             if partner_id not in listed:
                 raise ceremony.CeremonyError(f"{partner_id!r} is not in {partners}")
             ceremony.make_partner(
                 out,
-                {k: v for k, v in listed[partner_id].items() if k in ("id", "organisation")},
+                {"id": partner_id, "organisation": listed[partner_id].organisation},
                 pseudonymiser_url=pseudonymiser_url,
-                pseudonymiser_public=yaml_load(pseudonymiser_public),
-                intake_public=yaml_load(intake_public),
+                pseudonymiser_public=ceremony.load_public(
+                    pseudonymiser_public, "the pseudonymiser's public keys"
+                ),
+                intake_public=ceremony.load_public(intake_public, "intake's public keys"),
                 kafka=False,
             )
         else:
@@ -121,26 +123,22 @@ def secrets_assemble(
     """From the partner list and the partners' public exports: intake's partners.yaml
     (signing keys) and the pseudonymiser's pseudonymiser-credentials.yaml (token hashes).
     Neither holds a secret."""
-    from vroegsignaal.stack import secrets as ceremony
+    from vroegsignaal.provision import secrets as ceremony
 
     try:
-        found = {str(doc["partner_id"]): doc for doc in (yaml_load(e) for e in exports)}
+        found: dict[str, ceremony.PartnerExport] = {}
+        for path in exports:
+            export = ceremony.load_export(path)
+            if export.partner_id in found:
+                raise ceremony.CeremonyError(
+                    f"{path}: a second export of partner {export.partner_id!r}: hand over "
+                    "one per partner, its latest"
+                )
+            found[export.partner_id] = export
         written = ceremony.assemble(ceremony.Secrets(directory), partners, found)
-    except (ceremony.CeremonyError, OSError, KeyError) as exc:
+    except (ceremony.CeremonyError, OSError) as exc:
         raise fail(str(exc)) from None
     typer.echo("wrote " + ", ".join(str(w) for w in written))
-
-
-def yaml_load(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise fail(f"cannot read {path}: {exc}") from None
-    if not isinstance(doc, dict):
-        raise fail(f"{path}: expected a mapping")
-    return doc
 
 
 @secrets_app.command("database-env")
@@ -149,8 +147,8 @@ def secrets_database_env(
 ) -> None:
     """Print each database role's password as VS_DB_<ROLE>=... lines, for the compose
     file's .env (`>> .env`): each service logs in as its own role."""
-    from vroegsignaal.stack.database import load_passwords
-    from vroegsignaal.stack.secrets import Secrets
+    from vroegsignaal.provision.database import load_passwords
+    from vroegsignaal.provision.secrets import Secrets
 
     path = Secrets(directory).database_roles
     if not path.is_file():

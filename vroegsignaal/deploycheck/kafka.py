@@ -21,7 +21,7 @@ from vroegsignaal.deploycheck.model import (
     PARTNERS_TEMPLATE,
     Finding,
 )
-from vroegsignaal.stack import kafka_access
+from vroegsignaal.provision import kafka_access
 
 
 def topic_name(doc: Manifest) -> str:
@@ -490,7 +490,7 @@ def _acl_entries(acl: Manifest) -> set[AclEntry]:
 
 def _acls_as_the_code_needs(user: Manifest, workload: str, at: str) -> list[Finding]:
     """A service's KafkaUser grants exactly what the local broker grants it: the table in
-    vroegsignaal/stack/kafka_access.py, which follows the service's code."""
+    vroegsignaal/provision/kafka_access.py, which follows the service's code."""
     wanted: set[AclEntry] = {("cluster", "kafka-cluster", "literal", "IdempotentWrite", False)}
     for grant in kafka_access.service_grants(workload, Topics()):
         wanted |= {
@@ -508,7 +508,7 @@ def _acls_as_the_code_needs(user: Manifest, workload: str, at: str) -> list[Find
             "kafka-login",
             at,
             f"the ACL {entry} is more than {workload}'s code needs "
-            "(vroegsignaal/stack/kafka_access.py)",
+            "(vroegsignaal/provision/kafka_access.py)",
         )
         for entry in sorted(found - wanted)
     ]

@@ -141,7 +141,7 @@ NOT_CHECKED = (
     "Secrets: none are rendered (created out of band, docs/operator.md 'Deploying'); their "
     "names are checked where pods use them (split trust, Kafka login)",
     "which topics each service reads and writes: its KafkaUser's ACLs must equal the "
-    "table the local broker enforces (vroegsignaal/stack/kafka_access.py), which is kept "
+    "table the local broker enforces (vroegsignaal/provision/kafka_access.py), which is kept "
     "to the handlers by hand and proven by the tests that run every service under it",
 )
 

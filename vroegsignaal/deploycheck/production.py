@@ -65,7 +65,15 @@ def check_placeholders(docs: Sequence[Manifest], label: str = "production") -> l
 
 
 def check_dockerfile(text: str) -> list[Finding]:
-    """One image: the final stage runs as a non-root user and has no HEALTHCHECK."""
+    """The default image (the final stage) runs as a non-root user, has no HEALTHCHECK, and
+    holds no dev-only code: its virtualenv comes from a stage that removed vroegsignaal/dev
+    before installing, and it carries no demo users."""
+    stages: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        if start := re.match(r"(?i)FROM\s+\S+(?:\s+AS\s+(\S+))?", line):
+            name = (start.group(1) or f"#{len(stages)}").lower()
+        stages[name] = stages.get(name, "") + line + "\n"
     final = re.split(r"(?im)^FROM\s", text)[-1]
     findings = []
     user = re.findall(r"(?im)^USER\s+(\S+)", final)
@@ -75,4 +83,21 @@ def check_dockerfile(text: str) -> list[Finding]:
         )
     if re.search(r"(?im)^HEALTHCHECK\s", text):
         findings.append(Finding("image", "Dockerfile", "no HEALTHCHECK: Kubernetes probes do that"))
+    sources = re.findall(r"(?im)^COPY\s+--from=(\S+)\s+/opt/venv\b", final)
+    built = stages.get(sources[-1].lower(), "") if sources else ""
+    removed = re.search(r"rm\s+-rf\s+vroegsignaal/dev\b[\s\S]*pip\s+install\s", built)
+    if not removed or re.search(r"pip\s+install\s+['\"]?\.\[", built):
+        findings.append(
+            Finding(
+                "image",
+                "Dockerfile",
+                "the final stage's virtualenv must come from a stage that removes "
+                "vroegsignaal/dev before `pip install .` (no extra): the production image "
+                "holds no dev-only code",
+            )
+        )
+    if re.search(r"demo-users", final):
+        findings.append(
+            Finding("image", "Dockerfile", "the final stage must not carry the demo users")
+        )
     return findings

@@ -107,6 +107,7 @@ async def alerts_of(
     return [_alert_json(r) for r in rows], sorted({s for r in rows for s in r["subjects"]})
 
 
+# "waiting" is domain.waiting_for_recipient, in SQL (a test holds the two to one answer).
 CASE_FILTERS = {
     "open": "m.state = 'open'",
     "waiting": "(c.unread > 0 OR c.open_tasks > 0)",

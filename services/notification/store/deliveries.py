@@ -60,7 +60,8 @@ async def compose_digest(conn: Conn, recipient_id: str, target: str) -> uuid.UUI
     period) and one e-mail delivery; None if nothing waited."""
     digest_id = uuid.uuid4()
     # What was followed up meanwhile (acknowledged, contact made, closed) is no longer on
-    # the overview: it is not told of.
+    # the overview: it is not told of (domain.still_overdue, in SQL; a test holds the two
+    # to one answer).
     await conn.execute(
         "DELETE FROM overdue_items o"
         " WHERE o.recipient_id = $1 AND o.target = $2 AND o.digest_id IS NULL"

@@ -71,6 +71,8 @@ async def overdue_overview(
     matches of teams without a lead), and the matches without contact in time, with whom
     to chase (the coordinator; the workers when there is none; the regie role only).
     Also whom it discloses: each late alert's own children, each quiet match's."""
+    # The regie role's: the teams without an active lead (domain.regie_oversees, in SQL;
+    # a test holds the two to one answer).
     late = await conn.fetch(
         "SELECT a.alert_id, a.match_id, m.kind, m.team_id, a.part, a.recipient, a.issued_at,"
         " a.escalated_at, a.subjects FROM alerts a JOIN matches m USING (match_id)"

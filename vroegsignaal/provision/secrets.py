@@ -8,6 +8,7 @@ from its secret store (Kubernetes Secrets); nothing here is for production use.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +16,19 @@ from pathlib import Path
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from joserfc.jwk import ECKey
+from pydantic import BaseModel, ConfigDict, Field
 from voprf import ristretto
 
+from services.intake.domain import PartnerEntry, PartnersFile
+from services.pseudonymiser.domain import TokenHash
+from shared.config import Hex32, Name, PublicKeys, VersionedKeys, load_yaml_model
 from shared.dbroles import ALL_ROLES
 from shared.deadletter import new_key_files
 from shared.envelope import IntakeKeyring, new_keyring
 from shared.settings import REPO_ROOT
-from vroegsignaal.stack.issuer import ensure_issuer_key
-from vroegsignaal.stack.kafka_access import (
+from vroegsignaal.provision.database import load_passwords
+from vroegsignaal.provision.kafka_access import (
     ADMIN,
     SERVICES,
     new_password,
@@ -88,8 +94,7 @@ class Secrets:
         return self.directory / "database-roles.yaml"
 
     def database_passwords(self) -> dict[str, str]:
-        doc = yaml.safe_load(self.database_roles.read_text())
-        return {str(k): str(v) for k, v in doc["passwords"].items()}
+        return load_passwords(self.database_roles)
 
     def kafka_password_file(self, principal: str) -> Path:
         """A Kafka principal's SCRAM password, a file each: a process is handed its own."""
@@ -120,7 +125,7 @@ class Secrets:
 
     def partner_ids(self) -> list[str]:
         """Every partner in the registry, in its order."""
-        return [str(p["id"]) for p in yaml.safe_load(self.partners.read_text())["partners"]]
+        return [p.id for p in partner_list(self.partners).partners]
 
     def partner_config(self, partner_id: str) -> Path:
         return self.directory / "partners" / f"{partner_id}.yaml"
@@ -151,6 +156,20 @@ class Secrets:
             },
         }[process]
         return {k: str(v) for k, v in own.items()}
+
+
+def ensure_issuer_key(path: Path) -> None:
+    """Create an EC P-256 signing key (PEM, mode 0600) at `path` unless one is there."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = ECKey.generate_key("P-256").as_pem(private=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process made it a moment ago
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
 
 
 def _write(path: Path, doc: object) -> None:
@@ -258,16 +277,18 @@ def make_pseudonymiser(out: Secrets) -> dict[str, object]:
     """The VOPRF key (the pseudonymiser's alone); returns its public keys for partners."""
     if not out.oprf_keyring.exists():
         _write(out.oprf_keyring, {"current": "k1", "keys": {"k1": secrets.token_hex(32)}})
-    ring = yaml.safe_load(out.oprf_keyring.read_text())
-    public = {
-        "current": ring["current"],
+    ring = load_yaml_model(
+        VersionedKeys, out.oprf_keyring, error=CeremonyError, what="the OPRF key ring"
+    )
+    public: dict[str, object] = {
+        "current": ring.current,
         "public_keys": {
             version: ristretto.Evaluator.from_seed(
                 bytes.fromhex(seed), f"vroegsignaal {version}".encode()
             )
             .public_key.serialize()
             .hex()
-            for version, seed in ring["keys"].items()
+            for version, seed in ring.keys.items()
         },
     }
     _write(public_dir(out) / "pseudonymiser-public.yaml", public)
@@ -338,7 +359,7 @@ def make_partner(
     pseudonymiser_public: dict[str, object],
     intake_public: dict[str, object],
     kafka: bool,
-) -> dict[str, object]:
+) -> PartnerExport:
     """One partner's credential: its signing key, event-id key, pseudonymiser token (and,
     for the local broker, its Kafka login), in its configuration file. Returns what the
     municipality needs of it: the signing key's public half, the token's hash."""
@@ -349,7 +370,17 @@ def make_partner(
     # signing_key_id and signing_key.
     own_key = bool(entry.get("signing_keys"))
     if config_path.exists():
-        config = yaml.safe_load(config_path.read_text())
+        # The ceremony's own file, brought up to date in place: read as it stands (a
+        # file from an older version lacks what the model of today requires).
+        try:
+            config = yaml.safe_load(config_path.read_text())
+        except yaml.YAMLError:
+            config = None
+        if not isinstance(config, dict):
+            raise CeremonyError(
+                f"{config_path}: not a partner configuration this ceremony wrote; move it "
+                "aside to make a new one"
+            )
         changed = config.get("intake_keys") != intake_public
         # Intake's public keys are the municipality's to hand out: always current.
         config["intake_keys"] = intake_public
@@ -395,36 +426,68 @@ def make_partner(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         signing_keys = {config["signing_key_id"]: public.hex()}
-    exported = {
-        "partner_id": pid,
-        "signing_keys": signing_keys,
-        "token_sha256": hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest(),
-    }
-    _write(public_dir(out) / f"partner-{pid}.yaml", exported)
+    exported = PartnerExport(
+        partner_id=pid,
+        signing_keys=signing_keys,
+        token_sha256=hashlib.sha256(config["pseudonymiser"]["token"].encode()).hexdigest(),
+    )
+    _write(public_dir(out) / f"partner-{pid}.yaml", exported.model_dump(mode="json"))
     return exported
 
 
-def assemble(
-    out: Secrets, template: Path, exported: dict[str, dict[str, object]]
-) -> tuple[Path, Path]:
+class PartnerExport(BaseModel):
+    """What a partner hands the municipality (`public/partner-<id>.yaml`): its signing
+    keys' public halves and its pseudonymiser token's hash. Nothing secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_id: Name
+    signing_keys: dict[Name, Hex32] = Field(min_length=1)
+    token_sha256: TokenHash
+
+
+def load_public(path: Path, what: str) -> dict[str, object]:
+    """A handed-out public key file, checked, as the partner's configuration holds it."""
+    keys = load_yaml_model(PublicKeys, path, error=CeremonyError, what=what)
+    return {"current": keys.current, "public_keys": dict(keys.public_keys)}
+
+
+def partner_list(path: Path) -> PartnersFile:
+    """The partner list the ceremony starts from (the format of config/partners.yaml)."""
+    return load_yaml_model(PartnersFile, path, error=CeremonyError, what="the partner list")
+
+
+def load_export(path: Path) -> PartnerExport:
+    return load_yaml_model(
+        PartnerExport, path, error=CeremonyError, what="a partner's public export"
+    )
+
+
+def _without_budget(listed: PartnerEntry) -> dict[str, object]:
+    """A listed partner as intake's partners file has it: the pseudonymiser's budget for
+    the partner goes to the pseudonymiser only."""
+    return listed.model_dump(mode="json", exclude_none=True, exclude={"daily_budget", "backfill"})
+
+
+def assemble(out: Secrets, template: Path, exported: dict[str, PartnerExport]) -> tuple[Path, Path]:
     """From the partner list and each partner's public export: intake's partners file
     (signing keys) and the pseudonymiser's credentials (token hashes, budgets)."""
-    template_doc = yaml.safe_load(template.read_text())
+    listed_partners = partner_list(template)
     partners = []
     token_hashes = {}
-    for listed in template_doc["partners"]:
-        # The pseudonymiser's budget for the partner goes to the pseudonymiser only.
-        limits = {k: listed[k] for k in ("daily_budget", "backfill") if k in listed}
-        entry = {k: v for k, v in listed.items() if k not in limits}
-        pid = entry["id"]
+    for listed in listed_partners.partners:
+        pid = listed.id
         if pid not in exported:
             raise CeremonyError(
                 f"no public export of partner {pid!r}: it runs 'vroegsignaal secrets init "
                 f"--domain partner --partner {pid}' and hands over public/partner-{pid}.yaml"
             )
-        partners.append({**entry, "signing_keys": exported[pid]["signing_keys"]})
-        token_hashes[pid] = {"token_sha256": exported[pid]["token_sha256"], **limits}
-    _write(out.partners, {"version": template_doc.get("version", 1), "partners": partners})
+        limits = listed.model_dump(
+            mode="json", exclude_none=True, include={"daily_budget", "backfill"}
+        )
+        partners.append({**_without_budget(listed), "signing_keys": exported[pid].signing_keys})
+        token_hashes[pid] = {"token_sha256": exported[pid].token_sha256, **limits}
+    _write(out.partners, {"version": listed_partners.version, "partners": partners})
     _write(out.pseudonymiser_credentials, {"partners": token_hashes})
     return out.partners, out.pseudonymiser_credentials
 
@@ -455,15 +518,15 @@ def init_secrets(
     if not out.webhooks.exists():
         _write(out.webhooks, {"version": 1, "webhooks": []})
     exported = {
-        str(listed["id"]): make_partner(
+        listed.id: make_partner(
             out,
-            {k: v for k, v in listed.items() if k not in ("daily_budget", "backfill")},
+            _without_budget(listed),
             pseudonymiser_url=pseudonymiser_url,
             pseudonymiser_public=pseudonymiser_public,
             intake_public=intake_public,
             kafka=True,
         )
-        for listed in yaml.safe_load(template.read_text())["partners"]
+        for listed in partner_list(template).partners
     }
     assemble(out, template, exported)
     return out

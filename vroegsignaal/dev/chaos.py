@@ -7,7 +7,7 @@ be 0 except what the design allows (an e-mail sent again after a crash between t
 server's acceptance and the delivery's record: at least once, recognisable by its
 X-Vroegsignaal-Delivery header), and the run says so.
 
-`python -m vroegsignaal.chaos --rows 10000 --kills 3`; a short form runs in `make test`.
+`python -m vroegsignaal.dev.chaos --rows 10000 --kills 3`; a short form runs in `make test`.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import yaml
 from aiokafka.errors import KafkaError
 
 from shared.contracts import Category
-from vroegsignaal.harness import Stack, audit_verify, diagnose, measure_backlog, running
+from vroegsignaal.dev.harness import Stack, audit_verify, diagnose, measure_backlog, running
 from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.provision.secrets import PARTNERS_TEMPLATE, partner_list
 from vroegsignaal.services import SERVICES
-from vroegsignaal.stack.secrets import PARTNERS_TEMPLATE
 
 FIELDS = [
     "child_bsn", "parent_bsns", "household_id", "date_of_birth", "category", "wijk",
@@ -139,7 +138,7 @@ def write_exports(directory: Path, rows: int, seed: int) -> tuple[dict[str, Path
     """One export per partner, every row valid and distinct (its own registration time),
     each theme one its partner may signal; how many rows in all."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data
-    partners = yaml.safe_load(PARTNERS_TEMPLATE.read_text())["partners"]
+    partners = partner_list(PARTNERS_TEMPLATE).partners
     children = synthetic_bsns(max(rows // 3, 10), rng)
     parents = synthetic_bsns(max(rows // 6, 5), rng)
     start = datetime.now(UTC) - timedelta(days=2)
@@ -148,13 +147,13 @@ def write_exports(directory: Path, rows: int, seed: int) -> tuple[dict[str, Path
     directory.mkdir(parents=True, exist_ok=True)
     for n in range(rows):
         partner = partners[n % len(partners)]
-        pid = partner["id"]
+        pid = partner.id
         if pid not in writers:
             files[pid] = (directory / f"{pid}.csv").open("w", newline="")
             writers[pid] = csv.DictWriter(files[pid], FIELDS)
             writers[pid].writeheader()
         child = rng.randrange(len(children))
-        themes = partner.get("themes") or [c.value for c in Category]
+        themes = [c.value for c in partner.themes or Category]
         born = date(2010 + child % 12, 1 + child % 12, 1 + child % 28)
         worker = f"{pid}-{1 + n % 3}"
         writers[pid].writerow(

@@ -29,8 +29,8 @@ from shared.dbroles import (
     hand_over,
     role_url,
 )
+from vroegsignaal.provision.errors import StackError
 from vroegsignaal.services import SERVICES
-from vroegsignaal.stack.errors import StackError
 
 
 class DatabasePasswords(BaseModel):

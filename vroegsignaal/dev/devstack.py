@@ -24,15 +24,15 @@ from shared.contracts import Topics
 from shared.db import redact
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.dev.stack.local import Infrastructure, Ports, infrastructure
+from vroegsignaal.dev.stack.procs import stop_process, wait_for_port, write_pidfile
+from vroegsignaal.dev.stack.supervisor import CrashLoop, Process, Supervisor
+from vroegsignaal.provision import kafka_access
+from vroegsignaal.provision.database import login_of, provision
+from vroegsignaal.provision.errors import StackError
+from vroegsignaal.provision.kafka_access import ADMIN
+from vroegsignaal.provision.secrets import Secrets, init_secrets
 from vroegsignaal.services import SERVICES
-from vroegsignaal.stack import kafka_access
-from vroegsignaal.stack.database import login_of, provision
-from vroegsignaal.stack.errors import StackError
-from vroegsignaal.stack.kafka_access import ADMIN
-from vroegsignaal.stack.local import Infrastructure, Ports, infrastructure
-from vroegsignaal.stack.procs import stop_process, wait_for_port, write_pidfile
-from vroegsignaal.stack.secrets import Secrets, init_secrets
-from vroegsignaal.stack.supervisor import CrashLoop, Process, Supervisor
 
 DATA_DIR = Path(os.environ.get("VS_DATA_DIR", REPO_ROOT / ".local"))
 

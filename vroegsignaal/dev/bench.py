@@ -32,9 +32,9 @@ from shared.keystore import KeyStore
 from shared.policy import load_policy
 from shared.service import ServiceRuntime, build_service
 from shared.settings import Settings
-from vroegsignaal.stack.database import provision
-from vroegsignaal.stack.procs import free_port
-from vroegsignaal.stack.secrets import init_secrets
+from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.provision.database import provision
+from vroegsignaal.provision.secrets import init_secrets
 
 ORGS = (
     ("school", OrganisationCategory.ONDERWIJS),
@@ -277,7 +277,7 @@ def mail_server() -> Iterator[int]:
     import subprocess
     import sys
 
-    from vroegsignaal.stack.procs import stop_process, wait_for_port
+    from vroegsignaal.dev.stack.procs import stop_process, wait_for_port
 
     maildir = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-mail-"))
     for part in ("tmp", "new", "cur"):
@@ -369,7 +369,7 @@ def main() -> None:
 
     import os
 
-    from vroegsignaal.stack.local import Ports, infrastructure
+    from vroegsignaal.dev.stack.local import Ports, infrastructure
 
     with contextlib.ExitStack() as stack:
         if os.environ.get("DATABASE_URL"):

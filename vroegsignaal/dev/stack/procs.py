@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from vroegsignaal.stack.errors import StackError
+from vroegsignaal.provision.errors import StackError
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -16,8 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vroegsignaal.stack.errors import StackError
-from vroegsignaal.stack.procs import (
+from vroegsignaal.dev.stack.procs import (
     require_free_port,
     run_checked,
     stale_process,
@@ -25,12 +24,13 @@ from vroegsignaal.stack.procs import (
     wait_for_port,
     write_pidfile,
 )
+from vroegsignaal.provision.errors import StackError
+from vroegsignaal.provision.kafka_access import ADMIN_USER
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 MIN_JAVA = 17
-ADMIN_USER = "admin"
 # Written once the storage is formatted with the admin's SCRAM credential.
 SECURED = "sasl-scram"
 

@@ -15,7 +15,6 @@ import hmac
 import html
 import json
 import logging
-import os
 import re
 import secrets
 import time
@@ -34,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from shared.auth import Role
 from shared.config import each_once, load_yaml_model
 from shared.settings import Settings
-from vroegsignaal.stack.errors import StackError
+from vroegsignaal.provision.errors import StackError
+from vroegsignaal.provision.secrets import ensure_issuer_key
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +106,6 @@ def load_demo_users(path: Path) -> dict[str, DemoUser]:
         u.sub: DemoUser(u.sub, u.name, u.email, tuple(u.roles), u.organisation)
         for u in listed.users
     }
-
-
-def ensure_issuer_key(path: Path) -> None:
-    """Create an EC P-256 signing key (PEM, mode 0600) at `path` unless one is there."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = ECKey.generate_key("P-256").as_pem(private=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process made it a moment ago
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
 
 
 def load_signing_key(path: Path) -> ECKey:
@@ -444,7 +430,7 @@ def serve(settings: Settings, users_file: Path) -> None:
     """Run the demo issuer in the foreground on `http_host:issuer_port`."""
     import uvicorn
 
-    from vroegsignaal.stack.procs import require_free_port
+    from vroegsignaal.dev.stack.procs import require_free_port
 
     app = create_issuer_app(settings, users_file)
     require_free_port(settings.issuer_port, "the demo issuer", "VS_ISSUER_PORT")

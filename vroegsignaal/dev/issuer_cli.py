@@ -10,7 +10,7 @@ import typer
 
 from shared.settings import REPO_ROOT, get_settings
 from vroegsignaal.console import fail
-from vroegsignaal.stack.errors import StackError
+from vroegsignaal.provision.errors import StackError
 
 issuer_app = typer.Typer(
     help="The local demo OIDC issuer (make run and tests only).", no_args_is_help=True
@@ -26,7 +26,7 @@ DEFAULT_USERS_FILE = REPO_ROOT / "config" / "demo-users.yaml"
 @issuer_app.command("serve")
 def issuer_serve(users_file: UsersFile = DEFAULT_USERS_FILE) -> None:
     """Run the demo issuer in the foreground: pick a demo user in the browser, no password."""
-    from vroegsignaal.stack.issuer import serve
+    from vroegsignaal.dev.stack.issuer import serve
 
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -42,7 +42,7 @@ def issuer_token(
     users_file: UsersFile = DEFAULT_USERS_FILE,
 ) -> None:
     """Print an access token for a demo user, for curl and scripts (no browser)."""
-    from vroegsignaal.stack.issuer import load_demo_users, mint_token
+    from vroegsignaal.dev.stack.issuer import load_demo_users, mint_token
 
     settings = get_settings()
     if settings.issuer_key_file is None:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vroegsignaal.stack.kafka import KafkaNode
-from vroegsignaal.stack.postgres import PostgresNode
-from vroegsignaal.stack.procs import stale_process, stop_process
+from vroegsignaal.dev.stack.kafka import KafkaNode
+from vroegsignaal.dev.stack.postgres import PostgresNode
+from vroegsignaal.dev.stack.procs import stale_process, stop_process
 
 
 @dataclass(frozen=True)

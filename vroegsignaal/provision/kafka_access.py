@@ -31,8 +31,8 @@ from confluent_kafka.admin import (
 )
 
 from shared.contracts import Topics
-from vroegsignaal.stack.kafka import ADMIN_USER
 
+ADMIN_USER = "admin"  # the local broker's operator (super user), its SCRAM login
 ADMIN = ADMIN_USER
 
 SERVICES = ("pseudonymiser", "intake", "matching", "notification", "audit")
