@@ -474,10 +474,8 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
         teams' wijken."""
         require(principal, Role.TEAM_LEAD, Role.REGIE)
         if principal.has(Role.REGIE):
-            return sorted(r["wijk"] for r in await conn.fetch("SELECT wijk FROM wijken"))
-        return sorted(
-            await roster.wijken_of(conn, await roster.teams_led_by(conn, principal.user_id))
-        )
+            return await roster.wijken_of(conn, None)
+        return await roster.wijken_of(conn, await roster.teams_led_by(conn, principal.user_id))
 
     async def wijk_trends(request: Request, principal: Principal) -> Response:
         async with runtime.pool.acquire() as conn:

@@ -296,9 +296,11 @@ async def teams_led_by(conn: Conn, user_id: str) -> list[str]:
     return [r["team_id"] for r in rows]
 
 
-async def wijken_of(conn: Conn, team_ids: list[str]) -> list[str]:
+async def wijken_of(conn: Conn, team_ids: list[str] | None) -> list[str]:
+    """The wijken the teams serve (None: every wijk of the roster), in order."""
     rows = await conn.fetch(
-        "SELECT wijk FROM wijken WHERE team_id = ANY($1) ORDER BY wijk", team_ids
+        "SELECT wijk FROM wijken WHERE $1::text[] IS NULL OR team_id = ANY($1) ORDER BY wijk",
+        team_ids,
     )
     return [r["wijk"] for r in rows]
 
