@@ -7,6 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared.contracts import (
+    AuditAction,
+    AuditActor,
+    AuditEvent,
+    AuditOutcome,
     Category,
     ErasureReviewRequested,
     OrganisationCategory,
@@ -91,4 +95,22 @@ def erasure_review(subject: str, remaining: int = 2) -> ErasureReviewRequested:
         requested_at=datetime.now(UTC),
         ended=1,
         organisations_remaining=remaining,
+    )
+
+
+def audit_event(
+    n: int, *subjects: str, source: str = "notification", at: datetime | None = None
+) -> AuditEvent:
+    """A worker's read of their inbox, as the notification service logs it."""
+    return AuditEvent(
+        **({"occurred_at": at} if at is not None else {}),
+        action=AuditAction.READ,
+        outcome=AuditOutcome.SUCCESS,
+        actor=AuditActor(actor_id=f"worker-{n}", role="worker"),
+        subjects=list(subjects),
+        object_type="alert-list",
+        object_id=f"worker-{n}",
+        source_system=source,
+        source_instance="t1",
+        purpose=f"inbox read {n}",
     )

@@ -1,4 +1,5 @@
-"""What an audit entry keeps of an AuditEvent, and what a signed tree head is. Pure."""
+"""What an audit entry keeps of an AuditEvent, which entries are refused, what a signed
+tree head and a signed pruning are, and when an entry is past retention. Pure."""
 
 from __future__ import annotations
 
@@ -28,6 +29,35 @@ def entry_from(event: AuditEvent, recorded_at: datetime) -> AuditEntry:
     # The canonical form is pydantic's deterministic JSON of the validated event, so the
     # tree hashes exactly what every reader sees.
     return AuditEntry(event=event, canonical=event.to_bytes(), recorded_at=recorded_at)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an audit event is not logged, for its dead letter: names no one."""
+
+    code: str
+    reason: str
+
+
+def check_source(event: AuditEvent, written_by: str | None) -> Refusal | None:
+    """Only `written_by` may write the audit topic that carried `event` (its Kafka
+    principal's ACL): an entry claiming another source is forged or misrouted, and is
+    not logged as true."""
+    if event.source_system == written_by:
+        return None
+    return Refusal(
+        "audit-source-mismatch",
+        f"an entry from {event.source_system!r} came on the audit topic of "
+        f"{written_by!r}: each service writes only its own audit topic",
+    )
+
+
+def retention_cutoff(now: datetime, years: int) -> datetime:
+    """`years` before `now`: the entries recorded before it are past retention."""
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:  # 29 February
+        return now.replace(year=now.year - years, day=28)
 
 
 @dataclass(frozen=True)

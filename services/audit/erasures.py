@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from services.audit import store
-from shared.audit import AuditTrail
+from services.audit.ports import ErasureReview, UnitOfWork
 from shared.contracts import (
     AuditAction,
     AuditActor,
@@ -22,8 +21,6 @@ from shared.contracts import (
     SubjectErasureApproved,
     Topics,
 )
-from shared.db import Conn
-from shared.outbox import enqueue
 
 REASON_MAX = 500
 DIGITS = re.compile(r"\d{8,}")
@@ -37,7 +34,7 @@ class DecisionError(ValueError):
         self.status = status
 
 
-def review_json(review: store.ErasureReview) -> dict[str, object]:
+def review_json(review: ErasureReview) -> dict[str, object]:
     return {
         "request_id": str(review.request_id),
         "subject": review.subject,
@@ -54,14 +51,13 @@ def review_json(review: store.ErasureReview) -> dict[str, object]:
     }
 
 
-async def receive(conn: Conn, trail: AuditTrail, requested: ErasureReviewRequested) -> bool:
+async def receive(uow: UnitOfWork, requested: ErasureReviewRequested) -> bool:
     """List a review for the privacy officer (once, however often it is delivered; and
     once per subject and partner while one is pending: a repeated request adds nothing)."""
-    if await store.review(conn, requested.request_id) is not None:
+    if await uow.repo.review(requested.request_id) is not None:
         return False
-    if await store.pending_of(conn, requested.subject, requested.partner_id):
-        await trail.record(
-            conn,
+    if await uow.repo.pending_of(requested.subject, requested.partner_id):
+        await uow.record(
             action=AuditAction.CREATE,
             outcome=AuditOutcome.FAILED,
             object_type="erasure-request",
@@ -71,9 +67,8 @@ async def receive(conn: Conn, trail: AuditTrail, requested: ErasureReviewRequest
             "privacy officer; not listed again",
         )
         return False
-    added = await store.add_review(
-        conn,
-        store.ErasureReview(
+    added = await uow.repo.add_review(
+        ErasureReview(
             request_id=requested.request_id,
             subject=requested.subject,
             partner_id=requested.partner_id,
@@ -83,8 +78,7 @@ async def receive(conn: Conn, trail: AuditTrail, requested: ErasureReviewRequest
         ),
     )
     if added:
-        await trail.record(
-            conn,
+        await uow.record(
             action=AuditAction.CREATE,
             object_type="erasure-request",
             object_id=str(requested.request_id),
@@ -96,16 +90,15 @@ async def receive(conn: Conn, trail: AuditTrail, requested: ErasureReviewRequest
 
 
 async def decide(
-    conn: Conn,
-    trail: AuditTrail,
+    uow: UnitOfWork,
     topics: Topics,
     request_id: uuid.UUID,
     *,
     approve: bool,
     who: AuditActor,
     reason: str,
-) -> store.ErasureReview:
-    """Approve or refuse one review, in the caller's transaction. A refusal needs a
+) -> ErasureReview:
+    """Approve or refuse one review, in the caller's unit of work. A refusal needs a
     reason (the partner answers the data subject with it); an approval sends the
     subject's erasure to matching through this service's outbox."""
     reason = reason.strip()
@@ -116,11 +109,11 @@ async def decide(
     if DIGITS.search(reason) or "@" in reason:
         # Kept next to the subject's pseudonym: never a BSN, a phone number or an address.
         raise DecisionError(400, "a reason names no person: no long numbers, no e-mail addresses")
-    review = await store.review(conn, request_id)
+    review = await uow.repo.review(request_id)
     if review is None:
         raise DecisionError(404, f"no erasure request {request_id}; see the pending list")
-    if not await store.add_decision(conn, request_id, approve, who.actor_id, reason):
-        decided = await store.review(conn, request_id)
+    if not await uow.repo.add_decision(request_id, approve, who.actor_id, reason):
+        decided = await uow.repo.review(request_id)
         assert decided is not None and decided.approved is not None
         raise DecisionError(
             409,
@@ -128,15 +121,13 @@ async def decide(
             f"{'approved' if decided.approved else 'refused'} by {decided.decided_by}",
         )
     if approve:
-        await enqueue(
-            conn,
+        await uow.publish(
             topics.erasures_approved,
             SubjectErasureApproved(
                 request_id=request_id, subject=review.subject, approved_by=who.actor_id
             ),
         )
-    await trail.record(
-        conn,
+    await uow.record(
         action=AuditAction.DELETE if approve else AuditAction.UPDATE,
         outcome=AuditOutcome.SUCCESS if approve else AuditOutcome.DENIED,
         object_type="erasure-request",
@@ -151,6 +142,6 @@ async def decide(
             else "audit: the privacy officer refused erasing the subject as a whole"
         ),
     )
-    decided = await store.review(conn, request_id)
+    decided = await uow.repo.review(request_id)
     assert decided is not None
     return decided

@@ -99,6 +99,7 @@ def build_web(
 ) -> Starlette:
     settings = runtime.settings
     guarded = Guard(runtime, verifier)
+    units = store.units(lambda: runtime.pool, runtime.audit)
 
     async def config(request: Request) -> Response:
         return JSONResponse({"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id})
@@ -175,10 +176,9 @@ def build_web(
         ):
             raise Denied(400, 'send JSON: {"approve": true|false, "reason": "..."}')
         try:
-            async with runtime.pool.acquire() as conn, conn.transaction():
+            async with units() as uow:
                 decided = await erasures.decide(
-                    conn,
-                    runtime.audit,
+                    uow,
                     runtime.topics,
                     request_id,
                     approve=body["approve"],

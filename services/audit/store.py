@@ -1,18 +1,28 @@
 """Audit's own schema: the append-only entries, the Merkle tree's perfect subtrees, the
-signed tree heads, and the erasure reviews with the privacy officer's decisions."""
+signed tree heads, and the erasure reviews with the privacy officer's decisions. Its
+functions take a connection (the service's reads, the verification, the tests); the
+use cases have them as PostgresRepository, which keeps ports.AuditRepository, the same
+contract as the in-memory one's."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import asyncpg
+
 from services.audit import merkle
 from services.audit.domain import AuditEntry, SignedHead, SignedPruning
+from services.audit.ports import ErasureReview
+from shared.audit import AuditTrail
+from shared.contracts import AuditEvent
 from shared.db import Conn, lock
+from shared.unit_of_work import PostgresUnitOfWork, postgres_units
 
 T = TypeVar("T")
 # One appender at a time, so leaf indexes have no gaps.
@@ -320,22 +330,6 @@ async def prunings(conn: Conn) -> list[SignedPruning]:
 # --- erasure reviews ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ErasureReview:
-    """A subject's erasure awaiting (or past) the privacy officer's decision."""
-
-    request_id: uuid.UUID
-    subject: str
-    partner_id: str
-    requested_at: datetime
-    ended: int
-    organisations_remaining: int
-    approved: bool | None = None  # None: not decided yet
-    decided_by: str | None = None
-    reason: str | None = None
-    decided_at: datetime | None = None
-
-
 REVIEW_COLUMNS = (
     "r.request_id, r.subject, r.partner_id, r.requested_at, r.ended,"
     " r.organisations_remaining, d.approved, d.decided_by, d.reason, d.decided_at"
@@ -407,3 +401,74 @@ async def add_decision(
             reason,
         )
     )
+
+
+# --- the repository of the use cases -------------------------------------------------
+
+# Whose claims of messages the audit service's processed_messages rows are.
+CONSUMER = "audit"
+
+
+class PostgresRepository:
+    """Audit's repository on PostgreSQL, within the caller's transaction: the functions
+    of this module on its connection."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def lock_tree(self) -> None:
+        await lock_tree(self.conn)
+
+    async def append(self, entry: AuditEntry) -> int:
+        return await append(self.conn, entry)
+
+    async def size(self) -> int:
+        return await size(self.conn)
+
+    async def root(self, size: int) -> bytes:
+        return await root(self.conn, size)
+
+    async def latest_head(self) -> SignedHead | None:
+        return await latest_head(self.conn)
+
+    async def add_head(self, head: SignedHead) -> None:
+        await add_head(self.conn, head)
+
+    async def pruned_upto(self) -> int:
+        return await pruned_upto(self.conn)
+
+    async def prunable_upto(self, cutoff: datetime) -> int:
+        return await prunable_upto(self.conn, cutoff)
+
+    async def prune(self, pruning: SignedPruning) -> int:
+        return await prune(self.conn, pruning)
+
+    async def events_about(self, subject: str) -> list[AuditEvent]:
+        return [
+            AuditEvent.model_validate_json(raw) for raw in await events_about(self.conn, subject)
+        ]
+
+    async def save_report(self, request_id: uuid.UUID, report: dict[str, Any]) -> bool:
+        return await save_report(self.conn, request_id, json.dumps(report))
+
+    async def review(self, request_id: uuid.UUID) -> ErasureReview | None:
+        return await review(self.conn, request_id)
+
+    async def pending_of(self, subject: str, partner_id: str) -> bool:
+        return await pending_of(self.conn, subject, partner_id)
+
+    async def add_review(self, review: ErasureReview) -> bool:
+        return await add_review(self.conn, review)
+
+    async def add_decision(
+        self, request_id: uuid.UUID, approved: bool, decided_by: str, reason: str
+    ) -> bool:
+        return await add_decision(self.conn, request_id, approved, decided_by, reason)
+
+
+def units(
+    pool: Callable[[], asyncpg.Pool], audit: AuditTrail
+) -> Callable[[], AbstractAsyncContextManager[PostgresUnitOfWork[PostgresRepository]]]:
+    """Audit's units of work: each a transaction on a pooled connection (`pool` is
+    called late: the pool opens at start)."""
+    return postgres_units(pool, PostgresRepository, audit, CONSUMER)

@@ -10,12 +10,13 @@ import json
 import asyncpg
 import pytest
 
-from services.audit import erasures
+from services.audit import erasures, store
 from shared.audit import AuditTrail
 from shared.auth import Role
 from shared.contracts import Topics
 from shared.db import create_pool
 from shared.settings import Settings
+from shared.unit_of_work import PostgresUnitOfWork
 from tests.conftest import eventually, run_cli, token_for
 from tests.factories import erasure_review
 
@@ -31,9 +32,10 @@ async def test_the_privacy_officer_lists_refuses_and_approves_with_the_cli(
     try:
         async with pool.acquire() as conn:
             trail = AuditTrail(service="audit", instance="t1", topic=topics.audit_of("audit"))
+            uow = PostgresUnitOfWork(conn, store.PostgresRepository(conn), trail, store.CONSUMER)
             for review in (first, second):
                 async with conn.transaction():
-                    await erasures.receive(conn, trail, review)
+                    await erasures.receive(uow, review)
     finally:
         await pool.close()
 

@@ -24,6 +24,7 @@ from services.audit import store
 from services.audit.check import check
 from services.audit.domain import SignedHead, entry_from
 from services.audit.handlers import load_signing_key, sign_head
+from shared.audit import AuditTrail
 from shared.contracts import (
     AuditAction,
     AuditActor,
@@ -309,8 +310,11 @@ async def test_a_log_verified_while_it_grows_and_publishes_heads_is_intact(
     await broker.start()
     relay = OutboxRelay(pool, broker, schema="audit", batch_size=10, poll_seconds=0.05)
     await relay.start()
-    # What the audit service's head job is given: its pool and its topics.
-    service = cast(Any, SimpleNamespace(pool=pool, topics=Topics(settings.topic_prefix)))
+    # What the audit service's head job is given: its pool, topics and audit trail.
+    trail = AuditTrail(service="audit", instance="t1", topic="audit.events")
+    service = cast(
+        Any, SimpleNamespace(pool=pool, topics=Topics(settings.topic_prefix), audit=trail)
+    )
     stop = asyncio.Event()
     signed: list[SignedHead] = []
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.audit import erasures
+from services.audit import erasures, store
 from shared.audit import AuditTrail
 from shared.contracts import AuditActor, SubjectErasureApproved, Topics
 from shared.db import create_pool, migrate, migration_files
 from shared.dbroles import SERVICE_ROLES, role_url
 from shared.settings import Settings
+from shared.unit_of_work import PostgresUnitOfWork
 from tests.factories import erasure_review
 from vroegsignaal.provision.secrets import Secrets
 
@@ -54,21 +55,22 @@ async def test_a_refusal_needs_a_reason_and_sends_nothing_an_approval_sends_the_
     trail = AuditTrail(service="audit", instance="t1", topic=topics.audit_of("audit"))
     refused_one, approved_one = erasure_review("a" * 64), erasure_review("b" * 64)
     async with audit_db.acquire() as conn:
+        uow = PostgresUnitOfWork(conn, store.PostgresRepository(conn), trail, store.CONSUMER)
 
         async def decide(
             request_id: uuid.UUID, approve: bool, reason: str = "", who: AuditActor = OFFICER
-        ) -> erasures.store.ErasureReview:
+        ) -> store.ErasureReview:
             async with conn.transaction():
                 return await erasures.decide(
-                    conn, trail, topics, request_id, approve=approve, who=who, reason=reason
+                    uow, topics, request_id, approve=approve, who=who, reason=reason
                 )
 
         # Redelivered, or asked again by the same partner while pending: listed once.
         again = erasure_review("a" * 64)
         for review in (refused_one, refused_one, again, approved_one):
             async with conn.transaction():
-                await erasures.receive(conn, trail, review)
-        pending = await erasures.store.reviews(conn, pending=True)
+                await erasures.receive(uow, review)
+        pending = await store.reviews(conn, pending=True)
         assert {r.request_id for r in pending} == {refused_one.request_id, approved_one.request_id}
         listed = [p for topic, p in await outbox(conn) if topic == topics.audit_of("audit")]
         assert [p["outcome"] for p in listed] == ["success", "failed", "success"]
@@ -112,7 +114,7 @@ async def test_a_refusal_needs_a_reason_and_sends_nothing_an_approval_sends_the_
             approved_one.request_id,
             "fg-joost",
         )
-        assert await erasures.store.reviews(conn, pending=True) == []
+        assert await store.reviews(conn, pending=True) == []
 
         # Not even the audit service's own role may change or remove a decision.
         for attempt in (
