@@ -226,6 +226,78 @@ async def report_subjects(conn: Conn, request_id: Any) -> list[str]:
     return [r["subject"] for r in rows]
 
 
+async def report(conn: Conn, request_id: uuid.UUID) -> str | None:
+    """An access report as made (JSON), None when there is none (yet)."""
+    found: str | None = await conn.fetchval(
+        "SELECT report FROM subject_reports WHERE request_id = $1", request_id
+    )
+    return found
+
+
+async def recent_reports(conn: Conn, limit: int) -> list[tuple[uuid.UUID, datetime]]:
+    """The newest access reports: request id and when each was made."""
+    rows = await conn.fetch(
+        "SELECT request_id, created_at FROM subject_reports ORDER BY created_at DESC LIMIT $1",
+        limit,
+    )
+    return [(r["request_id"], r["created_at"]) for r in rows]
+
+
+async def recorded_after_head(conn: Conn, since: datetime, until: datetime, size: int) -> int:
+    """Entries recorded in [since, until) that a head of `size` does not cover yet."""
+    later: int = await conn.fetchval(
+        "SELECT count(*) FROM entries WHERE recorded_at >= $1 AND recorded_at < $2"
+        " AND leaf_index >= $3",
+        since,
+        until,
+        size,
+    )
+    return later
+
+
+# --- full verifications: one at a time, whichever replica runs it --------------------
+
+
+async def last_verification(conn: Conn) -> Any:
+    return await conn.fetchrow(
+        "SELECT verification_id, started_at, started_by, finished_at, entries, problems"
+        " FROM verifications ORDER BY started_at DESC LIMIT 1"
+    )
+
+
+async def start_verification(
+    conn: Conn, verification_id: uuid.UUID, started_by: str, stale_seconds: float
+) -> bool:
+    """Start one unless one is running (the partial unique index); one whose process
+    died `stale_seconds` ago ends as interrupted first, so it blocks no new one."""
+    await conn.execute(
+        "UPDATE verifications SET finished_at = now(), problems = $1::jsonb"
+        " WHERE finished_at IS NULL AND started_at < now() - make_interval(secs => $2)",
+        json.dumps(["interrupted: its process ended before it did; start it again"]),
+        stale_seconds,
+    )
+    started = await conn.fetchval(
+        "INSERT INTO verifications (verification_id, started_by) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING verification_id",
+        verification_id,
+        started_by,
+    )
+    return started is not None
+
+
+async def finish_verification(
+    conn: Conn, verification_id: uuid.UUID, at: datetime, entries: int, problems: list[str]
+) -> None:
+    await conn.execute(
+        "UPDATE verifications SET finished_at = $2, entries = $3, problems = $4::jsonb"
+        " WHERE verification_id = $1",
+        verification_id,
+        at,
+        entries,
+        json.dumps(problems),
+    )
+
+
 async def save_report(conn: Conn, request_id: Any, report: str) -> bool:
     return bool(
         await conn.fetchval(

@@ -50,10 +50,7 @@ def routes(
         async with runtime.pool.acquire() as conn, conn.transaction():
             head = await store.latest_head(conn)
             entries = await store.size(conn)
-            last = await conn.fetchrow(
-                "SELECT verification_id, started_at, started_by, finished_at, entries, problems"
-                " FROM verifications ORDER BY started_at DESC LIMIT 1"
-            )
+            last = await store.last_verification(conn)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -81,20 +78,9 @@ def routes(
         require(principal, Role.PRIVACY_OFFICER)
         verification_id = uuid.uuid4()
         async with runtime.pool.acquire() as conn, conn.transaction():
-            # One whose process died long ago ends as interrupted, so it blocks no new one.
-            await conn.execute(
-                "UPDATE verifications SET finished_at = now(), problems = $1::jsonb"
-                " WHERE finished_at IS NULL AND started_at < now() - make_interval(secs => $2)",
-                json.dumps(["interrupted: its process ended before it did; start it again"]),
-                STALE_SECONDS,
-            )
-            started = await conn.fetchval(
-                "INSERT INTO verifications (verification_id, started_by) VALUES ($1, $2)"
-                " ON CONFLICT DO NOTHING RETURNING verification_id",
-                verification_id,
-                principal.user_id,
-            )
-            if started is None:  # the partial unique index: one at a time, any replica
+            if not await store.start_verification(
+                conn, verification_id, principal.user_id, STALE_SECONDS
+            ):
                 raise Denied(409, "a full verification is running; wait for its result")
             await runtime.audit.record(
                 conn,
@@ -127,13 +113,8 @@ def routes(
 
     async def record(verification_id: uuid.UUID, entries: int, problems: list[str]) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE verifications SET finished_at = $2, entries = $3, problems = $4::jsonb"
-                " WHERE verification_id = $1",
-                verification_id,
-                datetime.now(UTC),
-                entries,
-                json.dumps(problems),
+            await store.finish_verification(
+                conn, verification_id, datetime.now(UTC), entries, problems
             )
             await runtime.audit.record(
                 conn,
@@ -148,11 +129,7 @@ def routes(
     async def reports(request: Request, principal: Principal) -> Response:
         require(principal, Role.PRIVACY_OFFICER)
         async with runtime.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT request_id, created_at FROM subject_reports"
-                " ORDER BY created_at DESC LIMIT $1",
-                REPORTS_LISTED,
-            )
+            rows = await store.recent_reports(conn, REPORTS_LISTED)
             await runtime.audit.record(
                 conn,
                 action=AuditAction.READ,
@@ -163,8 +140,8 @@ def routes(
         return JSONResponse(
             {
                 "reports": [
-                    {"request_id": str(r["request_id"]), "created_at": r["created_at"].isoformat()}
-                    for r in rows
+                    {"request_id": str(request_id), "created_at": made.isoformat()}
+                    for request_id, made in rows
                 ]
             }
         )
@@ -174,9 +151,7 @@ def routes(
         request_id = parse_uuid(request.path_params["request_id"], "access report")
         printable = request.query_params.get("format") == "html"
         async with runtime.pool.acquire() as conn, conn.transaction():
-            found = await conn.fetchval(
-                "SELECT report FROM subject_reports WHERE request_id = $1", request_id
-            )
+            found = await store.report(conn, request_id)
             if found is None:
                 raise Denied(404, "no access report for that request (yet)")
             await runtime.audit.record(
@@ -209,12 +184,8 @@ def routes(
             raise Denied(409, str(exc)) from None
         exported = [json.loads(line) for line in lines[1:]]
         async with runtime.pool.acquire() as conn, conn.transaction():
-            later = await conn.fetchval(
-                "SELECT count(*) FROM entries WHERE recorded_at >= $1 AND recorded_at < $2"
-                " AND leaf_index >= $3",
-                since,
-                until,
-                json.loads(lines[0])["size"],
+            later = await store.recorded_after_head(
+                conn, since, until, json.loads(lines[0])["size"]
             )
             await runtime.audit.record(
                 conn,

@@ -126,6 +126,7 @@ def audit_report(
     """Print a data subject's access report (JSON), for the privacy officer."""
     import uuid
 
+    from services.audit import store
     from services.audit.report import report_html
     from services.audit.store import report_subjects
 
@@ -139,9 +140,7 @@ def audit_report(
         raise fail("the request id is a UUID, as 'partner subject-report' printed it") from None
 
     async def _load(conn: Any, trail: AuditTrail, who: AuditActor) -> object:
-        found = await conn.fetchval(
-            "SELECT report FROM subject_reports WHERE request_id = $1", wanted
-        )
+        found = await store.report(conn, wanted)
         await trail.record(
             conn,
             action=AuditAction.READ,
