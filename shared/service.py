@@ -125,6 +125,10 @@ class ServiceRuntime:
                 raise ValueError(f"{self.name}: {topic} is consumed twice in group {group_id}")
             taking.routes[topic] = _Route(by_name, default)
 
+    def subscriptions(self) -> dict[str, list[str]]:
+        """Each consumer group `consume` was given and the topics it takes."""
+        return {group_id: list(taking.routes) for group_id, taking in self._groups.items()}
+
     def subscribe(self) -> None:
         """One subscriber per group, for every topic `consume` gave it."""
         self._subscribed = True

@@ -133,6 +133,8 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
             EarlierInvolvementNoticed: notifier.on_earlier,
         },
     )
+    # A group of its own: a burst of counts, or a count that keeps failing, never holds
+    # up a match's alerts (the cells merge, so a first read from the start is harmless).
     runtime.consume(
         runtime.topics.trends,
         handlers={
@@ -140,4 +142,5 @@ def register(runtime: ServiceRuntime, notifier: Notifier) -> None:
             WijkTrendRaised: lambda _, cell: notifier.on_cell(cell),
         },
         default=WijkThemeCounted,
+        group="trends",
     )

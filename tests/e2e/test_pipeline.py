@@ -36,6 +36,7 @@ from shared.settings import Settings
 from tests.conftest import auth, eventually, keys_fetchval
 from tests.e2e.conftest import partner_config
 from tests.kafka_tools import group_lag, login, read_all, read_topic
+from vroegsignaal.dev.harness import consumed
 from vroegsignaal.dev.stack.postgres import _bin_dir
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.producer import PartnerProducer, Summary
@@ -103,38 +104,24 @@ async def settled(settings: Settings) -> bool:
     outbox row until the relay has published it. Checked stage by stage in that order,
     work that moves on while we look is seen at a later stage, never missed."""
     topics = Topics(settings.topic_prefix)
-    group = f"{settings.topic_prefix}vroegsignaal-"
+    groups_read = consumed(topics, [topics.partner(p.partner_id) for p in load_partners(settings)])
     # (service, its consumer groups and what each consumes), in the order work flows.
-    stages: list[tuple[str, dict[str, list[str]]]] = [
-        ("pseudonymiser", {}),
+    stages = [
         (
-            "intake",
-            {group + "intake": [topics.partner(p.partner_id) for p in load_partners(settings)]},
-        ),
-        (
-            "matching",
+            service,
             {
-                group + "matching": [topics.accepted],
-                group + "matching-trends": [topics.wijk_themes],
+                group: read
+                for group, read in groups_read.items()
+                if group.removeprefix(topics.name("vroegsignaal-")).split("-")[0] == service
             },
-        ),
-        (
-            "notification",
-            {group + "notification": [topics.matches, topics.match_lifecycle, topics.trends]},
-        ),
-        (
-            "audit",
-            {
-                group + "audit": topics.audits,
-                group + "audit-requests": [topics.audit_requests],
-            },
-        ),
+        )
+        for service in ("pseudonymiser", "intake", "matching", "notification", "audit")
     ]
     conn = await asyncpg.connect(settings.database_url)
     try:
         for service, groups in stages:
-            for name, consumed in groups.items():
-                if await group_lag(settings, name, consumed):
+            for name, read in groups.items():
+                if await group_lag(settings, name, read):
                     return False
             if await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox'):
                 return False

@@ -174,6 +174,17 @@ async def test_a_truncated_tail_is_reported(log: tuple[Settings, bytes]) -> None
     ]
 
 
+async def test_a_kafka_that_cannot_be_read_does_not_hide_a_tampered_database(
+    log: tuple[Settings, bytes],
+) -> None:
+    settings, public = log
+    await tamper(settings, "DELETE FROM audit.entries WHERE leaf_index >= 10")
+    nowhere = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"})
+    problems = await check(nowhere, public, with_topic=True)
+    assert problems[0].startswith("the published heads could not be read from Kafka")
+    assert problems[1:] == ["truncated log: it holds 10 entries, a signed head covers 12"]
+
+
 async def test_a_forged_head_is_reported(log: tuple[Settings, bytes]) -> None:
     settings, public = log
     await tamper(

@@ -202,7 +202,8 @@ def consumed(topics: Topics, partner_topics: list[str]) -> dict[str, list[str]]:
         f"{group}matching": [topics.accepted],
         f"{group}matching-trends": [topics.wijk_themes],
         f"{group}matching-erasures": [topics.erasures_approved],
-        f"{group}notification": [topics.matches, topics.match_lifecycle, topics.trends],
+        f"{group}notification": [topics.matches, topics.match_lifecycle],
+        f"{group}notification-trends": [topics.trends],
         f"{group}audit": topics.audits,
         f"{group}audit-requests": [topics.audit_requests],
     }

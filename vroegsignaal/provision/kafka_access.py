@@ -99,7 +99,7 @@ def service_grants(service: str, topics: Topics) -> list[Grant]:
     if service == "notification":
         return [
             *_reads(topics.matches, topics.match_lifecycle, topics.trends),
-            *_groups(topics, service),
+            *_groups(topics, service, "-trends"),
             *_writes(topics.alerts, own_audit, topics.deadletter),
         ]
     if service == "audit":
