@@ -147,7 +147,9 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
             page = 0
         if not 1 <= page <= 10_000:
             raise Denied(400, "page is a number from 1")
-        async with runtime.pool.acquire() as conn, conn.transaction():
+        # One snapshot: the page and the filters' totals are of the same moment (read
+        # apart, a match told in between showed in a total and not on its page).
+        async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             found, totals, subjects = await store.cases_of(
                 conn,
                 principal.user_id,
