@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -12,7 +13,7 @@ import pytest
 
 from shared.i18n import use_language
 from vroegsignaal.partner.bsn import is_valid_bsn, synthetic_bsns
-from vroegsignaal.partner.producer import event_id
+from vroegsignaal.partner.producer import Pseudonyms, event_id
 from vroegsignaal.partner.rows import RowError, SourceRow, read_rows, validate
 
 TODAY = date(2026, 11, 23)
@@ -160,18 +161,23 @@ async def test_a_file_sent_again_after_a_crash_sends_only_what_was_missing(
     sent: list[str] = []
     batches = 0
 
-    async def send_rows(
-        batch: list[SourceRow], summary: Summary
+    async def pseudonymise_rows(batch: list[SourceRow]) -> list[Pseudonyms]:
+        return [Pseudonyms(child=f"p-{r.line}", parents=[], household=None) for r in batch]
+
+    async def publish_rows(
+        batch: list[SourceRow], named: list[Pseudonyms], summary: Summary
     ) -> list[tuple[SourceRow, uuid.UUID]]:
         nonlocal batches
         batches += 1
+        assert [n.child for n in named] == [f"p-{r.line}" for r in batch]
         if batches == 3:
             raise ConnectionError("the broker went away")
         sent.extend(r.child_bsn for r in batch)
         summary.sent += len(batch)
         return [(r, uuid.uuid4()) for r in batch]
 
-    monkeypatch.setattr(producer, "send_rows", send_rows)
+    monkeypatch.setattr(producer, "pseudonymise_rows", pseudonymise_rows)
+    monkeypatch.setattr(producer, "publish_rows", publish_rows)
     journal = Journal(tmp_path / "export.jsonl.sent", b"k" * 32)
     with pytest.raises(ConnectionError):
         await producer.send_file(export, today=date(2026, 11, 23), journal=journal)
@@ -182,6 +188,71 @@ async def test_a_file_sent_again_after_a_crash_sends_only_what_was_missing(
     assert (again.sent, again.already_sent) == (1, 6)
     assert sent == children
     assert not any(bsn in journal.path.read_text() for bsn in children)
+
+
+async def test_a_batch_is_pseudonymised_while_the_one_before_is_on_its_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pseudonymiser and Kafka work at once: the next batch is pseudonymised while
+    the batch before waits for Kafka; the journal still records batches in file order,
+    each only once Kafka acknowledged it."""
+    from vroegsignaal.partner.producer import Journal, PartnerProducer, Summary
+
+    children = synthetic_bsns(6, random.Random(4))
+    export = tmp_path / "export.jsonl"
+    export.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "child_bsn": bsn, "date_of_birth": "2016-05-04", "category": "pesten",
+                    "wijk": "WK099903", "registered_at": "2026-11-20T10:00:00+00:00",
+                    "worker_id": "juf-anouk", "worker_name": "Anouk",
+                    "worker_email": "juf-anouk@voorbeeldrade.example",
+                }
+            ) + "\n"
+            for bsn in children
+        )
+    )  # fmt: skip
+    producer = PartnerProducer.__new__(PartnerProducer)
+    producer._config = type(  # type: ignore[assignment]
+        "C", (), {"batch_size": 2, "receipts_file": tmp_path / "receipts.csv"}
+    )()
+    producer._id_key = b"k" * 32
+    journal = Journal(tmp_path / "export.jsonl.sent", b"k" * 32)
+    steps: list[str] = []
+    next_asked = asyncio.Event()
+
+    async def pseudonymise_rows(batch: list[SourceRow]) -> list[Pseudonyms]:
+        steps.append(f"pseudonymise {batch[0].line}")
+        if batch[0].line > 1:
+            next_asked.set()
+        return [Pseudonyms(child=f"p-{r.line}", parents=[], household=None) for r in batch]
+
+    async def publish_rows(
+        batch: list[SourceRow], named: list[Pseudonyms], summary: Summary
+    ) -> list[tuple[SourceRow, uuid.UUID]]:
+        if batch[0].line == 1:
+            # Kafka acknowledges the first batch only once the second is being named:
+            # a producer that waits for one before the other never gets here.
+            await asyncio.wait_for(next_asked.wait(), timeout=5)
+        steps.append(f"acknowledged {batch[0].line}")
+        summary.sent += len(batch)
+        return [(r, uuid.uuid4()) for r in batch]
+
+    monkeypatch.setattr(producer, "pseudonymise_rows", pseudonymise_rows)
+    monkeypatch.setattr(producer, "publish_rows", publish_rows)
+    summary = await producer.send_file(export, today=date(2026, 11, 23), journal=journal)
+    assert summary.sent == 6
+    assert steps.index("pseudonymise 3") < steps.index("acknowledged 1")
+    assert [s for s in steps if s.startswith("acknowledged")] == [
+        "acknowledged 1", "acknowledged 3", "acknowledged 5"
+    ]  # fmt: skip
+    recorded = journal.path.read_text().split()
+    assert recorded == [journal.digest(r) for r in _validated(export)]
+
+
+def _validated(export: Path) -> list[SourceRow]:
+    return [validate(line, raw, today=date(2026, 11, 23)) for line, raw in read_rows(export)]
 
 
 def test_a_reference_is_the_partners_own_case_number_and_never_a_bsn() -> None:

@@ -1,6 +1,9 @@
-"""`make bench`: matching's cost per signal as history grows, measured in one run.
+"""`make bench`: this machine's raw ceilings, then matching's cost per signal as history
+grows, the audit log's appends and the digest deliveries, measured in one run.
 
-Loads a fresh database with 10^4 and then 10^6 stored registrations, and after each
+The ceilings (vroegsignaal/dev/ceilings.py) are what a plain aiokafka client and
+asyncpg reach on the same machine and broker: the limit each hop is compared with. Then
+it loads a fresh database with 10^4 and then 10^6 stored registrations, and after each
 load runs the same batch of new signals through the matching service's own code path
 (domain, store, key store, outbox), reporting signals per second, the 50th and 99th
 percentile latency, and the ratio between the two sizes. Uses the local PostgreSQL
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -28,12 +32,16 @@ from services.matching import app as matching_app
 from services.matching import handlers
 from shared.contracts import OrganisationCategory, SealedSignal, SignalAccepted, WorkerContact
 from shared.db import create_pool
+from shared.kafka import client_options
 from shared.keystore import KeyStore
 from shared.policy import load_policy
 from shared.service import ServiceRuntime, build_service
 from shared.settings import Settings
+from vroegsignaal.dev.ceilings import kafka_ceilings, postgres_ceiling
+from vroegsignaal.dev.stack.local import Ports, infrastructure
 from vroegsignaal.dev.stack.procs import free_port
 from vroegsignaal.provision.database import provision
+from vroegsignaal.provision.kafka_access import ADMIN_USER
 from vroegsignaal.provision.secrets import init_secrets
 
 ORGS = (
@@ -360,8 +368,11 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=500)
+    parser.add_argument("--ceiling-messages", type=int, default=200_000)
     parser.add_argument(
-        "--parts", default="matching,audit,deliveries", help="which of them to measure"
+        "--parts",
+        default="ceilings,matching,audit,deliveries",
+        help="which of them to measure",
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -369,23 +380,28 @@ def main() -> None:
 
     import os
 
-    from vroegsignaal.dev.stack.local import Ports, infrastructure
-
     with contextlib.ExitStack() as stack:
-        if os.environ.get("DATABASE_URL"):
-            base = os.environ["DATABASE_URL"]
-        else:
-            data = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-pg-"))
-            data.chmod(0o755)
+        # Kafka only for the ceilings; PostgreSQL always (both local unless the environment
+        # points at external ones).
+        needs_kafka = "ceilings" in parts
+        if not needs_kafka and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = "unused:9092"  # no Kafka needed here
-            infra = stack.enter_context(
-                infrastructure(
-                    data,
-                    Ports(kafka=0, kafka_controller=0, postgres=free_port()),
-                    kafka_admin_password="unused",  # noqa: S106 - no Kafka is started
-                )
+        data = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-"))
+        data.chmod(0o755)
+        stack.callback(shutil.rmtree, data, ignore_errors=True)
+        admin_password = secrets.token_urlsafe(24)
+        infra = stack.enter_context(
+            infrastructure(
+                data,
+                Ports(
+                    kafka=free_port() if needs_kafka else 0,
+                    kafka_controller=free_port() if needs_kafka else 0,
+                    postgres=free_port(),
+                ),
+                kafka_admin_password=admin_password,
             )
-            base = infra.database_url
+        )
+        base = infra.database_url
         name = f"bench_{uuid.uuid4().hex[:8]}"
 
         async def create() -> None:
@@ -397,6 +413,27 @@ def main() -> None:
 
         asyncio.run(create())
         url = base.rsplit("/", 1)[0] + "/" + name
+        if needs_kafka:
+            login = {"bootstrap_servers": infra.kafka_bootstrap_servers}
+            if infra.kafka_admin_password is not None:
+                login |= {
+                    "security_protocol": "SASL_PLAINTEXT",
+                    "sasl_mechanism": "SCRAM-SHA-512",
+                    "sasl_plain_username": ADMIN_USER,
+                    "sasl_plain_password": infra.kafka_admin_password,
+                }
+            else:
+                login |= client_options(Settings())
+            print("ceilings: plain clients on this machine, the limit of every hop", flush=True)
+            kafka = asyncio.run(kafka_ceilings(login, args.ceiling_messages))
+            rows = asyncio.run(postgres_ceiling(url, args.ceiling_messages // 2))
+            print(
+                f"aiokafka produce (acks=all, idempotent): {kafka['produce_per_second']:,.0f}"
+                f" msg/s; consume, decode and commit: {kafka['consume_commit_per_second']:,.0f}"
+                f" msg/s; asyncpg batched insert: {rows['batched_insert_per_second']:,.0f}"
+                " rows/s",
+                flush=True,
+            )
         if "matching" in parts:
             print("matching: cost per signal as history grows", flush=True)
             results = asyncio.run(run(url, sizes, args.signals))

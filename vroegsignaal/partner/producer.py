@@ -172,6 +172,15 @@ def _append(path: Path, text: str) -> None:
         os.fsync(out.fileno())
 
 
+@dataclass(frozen=True)
+class Pseudonyms:
+    """One row's pseudonyms: the child's, the parents', the household's."""
+
+    child: str
+    parents: list[str]
+    household: str | None
+
+
 class PartnerProducer:
     def __init__(
         self,
@@ -196,26 +205,44 @@ class PartnerProducer:
     ) -> list[tuple[SourceRow, uuid.UUID]]:
         """Pseudonymise, sign and publish one batch of validated rows; the rows published
         (not those this run had sent already), each with its registration number."""
+        return await self.publish_rows(rows, await self.pseudonymise_rows(rows), summary)
+
+    async def pseudonymise_rows(self, rows: Sequence[SourceRow]) -> list[Pseudonyms]:
+        """Each row's child, parents and household as pseudonyms, in order (in requests
+        within the pseudonymiser's limit)."""
         inputs: list[bytes] = []
         for row in rows:
             inputs.append(bsn_input(row.child_bsn))
             inputs.extend(bsn_input(p) for p in row.parent_bsns)
             if row.household_id:
                 inputs.append(household_input(row.household_id))
-        pseudonyms = iter(await self._pseudonymiser.pseudonyms(inputs))
+        made = iter(await self._pseudonymiser.pseudonyms(inputs))
+        return [
+            Pseudonyms(
+                child=next(made),
+                parents=[next(made) for _ in row.parent_bsns],
+                household=next(made) if row.household_id else None,
+            )
+            for row in rows
+        ]
+
+    async def publish_rows(
+        self, rows: Sequence[SourceRow], named: Sequence[Pseudonyms], summary: Summary
+    ) -> list[tuple[SourceRow, uuid.UUID]]:
+        """Sign and publish pseudonymised rows; once Kafka acknowledged them all, the rows
+        published (not those this run had sent already), each with its registration
+        number."""
         sent_at = datetime.now(UTC)
         publishing = []
         sent: list[tuple[SourceRow, uuid.UUID]] = []
-        for row in rows:
-            child = next(pseudonyms)
-            parents = [next(pseudonyms) for _ in row.parent_bsns]
-            household = next(pseudonyms) if row.household_id else None
+        for row, pseudonyms in zip(rows, named, strict=True):
+            child = pseudonyms.child
             signal = SignalRegistered(
                 event_id=event_id(self._id_key, self._config.partner_id, row, child),
                 partner_id=self._config.partner_id,
                 subject=child,
-                parents=parents,
-                household=household,
+                parents=pseudonyms.parents,
+                household=pseudonyms.household,
                 organisation=self._config.organisation,
                 worker=row.worker,
                 category=row.category,
@@ -338,31 +365,48 @@ class PartnerProducer:
         batch: list[SourceRow] = []
         receipts = self.receipts()
         receipts.open()
+        # Pipelined: a batch is pseudonymised while the one before is on its way to Kafka,
+        # and recorded (receipts, journal) only once Kafka acknowledged it, in file order.
+        on_its_way: asyncio.Task[None] | None = None
 
-        async def flush() -> None:
-            sent = await self.send_rows(batch, summary)
+        async def publish(rows: list[SourceRow], named: list[Pseudonyms]) -> None:
+            sent = await self.publish_rows(rows, named, summary)
             receipts.record(path.name, sent)
             if journal is not None:
-                journal.record(batch)
-            on_progress(len(batch))
-            batch.clear()
+                journal.record(rows)
+            on_progress(len(rows))
 
-        for line, raw in read_rows(path):
+        async def flush() -> None:
+            nonlocal on_its_way
+            rows = list(batch)
+            batch.clear()
             try:
-                row = validate(line, raw, today=today)
-            except RowError as problem:
-                summary.rejected += 1
-                summary.rejects.append(RejectedRow(line, str(problem)))
-                continue
-            if journal is not None and row in journal:
-                summary.already_sent += 1
-                on_progress(1)
-                continue
-            batch.append(row)
-            if len(batch) >= self._config.batch_size:
+                named = await self.pseudonymise_rows(rows)
+            finally:
+                if on_its_way is not None:
+                    await on_its_way  # its failure stops the run before anything later goes
+            on_its_way = asyncio.create_task(publish(rows, named))
+
+        try:
+            for line, raw in read_rows(path):
+                try:
+                    row = validate(line, raw, today=today)
+                except RowError as problem:
+                    summary.rejected += 1
+                    summary.rejects.append(RejectedRow(line, str(problem)))
+                    continue
+                if journal is not None and row in journal:
+                    summary.already_sent += 1
+                    on_progress(1)
+                    continue
+                batch.append(row)
+                if len(batch) >= self._config.batch_size:
+                    await flush()
+            if batch:
                 await flush()
-        if batch:
-            await flush()
+        finally:
+            if on_its_way is not None:
+                await on_its_way
         return summary
 
 
