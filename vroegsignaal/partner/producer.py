@@ -40,6 +40,7 @@ from shared.envelope import SEALED_TO_HEADER, public_key_of, seal
 from shared.i18n import _
 from vroegsignaal.partner.bsn import is_valid_bsn
 from vroegsignaal.partner.config import PartnerConfig
+from vroegsignaal.partner.digests import DigestSet
 from vroegsignaal.partner.pseudonymise import Pseudonymiser, bsn_input, household_input
 from vroegsignaal.partner.rows import RejectedRow, RowError, SourceRow, read_rows, validate
 
@@ -95,21 +96,25 @@ class Journal:
     def __init__(self, path: Path, id_key: bytes) -> None:
         self.path = path
         self._key = id_key
-        self._done: set[str] = set()
+        self._done = DigestSet()  # compact: a journal of 10^6 rows is some tens of MB
         if path.exists():
-            self._done = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+            with path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        self._done.add(bytes.fromhex(line.strip()))
 
     def digest(self, row: SourceRow) -> str:
         return row_digest(self._key, row)
 
     def __contains__(self, row: SourceRow) -> bool:
-        return self.digest(row) in self._done
+        return bytes.fromhex(self.digest(row)) in self._done
 
     def record(self, rows: Sequence[SourceRow]) -> None:
         """After Kafka acknowledged `rows`: on disk before the next batch goes."""
         digests = [self.digest(r) for r in rows]
         _append(self.path, "".join(d + "\n" for d in digests))
-        self._done.update(digests)
+        for digest in digests:
+            self._done.add(bytes.fromhex(digest))
 
 
 RECEIPT_FIELDS = ("registration", "export", "line", "row", "registered_at", "reference")
@@ -198,7 +203,7 @@ class PartnerProducer:
         self._intake_key_id = intake.current
         self._intake_key = public_key_of(intake.public_keys[intake.current])
         self._id_key = bytes.fromhex(config.id_key)
-        self._seen: set[uuid.UUID] = set()
+        self._seen = DigestSet()  # the registrations this producer sent
 
     async def send_rows(
         self, rows: Sequence[SourceRow], summary: Summary
@@ -252,10 +257,10 @@ class PartnerProducer:
                 sent_at=sent_at,
                 reference=row.reference,
             )
-            if signal.event_id in self._seen:
+            if signal.event_id.bytes in self._seen:
                 summary.duplicates += 1
                 continue
-            self._seen.add(signal.event_id)
+            self._seen.add(signal.event_id.bytes)
             publishing.append(self._publish(signal, child))
             sent.append((row, signal.event_id))
         # Sent together, acknowledged together; the producer keeps per-key order.
