@@ -325,3 +325,39 @@ def test_a_signal_without_a_reference_still_goes_as_version_2() -> None:
     referenced = plain.model_copy(update={"reference": "LLN-1"})
     assert json.loads(referenced.to_bytes())["schema_version"] == 3
     assert decode(SignalRegistered, referenced.to_bytes(), max_bytes=10_000) == referenced
+
+
+def test_a_journal_torn_by_a_crash_is_read_and_written_on(tmp_path: Path) -> None:
+    """A crash mid-write leaves half a line: the next run reads the whole lines, sends the
+    torn row again (intake knows it by its event id) and starts its own lines apart."""
+    from vroegsignaal.partner.producer import Journal
+
+    rows = _validated_rows(tmp_path, 3)
+    path = tmp_path / "export.jsonl.sent"
+    first = Journal(path, b"k" * 32)
+    first.record(rows[:2])
+    path.write_text(path.read_text() + first.digest(rows[2])[:13])  # torn mid-line
+    again = Journal(path, b"k" * 32)
+    assert rows[0] in again and rows[1] in again and rows[2] not in again
+    again.record(rows[2:])
+    assert rows[2] in Journal(path, b"k" * 32)
+    # A row recorded in this run is not "sent by an earlier run".
+    assert rows[2] not in again
+
+
+def _validated_rows(tmp_path: Path, n: int) -> list[SourceRow]:
+    export = tmp_path / "rows.jsonl"
+    export.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "child_bsn": bsn, "date_of_birth": "2016-05-04", "category": "pesten",
+                    "wijk": "WK099903", "registered_at": "2026-11-20T10:00:00+00:00",
+                    "worker_id": "juf-anouk", "worker_name": "Anouk",
+                    "worker_email": "juf-anouk@voorbeeldrade.example",
+                }
+            ) + "\n"
+            for bsn in synthetic_bsns(n, random.Random(5))
+        )
+    )  # fmt: skip
+    return _validated(export)

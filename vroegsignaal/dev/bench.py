@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import statistics
@@ -38,7 +39,7 @@ from shared.policy import load_policy
 from shared.service import ServiceRuntime, build_service
 from shared.settings import Settings
 from vroegsignaal.dev.ceilings import kafka_ceilings, postgres_ceiling
-from vroegsignaal.dev.stack.local import Ports, infrastructure
+from vroegsignaal.dev.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.dev.stack.procs import free_port
 from vroegsignaal.provision.database import provision
 from vroegsignaal.provision.kafka_access import ADMIN_USER
@@ -361,6 +362,51 @@ async def run_deliveries(
     }
 
 
+@contextlib.contextmanager
+def _stack(*, kafka: bool) -> Iterator[tuple[Infrastructure, str]]:
+    """PostgreSQL (and Kafka), local unless the environment points at external ones,
+    with a fresh database provisioned as `dev up` makes it; all removed afterwards."""
+    with contextlib.ExitStack() as stack:
+        if not kafka and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            stack.enter_context(_environment("KAFKA_BOOTSTRAP_SERVERS", "unused:9092"))
+        data = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-"))
+        data.chmod(0o755)
+        stack.callback(shutil.rmtree, data, ignore_errors=True)
+        infra = stack.enter_context(
+            infrastructure(
+                data,
+                Ports(
+                    kafka=free_port() if kafka else 0,
+                    kafka_controller=free_port() if kafka else 0,
+                    postgres=free_port(),
+                ),
+                kafka_admin_password=secrets.token_urlsafe(24),
+            )
+        )
+        base = infra.database_url
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        url = base.rsplit("/", 1)[0] + "/" + name
+
+        async def create() -> None:
+            conn = await asyncpg.connect(base)
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+            # Roles, schemas and the key store's own database, as `dev up` makes them.
+            await provision(url, {})
+
+        asyncio.run(create())
+        yield infra, url
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        del os.environ[name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--sizes", default="10000,1000000")
@@ -378,43 +424,13 @@ def main() -> None:
     parts = set(args.parts.split(","))
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    import os
-
-    with contextlib.ExitStack() as stack:
-        # Kafka only for the ceilings; PostgreSQL always (both local unless the environment
-        # points at external ones).
-        needs_kafka = "ceilings" in parts
-        if not needs_kafka and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = "unused:9092"  # no Kafka needed here
-        data = Path(tempfile.mkdtemp(prefix="vroegsignaal-bench-"))
-        data.chmod(0o755)
-        stack.callback(shutil.rmtree, data, ignore_errors=True)
-        admin_password = secrets.token_urlsafe(24)
-        infra = stack.enter_context(
-            infrastructure(
-                data,
-                Ports(
-                    kafka=free_port() if needs_kafka else 0,
-                    kafka_controller=free_port() if needs_kafka else 0,
-                    postgres=free_port(),
-                ),
-                kafka_admin_password=admin_password,
-            )
-        )
-        base = infra.database_url
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-
-        async def create() -> None:
-            conn = await asyncpg.connect(base)
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            await conn.close()
-            # Roles, schemas and the key store's own database, as `dev up` makes them.
-            await provision(base.rsplit("/", 1)[0] + "/" + name, {})
-
-        asyncio.run(create())
-        url = base.rsplit("/", 1)[0] + "/" + name
-        if needs_kafka:
-            login = {"bootstrap_servers": infra.kafka_bootstrap_servers}
+    if "ceilings" in parts:
+        # On a stack of their own, stopped before the rest is measured: the broker's JVM
+        # takes no CPU from the others on a small machine.
+        print("ceilings: plain clients on this machine, the limit of every hop", flush=True)
+        settings = Settings()
+        with _stack(kafka=True) as (infra, url):
+            login: dict[str, Any] = {"bootstrap_servers": infra.kafka_bootstrap_servers}
             if infra.kafka_admin_password is not None:
                 login |= {
                     "security_protocol": "SASL_PLAINTEXT",
@@ -422,18 +438,25 @@ def main() -> None:
                     "sasl_plain_username": ADMIN_USER,
                     "sasl_plain_password": infra.kafka_admin_password,
                 }
-            else:
-                login |= client_options(Settings())
-            print("ceilings: plain clients on this machine, the limit of every hop", flush=True)
-            kafka = asyncio.run(kafka_ceilings(login, args.ceiling_messages))
-            rows = asyncio.run(postgres_ceiling(url, args.ceiling_messages // 2))
-            print(
-                f"aiokafka produce (acks=all, idempotent): {kafka['produce_per_second']:,.0f}"
-                f" msg/s; consume, decode and commit: {kafka['consume_commit_per_second']:,.0f}"
-                f" msg/s; asyncpg batched insert: {rows['batched_insert_per_second']:,.0f}"
-                " rows/s",
-                flush=True,
+            else:  # an external cluster: its login, prefix and replication
+                login |= client_options(settings)
+            kafka = asyncio.run(
+                kafka_ceilings(
+                    login,
+                    args.ceiling_messages,
+                    prefix="" if infra.kafka_local else settings.topic_prefix,
+                    replication=1 if infra.kafka_local else settings.topic_replication_factor,
+                )
             )
+            rows = asyncio.run(postgres_ceiling(url, args.ceiling_messages // 2))
+        print(
+            f"aiokafka produce (acks=all, idempotent): {kafka['produce_per_second']:,.0f}"
+            f" msg/s; consume, decode and commit: {kafka['consume_commit_per_second']:,.0f}"
+            f" msg/s; asyncpg batched insert: {rows['batched_insert_per_second']:,.0f} rows/s",
+            flush=True,
+        )
+    with contextlib.ExitStack() as stack:
+        _, url = stack.enter_context(_stack(kafka=False))
         if "matching" in parts:
             print("matching: cost per signal as history grows", flush=True)
             results = asyncio.run(run(url, sizes, args.signals))

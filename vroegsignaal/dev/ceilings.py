@@ -9,6 +9,7 @@ registration's columns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 SIGNAL_BYTES = 1200  # an accepted signal on the wire, sealed parts included
 PARTITIONS = 3
@@ -31,16 +33,28 @@ def _message(n: int) -> bytes:
     return json.dumps(body).encode()
 
 
-async def kafka_ceilings(login: dict[str, Any], messages: int) -> dict[str, float]:
+async def kafka_ceilings(
+    login: dict[str, Any], messages: int, *, prefix: str = "", replication: int = 1
+) -> dict[str, float]:
     """Produce `messages` signal-sized records (acks=all, idempotent, keyed like the
-    pipeline), then consume them in a group, decoding each and committing per fetch."""
-    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    pipeline), then consume them in a group, decoding each and committing per fetch. The
+    topic (under the stack's `prefix`) is deleted afterwards."""
+    topic = f"{prefix}bench-ceiling-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(**login)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        await admin.create_topics([NewTopic(topic, PARTITIONS, replication)])
+        return await _produce_and_consume(login, topic, messages)
     finally:
+        # The group's offsets go with the topic (Kafka drops those of a deleted topic).
+        with contextlib.suppress(KafkaError):
+            await admin.delete_topics([topic])
         await admin.close()
+
+
+async def _produce_and_consume(
+    login: dict[str, Any], topic: str, messages: int
+) -> dict[str, float]:
     payloads = [_message(n) for n in range(messages)]
     keys = [secrets.token_hex(32).encode() for _ in range(1000)]
     producer = AIOKafkaProducer(
@@ -69,12 +83,13 @@ async def kafka_ceilings(login: dict[str, Any], messages: int) -> dict[str, floa
     )
     await consumer.start()
     try:
-        started = time.perf_counter()
+        started = 0.0  # from the first records: joining the group is not consuming
         seen = 0
         while seen < messages:
             batch = await consumer.getmany(timeout_ms=5000)
             if not batch:
                 raise RuntimeError(f"{topic}: only {seen} of {messages} consumed")
+            started = started or time.perf_counter()
             for records in batch.values():
                 for record in records:
                     json.loads(record.value or b"{}")
