@@ -198,21 +198,7 @@ async def test_a_batch_is_pseudonymised_while_the_one_before_is_on_its_way(
     each only once Kafka acknowledged it."""
     from vroegsignaal.partner.producer import Journal, PartnerProducer, Summary
 
-    children = synthetic_bsns(6, random.Random(4))
-    export = tmp_path / "export.jsonl"
-    export.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "child_bsn": bsn, "date_of_birth": "2016-05-04", "category": "pesten",
-                    "wijk": "WK099903", "registered_at": "2026-11-20T10:00:00+00:00",
-                    "worker_id": "juf-anouk", "worker_name": "Anouk",
-                    "worker_email": "juf-anouk@voorbeeldrade.example",
-                }
-            ) + "\n"
-            for bsn in children
-        )
-    )  # fmt: skip
+    export = _export(tmp_path / "export.jsonl", 6)
     producer = PartnerProducer.__new__(PartnerProducer)
     producer._config = type(  # type: ignore[assignment]
         "C", (), {"batch_size": 2, "receipts_file": tmp_path / "receipts.csv"}
@@ -346,8 +332,12 @@ def test_a_journal_torn_by_a_crash_is_read_and_written_on(tmp_path: Path) -> Non
 
 
 def _validated_rows(tmp_path: Path, n: int) -> list[SourceRow]:
-    export = tmp_path / "rows.jsonl"
-    export.write_text(
+    return _validated(_export(tmp_path / "rows.jsonl", n))
+
+
+def _export(path: Path, n: int) -> Path:
+    """An export of `n` valid rows, each its own synthetic child."""
+    path.write_text(
         "".join(
             json.dumps(
                 {
@@ -357,7 +347,7 @@ def _validated_rows(tmp_path: Path, n: int) -> list[SourceRow]:
                     "worker_email": "juf-anouk@voorbeeldrade.example",
                 }
             ) + "\n"
-            for bsn in synthetic_bsns(n, random.Random(5))
+            for bsn in synthetic_bsns(n, random.Random(n))
         )
     )  # fmt: skip
-    return _validated(export)
+    return path
