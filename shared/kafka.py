@@ -6,7 +6,7 @@ import asyncio
 import logging
 import ssl
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -16,13 +16,13 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     TopicAlreadyExistsError,
 )
-from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 
+from shared.batch import after_commit
 from shared.contracts import C, ContractError, DeadLetter, Topics, decode
 from shared.deadletter import DeadLetterKey
 from shared.settings import Settings
@@ -45,13 +45,13 @@ HANDLER_FAILURES = Counter(
 
 
 class RetryBackoff:
-    """Redelivery of a failed message: paused, bounded, never a blocked partition.
+    """Retries of a message whose processing failed: paused, bounded, never a blocked
+    partition.
 
-    With at-least-once delivery a failed message is nacked and fetched again at once;
-    without a pause a consumer would spin against a broken dependency. Each consecutive
-    failure of the same message doubles the pause up to `cap`; after `max_attempts` the
-    message goes to the dead-letter topic (`processing-failed`) and the partition moves on.
-    """
+    Each consecutive failure of the same message doubles the pause up to `cap`; after
+    `max_attempts` the message goes to the dead-letter topic (`processing-failed`) and the
+    partition moves on. Used when a batch failed and its messages are applied one at a
+    time (ServiceRuntime): the one that fails is retried there, the others are not."""
 
     def __init__(
         self, consumer: str, *, base: float = 0.2, cap: float = 5.0, max_attempts: int = 8
@@ -60,48 +60,36 @@ class RetryBackoff:
         self.base = base
         self.cap = cap
         self.max_attempts = max_attempts
-        self.sink: DeadLetterSink | None = None
-        self._attempts: dict[tuple[str, int, int], int] = {}
-
-    def attempts(self, position: tuple[str, int, int]) -> int:
-        return self._attempts.get(position, 0)
 
     def pause(self, attempts: int) -> float:
         return float(min(self.cap, self.base * 2 ** (attempts - 1)))
 
-    def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
-        backoff = self
-
-        class _Backoff(BaseMiddleware):
-            async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-                record = getattr(msg, "raw_message", None)
-                position = (
-                    (record.topic, record.partition, record.offset)
-                    if record is not None and not isinstance(record, tuple)
-                    else ("", 0, 0)
-                )
-                try:
-                    result = await call_next(msg)
-                except Exception as exc:
-                    attempts = backoff._attempts.get(position, 0) + 1
-                    HANDLER_FAILURES.labels(backoff.consumer).inc()
-                    if attempts >= backoff.max_attempts and backoff.sink is not None:
-                        backoff._attempts.pop(position, None)
-                        await backoff.sink.send(
-                            msg,
-                            "processing-failed",
-                            f"failed {attempts} times ({type(exc).__name__}); "
-                            "an operator must look at the consumer's log",
-                        )
-                        return None
-                    # Only the failing messages are remembered, so this stays small.
-                    backoff._attempts[position] = attempts
-                    await asyncio.sleep(backoff.pause(attempts))
-                    raise
-                backoff._attempts.pop(position, None)
-                return result
-
-        return _Backoff(msg, context=context)
+    async def retried(
+        self, message: KafkaMessage, work: Callable[[], Awaitable[None]], sink: DeadLetterSink
+    ) -> None:
+        """`work` on `message` until it succeeds, or dead-lettered after the last try."""
+        attempts = 0
+        while True:
+            try:
+                await work()
+                return
+            except Exception as exc:
+                attempts += 1
+                HANDLER_FAILURES.labels(self.consumer).inc()
+                if attempts >= self.max_attempts:
+                    log.exception("%s: a message failed %d times; dead-lettering it",
+                                  self.consumer, attempts)  # fmt: skip
+                    await sink.send(
+                        message,
+                        "processing-failed",
+                        f"failed {attempts} times ({type(exc).__name__}); "
+                        "an operator must look at the consumer's log",
+                    )
+                    return
+                log.warning("%s: a message failed (%s, try %d of %d); trying again",
+                            self.consumer, type(exc).__name__, attempts,
+                            self.max_attempts)  # fmt: skip
+                await asyncio.sleep(self.pause(attempts))
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -116,9 +104,6 @@ def create_broker(
     registry: CollectorRegistry,
 ) -> tuple[KafkaBroker, DeadLetterSink]:
     """The broker of one process, and the dead-letter sink its consumers share."""
-    retry = RetryBackoff(
-        client_id, base=settings.retry_base_seconds, max_attempts=settings.retry_max_attempts
-    )
     topics = Topics(settings.topic_prefix)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
@@ -130,7 +115,6 @@ def create_broker(
         # Per-message "Received"/"Processed" lines only at DEBUG: metrics count them.
         log_level=logging.DEBUG,
         middlewares=(
-            retry.middleware,
             KeylessKafkaTelemetryMiddleware(
                 tracer_provider=tracer_provider,
                 # A partner's trace ends at its topic: intake works in traces of its own.
@@ -139,16 +123,16 @@ def create_broker(
             KafkaPrometheusMiddleware(registry=registry, app_name=client_id),
         ),
     )
-    retry.sink = DeadLetterSink(
+    sink = DeadLetterSink(
         broker,
-        Topics(settings.topic_prefix),
+        topics,
         client_id,
         max_bytes=settings.max_message_bytes,
         key=DeadLetterKey.load(settings.deadletter_key_file)
         if settings.deadletter_key_file
         else None,
     )
-    return broker, retry.sink
+    return broker, sink
 
 
 class KafkaSecurityError(ValueError):
@@ -387,7 +371,8 @@ class DeadLetterSink:
         offset: int = -1,
     ) -> DeadLetter:
         """Dead-letter something that did not come from a topic (partition and offset -1),
-        such as an e-mail or webhook delivery that failed for the last time."""
+        such as an e-mail or webhook delivery that failed for the last time. Within a
+        batch of messages (shared.batch) the letter goes once the batch committed."""
         letter_id = uuid.uuid4()
         partner_id = self._topics.partner_id_of(source)
         letter = DeadLetter(
@@ -410,23 +395,24 @@ class DeadLetterSink:
             sealed_to=self._key.key_id if self._key else None,
             original_truncated=len(value) > self._max_bytes,
         )
-        await self._broker.publish(
-            letter.to_bytes(),
-            self._topics.deadletter,
-            # Dead letters of one subject keep their order, under a keyed digest of the
-            # original key (a pseudonym), never the pseudonym itself beside the reason.
-            key=(self._key.digest(key).encode() if self._key else None)
-            if key
-            else str(letter.event_id).encode(),
-            headers={"content-type": "application/json"},
-        )
-        DEAD_LETTERS.labels(self._consumer, reason_code).inc()
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s (%s)",
-            source,
-            partition,
-            offset,
-            reason_code,
-            reason,
-        )
+
+        async def deliver() -> None:
+            await self._broker.publish(
+                letter.to_bytes(),
+                self._topics.deadletter,
+                # Dead letters of one subject keep their order, under a keyed digest of
+                # the original key (a pseudonym), never the pseudonym itself beside the
+                # reason.
+                key=(self._key.digest(key).encode() if self._key else None)
+                if key
+                else str(letter.event_id).encode(),
+                headers={"content-type": "application/json"},
+            )
+            DEAD_LETTERS.labels(self._consumer, reason_code).inc()
+            log.warning("dead-lettered %s[%d]@%d: %s (%s)",
+                        source, partition, offset, reason_code, reason)  # fmt: skip
+
+        # In a batch, once its transaction committed (a batch rolled back and applied
+        # again one message at a time sends it then, once).
+        await after_commit(deliver)
         return letter

@@ -18,6 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract, inject
 from prometheus_client import Counter, Gauge
 
+from shared.batch import current as current_batch
 from shared.contracts import Contract, partition_key
 from shared.db import Conn
 
@@ -45,30 +46,53 @@ def channel_for(schema: str) -> str:
 
 async def enqueue(conn: Conn, topic: str, event: Contract, *, traced: bool = True) -> None:
     """Write `event` to the outbox within the caller's transaction. `traced=False` for an
-    event that must not share a trace with anything about a person."""
+    event that must not share a trace with anything about a person. Within a batch of
+    messages (shared.batch) the rows are kept, in order, and written together just
+    before the batch commits."""
     # The event type travels as a header, so a topic can carry several contracts.
     headers: dict[str, str] = {EVENT_TYPE_HEADER: type(event).__name__}
     if traced:
         inject(headers)
-    await conn.execute(
-        "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)",
-        topic,
-        partition_key(event),
-        event.to_bytes(),
-        json.dumps(headers),
-    )
-    schema = await conn.fetchval("SELECT current_schema()")
-    await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
+    row = (topic, partition_key(event), event.to_bytes(), json.dumps(headers))
+    batch = current_batch()
+    if batch is not None and batch.joins(conn):
+        batch.keep("outbox", lambda rows: _flush(conn, rows)).append(row)
+    else:
+        await _flush(conn, [row])
+
+
+async def _flush(conn: Conn, rows: list[tuple[str, bytes | None, bytes, str]]) -> None:
+    """Insert `rows` in their order (ids ascend with it) and wake the relay once."""
+    if len(rows) == 1:
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)",
+            *rows[0],
+        )
+    else:
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload, headers)"
+            " SELECT t, k, p, h::jsonb FROM unnest($1::text[], $2::bytea[], $3::bytea[],"
+            " $4::text[]) WITH ORDINALITY AS r(t, k, p, h, n) ORDER BY n",
+            *zip(*rows, strict=True),
+        )
+    await conn.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
 
 
 class Publisher(Protocol):
     async def publish(
-        self, message: Any, topic: str, *, key: bytes | None, headers: dict[str, str]
+        self,
+        message: Any,
+        topic: str,
+        *,
+        key: bytes | None,
+        headers: dict[str, str],
+        no_confirm: bool,
     ) -> Any: ...
 
 
 class OutboxRelay:
-    """Publishes outbox rows in order and deletes them once the broker acknowledged them."""
+    """Publishes outbox rows in order and deletes them once the broker acknowledged them
+    (a batch at a time, up to `batch_size`, all in flight together)."""
 
     def __init__(
         self,
@@ -141,20 +165,28 @@ class OutboxRelay:
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
+            # Handed to the producer in order, acknowledged together: the producer is
+            # idempotent, so a key's events stay in order on their partition.
+            sent = []
             for row in rows:
                 headers: dict[str, str] = json.loads(row["headers"])
                 token = otel_context.attach(extract(headers))
                 try:
-                    await self._publisher.publish(
-                        bytes(row["payload"]),
-                        row["topic"],
-                        key=bytes(row["key"]) if row["key"] is not None else None,
-                        # The tracing middleware replaces traceparent with its publish
-                        # span, a child of the stored context attached above.
-                        headers={"content-type": "application/json", **headers},
+                    sent.append(
+                        await self._publisher.publish(
+                            bytes(row["payload"]),
+                            row["topic"],
+                            key=bytes(row["key"]) if row["key"] is not None else None,
+                            # The tracing middleware replaces traceparent with its publish
+                            # span, a child of the stored context attached above.
+                            headers={"content-type": "application/json", **headers},
+                            no_confirm=True,
+                        )
                     )
                 finally:
                     otel_context.detach(token)
+            # Any refused: the rows stay (the transaction rolls back) and go again.
+            await asyncio.gather(*sent)
             if rows:
                 await conn.execute(
                     "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]

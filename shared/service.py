@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -17,17 +18,22 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
 from faststream.kafka import KafkaBroker, KafkaMessage
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
+from faststream.kafka.message import FAKE_CONSUMER
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.audit import AuditTrail
+from shared.batch import batch_transaction
 from shared.contracts import Contract, Topics
 from shared.db import create_pool, migration_files, pending_migrations
-from shared.kafka import DeadLetterSink, check_reachable, create_broker
+from shared.kafka import DeadLetterSink, RetryBackoff, check_reachable, create_broker
 from shared.keystore import Kek, KeyStore
 from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay
 from shared.settings import Settings
@@ -35,6 +41,18 @@ from shared.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 
+
+BATCH_SIZES = Histogram(
+    "vroegsignaal_consumer_batch_size",
+    "Messages a consumer group took and applied in one transaction",
+    ["group"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+BATCHES_APPLIED_ALONE = Counter(
+    "vroegsignaal_consumer_batches_split_total",
+    "Batches that failed and were applied again one message per transaction",
+    ["group"],
+)
 
 UNKNOWN_EVENT_TYPES = Counter(
     "vroegsignaal_unknown_event_types_total",
@@ -51,12 +69,18 @@ class _Route:
     default: type[Contract] | None
 
 
+Handle = Callable[[KafkaMessage], Awaitable[None]]
+
+
 @dataclass
 class _Group:
-    """The topics one consumer group takes, and its consumer's options."""
+    """The topics one consumer group takes, and its consumer's options; `raw` when the
+    service takes the group's messages as they come (intake: a partner's bytes are
+    verified before anything is decoded)."""
 
     options: dict[str, Any]
     routes: dict[str, _Route] = field(default_factory=dict)
+    raw: Handle | None = None
 
 
 @dataclass
@@ -125,21 +149,102 @@ class ServiceRuntime:
                 raise ValueError(f"{self.name}: {topic} is consumed twice in group {group_id}")
             taking.routes[topic] = _Route(by_name, default)
 
+    def consume_raw(self, *topics: str, handle: Handle, **options: Any) -> None:
+        """The service's own group takes `topics` with `handle`, each message as it came
+        (no decoding, no routing by type); in batches like every group (`subscribe`)."""
+        if self._subscribed:
+            raise RuntimeError(f"{self.name}: consume_raw() after the subscribers were built")
+        if self.group_id in self._groups:
+            raise ValueError(f"{self.name}: group {self.group_id} is consumed twice")
+        self._groups[self.group_id] = _Group(
+            options, {topic: _Route({}, None) for topic in topics}, handle
+        )
+
     def subscriptions(self) -> dict[str, list[str]]:
         """Each consumer group `consume` was given and the topics it takes."""
         return {group_id: list(taking.routes) for group_id, taking in self._groups.items()}
 
     def subscribe(self) -> None:
-        """One subscriber per group, for every topic `consume` gave it."""
+        """One subscriber per group, for every topic `consume` gave it, taking what Kafka
+        has for it in batches (`consume_batch_size` records at most): a batch is applied
+        in one transaction (shared.batch), its offsets committed after that; a batch that
+        fails is applied again one message per transaction, each retried on its own and
+        dead-lettered after its last try (`retry_max_attempts`)."""
         self._subscribed = True
+        settings = self.settings
         for group_id, taking in self._groups.items():
             self.broker.subscriber(
                 *taking.routes,
                 group_id=group_id,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 auto_offset_reset="earliest",
-                **taking.options,
-            )(self._dispatcher(taking.routes))
+                batch=True,
+                parser=_lenient_headers,
+                **{
+                    "max_records": settings.consume_batch_size,
+                    "batch_timeout_ms": settings.consume_wait_ms,
+                }
+                | taking.options,
+            )(self._batches(group_id, taking.raw or self._dispatcher(taking.routes)))
+
+    def _batches(self, group_id: str, handle: Handle) -> Callable[[KafkaMessage], Awaitable[None]]:
+        retry = RetryBackoff(
+            group_id,
+            base=self.settings.retry_base_seconds,
+            max_attempts=self.settings.retry_max_attempts,
+        )
+
+        async def take(batch: KafkaMessage) -> None:
+            records = batch.raw_message
+            messages = [_single(r) for r in (records if isinstance(records, tuple) else (records,))]
+            if not messages:
+                return
+            BATCH_SIZES.labels(group_id).observe(len(messages))
+            if self._pool is not None:
+                try:
+                    async with batch_transaction(self._pool):
+                        for message in messages:
+                            with self._consuming(message):
+                                await handle(message)
+                    return
+                except Exception as exc:
+                    BATCHES_APPLIED_ALONE.labels(group_id).inc()
+                    log.warning("%s: a batch of %d messages failed (%s); applying them one "
+                                "at a time", group_id, len(messages),
+                                type(exc).__name__)  # fmt: skip
+            for message in messages:
+                await retry.retried(message, self._traced(message, handle), self.dead_letters)
+
+        return take
+
+    def _traced(self, message: KafkaMessage, handle: Handle) -> Callable[[], Awaitable[None]]:
+        async def work() -> None:
+            with self._consuming(message):
+                await handle(message)
+
+        return work
+
+    def _consuming(self, message: KafkaMessage) -> contextlib.AbstractContextManager[object]:
+        """The span a message is processed in: in the trace its producer started (the
+        outbox wrote the context into its headers). A message from outside (a partner's
+        topic) gets none here: its handler starts a trace of its own (telemetry)."""
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        if self.topics.partner_id_of(record.topic) is not None:
+            return contextlib.nullcontext()
+        # No key, no payload: keys are subject pseudonyms (see shared.telemetry).
+        return trace.get_tracer("vroegsignaal").start_as_current_span(
+            f"{record.topic} process",
+            context=extract(message.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.destination.partition": record.partition,
+                "messaging.kafka.message.offset": record.offset,
+                "messaging.consumer.group.name": self.group_id,
+            },
+        )
 
     def _dispatcher(
         self, routes: Mapping[str, _Route]
@@ -395,6 +500,44 @@ def build_service(
         after_shutdown=[close_store],
     )
     return app, runtime
+
+
+def _single(record: ConsumerRecord) -> KafkaMessage:
+    """One record of a batch as the message its handler takes."""
+    headers = {k: bytes(v).decode(errors="replace") for k, v in record.headers or ()}
+    return KafkaMessage(
+        raw_message=record,
+        body=record.value or b"",
+        headers=headers,
+        content_type=headers.get("content-type"),
+        message_id=f"{record.offset}-{record.timestamp}",
+        # The records' offsets are committed with their batch, not one by one.
+        consumer=FAKE_CONSUMER,
+    )
+
+
+async def _lenient_headers(
+    records: tuple[ConsumerRecord, ...], parse: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch parser reads every header as UTF-8 and fails the whole batch on
+    one that is not, which would then come back for ever: such a header is read with
+    the undecodable bytes replaced, and its message refused by its handler (an unknown
+    event type, a signature that is no base64), alone."""
+
+    def readable(record: ConsumerRecord) -> ConsumerRecord:
+        try:
+            for _, value in record.headers or ():
+                bytes(value).decode()
+        except UnicodeDecodeError:
+            return dataclasses.replace(
+                record,
+                headers=[
+                    (k, bytes(v).decode(errors="replace").encode()) for k, v in record.headers
+                ],
+            )
+        return record
+
+    return await parse(tuple(readable(r) for r in records))
 
 
 def json_response(data: Any, status: int = 200) -> AsgiResponse:

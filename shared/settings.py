@@ -138,7 +138,18 @@ class Settings(BaseSettings):
     max_event_age_days: int = Field(
         default=14, ge=1, description="Older partner events are rejected as stale."
     )
-    outbox_batch_size: int = Field(default=200, ge=1)
+    consume_batch_size: int = Field(
+        default=500,
+        ge=1,
+        description="Most messages a consumer applies in one transaction (what Kafka has "
+        "ready, up to this).",
+    )
+    consume_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        description="How long an idle consumer waits for messages before it asks again.",
+    )
+    outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     retry_max_attempts: int = Field(
         default=8, ge=1, description="Failed tries of one message before it is dead-lettered."

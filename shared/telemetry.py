@@ -146,7 +146,8 @@ class KeylessKafkaTelemetryMiddleware(TelemetryMiddleware[KafkaPublishCommand]):
 
     A message from outside (`from_outside(topic)`, a partner's topic) is consumed in no
     trace of the sender's: its trace headers are dropped before the span starts, and the
-    span names no partition, offset or message."""
+    span names no partition, offset or message. A batch gets no span here: its messages
+    get one each where they are applied (ServiceRuntime)."""
 
     def __init__(
         self, *, tracer_provider: TracerProvider, from_outside: Callable[[str], bool]
@@ -164,6 +165,11 @@ class KeylessKafkaTelemetryMiddleware(TelemetryMiddleware[KafkaPublishCommand]):
         class _ForeignTraceStops(BaseMiddleware):
             async def consume_scope(self, call_next: Any, msg: Any) -> Any:
                 record = getattr(msg, "raw_message", None)
+                if isinstance(record, tuple):
+                    # A batch: each of its messages is processed in a span of its own,
+                    # in its producer's trace (ServiceRuntime); one span for the batch
+                    # would link every trace in it to every other.
+                    return await call_next(msg)
                 topic = getattr(record, "topic", None)
                 if isinstance(topic, str) and from_outside(topic):
                     for header in TRACE_HEADERS:

@@ -14,6 +14,7 @@ from typing import Generic, Protocol, TypeVar
 import asyncpg
 
 from shared.audit import AuditTrail
+from shared.batch import current as current_batch
 from shared.contracts import AuditAction, AuditActor, AuditOutcome, Contract
 from shared.db import Conn, claim_message
 from shared.outbox import enqueue
@@ -96,10 +97,17 @@ def postgres_units(
     consumer: str,
 ) -> Callable[[], AbstractAsyncContextManager[PostgresUnitOfWork[R]]]:
     """A factory of units of work: each a transaction on a pooled connection, committed
-    when its block ends normally. `pool` is called late: the pool opens at start."""
+    when its block ends normally, or within the transaction of the batch of messages
+    being applied (shared.batch). `pool` is called late: the pool opens at start."""
 
     @asynccontextmanager
     async def unit() -> AsyncIterator[PostgresUnitOfWork[R]]:
+        joined = current_batch()
+        if joined is not None and joined.pool is pool():
+            # A message of a batch: its work joins the batch's one transaction (see
+            # shared.batch), which commits it with the others or rolls all of it back.
+            yield PostgresUnitOfWork(joined.conn, repository(joined.conn), audit, consumer)
+            return
         async with pool().acquire() as conn, conn.transaction():
             yield PostgresUnitOfWork(conn, repository(conn), audit, consumer)
 

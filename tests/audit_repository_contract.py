@@ -33,7 +33,12 @@ def entry(n: int, *subjects: str, at: datetime = RECENT) -> AuditEntry:
 
 
 async def logged(repo: AuditRepository, *entries: AuditEntry) -> list[int]:
-    return [await repo.append(e) for e in entries]
+    """Append `entries` one by one; their leaf indexes."""
+    indexes = []
+    for e in entries:
+        indexes.append(await repo.size())
+        await repo.append(e)
+    return indexes
 
 
 def leaves(entries: list[AuditEntry]) -> list[bytes]:
@@ -63,6 +68,19 @@ class AuditRepositoryContract:
         assert await logged(repo, *entries) == list(range(11))
         assert await repo.size() == 11
         for size in range(12):
+            assert await repo.root(size) == merkle.root_of(leaves(entries[:size]))
+
+    async def test_entries_appended_in_steps_of_any_size_make_the_same_tree(
+        self, repo: AuditRepository
+    ) -> None:
+        # Steps that end inside, on and across perfect subtrees: 1, 2, 5, 8, 1, 13 leaves.
+        entries = [entry(n) for n in range(30)]
+        at = 0
+        for step in (1, 2, 5, 8, 1, 13):
+            await repo.append(*entries[at : at + step])
+            at += step
+            assert await repo.size() == at
+        for size in range(31):
             assert await repo.root(size) == merkle.root_of(leaves(entries[:size]))
 
     async def test_an_event_is_logged_once(self, repo: AuditRepository) -> None:
@@ -105,7 +123,8 @@ class AuditRepositoryContract:
         assert await repo.size() == 6
         assert [await repo.root(size) for size in range(7)] == roots
         assert pruning.prefix_root == merkle.root_of(leaves(entries[:3]))
-        assert await repo.append(entry(6)) == 6
+        await repo.append(entry(6))
+        assert await repo.size() == 7
 
     async def test_a_pruning_never_removes_the_last_entry(self, repo: AuditRepository) -> None:
         await logged(repo, entry(0, at=OLD), entry(1, at=OLD))

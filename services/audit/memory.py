@@ -37,15 +37,17 @@ class InMemoryRepository:
     async def lock_tree(self) -> None:
         pass
 
-    async def append(self, entry: AuditEntry) -> int:
-        if any(e.event.event_id == entry.event.event_id for e in self.entries.values()):
-            raise ValueError(f"audit event {entry.event.event_id} is logged already")
-        index = await self.size()
-        leaf = merkle.leaf_hash(entry.canonical)
-        for level, position, hash_ in merkle.perfect_nodes_completed(index, leaf, self._subtree):
-            self.nodes[(level, position)] = hash_
-        self.entries[index] = entry
-        return index
+    async def append(self, *entries: AuditEntry) -> None:
+        for entry in entries:
+            if any(e.event.event_id == entry.event.event_id for e in self.entries.values()):
+                raise ValueError(f"audit event {entry.event.event_id} is logged already")
+            index = await self.size()
+            leaf = merkle.leaf_hash(entry.canonical)
+            for level, position, hash_ in merkle.perfect_nodes_completed(
+                index, leaf, self._subtree
+            ):
+                self.nodes[(level, position)] = hash_
+            self.entries[index] = entry
 
     async def size(self) -> int:
         # As PostgreSQL counts: from the last entry, which no pruning removes.

@@ -41,9 +41,10 @@ class AuditRepository(Protocol):
     async def lock_tree(self) -> None:
         """Serialise work on the tree across instances until the unit of work ends."""
 
-    async def append(self, entry: AuditEntry) -> int:
-        """Append an entry as the next leaf (under the tree's lock); its leaf index. An
-        event logged before is refused."""
+    async def append(self, *entries: AuditEntry) -> None:
+        """Append entries as the next leaves, in their order, in one step (under the
+        tree's lock; within a batch of messages, when the batch commits). An event
+        logged before is refused."""
 
     async def size(self) -> int:
         """Leaves in the tree, the pruned ones included."""

@@ -20,6 +20,7 @@ from services.audit import merkle
 from services.audit.domain import AuditEntry, SignedHead, SignedPruning
 from services.audit.ports import ErasureReview
 from shared.audit import AuditTrail
+from shared.batch import current as current_batch
 from shared.contracts import AuditEvent
 from shared.db import Conn, lock
 from shared.unit_of_work import PostgresUnitOfWork, postgres_units
@@ -77,44 +78,59 @@ async def size(conn: Conn) -> int:
     return 0 if value is None else int(value) + 1
 
 
-async def append(conn: Conn, entry: AuditEntry) -> int:
-    """Append an entry as the next leaf; O(log n). Returns its leaf index."""
-    await lock_tree(conn)
-    index = await size(conn)
-    leaf = merkle.leaf_hash(entry.canonical)
+_ENTRY_COLUMNS = (
+    "leaf_index", "leaf_hash", "event_id", "occurred_at", "recorded_at", "action", "outcome",
+    "actor_id", "actor_role", "on_behalf_of", "subjects", "object_type", "object_id",
+    "source_system", "source_instance", "purpose", "trace_id", "canonical",
+)  # fmt: skip
+
+
+def _entry_row(index: int, leaf: bytes, entry: AuditEntry) -> tuple[object, ...]:
     e = entry.event
-    await conn.execute(
-        "INSERT INTO entries (leaf_index, leaf_hash, event_id, occurred_at, recorded_at,"
-        " action, outcome, actor_id, actor_role, on_behalf_of, subjects, object_type,"
-        " object_id, source_system, source_instance, purpose, trace_id, canonical)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-        " $17, $18)",
-        index,
-        leaf,
-        e.event_id,
-        e.occurred_at,
-        entry.recorded_at,
-        e.action.value,
-        e.outcome.value,
-        e.actor.actor_id,
-        e.actor.role,
-        e.on_behalf_of,
-        list(e.subjects),
-        e.object_type,
-        e.object_id,
-        e.source_system,
-        e.source_instance,
-        e.purpose,
-        e.trace_id,
-        entry.canonical,
+    return (
+        index, leaf, e.event_id, e.occurred_at, entry.recorded_at, e.action.value,
+        e.outcome.value, e.actor.actor_id, e.actor.role, e.on_behalf_of, list(e.subjects),
+        e.object_type, e.object_id, e.source_system, e.source_instance, e.purpose,
+        e.trace_id, entry.canonical,
+    )  # fmt: skip
+
+
+async def append(conn: Conn, *entries: AuditEntry) -> int:
+    """Append entries as the next leaves, in their order, in one step: one lock, one read
+    of the stored subtrees they complete, one copy each of the entries and of the new
+    tree nodes. O(k log n) for k entries. Returns the first one's leaf index."""
+    await lock_tree(conn)
+    first = await size(conn)
+    if not entries:
+        return first
+    leaves = [merkle.leaf_hash(entry.canonical) for entry in entries]
+
+    def completed(stored: merkle.SubtreeHash) -> list[tuple[int, int, bytes]]:
+        made: dict[tuple[int, int], bytes] = {}
+
+        def subtree(start: int, end: int) -> bytes:
+            width = end - start
+            found = made.get((width.bit_length() - 1, start // width))
+            return found if found is not None else stored(start, end)
+
+        nodes = []
+        for index, leaf in enumerate(leaves, start=first):
+            for level, position, hash_ in merkle.perfect_nodes_completed(index, leaf, subtree):
+                made[(level, position)] = hash_
+                nodes.append((level, position, hash_))
+        return nodes
+
+    nodes = await with_subtrees(conn, completed)
+    await conn.copy_records_to_table(
+        "entries",
+        columns=_ENTRY_COLUMNS,
+        records=[_entry_row(index, leaf, entry) for index, leaf, entry in
+                 zip(range(first, first + len(entries)), leaves, entries, strict=True)],
+    )  # fmt: skip
+    await conn.copy_records_to_table(
+        "tree_nodes", columns=("level", "position", "hash"), records=nodes
     )
-    nodes = await with_subtrees(
-        conn, lambda lookup: merkle.perfect_nodes_completed(index, leaf, lookup)
-    )
-    await conn.executemany(
-        "INSERT INTO tree_nodes (level, position, hash) VALUES ($1, $2, $3)", nodes
-    )
-    return index
+    return first
 
 
 async def root(conn: Conn, tree_size: int) -> bytes:
@@ -491,8 +507,13 @@ class PostgresRepository:
     async def lock_tree(self) -> None:
         await lock_tree(self.conn)
 
-    async def append(self, entry: AuditEntry) -> int:
-        return await append(self.conn, entry)
+    async def append(self, *entries: AuditEntry) -> None:
+        batch = current_batch()
+        if batch is not None and batch.joins(self.conn):
+            # A batch of messages appends its entries in one step, before it commits.
+            batch.keep("audit-leaves", lambda kept: append(self.conn, *kept)).extend(entries)
+        else:
+            await append(self.conn, *entries)
 
     async def size(self) -> int:
         return await size(self.conn)

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from prometheus_client import Counter
 
@@ -211,13 +210,6 @@ def register(
     topics = [runtime.topics.partner(p.partner_id) for p in registry]
     settings = runtime.settings
 
-    @runtime.broker.subscriber(
-        *topics,
-        group_id=runtime.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=max(settings.max_message_bytes * 4, 1024 * 1024),
-    )
     async def on_partner_message(message: KafkaMessage) -> None:
         # The partner's trace ends here: what intake does and passes on is in its own.
         with trace_of_our_own("intake: partner message"):
@@ -258,4 +250,9 @@ def register(
         else:
             await handlers.on_signal(message, plain, partner)
 
+    runtime.consume_raw(
+        *topics,
+        handle=on_partner_message,
+        max_partition_fetch_bytes=max(settings.max_message_bytes * 4, 1024 * 1024),
+    )
     return handlers

@@ -1,16 +1,13 @@
-"""A message that fails every time is dead-lettered after bounded retries; the partition
-moves on to the next message. Against the real broker."""
+"""A dead letter keeps no content in clear; the operator opens it. Against the real broker.
+(A message that fails every time: tests/integration/test_batches.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 from pathlib import Path
 
 import pytest
-from faststream import AckPolicy
-from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
@@ -18,58 +15,12 @@ from shared.contracts import Category, DeadLetter, Topics
 from shared.deadletter import DeadLetterKey, DeadLetterKeyError, DeadLetterOpener
 from shared.kafka import create_broker
 from shared.settings import Settings
-from tests.conftest import eventually, run_cli
+from tests.conftest import run_cli
 from tests.factories import pseudonym, signal
-from tests.kafka_tools import read_all, read_topic
+from tests.kafka_tools import read_all
 from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.integration
-
-
-async def test_a_poison_message_is_dead_lettered_and_does_not_block(settings: Settings) -> None:
-    settings = settings.model_copy(update={"retry_max_attempts": 3, "retry_base_seconds": 0.05})
-    topics = Topics(settings.topic_prefix)
-    topic = topics.accepted
-    broker, _ = create_broker(
-        settings,
-        client_id="poison-test",
-        tracer_provider=TracerProvider(),
-        registry=CollectorRegistry(),
-    )
-    processed: list[bytes] = []
-    tries = 0
-
-    @broker.subscriber(
-        topic,
-        group_id=f"{settings.topic_prefix}poison-test",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-    )
-    async def handle(message: KafkaMessage) -> None:
-        nonlocal tries
-        if message.body == b"poison":
-            tries += 1
-            raise RuntimeError("this message can never be processed")
-        processed.append(message.body)
-
-    await broker.start()
-    try:
-        await broker.publish(b"poison", topic, key=b"same-key")
-        await broker.publish(b"fine", topic, key=b"same-key")
-
-        async def moved_on() -> bool:
-            return processed == [b"fine"]
-
-        await eventually(moved_on, timeout=30)
-        letters = await read_topic(settings, topics.deadletter, until=lambda rs: len(rs) >= 1)
-        letter = DeadLetter.model_validate_json(letters[0].value)
-        assert letter.reason_code == "processing-failed"
-        assert "RuntimeError" in letter.reason
-        assert tries == 3
-        await asyncio.sleep(0.5)
-        assert tries == 3  # dead-lettered means acked: it does not come back
-    finally:
-        await broker.stop()
 
 
 async def test_a_dead_letter_keeps_no_content_in_clear_and_the_operator_opens_it(

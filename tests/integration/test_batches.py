@@ -1,0 +1,143 @@
+"""A consumer applies what Kafka has for it in one transaction per batch, in order, and
+commits the offsets after; a message that always fails is retried and dead-lettered on
+its own while the rest of its batch commits once. Against the real broker and database."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.audit import AuditTrail
+from shared.contracts import DeadLetter, SubjectErased, Topics
+from shared.db import Conn, create_pool, migrate, migration_files
+from shared.kafka import create_broker
+from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.service import BATCHES_APPLIED_ALONE, ServiceRuntime
+from shared.settings import Settings
+from shared.unit_of_work import postgres_units
+from tests.conftest import eventually
+from tests.factories import pseudonym
+from tests.kafka_tools import login, read_topic
+
+pytestmark = pytest.mark.integration
+
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+
+
+async def test_a_batch_is_one_transaction_and_what_fails_in_it_goes_alone(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"retry_max_attempts": 2, "retry_base_seconds": 0.01})
+    topics = Topics(settings.topic_prefix)
+    await migrate(settings.database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(settings.database_url, "intake")
+    broker, sink = create_broker(
+        settings,
+        client_id="batch-test",
+        tracer_provider=TracerProvider(),
+        registry=CollectorRegistry(),
+    )
+    runtime = ServiceRuntime(
+        name="batch-test",
+        settings=settings,
+        broker=broker,
+        topics=topics,
+        registry=CollectorRegistry(),
+        service_dir=SERVICES_DIR / "intake",
+        audit=AuditTrail(service="batch-test", instance="t", topic=topics.audit_of("intake")),
+        dead_letters=sink,
+    )
+    runtime._pool = pool
+    subject = pseudonym()
+    events = [
+        SubjectErased(subject=subject, request_id=uuid.uuid4(), partner_id="school-de-regenboog")
+        for _ in range(30)
+    ]
+    refused, poison = events[5].event_id, events[17].event_id
+    units = postgres_units(lambda: pool, lambda conn: conn, runtime.audit, "batch-test")
+    tried: list[tuple[uuid.UUID, int]] = []  # (event, transaction) of every try
+
+    async def handle(message: KafkaMessage, erased: SubjectErased) -> None:
+        async with units() as uow:
+            if not await uow.claim(erased.event_id):
+                return
+            conn: Conn = uow.conn
+            tried.append((erased.event_id, await conn.fetchval("SELECT txid_current()")))
+            await enqueue(conn, topics.audit_of("intake"), erased)
+            if erased.event_id == poison:
+                raise RuntimeError("this message can never be applied")
+        if erased.event_id == refused:
+            await sink.send(message, "refused-for-test", "refused by the test's handler")
+
+    # All on the topic before the consumer starts, under one key (one partition, in
+    # order); one whose event-type header is not even UTF-8.
+    producer = AIOKafkaProducer(**login(settings))
+    await producer.start()
+    try:
+        for n, event in enumerate(events):
+            kind = b"\xff\xfeSubject" if n == 23 else b"SubjectErased"
+            await producer.send_and_wait(
+                topics.accepted, event.to_bytes(), key=subject.encode(),
+                headers=[(EVENT_TYPE_HEADER, kind)],
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+    runtime.consume(topics.accepted, handlers={SubjectErased: handle}, default=SubjectErased)
+    runtime.subscribe()
+    split_before = BATCHES_APPLIED_ALONE.labels(runtime.group_id)._value.get()
+    await broker.start()
+    try:
+        letters = await read_topic(
+            settings, topics.deadletter, until=lambda rs: len(rs) >= 3, timeout=60
+        )
+        by_code = {}
+        for record in letters:
+            letter = DeadLetter.model_validate_json(record.value)
+            by_code.setdefault(letter.reason_code, []).append(letter.source_offset)
+
+        async def committed() -> list[uuid.UUID] | None:
+            rows = await pool.fetch(
+                "SELECT message_id FROM processed_messages WHERE consumer = 'batch-test'"
+            )
+            return [r["message_id"] for r in rows] if len(rows) >= 28 else None
+
+        claimed = set(await eventually(committed, timeout=30))
+        outboxed = await pool.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await broker.stop()
+        await pool.close()
+    # Each refused or failing message has exactly one dead letter: the refusal's, sent
+    # in the batch that was rolled back, was not sent then.
+    assert {code: len(offsets) for code, offsets in by_code.items()} == {
+        "refused-for-test": 1,
+        "processing-failed": 1,
+        "unknown-event-type": 1,
+    }
+    assert by_code["processing-failed"] == [17] and by_code["refused-for-test"] == [5]
+    assert by_code["unknown-event-type"] == [23]
+    # Everything else committed once; the poison message's claim was rolled back.
+    expected = {e.event_id for e in events} - {poison, events[23].event_id}
+    assert claimed == expected
+    # Several messages shared a transaction; the batch the poison message was in was
+    # rolled back and applied again one message per transaction, in the topic's order;
+    # the poison message was tried once in the batch and twice alone.
+    transactions: dict[int, list[uuid.UUID]] = {}
+    for event, tx in tried:
+        transactions.setdefault(tx, []).append(event)
+    (failed,) = [
+        tx for tx, applied in transactions.items() if poison in applied and len(applied) > 1
+    ]
+    failed_batch = transactions[failed]
+    at = failed_batch.index(poison) + 1
+    then = sorted(tx for tx in transactions if tx > failed)[: len(failed_batch) + 1]
+    assert all(len(transactions[tx]) == 1 for tx in then)
+    assert [transactions[tx][0] for tx in then] == [*failed_batch[:at], poison, *failed_batch[at:]]
+    assert BATCHES_APPLIED_ALONE.labels(runtime.group_id)._value.get() > split_before
+    # Every committed message's outbox row was written (in one insert per batch).
+    assert outboxed == len(expected)
