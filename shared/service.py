@@ -25,6 +25,7 @@ from faststream.asgi.types import ASGIApp, Scope
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -227,23 +228,30 @@ class ServiceRuntime:
     def _consuming(self, message: KafkaMessage) -> contextlib.AbstractContextManager[object]:
         """The span a message is processed in: in the trace its producer started (the
         outbox wrote the context into its headers). A message from outside (a partner's
-        topic) gets none here: its handler starts a trace of its own (telemetry)."""
+        topic) starts a trace of its own, and its span names the topic and nothing that
+        points at the message (shared.telemetry); its handler works in yet another."""
         record = message.raw_message
         assert not isinstance(record, tuple)
+        about: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.operation": "process",
+            "messaging.destination_publish.name": record.topic,
+        }
         if self.topics.partner_id_of(record.topic) is not None:
-            return contextlib.nullcontext()
-        # No key, no payload: keys are subject pseudonyms (see shared.telemetry).
-        return trace.get_tracer("vroegsignaal").start_as_current_span(
-            f"{record.topic} process",
-            context=extract(message.headers),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
+            parent = Context()
+        else:
+            parent = extract(message.headers)
+            # No key, no payload: keys are subject pseudonyms.
+            about |= {
                 "messaging.kafka.destination.partition": record.partition,
                 "messaging.kafka.message.offset": record.offset,
                 "messaging.consumer.group.name": self.group_id,
-            },
+            }
+        return trace.get_tracer("vroegsignaal").start_as_current_span(
+            f"{record.topic} process",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes=about,
         )
 
     def _dispatcher(

@@ -216,6 +216,7 @@ class Backlog:
     wait in notification."""
 
     lag: dict[str, int] = field(default_factory=dict)
+    done: dict[str, int] = field(default_factory=dict)  # messages each group committed
     outbox: dict[str, int] = field(default_factory=dict)
     pending_lifecycle: int = 0
     deliveries_pending: int = 0
@@ -248,9 +249,11 @@ async def measure_backlog(settings: Settings, partner_ids: list[str]) -> Backlog
                 for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
             ]
             ends = await consumer.end_offsets(partitions)
-            found.lag[group.removeprefix(topics.name("vroegsignaal-"))] = sum(
+            name = group.removeprefix(topics.name("vroegsignaal-"))
+            found.lag[name] = sum(
                 end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
             )
+            found.done[name] = sum(committed[tp].offset for tp in ends if tp in committed)
     finally:
         await consumer.stop()
         await admin.close()

@@ -1,0 +1,202 @@
+"""The whole pipeline under load (`make bench`, its `pipeline` part): the stack as the
+soak starts it (Kafka, PostgreSQL, the five services, every partner through the real
+partner producer of the simulated municipality), measured twice.
+
+1. A backlog: `rows` registrations sent as fast as the partners' producers go. Every
+   second each consumer group's committed offsets, each service's resident memory.
+   Per hop (intake, matching, notification, audit) its sustained rate: the messages it
+   committed over the time from its first to its last commit. End to end: the
+   registrations intake took over the time from the first send until nothing waits.
+2. A steady load (`--steady-rate` a second for `--steady-seconds`): from the traces, for
+   each signal that raised an alert, the time from intake taking it to the alert
+   stored (notification's span ending). The wait on the partner's topic before intake
+   is not in it: the partner's trace ends at its topic by design (shared.telemetry),
+   so nothing links a send to its processing; it is the intake group's lag, reported
+   with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from vroegsignaal.dev.harness import Backlog, Stack, measure_backlog
+
+HOPS = ("intake", "matching", "notification", "audit")
+MIB = 1024 * 1024
+
+
+@dataclass
+class Run:
+    """What one load measured: samples of (seconds, committed per group) and the peak
+    resident memory of each service."""
+
+    samples: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # from the first send until nothing waits
+    deliveries_sent: int = 0
+    intake_waiting: list[int] = field(default_factory=list)
+
+    def hop(self, group: str) -> tuple[int, float]:
+        """Messages `group` committed in this run, and its sustained rate."""
+        series = [(t, done.get(group, 0)) for t, done in self.samples]
+        first, last = series[0][1], series[-1][1]
+        if last == first:
+            return 0, 0.0
+        began = next(t for t, n in series if n > first)
+        # The sample before the first that moved: the work began after it.
+        before = max((t for t, n in series if t < began), default=0.0)
+        ended = next(t for t, n in series if n == last)
+        return last - first, (last - first) / max(ended - before, 1e-9)
+
+
+def _load(
+    stack: Stack,
+    partner_ids: list[str],
+    args: list[str],
+    say: Callable[[str], None],
+    limit: float,
+) -> Run:
+    run = Run()
+    admin = stack.admin_settings()
+    sent_before = asyncio.run(_deliveries_sent(stack.settings.database_url))
+    simulator = stack.simulator(args)
+    started = time.monotonic()
+    while True:
+        backlog: Backlog = asyncio.run(measure_backlog(admin, partner_ids))
+        now = time.monotonic() - started
+        run.samples.append((now, dict(backlog.done)))
+        run.intake_waiting.append(backlog.lag.get("intake", 0))
+        for name, rss in stack.rss().items():
+            run.peak_rss[name] = max(run.peak_rss.get(name, 0), rss)
+        for event in stack.supervisor.poll():
+            say(event)
+        finished = simulator.poll() is not None
+        if finished and simulator.returncode != 0:
+            tail = (stack.logs / "simulator.log").read_text(errors="replace").strip()[-1500:]
+            raise RuntimeError(f"the simulator exited with code {simulator.returncode}:\n{tail}")
+        if finished and backlog.waiting == 0:
+            break
+        if now > limit:
+            simulator.kill()
+            raise RuntimeError(f"the stack did not drain within {limit:.0f} s: {backlog}")
+        time.sleep(1.0)
+    run.seconds = time.monotonic() - started
+    run.deliveries_sent = asyncio.run(_deliveries_sent(stack.settings.database_url)) - sent_before
+    return run
+
+
+async def _deliveries_sent(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM notification.deliveries WHERE state='sent'")
+        )
+    finally:
+        await conn.close()
+
+
+def backlog(
+    stack: Stack, partner_ids: list[str], rows: int, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """`rows` registrations sent at once; each hop's rate and each service's memory."""
+    run = _load(
+        stack,
+        partner_ids,
+        ["--rate", "1000000", "--count", str(rows), "--families", "2200", "--at-risk", "9000",
+         "--seed", "1"],
+        say,
+        limit=max(600.0, rows / 20),
+    )  # fmt: skip
+    hops = {
+        name: dict(zip(("messages", "per_second"), run.hop(name), strict=True)) for name in HOPS
+    }
+    return {
+        "rows": rows,
+        "seconds": run.seconds,
+        "end_to_end_per_second": hops["intake"]["messages"] / run.seconds,
+        "hops": hops,
+        "deliveries_sent": run.deliveries_sent,
+        "peak_rss_mib": {name: rss / MIB for name, rss in sorted(run.peak_rss.items())},
+    }
+
+
+def steady(
+    stack: Stack, partner_ids: list[str], rate: float, seconds: int, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """A steady `rate` for `seconds`: intake-to-alert latency from the traces."""
+    traces = stack.data / "traces.jsonl"
+    skip = traces.stat().st_size if traces.exists() else 0
+    run = _load(
+        stack,
+        partner_ids,
+        ["--rate", f"{rate:g}", "--count", str(int(rate * seconds)), "--families", "2200",
+         "--at-risk", "9000", "--seed", "2"],
+        say,
+        limit=seconds + 600.0,
+    )  # fmt: skip
+    time.sleep(6)  # the services' span processors export every five seconds
+    latencies = _intake_to_alert(traces, skip)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "alerts_traced": len(latencies),
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
+        "p99_ms": 1000 * _percentile(latencies, 0.99) if latencies else None,
+        # Registrations waiting on the partners' topics, at the worst sample.
+        "intake_waiting_max": max(run.intake_waiting, default=0),
+        "peak_rss_mib": {name: rss / MIB for name, rss in sorted(run.peak_rss.items())},
+    }
+
+
+def _intake_to_alert(traces: Path, skip: int) -> list[float]:
+    """Seconds from intake taking a signal to the last alert of it stored, per trace."""
+    began: dict[str, int] = {}
+    alerted: dict[str, int] = {}
+    with traces.open("rb") as spans:
+        spans.seek(skip)
+        for line in spans:
+            try:
+                span = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a service still writing
+            trace = span["trace_id"]
+            if span["service"] == "intake" and span["name"] == "intake: partner message":
+                began[trace] = span["start"]
+            elif span["service"] == "notification" and span["kind"] == "CONSUMER":
+                alerted[trace] = max(alerted.get(trace, 0), span["end"])
+    return sorted((alerted[t] - began[t]) / 1e9 for t in alerted if t in began)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(result: dict[str, Any], ceilings: dict[str, float] | None) -> str:
+    """The table for the README: per hop its rate and its share of the raw ceiling."""
+    consume = (ceilings or {}).get("consume_commit_per_second")
+    lines = [
+        f"{result['rows']:,} registrations end to end in {result['seconds']:.0f} s: "
+        f"{result['end_to_end_per_second']:,.0f}/s",
+        "| hop | messages | sustained /s | of the consume ceiling | peak RSS |",
+        "|---|---|---|---|---|",
+    ]
+    for name, hop in result["hops"].items():
+        share = f"{hop['per_second'] / consume:.1%}" if consume else "-"
+        rss = result["peak_rss_mib"].get(name, 0.0)
+        lines.append(
+            f"| {name} | {hop['messages']:,} | {hop['per_second']:,.0f} | {share} | {rss:.0f} MiB |"
+        )
+    lines.append(
+        f"| pseudonymiser | | | | {result['peak_rss_mib'].get('pseudonymiser', 0.0):.0f} MiB |"
+    )
+    return "\n".join(lines)
