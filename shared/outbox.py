@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
+from aiokafka.errors import MessageSizeTooLargeError
 from asyncpg.pool import PoolConnectionProxy
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract, inject
@@ -29,6 +31,11 @@ OUTBOX_PUBLISHED = Counter(
 )
 OUTBOX_FAILURES = Counter(
     "vroegsignaal_outbox_publish_failures_total", "Failed outbox relay attempts", ["service"]
+)
+OUTBOX_REFUSED = Counter(
+    "vroegsignaal_outbox_refused_total",
+    "Outbox rows Kafka can never take (too large), dead-lettered instead",
+    ["service"],
 )
 OUTBOX_PENDING = Gauge(
     "vroegsignaal_outbox_pending",
@@ -90,9 +97,15 @@ class Publisher(Protocol):
     ) -> Any: ...
 
 
+# Where a row goes that Kafka can never take (larger than the producer's request size):
+# (topic, key, payload, why).
+Refuse = Callable[[str, bytes | None, bytes, str], Awaitable[object]]
+
+
 class OutboxRelay:
     """Publishes outbox rows in order and deletes them once the broker acknowledged them
-    (a batch at a time, up to `batch_size`, all in flight together)."""
+    (a batch at a time, up to `batch_size`, all in flight together). A row Kafka can
+    never take goes to `refuse` (the dead-letter topic) and is deleted with the rest."""
 
     def __init__(
         self,
@@ -102,7 +115,9 @@ class OutboxRelay:
         schema: str,
         batch_size: int,
         poll_seconds: float,
+        refuse: Refuse | None = None,
     ) -> None:
+        self._refuse = refuse
         self._pool = pool
         self._publisher = publisher
         self._schema = schema
@@ -170,19 +185,26 @@ class OutboxRelay:
             sent = []
             for row in rows:
                 headers: dict[str, str] = json.loads(row["headers"])
+                key = bytes(row["key"]) if row["key"] is not None else None
                 token = otel_context.attach(extract(headers))
                 try:
                     sent.append(
                         await self._publisher.publish(
                             bytes(row["payload"]),
                             row["topic"],
-                            key=bytes(row["key"]) if row["key"] is not None else None,
+                            key=key,
                             # The tracing middleware replaces traceparent with its publish
                             # span, a child of the stored context attached above.
                             headers={"content-type": "application/json", **headers},
                             no_confirm=True,
                         )
                     )
+                except MessageSizeTooLargeError as exc:
+                    # It never fits: kept, it would stop every row behind it for ever.
+                    if self._refuse is None:
+                        raise
+                    OUTBOX_REFUSED.labels(self._schema).inc()
+                    await self._refuse(row["topic"], key, bytes(row["payload"]), str(exc))
                 finally:
                     otel_context.detach(token)
             # Any refused: the rows stay (the transaction rolls back) and go again.

@@ -398,6 +398,14 @@ def build_service(
             schema=name,
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
+            refuse=lambda topic, key, payload, why: runtime.dead_letters.send_bytes(
+                source=topic,
+                key=key,
+                value=payload,
+                reason_code="outbox-unpublishable",
+                reason=f"{name} wrote an event Kafka cannot take ({why}); it is "
+                "dead-lettered so the events behind it go on: a developer must bound it",
+            ),
         )
         await runtime.relay.start()
         runtime._tasks = [asyncio.create_task(job(), name=what) for what, job in runtime.background]

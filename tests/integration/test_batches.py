@@ -4,6 +4,7 @@ its own while the rest of its batch commits once. Against the real broker and da
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from shared.audit import AuditTrail
 from shared.contracts import DeadLetter, SubjectErased, Topics
 from shared.db import Conn, create_pool, migrate, migration_files
 from shared.kafka import create_broker
-from shared.outbox import EVENT_TYPE_HEADER, enqueue
+from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay, enqueue
 from shared.service import BATCHES_APPLIED_ALONE, ServiceRuntime
 from shared.settings import Settings
 from shared.unit_of_work import postgres_units
@@ -141,3 +142,61 @@ async def test_a_batch_is_one_transaction_and_what_fails_in_it_goes_alone(
     assert BATCHES_APPLIED_ALONE.labels(runtime.group_id)._value.get() > split_before
     # Every committed message's outbox row was written (in one insert per batch).
     assert outboxed == len(expected)
+
+
+async def test_an_outbox_row_kafka_can_never_take_is_dead_lettered_and_the_rest_go(
+    settings: Settings,
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    await migrate(settings.database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(settings.database_url, "intake")
+    broker, sink = create_broker(
+        settings, client_id="intake", tracer_provider=TracerProvider(), registry=CollectorRegistry()
+    )
+    subject = pseudonym()
+    before, after = (
+        SubjectErased(subject=subject, request_id=uuid.uuid4(), partner_id="school-de-regenboog")
+        for _ in range(2)
+    )
+    topic = topics.audit_of("intake")
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, topic, before)
+        # Over the producer's request size (1 MiB): an event that grew without bound.
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+            topic,
+            subject.encode(),
+            b"x" * (1024 * 1024 + 1),
+        )
+        await enqueue(conn, topic, after)
+    relay = OutboxRelay(
+        pool,
+        broker,
+        schema="intake",
+        batch_size=10,
+        poll_seconds=0.2,
+        refuse=lambda topic, key, payload, why: sink.send_bytes(
+            source=topic, key=key, value=payload, reason_code="outbox-unpublishable", reason=why
+        ),
+    )
+    await broker.start()
+    try:
+        await relay.start()
+        records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 2)
+        (letter,) = await read_topic(settings, topics.deadletter, until=lambda rs: len(rs) >= 1)
+
+        async def emptied() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+        await eventually(emptied, timeout=10)
+    finally:
+        await relay.stop()
+        await broker.stop()
+        await pool.close()
+    assert [json.loads(r.value)["event_id"] for r in records] == [
+        str(before.event_id),
+        str(after.event_id),
+    ]
+    dead = DeadLetter.model_validate_json(letter.value)
+    assert dead.reason_code == "outbox-unpublishable"
+    assert dead.original_size == 1024 * 1024 + 1 and dead.source_topic == topic

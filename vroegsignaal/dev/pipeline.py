@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 from vroegsignaal.dev.harness import Backlog, Stack, measure_backlog
+from vroegsignaal.services import SERVICES
 
 HOPS = ("intake", "matching", "notification", "audit")
 MIB = 1024 * 1024
@@ -44,6 +46,35 @@ class Run:
     seconds: float = 0.0  # from the first send until nothing waits
     deliveries_sent: int = 0
     intake_waiting: list[int] = field(default_factory=list)
+    # CPU seconds of each process (and its children: PostgreSQL's backends), by pid.
+    cpu: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
+
+    def sample_cpu(self, processes: dict[str, int | None]) -> None:
+        for name, pid in processes.items():
+            if not pid:
+                continue
+            try:
+                root = psutil.Process(pid)
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            seen = self.cpu.setdefault(name, {})
+            for process in family:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                used = times.user + times.system
+                first = seen.get(process.pid, (used, used))[0]
+                seen[process.pid] = (first, used)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU each process used during the run (a process that ended between samples
+        counts up to its last sample)."""
+        return {
+            name: sum(last - first for first, last in by_pid.values())
+            for name, by_pid in self.cpu.items()
+        }
 
     def hop(self, group: str) -> tuple[int, float]:
         """Messages `group` committed in this run, and its sustained rate."""
@@ -69,6 +100,7 @@ def _load(
     admin = stack.admin_settings()
     sent_before = asyncio.run(_deliveries_sent(stack.settings.database_url))
     simulator = stack.simulator(args)
+    run.sample_cpu(_processes(stack, simulator.pid))
     started = time.monotonic()
     while True:
         backlog: Backlog = asyncio.run(measure_backlog(admin, partner_ids))
@@ -77,6 +109,7 @@ def _load(
         run.intake_waiting.append(backlog.lag.get("intake", 0))
         for name, rss in stack.rss().items():
             run.peak_rss[name] = max(run.peak_rss.get(name, 0), rss)
+        run.sample_cpu(_processes(stack, simulator.pid))
         for event in stack.supervisor.poll():
             say(event)
         finished = simulator.poll() is not None
@@ -92,6 +125,16 @@ def _load(
     run.seconds = time.monotonic() - started
     run.deliveries_sent = asyncio.run(_deliveries_sent(stack.settings.database_url)) - sent_before
     return run
+
+
+def _processes(stack: Stack, simulator: int) -> dict[str, int | None]:
+    kafka, postgres = stack.kafka.process, stack.postgres.process
+    return {
+        **{name: stack.supervisor.processes[name].pid for name in SERVICES},
+        "simulator (partner producers)": simulator,
+        "kafka": kafka.pid if kafka else None,
+        "postgresql": postgres.pid if postgres else None,
+    }
 
 
 async def _deliveries_sent(database_url: str) -> int:
@@ -126,6 +169,11 @@ def backlog(
         "hops": hops,
         "deliveries_sent": run.deliveries_sent,
         "peak_rss_mib": {name: rss / MIB for name, rss in sorted(run.peak_rss.items())},
+        # Where the two cores went: CPU milliseconds per registration, by process.
+        "cpu_ms_per_row": {
+            name: 1000 * seconds / max(hops["intake"]["messages"], 1)
+            for name, seconds in sorted(run.cpu_seconds().items(), key=lambda kv: -kv[1])
+        },
     }
 
 
