@@ -453,6 +453,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=500)
     parser.add_argument("--ceiling-messages", type=int, default=200_000)
     parser.add_argument("--pipeline-rows", type=int, default=100_000)
+    parser.add_argument("--backlog-rate", type=float, default=500.0)
     parser.add_argument("--steady-rate", type=float, default=200.0)
     parser.add_argument("--steady-seconds", type=int, default=60)
     parser.add_argument(
@@ -506,7 +507,9 @@ def main() -> None:
                 partner_ids = sorted(
                     p.stem for p in whole.secrets.partner_config("x").parent.glob("*.yaml")
                 )
-                result = pipeline.backlog(whole, partner_ids, args.pipeline_rows, print)
+                result = pipeline.backlog(
+                    whole, partner_ids, args.pipeline_rows, args.backlog_rate, print
+                )
                 print(pipeline.report(result, ceilings), flush=True)
                 held = pipeline.steady(
                     whole, partner_ids, args.steady_rate, args.steady_seconds, print
@@ -516,7 +519,8 @@ def main() -> None:
                     f"{held['p50_ms'] or 0:.0f} ms, p99 {held['p99_ms'] or 0:.0f} ms over "
                     f"{held['alerts_traced']} alerted signals; at most "
                     f"{held['intake_waiting_max']} waiting for intake; peak RSS "
-                    + ", ".join(f"{n} {m:.0f} MiB" for n, m in held["peak_rss_mib"].items()),
+                    + ", ".join(f"{n} {m:.0f} MiB" for n, m in held["peak_rss_mib"].items())
+                    + (f"; never drained: {held['left_waiting']}" if held["left_waiting"] else ""),
                     flush=True,
                 )
     with contextlib.ExitStack() as stack:

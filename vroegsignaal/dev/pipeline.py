@@ -2,7 +2,8 @@
 soak starts it (Kafka, PostgreSQL, the five services, every partner through the real
 partner producer of the simulated municipality), measured twice.
 
-1. A backlog: `rows` registrations sent as fast as the partners' producers go. Every
+1. A backlog: `rows` registrations sent at `--backlog-rate`, faster than the stack takes
+   them (as fast as the producers go makes the pseudonymiser time them out: noted). Every
    second each consumer group's committed offsets, each service's resident memory.
    Per hop (intake, matching, notification, audit) its sustained rate: the messages it
    committed over the time from its first to its last commit. End to end: the
@@ -28,12 +29,14 @@ from typing import Any
 
 import asyncpg
 import psutil
+from aiokafka.errors import KafkaError
 
 from vroegsignaal.dev.harness import Backlog, Stack, measure_backlog
 from vroegsignaal.services import SERVICES
 
 HOPS = ("intake", "matching", "notification", "audit")
 MIB = 1024 * 1024
+STUCK_SECONDS = 60.0
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Run:
     seconds: float = 0.0  # from the first send until nothing waits
     deliveries_sent: int = 0
     intake_waiting: list[int] = field(default_factory=list)
+    stuck_since: float | None = None
+    stuck_waiting: int = 0
+    left: Backlog | None = None  # what still waited when nothing moved any more
     # CPU seconds of each process (and its children: PostgreSQL's backends), by pid.
     cpu: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
 
@@ -103,7 +109,11 @@ def _load(
     run.sample_cpu(_processes(stack, simulator.pid))
     started = time.monotonic()
     while True:
-        backlog: Backlog = asyncio.run(measure_backlog(admin, partner_ids))
+        try:
+            backlog: Backlog = asyncio.run(measure_backlog(admin, partner_ids))
+        except KafkaError:  # a group's coordinator not chosen yet, at the start
+            time.sleep(1.0)
+            continue
         now = time.monotonic() - started
         run.samples.append((now, dict(backlog.done)))
         run.intake_waiting.append(backlog.lag.get("intake", 0))
@@ -118,6 +128,13 @@ def _load(
             raise RuntimeError(f"the simulator exited with code {simulator.returncode}:\n{tail}")
         if finished and backlog.waiting == 0:
             break
+        if finished and run.stuck_since is not None and backlog.waiting == run.stuck_waiting:
+            if now - run.stuck_since > STUCK_SECONDS:
+                # Nothing moves: what is left will not go by waiting (it is reported).
+                run.left = backlog
+                break
+        else:
+            run.stuck_since, run.stuck_waiting = now, backlog.waiting
         if now > limit:
             simulator.kill()
             raise RuntimeError(f"the stack did not drain within {limit:.0f} s: {backlog}")
@@ -125,6 +142,18 @@ def _load(
     run.seconds = time.monotonic() - started
     run.deliveries_sent = asyncio.run(_deliveries_sent(stack.settings.database_url)) - sent_before
     return run
+
+
+def _left(run: Run) -> dict[str, int]:
+    """What still waited when nothing moved any more, where it waited."""
+    if run.left is None:
+        return {}
+    left = run.left
+    return {
+        **{f"lag {group}": n for group, n in left.lag.items() if n},
+        **{f"outbox {schema}": n for schema, n in left.outbox.items() if n},
+        **({"pending lifecycle notices": left.pending_lifecycle} if left.pending_lifecycle else {}),
+    }
 
 
 def _processes(stack: Stack, simulator: int) -> dict[str, int | None]:
@@ -148,13 +177,14 @@ async def _deliveries_sent(database_url: str) -> int:
 
 
 def backlog(
-    stack: Stack, partner_ids: list[str], rows: int, say: Callable[[str], None]
+    stack: Stack, partner_ids: list[str], rows: int, rate: float, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    """`rows` registrations sent at once; each hop's rate and each service's memory."""
+    """`rows` registrations sent at `rate` a second (above what the stack takes, so a
+    backlog builds); each hop's rate and each service's memory."""
     run = _load(
         stack,
         partner_ids,
-        ["--rate", "1000000", "--count", str(rows), "--families", "2200", "--at-risk", "9000",
+        ["--rate", f"{rate:g}", "--count", str(rows), "--families", "2200", "--at-risk", "9000",
          "--seed", "1"],
         say,
         limit=max(600.0, rows / 20),
@@ -168,6 +198,7 @@ def backlog(
         "end_to_end_per_second": hops["intake"]["messages"] / run.seconds,
         "hops": hops,
         "deliveries_sent": run.deliveries_sent,
+        "left_waiting": _left(run),
         "peak_rss_mib": {name: rss / MIB for name, rss in sorted(run.peak_rss.items())},
         # Where the two cores went: CPU milliseconds per registration, by process.
         "cpu_ms_per_row": {
@@ -197,6 +228,7 @@ def steady(
         "rate": rate,
         "seconds": seconds,
         "alerts_traced": len(latencies),
+        "left_waiting": _left(run),
         "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "p99_ms": 1000 * _percentile(latencies, 0.99) if latencies else None,
         # Registrations waiting on the partners' topics, at the worst sample.
@@ -246,5 +278,11 @@ def report(result: dict[str, Any], ceilings: dict[str, float] | None) -> str:
         )
     lines.append(
         f"| pseudonymiser | | | | {result['peak_rss_mib'].get('pseudonymiser', 0.0):.0f} MiB |"
+    )
+    if result["left_waiting"]:
+        lines.append(f"never drained: {result['left_waiting']}")
+    lines.append(
+        "CPU per registration: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in result["cpu_ms_per_row"].items())
     )
     return "\n".join(lines)
