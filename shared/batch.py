@@ -6,8 +6,10 @@ message's unit of work joins that transaction instead of opening its own. What a
 message's work leaves to do at the end (the outbox rows, the audit service's leaves) is
 written at once just before the commit (`before_commit`); what must wait for the commit
 (a dead letter, a key shredded) runs after it (`after_commit`). The offsets are
-committed after that, so delivery stays at least once, and every message is still
-claimed by its id, so a batch delivered again changes nothing.
+committed after that, so delivery stays at least once. Every message is still claimed
+by its id, all of a batch's claims in one statement before the commit: a claim is taken
+for new at first, and when one of them was applied before (a batch delivered again) the
+whole batch rolls back and its messages go one at a time, each claim answered then.
 
 Any failure rolls the whole batch back; the consumer then applies its messages one per
 transaction (see `shared.service`), so a message that always fails is retried and
@@ -80,6 +82,28 @@ async def batch_transaction(pool: asyncpg.Pool) -> AsyncIterator[Batch]:
             _current.reset(token)
     for job in batch.after_commit:
         await job()
+
+
+class ClaimedBefore(RuntimeError):
+    """A message of the batch was applied before (a redelivery): the batch is rolled back
+    and its messages applied one at a time, where each claim is answered on its own."""
+
+
+async def claim_all(conn: Conn, consumer: str, message_ids: list[Any]) -> None:
+    """Claim a batch's messages in one statement, or ClaimedBefore when any was claimed
+    before (the batch then rolls back: nothing it did is kept)."""
+    claimed = await conn.fetchval(
+        "WITH new AS (INSERT INTO processed_messages (consumer, message_id)"
+        " SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING 1)"
+        " SELECT count(*) FROM new",
+        consumer,
+        message_ids,
+    )
+    if claimed != len(message_ids):
+        raise ClaimedBefore(
+            f"{len(message_ids) - claimed} of the batch's {len(message_ids)} messages were "
+            "applied before"
+        )
 
 
 async def after_commit(job: Job) -> None:

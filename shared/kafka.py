@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaError,
@@ -90,6 +90,53 @@ class RetryBackoff:
                             self.consumer, type(exc).__name__, attempts,
                             self.max_attempts)  # fmt: skip
                 await asyncio.sleep(self.pause(attempts))
+
+
+class RelayProducer:
+    """The outbox relay's own producer: plain aiokafka (acks=all, idempotent), with no
+    per-message middleware. A row's trace context travels in the headers stored with
+    it, so the consumer's span still joins the trace the row was written in; the relay
+    adds no span of its own (one per event would cost more than the event)."""
+
+    def __init__(self, settings: Settings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = f"{client_id}-outbox"
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # Made here: aiokafka's clients belong to the running event loop.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            **client_options(self._settings),
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(
+        self,
+        message: bytes,
+        topic: str,
+        *,
+        key: bytes | None,
+        headers: dict[str, str],
+        no_confirm: bool,
+    ) -> Any:
+        """Hand the record to the producer; its acknowledgement, awaited when
+        `no_confirm`, else waited for here."""
+        if self._producer is None:
+            raise RuntimeError("the outbox's producer is not started")
+        sent = await self._producer.send(
+            topic, message, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+        )
+        return sent if no_confirm else await sent
 
 
 class BrokerUnavailableError(RuntimeError):

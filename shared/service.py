@@ -31,10 +31,16 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.audit import AuditTrail
-from shared.batch import batch_transaction
+from shared.batch import ClaimedBefore, batch_transaction
 from shared.contracts import Contract, Topics
 from shared.db import create_pool, migration_files, pending_migrations
-from shared.kafka import DeadLetterSink, RetryBackoff, check_reachable, create_broker
+from shared.kafka import (
+    DeadLetterSink,
+    RelayProducer,
+    RetryBackoff,
+    check_reachable,
+    create_broker,
+)
 from shared.keystore import Kek, KeyStore
 from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay
 from shared.settings import Settings
@@ -208,6 +214,10 @@ class ServiceRuntime:
                             with self._consuming(message):
                                 await handle(message)
                     return
+                except ClaimedBefore as redelivered:
+                    BATCHES_APPLIED_ALONE.labels(group_id).inc()
+                    log.info("%s: %s (delivered again); applying them one at a time",
+                             group_id, redelivered)  # fmt: skip
                 except Exception as exc:
                     BATCHES_APPLIED_ALONE.labels(group_id).inc()
                     log.warning("%s: a batch of %d messages failed (%s); applying them one "
@@ -392,9 +402,10 @@ def build_service(
             failed_start("starting the outbox relay and the jobs", exc)
 
     async def start_jobs() -> None:
+        await producer.start()
         runtime.relay = OutboxRelay(
             runtime.pool,
-            broker,
+            producer,
             schema=name,
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
@@ -412,6 +423,7 @@ def build_service(
         started.set()
 
     started = asyncio.Event()
+    producer = RelayProducer(settings, client_id=name)
 
     def failed_start(step: str, exc: Exception) -> NoReturn:
         """A start that fails once the broker runs cannot be unwound by the framework
@@ -459,6 +471,7 @@ def build_service(
             await bounded(f"subscriber {subscriber}", subscriber.stop())
         if runtime.relay is not None:
             await bounded("outbox relay", runtime.relay.stop())
+        await bounded("the outbox's producer", producer.stop())
         log.info("%s: drained", name)
 
     closed = False

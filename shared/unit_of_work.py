@@ -9,11 +9,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, Protocol, TypeVar
 
 import asyncpg
 
 from shared.audit import AuditTrail
+from shared.batch import claim_all
 from shared.batch import current as current_batch
 from shared.contracts import AuditAction, AuditActor, AuditOutcome, Contract
 from shared.db import Conn, claim_message
@@ -60,7 +62,18 @@ class PostgresUnitOfWork(Generic[R]):
         self._consumer = consumer
 
     async def claim(self, message_id: uuid.UUID) -> bool:
-        return await claim_message(self.conn, self._consumer, message_id)
+        batch = current_batch()
+        if batch is None or not batch.joins(self.conn):
+            return await claim_message(self.conn, self._consumer, message_id)
+        # In a batch: claimed together before it commits (shared.batch.claim_all); one
+        # applied before fails the batch there, and its messages go one at a time.
+        claims = batch.keep(
+            f"claims:{self._consumer}", partial(claim_all, self.conn, self._consumer)
+        )
+        if message_id in claims:
+            return False
+        claims.append(message_id)
+        return True
 
     async def publish(self, topic: str, event: Contract, *, traced: bool = True) -> None:
         await enqueue(self.conn, topic, event, traced=traced)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -15,9 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from shared.audit import AuditTrail
+from shared.batch import ClaimedBefore, batch_transaction
 from shared.contracts import DeadLetter, SubjectErased, Topics
 from shared.db import Conn, create_pool, migrate, migration_files
-from shared.kafka import create_broker
+from shared.kafka import RelayProducer, create_broker
 from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay, enqueue
 from shared.service import BATCHES_APPLIED_ALONE, ServiceRuntime
 from shared.settings import Settings
@@ -169,9 +171,10 @@ async def test_an_outbox_row_kafka_can_never_take_is_dead_lettered_and_the_rest_
             b"x" * (1024 * 1024 + 1),
         )
         await enqueue(conn, topic, after)
+    producer = RelayProducer(settings, client_id="intake")
     relay = OutboxRelay(
         pool,
-        broker,
+        producer,
         schema="intake",
         batch_size=10,
         poll_seconds=0.2,
@@ -180,6 +183,7 @@ async def test_an_outbox_row_kafka_can_never_take_is_dead_lettered_and_the_rest_
         ),
     )
     await broker.start()
+    await producer.start()
     try:
         await relay.start()
         records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 2)
@@ -191,6 +195,7 @@ async def test_an_outbox_row_kafka_can_never_take_is_dead_lettered_and_the_rest_
         await eventually(emptied, timeout=10)
     finally:
         await relay.stop()
+        await producer.stop()
         await broker.stop()
         await pool.close()
     assert [json.loads(r.value)["event_id"] for r in records] == [
@@ -200,3 +205,43 @@ async def test_an_outbox_row_kafka_can_never_take_is_dead_lettered_and_the_rest_
     dead = DeadLetter.model_validate_json(letter.value)
     assert dead.reason_code == "outbox-unpublishable"
     assert dead.original_size == 1024 * 1024 + 1 and dead.source_topic == topic
+
+
+async def test_a_batch_claims_its_messages_together_and_one_applied_before_rolls_it_back(
+    settings: Settings,
+) -> None:
+    await migrate(settings.database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(settings.database_url, "intake")
+    units = postgres_units(lambda: pool, lambda conn: conn, cast(Any, None), "claims-test")
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    async def claimed() -> set[uuid.UUID]:
+        rows = await pool.fetch(
+            "SELECT message_id FROM processed_messages WHERE consumer = 'claims-test'"
+        )
+        return {r["message_id"] for r in rows}
+
+    try:
+        async with batch_transaction(pool):
+            async with units() as uow:
+                assert await uow.claim(a)
+            async with units() as uow:
+                assert await uow.claim(b)
+                assert not await uow.claim(b)  # twice in one batch: the second is a repeat
+            # Not written one by one: nothing is claimed until the batch commits.
+            assert await claimed() == set()
+        assert await claimed() == {a, b}
+        # b again, with c: taken for new in the batch, refused together at its end, and
+        # nothing of the batch is kept.
+        with pytest.raises(ClaimedBefore, match="1 of the batch's 2 messages"):
+            async with batch_transaction(pool), units() as uow:
+                assert await uow.claim(b)
+                assert await uow.claim(c)
+        assert await claimed() == {a, b}
+        # On its own, each claim is answered at once.
+        async with units() as uow:
+            assert not await uow.claim(b)
+            assert await uow.claim(c)
+        assert await claimed() == {a, b, c}
+    finally:
+        await pool.close()
