@@ -517,7 +517,9 @@ def main() -> None:
                 print(
                     f"steady {held['rate']:g}/s for {held['seconds']} s: intake to alert p50 "
                     f"{held['p50_ms'] or 0:.0f} ms, p99 {held['p99_ms'] or 0:.0f} ms over "
-                    f"{held['alerts_traced']} alerted signals; at most "
+                    f"{held['alerts_traced']} alerted signals (p50 by step: "
+                    + ", ".join(f"{k} {v:.0f} ms" for k, v in held["steps_p50_ms"].items())
+                    + "); at most "
                     f"{held['intake_waiting_max']} waiting for intake; peak RSS "
                     + ", ".join(f"{n} {m:.0f} MiB" for n, m in held["peak_rss_mib"].items())
                     + (f"; never drained: {held['left_waiting']}" if held["left_waiting"] else ""),

@@ -226,7 +226,7 @@ def steady(
         limit=seconds + 600.0,
     )  # fmt: skip
     time.sleep(6)  # the services' span processors export every five seconds
-    latencies = _intake_to_alert(traces, skip)
+    latencies, steps = _intake_to_alert(traces, skip)
     return {
         "rate": rate,
         "seconds": seconds,
@@ -234,15 +234,21 @@ def steady(
         "left_waiting": _left(run),
         "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "p99_ms": 1000 * _percentile(latencies, 0.99) if latencies else None,
+        "steps_p50_ms": {
+            step: 1000 * statistics.median(values) for step, values in steps.items() if values
+        },
         # Registrations waiting on the partners' topics, at the worst sample.
         "intake_waiting_max": max(run.intake_waiting, default=0),
         "peak_rss_mib": {name: rss / MIB for name, rss in sorted(run.peak_rss.items())},
     }
 
 
-def _intake_to_alert(traces: Path, skip: int) -> list[float]:
-    """Seconds from intake taking a signal to the last alert of it stored, per trace."""
+def _intake_to_alert(traces: Path, skip: int) -> tuple[list[float], dict[str, list[float]]]:
+    """Seconds from intake taking a signal to the last alert of it stored, per trace; and
+    the same time in steps: until matching takes it, until notification takes the match,
+    notification's own work."""
     began: dict[str, int] = {}
+    taken: dict[str, dict[str, int]] = {"matching": {}, "notification": {}}
     alerted: dict[str, int] = {}
     with traces.open("rb") as spans:
         spans.seek(skip)
@@ -252,11 +258,23 @@ def _intake_to_alert(traces: Path, skip: int) -> list[float]:
             except ValueError:
                 continue  # a line cut by a service still writing
             trace = span["trace_id"]
-            if span["service"] == "intake" and span["name"] == "intake: partner message":
+            service = span["service"]
+            if service == "intake" and span["name"] == "intake: partner message":
                 began[trace] = span["start"]
-            elif span["service"] == "notification" and span["kind"] == "CONSUMER":
-                alerted[trace] = max(alerted.get(trace, 0), span["end"])
-    return sorted((alerted[t] - began[t]) / 1e9 for t in alerted if t in began)
+            elif service in taken and span["kind"] == "CONSUMER":
+                first = taken[service].get(trace)
+                taken[service][trace] = (
+                    span["start"] if first is None else min(first, span["start"])
+                )
+                if service == "notification":
+                    alerted[trace] = max(alerted.get(trace, 0), span["end"])
+    done = [t for t in alerted if t in began and t in taken["matching"]]
+    steps = {
+        "to matching": [(taken["matching"][t] - began[t]) / 1e9 for t in done],
+        "to notification": [(taken["notification"][t] - taken["matching"][t]) / 1e9 for t in done],
+        "in notification": [(alerted[t] - taken["notification"][t]) / 1e9 for t in done],
+    }
+    return sorted((alerted[t] - began[t]) / 1e9 for t in done), steps
 
 
 def _percentile(values: list[float], q: float) -> float:
