@@ -5,7 +5,7 @@ them one after the other, in their order, on one connection in one transaction: 
 message's unit of work joins that transaction instead of opening its own. What a
 message's work leaves to do at the end (the outbox rows, the audit service's leaves) is
 written at once just before the commit (`before_commit`); what must wait for the commit
-(a dead letter, a key shredded) runs after it (`after_commit`). The offsets are
+(a dead letter) runs after it (`after_commit`). The offsets are
 committed after that, so delivery stays at least once. Every message is still claimed
 by its id, all of a batch's claims in one statement before the commit: a claim is taken
 for new at first, and when one of them was applied before (a batch delivered again) the
@@ -41,6 +41,11 @@ class Batch:
     after_commit: list[Job] = field(default_factory=list)
     _kept: dict[str, list[Any]] = field(default_factory=dict)
 
+    async def run_after_commit(self) -> None:
+        """Run the jobs left for after the commit, in order; each once."""
+        while self.after_commit:
+            await self.after_commit.pop(0)()
+
     def keep(self, name: str, flush: Callable[[list[Any]], Awaitable[object]]) -> list[Any]:
         """The list in which this batch keeps `name`'s rows; `flush(rows)` writes them all
         just before the commit."""
@@ -63,10 +68,12 @@ def current() -> Batch | None:
 
 
 @asynccontextmanager
-async def batch_transaction(pool: asyncpg.Pool) -> AsyncIterator[Batch]:
+async def batch_transaction(pool: asyncpg.Pool, *, deferred: bool = False) -> AsyncIterator[Batch]:
     """One transaction for the messages applied inside this block; committed, with its
     `before_commit` flushes, when the block ends normally; then its `after_commit` jobs,
-    in order. An error anywhere rolls all of it back and runs none of them."""
+    in order (left to the caller's `run_after_commit` when `deferred`: a job that fails
+    then is told apart from a batch that failed). An error before the commit rolls all
+    of it back and runs none of them."""
     async with pool.acquire() as conn:
         batch = Batch(pool, conn)
         token = _current.set(batch)
@@ -80,8 +87,8 @@ async def batch_transaction(pool: asyncpg.Pool) -> AsyncIterator[Batch]:
                     await batch.before_commit.pop(key)()
         finally:
             _current.reset(token)
-    for job in batch.after_commit:
-        await job()
+    if not deferred:
+        await batch.run_after_commit()
 
 
 class ClaimedBefore(RuntimeError):

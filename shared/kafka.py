@@ -48,10 +48,12 @@ class RetryBackoff:
     """Retries of a message whose processing failed: paused, bounded, never a blocked
     partition.
 
-    Each consecutive failure of the same message doubles the pause up to `cap`; after
-    `max_attempts` the message goes to the dead-letter topic (`processing-failed`) and the
-    partition moves on. Used when a batch failed and its messages are applied one at a
-    time (ServiceRuntime): the one that fails is retried there, the others are not."""
+    Used when a batch failed and its messages are applied one at a time
+    (ServiceRuntime). A message that fails is paused for, and the consumer goes back to
+    it (it is fetched again: the consumer keeps polling, and a stop is not held up);
+    each consecutive failure of the same message doubles the pause up to `cap`; after
+    `max_attempts` it goes to the dead-letter topic (`processing-failed`) and the
+    partition moves on."""
 
     def __init__(
         self, consumer: str, *, base: float = 0.2, cap: float = 5.0, max_attempts: int = 8
@@ -60,36 +62,48 @@ class RetryBackoff:
         self.base = base
         self.cap = cap
         self.max_attempts = max_attempts
+        # Only the messages failing now are remembered, so this stays small.
+        self._attempts: dict[tuple[str, int, int], int] = {}
+
+    def attempts(self, position: tuple[str, int, int]) -> int:
+        return self._attempts.get(position, 0)
 
     def pause(self, attempts: int) -> float:
         return float(min(self.cap, self.base * 2 ** (attempts - 1)))
 
-    async def retried(
+    async def apply(
         self, message: KafkaMessage, work: Callable[[], Awaitable[None]], sink: DeadLetterSink
-    ) -> None:
-        """`work` on `message` until it succeeds, or dead-lettered after the last try."""
-        attempts = 0
-        while True:
-            try:
-                await work()
-                return
-            except Exception as exc:
-                attempts += 1
-                HANDLER_FAILURES.labels(self.consumer).inc()
-                if attempts >= self.max_attempts:
-                    log.exception("%s: a message failed %d times; dead-lettering it",
-                                  self.consumer, attempts)  # fmt: skip
-                    await sink.send(
-                        message,
-                        "processing-failed",
-                        f"failed {attempts} times ({type(exc).__name__}); "
-                        "an operator must look at the consumer's log",
-                    )
-                    return
-                log.warning("%s: a message failed (%s, try %d of %d); trying again",
-                            self.consumer, type(exc).__name__, attempts,
-                            self.max_attempts)  # fmt: skip
-                await asyncio.sleep(self.pause(attempts))
+    ) -> bool:
+        """`work` on `message` once: True when it is done with (applied, or dead-lettered
+        after its last try); False when it failed and must be fetched again (the pause
+        before that is over when this returns)."""
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        position = (record.topic, record.partition, record.offset)
+        try:
+            await work()
+        except Exception as exc:
+            attempts = self._attempts.get(position, 0) + 1
+            HANDLER_FAILURES.labels(self.consumer).inc()
+            if attempts >= self.max_attempts:
+                self._attempts.pop(position, None)
+                log.exception("%s: a message failed %d times; dead-lettering it",
+                              self.consumer, attempts)  # fmt: skip
+                await sink.send(
+                    message,
+                    "processing-failed",
+                    f"failed {attempts} times ({type(exc).__name__}); "
+                    "an operator must look at the consumer's log",
+                )
+                return True
+            self._attempts[position] = attempts
+            log.warning("%s: a message failed (%s, try %d of %d); trying again",
+                        self.consumer, type(exc).__name__, attempts,
+                        self.max_attempts)  # fmt: skip
+            await asyncio.sleep(self.pause(attempts))
+            return False
+        self._attempts.pop(position, None)
+        return True
 
 
 class RelayProducer:

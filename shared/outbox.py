@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from asyncpg.pool import PoolConnectionProxy
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract, inject
@@ -32,6 +32,9 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_FAILURES = Counter(
     "vroegsignaal_outbox_publish_failures_total", "Failed outbox relay attempts", ["service"]
 )
+# Too large for the producer's request, or for the broker's limit: never publishable.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
+
 OUTBOX_REFUSED = Counter(
     "vroegsignaal_outbox_refused_total",
     "Outbox rows Kafka can never take (too large), dead-lettered instead",
@@ -172,8 +175,26 @@ class OutboxRelay:
             except TimeoutError:
                 pass
 
+    async def _publish(self, row: Any, key: bytes | None, headers: dict[str, str]) -> Any:
+        return await self._publisher.publish(
+            bytes(row["payload"]),
+            row["topic"],
+            key=key,
+            # A publisher with tracing (FastStream's broker) makes its publish span a
+            # child of the stored context, attached by the caller.
+            headers={"content-type": "application/json", **headers},
+            no_confirm=True,
+        )
+
+    async def _refused(self, row: Any, key: bytes | None, exc: Exception) -> None:
+        """A row Kafka can never take: dead-lettered, so the rows behind it go on."""
+        if self._refuse is None:
+            raise exc
+        OUTBOX_REFUSED.labels(self._schema).inc()
+        await self._refuse(row["topic"], key, bytes(row["payload"]), str(exc))
+
     async def relay_once(self) -> int:
-        """Publish one batch; return how many rows were published."""
+        """Publish one batch; return how many rows were done with (published or refused)."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, topic, key, payload, headers FROM outbox"
@@ -182,39 +203,41 @@ class OutboxRelay:
             )
             # Handed to the producer in order, acknowledged together: the producer is
             # idempotent, so a key's events stay in order on their partition.
-            sent = []
+            sent: list[tuple[Any, bytes | None, asyncio.Future[Any] | None]] = []
             for row in rows:
                 headers: dict[str, str] = json.loads(row["headers"])
                 key = bytes(row["key"]) if row["key"] is not None else None
                 token = otel_context.attach(extract(headers))
                 try:
-                    sent.append(
-                        await self._publisher.publish(
-                            bytes(row["payload"]),
-                            row["topic"],
-                            key=key,
-                            # The tracing middleware replaces traceparent with its publish
-                            # span, a child of the stored context attached above.
-                            headers={"content-type": "application/json", **headers},
-                            no_confirm=True,
-                        )
-                    )
-                except MessageSizeTooLargeError as exc:
-                    # It never fits: kept, it would stop every row behind it for ever.
-                    if self._refuse is None:
-                        raise
-                    OUTBOX_REFUSED.labels(self._schema).inc()
-                    await self._refuse(row["topic"], key, bytes(row["payload"]), str(exc))
+                    sent.append((row, key, await self._publish(row, key, headers)))
+                except _TOO_LARGE as exc:
+                    await self._refused(row, key, exc)
+                    sent.append((row, key, None))
                 finally:
                     otel_context.detach(token)
-            # Any refused: the rows stay (the transaction rolls back) and go again.
-            await asyncio.gather(*sent)
-            if rows:
-                await conn.execute(
-                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-                )
-                OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+            # Done: the rows up to the first that Kafka did not take (one it can never
+            # take is dead-lettered); that one and those after it go again next pass.
+            done = []
+            for at, (row, key, future) in enumerate(sent):
+                if future is not None:
+                    try:
+                        await future
+                    except _TOO_LARGE as exc:
+                        await self._refused(row, key, exc)
+                    except Exception:
+                        OUTBOX_FAILURES.labels(self._schema).inc()
+                        log.exception("outbox: Kafka did not take an event; it goes again")
+                        # Those behind it are awaited too (and go again with it).
+                        await asyncio.gather(
+                            *(f for _, _, f in sent[at + 1 :] if f is not None),
+                            return_exceptions=True,
+                        )
+                        break
+                done.append(row["id"])
+            if done:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
+                OUTBOX_PUBLISHED.labels(self._schema).inc(len(done))
             OUTBOX_PENDING.labels(self._schema).set(
                 await conn.fetchval("SELECT count(*) FROM outbox")
             )
-            return len(rows)
+            return len(done)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
@@ -208,12 +208,13 @@ class ServiceRuntime:
                 return
             BATCH_SIZES.labels(group_id).observe(len(messages))
             if self._pool is not None:
+                committed = None
                 try:
-                    async with batch_transaction(self._pool):
+                    async with batch_transaction(self._pool, deferred=True) as applied:
                         for message in messages:
-                            with self._consuming(message):
+                            with self._consuming(message, group_id):
                                 await handle(message)
-                    return
+                    committed = applied
                 except ClaimedBefore as redelivered:
                     BATCHES_APPLIED_ALONE.labels(group_id).inc()
                     log.info("%s: %s (delivered again); applying them one at a time",
@@ -221,21 +222,36 @@ class ServiceRuntime:
                 except Exception as exc:
                     BATCHES_APPLIED_ALONE.labels(group_id).inc()
                     log.warning("%s: a batch of %d messages failed (%s); applying them one "
-                                "at a time", group_id, len(messages),
-                                type(exc).__name__)  # fmt: skip
-            for message in messages:
-                await retry.retried(message, self._traced(message, handle), self.dead_letters)
+                                "at a time", group_id, len(messages), type(exc).__name__,
+                                exc_info=log.isEnabledFor(logging.DEBUG))  # fmt: skip
+                if committed is not None:
+                    # Outside the fallback: a job failing here (a dead letter that does
+                    # not go) leaves the batch unacknowledged, to come again, its
+                    # messages claimed: nothing is applied twice.
+                    await committed.run_after_commit()
+                    return
+            for at, message in enumerate(messages):
+                work = self._traced(message, group_id, handle)
+                if not await retry.apply(message, work, self.dead_letters):
+                    # Back to the failing message (and, per partition, to the first one
+                    # not applied): the offsets committed now stop there.
+                    _rewind(batch, messages[at:])
+                    return
 
         return take
 
-    def _traced(self, message: KafkaMessage, handle: Handle) -> Callable[[], Awaitable[None]]:
+    def _traced(
+        self, message: KafkaMessage, group_id: str, handle: Handle
+    ) -> Callable[[], Awaitable[None]]:
         async def work() -> None:
-            with self._consuming(message):
+            with self._consuming(message, group_id):
                 await handle(message)
 
         return work
 
-    def _consuming(self, message: KafkaMessage) -> contextlib.AbstractContextManager[object]:
+    def _consuming(
+        self, message: KafkaMessage, group_id: str
+    ) -> contextlib.AbstractContextManager[object]:
         """The span a message is processed in: in the trace its producer started (the
         outbox wrote the context into its headers). A message from outside (a partner's
         topic) starts a trace of its own, and its span names the topic and nothing that
@@ -255,7 +271,7 @@ class ServiceRuntime:
             about |= {
                 "messaging.kafka.destination.partition": record.partition,
                 "messaging.kafka.message.offset": record.offset,
-                "messaging.consumer.group.name": self.group_id,
+                "messaging.consumer.group.name": group_id,
             }
         return trace.get_tracer("vroegsignaal").start_as_current_span(
             f"{record.topic} process",
@@ -531,9 +547,21 @@ def build_service(
     return app, runtime
 
 
+def _rewind(batch: KafkaMessage, left: list[KafkaMessage]) -> None:
+    """Make the consumer fetch `left` again: each partition back to its first one."""
+    first: dict[TopicPartition, int] = {}
+    for message in left:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        partition = TopicPartition(record.topic, record.partition)
+        first[partition] = min(first.get(partition, record.offset), record.offset)
+    for partition, offset in first.items():
+        batch.consumer.seek(partition, offset)
+
+
 def _single(record: ConsumerRecord) -> KafkaMessage:
     """One record of a batch as the message its handler takes."""
-    headers = {k: bytes(v).decode(errors="replace") for k, v in record.headers or ()}
+    headers = {k: bytes(v or b"").decode(errors="replace") for k, v in record.headers or ()}
     return KafkaMessage(
         raw_message=record,
         body=record.value or b"",
@@ -549,19 +577,20 @@ async def _lenient_headers(
     records: tuple[ConsumerRecord, ...], parse: Callable[[Any], Awaitable[Any]]
 ) -> Any:
     """FastStream's batch parser reads every header as UTF-8 and fails the whole batch on
-    one that is not, which would then come back for ever: such a header is read with
-    the undecodable bytes replaced, and its message refused by its handler (an unknown
-    event type, a signature that is no base64), alone."""
+    one that is not (or is null), which would then be lost: such a header is read with
+    the undecodable bytes replaced (a null as empty), and its message refused by its
+    handler (an unknown event type, a signature that is no base64), alone."""
 
     def readable(record: ConsumerRecord) -> ConsumerRecord:
         try:
             for _, value in record.headers or ():
-                bytes(value).decode()
-        except UnicodeDecodeError:
+                bytes(value).decode()  # a null header value (None) fails too
+        except (UnicodeDecodeError, TypeError):
             return dataclasses.replace(
                 record,
                 headers=[
-                    (k, bytes(v).decode(errors="replace").encode()) for k, v in record.headers
+                    (k, bytes(v or b"").decode(errors="replace").encode())
+                    for k, v in record.headers
                 ],
             )
         return record

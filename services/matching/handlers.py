@@ -1,7 +1,9 @@
 """Matching's Kafka adapters: decode (ServiceRuntime.consume), run a use case in one
 PostgreSQL unit of work, ack. What the use cases refuse goes to the dead-letter topic
-after the refusal is committed; the keys decided to go are shredded after the commit
-(of the batch the message came in: shared.batch)."""
+after the refusal is committed. The keys decided to go are shredded at once, also
+within a batch (shared.batch): a signal behind the erasure in the same batch must find
+the key gone; should the batch roll back, its erasure is applied again and shredding
+twice changes nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from faststream.kafka import KafkaMessage
 
 from services.matching.store import PostgresRepository
 from services.matching.usecases import Matching, Refusal
-from shared.batch import after_commit
 from shared.contracts import (
     RegistrationWithdrawn,
     SignalAccepted,
@@ -56,12 +57,12 @@ class Handlers:
     async def on_partner_erasure(self, erased: SubjectErased) -> None:
         async with self.unit_of_work() as uow:
             await self.matching.erase_for_partner(uow, erased, datetime.now(UTC))
-        await after_commit(self.shred_pending)
+        await self.shred_pending()
 
     async def on_erased(self, erased: SubjectErasureApproved | SubjectShredded) -> None:
         async with self.unit_of_work() as uow:
             await self.matching.erase(uow, erased, datetime.now(UTC))
-        await after_commit(self.shred_pending)
+        await self.shred_pending()
 
     async def on_shredded(self, message: KafkaMessage, shredded: SubjectShredded) -> None:
         if await self.runtime.keystore.holds(shredded.subject):
@@ -79,7 +80,7 @@ class Handlers:
     async def on_withdrawn(self, withdrawn: RegistrationWithdrawn) -> None:
         async with self.unit_of_work() as uow:
             await self.matching.withdraw(uow, withdrawn, datetime.now(UTC))
-        await after_commit(self.shred_pending)
+        await self.shred_pending()
 
     async def on_count(self, counted: WijkThemeCounted) -> None:
         async with self.unit_of_work() as uow:
