@@ -3,8 +3,10 @@ proof against the pinned public key, unblind. The pseudonymiser sees only blinde
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 from voprf import ristretto
@@ -19,6 +21,17 @@ HOUSEHOLD_DOMAIN = b"vroegsignaal/v1/household:"
 
 class PseudonymisationError(RuntimeError):
     """The pseudonymiser refused, was unreachable, or its proof did not verify."""
+
+
+def _busy(response: httpx.Response) -> bool:
+    if response.status_code in _BUSY_STATUS:
+        return True
+    if response.status_code != 429:
+        return False
+    try:
+        return bool(response.json().get("error") == _BUSY_CODE)
+    except ValueError:
+        return False
 
 
 def bsn_input(bsn: str) -> bytes:
@@ -54,8 +67,29 @@ def finalize(
         ) from None
 
 
+# Answers worth asking again: the pseudonymiser is busy (its rate per partner, a
+# gateway between), not refusing. A spent daily budget is a 429 too, but not this code.
+_BUSY_STATUS = {502, 503, 504}
+_BUSY_CODE = "rate-limited"
+
+
 class Pseudonymiser:
-    def __init__(self, access: PseudonymiserAccess, client: httpx.AsyncClient) -> None:
+    """The partner's client of the pseudonymiser. A request that times out, cannot
+    connect or finds the pseudonymiser busy is sent again after a growing pause
+    (`tries` in all); a refusal (budget, key, size) is not."""
+
+    def __init__(
+        self,
+        access: PseudonymiserAccess,
+        client: httpx.AsyncClient,
+        *,
+        tries: int = 6,
+        pause: float = 0.5,
+        cap: float = 15.0,
+    ) -> None:
+        self._tries = tries
+        self._pause = pause
+        self._cap = cap
         if access.key_version not in access.public_keys:
             raise PseudonymisationError(
                 _("no public key pinned for version {version}").format(
@@ -75,25 +109,43 @@ class Pseudonymiser:
             made.extend(await self._evaluate(inputs[start : start + step]))
         return made
 
+    async def _post(self, request: dict[str, Any]) -> httpx.Response:
+        """The pseudonymiser's answer; asked again while it is busy or out of reach."""
+        for attempt in range(1, self._tries + 1):
+            try:
+                response = await self._client.post(
+                    f"{self._access.url.rstrip('/')}/v1/evaluate",
+                    json=request,
+                    headers={"authorization": f"Bearer {self._access.token}"},
+                )
+            except httpx.TransportError as exc:
+                if attempt == self._tries:
+                    raise PseudonymisationError(
+                        _(
+                            "cannot reach the pseudonymiser at {url} ({problem}, {tries} "
+                            "tries): check the address and that it runs, then send again "
+                            "(rows sent before are skipped)"
+                        ).format(
+                            url=self._access.url,
+                            problem=f"{type(exc).__name__}: {exc}".rstrip(": "),
+                            tries=self._tries,
+                        )
+                    ) from None
+            else:
+                if not _busy(response) or attempt == self._tries:
+                    return response
+            await asyncio.sleep(min(self._cap, self._pause * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable: the last try returns or raises")
+
     async def _evaluate(self, inputs: Sequence[bytes]) -> list[str]:
         if not inputs:
             return []
         clients, blinded = zip(*(ristretto.Client.blind(i) for i in inputs), strict=True)
-        try:
-            response = await self._client.post(
-                f"{self._access.url.rstrip('/')}/v1/evaluate",
-                json={
-                    "key_version": self._access.key_version,
-                    "blinded": [base64.b64encode(b.serialize()).decode() for b in blinded],
-                },
-                headers={"authorization": f"Bearer {self._access.token}"},
-            )
-        except httpx.HTTPError as exc:
-            raise PseudonymisationError(
-                _("cannot reach the pseudonymiser at {url}: {problem}").format(
-                    url=self._access.url, problem=exc
-                )
-            ) from None
+        request = {
+            "key_version": self._access.key_version,
+            "blinded": [base64.b64encode(b.serialize()).decode() for b in blinded],
+        }
+        response = await self._post(request)
         if response.status_code != 200:
             try:
                 detail = response.json().get("reason", response.text)
