@@ -43,7 +43,7 @@ from shared.keystore import KeyStore
 from shared.policy import load_policy
 from shared.service import ServiceRuntime, build_service
 from shared.settings import Settings
-from vroegsignaal.dev import pipeline
+from vroegsignaal.dev import pipeline, producer_bench
 from vroegsignaal.dev.ceilings import kafka_ceilings, postgres_ceiling
 from vroegsignaal.dev.harness import running
 from vroegsignaal.dev.stack.local import Infrastructure, Ports, infrastructure
@@ -452,13 +452,14 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=500)
     parser.add_argument("--ceiling-messages", type=int, default=200_000)
+    parser.add_argument("--producer-rows", type=int, default=1_000_000)
     parser.add_argument("--pipeline-rows", type=int, default=100_000)
     parser.add_argument("--backlog-rate", type=float, default=500.0)
     parser.add_argument("--steady-rate", type=float, default=200.0)
     parser.add_argument("--steady-seconds", type=int, default=60)
     parser.add_argument(
         "--parts",
-        default="ceilings,pipeline,matching,audit,deliveries",
+        default="ceilings,producer,pipeline,matching,audit,deliveries",
         help="which of them to measure",
     )
     args = parser.parse_args()
@@ -499,6 +500,21 @@ def main() -> None:
         ceilings = {**kafka, **rows}
     else:
         ceilings = {}
+    if "producer" in parts:
+        print("producer: one partner's export through `partner send`", flush=True)
+        with tempfile.TemporaryDirectory(prefix="vroegsignaal-producer-") as data:
+            Path(data).chmod(0o755)
+            sent = producer_bench.producer(args.producer_rows, Path(data), print)
+        voprf = sent["voprf"]
+        print(
+            f"{sent['rows']:,} rows in {sent['seconds']:.0f} s: {sent['rows_per_second']:,.0f} "
+            f"rows/s, peak RSS {sent['peak_rss_mib']:.0f} MiB; VOPRF ceiling on this machine: "
+            f"{voprf['client_elements_per_second']:,.0f} elements/s blinded and finalized, "
+            f"{voprf['server_elements_per_second']:,.0f}/s evaluated with proofs: at most "
+            f"{voprf['rows_per_second']:,.0f} rows/s of {producer_bench.ELEMENTS_PER_ROW} "
+            "elements",
+            flush=True,
+        )
     if "pipeline" in parts:
         print("pipeline: the whole stack, a backlog and then a steady load", flush=True)
         with tempfile.TemporaryDirectory(prefix="vroegsignaal-pipeline-") as data:

@@ -134,11 +134,13 @@ class Figures:
         return "\n".join([*lines, verdict])
 
 
-def write_exports(directory: Path, rows: int, seed: int) -> tuple[dict[str, Path], int]:
-    """One export per partner, every row valid and distinct (its own registration time),
-    each theme one its partner may signal; how many rows in all."""
+def write_exports(
+    directory: Path, rows: int, seed: int, only: str | None = None
+) -> tuple[dict[str, Path], int]:
+    """One export per partner (or of partner `only`), every row valid and distinct (its
+    own registration time), each theme one its partner may signal; how many rows in all."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data
-    partners = partner_list(PARTNERS_TEMPLATE).partners
+    partners = [p for p in partner_list(PARTNERS_TEMPLATE).partners if only in (None, p.id)]
     children = synthetic_bsns(max(rows // 3, 10), rng)
     parents = synthetic_bsns(max(rows // 6, 5), rng)
     start = datetime.now(UTC) - timedelta(days=2)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -36,7 +37,7 @@ from vroegsignaal.dev.stack.postgres import PostgresNode
 from vroegsignaal.dev.stack.procs import free_port, stop_process, wait_for_port
 from vroegsignaal.dev.stack.supervisor import CrashLoop, Supervisor
 from vroegsignaal.provision.kafka_access import ADMIN
-from vroegsignaal.provision.secrets import Secrets, init_secrets
+from vroegsignaal.provision.secrets import PARTNERS_TEMPLATE, Secrets, init_secrets
 from vroegsignaal.services import SERVICES
 
 WATCHED = (
@@ -49,8 +50,15 @@ WATCHED = (
 class Stack:
     """Kafka, PostgreSQL, the mail server and the five services, each one killable."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(
+        self,
+        data: Path,
+        *,
+        services: tuple[str, ...] = tuple(SERVICES),
+        partners_template: Path = PARTNERS_TEMPLATE,
+    ) -> None:
         self.data = data
+        self.services = services
         self.logs = data / "logs"
         self.run_dir = data / "run"
         ports = {
@@ -58,7 +66,9 @@ class Stack:
             for name in ("intake", "matching", "notification", "audit", "pseudonymiser")
         }
         self.secrets: Secrets = init_secrets(
-            data / "secrets", pseudonymiser_url=f"http://127.0.0.1:{ports['pseudonymiser']}"
+            data / "secrets",
+            pseudonymiser_url=f"http://127.0.0.1:{ports['pseudonymiser']}",
+            template=partners_template,
         )
         self.admin_password = self.secrets.kafka_passwords()[ADMIN]
         self.kafka = KafkaNode(
@@ -96,7 +106,7 @@ class Stack:
             lambda: start_process("mail", mail_args, dict(os.environ), self.logs, self.run_dir),
             str(self.logs / "mail.log"),
         )
-        for name in SERVICES:
+        for name in self.services:
             env = {
                 **service_env(self.infra, self.data / "traces.jsonl", self.secrets, name),
                 **{f"VS_{n.upper()}_PORT": str(p) for n, p in self.ports.items()},
@@ -115,7 +125,7 @@ class Stack:
                 str(self.logs / f"{name}.log"),
             )
         for name, proc in self.supervisor.running():
-            if name in SERVICES:
+            if name in self.services:
                 wait_for_port(self.ports[name], proc, name, self.logs / f"{name}.log", 120)
 
     def kill(self, name: str) -> None:
@@ -162,7 +172,7 @@ class Stack:
     def rss(self) -> dict[str, int]:
         """Each service's resident memory in bytes (0 while it is down)."""
         found = {}
-        for name in SERVICES:
+        for name in self.services:
             pid = self.supervisor.processes[name].pid
             try:
                 found[name] = psutil.Process(pid).memory_info().rss if pid else 0
@@ -181,10 +191,10 @@ class Stack:
 
 
 @contextmanager
-def running(data: Path) -> Iterator[Stack]:
-    """The stack started in `data`, and stopped whatever happens; a service that keeps
-    crashing ends the run with its name and log."""
-    stack = Stack(data)
+def running(data: Path, **options: Any) -> Iterator[Stack]:
+    """The stack started in `data` (`options`: Stack's), and stopped whatever happens; a
+    service that keeps crashing ends the run with its name and log."""
+    stack = Stack(data, **options)
     try:
         stack.start()
         yield stack
