@@ -141,8 +141,9 @@ def write_exports(
     own registration time), each theme one its partner may signal; how many rows in all."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data
     partners = [p for p in partner_list(PARTNERS_TEMPLATE).partners if only in (None, p.id)]
-    children = synthetic_bsns(max(rows // 3, 10), rng)
-    parents = synthetic_bsns(max(rows // 6, 5), rng)
+    # The synthetic block holds 9,091 valid BSNs: a large export repeats its children.
+    children = synthetic_bsns(min(max(rows // 3, 10), 6000), rng)
+    parents = synthetic_bsns(min(max(rows // 6, 5), 3000), rng)
     start = datetime.now(UTC) - timedelta(days=2)
     files: dict[str, Any] = {}
     writers: dict[str, csv.DictWriter[str]] = {}

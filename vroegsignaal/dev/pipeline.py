@@ -3,7 +3,7 @@ soak starts it (Kafka, PostgreSQL, the five services, every partner through the 
 partner producer of the simulated municipality), measured twice.
 
 1. A backlog: `rows` registrations sent at `--backlog-rate`, faster than the stack takes
-   them (as fast as the producers go makes the pseudonymiser time them out: noted). Every
+   them (sent as fast as the producers go, their CPU would be the stack's too). Every
    second each consumer group's committed offsets, each service's resident memory.
    Per hop (intake, matching, notification, audit) its sustained rate: the messages it
    committed over the time from its first to its last commit. End to end: the
