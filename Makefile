@@ -12,7 +12,7 @@ help:
 	@echo "make unit   the fast tests alone (no Kafka, no PostgreSQL)"
 	@echo "make docs   the documentation by audience as a site, in .local/site/"
 	@echo "make stop   stop processes left over from a killed 'make run'"
-	@echo "make bench  raw Kafka/PostgreSQL ceilings, matching at 10^4 and 10^6 registrations, audit, deliveries"
+	@echo "make bench  raw Kafka/PostgreSQL ceilings, the partner producer, the whole pipeline, matching and audit at 10^4 and 10^6, deliveries"
 	@echo "make soak   30 minutes at 50 signals/s; fails if memory grows or a backlog keeps growing"
 	@echo "make chaos  10^4 partner rows while every service, Kafka and PostgreSQL are killed"
 	@echo "make catalogue  refresh the Dutch message catalogue from the source"

@@ -363,12 +363,6 @@ async def read_to_end(settings: Settings, topic: str) -> list[ConsumerRecord]:
     return records
 
 
-def source_topic(message: KafkaMessage) -> str:
-    record = message.raw_message
-    assert not isinstance(record, tuple), "consumers here take single messages"
-    return str(record.topic)
-
-
 class DeadLetterSink:
     """Sends a message that cannot be processed to the dead-letter topic, and counts it.
 
