@@ -14,6 +14,10 @@ partner producer of the simulated municipality), measured twice.
    is not in it: the partner's trace ends at its topic by design (shared.telemetry),
    so nothing links a send to its processing; it is the intake group's lag, reported
    with it.
+
+Both report, by service, the PostgreSQL statements it ran per registration and the time
+they took to execute (pg_stat_statements, which the local PostgreSQL loads): next to
+each process's CPU, that says where a registration's cost goes.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Run:
     stuck_since: float | None = None
     stuck_waiting: int = 0
     left: Backlog | None = None  # what still waited when nothing moved any more
+    # Statements and their execution milliseconds, by service (see _statements).
+    statements: dict[str, tuple[int, float]] = field(default_factory=dict)
     # CPU seconds of each process (and its children: PostgreSQL's backends), by pid.
     cpu: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
 
@@ -104,6 +110,7 @@ def _load(
 ) -> Run:
     run = Run()
     admin = stack.admin_settings()
+    asyncio.run(_statements(stack.postgres.url(), reset=True))
     sent_before = asyncio.run(_deliveries_sent(stack.settings.database_url))
     simulator = stack.simulator(args)
     run.sample_cpu(_processes(stack, simulator.pid))
@@ -141,7 +148,27 @@ def _load(
         time.sleep(1.0)
     run.seconds = time.monotonic() - started
     run.deliveries_sent = asyncio.run(_deliveries_sent(stack.settings.database_url)) - sent_before
+    run.statements = asyncio.run(_statements(stack.postgres.url()))
     return run
+
+
+async def _statements(url: str, reset: bool = False) -> dict[str, tuple[int, float]]:
+    """Statements run and milliseconds spent executing them, by service (its database
+    role), since the last reset; a reset clears them."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        if reset:
+            await conn.execute("SELECT pg_stat_statements_reset()")
+            return {}
+        rows = await conn.fetch(
+            "SELECT r.rolname AS role, sum(s.calls) AS calls, sum(s.total_exec_time) AS ms"
+            " FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+            " WHERE r.rolname LIKE 'vs\\_%' GROUP BY r.rolname ORDER BY ms DESC"
+        )
+        return {r["role"].removeprefix("vs_"): (int(r["calls"]), float(r["ms"])) for r in rows}
+    finally:
+        await conn.close()
 
 
 def _left(run: Run) -> dict[str, int]:
@@ -205,6 +232,15 @@ def backlog(
             name: 1000 * seconds / max(hops["intake"]["messages"], 1)
             for name, seconds in sorted(run.cpu_seconds().items(), key=lambda kv: -kv[1])
         },
+        "statements_per_row": _per_row(run, hops["intake"]["messages"]),
+    }
+
+
+def _per_row(run: Run, rows: float) -> dict[str, tuple[float, float]]:
+    """Each service's statements and their execution milliseconds per registration."""
+    return {
+        name: (calls / max(rows, 1), ms / max(rows, 1))
+        for name, (calls, ms) in run.statements.items()
     }
 
 
@@ -305,5 +341,12 @@ def report(result: dict[str, Any], ceilings: dict[str, float] | None) -> str:
     lines.append(
         "CPU per registration: "
         + ", ".join(f"{name} {ms:.1f} ms" for name, ms in result["cpu_ms_per_row"].items())
+    )
+    lines.append(
+        "PostgreSQL statements per registration (executing): "
+        + ", ".join(
+            f"{name} {calls:.1f} ({ms:.2f} ms)"
+            for name, (calls, ms) in result["statements_per_row"].items()
+        )
     )
     return "\n".join(lines)

@@ -120,6 +120,9 @@ class PostgresNode:
                     "max_connections=200",
                     "-c",
                     "fsync=on",
+                    # `make bench` counts each service's statements per registration.
+                    "-c",
+                    "shared_preload_libraries=pg_stat_statements",
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
