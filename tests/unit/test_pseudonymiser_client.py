@@ -72,36 +72,50 @@ async def test_a_busy_or_unreachable_pseudonymiser_is_asked_again() -> None:
     assert again == made[:1]
 
 
-async def test_it_gives_up_after_its_last_try_and_says_what_to_do() -> None:
-    tries = 0
+async def failing(answer: httpx.Response | Exception, tries: int) -> tuple[str, int]:
+    """What the client says when every try gets `answer`, and how often it asked."""
+    asked = 0
 
-    def timeout(request: httpx.Request) -> httpx.Response:
-        nonlocal tries
-        tries += 1
-        raise httpx.ReadTimeout("")
+    def always(request: httpx.Request) -> httpx.Response:
+        nonlocal asked
+        asked += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(timeout)) as http:
-        client = Pseudonymiser(access(), http, tries=3, pause=0.001)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(always)) as http:
+        client = Pseudonymiser(access(), http, tries=tries, pause=0.001)
         with pytest.raises(PseudonymisationError) as failed:
             await client.pseudonyms([bsn_input("999990019")])
-    assert tries == 3
-    message = str(failed.value)
+    return str(failed.value), asked
+
+
+async def test_it_gives_up_after_its_last_try_and_says_what_to_do() -> None:
+    message, asked = await failing(httpx.ReadTimeout(""), tries=3)
+    assert asked == 3
     # In the partner's language (Dutch by default): what failed, how often, what to do.
     assert "(ReadTimeout, 3 pogingen)" in message and "verstuur opnieuw" in message
     assert "999990019" not in message
 
 
 async def test_a_spent_budget_is_not_asked_again() -> None:
-    tries = 0
+    spent = httpx.Response(
+        429, json={"error": "daily-budget-exhausted", "reason": "the budget renews at 00:00"}
+    )
+    message, asked = await failing(spent, tries=6)
+    assert asked == 1
+    assert "(429)" in message and "renews" in message
 
-    def spent(request: httpx.Request) -> httpx.Response:
-        nonlocal tries
-        tries += 1
-        return httpx.Response(
-            429, json={"error": "daily-budget-exhausted", "reason": "the budget renews at 00:00"}
-        )
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(spent)) as http:
-        with pytest.raises(PseudonymisationError, match=r"\(429\).*renews"):
-            await Pseudonymiser(access(), http, pause=0.001).pseudonyms([bsn_input("999990019")])
-    assert tries == 1
+async def test_a_proxys_bare_429_is_busy_and_a_pseudonymiser_that_stays_busy_says_so() -> None:
+    proxy = httpx.Response(429, text="Too Many Requests", headers={"retry-after": "0"})
+    message, asked = await failing(proxy, tries=3)
+    assert asked == 3
+    assert "bleef bezet (429, 3 pogingen)" in message
+
+
+async def test_a_misconfigured_address_is_not_asked_again() -> None:
+    wrong = httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'htp://'")
+    message, asked = await failing(wrong, tries=6)
+    assert asked == 1
+    assert "UnsupportedProtocol" in message

@@ -519,7 +519,7 @@ def main() -> None:
         print("pipeline: the whole stack, a backlog and then a steady load", flush=True)
         with tempfile.TemporaryDirectory(prefix="vroegsignaal-pipeline-") as data:
             Path(data).chmod(0o755)
-            with running(Path(data)) as whole:
+            with running(Path(data), count_statements=True) as whole:
                 partner_ids = sorted(
                     p.stem for p in whole.secrets.partner_config("x").parent.glob("*.yaml")
                 )

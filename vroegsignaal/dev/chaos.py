@@ -144,7 +144,8 @@ def write_exports(
     # The synthetic block holds 9,091 valid BSNs: a large export repeats its children.
     children = synthetic_bsns(min(max(rows // 3, 10), 6000), rng)
     parents = synthetic_bsns(min(max(rows // 6, 5), 3000), rng)
-    start = datetime.now(UTC) - timedelta(days=2)
+    # One second apart, the last a day ago: none lies in the future, however many rows.
+    start = datetime.now(UTC) - timedelta(days=1, seconds=rows)
     files: dict[str, Any] = {}
     writers: dict[str, csv.DictWriter[str]] = {}
     directory.mkdir(parents=True, exist_ok=True)
@@ -178,23 +179,30 @@ def write_exports(
     return {pid: directory / f"{pid}.csv" for pid in writers}, rows
 
 
+def partner_send(stack: Stack, pid: str, export: Path) -> tuple[list[str], dict[str, str]]:
+    """`vroegsignaal partner send` of partner `pid`'s export against `stack`, as its
+    administrator runs it (none of the services' settings), saying in English what it
+    did: the command and its environment."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
+        "VS_LANGUAGE": "en",
+    }
+    config = stack.secrets.partner_config(pid)
+    command = [sys.executable, "-m", "vroegsignaal", "partner", "send", str(export),
+               "--config", str(config)]  # fmt: skip
+    return command, env
+
+
 def send_all(stack: Stack, exports: dict[str, Path], said: Callable[[str], None]) -> None:
     """Each partner sends its export with `vroegsignaal partner send`; a run that fails
     (the broker or the pseudonymiser went away) is run again: the journal sends only what
     is missing."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
-    }
 
     def one(pid: str, path: Path) -> None:
-        config = stack.secrets.partner_config(pid)
+        command, env = partner_send(stack, pid, path)
         for attempt in range(1, 40):
-            done = subprocess.run(
-                [sys.executable, "-m", "vroegsignaal", "partner", "send", str(path),
-                 "--config", str(config)],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if done.returncode == 0:
                 said(f"{pid}: {'; '.join(done.stdout.strip().splitlines())} (run {attempt})")
                 return

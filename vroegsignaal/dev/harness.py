@@ -56,6 +56,7 @@ class Stack:
         *,
         services: tuple[str, ...] = tuple(SERVICES),
         partners_template: Path = PARTNERS_TEMPLATE,
+        count_statements: bool = False,
     ) -> None:
         self.data = data
         self.services = services
@@ -74,7 +75,9 @@ class Stack:
         self.kafka = KafkaNode(
             data / "kafka", free_port(), free_port(), admin_password=self.admin_password
         )
-        self.postgres = PostgresNode(data / "postgres", free_port())
+        self.postgres = PostgresNode(
+            data / "postgres", free_port(), count_statements=count_statements
+        )
         self.mail_port = free_port()
         self.ports = ports
         self.supervisor = Supervisor()

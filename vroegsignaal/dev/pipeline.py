@@ -15,9 +15,11 @@ partner producer of the simulated municipality), measured twice.
    so nothing links a send to its processing; it is the intake group's lag, reported
    with it.
 
-Both report, by service, the PostgreSQL statements it ran per registration and the time
-they took to execute (pg_stat_statements, which the local PostgreSQL loads): next to
-each process's CPU, that says where a registration's cost goes.
+The backlog also reports, by database role, the PostgreSQL statements run per
+registration and the time they took to execute (pg_stat_statements, loaded when the
+stack is started with `count_statements`): next to each process's CPU, that says where a
+registration's cost goes. The role `keystore` is the key store's: intake, matching and
+notification seal and open through it.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ def _load(
 ) -> Run:
     run = Run()
     admin = stack.admin_settings()
-    asyncio.run(_statements(stack.postgres.url(), reset=True))
+    counting = stack.postgres.count_statements
+    if counting:
+        asyncio.run(_statements(stack.postgres.url(), reset=True))
     sent_before = asyncio.run(_deliveries_sent(stack.settings.database_url))
     simulator = stack.simulator(args)
     run.sample_cpu(_processes(stack, simulator.pid))
@@ -148,7 +152,8 @@ def _load(
         time.sleep(1.0)
     run.seconds = time.monotonic() - started
     run.deliveries_sent = asyncio.run(_deliveries_sent(stack.settings.database_url)) - sent_before
-    run.statements = asyncio.run(_statements(stack.postgres.url()))
+    if counting:
+        run.statements = asyncio.run(_statements(stack.postgres.url()))
     return run
 
 
@@ -342,11 +347,12 @@ def report(result: dict[str, Any], ceilings: dict[str, float] | None) -> str:
         "CPU per registration: "
         + ", ".join(f"{name} {ms:.1f} ms" for name, ms in result["cpu_ms_per_row"].items())
     )
-    lines.append(
-        "PostgreSQL statements per registration (executing): "
-        + ", ".join(
-            f"{name} {calls:.1f} ({ms:.2f} ms)"
-            for name, (calls, ms) in result["statements_per_row"].items()
+    if result["statements_per_row"]:
+        lines.append(
+            "PostgreSQL statements per registration (executing): "
+            + ", ".join(
+                f"{name} {calls:.1f} ({ms:.2f} ms)"
+                for name, (calls, ms) in result["statements_per_row"].items()
+            )
         )
-    )
     return "\n".join(lines)

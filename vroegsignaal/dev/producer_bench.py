@@ -10,10 +10,11 @@ parent, household) it could pseudonymise at most.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ import yaml
 from voprf import ristretto
 
 from services.pseudonymiser.domain import KeyRing
-from vroegsignaal.dev.chaos import write_exports
+from vroegsignaal.dev.chaos import partner_send, write_exports
 from vroegsignaal.dev.harness import running
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.pseudonymise import bsn_input
@@ -33,9 +34,10 @@ from vroegsignaal.provision.secrets import PARTNERS_TEMPLATE
 
 MIB = 1024 * 1024
 ELEMENTS_PER_ROW = 3  # the exports written here: a child, one parent, a household
+SUMMARY = re.compile(r"sent (?P<sent>\d+), rejected (?P<rejected>\d+)")
 
 
-def voprf_ceiling(elements: int = 2000, batch: int = 1000) -> dict[str, float]:
+def voprf_ceiling(elements: int = 10_000, batch: int = 1000) -> dict[str, float]:
     """Elements a second: the client's blind and finalize, the server's evaluation with
     its batch proof; one core each."""
     ring = KeyRing.from_seeds({"bench": os.urandom(32)}, "bench")
@@ -86,34 +88,49 @@ def producer(rows: int, data: Path, say: Callable[[str], None]) -> dict[str, Any
     ceiling = voprf_ceiling()
     with running(data / "stack", services=("pseudonymiser",), partners_template=template) as stack:
         exports, _ = write_exports(data / "exports", rows, seed=3, only=partner_id)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("VS_")},
-            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
-        }
-        config = stack.secrets.partner_config(partner_id)
-        command = [sys.executable, "-m", "vroegsignaal", "partner", "send",
-                   str(exports[partner_id]), "--config", str(config)]  # fmt: skip
+        command, env = partner_send(stack, partner_id, exports[partner_id])
+        out_path, err_path = data / "send.out", data / "send.err"
+        # Well above the VOPRF ceiling's time: a send that takes longer is stuck.
+        deadline = time.monotonic() + 600.0 + rows / 50
         started = time.monotonic()
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        peak = 0
-        watched = psutil.Process(process.pid)
-        while process.poll() is None:
+        with out_path.open("w") as out, err_path.open("w") as err:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
             try:
-                peak = max(peak, watched.memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.5)
+                peak = _watch(process, deadline)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
         seconds = time.monotonic() - started
-        out, err = process.communicate()
+        said, failed = out_path.read_text(), err_path.read_text()
         if process.returncode != 0:
-            raise RuntimeError(f"partner send failed ({process.returncode}): {err[-1500:]}")
-        say(out.strip())
+            raise RuntimeError(f"partner send failed ({process.returncode}): {failed[-1500:]}")
+        say(said.strip())
+    counts = SUMMARY.search(said)
+    if counts is None:
+        raise RuntimeError(f"partner send did not say what it sent: {said[-500:]}")
+    sent, rejected = int(counts["sent"]), int(counts["rejected"])
+    if sent != rows or rejected:
+        raise RuntimeError(
+            f"partner send sent {sent} of {rows} rows and rejected {rejected}: the export this "
+            "benchmark writes must be valid throughout (see its rejects file)"
+        )
     return {
-        "rows": rows,
+        "rows": sent,
         "seconds": seconds,
-        "rows_per_second": rows / seconds,
+        "rows_per_second": sent / seconds,
         "peak_rss_mib": peak / MIB,
         "voprf": ceiling,
     }
+
+
+def _watch(process: subprocess.Popen[bytes], deadline: float) -> int:
+    """The peak resident memory of `process` until it ends; past `deadline`, an error."""
+    peak = 0
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("partner send did not finish in time: it is stuck")
+        with contextlib.suppress(psutil.NoSuchProcess):
+            peak = max(peak, psutil.Process(process.pid).memory_info().rss)
+        time.sleep(0.5)
+    return peak

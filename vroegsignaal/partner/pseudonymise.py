@@ -24,14 +24,27 @@ class PseudonymisationError(RuntimeError):
 
 
 def _busy(response: httpx.Response) -> bool:
+    """Whether an answer says "later", not "no": 502-504, and a 429 unless it is the
+    pseudonymiser's refusal of a spent budget (a 429 from a proxy has no such body)."""
     if response.status_code in _BUSY_STATUS:
         return True
     if response.status_code != 429:
         return False
     try:
-        return bool(response.json().get("error") == _BUSY_CODE)
+        body = response.json()
     except ValueError:
-        return False
+        return True
+    return not (isinstance(body, dict) and body.get("error") in _REFUSED_CODES)
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    """The pause an answer asks for (Retry-After in seconds), if it asks for one."""
+    if response is None:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
 
 
 def bsn_input(bsn: str) -> bytes:
@@ -68,9 +81,16 @@ def finalize(
 
 
 # Answers worth asking again: the pseudonymiser is busy (its rate per partner, a
-# gateway between), not refusing. A spent daily budget is a 429 too, but not this code.
+# gateway between), not refusing. A spent daily budget is a 429 too, and final.
 _BUSY_STATUS = {502, 503, 504}
-_BUSY_CODE = "rate-limited"
+_REFUSED_CODES = {"daily-budget-exhausted"}
+# Failures of the connection worth another try; any other (a wrong URL scheme, a proxy
+# misconfigured, a broken answer) fails the same way every time.
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def _problem(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 class Pseudonymiser:
@@ -110,15 +130,18 @@ class Pseudonymiser:
         return made
 
     async def _post(self, request: dict[str, Any]) -> httpx.Response:
-        """The pseudonymiser's answer; asked again while it is busy or out of reach."""
+        """The pseudonymiser's answer; asked again while it is busy or out of reach.
+        A try that timed out may have been evaluated and counted against the daily
+        budget all the same (docs/partner-admin.md)."""
         for attempt in range(1, self._tries + 1):
+            response: httpx.Response | None = None
             try:
                 response = await self._client.post(
                     f"{self._access.url.rstrip('/')}/v1/evaluate",
                     json=request,
                     headers={"authorization": f"Bearer {self._access.token}"},
                 )
-            except httpx.TransportError as exc:
+            except _TRANSIENT as exc:
                 if attempt == self._tries:
                     raise PseudonymisationError(
                         _(
@@ -127,14 +150,29 @@ class Pseudonymiser:
                             "(rows sent before are skipped)"
                         ).format(
                             url=self._access.url,
-                            problem=f"{type(exc).__name__}: {exc}".rstrip(": "),
+                            problem=_problem(exc),
                             tries=self._tries,
                         )
                     ) from None
+            except httpx.HTTPError as exc:
+                raise PseudonymisationError(
+                    _(
+                        "asking the pseudonymiser at {url} failed ({problem}): check the "
+                        "address and any proxy in between, then send again"
+                    ).format(url=self._access.url, problem=_problem(exc))
+                ) from None
             else:
-                if not _busy(response) or attempt == self._tries:
+                if not _busy(response):
                     return response
-            await asyncio.sleep(min(self._cap, self._pause * 2 ** (attempt - 1)))
+                if attempt == self._tries:
+                    raise PseudonymisationError(
+                        _(
+                            "the pseudonymiser stayed busy ({status}, {tries} tries): send "
+                            "again later (rows sent before are skipped)"
+                        ).format(status=response.status_code, tries=self._tries)
+                    )
+            pause = min(self._cap, self._pause * 2 ** (attempt - 1))
+            await asyncio.sleep(min(self._cap, _retry_after(response) or pause))
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def _evaluate(self, inputs: Sequence[bytes]) -> list[str]:

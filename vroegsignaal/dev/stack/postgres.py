@@ -46,6 +46,8 @@ class PostgresNode:
     data_dir: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    # Load pg_stat_statements, for `make bench` to count each service's statements.
+    count_statements: bool = False
 
     @property
     def pgdata(self) -> Path:
@@ -120,9 +122,11 @@ class PostgresNode:
                     "max_connections=200",
                     "-c",
                     "fsync=on",
-                    # `make bench` counts each service's statements per registration.
-                    "-c",
-                    "shared_preload_libraries=pg_stat_statements",
+                    *(
+                        ["-c", "shared_preload_libraries=pg_stat_statements"]
+                        if self.count_statements
+                        else []
+                    ),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
