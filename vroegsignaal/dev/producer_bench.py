@@ -37,7 +37,7 @@ ELEMENTS_PER_ROW = 3  # the exports written here: a child, one parent, a househo
 SUMMARY = re.compile(r"sent (?P<sent>\d+), rejected (?P<rejected>\d+)")
 
 
-def voprf_ceiling(elements: int = 10_000, batch: int = 1000) -> dict[str, float]:
+def voprf_ceiling(elements: int = 9000, batch: int = 1000) -> dict[str, float]:
     """Elements a second: the client's blind and finalize, the server's evaluation with
     its batch proof; one core each."""
     ring = KeyRing.from_seeds({"bench": os.urandom(32)}, "bench")
