@@ -450,17 +450,11 @@ def build_service(
         logging.shutdown()
         os._exit(3)
 
-    async def bounded(step: str, work: Awaitable[object]) -> None:
-        """One shutdown step, never longer than the graceful timeout: a step that hangs
-        is logged by name and left, so the process still ends (what it left undone is
-        safe: an uncommitted message is delivered again, an outbox row relayed later)."""
-        try:
-            await asyncio.wait_for(work, timeout=settings.graceful_timeout_seconds)
-        except TimeoutError:
-            log.error("%s: shutdown step %r took over %.0f s; left", name, step,
-                      settings.graceful_timeout_seconds)  # fmt: skip
-        except Exception:
-            log.exception("%s: shutdown step %r failed", name, step)
+    # The stop's steps share one budget: the graceful timeout, counted from the first
+    # step, so the drain never takes longer than it (docs/operator.md: the pod's grace
+    # period covers the HTTP connections' close, then this).
+    budget = ShutdownBudget(name, settings.graceful_timeout_seconds)
+    bounded = budget.step
 
     async def drain() -> None:
         # A stop that comes while the service is still starting waits for the start to
@@ -596,6 +590,41 @@ async def _lenient_headers(
         return record
 
     return await parse(tuple(readable(r) for r in records))
+
+
+class ShutdownBudget:
+    """One time budget for all of a stop's steps, counted from the first: each step
+    gets what is left of it. A step that overruns is logged by name and left, and one
+    that finds nothing left is not begun, so the process still ends within the budget
+    (what it left undone is safe: an uncommitted message is delivered again, an outbox
+    row relayed at the next start)."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name = name
+        self.seconds = seconds
+        self._deadline: float | None = None
+        self.left: list[str] = []
+
+    async def step(self, step: str, work: Awaitable[object]) -> None:
+        loop = asyncio.get_running_loop()
+        if self._deadline is None:
+            self._deadline = loop.time() + self.seconds
+        remaining = self._deadline - loop.time()
+        if remaining <= 0:
+            if asyncio.iscoroutine(work):
+                work.close()
+            self.left.append(step)
+            log.error("%s: shutdown step %r not begun: the %.0f s for stopping are spent",
+                      self.name, step, self.seconds)  # fmt: skip
+            return
+        try:
+            await asyncio.wait_for(work, timeout=remaining)
+        except TimeoutError:
+            self.left.append(step)
+            log.error("%s: shutdown step %r overran the %.0f s for stopping; left",
+                      self.name, step, self.seconds)  # fmt: skip
+        except Exception:
+            log.exception("%s: shutdown step %r failed", self.name, step)
 
 
 def json_response(data: Any, status: int = 200) -> AsgiResponse:

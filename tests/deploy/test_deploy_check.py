@@ -256,10 +256,24 @@ def test_workload_rules_catch_probes_grace_period_and_token(production: list[Man
 
     found = problems(dc.check_workloads(production))
 
-    assert "terminationGracePeriodSeconds 10 is not above the 15 s graceful timeout" in found
+    assert (
+        "terminationGracePeriodSeconds 10 does not cover a stop of 35 s (preStop 5 s, then "
+        "twice the 15 s graceful timeout: HTTP requests, then the drain)"
+    ) in found
     assert "automountServiceAccountToken must be false" in found
     assert "readinessProbe must GET /health/ready (has /metrics)" in found
     assert "container matching: no cpu and memory limits" in found
+
+
+def test_a_service_without_a_prestop_pause_fails(production: list[Manifest]) -> None:
+    del container(production, "notification")["lifecycle"]
+
+    found = problems(dc.check_workloads(production))
+
+    (line,) = [line for line in found.splitlines() if "no preStop sleep" in line]
+    assert "Deployment/notification" in line
+    # Without the pause, 45 s covers the stop itself: the pause is the only finding.
+    assert "does not cover" not in found
 
 
 # -- schemas -----------------------------------------------------------------------------

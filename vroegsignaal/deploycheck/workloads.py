@@ -16,6 +16,8 @@ from vroegsignaal.deploycheck.manifests import (
 )
 from vroegsignaal.deploycheck.model import KEDA_SCALED, SERVICES, Finding
 
+STOP_MARGIN_SECONDS = 5
+
 
 def check_workloads(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
     """Security context, resources, service account and, for the five services, probes on
@@ -70,11 +72,24 @@ def check_workloads(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
                 bad(doc, f"{probe} must GET {path} (has {got})")
         grace = spec.get("terminationGracePeriodSeconds", 30)
         timeout = graceful_timeout(docs, main)
-        if not grace > timeout:
+        pause = ((main.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+        paused = float(pause.get("seconds", 0))
+        # The preStop pause, then open HTTP requests (uvicorn's graceful timeout), then
+        # the drain (shared/service.py ShutdownBudget), each at most the graceful timeout.
+        stop = paused + 2 * timeout
+        if not grace >= stop + STOP_MARGIN_SECONDS:
             bad(
                 doc,
-                f"terminationGracePeriodSeconds {grace} is not above the {timeout:g} s "
-                "graceful timeout: in-flight messages would be cut off",
+                f"terminationGracePeriodSeconds {grace} does not cover a stop of {stop:g} s "
+                f"(preStop {paused:g} s, then twice the {timeout:g} s graceful timeout: "
+                f"HTTP requests, then the drain) and {STOP_MARGIN_SECONDS} s more: in-flight "
+                "messages and the outbox would be cut off",
+            )
+        if paused < 1:
+            bad(
+                doc,
+                "no preStop sleep: the pod stops taking requests before the endpoints and "
+                "the gateway have forgotten it, and those in between fail",
             )
     for name in SERVICES:
         if name not in seen:
