@@ -276,6 +276,49 @@ def test_a_service_without_a_prestop_pause_fails(production: list[Manifest]) -> 
     assert "does not cover" not in found
 
 
+def test_kafkas_pod_template_must_keep_fs_group_zero(production: list[Manifest]) -> None:
+    pool = find(production, "KafkaNodePool", "dual-role")
+    del pool["spec"]["template"]["pod"]["securityContext"]["fsGroup"]
+    kafka = find(production, "Kafka", "vroegsignaal")
+    kafka["spec"]["kafka"]["template"] = {"pod": {"securityContext": {"runAsNonRoot": True}}}
+
+    found = problems(dc.check_placement(production))
+
+    for where in ("KafkaNodePool/dual-role", "Kafka/vroegsignaal"):
+        (line,) = [x for x in found.splitlines() if where in x]
+        assert "without fsGroup: 0" in line
+
+
+def test_brokers_instances_and_services_must_spread_over_nodes_and_zones(
+    production: list[Manifest],
+) -> None:
+    pool = find(production, "KafkaNodePool", "dual-role")["spec"]["template"]["pod"]
+    pool["topologySpreadConstraints"][0]["whenUnsatisfiable"] = "ScheduleAnyway"
+    database = find(production, "Cluster", "vroegsignaal-db")["spec"]
+    database["affinity"]["podAntiAffinityType"] = "preferred"
+    del database["topologySpreadConstraints"]
+    matching = find(production, "Deployment", "matching")["spec"]["template"]["spec"]
+    matching["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] = {
+        "app.kubernetes.io/name": "intake"
+    }
+    audit = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
+    audit["topologySpreadConstraints"][1]["whenUnsatisfiable"] = "DoNotSchedule"
+
+    found = problems(dc.check_placement(production)).splitlines()
+
+    def at(where: str) -> str:
+        return "\n".join(x for x in found if where in x)
+
+    assert "must be DoNotSchedule" in at("KafkaNodePool/dual-role")
+    assert "podAntiAffinityType required" in at("Cluster/vroegsignaal-db")
+    assert "topology.kubernetes.io/zone" in at("Cluster/vroegsignaal-db")
+    # A constraint that counts another service's pods spreads nothing of its own.
+    assert "over kubernetes.io/hostname that selects its own pods" in at("Deployment/matching")
+    assert "must be ScheduleAnyway" in at("Deployment/audit")
+    untouched = ("Cluster/vroegsignaal-keys", "Deployment/intake", "Deployment/notification")
+    assert not any(at(name) for name in untouched)
+
+
 # -- schemas -----------------------------------------------------------------------------
 
 

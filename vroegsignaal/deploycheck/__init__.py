@@ -7,8 +7,9 @@ prometheus-operator), runs checkov on the rendered manifests (zero failed checks
 skip must carry its reason in the manifest), validates docker-compose.yml against the
 Compose Specification, and asserts the deployment's own rules on the rendered output:
 split trust first (no pod ever holds both the pseudonymiser's and the gateway's key),
-and every Kafka client logging in as its own KafkaUser, SCRAM-SHA-512 over TLS, on a
-Kafka without a listener that lets anyone in unauthenticated.
+every Kafka client logging in as its own KafkaUser, SCRAM-SHA-512 over TLS, on a
+Kafka without a listener that lets anyone in unauthenticated, pods spread over nodes
+and zones, and a grace period that covers each service's stop.
 
 The production overlay's municipality values are literal REPLACE-... placeholders in the
 repository: every one left in the production render is listed as a warning, and
@@ -88,6 +89,7 @@ from vroegsignaal.deploycheck.model import (
     Report,
 )
 from vroegsignaal.deploycheck.network import check_network
+from vroegsignaal.deploycheck.placement import check_placement
 from vroegsignaal.deploycheck.production import (
     check_dockerfile,
     check_placeholders,
@@ -174,6 +176,7 @@ __all__ = [
     "check_kafka_login",
     "check_network",
     "check_placeholders",
+    "check_placement",
     "check_production",
     "check_scaling",
     "check_services_around",

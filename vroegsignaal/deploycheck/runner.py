@@ -27,6 +27,7 @@ from vroegsignaal.deploycheck.model import (
     Report,
 )
 from vroegsignaal.deploycheck.network import check_network
+from vroegsignaal.deploycheck.placement import check_placement
 from vroegsignaal.deploycheck.production import (
     check_dockerfile,
     check_placeholders,
@@ -67,6 +68,7 @@ def rules(docs: Sequence[Manifest], label: str) -> list[Finding]:
         *check_kafka(docs, label, expected, SIMULATOR_USER if label == "dev" else None),
         *check_kafka_login(docs, label),
         *check_scaling(docs, label),
+        *check_placement(docs, label),
         *(check_production(docs) if label == "production" else []),
     ]
 
