@@ -455,6 +455,16 @@ def test_network_rules_catch_an_open_namespace_and_extra_reach(production: list[
     assert "lets the ingress controller reach matching" in found
 
 
+def test_nodelocal_dns_is_reachable_on_port_53_only(production: list[Manifest]) -> None:
+    assert dc.check_network(production) == []  # the real policy allows it, on port 53
+    dns = find(production, "NetworkPolicy", "dns")
+    dns["spec"]["egress"][0]["ports"].append({"protocol": "TCP", "port": 443})
+
+    found = problems(dc.check_network(production))
+
+    assert "lets intake reach NodeLocal DNS (169.254.20.10/32) on more than port 53" in found
+
+
 def test_of_audit_only_the_privacy_officers_page_is_reachable_from_an_ingress(
     production: list[Manifest],
 ) -> None:

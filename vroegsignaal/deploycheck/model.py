@@ -113,6 +113,8 @@ KEYS_BACKUP_MAX_DAYS = 14
 
 
 DNS_NAMESPACE = "kube-system"
+# NodeLocal DNSCache's link-local address (the Kubernetes add-on's default).
+NODE_LOCAL_DNS = "169.254.20.10/32"
 
 
 CUSTOM_GROUPS = ("kafka.strimzi.io", "postgresql.cnpg.io", "keda.sh", "monitoring.coreos.com")

@@ -19,6 +19,7 @@ from vroegsignaal.deploycheck.model import (
     KAFKA_POD,
     KEYS_POD,
     MAY_LEAVE_CLUSTER,
+    NODE_LOCAL_DNS,
     POSTGRES_POD,
     PUBLIC,
     PUBLIC_PATHS,
@@ -102,11 +103,12 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
                             )
                         )
         for rule in policy["spec"].get("egress") or []:
+            ports = {(p.get("protocol", "TCP"), p.get("port")) for p in rule.get("ports") or []}
             for name in selected:
                 if name not in SERVICES:
                     continue
                 for peer in rule.get("to") or []:
-                    problem = _egress_problem(name, peer)
+                    problem = _egress_problem(name, peer, ports)
                     if problem:
                         findings.append(
                             Finding("network", f"{label} {ident(policy)}".strip(), problem)
@@ -114,8 +116,13 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
     return findings
 
 
-def _egress_problem(service: str, peer: Manifest) -> str | None:
+def _egress_problem(service: str, peer: Manifest, ports: set[tuple[str, object]]) -> str | None:
     if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        if block.get("cidr") == NODE_LOCAL_DNS and not block.get("except"):
+            if ports and ports <= {("UDP", 53), ("TCP", 53)}:
+                return None
+            return f"lets {service} reach NodeLocal DNS ({NODE_LOCAL_DNS}) on more than port 53"
         if service in MAY_LEAVE_CLUSTER:
             return None
         return f"lets {service} reach {peer['ipBlock'].get('cidr')} outside the cluster"
