@@ -9,12 +9,14 @@
 #   check-jsonschema     PyPI (venv validate/; ships the Compose Specification schema)
 #   checkov              PyPI (venv checkov/, its own: its pins are its own)
 #   CRD schemas          Strimzi: Maven Central (io.strimzi:api + crd-generator, run with a
-#                        JDK 21+); CloudNativePG, KEDA, prometheus-operator: their Go modules
+#                        JDK 21+); CloudNativePG, its Barman Cloud plugin, KEDA,
+#                        prometheus-operator: their Go modules
 set -euo pipefail
 
 KUSTOMIZE_VERSION=v5.8.2            # v5.8.3 needs Go 1.27
 STRIMZI_VERSION=1.2.0               # kafka.strimzi.io/v1
-CNPG_VERSION=v1.29.0                # postgresql.cnpg.io/v1
+CNPG_VERSION=v1.30.0                # postgresql.cnpg.io/v1
+BARMAN_CLOUD_VERSION=v0.14.0        # barmancloud.cnpg.io/v1 (CloudNativePG's backup plugin)
 KEDA_VERSION=v2.21.0                # keda.sh/v1alpha1
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # monitoring.coreos.com/v1
 
@@ -67,20 +69,22 @@ java21() {  # a java of version 21 or later (Strimzi's generator is built for 21
 }
 
 crds() {
-    local pins="strimzi $STRIMZI_VERSION cnpg $CNPG_VERSION keda $KEDA_VERSION prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
+    local pins="strimzi $STRIMZI_VERSION cnpg $CNPG_VERSION barman-cloud $BARMAN_CLOUD_VERSION keda $KEDA_VERSION prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
     fresh crds "$pins" && [ -d "$tools/crds" ] && return
     need go "install Go (1.24 or later)"
     need mvn "install Maven"
     local out="$tools/crds.new" m2="$tools/m2" dir jar generator
     rm -rf "$out" && mkdir -p "$out"
 
-    echo "deploy tools: CloudNativePG $CNPG_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
+    echo "deploy tools: CloudNativePG $CNPG_VERSION, Barman Cloud $BARMAN_CLOUD_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
     dir="$(go_module_dir "github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION")"
-    cp "$dir"/config/crd/bases/postgresql.cnpg.io_{clusters,scheduledbackups}.yaml "$out/"
+    cp "$dir"/config/crd/bases/postgresql.cnpg.io_{clusters,scheduledbackups,poolers}.yaml "$out/"
+    dir="$(go_module_dir "github.com/cloudnative-pg/plugin-barman-cloud@$BARMAN_CLOUD_VERSION")"
+    cp "$dir"/config/crd/bases/barmancloud.cnpg.io_objectstores.yaml "$out/"
     dir="$(go_module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"
     cp "$dir"/config/crd/bases/keda.sh_{scaledobjects,triggerauthentications}.yaml "$out/"
     dir="$(go_module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"
-    cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors}.yaml "$out/"
+    cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml "$out/"
 
     echo "deploy tools: Strimzi $STRIMZI_VERSION CRDs (its own generator over its API classes)"
     for artifact in api crd-generator; do

@@ -165,8 +165,10 @@ def test_the_data_keys_live_in_a_cluster_of_their_own_with_short_backups(
     """A backup of the application's data holds no key, and the keys' own backups are kept
     a short time: a restored key undoes every shredding since the backup."""
     keys = find(production, "Cluster", "vroegsignaal-keys")
-    assert keys["spec"]["backup"]["retentionPolicy"] == "7d"
-    keys["spec"]["backup"]["retentionPolicy"] = "30d"
+    store = find(production, "ObjectStore", "vroegsignaal-keys-backups")
+    assert keys["spec"]["plugins"][0]["parameters"]["barmanObjectName"] == store["metadata"]["name"]
+    assert store["spec"]["retentionPolicy"] == "7d"
+    store["spec"]["retentionPolicy"] = "30d"
     keys["spec"]["managed"]["roles"].append({"name": "vs_audit", "login": True})
     main = find(production, "Cluster", "vroegsignaal-db")
     main["spec"]["managed"]["roles"].append({"name": "vs_keystore", "login": True})
@@ -177,6 +179,10 @@ def test_the_data_keys_live_in_a_cluster_of_their_own_with_short_backups(
     found = problems(dc.check_database_roles(production, "production"))
 
     assert "Cluster/vroegsignaal-keys: keeps backups 30d" in found
+    del store["spec"]["retentionPolicy"]
+    assert "its ObjectStore sets no retentionPolicy" in problems(
+        dc.check_database_roles(production, "production")
+    )
     assert "Cluster/vroegsignaal-keys: declares vs_audit, which has no business" in found
     assert "Cluster/vroegsignaal-db: declares vs_keystore, which has no business" in found
     assert (
@@ -510,7 +516,7 @@ def test_production_placeholders_are_listed_and_fail_only_when_strict(
         "Ingress/pseudonymiser spec.rules[0].host: REPLACE-",
         "Ingress/inbox spec.tls[0].hosts[0]: REPLACE-",
         "Ingress/audit spec.rules[0].host: REPLACE-",
-        "Cluster/vroegsignaal-db spec.backup.barmanObjectStore.destinationPath: s3://REPLACE-",
+        "ObjectStore/vroegsignaal-db-backups spec.configuration.destinationPath: s3://REPLACE-",
         "Deployment/matching spec.template.spec.containers[0].image: REPLACE-",
         "data.policy.yaml: # REPLACE:",
         "data.roster.yaml: # REPLACE:",
@@ -578,12 +584,18 @@ def test_production_needs_three_of_everything_and_backups(production: list[Manif
     assert dc.check_production(production) == []
     cluster = find(production, "Cluster", "vroegsignaal-db")
     cluster["spec"]["instances"] = 1
-    del cluster["spec"]["backup"]
+    production.remove(find(production, "ObjectStore", "vroegsignaal-db-backups"))
+    keys = find(production, "Cluster", "vroegsignaal-keys")
+    keys["spec"]["backup"] = {"barmanObjectStore": {"destinationPath": "s3://b/keys"}}
+    del find(production, "ScheduledBackup", "vroegsignaal-keys-nightly")["spec"]["method"]
 
     found = problems(dc.check_production(production))
 
     assert "fewer than 3 PostgreSQL instances" in found
-    assert "no backup to object storage" in found
+    # Its plugin names an ObjectStore that is not there: no backup at all.
+    assert "Cluster/vroegsignaal-db: no backup to object storage" in found
+    assert "Cluster/vroegsignaal-keys: backs up with the in-tree barmanObjectStore" in found
+    assert "ScheduledBackup/vroegsignaal-keys-nightly: must back up with method plugin" in found
 
 
 def test_the_dockerfile_runs_as_a_user_without_a_healthcheck_or_dev_code() -> None:

@@ -52,6 +52,7 @@ from vroegsignaal.deploycheck.manifests import (
     workloads,
 )
 from vroegsignaal.deploycheck.model import (
+    BARMAN_CLOUD,
     BOOTSTRAP_ENV,
     COMPOSE_FILE,
     COMPOSE_SECRET_OWNERS,
@@ -124,6 +125,7 @@ from vroegsignaal.deploycheck.trust import (
 from vroegsignaal.deploycheck.workloads import check_scaling, check_services_around, check_workloads
 
 __all__ = [
+    "BARMAN_CLOUD",
     "BOOTSTRAP_ENV",
     "COMPOSE_FILE",
     "COMPOSE_SECRET_OWNERS",

@@ -117,7 +117,17 @@ DNS_NAMESPACE = "kube-system"
 NODE_LOCAL_DNS = "169.254.20.10/32"
 
 
-CUSTOM_GROUPS = ("kafka.strimzi.io", "postgresql.cnpg.io", "keda.sh", "monitoring.coreos.com")
+# CloudNativePG's backup plugin (plugin-barman-cloud), by the name clusters use it.
+BARMAN_CLOUD = "barman-cloud.cloudnative-pg.io"
+
+
+CUSTOM_GROUPS = (
+    "kafka.strimzi.io",
+    "postgresql.cnpg.io",
+    "barmancloud.cnpg.io",
+    "keda.sh",
+    "monitoring.coreos.com",
+)
 
 
 SKIP_ANNOTATION = re.compile(r"^checkov\.io/skip\d+$")

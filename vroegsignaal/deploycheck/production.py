@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vroegsignaal.deploycheck.manifests import Manifest, ident
-from vroegsignaal.deploycheck.model import PLACEHOLDER, Finding
+from vroegsignaal.deploycheck.model import BARMAN_CLOUD, PLACEHOLDER, Finding
 
 
 def check_production(docs: Sequence[Manifest]) -> list[Finding]:
@@ -22,13 +22,61 @@ def check_production(docs: Sequence[Manifest]) -> list[Finding]:
             findings.append(
                 Finding("production", ident(cluster), "fewer than 3 PostgreSQL instances")
             )
-        if not (cluster["spec"].get("backup") or cluster["spec"].get("plugins")):
-            findings.append(Finding("production", ident(cluster), "no backup to object storage"))
-    if not any(d.get("kind") == "ScheduledBackup" for d in docs):
-        findings.append(Finding("production", "manifests", "no ScheduledBackup"))
+        if cluster["spec"].get("backup"):
+            findings.append(
+                Finding(
+                    "production",
+                    ident(cluster),
+                    "backs up with the in-tree barmanObjectStore, deprecated and gone in "
+                    f"CloudNativePG 1.31: use the {BARMAN_CLOUD} plugin and an ObjectStore",
+                )
+            )
+        if backup_store(docs, cluster) is None:
+            findings.append(
+                Finding(
+                    "production",
+                    ident(cluster),
+                    f"no backup to object storage: a {BARMAN_CLOUD} plugin entry with "
+                    "isWALArchiver true whose barmanObjectName is an ObjectStore here",
+                )
+            )
+        name = cluster["metadata"]["name"]
+        scheduled = [
+            d
+            for d in docs
+            if d.get("kind") == "ScheduledBackup"
+            and (d["spec"].get("cluster") or {}).get("name") == name
+        ]
+        if not scheduled:
+            findings.append(Finding("production", ident(cluster), "no ScheduledBackup"))
+        for backup in scheduled:
+            spec = backup["spec"]
+            if (
+                spec.get("method") != "plugin"
+                or (spec.get("pluginConfiguration") or {}).get("name") != BARMAN_CLOUD
+            ):
+                findings.append(
+                    Finding(
+                        "production",
+                        ident(backup),
+                        f"must back up with method plugin, pluginConfiguration {BARMAN_CLOUD}",
+                    )
+                )
     if not clusters:
         findings.append(Finding("production", "manifests", "no PostgreSQL Cluster"))
     return findings
+
+
+def backup_store(docs: Sequence[Manifest], cluster: Manifest) -> Manifest | None:
+    """The ObjectStore a CloudNativePG cluster archives its WAL to and is backed up
+    into through the Barman Cloud plugin, if it has one among `docs`."""
+    for plugin in cluster["spec"].get("plugins") or []:
+        if plugin.get("name") == BARMAN_CLOUD and plugin.get("isWALArchiver") is True:
+            store = (plugin.get("parameters") or {}).get("barmanObjectName")
+            for doc in docs:
+                if doc.get("kind") == "ObjectStore" and doc["metadata"].get("name") == store:
+                    return doc
+    return None
 
 
 def placeholders(docs: Sequence[Manifest]) -> list[str]:

@@ -152,7 +152,7 @@ def run(*, strict_production: bool = False) -> Report:
             found = report.add(rules(docs, overlay))
             report.say(
                 f"rules on overlays/{overlay} (split trust, workloads, network, Kafka, "
-                "Kafka login, scaling"
+                "Kafka login, scaling, placement"
                 + (", production" if overlay == "production" else "")
                 + f"): {'FAIL' if found else 'ok'}"
             )

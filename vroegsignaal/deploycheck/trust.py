@@ -24,6 +24,7 @@ from vroegsignaal.deploycheck.model import (
     SERVICES,
     Finding,
 )
+from vroegsignaal.deploycheck.production import backup_store
 
 
 def check_split_trust(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
@@ -143,7 +144,12 @@ def check_database_roles(docs: Sequence[Manifest], label: str = "") -> list[Find
             bad(where, f"declares no managed role {role}")
         for role in sorted(unwanted & set(roles)):
             bad(where, f"declares {role}, which has no business in this cluster")
-        backup = (cluster["spec"].get("backup") or {}).get("retentionPolicy")
+        store = backup_store(docs, cluster)
+        backup = ((store or {}).get("spec") or {}).get("retentionPolicy") or (
+            cluster["spec"].get("backup") or {}
+        ).get("retentionPolicy")
+        if keys and store is not None and backup is None:
+            bad(where, "keeps backups for ever: its ObjectStore sets no retentionPolicy")
         if keys and backup is not None and _days(str(backup)) > KEYS_BACKUP_MAX_DAYS:
             bad(
                 where,
