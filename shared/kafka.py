@@ -7,6 +7,8 @@ import logging
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -16,11 +18,12 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     TopicAlreadyExistsError,
 )
+from cryptography import x509
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.batch import after_commit
 from shared.contracts import C, ContractError, DeadLetter, Topics, decode
@@ -41,6 +44,10 @@ HANDLER_FAILURES = Counter(
     "vroegsignaal_handler_failures_total",
     "Messages whose processing failed and will be redelivered",
     ["consumer"],
+)
+CA_EXPIRY = Gauge(
+    "vroegsignaal_kafka_ca_expiry_timestamp_seconds",
+    "When the first Kafka CA certificate this process trusts expires (read at its start)",
 )
 
 
@@ -202,7 +209,7 @@ class KafkaSecurityError(ValueError):
 
 def _tls(settings: Settings) -> ssl.SSLContext:
     try:
-        return ssl.create_default_context(
+        context = ssl.create_default_context(
             cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None
         )
     except (OSError, ssl.SSLError) as exc:
@@ -210,6 +217,17 @@ def _tls(settings: Settings) -> ssl.SSLContext:
             f"cannot read the Kafka CA file {settings.kafka_ca_file}: {exc}; "
             "set VS_KAFKA_CA_FILE to the brokers' CA certificate (PEM)"
         ) from None
+    if settings.kafka_ca_file:
+        CA_EXPIRY.set(ca_expiry(settings.kafka_ca_file).timestamp())
+    return context
+
+
+def ca_expiry(path: Path) -> datetime:
+    """When the first of the CA certificates in `path` (PEM) expires. A process reads
+    the file when it starts: after the cluster CA is renewed it trusts the old one until
+    it restarts, and the alert on this (deploy/k8s/base/alerts.yaml) says so in time."""
+    certificates = x509.load_pem_x509_certificates(path.read_bytes())
+    return min(c.not_valid_after_utc for c in certificates)
 
 
 def _scram(settings: Settings) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from faststream.kafka import KafkaMessage
+from prometheus_client import Gauge
 
 from services.matching.store import PostgresRepository
 from services.matching.usecases import Matching, Refusal
@@ -24,6 +25,11 @@ from shared.contracts import (
 from shared.policy import Policy
 from shared.service import ServiceRuntime
 from shared.unit_of_work import postgres_units
+
+SHREDS_WAITING = Gauge(
+    "vroegsignaal_matching_shreds_waiting",
+    "Data keys queued to be shredded when this instance's last pass began, until it ended",
+)
 
 CONSUMER = "matching"
 
@@ -91,9 +97,13 @@ class Handlers:
         queue in a transaction of its own, so one failure keeps no other on the queue."""
         async with self.unit_of_work() as uow:
             pending = await uow.repo.pending_shreds(limit)
+        # What waits stays counted until a pass takes it all: a key that keeps failing
+        # to be shredded holds this above zero, and the alert says so.
+        SHREDS_WAITING.set(len(pending))
         for subject in pending:
             async with self.unit_of_work() as uow:
                 await self.matching.shred(uow, subject)
+        SHREDS_WAITING.set(0)
 
     async def retention(self) -> None:
         """Retention passes until nothing is due, each in its own transaction."""

@@ -7,6 +7,7 @@ runs it first)."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,53 @@ def test_brokers_instances_and_services_must_spread_over_nodes_and_zones(
     assert "must be ScheduleAnyway" in at("Deployment/audit")
     untouched = ("Cluster/vroegsignaal-keys", "Deployment/intake", "Deployment/notification")
     assert not any(at(name) for name in untouched)
+
+
+def test_an_alert_needs_a_runbook_and_metrics_that_exist(production: list[Manifest]) -> None:
+    assert dc.check_alerts(production) == []
+    rules = find(production, "PrometheusRule", "vroegsignaal")["spec"]["groups"][0]["rules"]
+    lag, stalled, dead_letters = rules[0], rules[1], rules[2]
+    # A metric renamed in the code, and the alert left asking for the old name.
+    dead_letters["expr"] = dead_letters["expr"].replace("dead_letters_total", "deadletters_total")
+    del stalled["annotations"]["runbook"]
+
+    found = problems(dc.check_alerts(production))
+
+    assert (
+        "VroegsignaalDeadLetters: asks for vroegsignaal_deadletters_total, which no service "
+        "declares"
+    ) in found
+    assert "VroegsignaalConsumerStalled: needs annotation runbook" in found
+    assert lag["alert"] not in found  # Strimzi's exporter's metrics are not the code's
+    assert "vroegsignaal_matching_shreds_waiting" in dc.declared_metrics()
+
+
+def test_a_case_insensitive_crd_pattern_is_checked_as_one() -> None:
+    crd = {
+        "spec": {
+            "group": "example.io",
+            "names": {"kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "mode": {"type": "string", "pattern": "^(?i)(abort|warn)?$"},
+                                "tag": {"type": "string", "pattern": "^(?i)[a-z]+$"},
+                            },
+                        }
+                    },
+                }
+            ],
+        }
+    }
+    props = dc.crd_json_schema(crd, "v1")["properties"]
+    pattern = props["mode"]["pattern"]
+    assert re.fullmatch(pattern, "WARN") and re.fullmatch(pattern, "abort")
+    assert not re.fullmatch(pattern, "panic")
+    assert "pattern" not in props["tag"]  # a bracket expression is left to the API server
 
 
 # -- schemas -----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Compose Specification, and asserts the deployment's own rules on the rendered ou
 split trust first (no pod ever holds both the pseudonymiser's and the gateway's key),
 every Kafka client logging in as its own KafkaUser, SCRAM-SHA-512 over TLS, on a
 Kafka without a listener that lets anyone in unauthenticated, pods spread over nodes
-and zones, and a grace period that covers each service's stop.
+and zones, a grace period that covers each service's stop, and alerts that each name a
+runbook and only metrics that exist.
 
 The production overlay's municipality values are literal REPLACE-... placeholders in the
 repository: every one left in the production render is listed as a warning, and
@@ -22,6 +23,7 @@ broken manifest and see it caught.
 
 from __future__ import annotations
 
+from vroegsignaal.deploycheck.alerts import check_alerts, declared_metrics
 from vroegsignaal.deploycheck.kafka import (
     AclEntry,
     KafkaLogin,
@@ -173,6 +175,7 @@ __all__ = [
     "ToolMissing",
     "acls_of",
     "bootstrap_listener",
+    "check_alerts",
     "check_compose_split_trust",
     "check_database_roles",
     "check_dockerfile",
@@ -190,6 +193,7 @@ __all__ = [
     "container_env",
     "containers",
     "crd_json_schema",
+    "declared_metrics",
     "describe_kafka",
     "describe_listener",
     "describe_skips",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from vroegsignaal.deploycheck.alerts import check_alerts
 from vroegsignaal.deploycheck.kafka import check_kafka, check_kafka_login, describe_kafka
 from vroegsignaal.deploycheck.manifests import Manifest
 from vroegsignaal.deploycheck.model import (
@@ -69,6 +70,7 @@ def rules(docs: Sequence[Manifest], label: str) -> list[Finding]:
         *check_kafka_login(docs, label),
         *check_scaling(docs, label),
         *check_placement(docs, label),
+        *check_alerts(docs, label),
         *(check_production(docs) if label == "production" else []),
     ]
 
@@ -152,7 +154,7 @@ def run(*, strict_production: bool = False) -> Report:
             found = report.add(rules(docs, overlay))
             report.say(
                 f"rules on overlays/{overlay} (split trust, workloads, network, Kafka, "
-                "Kafka login, scaling, placement"
+                "Kafka login, scaling, placement, alerts"
                 + (", production" if overlay == "production" else "")
                 + f"): {'FAIL' if found else 'ok'}"
             )

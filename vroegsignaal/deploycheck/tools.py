@@ -111,6 +111,12 @@ def _strict(node: Any) -> Any:
     if node.get("x-kubernetes-int-or-string"):
         return {"anyOf": [{"type": "integer"}, {"type": "string"}]}
     out = {key: _strict(value) for key, value in node.items() if key != "default"}
+    if isinstance(out.get("pattern"), str) and "(?i)" in out["pattern"]:
+        caseless = _caseless(out["pattern"])
+        if caseless is None:
+            del out["pattern"]
+        else:
+            out["pattern"] = caseless
     if out.pop("nullable", False) and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
     if (
@@ -120,6 +126,17 @@ def _strict(node: Any) -> Any:
     ):
         out["additionalProperties"] = False
     return out
+
+
+def _caseless(pattern: str) -> str | None:
+    """A Go (RE2) pattern with the flag (?i), which JSON Schema's ECMA-262 patterns do
+    not have, with each letter as both cases instead (`(?i)warn` -> `[wW][aA][rR][nN]`);
+    None where that is not simple (a bracket expression, an escape): the pattern is then
+    left to the API server."""
+    rest = pattern.replace("(?i)", "")
+    if "[" in rest or "\\" in rest:
+        return None
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in rest)
 
 
 def load_crds(directory: Path) -> dict[tuple[str, str], Manifest]:
