@@ -15,30 +15,56 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from faststream.security import BaseSecurity, SASLScram512
+from prometheus_client import REGISTRY
 
-from shared.kafka import KafkaSecurityError, broker_security, client_options
+from shared.kafka import KafkaSecurityError, broker_security, ca_expiry, client_options
 from shared.settings import Settings
 
 
-def ca_file(tmp_path: Path) -> Path:
-    """A self-signed CA certificate, as Strimzi's cluster CA would be mounted."""
+def ca_pem(name: str = "cluster-ca", expires: dt.datetime | None = None) -> bytes:
+    """A self-signed CA certificate (PEM), as Strimzi's cluster CA would be mounted."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cluster-ca")])
-    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    until = expires or dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(until - dt.timedelta(days=365))
+        .not_valid_after(until)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def ca_file(tmp_path: Path) -> Path:
     path = tmp_path / "ca.crt"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.write_bytes(ca_pem())
     return path
+
+
+def test_the_first_of_the_trusted_cas_to_expire_is_a_metric(tmp_path: Path) -> None:
+    """A service reads the CA when it starts and says when the first certificate it
+    trusts expires: the alert before a renewed CA leaves it behind."""
+    soon = dt.datetime(2027, 1, 15, 12, tzinfo=dt.UTC)
+    later = dt.datetime(2028, 1, 15, 12, tzinfo=dt.UTC)
+    path = tmp_path / "ca.crt"
+    # As during Strimzi's renewal: the new CA beside the old one.
+    path.write_bytes(ca_pem("cluster-ca v1", later) + ca_pem("cluster-ca v0", soon))
+    assert ca_expiry(path) == soon
+
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="svc-intake",
+        kafka_sasl_password="not-a-real-password",
+        kafka_ca_file=path,
+    )
+    broker_security(settings)
+    gauge = REGISTRY.get_sample_value("vroegsignaal_kafka_ca_expiry_timestamp_seconds")
+    assert gauge == soon.timestamp()
 
 
 def test_the_local_stack_speaks_plaintext() -> None:
