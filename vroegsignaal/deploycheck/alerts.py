@@ -14,8 +14,9 @@ from vroegsignaal.deploycheck.manifests import Manifest, ident
 from vroegsignaal.deploycheck.model import Finding
 
 RUNBOOK = "docs/operator.md#alerts"
-# Metrics of components outside the code, by prefix: Strimzi's Kafka exporter, cert-manager.
-FOREIGN = ("kafka_consumergroup_", "certmanager_certificate_")
+# Metrics of components outside the code, by prefix: Strimzi's Kafka exporter, the
+# brokers' JMX exporter (kafka.yaml), CloudNativePG's exporter, cert-manager.
+FOREIGN = ("kafka_consumergroup_", "kafka_server_", "kafka_controller_", "cnpg_", "certmanager_")
 _DECLARED = re.compile(r"(?:Counter|Gauge|Histogram|Summary)\(\s*\"(vroegsignaal_[a-z0-9_]+)\"")
 _USED = re.compile(r"\b([a-z][a-z0-9_]*_[a-z0-9_]+)\s*(?:\{|\[|\)|$|\s)")
 _SUFFIXES = ("_bucket", "_sum", "_count", "_created")
