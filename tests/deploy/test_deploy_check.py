@@ -488,25 +488,24 @@ def test_keda_stays_within_the_partitions_and_alone(production: list[Manifest]) 
 
 def test_network_rules_catch_an_open_namespace_and_extra_reach(production: list[Manifest]) -> None:
     production.remove(find(production, "NetworkPolicy", "default-deny"))
-    inbox = find(production, "Ingress", "inbox")
-    inbox["spec"]["rules"][0]["http"]["paths"].append(
+    inbox = find(production, "HTTPRoute", "inbox")
+    inbox["spec"]["rules"].append(
         {
-            "path": "/signals",
-            "pathType": "Prefix",
-            "backend": {"service": {"name": "intake", "port": {"name": "http"}}},
+            "matches": [{"path": {"type": "PathPrefix", "value": "/signals"}}],
+            "backendRefs": [{"name": "intake", "port": 8101}],
         }
     )
     egress = find(production, "NetworkPolicy", "services-to-kafka-and-postgres")
     egress["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]})
-    reach = find(production, "NetworkPolicy", "public-from-ingress")
+    reach = find(production, "NetworkPolicy", "public-from-gateway")
     reach["spec"]["podSelector"]["matchExpressions"][0]["values"].append("matching")
 
     found = problems(dc.check_network(production))
 
     assert "no default-deny NetworkPolicy" in found
-    assert "routes /signals to intake" in found
+    assert "HTTPRoute/inbox: routes to intake" in found
     assert "lets intake reach 0.0.0.0/0 outside the cluster" in found
-    assert "lets the ingress controller reach matching" in found
+    assert "lets the Gateway's proxies reach matching" in found
 
 
 def test_nodelocal_dns_is_reachable_on_port_53_only(production: list[Manifest]) -> None:
@@ -519,32 +518,48 @@ def test_nodelocal_dns_is_reachable_on_port_53_only(production: list[Manifest]) 
     assert "lets intake reach NodeLocal DNS (169.254.20.10/32) on more than port 53" in found
 
 
-def test_of_audit_only_the_privacy_officers_page_is_reachable_from_an_ingress(
+def test_of_audit_only_the_privacy_officers_page_is_reachable_through_the_gateway(
     production: list[Manifest],
 ) -> None:
     assert dc.check_network(production, "production") == []
-    audit = find(production, "Ingress", "audit")
-    paths = audit["spec"]["rules"][0]["http"]["paths"]
-    assert {(p["path"], p["pathType"]) for p in paths} == set(dc.PUBLIC_PATHS["audit"])
-    backend = paths[0]["backend"]
-    paths.append({"path": "/audit/v1/tree-head", "pathType": "Exact", "backend": backend})
-    paths.append({"path": "/audit", "pathType": "Prefix", "backend": backend})
-    # A Prefix on the search would also route /audit/v1/search/anything.
-    paths[1]["pathType"] = "Prefix"
+    audit = find(production, "HTTPRoute", "audit")
+    (rule,) = audit["spec"]["rules"]
+    matches = rule["matches"]
+    assert {(m["path"]["value"], m["path"]["type"]) for m in matches} == set(
+        dc.PUBLIC_PATHS["audit"]
+    )
+    matches.append({"path": {"type": "Exact", "value": "/audit/v1/tree-head"}})
+    matches.append({"path": {"type": "PathPrefix", "value": "/audit"}})
+    # A prefix on the search would also route /audit/v1/search/anything.
+    matches[1]["path"]["type"] = "PathPrefix"
+    # A rule without matches routes every path.
+    audit["spec"]["rules"].append({"backendRefs": rule["backendRefs"]})
 
     found = problems(dc.check_network(production, "production"))
 
-    assert "Ingress/audit: routes /audit/v1/tree-head (Exact) to audit" in found
-    assert "routes /audit (Prefix) to audit" in found
-    assert "routes /audit/v1/search (Prefix) to audit" in found
-    assert "routes /audit/ui (Prefix)" not in found
+    assert "HTTPRoute/audit: routes /audit/v1/tree-head (Exact) to audit" in found
+    assert "routes /audit (PathPrefix) to audit" in found
+    assert "routes /audit/v1/search (PathPrefix) to audit" in found
+    assert "routes / (PathPrefix) to audit" in found
+    assert "routes /audit/ui (PathPrefix)" not in found
 
 
-def test_an_ingress_default_backend_is_caught(production: list[Manifest]) -> None:
-    audit = find(production, "Ingress", "audit")
-    audit["spec"]["defaultBackend"] = {"service": {"name": "audit", "port": {"name": "http"}}}
+def test_the_gateway_listens_on_https_for_this_namespace_only(production: list[Manifest]) -> None:
+    gateway = find(production, "Gateway", "vroegsignaal")
+    inbox = gateway["spec"]["listeners"][1]
+    inbox["protocol"] = "HTTP"
+    del inbox["tls"]
+    gateway["spec"]["listeners"][2]["allowedRoutes"]["namespaces"]["from"] = "All"
+    production.append(
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "old"}}
+    )
 
-    assert "has a defaultBackend (audit)" in problems(dc.check_network(production))
+    found = problems(dc.check_network(production, "production"))
+
+    assert "Gateway/vroegsignaal: listener inbox is not HTTPS terminated here" in found
+    assert "listener inbox has no certificate" in found
+    assert "listener audit takes routes from other namespaces (All)" in found
+    assert "Ingress/old: an Ingress: routes go through the Gateway" in found
 
 
 def test_production_placeholders_are_listed_and_fail_only_when_strict(
@@ -561,9 +576,10 @@ def test_production_placeholders_are_listed_and_fail_only_when_strict(
         "data.VS_SMTP_SENDER: REPLACE-",
         "data.VS_SMTP_USERNAME: REPLACE-",
         "data.VS_SMTP_STARTTLS: REPLACE-",
-        "Ingress/pseudonymiser spec.rules[0].host: REPLACE-",
-        "Ingress/inbox spec.tls[0].hosts[0]: REPLACE-",
-        "Ingress/audit spec.rules[0].host: REPLACE-",
+        "Gateway/vroegsignaal spec.gatewayClassName: REPLACE-",
+        "Gateway/vroegsignaal spec.listeners[1].hostname: replace-inbox-host.invalid",
+        "HTTPRoute/pseudonymiser spec.hostnames[0]: replace-pseudonymiser-host.invalid",
+        "HTTPRoute/audit spec.hostnames[0]: replace-audit-host.invalid",
         "ObjectStore/vroegsignaal-db-backups spec.configuration.destinationPath: s3://REPLACE-",
         "Deployment/matching spec.template.spec.containers[0].image: REPLACE-",
         "data.policy.yaml: # REPLACE:",
@@ -579,18 +595,23 @@ def test_production_placeholders_are_listed_and_fail_only_when_strict(
     assert dc.check_placeholders(production) == []
 
 
+def _filled(value: str) -> str:
+    value = dc.HOST_PLACEHOLDER.sub("inbox.voorbeeldrade.nl", value)
+    return value.replace(dc.PLACEHOLDER, "gemeente")
+
+
 def _fill_in(node: object) -> None:
     """The operator's edit, done crudely: every placeholder replaced by a real-looking value."""
     if isinstance(node, dict):
         for key, value in node.items():
             if isinstance(value, str):
-                node[key] = value.replace(dc.PLACEHOLDER, "gemeente")
+                node[key] = _filled(value)
             else:
                 _fill_in(value)
     elif isinstance(node, list):
         for n, value in enumerate(node):
             if isinstance(value, str):
-                node[n] = value.replace(dc.PLACEHOLDER, "gemeente")
+                node[n] = _filled(value)
             else:
                 _fill_in(value)
 

@@ -2,8 +2,8 @@
 
 It renders both kustomize overlays (deploy/k8s/overlays/dev and production), validates
 every core object against Kubernetes' own schemas (kubernetes-validate, strict) and every
-custom resource against its operator's CRD (Strimzi, CloudNativePG, KEDA,
-prometheus-operator), runs checkov on the rendered manifests (zero failed checks; every
+custom resource against its operator's CRD (Strimzi, CloudNativePG and its Barman Cloud
+plugin, KEDA, prometheus-operator, the Gateway API), runs checkov on the rendered manifests (zero failed checks; every
 skip must carry its reason in the manifest), validates docker-compose.yml against the
 Compose Specification, and asserts the deployment's own rules on the rendered output:
 split trust first (no pod ever holds both the pseudonymiser's and the gateway's key),
@@ -61,9 +61,10 @@ from vroegsignaal.deploycheck.model import (
     CUSTOM_GROUPS,
     DNS_NAMESPACE,
     DOCKERFILE,
-    FROM_INGRESS,
+    FROM_GATEWAY,
+    GATEWAY_NAMESPACE_LABEL,
     GATEWAY_SECRET,
-    INGRESS_NAMESPACE,
+    HOST_PLACEHOLDER,
     K8S,
     KAFKA_POD,
     KAFKA_USER_PREFIX,
@@ -134,9 +135,10 @@ __all__ = [
     "CUSTOM_GROUPS",
     "DNS_NAMESPACE",
     "DOCKERFILE",
-    "FROM_INGRESS",
+    "FROM_GATEWAY",
+    "GATEWAY_NAMESPACE_LABEL",
     "GATEWAY_SECRET",
-    "INGRESS_NAMESPACE",
+    "HOST_PLACEHOLDER",
     "K8S",
     "KAFKA_POD",
     "KAFKA_USER_PREFIX",

@@ -36,30 +36,33 @@ SERVICES = ("pseudonymiser", "intake", "matching", "notification", "audit")
 KEDA_SCALED = ("matching", "notification", "audit")
 
 
-# Reachable from an Ingress: the pseudonymiser and the inbox (notification) wholly; of
-# audit only the privacy officer's page and the two calls it makes (path, pathType).
+# Reachable through the Gateway: the pseudonymiser and the inbox (notification) wholly;
+# of audit only the privacy officer's page and the calls it makes (path, match type).
 PUBLIC = ("pseudonymiser", "notification")
 
 
 PUBLIC_PATHS = {
     "audit": (
-        ("/audit/ui", "Prefix"),
+        ("/audit/ui", "PathPrefix"),
         ("/audit/v1/search", "Exact"),
         ("/audit/v1/me", "Exact"),
-        ("/audit/v1/erasures", "Prefix"),
+        ("/audit/v1/erasures", "PathPrefix"),
         ("/audit/v1/integrity", "Exact"),
         ("/audit/v1/verifications", "Exact"),
-        ("/audit/v1/reports", "Prefix"),
+        ("/audit/v1/reports", "PathPrefix"),
         ("/audit/v1/export", "Exact"),
     )
 }
 
 
-FROM_INGRESS = (*PUBLIC, *PUBLIC_PATHS)
+FROM_GATEWAY = (*PUBLIC, *PUBLIC_PATHS)
 
 
 # What the municipality must replace in the production overlay (docs/operator.md, Deploying).
 PLACEHOLDER = "REPLACE"
+# Where a value must be a host name (lower case, a DNS name): replace-<what>.invalid
+# (.invalid is reserved, RFC 2606: it never resolves).
+HOST_PLACEHOLDER = re.compile(r"\breplace-[a-z0-9-]+\.invalid\b")
 
 
 # The names of the two Secrets (not their content).
@@ -88,7 +91,8 @@ COMPOSE_SECRET_OWNERS = {
 
 
 # Outside the namespace, by `kubernetes.io/metadata.name` (network-policies.yaml).
-INGRESS_NAMESPACE = "ingress-nginx"
+# The namespace where the Gateway's proxies run carries this label (the operator sets it).
+GATEWAY_NAMESPACE_LABEL = {"vroegsignaal.nl/gateway": "true"}
 
 
 # Hosts outside the cluster that only these may reach (OIDC issuer, SMTP, webhooks).
@@ -127,6 +131,7 @@ CUSTOM_GROUPS = (
     "barmancloud.cnpg.io",
     "keda.sh",
     "monitoring.coreos.com",
+    "gateway.networking.k8s.io",
 )
 
 

@@ -1,4 +1,4 @@
-"""Network policies and the ingress: who may reach whom."""
+"""Network policies and the Gateway: who may reach whom."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from vroegsignaal.deploycheck.manifests import (
 )
 from vroegsignaal.deploycheck.model import (
     DNS_NAMESPACE,
-    FROM_INGRESS,
-    INGRESS_NAMESPACE,
+    FROM_GATEWAY,
+    GATEWAY_NAMESPACE_LABEL,
     KAFKA_POD,
     KEYS_POD,
     MAY_LEAVE_CLUSTER,
@@ -29,33 +29,63 @@ from vroegsignaal.deploycheck.model import (
 from vroegsignaal.deploycheck.trust import KEYSTORE_USERS
 
 
-def _ingress_path_problem(path: Manifest) -> str | None:
-    """Why this Ingress path may not be routed, or None: the pseudonymiser and the inbox
-    may be, and of audit exactly the privacy officer's page (PUBLIC_PATHS)."""
-    backend = path["backend"]["service"]["name"]
-    route = (path.get("path"), path.get("pathType"))
-    if backend in PUBLIC:
-        return None
-    allowed = PUBLIC_PATHS.get(backend)
-    if allowed is not None:
-        if route in allowed:
-            return None
-        return (
-            f"routes {route[0]} ({route[1]}) to {backend}: of {backend} only "
-            + ", ".join(f"{p} ({kind})" for p, kind in allowed)
-            + " may be reachable from outside"
-        )
-    return (
-        f"routes {route[0]} to {backend}: only {', '.join(PUBLIC)} and the privacy "
-        "officer's page on audit may be reachable from outside"
-    )
+def _route_problems(route: Manifest) -> list[str]:
+    """Why an HTTPRoute's rules may not be routed: the pseudonymiser and the inbox may
+    be, and of audit exactly the privacy officer's page (PUBLIC_PATHS); a rule without
+    matches routes every path."""
+    problems = []
+    for rule in route["spec"].get("rules") or []:
+        backends = [b.get("name") for b in rule.get("backendRefs") or []]
+        paths = [
+            (
+                (m.get("path") or {}).get("value", "/"),
+                (m.get("path") or {}).get("type", "PathPrefix"),
+            )
+            for m in rule.get("matches") or [{}]
+        ]
+        for backend in backends:
+            if backend in PUBLIC:
+                continue
+            allowed = PUBLIC_PATHS.get(str(backend))
+            if allowed is None:
+                problems.append(
+                    f"routes to {backend}: only {', '.join(PUBLIC)} and the privacy officer's "
+                    "page on audit may be reachable from outside"
+                )
+                continue
+            for path in paths:
+                if path not in allowed:
+                    problems.append(
+                        f"routes {path[0]} ({path[1]}) to {backend}: of {backend} only "
+                        + ", ".join(f"{p} ({kind})" for p, kind in allowed)
+                        + " may be reachable from outside"
+                    )
+    return problems
+
+
+def _gateway_problems(gateway: Manifest) -> list[str]:
+    """Every listener HTTPS, terminated with a certificate, taking routes of this
+    namespace only."""
+    problems = []
+    for listener in gateway["spec"].get("listeners") or []:
+        name = listener.get("name")
+        tls = listener.get("tls") or {}
+        if listener.get("protocol") != "HTTPS" or tls.get("mode", "Terminate") != "Terminate":
+            problems.append(f"listener {name} is not HTTPS terminated here")
+        if not tls.get("certificateRefs"):
+            problems.append(f"listener {name} has no certificate")
+        allowed = ((listener.get("allowedRoutes") or {}).get("namespaces") or {}).get("from")
+        if allowed not in (None, "Same"):
+            problems.append(f"listener {name} takes routes from other namespaces ({allowed})")
+    return problems
 
 
 def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
-    """Default deny; the Ingresses reach only the pseudonymiser, the inbox and, of audit,
-    the privacy officer's page (PUBLIC_PATHS), and the ingress controller only those three
-    services; each service reaches only Kafka, PostgreSQL and DNS (notification and audit
-    also HTTPS/SMTP outside the cluster: the OIDC issuer, mail, webhooks)."""
+    """Default deny; the Gateway's routes reach only the pseudonymiser, the inbox and, of
+    audit, the privacy officer's page (PUBLIC_PATHS), over HTTPS listeners, and its
+    proxies only those three services; each service reaches only Kafka, PostgreSQL and
+    DNS (notification and audit also HTTPS/SMTP outside the cluster: the OIDC issuer,
+    mail, webhooks)."""
     findings = []
     policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
     where = label or "manifests"
@@ -69,37 +99,33 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
     ]
     if not deny:
         findings.append(Finding("network", where, "no default-deny NetworkPolicy (all pods)"))
-    for ingress in (d for d in docs if d.get("kind") == "Ingress"):
-        for rule in ingress["spec"].get("rules") or []:
-            for path in (rule.get("http") or {}).get("paths") or []:
-                problem = _ingress_path_problem(path)
-                if problem:
-                    findings.append(
-                        Finding("network", f"{label} {ident(ingress)}".strip(), problem)
-                    )
-        default = (ingress["spec"].get("defaultBackend") or {}).get("service")
-        if default:
-            findings.append(
-                Finding(
-                    "network",
-                    f"{label} {ident(ingress)}".strip(),
-                    f"has a defaultBackend ({default.get('name')}): every path would reach it",
-                )
-            )
+    for doc in docs:
+        kind = doc.get("kind")
+        problems = (
+            _route_problems(doc)
+            if kind == "HTTPRoute"
+            else _gateway_problems(doc)
+            if kind == "Gateway"
+            else ["an Ingress: routes go through the Gateway (gateway.yaml)"]
+            if kind == "Ingress"
+            else []
+        )
+        for issue in problems:
+            findings.append(Finding("network", f"{label} {ident(doc)}".strip(), issue))
     pods = {doc["metadata"]["name"]: pod_labels(doc) for doc, _ in workloads(docs)}
     for policy in policies:
         selected = [
             n for n, labels in pods.items() if selects(policy["spec"].get("podSelector"), labels)
         ]
         for rule in policy["spec"].get("ingress") or []:
-            if any(_namespace_is(peer, INGRESS_NAMESPACE) for peer in rule.get("from") or []):
+            if any(_from_gateway(peer) for peer in rule.get("from") or []):
                 for name in selected:
-                    if name not in FROM_INGRESS:
+                    if name not in FROM_GATEWAY:
                         findings.append(
                             Finding(
                                 "network",
                                 f"{label} {ident(policy)}".strip(),
-                                f"lets the ingress controller reach {name}",
+                                f"lets the Gateway's proxies reach {name}",
                             )
                         )
         for rule in policy["spec"].get("egress") or []:
@@ -114,6 +140,11 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
                             Finding("network", f"{label} {ident(policy)}".strip(), problem)
                         )
     return findings
+
+
+def _from_gateway(peer: Manifest) -> bool:
+    selector = peer.get("namespaceSelector")
+    return selector is not None and selects(selector, GATEWAY_NAMESPACE_LABEL)
 
 
 def _egress_problem(service: str, peer: Manifest, ports: set[tuple[str, object]]) -> str | None:

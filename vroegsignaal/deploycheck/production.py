@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vroegsignaal.deploycheck.manifests import Manifest, ident
-from vroegsignaal.deploycheck.model import BARMAN_CLOUD, PLACEHOLDER, Finding
+from vroegsignaal.deploycheck.model import BARMAN_CLOUD, HOST_PLACEHOLDER, PLACEHOLDER, Finding
 
 
 def check_production(docs: Sequence[Manifest]) -> list[Finding]:
@@ -92,8 +92,10 @@ def placeholders(docs: Sequence[Manifest]) -> list[str]:
         elif isinstance(node, list):
             for n, value in enumerate(node):
                 walk(value, f"{where}[{n}]")
-        elif isinstance(node, str) and PLACEHOLDER in node:
-            line = next(x for x in node.splitlines() if PLACEHOLDER in x).strip()
+        elif isinstance(node, str) and (PLACEHOLDER in node or HOST_PLACEHOLDER.search(node)):
+            line = next(
+                x for x in node.splitlines() if PLACEHOLDER in x or HOST_PLACEHOLDER.search(x)
+            ).strip()
             found.append(f"{where}: {line[:100]}")
 
     for doc in docs:
