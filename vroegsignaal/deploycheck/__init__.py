@@ -3,13 +3,14 @@
 It renders both kustomize overlays (deploy/k8s/overlays/dev and production), validates
 every core object against Kubernetes' own schemas (kubernetes-validate, strict) and every
 custom resource against its operator's CRD (Strimzi, CloudNativePG and its Barman Cloud
-plugin, KEDA, prometheus-operator, the Gateway API), runs checkov on the rendered manifests (zero failed checks; every
-skip must carry its reason in the manifest), validates docker-compose.yml against the
-Compose Specification, and asserts the deployment's own rules on the rendered output:
-split trust first (no pod ever holds both the pseudonymiser's and the gateway's key),
-every Kafka client logging in as its own KafkaUser, SCRAM-SHA-512 over TLS, on a
-Kafka without a listener that lets anyone in unauthenticated, pods spread over nodes
-and zones, a grace period that covers each service's stop, and alerts that each name a
+plugin, KEDA, prometheus-operator, the Gateway API), runs checkov on the rendered
+manifests (zero failed checks; every skip must carry its reason in the manifest),
+validates docker-compose.yml against the Compose Specification, and asserts the
+deployment's own rules on the rendered output: split trust first (no pod ever holds
+both the pseudonymiser's and the gateway's key), every Kafka client logging in as its
+own KafkaUser, SCRAM-SHA-512 over TLS, on a Kafka without a listener that lets anyone in
+unauthenticated, only the Gateway's routes from outside, pods spread over nodes and
+zones, a grace period that covers each service's stop, and alerts that each name a
 runbook and only metrics that exist.
 
 The production overlay's municipality values are literal REPLACE-... placeholders in the
