@@ -518,6 +518,23 @@ def test_nodelocal_dns_is_reachable_on_port_53_only(production: list[Manifest]) 
     assert "lets intake reach NodeLocal DNS (169.254.20.10/32) on more than port 53" in found
 
 
+def test_the_services_reach_the_tracing_collector_on_otlp_only(production: list[Manifest]) -> None:
+    collector = find(production, "Deployment", "otel-collector")
+    assert dc.check_workloads(production) == [] and collector  # held to the same rules
+    (settings,) = [
+        d
+        for d in production
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("vroegsignaal-settings")
+    ]
+    assert settings["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    spans = find(production, "NetworkPolicy", "services-to-tracing")
+    spans["spec"]["egress"][0]["ports"].append({"protocol": "TCP", "port": 13133})
+
+    found = problems(dc.check_network(production))
+
+    assert "lets matching reach the tracing collector on more than OTLP/HTTP (4318)" in found
+
+
 def test_of_audit_only_the_privacy_officers_page_is_reachable_through_the_gateway(
     production: list[Manifest],
 ) -> None:
@@ -640,7 +657,8 @@ def test_dev_never_pulls_the_locally_built_image(dev: list[Manifest]) -> None:
         if doc["kind"] != "Deployment":
             continue
         for c in doc["spec"]["template"]["spec"]["containers"]:
-            assert c["imagePullPolicy"] == "IfNotPresent", f"{dc.ident(doc)} {c['name']}"
+            if c["image"].startswith("vroegsignaal"):  # not the tracing collector's
+                assert c["imagePullPolicy"] == "IfNotPresent", f"{dc.ident(doc)} {c['name']}"
 
 
 def test_compose_keeps_kafkas_data_in_its_volume() -> None:

@@ -105,6 +105,10 @@ KAFKA_POD = {"strimzi.io/cluster": "vroegsignaal"}
 POSTGRES_POD = {"cnpg.io/cluster": "vroegsignaal-db"}
 
 
+# The OpenTelemetry collector every service sends its spans to (tracing.yaml).
+TRACING_POD = {"app.kubernetes.io/name": "otel-collector"}
+
+
 # The key store's own cluster (shared/keystore.py): only its users reach it.
 KEYS_CLUSTER = "vroegsignaal-keys"
 

@@ -24,6 +24,7 @@ from vroegsignaal.deploycheck.model import (
     PUBLIC,
     PUBLIC_PATHS,
     SERVICES,
+    TRACING_POD,
     Finding,
 )
 from vroegsignaal.deploycheck.trust import KEYSTORE_USERS
@@ -167,8 +168,15 @@ def _egress_problem(service: str, peer: Manifest, ports: set[tuple[str, object]]
         return None
     if all(labels.get(k) == v for k, v in POSTGRES_POD.items()):
         return None
+    if labels and all(labels.get(k) == v for k, v in TRACING_POD.items()):
+        if ports <= {("TCP", 4318)} and ports:
+            return None
+        return f"lets {service} reach the tracing collector on more than OTLP/HTTP (4318)"
     if all(labels.get(k) == v for k, v in KEYS_POD.items()):
         if service in KEYSTORE_USERS:
             return None
         return f"lets {service} reach the key store's cluster: only {', '.join(KEYSTORE_USERS)}"
-    return f"lets {service} reach pods {pod or 'all'}: only Kafka, PostgreSQL and DNS"
+    return (
+        f"lets {service} reach pods {pod or 'all'}: only Kafka, PostgreSQL, DNS and the "
+        "tracing collector"
+    )
