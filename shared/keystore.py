@@ -121,7 +121,7 @@ class KeyStore:
         pool = await create_pool(
             settings.keystore_database_url or keys_database_url(settings.database_url),
             SCHEMA,
-            max_size=5,
+            max_size=settings.keystore_pool_size,
             init=as_keystore_role,
         )
         return cls(

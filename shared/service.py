@@ -405,7 +405,9 @@ def build_service(
                 f"{name}: the database is not migrated for this version ({', '.join(pending)} "
                 "not applied): run 'vroegsignaal migrate' (as the migration role) first"
             )
-        runtime._pool = await create_pool(settings.database_url, name)
+        runtime._pool = await create_pool(
+            settings.database_url, name, max_size=settings.db_pool_size
+        )
         if uses_keystore:
             runtime._keystore = await KeyStore.open(settings)
         for job in runtime.starters:

@@ -133,6 +133,15 @@ class Settings(BaseSettings):
         description="`vroegsignaal migrate` only: an administrator of the key store's own "
         "database (its cluster's owner in production); beside DATABASE_URL when unset.",
     )
+    db_pool_size: int = Field(
+        default=10,
+        ge=2,
+        description="Connections a process keeps to its database at most (its outbox "
+        "relay holds one of them to LISTEN); deploy-check sums them over the replicas.",
+    )
+    keystore_pool_size: int = Field(
+        default=5, ge=1, description="Connections a process keeps to the key store at most."
+    )
     keystore_cache_size: int = Field(default=10000, ge=0)
     keystore_cache_seconds: float = Field(default=30.0, ge=0)
     max_event_age_days: int = Field(

@@ -518,6 +518,33 @@ def test_nodelocal_dns_is_reachable_on_port_53_only(production: list[Manifest]) 
     assert "lets intake reach NodeLocal DNS (169.254.20.10/32) on more than port 53" in found
 
 
+def test_connections_at_full_scale_fit_each_clusters_limits(production: list[Manifest]) -> None:
+    assert dc.check_connections(production, "production") == []
+    held = dc.demand(production)
+    # matching: 6 replicas at most (KEDA) and one more in a rollout, 6 connections each.
+    assert held[("vroegsignaal-db", "vs_matching")] == 7 * 6
+    # The key store: intake (2 + 1), matching and notification (6 + 1 each), 2 each.
+    assert held[("vroegsignaal-keys", "vs_keystore")] == (3 + 7 + 7) * 2
+    (settings,) = [
+        d
+        for d in production
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("vroegsignaal-settings")
+    ]
+    # The key store's pool at its default (5), as before this was checked, and larger
+    # pools for the rest: 27 pods at most, 12 each, and notification's stream.
+    del settings["data"]["VS_KEYSTORE_POOL_SIZE"]
+    settings["data"]["VS_DB_POOL_SIZE"] = "12"
+
+    found = problems(dc.check_connections(production, "production"))
+
+    assert "Cluster/vroegsignaal-db: the services may hold 331 connections" in found
+    assert "kept apart 340, above max_connections 300" in found
+    assert (
+        "role vs_keystore may need 85 connections at full scale, above its connectionLimit 40"
+        in (found)
+    )
+
+
 def test_the_services_reach_the_tracing_collector_on_otlp_only(production: list[Manifest]) -> None:
     collector = find(production, "Deployment", "otel-collector")
     assert dc.check_workloads(production) == [] and collector  # held to the same rules

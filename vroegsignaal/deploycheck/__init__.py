@@ -10,8 +10,9 @@ deployment's own rules on the rendered output: split trust first (no pod ever ho
 both the pseudonymiser's and the gateway's key), every Kafka client logging in as its
 own KafkaUser, SCRAM-SHA-512 over TLS, on a Kafka without a listener that lets anyone in
 unauthenticated, only the Gateway's routes from outside, pods spread over nodes and
-zones, a grace period that covers each service's stop, and alerts that each name a
-runbook and only metrics that exist.
+zones, a grace period that covers each service's stop, alerts that each name a runbook
+and only metrics that exist, and database connections at full scale within each
+cluster's and each role's limits.
 
 The production overlay's municipality values are literal REPLACE-... placeholders in the
 repository: every one left in the production render is listed as a warning, and
@@ -25,6 +26,7 @@ broken manifest and see it caught.
 from __future__ import annotations
 
 from vroegsignaal.deploycheck.alerts import check_alerts, declared_metrics
+from vroegsignaal.deploycheck.connections import check_connections, demand
 from vroegsignaal.deploycheck.kafka import (
     AclEntry,
     KafkaLogin,
@@ -180,6 +182,7 @@ __all__ = [
     "bootstrap_listener",
     "check_alerts",
     "check_compose_split_trust",
+    "check_connections",
     "check_database_roles",
     "check_dockerfile",
     "check_kafka",
@@ -197,6 +200,7 @@ __all__ = [
     "containers",
     "crd_json_schema",
     "declared_metrics",
+    "demand",
     "describe_kafka",
     "describe_listener",
     "describe_skips",

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from vroegsignaal.deploycheck.alerts import check_alerts
+from vroegsignaal.deploycheck.connections import check_connections
 from vroegsignaal.deploycheck.kafka import check_kafka, check_kafka_login, describe_kafka
 from vroegsignaal.deploycheck.manifests import Manifest
 from vroegsignaal.deploycheck.model import (
@@ -71,6 +72,7 @@ def rules(docs: Sequence[Manifest], label: str) -> list[Finding]:
         *check_scaling(docs, label),
         *check_placement(docs, label),
         *check_alerts(docs, label),
+        *check_connections(docs, label),
         *(check_production(docs) if label == "production" else []),
     ]
 
@@ -154,7 +156,7 @@ def run(*, strict_production: bool = False) -> Report:
             found = report.add(rules(docs, overlay))
             report.say(
                 f"rules on overlays/{overlay} (split trust, workloads, network, Kafka, "
-                "Kafka login, scaling, placement, alerts"
+                "Kafka login, scaling, placement, alerts, connections"
                 + (", production" if overlay == "production" else "")
                 + f"): {'FAIL' if found else 'ok'}"
             )
