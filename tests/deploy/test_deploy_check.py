@@ -46,6 +46,16 @@ def container(docs: list[Manifest], name: str) -> Manifest:
     return next(c for c in spec["containers"] if c["name"] == name)
 
 
+def settings_map(docs: list[Manifest]) -> Manifest:
+    """The ConfigMap vroegsignaal-settings, by its generated (hashed) name."""
+    (found,) = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("vroegsignaal-settings")
+    ]
+    return found
+
+
 def problems(findings: list[dc.Finding]) -> str:
     return "\n".join(map(str, findings))
 
@@ -525,11 +535,7 @@ def test_connections_at_full_scale_fit_each_clusters_limits(production: list[Man
     assert held[("vroegsignaal-db", "vs_matching")] == 7 * 6
     # The key store: intake (2 + 1), matching and notification (6 + 1 each), 2 each.
     assert held[("vroegsignaal-keys", "vs_keystore")] == (3 + 7 + 7) * 2
-    (settings,) = [
-        d
-        for d in production
-        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("vroegsignaal-settings")
-    ]
+    settings = settings_map(production)
     # The key store's pool at its default (5), as before this was checked, and larger
     # pools for the rest: 27 pods at most, 12 each, and notification's stream.
     del settings["data"]["VS_KEYSTORE_POOL_SIZE"]
@@ -548,11 +554,7 @@ def test_connections_at_full_scale_fit_each_clusters_limits(production: list[Man
 def test_the_services_reach_the_tracing_collector_on_otlp_only(production: list[Manifest]) -> None:
     collector = find(production, "Deployment", "otel-collector")
     assert dc.check_workloads(production) == [] and collector  # held to the same rules
-    (settings,) = [
-        d
-        for d in production
-        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("vroegsignaal-settings")
-    ]
+    settings = settings_map(production)
     assert settings["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     spans = find(production, "NetworkPolicy", "services-to-tracing")
     spans["spec"]["egress"][0]["ports"].append({"protocol": "TCP", "port": 13133})
