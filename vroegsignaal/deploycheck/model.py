@@ -164,6 +164,13 @@ NOT_CHECKED = (
     "which topics each service reads and writes: its KafkaUser's ACLs must equal the "
     "table the local broker enforces (vroegsignaal/provision/kafka_access.py), which is kept "
     "to the handlers by hand and proven by the tests that run every service under it",
+    "what the CNI makes of the network policies: on Cilium an ipBlock does not match the "
+    "API server or a node's own address (docs/operator.md, 'Network policies on Cilium')",
+    "what the Gateway API leaves to its controller: the pseudonymiser's 8 MiB bodies and "
+    "the inbox's unbuffered event stream (docs/operator.md, prerequisites)",
+    "that the Gateway's proxies run in the namespace labelled vroegsignaal.nl/gateway=true, "
+    "and that the GatewayClass named exists",
+    "the images' digests and that the nodes can pull them",
 )
 
 
