@@ -7,6 +7,7 @@ runs it first)."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -353,6 +354,24 @@ def test_an_alert_needs_a_runbook_and_metrics_that_exist(production: list[Manife
     assert "VroegsignaalConsumerStalled: needs annotation runbook" in found
     assert lag["alert"] not in found  # Strimzi's exporter's metrics are not the code's
     assert "vroegsignaal_matching_shreds_waiting" in dc.declared_metrics()
+
+
+def test_each_namespace_has_a_dashboard_of_its_own(rendered: dict[str, list[Manifest]]) -> None:
+    boards = {}
+    for overlay, docs in copy.deepcopy(rendered).items():
+        (board,) = [
+            d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("board")
+        ]
+        assert dc.check_dashboard(docs, overlay) == []
+        boards[overlay] = json.loads(board["data"]["vroegsignaal.json"])
+        # A namespace renamed after the replacement: its dashboard would collide.
+        board["metadata"]["namespace"] = "gemeente-elders"
+        assert "must carry the namespace 'gemeente-elders'" in problems(
+            dc.check_dashboard(docs, overlay)
+        )
+    assert boards["dev"]["uid"] == "vs_vroegsignaal-dev_dashboard"
+    assert boards["production"]["uid"] != boards["dev"]["uid"]
+    assert boards["production"]["panels"] == boards["dev"]["panels"]
 
 
 def test_a_case_insensitive_crd_pattern_is_checked_as_one() -> None:

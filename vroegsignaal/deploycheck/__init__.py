@@ -25,7 +25,7 @@ broken manifest and see it caught.
 
 from __future__ import annotations
 
-from vroegsignaal.deploycheck.alerts import check_alerts, declared_metrics
+from vroegsignaal.deploycheck.alerts import check_alerts, check_dashboard, declared_metrics
 from vroegsignaal.deploycheck.connections import check_connections, demand
 from vroegsignaal.deploycheck.kafka import (
     AclEntry,
@@ -183,6 +183,7 @@ __all__ = [
     "check_alerts",
     "check_compose_split_trust",
     "check_connections",
+    "check_dashboard",
     "check_database_roles",
     "check_dockerfile",
     "check_kafka",

@@ -6,6 +6,7 @@ fires."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -75,4 +76,39 @@ def check_alerts(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
                                 "alerts", where, f"asks for {metric}, which no service declares"
                             )
                         )
+    return findings
+
+
+# Grafana keeps a dashboard's uid unique in all of it, and at most 40 characters.
+GRAFANA_UID_MAX = 40
+
+
+def check_dashboard(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
+    """The dashboard's uid and title carry its namespace (the overlays' replacements), so
+    that several namespaces' dashboards live side by side in one Grafana."""
+    findings: list[Finding] = []
+    for doc in docs:
+        if (
+            doc.get("kind") != "ConfigMap"
+            or doc["metadata"].get("name") != "vroegsignaal-dashboard"
+        ):
+            continue
+        where = f"{label} {ident(doc)}".strip()
+        namespace = doc["metadata"].get("namespace", "")
+        for key, text in (doc.get("data") or {}).items():
+            board = json.loads(text)
+            uid, title = board.get("uid", ""), board.get("title", "")
+            if uid != f"vs_{namespace}_dashboard" or namespace not in title:
+                findings.append(
+                    Finding(
+                        "alerts",
+                        where,
+                        f"{key}: uid {uid!r} and title {title!r} must carry the namespace "
+                        f"{namespace!r} (two namespaces' dashboards would overwrite each other)",
+                    )
+                )
+            if len(uid) > GRAFANA_UID_MAX:
+                findings.append(
+                    Finding("alerts", where, f"{key}: uid {uid!r} is longer than Grafana takes")
+                )
     return findings

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from vroegsignaal.deploycheck.alerts import check_alerts
+from vroegsignaal.deploycheck.alerts import check_alerts, check_dashboard
 from vroegsignaal.deploycheck.connections import check_connections
 from vroegsignaal.deploycheck.kafka import check_kafka, check_kafka_login, describe_kafka
 from vroegsignaal.deploycheck.manifests import Manifest
@@ -72,6 +72,7 @@ def rules(docs: Sequence[Manifest], label: str) -> list[Finding]:
         *check_scaling(docs, label),
         *check_placement(docs, label),
         *check_alerts(docs, label),
+        *check_dashboard(docs, label),
         *check_connections(docs, label),
         *(check_production(docs) if label == "production" else []),
     ]
