@@ -142,8 +142,10 @@ def write_exports(
     rng = random.Random(seed)  # noqa: S311 - synthetic data
     partners = [p for p in partner_list(PARTNERS_TEMPLATE).partners if only in (None, p.id)]
     # The synthetic block holds 9,091 valid BSNs: a large export repeats its children.
-    children = synthetic_bsns(min(max(rows // 3, 10), 6000), rng)
-    parents = synthetic_bsns(min(max(rows // 6, 5), 3000), rng)
+    # Drawn together, so that no child is also a parent (such a row is refused).
+    counts = min(max(rows // 3, 10), 6000), min(max(rows // 6, 5), 3000)
+    people = synthetic_bsns(sum(counts), rng)
+    children, parents = people[: counts[0]], people[counts[0] :]
     # One second apart, the last a day ago: none lies in the future, however many rows.
     start = datetime.now(UTC) - timedelta(days=1, seconds=rows)
     files: dict[str, Any] = {}
