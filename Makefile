@@ -101,7 +101,7 @@ deploy-check: install deploy-tools
 test: deploy-check
 
 bench: install
-	$(BIN)/python -m vroegsignaal.dev.bench
+	$(BIN)/python -m vroegsignaal.dev.bench $(ARGS)
 
 schemas: install
 	$(BIN)/vroegsignaal schemas export schemas
