@@ -8,6 +8,7 @@ span of the relay joins the trace of the message that caused the change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -144,16 +145,29 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        # Publish what is left, so a graceful stop leaves nothing waiting.
+        # Publish what is left, so a graceful stop leaves nothing waiting; the listening
+        # connection goes back to the pool whatever happens (or closing it would wait).
         try:
             while await self.relay_once():
                 pass
         except Exception:
             log.exception("outbox flush at shutdown failed; rows stay for the next start")
-        if self._listener is not None:
-            await self._listener.remove_listener(channel_for(self._schema), self._on_notify)
-            await self._pool.release(self._listener)
-            self._listener = None
+        finally:
+            if self._listener is not None:
+                listener, self._listener = self._listener, None
+                with contextlib.suppress(Exception):
+                    await listener.remove_listener(channel_for(self._schema), self._on_notify)
+                await self._pool.release(listener)
+
+    async def _count_pending(self) -> None:
+        """What waits, after a pass that failed before counting it (Kafka away, a login
+        refused): the alert on an outbox that does not drain reads it."""
+        try:
+            OUTBOX_PENDING.labels(self._schema).set(
+                await self._pool.fetchval("SELECT count(*) FROM outbox")
+            )
+        except Exception:
+            log.warning("outbox: could not count what waits", exc_info=True)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -168,6 +182,7 @@ class OutboxRelay:
             except Exception:
                 OUTBOX_FAILURES.labels(self._schema).inc()
                 log.exception("outbox relay pass failed; retrying")
+                await self._count_pending()
                 await asyncio.sleep(self._poll_seconds)
             self._wake.clear()
             try:

@@ -468,8 +468,8 @@ def build_service(
             # it opened must close now, or its retrying connections keep the process
             # alive and it never exits to be restarted.
             for subscriber in broker.subscribers:
-                await bounded(f"subscriber {subscriber}", subscriber.stop())
-            await bounded("closing the store", close_store())
+                await bounded(f"subscriber {subscriber}", subscriber.stop(), release=True)
+            await bounded("closing the store", close_store(), release=True)
             log.error("%s: the start failed; stopping so that it is started again", name)
             return
         # Stop taking messages first (in-flight ones finish), then flush the outbox
@@ -482,8 +482,8 @@ def build_service(
         for subscriber in broker.subscribers:
             await bounded(f"subscriber {subscriber}", subscriber.stop())
         if runtime.relay is not None:
-            await bounded("outbox relay", runtime.relay.stop())
-        await bounded("the outbox's producer", producer.stop())
+            await bounded("outbox relay", runtime.relay.stop(), release=True)
+        await bounded("the outbox's producer", producer.stop(), release=True)
         log.info("%s: drained", name)
 
     closed = False
@@ -494,13 +494,15 @@ def build_service(
             return
         closed = True
         for job in runtime.closers:
-            await bounded(getattr(job, "__qualname__", "closer"), job())
+            await bounded(getattr(job, "__qualname__", "closer"), job(), release=True)
         if runtime._keystore is not None:
-            await runtime._keystore.close()
+            await bounded("closing the key store", runtime._keystore.close(), release=True)
             runtime._keystore = None
         if runtime._pool is not None:
-            await runtime._pool.close()
-            runtime._pool = None
+            pool, runtime._pool = runtime._pool, None
+            await bounded("closing the database pool", pool.close(), release=True)
+            if "closing the database pool" in budget.left:
+                pool.terminate()
 
     @get(include_in_schema=False)
     async def live(scope: Scope) -> AsgiResponse:
@@ -595,23 +597,33 @@ async def _lenient_headers(
 
 
 class ShutdownBudget:
-    """One time budget for all of a stop's steps, counted from the first: each step
-    gets what is left of it. A step that overruns is logged by name and left, and one
-    that finds nothing left is not begun, so the process still ends within the budget
-    (what it left undone is safe: an uncommitted message is delivered again, an outbox
-    row relayed at the next start)."""
+    """One time budget for all of a stop's steps, counted from the first. The steps that
+    wait (for the start, in-flight messages, background jobs) share it but the last
+    `reserve` seconds, which are kept for the steps that release (the outbox relay's
+    flush and its connection, the producer, the pools): a release always runs, at least
+    `RELEASE_FLOOR` seconds even when everything before overran, or the process would
+    hang on what it still holds. A step that overruns is logged by name and left, and a
+    waiting step that finds nothing left is not begun, so the process still ends within
+    the budget and a little (what it left undone is safe: an uncommitted message is
+    delivered again, an outbox row relayed at the next start)."""
 
-    def __init__(self, name: str, seconds: float) -> None:
+    RELEASE_FLOOR = 0.5
+
+    def __init__(self, name: str, seconds: float, reserve: float | None = None) -> None:
         self.name = name
         self.seconds = seconds
-        self._deadline: float | None = None
+        self.reserve = min(5.0, seconds / 3) if reserve is None else reserve
+        self._start: float | None = None
         self.left: list[str] = []
 
-    async def step(self, step: str, work: Awaitable[object]) -> None:
+    async def step(self, step: str, work: Awaitable[object], *, release: bool = False) -> None:
         loop = asyncio.get_running_loop()
-        if self._deadline is None:
-            self._deadline = loop.time() + self.seconds
-        remaining = self._deadline - loop.time()
+        if self._start is None:
+            self._start = loop.time()
+        end = self._start + self.seconds - (0.0 if release else self.reserve)
+        remaining = end - loop.time()
+        if release:
+            remaining = max(remaining, self.RELEASE_FLOOR)
         if remaining <= 0:
             if asyncio.iscoroutine(work):
                 work.close()

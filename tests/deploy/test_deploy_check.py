@@ -321,6 +321,8 @@ def test_brokers_instances_and_services_must_spread_over_nodes_and_zones(
     }
     audit = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
     audit["topologySpreadConstraints"][1]["whenUnsatisfiable"] = "DoNotSchedule"
+    intake = find(production, "Deployment", "intake")["spec"]["template"]["spec"]
+    del intake["topologySpreadConstraints"][0]["nodeTaintsPolicy"]
 
     found = problems(dc.check_placement(production)).splitlines()
 
@@ -333,7 +335,8 @@ def test_brokers_instances_and_services_must_spread_over_nodes_and_zones(
     # A constraint that counts another service's pods spreads nothing of its own.
     assert "over kubernetes.io/hostname that selects its own pods" in at("Deployment/matching")
     assert "must be ScheduleAnyway" in at("Deployment/audit")
-    untouched = ("Cluster/vroegsignaal-keys", "Deployment/intake", "Deployment/notification")
+    assert "must have nodeTaintsPolicy Honor" in at("Deployment/intake")
+    untouched = ("Cluster/vroegsignaal-keys", "Deployment/notification")
     assert not any(at(name) for name in untouched)
 
 
@@ -370,8 +373,27 @@ def test_each_namespace_has_a_dashboard_of_its_own(rendered: dict[str, list[Mani
             dc.check_dashboard(docs, overlay)
         )
     assert boards["dev"]["uid"] == "vs_vroegsignaal-dev_dashboard"
+    assert boards["dev"]["templating"]["list"][0] == {
+        "name": "namespace",
+        "type": "constant",
+        "hide": 2,
+        "query": "vroegsignaal-dev",
+    }
     assert boards["production"]["uid"] != boards["dev"]["uid"]
     assert boards["production"]["panels"] == boards["dev"]["panels"]
+
+
+def test_a_dashboard_panel_that_sums_every_namespace_is_caught(dev: list[Manifest]) -> None:
+    board = next(
+        d for d in dev if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("board")
+    )
+    data = json.loads(board["data"]["vroegsignaal.json"])
+    data["panels"][0]["targets"][0]["expr"] = "sum(rate(vroegsignaal_intake_signals_total[5m]))"
+    board["data"]["vroegsignaal.json"] = json.dumps(data)
+
+    found = problems(dc.check_dashboard(dev, "dev"))
+
+    assert 'does not filter on namespace="$namespace"' in found
 
 
 def test_a_case_insensitive_crd_pattern_is_checked_as_one() -> None:
@@ -566,7 +588,20 @@ def test_connections_at_full_scale_fit_each_clusters_limits(production: list[Man
     assert "kept apart 340, above max_connections 300" in found
     assert (
         "role vs_keystore may need 85 connections at full scale, above its connectionLimit 40"
-        in (found)
+        in found
+    )
+    # A login this check cannot read is said, not skipped.
+    for var in container(production, "audit")["env"]:
+        if var["name"] == "DATABASE_URL":
+            var["value"] = "postgres://$(DATABASE_USER):$(DATABASE_PASSWORD)@db.internal/vs"
+    assert "$(DATABASE_USER) connects to db.internal, which is no PostgreSQL cluster" in (
+        problems(dc.check_connections(production, "production"))
+    )
+    for var in container(production, "audit")["env"]:
+        if var["name"] == "DATABASE_URL":
+            var["value"] = "$(DATABASE_URL_FROM_ELSEWHERE)"
+    assert "cannot tell which cluster and role audit DATABASE_URL reaches" in problems(
+        dc.check_connections(production, "production")
     )
 
 

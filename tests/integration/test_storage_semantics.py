@@ -401,3 +401,39 @@ async def test_a_topic_whose_first_records_were_removed_is_read_to_its_end(
         await admin.close()
     records = await read_to_end(settings, topic)
     assert [r.value for r in records] == [b"record 4", b"record 5"]
+
+
+async def test_an_outbox_that_cannot_publish_says_how_much_waits(settings: Settings) -> None:
+    """A relay whose every send fails before Kafka answers (the broker out of reach):
+    the rows stay, and the gauge the alert reads counts them, not the last good pass."""
+    from aiokafka.errors import KafkaConnectionError
+    from prometheus_client import REGISTRY
+
+    class Unreachable:
+        async def publish(self, *args: object, **kwargs: object) -> None:
+            raise KafkaConnectionError("no broker at this address")
+
+    await migrate(settings.database_url, "intake", migration_files(SERVICES_DIR / "intake"))
+    pool = await create_pool(settings.database_url, "intake")
+    topic = Topics(settings.topic_prefix).audit_of("intake")
+    relay = OutboxRelay(pool, Unreachable(), schema="intake", batch_size=10, poll_seconds=0.1)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM outbox")
+            for _ in range(3):
+                await enqueue(conn, topic, audit_event())
+        await relay.start()
+
+        def waiting() -> float | None:
+            return REGISTRY.get_sample_value("vroegsignaal_outbox_pending", {"service": "intake"})
+
+        await eventually(lambda: _async(waiting() == 3), timeout=10)
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 3
+    finally:
+        await relay.stop()
+        await pool.close()
+
+
+async def _async(value: bool) -> bool:
+    return value

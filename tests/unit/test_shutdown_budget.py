@@ -51,3 +51,25 @@ async def test_a_failing_step_does_not_stop_the_next() -> None:
     await budget.step("producer", broken())
     await budget.step("pool", close())
     assert done == ["pool closed"] and budget.left == []
+
+
+async def test_what_releases_runs_even_when_the_waiting_spent_the_budget() -> None:
+    """The producer and the pools are closed however long the waiting took: a process
+    that skipped them would hang on what it still holds until it is killed."""
+    budget = ShutdownBudget("matching", seconds=0.3, reserve=0.1)
+    done: list[str] = []
+
+    async def hanging() -> None:
+        await asyncio.Event().wait()
+
+    async def close(what: str) -> None:
+        await asyncio.sleep(0.01)
+        done.append(what)
+
+    await budget.step("subscriber", hanging())
+    await budget.step("background job", hanging())
+    await budget.step("the outbox's producer", close("producer"), release=True)
+    await budget.step("closing the database pool", close("pool"), release=True)
+
+    assert done == ["producer", "pool"]
+    assert budget.left == ["subscriber", "background job"]

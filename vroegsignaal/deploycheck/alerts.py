@@ -84,8 +84,9 @@ GRAFANA_UID_MAX = 40
 
 
 def check_dashboard(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
-    """The dashboard's uid and title carry its namespace (the overlays' replacements), so
-    that several namespaces' dashboards live side by side in one Grafana."""
+    """The dashboard's uid and title carry its namespace (the overlays' replacements) and
+    every query filters on it, so that several namespaces' dashboards live side by side
+    in one Grafana, each showing its own."""
     findings: list[Finding] = []
     for doc in docs:
         if (
@@ -107,6 +108,31 @@ def check_dashboard(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
                         f"{namespace!r} (two namespaces' dashboards would overwrite each other)",
                     )
                 )
+            constants = {
+                v.get("name"): v.get("query")
+                for v in (board.get("templating") or {}).get("list") or []
+                if v.get("type") == "constant"
+            }
+            if constants.get("namespace") != namespace:
+                findings.append(
+                    Finding(
+                        "alerts",
+                        where,
+                        f"{key}: its constant `namespace` is {constants.get('namespace')!r}, "
+                        f"not {namespace!r}: its queries would show another namespace",
+                    )
+                )
+            for panel in board.get("panels") or []:
+                for target in panel.get("targets") or []:
+                    if 'namespace="$namespace"' not in target.get("expr", ""):
+                        findings.append(
+                            Finding(
+                                "alerts",
+                                where,
+                                f"{key}: panel {panel.get('title')!r} does not filter on "
+                                'namespace="$namespace": it would sum every namespace',
+                            )
+                        )
             if len(uid) > GRAFANA_UID_MAX:
                 findings.append(
                     Finding("alerts", where, f"{key}: uid {uid!r} is longer than Grafana takes")

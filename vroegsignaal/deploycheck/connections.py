@@ -61,8 +61,11 @@ def demand(docs: Sequence[Manifest]) -> dict[tuple[str, str], int]:
                 defaults["keystore_pool_size"].default,
             ),
         ):
-            url = _URL.match(env.get(variable) or "")
+            value = env.get(variable, "")
+            url = _URL.match(value or "")
             if url is None:
+                if variable in env:  # from a Secret, or not a URL this check can read
+                    held[("?", f"{name} {variable}")] += pods
                 continue
             size = int(env.get(size_variable) or default)
             if variable == "DATABASE_URL":
@@ -75,6 +78,26 @@ def demand(docs: Sequence[Manifest]) -> dict[tuple[str, str], int]:
 def check_connections(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
     findings: list[Finding] = []
     held = demand(docs)
+    clusters = {d["metadata"]["name"] for d in docs if d.get("kind") == "Cluster"}
+    for place, what in held:
+        if place == "?":
+            findings.append(
+                Finding(
+                    "connections",
+                    label or "manifests",
+                    f"cannot tell which cluster and role {what} reaches (a Secret, or not "
+                    "postgresql://<role>:...@<cluster>-rw...): its connections go uncounted",
+                )
+            )
+        elif place not in clusters:
+            findings.append(
+                Finding(
+                    "connections",
+                    label or "manifests",
+                    f"{what} connects to {place}, which is no PostgreSQL cluster here: its "
+                    "connections go uncounted",
+                )
+            )
     for cluster in (d for d in docs if d.get("kind") == "Cluster"):
         name = cluster["metadata"]["name"]
         where = f"{label} {ident(cluster)}".strip()

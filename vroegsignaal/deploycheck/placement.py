@@ -26,6 +26,11 @@ def _spread(constraints: Sequence[Manifest], labels: dict[str, str], hard_host: 
         problems.append(f"no topologySpreadConstraint over {HOST} that selects its own pods")
     elif hard_host and host.get("whenUnsatisfiable") != "DoNotSchedule":
         problems.append(f"its spread over {HOST} must be DoNotSchedule, not a preference")
+    elif hard_host and host.get("nodeTaintsPolicy") != "Honor":
+        problems.append(
+            f"its spread over {HOST} must have nodeTaintsPolicy Honor: tainted nodes it "
+            "cannot use would count as empty ones and hold its replicas Pending"
+        )
     zone = by_key.get(ZONE)
     if zone is None:
         problems.append(f"no topologySpreadConstraint over {ZONE} that selects its own pods")
