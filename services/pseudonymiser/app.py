@@ -7,7 +7,7 @@ import binascii
 import contextlib
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,20 @@ BUDGET_USED = Gauge(
     "The share of its daily budget a partner has used today (as this replica last saw it)",
     ["partner"],
 )
+_USED: dict[str, tuple[date, float]] = {}
+
+
+def used_today(partner: str, day: date, ratio: float) -> None:
+    """A partner's share of its budget on `day`, as the gauge reads it when scraped: 0
+    once the day is over (the budget renewed), whether or not the partner sent since."""
+    if partner not in _USED:
+        BUDGET_USED.labels(partner).set_function(lambda: _ratio_today(partner))
+    _USED[partner] = (day, ratio)
+
+
+def _ratio_today(partner: str) -> float:
+    day, ratio = _USED.get(partner, (None, 0.0))
+    return ratio if day == datetime.now(UTC).date() else 0.0
 
 
 class OverBudget(Exception):
@@ -193,7 +207,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 )
             EVALUATIONS.labels(version).inc(len(blinded))
             PARTNER_ELEMENTS.labels(partner).inc(len(blinded))
-            BUDGET_USED.labels(partner).set(spent / budget)
+            used_today(partner, today, spent / budget)
             return json_response(
                 {
                     "suite": SUITE,
