@@ -10,7 +10,7 @@
 #   checkov              PyPI (venv checkov/, its own: its pins are its own)
 #   CRD schemas          Strimzi: Maven Central (io.strimzi:api + crd-generator, run with a
 #                        JDK 21+); CloudNativePG, its Barman Cloud plugin, KEDA,
-#                        prometheus-operator, the Gateway API: their Go modules
+#                        prometheus-operator, the Gateway API, Cilium: their Go modules
 set -euo pipefail
 
 KUSTOMIZE_VERSION=v5.8.2            # v5.8.3 needs Go 1.27
@@ -20,6 +20,7 @@ BARMAN_CLOUD_VERSION=v0.14.0        # barmancloud.cnpg.io/v1 (CloudNativePG's ba
 KEDA_VERSION=v2.21.0                # keda.sh/v1alpha1
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # monitoring.coreos.com/v1
 GATEWAY_API_VERSION=v1.6.3          # gateway.networking.k8s.io/v1 (standard channel)
+CILIUM_VERSION=v1.20.2              # cilium.io/v2 (the component components/cilium)
 
 here="$(cd "$(dirname "$0")" && pwd)"
 tools="$(mkdir -p "${1:-.venv-tools}" && cd "${1:-.venv-tools}" && pwd)"
@@ -70,7 +71,7 @@ java21() {  # a java of version 21 or later (Strimzi's generator is built for 21
 }
 
 crds() {
-    local pins="strimzi $STRIMZI_VERSION cnpg $CNPG_VERSION barman-cloud $BARMAN_CLOUD_VERSION keda $KEDA_VERSION prometheus-operator $PROMETHEUS_OPERATOR_VERSION gateway-api $GATEWAY_API_VERSION"
+    local pins="strimzi $STRIMZI_VERSION cnpg $CNPG_VERSION barman-cloud $BARMAN_CLOUD_VERSION keda $KEDA_VERSION prometheus-operator $PROMETHEUS_OPERATOR_VERSION gateway-api $GATEWAY_API_VERSION cilium $CILIUM_VERSION"
     fresh crds "$pins" && [ -d "$tools/crds" ] && return
     need go "install Go (1.24 or later)"
     need mvn "install Maven"
@@ -89,6 +90,8 @@ crds() {
 
     dir="$(go_module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")"
     cp "$dir"/config/crd/standard/gateway.networking.k8s.io_{gateways,httproutes}.yaml "$out/"
+    dir="$(go_module_dir "github.com/cilium/cilium@$CILIUM_VERSION")"
+    cp "$dir"/pkg/k8s/apis/cilium.io/client/crds/v2/ciliumnetworkpolicies.yaml "$out/"
 
     echo "deploy tools: Strimzi $STRIMZI_VERSION CRDs (its own generator over its API classes)"
     for artifact in api crd-generator; do

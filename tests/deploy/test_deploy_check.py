@@ -396,7 +396,7 @@ def test_a_dashboard_panel_that_sums_every_namespace_is_caught(dev: list[Manifes
     assert 'does not filter on namespace="$namespace"' in found
 
 
-def test_a_case_insensitive_crd_pattern_is_checked_as_one() -> None:
+def test_go_only_crd_patterns_and_required_branches_are_read_as_meant() -> None:
     crd = {
         "spec": {
             "group": "example.io",
@@ -410,7 +410,16 @@ def test_a_case_insensitive_crd_pattern_is_checked_as_one() -> None:
                             "properties": {
                                 "mode": {"type": "string", "pattern": "^(?i)(abort|warn)?$"},
                                 "tag": {"type": "string", "pattern": "^(?i)[a-z]+$"},
+                                "note": {"type": "string", "pattern": "^\\PC*$"},
+                                "ingress": {"type": "array"},
+                                "egress": {"type": "array"},
                             },
+                            # Cilium's way of saying "ingress or egress": branches that
+                            # name a property to require it, not to forbid the rest.
+                            "anyOf": [
+                                {"properties": {"ingress": {}}, "required": ["ingress"]},
+                                {"properties": {"egress": {}}, "required": ["egress"]},
+                            ],
                         }
                     },
                 }
@@ -422,6 +431,10 @@ def test_a_case_insensitive_crd_pattern_is_checked_as_one() -> None:
     assert re.fullmatch(pattern, "WARN") and re.fullmatch(pattern, "abort")
     assert not re.fullmatch(pattern, "panic")
     assert "pattern" not in props["tag"]  # a bracket expression is left to the API server
+    assert "pattern" not in props["note"]  # so is a Unicode class, which ECMA-262 lacks
+    schema = dc.crd_json_schema(crd, "v1")
+    assert all("additionalProperties" not in branch for branch in schema["anyOf"])
+    assert schema["additionalProperties"] is False
 
 
 # -- schemas -----------------------------------------------------------------------------
@@ -642,6 +655,32 @@ def test_of_audit_only_the_privacy_officers_page_is_reachable_through_the_gatewa
     assert "routes /audit/v1/search (PathPrefix) to audit" in found
     assert "routes / (PathPrefix) to audit" in found
     assert "routes /audit/ui (PathPrefix)" not in found
+
+
+def test_the_cilium_component_adds_only_the_api_the_node_dns_and_the_gateway() -> None:
+    production_on_cilium = dc.render_variant("production+cilium")
+    cilium = [d for d in production_on_cilium if d["kind"] == "CiliumNetworkPolicy"]
+    assert {d["metadata"]["name"] for d in cilium} == {
+        "kubernetes-api",
+        "kubernetes-api-entity-operator",
+        "node-local-dns",
+        "public-from-cilium-gateway",
+    }
+    assert dc.check_network(production_on_cilium, "production") == []
+    api = find(production_on_cilium, "CiliumNetworkPolicy", "kubernetes-api")
+    api["spec"]["egress"][0]["toEntities"].append("world")
+    dns = find(production_on_cilium, "CiliumNetworkPolicy", "node-local-dns")
+    del dns["spec"]["egress"][1]["toPorts"]
+    gateway = find(production_on_cilium, "CiliumNetworkPolicy", "public-from-cilium-gateway")
+    gateway["spec"]["endpointSelector"]["matchExpressions"][0]["values"].append("intake")
+
+    found = problems(dc.check_network(production_on_cilium, "production"))
+
+    assert "CiliumNetworkPolicy/kubernetes-api: lets pods reach the entity world" in found
+    assert "CiliumNetworkPolicy/node-local-dns: an egress rule without toPorts" in found
+    assert "lets Cilium's Gateway reach ['audit', 'intake', 'notification', 'pseudonymiser']" in (
+        found
+    )
 
 
 def test_the_gateway_listens_on_https_for_this_namespace_only(production: list[Manifest]) -> None:

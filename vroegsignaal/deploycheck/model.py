@@ -136,7 +136,13 @@ CUSTOM_GROUPS = (
     "keda.sh",
     "monitoring.coreos.com",
     "gateway.networking.k8s.io",
+    "cilium.io",
 )
+
+
+# Overlays rendered with a component added, checked as the overlay itself is: name ->
+# (overlay, components). Production on Cilium.
+VARIANTS = {"production+cilium": ("production", ("cilium",))}
 
 
 SKIP_ANNOTATION = re.compile(r"^checkov\.io/skip\d+$")
@@ -165,7 +171,7 @@ NOT_CHECKED = (
     "table the local broker enforces (vroegsignaal/provision/kafka_access.py), which is kept "
     "to the handlers by hand and proven by the tests that run every service under it",
     "what the CNI makes of the network policies: on Cilium an ipBlock does not match the "
-    "API server or a node's own address (docs/operator.md, 'Network policies on Cilium')",
+    "API server or a node's own address (components/cilium, checked, says it by entity)",
     "what the Gateway API leaves to its controller: the pseudonymiser's 8 MiB bodies and "
     "the inbox's unbuffered event stream (docs/operator.md, prerequisites)",
     "that the Gateway's proxies run in the namespace labelled vroegsignaal.nl/gateway=true, "

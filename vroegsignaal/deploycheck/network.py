@@ -64,6 +64,42 @@ def _route_problems(route: Manifest) -> list[str]:
     return problems
 
 
+# What a CiliumNetworkPolicy (components/cilium) may add to the plain policies: the
+# Kubernetes API, a node's own address and NodeLocal DNS out, Cilium's Gateway in.
+CILIUM_EGRESS_ENTITIES = {"kube-apiserver", "host"}
+CILIUM_INGRESS_ENTITIES = {"ingress"}
+
+
+def _cilium_problems(policy: Manifest) -> list[str]:
+    problems = []
+    spec = policy["spec"]
+    for rule in spec.get("egress") or []:
+        for entity in set(rule.get("toEntities") or []) - CILIUM_EGRESS_ENTITIES:
+            problems.append(f"lets pods reach the entity {entity}")
+        for cidr in set(rule.get("toCIDR") or []) - {NODE_LOCAL_DNS}:
+            problems.append(f"lets pods reach {cidr}")
+        if rule.get("toCIDRSet") or rule.get("toFQDNs") or rule.get("toEndpoints"):
+            problems.append("adds egress beyond the API, the node and NodeLocal DNS")
+        ports = {
+            str(p.get("port")) for to in rule.get("toPorts") or [] for p in to.get("ports") or []
+        }
+        if not ports:
+            problems.append("an egress rule without toPorts allows every port")
+    for rule in spec.get("ingress") or []:
+        for entity in set(rule.get("fromEntities") or []) - CILIUM_INGRESS_ENTITIES:
+            problems.append(f"lets the entity {entity} in")
+        if rule.get("fromEndpoints") or rule.get("fromCIDR") or rule.get("fromCIDRSet"):
+            problems.append("adds ingress beyond Cilium's Gateway")
+        selected = (spec.get("endpointSelector") or {}).get("matchExpressions") or []
+        names = {v for e in selected for v in e.get("values") or []}
+        if not names or not names <= set(FROM_GATEWAY):
+            problems.append(
+                f"lets Cilium's Gateway reach {sorted(names) or 'every pod'}: only "
+                + ", ".join(FROM_GATEWAY)
+            )
+    return problems
+
+
 def _gateway_problems(gateway: Manifest) -> list[str]:
     """Every listener HTTPS, terminated with a certificate, taking routes of this
     namespace only."""
@@ -109,6 +145,8 @@ def check_network(docs: Sequence[Manifest], label: str = "") -> list[Finding]:
             if kind == "Gateway"
             else ["an Ingress: routes go through the Gateway (gateway.yaml)"]
             if kind == "Ingress"
+            else _cilium_problems(doc)
+            if kind == "CiliumNetworkPolicy"
             else []
         )
         for issue in problems:

@@ -14,7 +14,7 @@ import yaml
 from vroegsignaal.deploycheck.alerts import check_alerts, check_dashboard
 from vroegsignaal.deploycheck.connections import check_connections
 from vroegsignaal.deploycheck.kafka import check_kafka, check_kafka_login, describe_kafka
-from vroegsignaal.deploycheck.manifests import Manifest
+from vroegsignaal.deploycheck.manifests import Manifest, ident
 from vroegsignaal.deploycheck.model import (
     COMPOSE_FILE,
     DOCKERFILE,
@@ -25,6 +25,7 @@ from vroegsignaal.deploycheck.model import (
     PLACEHOLDER,
     SIMULATOR_USER,
     TOOLS,
+    VARIANTS,
     Finding,
     Report,
 )
@@ -42,6 +43,7 @@ from vroegsignaal.deploycheck.tools import (
     describe_skips,
     is_custom,
     render,
+    render_variant,
     run_checkov,
     validate_compose,
     validate_core,
@@ -141,6 +143,21 @@ def run(*, strict_production: bool = False) -> Report:
         report.say("  skipped, each with the reason written in the manifest:")
         for line in describe_skips(skips):
             report.say(f"    {line}")
+
+        for variant in VARIANTS:
+            docs = render_variant(variant)
+            overlay = VARIANTS[variant][0]
+            found, per_kind = validate_custom(docs, workdir, variant.replace("+", "-"))
+            found += rules(docs, overlay)
+            added = [d for d in docs if ident(d) not in {ident(x) for x in rendered[overlay]}]
+            report.add(found)
+            report.say(
+                f"overlays/{overlay} with {', '.join(VARIANTS[variant][1])} (components/): "
+                f"{len(added)} objects added, against their CRDs and every rule: "
+                f"{'FAIL' if found else 'ok'}"
+            )
+            for finding in found:
+                report.say(f"  FAIL {finding}")
 
         found = report.add(validate_compose())
         compose = yaml.safe_load(COMPOSE_FILE.read_text())

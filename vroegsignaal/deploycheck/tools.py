@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from vroegsignaal.deploycheck.model import (
     KUBERNETES_VERSION,
     SKIP_ANNOTATION,
     TOOLS,
+    VARIANTS,
     Finding,
 )
 
@@ -46,6 +48,35 @@ def render(overlay: str) -> list[Manifest]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"kustomize build overlays/{overlay} failed:\n{done.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def render_variant(name: str) -> list[Manifest]:
+    """An overlay rendered with components added (VARIANTS), as an operator would list
+    them in its `components`: a kustomization written for it beside the overlays
+    (deploy/k8s/.variants/, git-ignored), so every path stays inside the tree."""
+    overlay, components = VARIANTS[name]
+    here = K8S / ".variants" / name.replace("+", "-")
+    here.mkdir(parents=True, exist_ok=True)
+    (here / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [f"../../overlays/{overlay}"],
+                "components": [f"../../components/{c}" for c in components],
+            },
+            sort_keys=False,
+        )
+    )
+    done = subprocess.run(
+        [str(_tool("bin", "kustomize")), "build", str(here)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"kustomize build of {name} failed:\n{done.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
@@ -103,16 +134,28 @@ def crd_json_schema(crd: Manifest, version: str) -> dict[str, Any]:
     return result
 
 
-def _strict(node: Any) -> Any:
+_COMBINATORS = ("anyOf", "oneOf", "allOf", "not")
+
+
+def _strict(node: Any, branch: bool = False) -> Any:
+    """`branch`: a schema under anyOf/oneOf/allOf/not, which names some properties to
+    require them (Cilium: ingress or egress), not to forbid the others."""
     if isinstance(node, list):
-        return [_strict(item) for item in node]
+        return [_strict(item, branch) for item in node]
     if not isinstance(node, dict):
         return node
     if node.get("x-kubernetes-int-or-string"):
         return {"anyOf": [{"type": "integer"}, {"type": "string"}]}
-    out = {key: _strict(value) for key, value in node.items() if key != "default"}
-    if isinstance(out.get("pattern"), str) and "(?i)" in out["pattern"]:
-        caseless = _caseless(out["pattern"])
+    out = {
+        key: _strict(value, key in _COMBINATORS) for key, value in node.items() if key != "default"
+    }
+    pattern = out.get("pattern")
+    if isinstance(pattern, str) and re.search(r"\\[pP]", pattern):
+        # A Go (RE2) Unicode class (\PC: no control characters), which JSON Schema's
+        # ECMA-262 patterns cannot say without their unicode flag: left to the API server.
+        del out["pattern"]
+    elif isinstance(pattern, str) and "(?i)" in pattern:
+        caseless = _caseless(pattern)
         if caseless is None:
             del out["pattern"]
         else:
@@ -121,6 +164,7 @@ def _strict(node: Any) -> Any:
         out["type"] = [out["type"], "null"]
     if (
         "properties" in out
+        and not branch
         and "additionalProperties" not in out
         and not out.get("x-kubernetes-preserve-unknown-fields")
     ):
