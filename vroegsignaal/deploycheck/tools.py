@@ -40,14 +40,18 @@ def _tool(*parts: str) -> Path:
 
 def render(overlay: str) -> list[Manifest]:
     """The overlay as kustomize renders it, one dict per object."""
+    return _kustomize(K8S / "overlays" / overlay, f"overlays/{overlay}")
+
+
+def _kustomize(directory: Path, what: str) -> list[Manifest]:
     done = subprocess.run(
-        [str(_tool("bin", "kustomize")), "build", str(K8S / "overlays" / overlay)],
+        [str(_tool("bin", "kustomize")), "build", str(directory)],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"kustomize build overlays/{overlay} failed:\n{done.stderr.strip()}")
+        raise RuntimeError(f"kustomize build {what} failed:\n{done.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
@@ -69,15 +73,7 @@ def render_variant(name: str) -> list[Manifest]:
             sort_keys=False,
         )
     )
-    done = subprocess.run(
-        [str(_tool("bin", "kustomize")), "build", str(here)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"kustomize build of {name} failed:\n{done.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return _kustomize(here, name)
 
 
 def is_custom(doc: Manifest) -> bool:
