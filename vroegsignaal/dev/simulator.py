@@ -10,6 +10,7 @@ message is malformed, to show the dead-letter path.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from aiokafka.errors import KafkaTimeoutError
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -32,7 +34,9 @@ from vroegsignaal.partner.rows import SourceRow
 
 WIJKEN = tuple(f"WK0999{n:02d}" for n in range(1, 9))
 FIRST_NAMES = ("Anouk", "Bram", "Chaima", "Daan", "Emre", "Fleur", "Gijs", "Hanna", "Ilse", "Joris")
+log = logging.getLogger(__name__)
 TICK_SECONDS = 0.2  # at most five batches a second, however high the rate
+SEND_TRIES = 8
 LAST_NAMES = ("de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos")
 
 
@@ -106,6 +110,21 @@ class Municipality:
         )
 
 
+async def _sent(producer: PartnerProducer, rows: list[SourceRow], summary: Summary) -> None:
+    """One partner's batch, sent again while Kafka does not take it in time (a broker
+    busy under a backlog), as a partner runs `partner send` again: the rows keep their
+    event ids, so intake takes each once."""
+    for attempt in range(1, SEND_TRIES + 1):
+        try:
+            await producer.send_rows(rows, summary)
+            return
+        except KafkaTimeoutError:
+            if attempt == SEND_TRIES:
+                raise
+            log.warning("a partner's batch timed out at Kafka (try %d); sending it again", attempt)
+            await asyncio.sleep(min(30.0, 2.0**attempt))
+
+
 async def run(
     settings: Settings,
     *,
@@ -161,7 +180,7 @@ async def run(
                         partner, row = town.next_row()
                         batches.setdefault(partner, []).append(row)
                 await asyncio.gather(
-                    *(producers[p].send_rows(rows, summary) for p, rows in batches.items()),
+                    *(_sent(producers[p], rows, summary) for p, rows in batches.items()),
                     *(
                         brokers[p].publish(
                             b'{"schema_version": 1, "not": "a signal"', topics.partner(p)
