@@ -327,8 +327,9 @@ def report(result: dict[str, Any], ceilings: dict[str, float] | None) -> str:
     """The table for the README: per hop its rate and its share of the raw ceiling."""
     consume = (ceilings or {}).get("consume_commit_per_second")
     lines = [
-        f"{result['rows']:,} registrations end to end in {result['seconds']:.0f} s: "
-        f"{result['end_to_end_per_second']:,.0f}/s",
+        f"{result['rows']:,} rows sent by the partners, {result['hops']['intake']['messages']:,} "
+        "of them new registrations (a row a partner had sent already is not sent again), "
+        f"end to end in {result['seconds']:.0f} s: {result['end_to_end_per_second']:,.0f}/s",
         "| hop | messages | sustained /s | of the consume ceiling | peak RSS |",
         "|---|---|---|---|---|",
     ]
