@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     )
     oidc_audience: str = Field(default="vroegsignaal", description="Required `aud` of tokens.")
     oidc_client_id: str = Field(default="vroegsignaal-inbox", description="The inbox's client id.")
+    oidc_scope: str = Field(
+        default="openid profile email",
+        description="The scopes the browser asks the issuer for. With Microsoft Entra ID add "
+        "the API's own (api://<app>/access): without it the access token is for Microsoft "
+        "Graph, not for vroegsignaal.",
+    )
     issuer_port: int = 8106
     issuer_key_file: Path | None = Field(
         default=None, description="The local demo issuer's signing key (make run and tests only)."

@@ -102,7 +102,13 @@ def build_web(
     units = store.units(lambda: runtime.pool, runtime.audit)
 
     async def config(request: Request) -> Response:
-        return JSONResponse({"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id})
+        return JSONResponse(
+            {
+                "issuer": settings.oidc_issuer,
+                "client_id": settings.oidc_client_id,
+                "scope": settings.oidc_scope,
+            }
+        )
 
     async def me(request: Request, principal: Principal) -> Response:
         return JSONResponse(

@@ -101,6 +101,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
                 "issuer": settings.oidc_issuer,
                 "client_id": settings.oidc_client_id,
                 "audience": settings.oidc_audience,
+                "scope": settings.oidc_scope,
             }
         )
 

@@ -18,7 +18,7 @@ async function challengeOf(verifier) {
 }
 
 export class Session {
-  // configUrl answers {issuer, client_id}; the page at redirectPath handles the answer.
+  // configUrl answers {issuer, client_id, scope}; the page at redirectPath handles the answer.
   constructor({ configUrl, redirectPath, onLoggedOut }) {
     this.configUrl = configUrl;
     this.redirectUri = `${location.origin}${redirectPath}`;
@@ -49,7 +49,8 @@ export class Session {
       response_type: "code",
       client_id: this.config.client_id,
       redirect_uri: this.redirectUri,
-      scope: "openid profile email",
+      // The issuer's scopes for this deployment (VS_OIDC_SCOPE: with Entra ID, the API's).
+      scope: this.config.scope || "openid profile email",
       state,
       code_challenge: await challengeOf(verifier),
       code_challenge_method: "S256",

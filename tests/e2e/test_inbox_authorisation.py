@@ -623,7 +623,11 @@ async def test_every_role_gets_exactly_what_rule_11_allows_and_every_refusal_is_
         if live.status_code != 200 or events[:1] != ["event: ready"]:
             failures.append(f"the short-lived stream: {live.status_code} {events}")
         config = await http.get(f"{base}/api/config")
-        if config.status_code != 200 or config.json().get("audience") != settings.oidc_audience:
+        if (
+            config.status_code != 200
+            or config.json().get("audience") != settings.oidc_audience
+            or config.json().get("scope") != settings.oidc_scope
+        ):
             failures.append(f"GET /api/config without a token: {config.status_code} {config.text}")
     failures += await audit_problems(world, cases)
     assert not failures, f"{len(failures)} of {len(cases) + 1} cases failed:\n" + "\n".join(
