@@ -424,16 +424,13 @@ async def test_an_outbox_that_cannot_publish_says_how_much_waits(settings: Setti
                 await enqueue(conn, topic, audit_event())
         await relay.start()
 
-        def waiting() -> float | None:
-            return REGISTRY.get_sample_value("vroegsignaal_outbox_pending", {"service": "intake"})
+        async def counted() -> bool:
+            labels = {"service": "intake"}
+            return REGISTRY.get_sample_value("vroegsignaal_outbox_pending", labels) == 3
 
-        await eventually(lambda: _async(waiting() == 3), timeout=10)
+        await eventually(counted, timeout=10)
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox") == 3
     finally:
         await relay.stop()
         await pool.close()
-
-
-async def _async(value: bool) -> bool:
-    return value

@@ -13,7 +13,8 @@ from shared.service import ShutdownBudget
 async def test_the_steps_share_one_budget_and_the_late_ones_are_left(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    budget = ShutdownBudget("intake", seconds=0.3)
+    # Margins far above the loop's delays on a loaded machine: the quick step has 1.5 s.
+    budget = ShutdownBudget("intake", seconds=2.0, reserve=0.5)
     done: list[str] = []
 
     async def quick() -> None:
@@ -56,7 +57,7 @@ async def test_a_failing_step_does_not_stop_the_next() -> None:
 async def test_what_releases_runs_even_when_the_waiting_spent_the_budget() -> None:
     """The producer and the pools are closed however long the waiting took: a process
     that skipped them would hang on what it still holds until it is killed."""
-    budget = ShutdownBudget("matching", seconds=0.3, reserve=0.1)
+    budget = ShutdownBudget("matching", seconds=1.0, reserve=0.3)
     done: list[str] = []
 
     async def hanging() -> None:
