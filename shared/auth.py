@@ -114,12 +114,14 @@ class TokenVerifier:
         leeway_seconds: int = 30,
         algorithms: Collection[str] = ("ES256", "RS256", "PS256", "EdDSA"),
         min_refresh_seconds: float = 10,
+        user_claim: str = "sub",
     ) -> None:
         unsafe = FORBIDDEN_ALGORITHMS.intersection(algorithms)
         if unsafe:
             raise ValueError(f"algorithms {sorted(unsafe)} are not safe for bearer tokens")
         self.issuer = issuer
         self.audience = audience
+        self.user_claim = user_claim
         self.algorithms = tuple(algorithms)
         self.cache_seconds = cache_seconds
         self.leeway_seconds = leeway_seconds
@@ -168,7 +170,7 @@ class TokenVerifier:
         except (JoseError, ValueError, TypeError) as exc:
             raise AuthError(401, f"token rejected ({_jose_reason(exc)}): log in again") from None
         self._check_claims(claims)
-        return _principal(claims)
+        return _principal(claims, self.user_claim)
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         rules = JWTClaimsRegistry(
@@ -303,7 +305,7 @@ def _pick(keys: list[_PublishedKey], kid: str | None) -> Key | None:
     return next((k.key for k in keys if k.kid == kid), None)
 
 
-def _principal(claims: Mapping[str, Any]) -> Principal:
+def _principal(claims: Mapping[str, Any], user_claim: str) -> Principal:
     raw_roles = claims.get("roles")
     if isinstance(raw_roles, str):
         raw_roles = [raw_roles]
@@ -313,10 +315,16 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         for r in (raw_roles if isinstance(raw_roles, list) else [])
         if isinstance(r, str) and r in known
     )
-    sub = str(claims["sub"])
+    user_id = _text(claims.get(user_claim))
+    if user_id is None:
+        raise AuthError(
+            401,
+            f"token lacks the claim {user_claim!r} that names the worker as the partners' "
+            "registrations do: the issuer must include it (or set VS_OIDC_USER_CLAIM)",
+        )
     return Principal(
-        user_id=sub,
-        name=_text(claims.get("name")) or sub,
+        user_id=user_id,
+        name=_text(claims.get("name")) or user_id,
         roles=roles,
         organisation=_text(claims.get("org")),
         email=_text(claims.get("email")),

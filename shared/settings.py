@@ -177,6 +177,14 @@ class Settings(BaseSettings):
         "the API's own (api://<app>/access): without it the access token is for Microsoft "
         "Graph, not for vroegsignaal.",
     )
+    oidc_user_claim: str = Field(
+        default="sub",
+        min_length=1,
+        description="The token claim naming the person as the partners' registrations do (the "
+        "worker id). The demo issuer puts it in `sub`; a municipality's provider usually has "
+        "its own subject ids, so map the worker id to a claim of its own (Keycloak realm "
+        "export: `worker_id`).",
+    )
     issuer_port: int = 8106
     issuer_key_file: Path | None = Field(
         default=None, description="The local demo issuer's signing key (make run and tests only)."

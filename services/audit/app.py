@@ -120,7 +120,9 @@ def create_app(settings: Settings) -> ASGIApp:
             ("/audit/v1/consistency", consistency),
         ]
 
-    verifier = TokenVerifier(settings.oidc_issuer, settings.oidc_audience)
+    verifier = TokenVerifier(
+        settings.oidc_issuer, settings.oidc_audience, user_claim=settings.oidc_user_claim
+    )
     service, runtime = build_service(NAME, Path(__file__).parent, settings, register)
     runtime.on_close(verifier.aclose)
     return Combined(

@@ -41,7 +41,9 @@ def create_app(settings: Settings) -> ASGIApp:
 
         return [("/matches/summary", summary)]
 
-    verifier = TokenVerifier(settings.oidc_issuer, settings.oidc_audience)
+    verifier = TokenVerifier(
+        settings.oidc_issuer, settings.oidc_audience, user_claim=settings.oidc_user_claim
+    )
     service, runtime = build_service(
         NAME, Path(__file__).parent, settings, register, uses_keystore=True
     )

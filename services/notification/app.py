@@ -41,7 +41,9 @@ def create_app(settings: Settings) -> ASGIApp:
         if settings.smtp_host
         else None
     )
-    verifier = TokenVerifier(settings.oidc_issuer, settings.oidc_audience)
+    verifier = TokenVerifier(
+        settings.oidc_issuer, settings.oidc_audience, user_claim=settings.oidc_user_claim
+    )
     bus = AlertBus(settings.database_url)
 
     def register(runtime: ServiceRuntime) -> Routes:

@@ -159,6 +159,31 @@ async def test_unknown_roles_are_ignored_and_optional_claims_may_be_absent(
     assert (principal.name, principal.organisation, principal.email) == ("someone", None, None)
 
 
+async def test_the_worker_id_comes_from_the_configured_claim_and_its_absence_is_refused(
+    issuer: Issuer,
+) -> None:
+    """A provider with its own subject ids (Keycloak's are UUIDs) names the worker as the
+    partners do in another claim; a token without that claim names no one."""
+    key = load_signing_key(issuer.key_file)
+    header = {"alg": "ES256", "kid": issuer.kid}
+    mapped = jwt.encode(
+        header,
+        issuer.claims(sub="5f0c8a4e-keycloak-uuid", worker_id="jgz-voorbeeldrade-1"),
+        key,
+    )
+    unmapped = jwt.encode(header, issuer.claims(sub="5f0c8a4e-keycloak-uuid"), key)
+    checker = TokenVerifier(issuer.url, AUDIENCE, user_claim="worker_id")
+    try:
+        principal = await checker.verify(mapped)
+        missing = await refused(checker, unmapped)
+    finally:
+        await checker.aclose()
+
+    assert (principal.user_id, principal.name) == ("jgz-voorbeeldrade-1", "jgz-voorbeeldrade-1")
+    assert missing.status == 401
+    assert "'worker_id'" in str(missing) and "VS_OIDC_USER_CLAIM" in str(missing)
+
+
 async def test_an_expired_token_is_refused_but_clock_skew_within_the_leeway_is_not(
     issuer: Issuer, verifier: TokenVerifier
 ) -> None:

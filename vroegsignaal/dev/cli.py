@@ -77,16 +77,19 @@ def dev_down() -> None:
 
 @dev.command("prepare")
 def dev_prepare() -> None:
-    """Check Java and resolve Kafka's jars once, so later starts need no network."""
+    """Check Java, resolve Kafka's jars and Keycloak's server (the tests' identity
+    provider) once, so later starts need no network."""
 
     from vroegsignaal.dev.stack.kafka import ensure_jars, java_binary
+    from vroegsignaal.dev.stack.keycloak import ensure_keycloak
 
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        typer.echo("KAFKA_BOOTSTRAP_SERVERS is set: no local Kafka needed")
-        return
     try:
         java_binary()
-        typer.echo(f"Kafka jars in {ensure_jars()}")
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            typer.echo("KAFKA_BOOTSTRAP_SERVERS is set: no local Kafka needed")
+        else:
+            typer.echo(f"Kafka jars in {ensure_jars()}")
+        typer.echo(f"Keycloak in {ensure_keycloak()}")
     except StackError as exc:
         raise fail(str(exc)) from None
 

@@ -101,6 +101,17 @@ def java_binary() -> str:
     return java
 
 
+def maven_binary(what: str, otherwise: str = "") -> str:
+    """Maven, which resolves `what` from Maven Central on the first start."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError(
+            f"Maven (mvn) not found: the first start resolves {what} from Maven Central. "
+            f"Install it (apt-get install maven){', ' + otherwise if otherwise else ''}."
+        )
+    return mvn
+
+
 def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     """The directory holding Kafka's runtime jars, resolved through Maven on first use."""
     home = cache_root() / f"kafka-{version}"
@@ -108,12 +119,7 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     marker = home / ".complete"
     if marker.exists():
         return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError(
-            "Maven (mvn) not found: the first start resolves Kafka's jars from Maven Central. "
-            "Install it (apt-get install maven), or point KAFKA_BOOTSTRAP_SERVERS at a cluster."
-        )
+    mvn = maven_binary("Kafka's jars", "or point KAFKA_BOOTSTRAP_SERVERS at a cluster")
     home.mkdir(parents=True, exist_ok=True)
     if libs.exists():
         shutil.rmtree(libs)
