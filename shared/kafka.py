@@ -19,6 +19,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram512
@@ -47,7 +48,8 @@ HANDLER_FAILURES = Counter(
 )
 CA_EXPIRY = Gauge(
     "vroegsignaal_kafka_ca_expiry_timestamp_seconds",
-    "When the first Kafka CA certificate this process trusts expires (read at its start)",
+    "When the last of the Kafka CA certificates this process trusts expires (its CA file "
+    "is read again every minute)",
 )
 
 
@@ -208,26 +210,79 @@ class KafkaSecurityError(ValueError):
 
 
 def _tls(settings: Settings) -> ssl.SSLContext:
-    try:
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None
-        )
-    except (OSError, ssl.SSLError) as exc:
-        raise KafkaSecurityError(
-            f"cannot read the Kafka CA file {settings.kafka_ca_file}: {exc}; "
-            "set VS_KAFKA_CA_FILE to the brokers' CA certificate (PEM)"
-        ) from None
-    if settings.kafka_ca_file:
-        CA_EXPIRY.set(ca_expiry(settings.kafka_ca_file).timestamp())
-    return context
+    if settings.kafka_ca_file is None:
+        return ssl.create_default_context()
+    return kafka_trust(settings.kafka_ca_file).context
 
 
-def ca_expiry(path: Path) -> datetime:
-    """When the first of the CA certificates in `path` (PEM) expires. A process reads
-    the file when it starts: after the cluster CA is renewed it trusts the old one until
-    it restarts, and the alert on this (deploy/k8s/base/alerts.yaml) says so in time."""
-    certificates = x509.load_pem_x509_certificates(path.read_bytes())
-    return min(c.not_valid_after_utc for c in certificates)
+class KafkaTrust:
+    """The brokers' CA certificates one process trusts: one TLS context, shared by all
+    its Kafka clients, from the CA file (Strimzi's `ca.crt`, mounted from its Secret).
+
+    `refresh` reads the file again and adds any certificate not yet trusted to that same
+    context, keeping the earlier ones: when Strimzi renews or replaces its cluster CA
+    (the kubelet updates the mounted file) and then rolls the brokers, each new connection
+    verifies brokers under the old CA and under the new one, without a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Only these CAs: not the system's public ones (create_default_context would add
+        # them when given no file); hostname checks and TLS 1.2+ as by default.
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._trusted: dict[bytes, x509.Certificate] = {}
+        added = self.refresh()
+        if not added:
+            raise KafkaSecurityError(
+                f"the Kafka CA file {path} holds no certificate; "
+                "set VS_KAFKA_CA_FILE to the brokers' CA certificate (PEM)"
+            )
+
+    def refresh(self) -> list[x509.Certificate]:
+        """Trust what the file holds now besides what was trusted; the certificates added."""
+        try:
+            certificates = x509.load_pem_x509_certificates(self.path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise KafkaSecurityError(
+                f"cannot read the Kafka CA file {self.path}: {exc}; "
+                "set VS_KAFKA_CA_FILE to the brokers' CA certificate (PEM)"
+            ) from None
+        added = [c for c in certificates if c.fingerprint(hashes.SHA256()) not in self._trusted]
+        if added:
+            pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in added)
+            try:
+                self.context.load_verify_locations(cadata=pem.decode("ascii"))
+            except ssl.SSLError as exc:
+                raise KafkaSecurityError(
+                    f"the Kafka CA file {self.path} holds a certificate TLS cannot use: {exc}"
+                ) from None
+            self._trusted.update((c.fingerprint(hashes.SHA256()), c) for c in added)
+            CA_EXPIRY.set(self.expiry().timestamp())
+        return added
+
+    def expiry(self) -> datetime:
+        """When the last of the trusted CA certificates expires."""
+        return max(c.not_valid_after_utc for c in self._trusted.values())
+
+    async def watch(self) -> None:
+        """One pass of the periodic re-read (ServiceRuntime.every)."""
+        for certificate in await asyncio.to_thread(self.refresh):
+            log.info(
+                "now also trusting the Kafka CA %s (valid until %s) from %s",
+                certificate.subject.rfc4514_string(),
+                certificate.not_valid_after_utc.isoformat(timespec="seconds"),
+                self.path,
+            )
+
+
+_TRUST: dict[Path, KafkaTrust] = {}
+
+
+def kafka_trust(path: Path) -> KafkaTrust:
+    """The process's trust for the CA file at `path` (made on first use)."""
+    if path not in _TRUST:
+        _TRUST[path] = KafkaTrust(path)
+    return _TRUST[path]
 
 
 def _scram(settings: Settings) -> tuple[str, str]:

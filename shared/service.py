@@ -40,6 +40,7 @@ from shared.kafka import (
     RetryBackoff,
     check_reachable,
     create_broker,
+    kafka_trust,
 )
 from shared.keystore import Kek, KeyStore
 from shared.outbox import EVENT_TYPE_HEADER, OutboxRelay
@@ -384,6 +385,12 @@ def build_service(
     )
     routes = register(runtime)
     runtime.subscribe()
+    if settings.kafka_ca_file and settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        runtime.every(
+            settings.kafka_ca_refresh_seconds,
+            "re-reading the Kafka CA file",
+            kafka_trust(settings.kafka_ca_file).watch,
+        )
 
     async def open_store() -> None:
         # Kafka first: a start that fails here ends the process (to be started again);

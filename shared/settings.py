@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     kafka_ca_file: Path | None = Field(
         default=None, description="CA certificate(s) of the brokers (Strimzi's cluster CA)."
     )
+    kafka_ca_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a service reads the CA file again: a renewed cluster CA is "
+        "trusted beside the earlier one without a restart.",
+    )
     topic_prefix: str = Field(
         default="",
         description="Prepended to every topic name, to share one cluster between environments.",

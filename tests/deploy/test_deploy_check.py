@@ -956,6 +956,26 @@ def test_another_layout_of_the_same_login_passes(production: list[Manifest]) -> 
     assert dc.check_kafka_login(production, "production") == []
 
 
+def test_a_ca_mounted_by_sub_path_is_caught(production: list[Manifest]) -> None:
+    # A subPath mount is frozen at the container's start: a renewed CA never arrives.
+    spec = find(production, "Deployment", "audit")["spec"]["template"]["spec"]
+    spec["volumes"].append(
+        {"name": "kafka-ca", "secret": {"secretName": "vroegsignaal-cluster-ca-cert"}}
+    )
+    container(production, "audit")["volumeMounts"].append(
+        {"name": "kafka-ca", "mountPath": "/run/kafka-ca.crt", "subPath": "ca.crt"}
+    )
+    set_env(production, "audit", "VS_KAFKA_CA_FILE", "/run/kafka-ca.crt")
+
+    found = login_problems(production, "production")
+
+    assert (
+        "container audit: VS_KAFKA_CA_FILE /run/kafka-ca.crt is mounted by subPath: the "
+        "kubelet never updates such a file"
+    ) in found
+    assert "container notification: VS_KAFKA_CA_FILE" not in found
+
+
 def test_the_network_must_let_each_client_reach_its_listener(dev: list[Manifest]) -> None:
     egress = find(dev, "NetworkPolicy", "services-to-kafka-and-postgres")
     egress["spec"]["egress"][0]["ports"][0]["port"] = 9092  # a stale port

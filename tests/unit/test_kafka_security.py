@@ -3,10 +3,12 @@ a Strimzi KafkaUser; a setting that cannot work is one clear error naming it."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ssl
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,60 @@ from cryptography.x509.oid import NameOID
 from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import REGISTRY
 
-from shared.kafka import KafkaSecurityError, broker_security, ca_expiry, client_options
+from shared.kafka import KafkaSecurityError, broker_security, client_options, kafka_trust
+from shared.service import build_service
 from shared.settings import Settings
 
 
-def ca_pem(name: str = "cluster-ca", expires: dt.datetime | None = None) -> bytes:
-    """A self-signed CA certificate (PEM), as Strimzi's cluster CA would be mounted."""
+@dataclass(frozen=True)
+class Ca:
+    """A CA as Strimzi's cluster CA: its certificate (what services trust) and its key."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, tmp_path: Path, host: str = "localhost") -> ssl.SSLContext:
+        """A broker's TLS server context with a certificate for `host` signed here."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        cert_file, key_file = tmp_path / f"{id(cert)}.crt", tmp_path / f"{id(cert)}.key"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert_file, key_file)
+        return server
+
+
+CA_KEY_USAGE = dict.fromkeys(
+    ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+     "encipher_only", "decipher_only"),
+    False,
+) | {"digital_signature": True, "key_cert_sign": True, "crl_sign": True}  # fmt: skip
+
+
+def make_ca(name: str = "cluster-ca", expires: dt.datetime | None = None) -> Ca:
+    """A self-signed CA certificate, as Strimzi's cluster CA would be mounted."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     until = expires or dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
@@ -32,39 +82,90 @@ def ca_pem(name: str = "cluster-ca", expires: dt.datetime | None = None) -> byte
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(until - dt.timedelta(days=365))
+        .not_valid_before(min(until, dt.datetime.now(dt.UTC)) - dt.timedelta(days=365))
         .not_valid_after(until)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(**CA_KEY_USAGE),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return Ca(cert, key)
 
 
 def ca_file(tmp_path: Path) -> Path:
     path = tmp_path / "ca.crt"
-    path.write_bytes(ca_pem())
+    path.write_bytes(make_ca().pem)
     return path
 
 
-def test_the_first_of_the_trusted_cas_to_expire_is_a_metric(tmp_path: Path) -> None:
-    """A service reads the CA when it starts and says when the first certificate it
-    trusts expires: the alert before a renewed CA leaves it behind."""
-    soon = dt.datetime(2027, 1, 15, 12, tzinfo=dt.UTC)
-    later = dt.datetime(2028, 1, 15, 12, tzinfo=dt.UTC)
-    path = tmp_path / "ca.crt"
-    # As during Strimzi's renewal: the new CA beside the old one.
-    path.write_bytes(ca_pem("cluster-ca v1", later) + ca_pem("cluster-ca v0", soon))
-    assert ca_expiry(path) == soon
+async def handshake(client: ssl.SSLContext, server: ssl.SSLContext) -> None:
+    """A TLS connection to a broker-like server on loopback, verified as `localhost`."""
 
+    async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listening = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server)
+    port = listening.sockets[0].getsockname()[1]
+    try:
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client, server_hostname="localhost"
+        )
+        writer.close()
+    finally:
+        listening.close()
+        await listening.wait_closed()
+
+
+async def test_a_renewed_cluster_ca_is_trusted_beside_the_old_one_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Strimzi replaces its CA in the mounted Secret, then rolls the brokers one by one:
+    the running service re-reads the file and verifies brokers under either CA."""
+    old = make_ca("cluster-ca v0", dt.datetime(2027, 1, 15, 12, tzinfo=dt.UTC))
+    new = make_ca("cluster-ca v1", dt.datetime(2028, 1, 15, 12, tzinfo=dt.UTC))
+    stranger = make_ca("someone else's CA")
+    path = tmp_path / "ca.crt"
+    path.write_bytes(old.pem)
     settings = Settings(
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_username="svc-intake",
         kafka_sasl_password="not-a-real-password",
         kafka_ca_file=path,
     )
-    broker_security(settings)
-    gauge = REGISTRY.get_sample_value("vroegsignaal_kafka_ca_expiry_timestamp_seconds")
-    assert gauge == soon.timestamp()
+    security = broker_security(settings)
+    assert isinstance(security, SASLScram512) and security.ssl_context is not None
+    trusted = security.ssl_context
+    # Every Kafka client of the process shares the one context that is refreshed.
+    assert client_options(settings)["ssl_context"] is trusted
+    gauge = "vroegsignaal_kafka_ca_expiry_timestamp_seconds"
+    assert REGISTRY.get_sample_value(gauge) == old.cert.not_valid_after_utc.timestamp()
+    trust = kafka_trust(path)
+
+    await handshake(trusted, old.issue(tmp_path))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await handshake(trusted, new.issue(tmp_path))
+
+    path.write_bytes(new.pem)  # the kubelet swaps the mounted file
+    added = await asyncio.to_thread(trust.refresh)
+    assert [c.subject for c in added] == [new.cert.subject]
+    assert await asyncio.to_thread(trust.refresh) == []  # read again: nothing new
+
+    await handshake(trusted, new.issue(tmp_path))  # a broker rolled to the new CA
+    await handshake(trusted, old.issue(tmp_path))  # one not rolled yet
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await handshake(trusted, stranger.issue(tmp_path))
+    # The alert asks whether any trusted CA outlives the next 21 days: the new one does.
+    assert REGISTRY.get_sample_value(gauge) == new.cert.not_valid_after_utc.timestamp()
+
+
+def test_a_ca_file_without_a_certificate_names_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "empty.crt"
+    path.write_text("not a certificate\n")
+    settings = Settings(kafka_security_protocol="SSL", kafka_ca_file=path)
+    with pytest.raises(KafkaSecurityError, match="VS_KAFKA_CA_FILE"):
+        broker_security(settings)
 
 
 def test_the_local_stack_speaks_plaintext() -> None:
@@ -133,3 +234,17 @@ def test_a_service_with_an_impossible_login_stops_with_one_message(tmp_path: Pat
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("error: VS_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs")
+
+
+def test_a_service_on_tls_reads_its_ca_file_again_while_it_runs(tmp_path: Path) -> None:
+    tls = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="svc-intake",
+        kafka_sasl_password="not-a-real-password",
+        kafka_ca_file=ca_file(tmp_path),
+    )
+    _, runtime = build_service("intake", tmp_path, tls, lambda _runtime: [])
+    _, local = build_service("intake", tmp_path, Settings(), lambda _runtime: [])
+
+    assert "re-reading the Kafka CA file" in [what for what, _ in runtime.background]
+    assert "re-reading the Kafka CA file" not in [what for what, _ in local.background]

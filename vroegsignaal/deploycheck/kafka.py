@@ -210,6 +210,14 @@ def bootstrap_listener(address: str, kafkas: Mapping[str, Manifest]) -> tuple[st
     return f"{address} is not a Strimzi bootstrap service here ({known})"
 
 
+def by_sub_path(container: Manifest, path: str) -> bool:
+    """Whether the file at `path` is a subPath mount (frozen at the container's start)."""
+    return any(
+        mount.get("subPath") and str(mount.get("mountPath", "")).rstrip("/") == path
+        for mount in container.get("volumeMounts") or []
+    )
+
+
 def mounted_secret(spec: Manifest, container: Manifest, path: str) -> tuple[str, str] | None:
     """(Secret, key) whose value the container reads as the file `path`, through a
     secret or projected volume; None when no Secret puts a file there (or it is unclear
@@ -370,6 +378,12 @@ def kafka_logins(
                     problems.append(
                         f"{variable} {path or '(unset)'} must be {what}, key {wanted[1]} of "
                         f"the Secret {wanted[0]} mounted as a file; there is {source}"
+                    )
+                elif variable == "VS_KAFKA_CA_FILE" and path and by_sub_path(container, path):
+                    problems.append(
+                        f"{variable} {path} is mounted by subPath: the kubelet never updates "
+                        "such a file, so a renewed cluster CA would not reach the running "
+                        "service (which reads the file again each minute); mount the directory"
                     )
             findings += [Finding("kafka-login", where, problem) for problem in problems]
             logins.append(KafkaLogin(name, user, bootstrap))
