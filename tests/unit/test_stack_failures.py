@@ -109,3 +109,29 @@ def test_a_partner_command_fails_with_one_message_not_a_stack_trace(tmp_path: Pa
     )  # fmt: skip
     assert missing.returncode == 1
     assert "error: cannot read partner configuration" in missing.stderr
+
+
+def test_a_service_container_gets_its_settings_by_name_and_nothing_of_the_host() -> None:
+    """`dev up --image`: the docker client passes each setting by name from its own
+    environment, so no password or key path is on a command line, and the host's own
+    variables (PATH, HOME) stay out of the container."""
+    from vroegsignaal.dev.devstack import DATA_DIR, container_command
+
+    env = {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "DATABASE_URL": "postgresql://intake:s3cret-password@127.0.0.1:15432/vroegsignaal",
+        "KAFKA_BOOTSTRAP_SERVERS": "localhost:19092",
+        "VS_KAFKA_SASL_PASSWORD_FILE": str(DATA_DIR / "secrets" / "kafka-intake"),
+    }
+
+    command = container_command("intake", ["serve", "intake"], env, "vroegsignaal:local")
+
+    passed = [command[i + 1] for i, arg in enumerate(command) if arg == "--env"]
+    assert passed == ["DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "VS_KAFKA_SASL_PASSWORD_FILE"]
+    assert not any("s3cret-password" in arg for arg in command)
+    assert command[-3:] == ["vroegsignaal:local", "serve", "intake"]
+    for hardening in ("--read-only", "--rm", "--init"):
+        assert hardening in command
+    data = str(DATA_DIR.resolve())
+    assert f"{data}:{data}" in command

@@ -48,6 +48,13 @@ def dev_up(
     bad_every: Annotated[
         int, typer.Option(help="Send a malformed message every N (0: never).")
     ] = 50,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the five services in containers of this image (Docker), e.g. one "
+            "built by deploy/tools/local-image.sh; the rest stays local processes."
+        ),
+    ] = None,
 ) -> None:
     """Start everything in the foreground; Ctrl-C stops it all. Data survives a restart."""
     from shared.db import DatabaseUnavailableError
@@ -55,7 +62,7 @@ def dev_up(
     from vroegsignaal.dev import devstack
 
     try:
-        devstack.up(Settings(), rate=rate, bad_every=bad_every)
+        devstack.up(Settings(), rate=rate, bad_every=bad_every, image=image)
     except (
         StackError,
         PartnerRegistryError,

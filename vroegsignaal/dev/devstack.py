@@ -91,14 +91,46 @@ def service_env(
     return env
 
 
+# What a container gets of a process's environment: its settings, logins and key files;
+# nothing of the host's own (PATH, HOME, ...).
+CONTAINER_ENV = ("VS_", "KAFKA_", "DATABASE_URL", "KEYSTORE_DATABASE_URL", "OTEL_")
+
+
+def container_command(name: str, args: list[str], env: dict[str, str], image: str) -> list[str]:
+    """`docker run` of one service from `image`, as the Kubernetes pod runs it (read-only
+    root, a /tmp of its own, no root) but on the host's network and with the local data
+    directory (its key files, the trace file) at the same path. Each variable is passed by
+    name only: its value comes from the docker client's environment, never a command line."""
+    data = str(DATA_DIR.resolve())
+    passed = sorted(k for k in env if k.startswith(CONTAINER_ENV))
+    return [
+        "docker", "run", "--rm", "--init", "--name", f"vroegsignaal-{name}",
+        "--network", "host", "--read-only", "--tmpfs", "/tmp",  # noqa: S108 - its own tmpfs
+        "--user", f"{os.getuid()}:{os.getgid()}", "--volume", f"{data}:{data}",
+        *[option for key in passed for option in ("--env", key)],
+        image, *args,
+    ]  # fmt: skip
+
+
 def start_process(
-    name: str, args: list[str], env: dict[str, str], logs: Path, run_dir: Path
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    logs: Path,
+    run_dir: Path,
+    image: str | None = None,
 ) -> subprocess.Popen[bytes]:
+    """One process of the stack, or with `image` its container."""
     logs.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    command = (
+        container_command(name, args, env, image)
+        if image
+        else [sys.executable, "-m", "vroegsignaal", *args]
+    )
     with (logs / f"{name}.log").open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vroegsignaal", *args],
+            command,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -152,7 +184,7 @@ def local_mail(settings: Settings, logs: Path, run_dir: Path, supervisor: Superv
     return True
 
 
-def up(settings: Settings, *, rate: float, bad_every: int) -> int:
+def up(settings: Settings, *, rate: float, bad_every: int, image: str | None = None) -> int:
     logs, run_dir = DATA_DIR / "logs", DATA_DIR / "run"
     stopping = False
 
@@ -189,10 +221,12 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             )
             prepare_infrastructure(settings, secrets, infra)
 
-            def launch(name: str, args: list[str], env: dict[str, str]) -> Process:
+            def launch(
+                name: str, args: list[str], env: dict[str, str], image: str | None = None
+            ) -> Process:
                 return supervisor.add(
                     name,
-                    lambda: start_process(name, args, env, logs, run_dir),
+                    lambda: start_process(name, args, env, logs, run_dir, image),
                     str(logs / f"{name}.log"),
                 )
 
@@ -210,7 +244,9 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                             "VS_SMTP_PORT": str(settings.dev_mail_port),
                         }
                     )
-                launch(name, ["serve", name], env)
+                if image:
+                    env["VS_HTTP_HOST"] = settings.http_host  # the image's default is 0.0.0.0
+                launch(name, ["serve", name], env, image)
             for name, proc in supervisor.running():
                 if name in SERVICES:
                     spec = SERVICES[name]
@@ -231,6 +267,8 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
             print(f"  secrets       {secrets.directory}/ (local only; each process gets its own)")
             print(f"  logs          {logs}/")
             print(f"  issuer        {settings.oidc_issuer} (local demo OIDC issuer)")
+            if image:
+                print(f"  image         the services run in containers of {image}")
             if mail:
                 print(f"  e-mail        {DATA_DIR / 'mail'}/ (Maildir of the local SMTP server)")
             inbox = f"{base}:{settings.notification_port}/inbox/"
@@ -266,5 +304,11 @@ def up(settings: Settings, *, rate: float, bad_every: int) -> int:
                 stop_process(proc, timeout=settings.graceful_timeout_seconds + 5)
                 with contextlib.suppress(OSError):
                     (run_dir / f"{name}.pid").unlink()
+            if image:
+                # Docker's client forwards the stop; a container it left behind goes too.
+                containers = [f"vroegsignaal-{name}" for name in SERVICES]
+                subprocess.run(
+                    ["docker", "rm", "--force", *containers], capture_output=True, check=False
+                )
     print("vroegsignaal: stopped; data kept in", DATA_DIR, "('make clean' wipes it)")
     return 0
