@@ -265,8 +265,10 @@ class KafkaTrust:
         return max(c.not_valid_after_utc for c in self._trusted.values())
 
     async def watch(self) -> None:
-        """One pass of the periodic re-read (ServiceRuntime.every)."""
-        for certificate in await asyncio.to_thread(self.refresh):
+        """One pass of the periodic re-read (ServiceRuntime.every). On the event loop's
+        own thread, not a worker's: the context is never changed while a handshake on
+        this thread uses it (the file is a few kilobytes on a local mount)."""
+        for certificate in self.refresh():
             log.info(
                 "now also trusting the Kafka CA %s (valid until %s) from %s",
                 certificate.subject.rfc4514_string(),
