@@ -1,0 +1,59 @@
+"""The registration form's rules in a real browser (shared/static/bsn.js) against the
+partner producer's own: the elfproef, and the month a youth turns 23 in place of the date
+of birth, for many inputs at once."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+
+from services.pseudonymiser.domain import KeyRing
+from shared.contracts import is_valid_bsn, month_of
+from tests.e2e.test_browser_voprf import serving
+from tests.e2e.test_inbox_browser import chromium
+from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.rows import AGE_LIMIT
+
+pytestmark = pytest.mark.e2e
+
+RUN = """async ([bsns, typed, births, today]) => {
+  const r = await import("/lib/bsn.js");
+  return { valid: bsns.map(r.isValidBsn), states: typed.map(r.bsnState),
+           months: births.map(r.ageLimitMonth),
+           registrable: births.map((b) => r.registrable(r.ageLimitMonth(b), today)) };
+}"""
+
+
+async def test_the_forms_rules_are_the_partner_producers() -> None:
+    rng = random.Random(9497)
+    bsns = (
+        [f"{rng.randrange(10**9):09d}" for _ in range(3000)]
+        + synthetic_bsns(200, rng)
+        + ["000000000", "12345678", "1234567890", "12345678a", "", "111222333"]
+    )
+    typed = ["", "9999", "999 99", "abc", "1234567890", "999.999.999", synthetic_bsns(1, rng)[0]]
+    today = date(2026, 12, 2)
+    births = [(today - timedelta(days=rng.randrange(40 * 365))).isoformat() for _ in range(300)] + [
+        "2004-02-29",
+        "2003-12-31",
+        "2004-01-01",
+        "2003-11-30",
+    ]
+
+    async with serving(KeyRing.from_seeds({"k1": bytes(32)}, "k1"), []) as url, chromium() as b:
+        page = await b.new_page()
+        await page.goto(url)
+        got = await page.evaluate(RUN, [bsns, typed, births, today.isoformat()])
+
+    assert got["valid"] == [is_valid_bsn(bsn) for bsn in bsns]
+    assert sum(got["valid"]) >= 200  # the synthetic ones, at least
+    expected_months = [
+        month_of(date(date.fromisoformat(b).year + AGE_LIMIT, date.fromisoformat(b).month, 1))
+        for b in births
+    ]
+    assert got["months"] == expected_months
+    assert got["registrable"] == [m > month_of(today) for m in expected_months]
+    nines = "valid" if is_valid_bsn("999999999") else "invalid"
+    assert got["states"] == ["", "incomplete", "incomplete", "invalid", "invalid", nines, "valid"]
