@@ -54,6 +54,7 @@ class Principal:
     organisation: str | None = None
     email: str | None = None
     expires_at: float | None = None  # the token's `exp` (unix seconds)
+    phone: str | None = None  # the token's `phone_number`
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -328,6 +329,7 @@ def _principal(claims: Mapping[str, Any], user_claim: str) -> Principal:
         roles=roles,
         organisation=_text(claims.get("org")),
         email=_text(claims.get("email")),
+        phone=_text(claims.get("phone_number")),
         expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
     )
 

@@ -120,7 +120,10 @@ async def migrate(
         await conn.execute("SELECT pg_advisory_lock($1)", migrations_lock)
         try:
             authorization = f" AUTHORIZATION {owner}" if owner else ""
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"{authorization}')
+            # Made only where it is missing: a login given its schema by the database's
+            # administrator (the partner's desk) has no right to create one.
+            if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"{authorization}')
             if owner:
                 await conn.execute(f"SET ROLE {owner}")
             await conn.execute(f'SET search_path TO "{schema}"')

@@ -192,6 +192,14 @@ class Settings(BaseSettings):
         "export: `worker_id`).",
     )
     issuer_port: int = 8106
+    desk_port: int = Field(
+        default=8107, description="The partner's registration desk ('vroegsignaal partner desk')."
+    )
+    desk_database_url: str | None = Field(
+        default=None,
+        description="The registration desk's own database (at the partner): a login that owns "
+        "its schema `desk` and reaches nothing else.",
+    )
     issuer_key_file: Path | None = Field(
         default=None, description="The local demo issuer's signing key (make run and tests only)."
     )

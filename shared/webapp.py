@@ -79,6 +79,15 @@ def logged_path(request: Request) -> str:
     return template
 
 
+def unauthenticated(exc: AuthError) -> JSONResponse:
+    """The answer to a request without a valid token: why, and (401) how to authenticate."""
+    return JSONResponse(
+        {"error": str(exc)},
+        exc.status,
+        headers={"WWW-Authenticate": exc.www_authenticate} if exc.status == 401 else None,
+    )
+
+
 class Guard:
     """Wraps an API handler: authenticate the bearer token, run the handler, and audit a
     refusal (Denied) in the service's own outbox."""
@@ -93,13 +102,7 @@ class Guard:
                 principal = await self.verifier.authenticate(request.scope)
             except AuthError as exc:
                 UNAUTHENTICATED.labels(self.runtime.name, str(exc.status)).inc()
-                return JSONResponse(
-                    {"error": str(exc)},
-                    exc.status,
-                    headers={"WWW-Authenticate": exc.www_authenticate}
-                    if exc.status == 401
-                    else None,
-                )
+                return unauthenticated(exc)
             try:
                 return await handler(request, principal)
             except Denied as denied:

@@ -442,6 +442,36 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
             )
         return JSONResponse({"matches": found})
 
+    async def registrations(request: Request, principal: Principal) -> Response:
+        """Which of the worker's own registrations are part of a case, by the number their
+        organisation's producer or desk gave it: the desk shows its workers this."""
+        require(principal, Role.WORKER)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            rows = await store.yours_all(conn, principal.user_id, principal.organisation)
+            found: dict[str, dict[str, str]] = {}
+            for r in rows:
+                opened = await open_one(
+                    runtime.keystore, r["subject"], r["registration_id"], r["yours"]
+                )
+                number = (opened or {}).get("number")
+                # In an open case before a closed one, when it is in several.
+                if number and (number not in found or r["state"] == "open"):
+                    found[number] = {
+                        "number": number,
+                        "match_id": str(r["match_id"]),
+                        "state": r["state"],
+                    }
+            await runtime.audit.record(
+                conn,
+                action=AuditAction.READ,
+                object_type="own-registrations",
+                object_id=principal.user_id,
+                subjects=sorted({r["subject"] for r in rows}),
+                actor=actor(principal),
+                purpose="desk: a worker reads which of their registrations are part of a case",
+            )
+        return JSONResponse({"registrations": list(found.values())})
+
     async def overdue(request: Request, principal: Principal) -> Response:
         """What is past its period, to follow up: a team lead's teams' alerts nobody
         acknowledged in time and who did not; the regie role's the same of teams without
@@ -528,6 +558,7 @@ def build_api(runtime: ServiceRuntime, verifier: TokenVerifier, bus: AlertBus, k
             Route("/api/alerts/stream", endpoint(stream)),
             Route("/api/cases", endpoint(cases)),
             Route("/api/overdue", endpoint(overdue)),
+            Route("/api/registrations", endpoint(registrations)),
             Route("/api/cases/{match_id}", endpoint(case)),
             Route(
                 "/api/cases/{match_id}/acknowledge", endpoint(acknowledge_case), methods=["POST"]

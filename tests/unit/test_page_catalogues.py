@@ -12,12 +12,17 @@ from pathlib import Path
 import pytest
 
 from services.notification.domain import _KEYS
-from shared.contracts import AuditAction, MatchKind
+from shared.contracts import AuditAction, Category, MatchKind, WithdrawalReason
 
 REPO = Path(__file__).resolve().parents[2]
+DESK_APP = (REPO / "vroegsignaal" / "partner" / "desk" / "app.py").read_text()
+# Every refusal code of the desk (`Refused(status, "code", ...)`): the page says each in
+# the worker's language.
+DESK_REFUSALS = set(re.findall(r"\(\s*\d{3},\s*\"([a-z-]+)\"", DESK_APP))
 PAGES = {
     "inbox": REPO / "services" / "notification" / "web",
     "audit": REPO / "services" / "audit" / "web",
+    "desk": REPO / "vroegsignaal" / "partner" / "desk" / "web",
 }
 CALLED = re.compile(r"(?<![\w.])(t|count)\(\s*\"([a-z][a-z0-9.\- ]*)\"")
 MARKED = re.compile(r"data-i18n(?:-[a-z]+)?=\"([^\"]+)\"")
@@ -39,6 +44,15 @@ BUILT = {
     "audit": {
         *(f"action.{a.value}" for a in AuditAction),
         *(f"verification.{s}" for s in ("intact", "problems", "running", "interrupted")),
+        "language.other",
+    },
+    "desk": {
+        *(f"category.{c.value}" for c in Category),
+        *(f"bsn.{s}" for s in ("incomplete", "invalid", "valid")),
+        *(f"withdrawn.{r.value}" for r in WithdrawalReason),
+        *(f"reason.{r.value}" for r in WithdrawalReason),
+        *(f"case.{s}" for s in ("open", "closed")),
+        *(f"error.{code}" for code in DESK_REFUSALS),
         "language.other",
     },
 }

@@ -241,3 +241,47 @@ def partner_keygen() -> None:
         _("id_key (keep secret, partner configuration): {key}").format(key=secrets.token_hex(32))
     )
     typer.echo(_("public key (municipality's partners file): {key}").format(key=public.hex()))
+
+
+@partner_app.command(
+    "desk",
+    help=_(
+        "Run the registration desk: a web page (/registratie/) on which the partners' workers "
+        "register a concern; the BSN is blinded in their browser and never reaches the desk."
+    ),
+)
+def partner_desk(
+    desk_config: Annotated[
+        Path,
+        typer.Option("--desk-config", envvar="VS_DESK_CONFIG", help=_("The desk's configuration.")),
+    ],
+) -> None:
+    import logging
+
+    import uvicorn
+
+    from vroegsignaal.partner.desk.app import create_app
+    from vroegsignaal.partner.desk.config import DeskConfig, DeskConfigError
+
+    settings = Settings()
+    if not settings.desk_database_url:
+        raise fail(
+            _(
+                "VS_DESK_DATABASE_URL is not set: the desk keeps its workers' registrations in "
+                "a database of its own (a login that owns the schema 'desk')"
+            )
+        )
+    try:
+        config = DeskConfig.load(desk_config)
+        config.partner_configs()
+    except DeskConfigError as exc:
+        raise fail(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings, config),
+        host=settings.http_host,
+        port=settings.desk_port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+    )

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 
 from shared.contracts import (
+    Category,
     Contract,
     ErasureRequested,
     SignalRegistered,
@@ -33,6 +34,7 @@ from shared.contracts import (
     SubjectReportRequested,
     Topics,
     WithdrawalReason,
+    WorkerContact,
     keyed_id,
     scoped_id,
 )
@@ -250,13 +252,9 @@ class PartnerProducer:
         sent: list[tuple[SourceRow, uuid.UUID]] = []
         for row, pseudonyms in zip(rows, named, strict=True):
             child = pseudonyms.child
-            signal = SignalRegistered(
-                event_id=event_id(self._id_key, self._config.partner_id, row, child),
-                partner_id=self._config.partner_id,
-                subject=child,
-                parents=pseudonyms.parents,
-                household=pseudonyms.household,
-                organisation=self._config.organisation,
+            signal = self.signal(
+                event_id(self._id_key, self._config.partner_id, row, child),
+                pseudonyms,
                 worker=row.worker,
                 category=row.category,
                 wijk=row.wijk,
@@ -275,6 +273,60 @@ class PartnerProducer:
         await asyncio.gather(*publishing)
         summary.sent += len(publishing)
         return sent
+
+    @property
+    def config(self) -> PartnerConfig:
+        return self._config
+
+    @property
+    def pseudonymiser(self) -> Pseudonymiser:
+        return self._pseudonymiser
+
+    def signal(
+        self,
+        registration: uuid.UUID,
+        pseudonyms: Pseudonyms,
+        *,
+        worker: WorkerContact,
+        category: Category,
+        wijk: str,
+        registered_at: datetime,
+        age_limit_month: str,
+        sent_at: datetime,
+        reference: str | None,
+    ) -> SignalRegistered:
+        """The registration `registration` of this partner, as it goes on its topic."""
+        return SignalRegistered(
+            event_id=registration,
+            partner_id=self._config.partner_id,
+            subject=pseudonyms.child,
+            parents=pseudonyms.parents,
+            household=pseudonyms.household,
+            organisation=self._config.organisation,
+            worker=worker,
+            category=category,
+            wijk=wijk,
+            registered_at=registered_at,
+            age_limit_month=age_limit_month,
+            sent_at=sent_at,
+            reference=reference,
+        )
+
+    def withdrawal(
+        self, registration: uuid.UUID, child: str, reason: WithdrawalReason
+    ) -> SignalWithdrawn:
+        """The withdrawal of one of this partner's registrations, of the child `child`."""
+        return SignalWithdrawn(
+            event_id=keyed_id(self._id_key, "withdrawal", reason.value, child, str(registration)),
+            partner_id=self._config.partner_id,
+            withdraws=registration,
+            subject=child,
+            reason=reason,
+        )
+
+    async def send(self, event: Contract, child: str) -> None:
+        """Seal, sign and publish one event; returns once Kafka acknowledged it."""
+        await self._publish(event, child)
 
     def _publish(self, event: Contract, child: str) -> Awaitable[object]:
         """Seal the event to intake, sign the sealed bytes as sent, publish it keyed by

@@ -179,10 +179,26 @@ class Pseudonymiser:
         if not inputs:
             return []
         clients, blinded = zip(*(ristretto.Client.blind(i) for i in inputs), strict=True)
-        request = {
-            "key_version": self._access.key_version,
-            "blinded": [base64.b64encode(b.serialize()).decode() for b in blinded],
-        }
+        evaluation = await self.evaluate(
+            [base64.b64encode(b.serialize()).decode() for b in blinded]
+        )
+        outputs = finalize(clients, base64.b64decode(evaluation), self._public_key)
+        return [output[:32].hex() for output in outputs]
+
+    @property
+    def key_version(self) -> str:
+        return self._access.key_version
+
+    @property
+    def public_key(self) -> bytes:
+        """The pinned public key of the current version: every proof must verify against it."""
+        return self._public_key
+
+    async def evaluate(self, blinded: Sequence[str]) -> str:
+        """The pseudonymiser's evaluation (base64: the batch proof, then one element per
+        blinded one) of blinded elements (base64), asked with the partner's credential.
+        The caller verifies the proof against `public_key` before it unblinds."""
+        request = {"key_version": self._access.key_version, "blinded": list(blinded)}
         response = await self._post(request)
         if response.status_code != 200:
             try:
@@ -197,5 +213,4 @@ class Pseudonymiser:
         body = response.json()
         if body.get("key_version") != self._access.key_version:
             raise PseudonymisationError(_("the pseudonymiser answered with another key version"))
-        outputs = finalize(clients, base64.b64decode(body["evaluation"]), self._public_key)
-        return [output[:32].hex() for output in outputs]
+        return str(body["evaluation"])

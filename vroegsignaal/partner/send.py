@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -23,18 +24,23 @@ from vroegsignaal.partner.rows import read_rows
 Action = Callable[[PartnerProducer], Awaitable[Summary]]
 
 
+def partner_broker(config: PartnerConfig, settings: Settings, client_id: str) -> KafkaBroker:
+    """A broker (not started) that logs in as the partner, where its file gives a login."""
+    settings = config.kafka_settings(settings)
+    broker, _ = create_broker(
+        settings,
+        client_id=client_id,
+        tracer_provider=configure_tracing(client_id, settings.instance_id, settings.trace_file),
+        registry=CollectorRegistry(),
+    )
+    return broker
+
+
 async def with_producer(config_path: Path, settings: Settings, action: Action) -> Summary:
     """Run `action` with a producer for the partner of `config_path`, then close it all."""
     config = PartnerConfig.load(config_path)
     settings = config.kafka_settings(settings)
-    broker, _ = create_broker(
-        settings,
-        client_id=f"partner-{config.partner_id}",
-        tracer_provider=configure_tracing(
-            f"partner-{config.partner_id}", settings.instance_id, settings.trace_file
-        ),
-        registry=CollectorRegistry(),
-    )
+    broker = partner_broker(config, settings, f"partner-{config.partner_id}")
     try:
         await broker.start()
         async with httpx.AsyncClient(timeout=30) as http:

@@ -65,6 +65,7 @@ from services.notification.store.matches import (
     reassign,
     record_contact,
     team_workers,
+    yours_all,
     yours_in,
 )
 from services.notification.store.ordering import (
@@ -150,5 +151,6 @@ __all__ = [
     "unacknowledged",
     "waiting_digests",
     "without_contact",
+    "yours_all",
     "yours_in",
 ]

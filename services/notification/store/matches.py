@@ -87,6 +87,21 @@ async def yours_in(
     )
 
 
+async def yours_all(conn: Conn, worker_id: str, organisation: str | None) -> list[asyncpg.Record]:
+    """Every sealed own registration of a worker (at their organisation) that is party to
+    a match, with the match's state."""
+    if organisation is None:
+        return []
+    return await conn.fetch(
+        "SELECT p.match_id, p.registration_id, p.subject, p.yours, m.state"
+        " FROM match_parties p JOIN matches m ON m.match_id = p.match_id"
+        " WHERE p.worker_id = $1 AND p.organisation = $2"
+        " AND p.yours IS NOT NULL AND p.subject IS NOT NULL",
+        worker_id,
+        organisation,
+    )
+
+
 async def about(conn: Conn, match_id: uuid.UUID) -> About:
     """Whose data the match's alerts and reads disclose (see About)."""
     rows = await conn.fetch(

@@ -69,6 +69,7 @@ class DemoUser:
     email: str
     roles: tuple[Role, ...]
     organisation: str
+    phone: str | None = None
 
 
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
@@ -82,6 +83,7 @@ class DemoUserEntry(BaseModel):
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]
     roles: list[Role] = Field(min_length=1)
     organisation: Text
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{10,20}$")] | None = None
 
 
 class DemoUsersFile(BaseModel):
@@ -103,7 +105,7 @@ def load_demo_users(path: Path) -> dict[str, DemoUser]:
     """The demo users by `sub`, from a file like config/demo-users.yaml."""
     listed = load_yaml_model(DemoUsersFile, path, error=DemoUsersError, what="the demo users")
     return {
-        u.sub: DemoUser(u.sub, u.name, u.email, tuple(u.roles), u.organisation)
+        u.sub: DemoUser(u.sub, u.name, u.email, tuple(u.roles), u.organisation, u.phone)
         for u in listed.users
     }
 
@@ -156,7 +158,7 @@ def mint_token(
 def _access_claims(
     user: DemoUser, issuer: str, audience: str, now: int, lifetime: int
 ) -> dict[str, Any]:
-    return {
+    claims = {
         "iss": issuer,
         "aud": audience,
         "sub": user.sub,
@@ -168,6 +170,9 @@ def _access_claims(
         "nbf": now,
         "exp": now + lifetime,
     }
+    if user.phone:
+        claims["phone_number"] = user.phone  # OIDC's standard claim
+    return claims
 
 
 def _sign(key: ECKey, claims: dict[str, Any]) -> str:

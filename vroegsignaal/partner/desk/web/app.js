@@ -1,0 +1,315 @@
+// The registration desk's page: a worker registers a concern about one youth. Every BSN
+// (and the household number) is blinded here with the RFC 9497 VOPRF; only blinded
+// elements go to the desk, which asks the pseudonymiser; the proof is checked here
+// against the pinned public key, and the registration goes out as pseudonyms. Of a date
+// of birth only the month the youth turns 23 leaves the page. Every text from the server
+// is set with textContent, never as HTML.
+
+import { Session, el } from "./lib/oidc.js";
+import { day, t, useLanguage } from "./lib/i18n.js";
+import { ageLimitMonth, bsnState, registrable } from "./lib/bsn.js";
+import {
+  blind, bsnInput, finalize, fromBase64, fromHex, householdInput, pseudonymOf, toBase64,
+} from "./lib/voprf.js";
+
+const $ = (id) => document.getElementById(id);
+const API = "/registratie/api";
+const session = new Session({
+  configUrl: `${API}/config`,
+  redirectPath: "/registratie/",
+  onLoggedOut: () => showLogin(),
+});
+let setup = null;
+// The form's own id: a form sent again after a failure is made once.
+let submission = crypto.randomUUID();
+
+function showError(error) {
+  $("error").textContent = String(error.message || error);
+  $("error").hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+// An answer of the desk; a refusal in the page's language where the catalogue has it.
+async function call(path, options = {}) {
+  const response = await session.fetch(`${API}${path}`, options);
+  const data = await response.json();
+  if (!response.ok) {
+    const known = data.code && t(`error.${data.code}`) !== `error.${data.code}`;
+    const error = new Error(known ? t(`error.${data.code}`) : data.error || `${response.status}`);
+    error.code = data.code;
+    throw error;
+  }
+  return data;
+}
+
+function showLogin() {
+  for (const id of ["register-section", "mine-section", "logout"]) $(id).hidden = true;
+  $("who").textContent = "";
+  $("login").hidden = false;
+}
+
+const digits = (typed) => typed.replace(/[\s.]/g, "");
+
+// The elfproef as the worker types: said beside the field, and on the field itself.
+function watchBsn(id) {
+  const input = $(id);
+  const state = $(`${id}-state`);
+  input.addEventListener("input", () => {
+    const found = bsnState(input.value);
+    state.textContent = found ? t(`bsn.${found}`) : "";
+    state.className = `state ${found}`;
+    input.setAttribute("aria-invalid", String(found === "invalid"));
+  });
+}
+
+function limitMonth() {
+  if (document.querySelector('input[name="birth"]:checked').value === "born") {
+    const born = $("born").value;
+    return born ? ageLimitMonth(born) : "";
+  }
+  return $("limit-month").value;
+}
+
+function showAge() {
+  const month = limitMonth();
+  const state = $("age-state");
+  if (!month) {
+    state.textContent = "";
+    state.className = "state";
+  } else if (!registrable(month, setup.today)) {
+    state.textContent = t("age.too-old");
+    state.className = "state invalid";
+  } else if ($("born").value && $("born").value > setup.today && !$("born-field").hidden) {
+    state.textContent = t("age.future");
+    state.className = "state invalid";
+  } else {
+    state.textContent = t("age.month", { month });
+    state.className = "state valid";
+  }
+}
+
+function chooseBirth() {
+  const born = document.querySelector('input[name="birth"]:checked').value === "born";
+  $("born-field").hidden = !born;
+  $("month-field").hidden = born;
+  showAge();
+}
+
+// The wijk from a postcode, looked up in this page (the postcode is never sent).
+function lookUpWijk() {
+  const area = $("postcode").value.replace(/\s/g, "").slice(0, 4);
+  const state = $("postcode-state");
+  if (area.length < 4) {
+    state.textContent = "";
+    return;
+  }
+  const wijk = setup.postcodes[area];
+  if (wijk) {
+    $("wijk").value = wijk;
+    state.textContent = t("postcode.found", { wijk: $("wijk").selectedOptions[0].textContent });
+    state.className = "state valid";
+  } else {
+    state.textContent = t("postcode.unknown");
+    state.className = "state invalid";
+  }
+}
+
+function fill() {
+  const w = setup.worker;
+  $("who").textContent = `${w.name} (${setup.organisation})`;
+  $("contact").textContent = [w.name, w.email, w.phone].filter(Boolean).join(" · ");
+  const category = $("category");
+  category.replaceChildren(el("option", t("choose"), ""));
+  category.firstChild.value = "";
+  for (const c of setup.categories) {
+    const option = el("option", t(`category.${c}`));
+    option.value = c;
+    category.append(option);
+  }
+  const wijk = $("wijk");
+  wijk.replaceChildren(el("option", t("choose")));
+  wijk.firstChild.value = "";
+  for (const w of setup.wijken) {
+    const option = el("option", `${w.name} (${w.code})`);
+    option.value = w.code;
+    wijk.append(option);
+  }
+  $("postcode-field").hidden = !setup.postcodes;
+  $("born").max = setup.today;
+}
+
+// What is wrong with the form, in the worker's words; null when it can go.
+function problem() {
+  if (bsnState($("child-bsn").value) !== "valid") return t("invalid.child");
+  const parents = ["parent-1-bsn", "parent-2-bsn"].map((id) => digits($(id).value)).filter(Boolean);
+  for (const p of parents) if (bsnState(p) !== "valid") return t("invalid.parent");
+  const everyone = [digits($("child-bsn").value), ...parents];
+  if (new Set(everyone).size !== everyone.length) return t("invalid.twice");
+  const month = limitMonth();
+  if (!month) return t("invalid.age");
+  if (!$("born-field").hidden && $("born").value > setup.today) return t("age.future");
+  if (!registrable(month, setup.today)) return t("age.too-old");
+  if (!$("category").value) return t("invalid.category");
+  if (!$("wijk").value) return t("invalid.wijk");
+  return null;
+}
+
+async function register(event) {
+  event.preventDefault();
+  clearError();
+  $("result").textContent = "";
+  const wrong = problem();
+  if (wrong) {
+    showError(wrong);
+    return;
+  }
+  $("submit").disabled = true;
+  try {
+    const child = digits($("child-bsn").value);
+    const parents = ["parent-1-bsn", "parent-2-bsn"].map((id) => digits($(id).value)).filter(Boolean);
+    const household = $("household").value.trim();
+    const inputs = [bsnInput(child), ...parents.map(bsnInput)];
+    if (household) inputs.push(householdInput(household));
+    const blinds = blind(inputs);
+    const answer = await call("/evaluate", {
+      method: "POST",
+      body: JSON.stringify({
+        key_version: setup.key_version,
+        blinded: blinds.map((b) => toBase64(b.blinded)),
+      }),
+    });
+    const made = finalize(blinds, fromBase64(answer.evaluation), fromHex(setup.public_key))
+      .map(pseudonymOf);
+    const reference = $("reference").value.trim();
+    const done = await call("/registrations", {
+      method: "POST",
+      body: JSON.stringify({
+        submission,
+        key_version: setup.key_version,
+        child: made[0],
+        parents: made.slice(1, 1 + parents.length),
+        household: household ? made[made.length - 1] : null,
+        age_limit_month: limitMonth(),
+        category: $("category").value,
+        wijk: $("wijk").value,
+        reference: reference || null,
+      }),
+    });
+    submission = crypto.randomUUID();
+    for (const id of ["child-bsn", "parent-1-bsn", "parent-2-bsn", "household", "born",
+      "limit-month", "reference", "postcode"]) {
+      $(id).value = "";
+      $(id).dispatchEvent(new Event("input"));
+    }
+    $("category").value = "";
+    $("age-state").textContent = "";
+    $("result").textContent = reference
+      ? t("sent.reference", { reference })
+      : t("sent.number", { number: done.registration });
+    await loadMine();
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+function stateOf(r) {
+  if (r.withdrawn_at) return t(`withdrawn.${r.withdrawn_reason}`, { date: day(r.withdrawn_at) });
+  if (r.case) return t(`case.${r.case.state}`);
+  return t("case.none");
+}
+
+function withdrawControls(r) {
+  const cell = el("td");
+  if (r.withdrawn_at) return cell;
+  const label = t("withdraw.reason", { which: r.reference || r.registration });
+  const reason = el("select");
+  reason.setAttribute("aria-label", label);
+  for (const value of ["resolved", "unjustified"]) {
+    const option = el("option", t(`reason.${value}`));
+    option.value = value;
+    reason.append(option);
+  }
+  const button = el("button", t("withdraw"), "secondary");
+  button.setAttribute("aria-label", `${t("withdraw")}: ${r.reference || r.registration}`);
+  button.onclick = async () => {
+    clearError();
+    if (!window.confirm(t("withdraw.confirm"))) return;
+    button.disabled = true;
+    try {
+      await call(`/registrations/${r.registration}/withdraw`, {
+        method: "POST",
+        body: JSON.stringify({ reason: reason.value }),
+      });
+      await loadMine();
+    } catch (error) {
+      showError(error);
+      button.disabled = false;
+    }
+  };
+  cell.append(reason, button);
+  return cell;
+}
+
+async function loadMine() {
+  const data = await call("/registrations");
+  $("cases-unknown").hidden = data.cases_known;
+  const body = $("mine").querySelector("tbody");
+  body.replaceChildren();
+  if (!data.registrations.length) {
+    const row = el("tr");
+    const cell = el("td", t("mine.none"));
+    cell.colSpan = 6;
+    row.append(cell);
+    body.append(row);
+  }
+  for (const r of data.registrations) {
+    const row = el("tr");
+    row.dataset.registration = r.registration;
+    row.append(
+      el("td", r.reference || t("mine.no-reference", { number: r.registration.slice(0, 8) })),
+      el("td", day(r.registered_at)),
+      el("td", t(`category.${r.category}`)),
+      el("td", r.wijk_name ? `${r.wijk_name} (${r.wijk})` : r.wijk),
+      el("td", stateOf(r), "state-cell"),
+      withdrawControls(r),
+    );
+    body.append(row);
+  }
+}
+
+async function main() {
+  await useLanguage("./i18n");
+  $("login-button").onclick = () => session.login();
+  $("logout").onclick = () => session.logout();
+  if (!(await session.start())) {
+    showLogin();
+    return;
+  }
+  $("login").hidden = true;
+  $("logout").hidden = false;
+  try {
+    setup = await call("/setup");
+  } catch (error) {
+    // A login of another organisation, or without the role worker: said, nothing shown.
+    showError(error);
+    return;
+  }
+  fill();
+  for (const id of ["child-bsn", "parent-1-bsn", "parent-2-bsn"]) watchBsn(id);
+  for (const radio of document.querySelectorAll('input[name="birth"]')) radio.onchange = chooseBirth;
+  $("born").addEventListener("input", showAge);
+  $("limit-month").addEventListener("input", showAge);
+  $("postcode").addEventListener("input", lookUpWijk);
+  $("register").addEventListener("submit", register);
+  $("register-section").hidden = false;
+  $("mine-section").hidden = false;
+  await loadMine();
+}
+
+main().catch(showError);
