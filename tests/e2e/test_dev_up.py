@@ -49,7 +49,7 @@ def test_dev_up_restarts_a_killed_service_and_goes_on(tmp_path: Path) -> None:
         name: free_port()
         for name in (
             "KAFKA", "KAFKA_CONTROLLER", "POSTGRES", "INTAKE", "MATCHING", "NOTIFICATION",
-            "AUDIT", "PSEUDONYMISER", "ISSUER", "DEV_MAIL",
+            "AUDIT", "PSEUDONYMISER", "ISSUER", "DEV_MAIL", "DESK",
         )
     }  # fmt: skip
     env = {
@@ -76,6 +76,12 @@ def test_dev_up_restarts_a_killed_service_and_goes_on(tmp_path: Path) -> None:
     try:
         out.wait_for(r"vroegsignaal is running", timeout=240)
         out.wait_for(r"signals accepted [1-9]", timeout=120)
+        # The partners' registration desk runs beside them, its page where it says.
+        desk = out.wait_for(r"REGISTER\s+(\S+)", timeout=5).group(1)
+        assert desk == f"http://127.0.0.1:{ports['DESK']}/registratie/"
+        page = httpx.get(desk, timeout=5)
+        assert page.status_code == 200 and 'id="child-bsn"' in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         intake = tmp_path / "local" / "run" / "intake.pid"
         killed = int(intake.read_text())
         os.kill(killed, signal.SIGKILL)

@@ -5,9 +5,11 @@ same command line has them."""
 
 from __future__ import annotations
 
+import glob
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,23 @@ def test_with_the_dev_package_the_dev_commands_are_there() -> None:
     shown = cli(REPO_ROOT, "--help")
     assert shown.returncode == 0, shown.stderr
     assert set(PRODUCTION + DEV_ONLY) <= commands(shown.stdout)
+
+
+def test_every_page_and_migration_file_goes_into_the_package() -> None:
+    """What the pages load (the vendored libraries' nested modules too) and every
+    migration is package data: a file no pattern names is missing from the image."""
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["*"]
+    checked = 0
+    for package in REPO_ROOT.glob("**/__init__.py"):
+        directory = package.parent
+        if any(p.startswith(".") or p in ("tests", "node_modules") for p in directory.parts):
+            continue
+        included = {Path(p) for pattern in patterns for p in glob.glob(pattern, root_dir=directory)}
+        for assets in ("static", "web", "migrations"):
+            for path in (directory / assets).rglob("*"):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    assert path.relative_to(directory) in included, f"{path} is not package data"
+                    checked += 1
+    assert checked > 40

@@ -24,6 +24,7 @@ from shared.contracts import Topics
 from shared.db import redact
 from shared.kafka import ensure_topics
 from shared.settings import REPO_ROOT, Settings
+from vroegsignaal.dev.desk import provision_desk_database, write_desk_config
 from vroegsignaal.dev.stack.local import Infrastructure, Ports, infrastructure
 from vroegsignaal.dev.stack.procs import stop_process, wait_for_port, write_pidfile
 from vroegsignaal.dev.stack.supervisor import CrashLoop, Process, Supervisor
@@ -184,6 +185,20 @@ def local_mail(settings: Settings, logs: Path, run_dir: Path, supervisor: Superv
     return True
 
 
+def desk_env(
+    settings: Settings, infra: Infrastructure, traces: Path, secrets: Secrets
+) -> dict[str, str]:
+    """The registration desk's environment: its own database login (the schema `desk`
+    only) and its configuration, with the demo partners' files beside it."""
+    inbox = f"http://{settings.http_host}:{settings.notification_port}"
+    config = write_desk_config(secrets, settings, DATA_DIR / "run" / "desk", inbox)
+    database_url = asyncio.run(provision_desk_database(infra.database_url, secrets))
+    return service_env(infra, traces, secrets, "desk") | {
+        "VS_DESK_DATABASE_URL": database_url,
+        "VS_DESK_CONFIG": str(config),
+    }
+
+
 def up(settings: Settings, *, rate: float, bad_every: int, image: str | None = None) -> int:
     logs, run_dir = DATA_DIR / "logs", DATA_DIR / "run"
     stopping = False
@@ -251,6 +266,8 @@ def up(settings: Settings, *, rate: float, bad_every: int, image: str | None = N
                 if name in SERVICES:
                     spec = SERVICES[name]
                     wait_for_port(spec.port_of(settings), proc, name, logs / f"{name}.log", 60)
+            desk = launch("desk", ["partner", "desk"], desk_env(settings, infra, traces, secrets))
+            wait_for_port(settings.desk_port, desk, "desk", logs / "desk.log", 60)
             launch(
                 "simulator",
                 ["simulate", "--rate", str(rate), "--bad-every", str(bad_every)],
@@ -276,6 +293,10 @@ def up(settings: Settings, *, rate: float, bad_every: int, image: str | None = N
             print("                log in as a demo user: a partner worker such as")
             print("                jgz-voorbeeldrade-1, a JGT worker (jgt-noord-1), a team lead")
             print("                (teamlead-noord) or the regie role (regie-voorbeeldrade)")
+            print(f"\n  REGISTER      {base}:{settings.desk_port}/registratie/")
+            print("                a partner's worker registers one youth, the BSN blinded in")
+            print("                the browser: log in as school-de-regenboog-1,")
+            print("                huisartsen-centrum-1 or jgz-voorbeeldrade-1")
             print("\nPress Ctrl-C to stop everything.\n", flush=True)
             last = 0.0
             while not stopping:

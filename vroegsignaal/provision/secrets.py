@@ -150,6 +150,9 @@ class Secrets:
             "notification": {"VS_KEK_FILE": self.kek, "VS_WEBHOOKS_FILE": self.webhooks, **dead},
             "issuer": {"VS_ISSUER_KEY_FILE": self.issuer_key},
             "audit": {"VS_AUDIT_SIGNING_KEY_FILE": self.audit_signing_key, **dead},
+            # The partners' registration desk: its partners' files come by its own
+            # configuration (VS_DESK_CONFIG), nothing of the municipality's.
+            "desk": {},
             "simulator": {
                 "VS_PARTNERS_FILE": self.partners,
                 "VS_PARTNER_SECRETS": self.directory / "partners",

@@ -17,7 +17,9 @@ reference only; nothing that could be a BSN is accepted, echoed, logged or store
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -39,6 +42,8 @@ from pydantic import (
     ValidationError,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -260,6 +265,23 @@ class Desk:
                 "for " + ", ".join(sorted(self.partners)),
             )
         return partner
+
+
+def content_security_policy(issuer: str) -> str:
+    """The page's scripts are its own files and its import map (by its hash); it talks to
+    the desk and to the issuer (discovery, token) only, and is framed by no one."""
+    html = (WEB / "index.html").read_text()
+    found = re.search(r'<script type="importmap">(.*?)</script>', html, re.DOTALL)
+    if found is None:
+        raise RuntimeError("the page's import map is missing")
+    digest = base64.b64encode(hashlib.sha256(found.group(1).encode()).digest()).decode()
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return (
+        f"default-src 'none'; script-src 'self' 'sha256-{digest}'; style-src 'self'; "
+        f"img-src 'self'; connect-src 'self' {origin}; form-action 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 Handler = Callable[[Request, Principal, Partner], Awaitable[Response]]
@@ -558,6 +580,22 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
             log.info("the desk shut down gracefully")
 
     api = f"{PREFIX}/api"
+    policy = content_security_policy(settings.oidc_issuer)
+
+    async def secure_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.update(
+            {
+                "Content-Security-Policy": policy,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cross-Origin-Opener-Policy": "same-origin",
+            }
+        )
+        if request.url.path.startswith(api):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     app = Starlette(
         routes=[
             Route("/", home),
@@ -579,6 +617,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
             Mount(PREFIX, StaticFiles(directory=WEB, html=True)),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=secure_headers)],
     )
     app.state.desk = desk
     return app
