@@ -85,6 +85,7 @@ def realm(keycloak: KeycloakServer, settings: Settings) -> Iterator[str]:
     values = {
         "VS_INBOX_URL": f"http://127.0.0.1:{settings.notification_port}",
         "VS_AUDIT_URL": f"http://127.0.0.1:{settings.audit_port}",
+        "VS_DESK_URL": f"http://127.0.0.1:{settings.desk_port}",
     }
     admin = keycloak.admin()
     try:

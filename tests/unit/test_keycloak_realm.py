@@ -13,7 +13,11 @@ from shared.auth import Role
 from vroegsignaal.dev.stack.keycloak import REALM_EXPORT, realm_from_export
 from vroegsignaal.provision.errors import StackError
 
-ORIGINS = {"VS_INBOX_URL": "https://inbox.example.nl", "VS_AUDIT_URL": "https://fg.example.nl"}
+ORIGINS = {
+    "VS_INBOX_URL": "https://inbox.example.nl",
+    "VS_AUDIT_URL": "https://fg.example.nl",
+    "VS_DESK_URL": "https://melden.example.nl",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +41,13 @@ def test_the_client_is_public_with_pkce_and_no_other_flow(realm: dict[str, Any])
     assert client["redirectUris"] == [
         "https://inbox.example.nl/inbox/",
         "https://fg.example.nl/audit/ui/",
+        "https://melden.example.nl/registratie/",
     ]
-    assert client["webOrigins"] == ["https://inbox.example.nl", "https://fg.example.nl"]
+    assert client["webOrigins"] == [
+        "https://inbox.example.nl",
+        "https://fg.example.nl",
+        "https://melden.example.nl",
+    ]
     assert not any("*" in uri for uri in client["redirectUris"] + client["webOrigins"])
 
 
@@ -48,7 +57,7 @@ def test_tokens_carry_the_audience_and_only_vroegsignaals_roles(realm: dict[str,
 
     assert mappers["audience vroegsignaal"]["config"]["included.custom.audience"] == "vroegsignaal"
     assert mappers["roles"]["config"]["claim.name"] == "roles"
-    for attribute in ("org", "worker_id"):
+    for attribute in ("org", "worker_id", "phone_number"):
         config = mappers[attribute]["config"]
         assert (config["user.attribute"], config["claim.name"]) == (attribute, attribute)
         assert config["access.token.claim"] == "true"
@@ -66,7 +75,7 @@ def test_only_an_administrator_sets_a_persons_organisation_or_worker_id(
     config = json.loads(profile["config"]["kc.user.profile.config"][0])
     attributes = {a["name"]: a for a in config["attributes"]}
 
-    for name in ("org", "worker_id", "username", "email", "firstName", "lastName"):
+    for name in ("org", "worker_id", "phone_number", "username", "email", "firstName", "lastName"):
         assert attributes[name]["permissions"]["edit"] == ["admin"], name
     for name in ("org", "worker_id"):
         assert "admin" in attributes[name]["required"]["roles"], name
@@ -80,5 +89,5 @@ def test_every_placeholder_needs_a_value() -> None:
     with pytest.raises(StackError) as missing:
         realm_from_export(REALM_EXPORT.read_text(), {"VS_INBOX_URL": "https://inbox.example.nl"})
 
-    assert "VS_AUDIT_URL" in str(missing.value)
+    assert "VS_AUDIT_URL" in str(missing.value) and "VS_DESK_URL" in str(missing.value)
     assert "VS_INBOX_URL" not in str(missing.value)
