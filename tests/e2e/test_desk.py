@@ -148,6 +148,10 @@ async def test_a_registration_from_the_browser_is_matched_seen_and_withdrawn_wit
     async with chromium() as browser, httpx.AsyncClient(timeout=10) as http:
         page = await log_in(browser, services, desk, SCHOOL_WORKER)
         page.on("request", capture)
+        # Nothing the page does is blocked by its content security policy or fails.
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
         await expect(page.locator("#who")).to_have_text(f"{SCHOOL_NAME} (Basisschool De Regenboog)")
         await expect(page.locator("#mine tbody td")).to_have_text(nl("mine.none"))
         assert await page.get_attribute("html", "lang") == "nl"
@@ -217,6 +221,7 @@ async def test_a_registration_from_the_browser_is_matched_seen_and_withdrawn_wit
             return (s["open_matches"], s["registrations"]) == (0, 1)
 
         await eventually(dissolved, timeout=60)
+        assert problems == []
 
     # What the page sent: blinded elements and pseudonyms, never a BSN or the day of birth.
     posted = [body for method, _url, body in sent if method == "POST"]
