@@ -96,19 +96,91 @@ def month_of(day: date) -> str:
 # around it (zero-width marks and joiners, bidirectional embeddings, overrides, isolates).
 NOT_TEXT = "\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
 Text = Annotated[str, StringConstraints(pattern=f"^[^{NOT_TEXT}]*$")]
-_SEPARATORS = re.compile(r"[\s.\-]")
-_DIGIT_RUN = re.compile(r"[0-9]+")
+_DATE_PARTS = re.compile(
+    r"(?<![0-9])([0-9]{1,4})[^0-9A-Za-z]{1,3}([0-9]{1,2})[^0-9A-Za-z]{1,3}([0-9]{1,4})(?![0-9])"
+)
+
+
+def digit_runs(value: str) -> list[str]:
+    """The runs of digits in a free text as a BSN could hide in it: every kind of digit
+    read as its value (full-width, Arabic-Indic, ...), letters ending a run, and anything
+    else (spaces, dots, dashes, slashes, commas, underscores) dropped from between digits."""
+    runs, run = [], []
+    for char in value:
+        digit = unicodedata.digit(char, None)
+        if digit is not None:
+            run.append(str(digit))
+        elif unicodedata.category(char)[0] in "LM":  # a letter ends a run
+            if run:
+                runs.append("".join(run))
+            run = []
+    if run:
+        runs.append("".join(run))
+    return runs
+
+
+def holds_bsn(value: str) -> bool:
+    """Whether a free text holds a number that passes the elfproef: a run of eight or nine
+    digits (eight: a BSN that lost its leading zero), or nine digits within a longer run."""
+    for run in digit_runs(value):
+        if len(run) in (8, 9) and is_valid_bsn(run.zfill(9)):
+            return True
+        if len(run) > 9 and any(is_valid_bsn(run[i : i + 9]) for i in range(len(run) - 8)):
+            return True
+    return False
+
+
+def _is_day(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def holds_date(value: str) -> bool:
+    """Whether a free text holds a day (a date of birth in any form): year, month and day
+    with separators in either order (2015-05-12, 12/5/2015, 12.05.15), or eight digits
+    that are one (20150512, 12052015)."""
+    text = "".join(
+        str(d) if (d := unicodedata.digit(c, None)) is not None else c
+        for c in unicodedata.normalize("NFKC", value)
+    )
+    for first, middle, last in _DATE_PARTS.findall(text):
+        if len(first) == 4 and _is_day(int(first), int(middle), int(last) if len(last) <= 2 else 0):
+            return True
+        if len(last) in (2, 4) and len(first) <= 2:
+            year = int(last) + (2000 if len(last) == 2 else 0)
+            if _is_day(year, int(middle), int(first)) or _is_day(
+                year - 100, int(middle), int(first)
+            ):
+                return True
+    for run in digit_runs(value):
+        if len(run) == 8:
+            y, m, d = int(run[:4]), int(run[4:6]), int(run[6:])
+            if 1900 <= y <= 2099 and _is_day(y, m, d):
+                return True
+            d, m, y = int(run[:2]), int(run[2:4]), int(run[4:])
+            if 1900 <= y <= 2099 and _is_day(y, m, d):
+                return True
+    return False
 
 
 def not_a_bsn(value: str) -> str:
     """A free-text field that would carry a BSN is refused: no BSN leaves the partner.
-    Separators (spaces of any kind, dots, dashes) are dropped and compatible digits
-    (full-width, ...) read as digits; then every run of eight or nine digits that passes
-    the elfproef (eight: a BSN that lost its leading zero) counts as one."""
-    flat = _SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
-    for run in _DIGIT_RUN.findall(flat):
-        if len(run) in (8, 9) and is_valid_bsn(run.zfill(9)):
-            raise ValueError("holds a number that passes the elfproef, like a BSN; never send one")
+    Every kind of digit is read as one, and whatever stands between digits but a letter
+    is dropped; then every run of eight or nine digits that passes the elfproef (eight: a
+    BSN that lost its leading zero), and every nine digits within a longer run, counts
+    as one."""
+    if holds_bsn(value):
+        raise ValueError("holds a number that passes the elfproef, like a BSN; never send one")
+    return value
+
+
+def not_a_day(value: str) -> str:
+    """A free-text field that would carry a date (of birth, in any form) is refused."""
+    if holds_date(value):
+        raise ValueError("holds a date, perhaps of birth; never send one")
     return value
 
 
@@ -195,9 +267,11 @@ PartnerReference = Annotated[
     Text,
     StringConstraints(min_length=1, max_length=64, strip_whitespace=True),
     AfterValidator(not_a_bsn),
+    AfterValidator(not_a_day),
     Field(
         description="The partner's own case or dossier number for this registration: "
-        "shown only to that organisation's workers, sealed everywhere else. Never a BSN."
+        "shown only to that organisation's workers, sealed everywhere else. Never a BSN "
+        "or a date."
     ),
 ]
 

@@ -34,3 +34,81 @@ export function ageLimitMonth(born) {
 export function registrable(limitMonth, today) {
   return limitMonth > today.slice(0, 7);
 }
+
+// The value of a decimal digit of any script (full-width, Arabic-Indic, ...), else null.
+// Unicode keeps each script's digits as ten code points in a row, zero first.
+function digitValue(char) {
+  if (!/\p{Nd}/u.test(char)) return null;
+  let code = char.codePointAt(0);
+  let value = 0;
+  while (value < 9 && /\p{Nd}/u.test(String.fromCodePoint(code - 1))) {
+    code -= 1;
+    value += 1;
+  }
+  return value;
+}
+
+// The runs of digits of a free text as a BSN could hide in it: letters end a run, anything
+// else between digits is dropped (shared/contracts.py digit_runs).
+export function digitRuns(text) {
+  const runs = [];
+  let run = "";
+  for (const char of text.normalize("NFKC")) {
+    const digit = digitValue(char);
+    if (digit !== null) run += String(digit);
+    else if (/[\p{L}\p{M}]/u.test(char)) {
+      if (run) runs.push(run);
+      run = "";
+    }
+  }
+  if (run) runs.push(run);
+  return runs;
+}
+
+// Whether a free text (the worker's own case number) holds a number that passes the
+// elfproef: eight or nine digits, or nine within a longer run (contracts.py holds_bsn).
+export function holdsBsn(text) {
+  for (const run of digitRuns(text)) {
+    if ((run.length === 8 || run.length === 9) && isValidBsn(run.padStart(9, "0"))) return true;
+    if (run.length > 9) {
+      for (let i = 0; i + 9 <= run.length; i++) if (isValidBsn(run.slice(i, i + 9))) return true;
+    }
+  }
+  return false;
+}
+
+function isDay(year, month, day) {
+  if (year < 1 || year > 9999 || month < 1 || month > 12 || day < 1 || day > 31) return false;
+  const moment = new Date(0);
+  moment.setUTCFullYear(year, month - 1, day);
+  return moment.getUTCFullYear() === year && moment.getUTCMonth() === month - 1 &&
+    moment.getUTCDate() === day;
+}
+
+const DATE_PARTS =
+  /(?<![0-9])([0-9]{1,4})[^0-9A-Za-z]{1,3}([0-9]{1,2})[^0-9A-Za-z]{1,3}([0-9]{1,4})(?![0-9])/g;
+
+// Whether a free text holds a day, perhaps a date of birth (contracts.py holds_date).
+export function holdsDate(text) {
+  let flat = "";
+  for (const char of text.normalize("NFKC")) {
+    const digit = digitValue(char);
+    flat += digit === null ? char : String(digit);
+  }
+  for (const [, first, middle, last] of flat.matchAll(DATE_PARTS)) {
+    const [f, m, l] = [Number(first), Number(middle), Number(last)];
+    if (first.length === 4 && isDay(f, m, last.length <= 2 ? l : 0)) return true;
+    if ((last.length === 2 || last.length === 4) && first.length <= 2) {
+      const year = l + (last.length === 2 ? 2000 : 0);
+      if (isDay(year, m, f) || isDay(year - 100, m, f)) return true;
+    }
+  }
+  for (const run of digitRuns(text)) {
+    if (run.length !== 8) continue;
+    const [y1, m1, d1] = [Number(run.slice(0, 4)), Number(run.slice(4, 6)), Number(run.slice(6))];
+    if (y1 >= 1900 && y1 <= 2099 && isDay(y1, m1, d1)) return true;
+    const [d2, m2, y2] = [Number(run.slice(0, 2)), Number(run.slice(2, 4)), Number(run.slice(4))];
+    if (y2 >= 1900 && y2 <= 2099 && isDay(y2, m2, d2)) return true;
+  }
+  return false;
+}

@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,16 +28,18 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
+from shared.auth import Role
 from shared.contracts import Category
 from shared.settings import REPO_ROOT, Settings
 from tests.accessibility import assert_accessible
 from tests.conftest import auth, eventually
-from tests.e2e.conftest import wait_ready
+from tests.e2e.conftest import Producers, wait_ready
 from tests.e2e.test_inbox_browser import alerts_of, chromium, registration, send_with_cli
-from tests.e2e.test_pipeline import JGZ, get_json
+from tests.e2e.test_pipeline import JGZ, SCHOOL, get_json
 from vroegsignaal.dev.desk import SCHEMA, provision_desk_database, write_desk_config
 from vroegsignaal.dev.stack.procs import free_port
 from vroegsignaal.partner.bsn import synthetic_bsns
+from vroegsignaal.partner.pseudonymise import bsn_input, household_input
 from vroegsignaal.provision.secrets import Secrets
 
 pytestmark = pytest.mark.e2e
@@ -128,9 +131,15 @@ def born_years_ago(years: int) -> date:
 
 
 async def test_a_registration_from_the_browser_is_matched_seen_and_withdrawn_without_a_bsn_leaving_the_page(  # noqa: E501
-    settings: Settings, secrets: Secrets, services: dict[str, str], desk: Desk, tmp_path: Path
+    settings: Settings,
+    secrets: Secrets,
+    services: dict[str, str],
+    desk: Desk,
+    partners: Producers,
+    tmp_path: Path,
 ) -> None:
-    child, parent = synthetic_bsns(2, random.Random())
+    child, parent, other_parent = synthetic_bsns(3, random.Random())
+    household = "GEZIN-4471"
     born = born_years_ago(9)
     # The youth health care registered the same youth from its own export.
     await send_with_cli(
@@ -178,6 +187,8 @@ async def test_a_registration_from_the_browser_is_matched_seen_and_withdrawn_wit
         await page.fill("#born", born.isoformat())
         await expect(page.locator("#age-state")).to_have_text(nl("age.month", month=limit))
         await page.locator("#parent-1-bsn").press_sequentially(parent)
+        await page.locator("#parent-2-bsn").press_sequentially(other_parent)
+        await page.fill("#household", household)
         await page.select_option("#category", Category.SCHOOLVERZUIM.value)
         # The school may find the wijk from a postcode (config/desk.yaml), in the page.
         await page.locator("#postcode").press_sequentially("9901 AB")
@@ -227,11 +238,16 @@ async def test_a_registration_from_the_browser_is_matched_seen_and_withdrawn_wit
     posted = [body for method, _url, body in sent if method == "POST"]
     assert len(posted) == 3, sent  # evaluate, register, withdraw
     evaluate, registered, _withdrawal = (json.loads(b) for b in posted)
-    assert len(evaluate["blinded"]) == 2
+    assert len(evaluate["blinded"]) == 4
     assert registered["age_limit_month"] == limit
-    assert len(registered["child"]) == 64 and len(registered["parents"]) == 1
+    # Each pseudonym where the producer puts it, the one the producer makes of it.
+    made = await partners(SCHOOL).pseudonymiser.pseudonyms(
+        [bsn_input(child), bsn_input(parent), bsn_input(other_parent), household_input(household)]
+    )
+    assert [registered["child"], *registered["parents"], registered["household"]] == made
+    secrets_ = (child, parent, other_parent, household, born.isoformat())
     for _method, url, body in sent:
-        for secret in (child, child.lstrip("0"), parent, parent.lstrip("0"), born.isoformat()):
+        for secret in {*secrets_, *(s.lstrip("0") for s in secrets_)}:
             assert secret not in url
             assert secret.encode() not in body, f"{secret!r} sent to {url}"
 
@@ -264,9 +280,9 @@ async def test_a_worker_of_an_organisation_without_the_desk_is_refused(
 def registration_body(key_version: str) -> dict[str, Any]:
     """A registration the desk takes (as the page would send it)."""
     return {
-        "submission": "5b0a5d3c-2b61-4a4e-8f5e-5f6b1f0c2a11",
+        "submission": str(uuid.uuid4()),
         "key_version": key_version,
-        "child": "ab" * 32,
+        "child": os.urandom(32).hex(),
         "parents": [],
         "household": None,
         "age_limit_month": f"{datetime.now(UTC).year + 10}-05",
@@ -328,6 +344,28 @@ async def test_a_bsn_posted_to_any_endpoint_is_refused_and_neither_logged_nor_st
         assert refused >= 20
         metrics = (await http.get("/metrics")).text
         assert 'vroegsignaal_desk_refusals_total{reason="invalid"}' in metrics
+
+        # The same form again is the same registration; changed, it is refused.
+        again = await http.post("/registratie/api/registrations", json=good, headers=headers)
+        assert again.status_code == 201, again.text
+        [mine] = (await http.get("/registratie/api/registrations", headers=headers)).json()[
+            "registrations"
+        ]
+        assert again.json()["registration"] == mine["registration"] and mine["sent"]
+        changed = {**good, "category": "armoede"}
+        answer = await http.post("/registratie/api/registrations", json=changed, headers=headers)
+        assert (answer.status_code, answer.json()["code"]) == (409, "changed")
+        # A colleague at the same school neither sees it nor withdraws it.
+        colleague = auth(settings, "juf-anouk", Role.WORKER)
+        theirs = await http.get("/registratie/api/registrations", headers=colleague)
+        assert theirs.status_code == 200 and theirs.json()["registrations"] == []
+        path = f"/registratie/api/registrations/{mine['registration']}/withdraw"
+        answer = await http.post(path, json={"reason": "unjustified"}, headers=colleague)
+        assert (answer.status_code, answer.json()["code"]) == (404, "unknown")
+        answer = await http.post(path, json={"reason": "resolved"}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        answer = await http.post(path, json={"reason": "unjustified"}, headers=headers)
+        assert (answer.status_code, answer.json()["code"]) == (409, "withdrawn")
     # Nothing of it in the desk's database (every table, every column, as text) ...
     conn = await asyncpg.connect(desk.database_url)
     try:
@@ -341,7 +379,9 @@ async def test_a_bsn_posted_to_any_endpoint_is_refused_and_neither_logged_nor_st
         assert "registrations" in tables
         for table in tables:
             rows = await conn.fetch(f'SELECT t::text AS row FROM "{SCHEMA}"."{table}" t')
-            assert not [r for r in rows if bsn.lstrip("0") in r["row"]], table
+            # As text, and in a bytea's hex: neither holds it.
+            for form in (bsn.lstrip("0"), bsn.encode().hex(), bsn.lstrip("0").encode().hex()):
+                assert not [r for r in rows if form in r["row"]], table
     finally:
         await conn.close()
     # ... nor in its log.

@@ -28,6 +28,8 @@ from vroegsignaal.partner.desk.config import DeskConfig, DeskConfigError
 from vroegsignaal.partner.desk.store import PADDED, SealError, Sealing
 
 BSN = synthetic_bsns(1, random.Random(7))[0]
+# Whatever else, a body with one of these is refused.
+BSNS = synthetic_bsns(50, random.Random(11))
 GOOD: dict[str, Any] = {
     "submission": str(uuid.uuid4()),
     "key_version": "k1",
@@ -56,6 +58,11 @@ def test_a_registration_made_in_the_browser_is_taken() -> None:
         {"reference": BSN},
         {"reference": f"dossier {BSN[:3]}.{BSN[3:6]}-{BSN[6:]}"},
         {"reference": f"{int(BSN):,}".replace(",", "\u2009")},
+        {"reference": f"{BSN[:3]}/{BSN[3:6]}/{BSN[6:]}"},
+        {"reference": "".join(chr(0x660 + int(d)) for d in BSN)},  # Arabic-Indic digits
+        {"reference": f"1{BSN}2"},
+        {"reference": "geb. 12-05-2015"},
+        {"reference": "20150512"},
         {"wijk": BSN},
         {"category": BSN},
         {"age_limit_month": BSN},
@@ -81,9 +88,9 @@ def test_a_registration_that_could_carry_a_bsn_or_a_birth_date_is_refused_withou
     "body",
     [
         {"key_version": "k1", "blinded": [BSN]},
-        {"key_version": "k1", "blinded": [BSN.rjust(43, "A") + "="]},  # no 32-byte element
+        {"key_version": "k1", "blinded": ["A" * 40 + BSN]},  # not base64 of 32 bytes
         {"key_version": "k1", "blinded": ["A" * 43 + "="] * 7},  # more than one form needs
-        {"key_version": BSN + "/", "blinded": ["A" * 43 + "="]},
+        {"key_version": BSN, "blinded": ["A" * 43 + "="]},
         {"key_version": "k1", "blinded": ["A" * 43 + "="], "inputs": [BSN]},
     ],
 )
@@ -104,21 +111,39 @@ def test_a_withdrawal_is_resolved_or_unjustified_only() -> None:
 def test_a_sealed_record_has_one_size_and_opens_only_as_itself() -> None:
     sealing = Sealing("school-de-regenboog", bytes(range(32)))
     one, other = uuid.uuid4(), uuid.uuid4()
-    small = sealing.seal(one, {"child": "ab" * 32})
-    large = sealing.seal(other, {**GOOD, "parents": ["cd" * 32] * 4, "reference": "x" * 64})
+    worker = sealing.worker("school-de-regenboog-1")
+    small = sealing.seal(one, worker, {"child": "ab" * 32})
+    # The largest a registration gets: every field at its longest, in four-byte characters.
+    wide = "\U0001f600"
+    largest = {
+        **GOOD,
+        "parents": ["cd" * 32] * 4,
+        "reference": wide * 64,
+        "category": "jongerenproblematiek",
+        "registered_at": "2026-12-03T06:29:15.123456+00:00",
+        "worker": {
+            "worker_id": wide * 64,
+            "display_name": wide * 120,
+            "email": "x" * 64 + "@" + "y" * 190 + ".example",
+            "phone": "+31 (0)6 1234 5678",
+        },
+    }
+    large = sealing.seal(other, worker, largest)
     # Neither the number of parents nor a reference's length shows in its size.
     assert len(small) == len(large) == 12 + PADDED + 16
-    assert sealing.open(one, small) == {"child": "ab" * 32}
+    assert sealing.open(one, worker, small) == {"child": "ab" * 32}
+    assert sealing.open(other, worker, large) == largest
     with pytest.raises(SealError):
-        sealing.open(other, small)  # moved to another record
+        sealing.open(other, worker, small)  # moved to another record
     with pytest.raises(SealError):
-        Sealing("jgz-voorbeeldrade", bytes(range(32))).open(one, small)  # another partner
+        sealing.open(one, sealing.worker("school-de-regenboog-2"), small)  # to another worker
     with pytest.raises(SealError):
-        Sealing("school-de-regenboog", bytes(32)).open(one, small)  # another key
+        Sealing("jgz-voorbeeldrade", bytes(range(32))).open(one, worker, small)  # partner
+    with pytest.raises(SealError):
+        Sealing("school-de-regenboog", bytes(32)).open(one, worker, small)  # another key
     # A worker is named by a keyed hash: not their id, and another per partner key.
-    named = sealing.worker("school-de-regenboog-1")
-    assert "school" not in named and len(named) == 32
-    assert named != Sealing("school-de-regenboog", bytes(32)).worker("school-de-regenboog-1")
+    assert "school" not in worker and len(worker) == 32
+    assert worker != Sealing("school-de-regenboog", bytes(32)).worker("school-de-regenboog-1")
 
 
 def test_the_pages_import_map_is_the_one_script_the_policy_allows_inline() -> None:
@@ -173,3 +198,14 @@ def test_a_broken_desk_configuration_names_the_mistake(
         (tmp_path / "postcodes.csv").write_text(postcodes)
     with pytest.raises(DeskConfigError, match=re.escape(said)):
         DeskConfig.load(path).postcode_areas()
+
+
+def test_no_bsn_passes_as_a_blinded_element_or_a_key_version() -> None:
+    for bsn in BSNS:
+        for body in (
+            {"key_version": "k1", "blinded": [bsn]},
+            {"key_version": bsn, "blinded": ["A" * 43 + "="]},
+        ):
+            with pytest.raises(ValidationError) as refused:
+                EvaluateRequest.model_validate(body)
+            assert bsn not in problems(refused.value, EvaluateRequest)

@@ -248,7 +248,10 @@ def test_a_reference_is_the_partners_own_case_number_and_never_a_bsn() -> None:
         (CHILD, "reference holds a number that passes the elfproef"),
         (f"{CHILD[:3]} {CHILD[3:6]}.{CHILD[6:]}", "reference holds a number that passes"),
         (f"BSN {CHILD}/1", "reference holds a number that passes the elfproef"),
-        (f"dossier-{PARENT}0", "reference holds this row's child_bsn or a parent_bsns"),
+        # Split by letters, no run of it is a BSN; the row's own BSN is still found in it.
+        (f"D{PARENT[:4]}X{PARENT[4:]}", "reference holds this row's child_bsn or a parent_bsns"),
+        (f"dossier-{PARENT}0", "reference holds a number that passes the elfproef"),
+        ("geb. 12-05-2015", "reference holds a date, perhaps a date of birth"),
         ("x" * 65, "reference is longer than 64 characters"),
         ("LLN\u200b2026", "reference holds control or invisible characters"),
     ):

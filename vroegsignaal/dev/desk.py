@@ -4,6 +4,7 @@ config/desk.yaml with the demo partners' own files, pointed at this run's servic
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -24,9 +25,15 @@ def _password(secrets_: Secrets) -> str:
     server never change it under each other)."""
     path = secrets_.directory / "desk-database.password"
     if not path.exists():
-        path.write_text(secrets.token_hex(24))
-        path.chmod(0o600)
+        _private(path, secrets.token_hex(24))
     return path.read_text().strip()
+
+
+def _private(path: Path, text: str) -> None:
+    """Written readable by its owner only from the start (it holds a key or password)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
 
 
 async def provision_desk_database(admin_url: str, secrets_: Secrets) -> str:
@@ -58,9 +65,7 @@ def write_desk_config(
         source = secrets_.partner_config(Path(partner["config"]).stem)
         config = yaml.safe_load(source.read_text())
         config["pseudonymiser"]["url"] = settings.pseudonymiser_url
-        target = directory / partner["config"]
-        target.write_text(yaml.safe_dump(config))
-        target.chmod(0o600)
+        _private(directory / partner["config"], yaml.safe_dump(config))
     template["postcodes"] = str(TEMPLATE.parent / template["postcodes"])
     template["inbox_url"] = inbox_url
     path = directory / "desk.yaml"

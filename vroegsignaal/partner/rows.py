@@ -247,6 +247,13 @@ def _reference(value: str) -> str | None:
             raise RowError(_("reference is longer than 64 characters")) from None
         if problem["type"] == "string_pattern_mismatch":
             raise RowError(_("reference holds control or invisible characters")) from None
+        if "holds a date" in problem["msg"]:
+            raise RowError(
+                _(
+                    "reference holds a date, perhaps a date of birth; give your own case or "
+                    "dossier number instead, without a date"
+                )
+            ) from None
         raise RowError(
             _(
                 "reference holds a number that passes the elfproef, like a BSN; give your own "

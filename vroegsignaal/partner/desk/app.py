@@ -26,7 +26,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -84,7 +84,7 @@ MAX_ELEMENTS = 6
 
 # base64 of one 32-byte ristretto255 element: 43 characters and one '='.
 Blinded = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
-KeyVersion = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$")]
+KeyVersion = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,31}$")]
 
 
 class EvaluateRequest(BaseModel):
@@ -154,7 +154,7 @@ async def read_body(request: Request, model: type[Any]) -> Any:
             raise Refused(413, "too-large", f"the body is over {MAX_BODY} bytes")
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, a huge number
         raise Refused(400, "not-json", "the body is not JSON") from None
     try:
         return model.model_validate(data)
@@ -239,11 +239,61 @@ class Desk:
         """Now and then: the records past the desk's keeping period go."""
         while True:
             assert self.pool is not None
-            async with self.pool.acquire() as conn:
-                gone = await store.forget_before(conn, self.config.keep_days)
-            if gone:
-                log.info("forgot %d registrations past %d days", gone, self.config.keep_days)
+            try:
+                async with self.pool.acquire() as conn:
+                    gone = await store.forget_before(conn, self.config.keep_days)
+                if gone:
+                    log.info("forgot %d registrations past %d days", gone, self.config.keep_days)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("old records could not be forgotten now: %s", type(exc).__name__)
             await asyncio.sleep(3600)
+
+    async def send(
+        self, partner: Partner, registration: uuid.UUID, content: dict[str, Any]
+    ) -> None:
+        """Produce a kept registration as the partner producer would; once Kafka
+        acknowledged it, mark it sent."""
+        producer = partner.producer
+        signal = producer.signal(
+            registration,
+            Pseudonyms(content["child"], list(content["parents"]), content["household"]),
+            worker=WorkerContact.model_validate(content["worker"]),
+            category=Category(content["category"]),
+            wijk=content["wijk"],
+            registered_at=datetime.fromisoformat(content["registered_at"]),
+            age_limit_month=content["age_limit_month"],
+            sent_at=datetime.now(UTC),
+            reference=content["reference"],
+        )
+        await producer.send(signal, content["child"])
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            await store.sent(conn, registration)
+        self.registered.labels(partner.config.partner_id).inc()
+
+    async def relay(self, interval: float = 5.0) -> None:
+        """The desk's outbox: what was kept and not acknowledged (Kafka away when the
+        worker sent it, the desk stopped in between) is sent again until it is."""
+        by_id = {p.config.partner_id: p for p in self.partners.values()}
+        while True:
+            await asyncio.sleep(interval)
+            assert self.pool is not None
+            try:
+                async with self.pool.acquire() as conn:
+                    waiting = await store.unsent(conn, timedelta(seconds=interval))
+                for partner_id, worker, registration, sealed in waiting:
+                    partner = by_id.get(partner_id)
+                    if partner is None:
+                        continue  # a partner no longer on this desk: its rows wait
+                    try:
+                        content = partner.sealing.open(registration, worker, sealed)
+                    except store.SealError:
+                        log.warning("a kept registration does not open: altered or moved")
+                        continue
+                    await self.send(partner, registration, content)
+                    log.info("a kept registration was sent")
+            except Exception as exc:  # Kafka or the database away: next round
+                log.warning("kept registrations could not be sent now: %s", type(exc).__name__)
 
     def refuse(self, status: int, code: str, message: str) -> Refused:
         """A refusal; the request's wrapper counts it and answers with it."""
@@ -265,6 +315,11 @@ class Desk:
                 "for " + ", ".join(sorted(self.partners)),
             )
         return partner
+
+
+def _what(content: dict[str, Any]) -> dict[str, Any]:
+    """What a registration says (not when it was kept)."""
+    return {k: v for k, v in content.items() if k != "registered_at"}
 
 
 def content_security_policy(issuer: str) -> str:
@@ -376,7 +431,10 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         try:
             evaluation = await pseudonymiser.evaluate(asked.blinded)
         except PseudonymisationError as exc:
-            raise desk.refuse(502, "pseudonymiser", str(exc)) from None
+            log.warning("the pseudonymiser refused or was away: %s", exc)
+            raise desk.refuse(
+                502, "pseudonymiser", "the pseudonymiser cannot be reached now or refuses"
+            ) from None
         return JSONResponse({"key_version": asked.key_version, "evaluation": evaluation})
 
     async def register(request: Request, principal: Principal, partner: Partner) -> Response:
@@ -403,9 +461,11 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
             raise desk.refuse(
                 400, "no-email", "your login carries no e-mail address: ask your administrator"
             )
+        if len(principal.user_id) > 64:
+            raise desk.refuse(400, "contact", "your login's worker id is longer than 64 characters")
         try:
             worker = WorkerContact(
-                worker_id=principal.user_id[:64],
+                worker_id=principal.user_id,
                 display_name=principal.name[:120],
                 email=principal.email,
                 phone=contact_phone(principal),
@@ -437,39 +497,22 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         assert desk.pool is not None
         async with desk.pool.acquire() as conn:
             kept = await store.add(conn, partner.sealing, who, registration, content)
-            if kept is None:  # the same form again: send what was kept the first time
+            if kept is None:  # the same form again: what was kept the first time
                 kept = await store.one(conn, partner.sealing, who, registration)
                 if kept is None:
                     raise desk.refuse(409, "taken", "this form was sent by someone else")
-        await send(partner, registration, kept.content)
-        async with desk.pool.acquire() as conn:
-            await store.sent(conn, registration)
-        desk.registered.labels(partner.config.partner_id).inc()
-        return JSONResponse(
-            {"registration": str(registration), "registered_at": kept.content["registered_at"]},
-            201,
-        )
-
-    async def send(partner: Partner, registration: uuid.UUID, content: dict[str, Any]) -> None:
-        producer = partner.producer
-        signal = producer.signal(
-            registration,
-            Pseudonyms(content["child"], list(content["parents"]), content["household"]),
-            worker=WorkerContact.model_validate(content["worker"]),
-            category=Category(content["category"]),
-            wijk=content["wijk"],
-            registered_at=datetime.fromisoformat(content["registered_at"]),
-            age_limit_month=content["age_limit_month"],
-            sent_at=datetime.now(UTC),
-            reference=content["reference"],
-        )
-        try:
-            await producer.send(signal, content["child"])
-        except Exception as exc:  # Kafka unreachable: the worker sends the form again
-            log.warning("a registration could not be produced: %s", type(exc).__name__)
-            raise desk.refuse(
-                503, "kafka", "the registration could not be sent now; send the form again"
-            ) from None
+                if _what(kept.content) != _what(content):
+                    raise desk.refuse(
+                        409, "changed", "this form was sent before with other content"
+                    )
+        answer = {"registration": str(registration), "registered_at": kept.content["registered_at"]}
+        if kept.sent_at is None:
+            try:
+                await desk.send(partner, registration, kept.content)
+            except Exception as exc:  # kept: the desk's relay sends it when Kafka is back
+                log.warning("a registration is kept to be sent later: %s", type(exc).__name__)
+                return JSONResponse(answer | {"sent": False}, 202)
+        return JSONResponse(answer | {"sent": True}, 201)
 
     async def registrations(request: Request, principal: Principal, partner: Partner) -> Response:
         assert desk.pool is not None
@@ -487,6 +530,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                         "category": r.content["category"],
                         "wijk": r.content["wijk"],
                         "wijk_name": desk.wijken.get(r.content["wijk"]),
+                        "sent": r.sent_at is not None,
                         "withdrawn_at": r.withdrawn_at.isoformat() if r.withdrawn_at else None,
                         "withdrawn_reason": r.withdrawn_reason,
                         "case": (cases or {}).get(str(r.registration_id)),
@@ -512,10 +556,14 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         if answer.status_code != 200:
             log.warning("the inbox answered %d", answer.status_code)
             return None
-        return {
-            r["number"]: {"match_id": r["match_id"], "state": r["state"]}
-            for r in answer.json().get("registrations", [])
-        }
+        try:
+            return {
+                str(r["number"]): {"match_id": str(r["match_id"]), "state": str(r["state"])}
+                for r in answer.json()["registrations"]
+            }
+        except (ValueError, KeyError, TypeError):
+            log.warning("the inbox's answer is not the list of registrations in cases")
+            return None
 
     async def withdraw(request: Request, principal: Principal, partner: Partner) -> Response:
         try:
@@ -530,19 +578,20 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
             )
         if kept is None or kept.sent_at is None:
             raise desk.refuse(404, "unknown", "no such registration of yours")
-        if kept.withdrawn_at is not None:
-            raise desk.refuse(409, "withdrawn", "this registration was withdrawn before")
+        async with desk.pool.acquire() as conn:
+            if not await store.claim_withdrawal(conn, registration, asked.reason.value):
+                raise desk.refuse(409, "withdrawn", "this registration was withdrawn before")
         child = kept.content["child"]
         withdrawal = partner.producer.withdrawal(registration, child, asked.reason)
         try:
             await partner.producer.send(withdrawal, child)
         except Exception as exc:
             log.warning("a withdrawal could not be produced: %s", type(exc).__name__)
+            async with desk.pool.acquire() as conn:
+                await store.unclaim_withdrawal(conn, registration)
             raise desk.refuse(
                 503, "kafka", "the withdrawal could not be sent now; try again"
             ) from None
-        async with desk.pool.acquire() as conn:
-            await store.withdrawn(conn, registration, asked.reason.value)
         desk.withdrawals.labels(partner.config.partner_id, asked.reason.value).inc()
         return JSONResponse({"registration": str(registration), "withdrawn": asked.reason.value})
 
@@ -569,13 +618,15 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await desk.start()
         forgetting = asyncio.create_task(desk.forget_old())
+        relaying = asyncio.create_task(desk.relay())
         log.info("the desk registers for %s", ", ".join(sorted(desk.partners)))
         try:
             yield
         finally:
-            forgetting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await forgetting
+            for task in (forgetting, relaying):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await desk.stop()
             log.info("the desk shut down gracefully")
 

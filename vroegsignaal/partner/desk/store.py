@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -19,11 +20,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.db import Conn
 
+log = logging.getLogger("vroegsignaal.desk")
 SCHEMA = "desk"
 MIGRATIONS = sorted((Path(__file__).parent / "migrations").glob("*.sql"))
 # Every sealed registration is this long: its size says nothing of how many parents or
-# how long a reference it holds (the largest is some 700 bytes).
-PADDED = 1024
+# how long a reference it holds (the largest, every field at its longest in four-byte
+# characters, is under 2 KiB: tests/unit/test_desk.py).
+PADDED = 4096
 
 
 class SealError(RuntimeError):
@@ -42,24 +45,30 @@ class Sealing:
     def worker(self, worker_id: str) -> str:
         return hmac.new(self._worker_key, worker_id.encode(), "sha256").hexdigest()[:32]
 
-    def seal(self, registration_id: uuid.UUID, content: dict[str, Any]) -> bytes:
-        plain = json.dumps(content, separators=(",", ":"), sort_keys=True).encode()
+    def seal(self, registration_id: uuid.UUID, worker: str, content: dict[str, Any]) -> bytes:
+        plain = json.dumps(
+            content, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+        ).encode()
         if len(plain) >= PADDED:
             raise ValueError(f"a registration is over {PADDED - 1} bytes")
         nonce = os.urandom(12)
         padded = plain + b"\x00" * (PADDED - len(plain))
-        return nonce + self._aead.encrypt(nonce, padded, self._aad(registration_id))
+        return nonce + self._aead.encrypt(nonce, padded, self._aad(registration_id, worker))
 
-    def open(self, registration_id: uuid.UUID, sealed: bytes) -> dict[str, Any]:
+    def open(self, registration_id: uuid.UUID, worker: str, sealed: bytes) -> dict[str, Any]:
+        """A record as sealed; SealError if it was altered, or moved to another id,
+        worker or partner."""
         try:
-            padded = self._aead.decrypt(sealed[:12], sealed[12:], self._aad(registration_id))
+            aad = self._aad(registration_id, worker)
+            padded = self._aead.decrypt(sealed[:12], sealed[12:], aad)
         except InvalidTag:
             raise SealError(f"registration {registration_id} does not open") from None
         content: dict[str, Any] = json.loads(padded.rstrip(b"\x00"))
         return content
 
-    def _aad(self, registration_id: uuid.UUID) -> bytes:
-        return b"desk\x1f" + self.partner_id.encode() + b"\x1f" + registration_id.bytes
+    def _aad(self, registration_id: uuid.UUID, worker: str) -> bytes:
+        partner = self.partner_id.encode()
+        return b"desk\x1f" + partner + b"\x1f" + worker.encode() + b"\x1f" + registration_id.bytes
 
 
 def _derive(key: bytes, info: bytes) -> bytes:
@@ -106,7 +115,7 @@ async def add(
         registration_id,
         sealing.partner_id,
         worker,
-        sealing.seal(registration_id, content),
+        sealing.seal(registration_id, worker, content),
     )
     if not done:
         return None
@@ -127,14 +136,32 @@ async def one(
 
 
 async def of_worker(conn: Conn, sealing: Sealing, worker: str) -> list[Stored]:
-    """The worker's registrations that went out, newest first."""
+    """The worker's registrations, newest first (one that does not open is left out)."""
     rows = await conn.fetch(
         "SELECT * FROM registrations WHERE partner_id = $1 AND worker = $2"
-        " AND sent_at IS NOT NULL ORDER BY created_at DESC",
+        " ORDER BY created_at DESC",
         sealing.partner_id,
         worker,
     )
-    return [_stored(sealing, r) for r in rows]
+    found = []
+    for row in rows:
+        try:
+            found.append(_stored(sealing, row))
+        except SealError:
+            log.warning("a registration of the desk does not open: altered or moved")
+    return found
+
+
+async def unsent(conn: Conn, older_than: timedelta) -> list[tuple[str, str, uuid.UUID, bytes]]:
+    """(partner id, worker, registration id, sealed) of what was kept and not yet
+    acknowledged by Kafka, oldest first: the desk's outbox."""
+    rows = await conn.fetch(
+        "SELECT partner_id, worker, registration_id, sealed FROM registrations"
+        " WHERE sent_at IS NULL AND created_at < now() - $1::interval"
+        " ORDER BY created_at LIMIT 100",
+        older_than,
+    )
+    return [(r["partner_id"], r["worker"], r["registration_id"], bytes(r["sealed"])) for r in rows]
 
 
 async def sent(conn: Conn, registration_id: uuid.UUID) -> None:
@@ -144,12 +171,25 @@ async def sent(conn: Conn, registration_id: uuid.UUID) -> None:
     )
 
 
-async def withdrawn(conn: Conn, registration_id: uuid.UUID, reason: str) -> None:
-    await conn.execute(
+async def claim_withdrawal(conn: Conn, registration_id: uuid.UUID, reason: str) -> bool:
+    """Mark a sent registration withdrawn, once: False if it was withdrawn before (or by
+    a request at the same moment)."""
+    done = await conn.fetchval(
         "UPDATE registrations SET withdrawn_at = now(), withdrawn_reason = $2"
-        " WHERE registration_id = $1 AND withdrawn_at IS NULL",
+        " WHERE registration_id = $1 AND withdrawn_at IS NULL AND sent_at IS NOT NULL"
+        " RETURNING true",
         registration_id,
         reason,
+    )
+    return bool(done)
+
+
+async def unclaim_withdrawal(conn: Conn, registration_id: uuid.UUID) -> None:
+    """Undo a claim whose withdrawal could not be sent: the worker tries again."""
+    await conn.execute(
+        "UPDATE registrations SET withdrawn_at = NULL, withdrawn_reason = NULL"
+        " WHERE registration_id = $1",
+        registration_id,
     )
 
 
@@ -169,7 +209,7 @@ async def forget_before(conn: Conn, keep_days: int, now: datetime | None = None)
 def _stored(sealing: Sealing, row: Any) -> Stored:
     return Stored(
         registration_id=row["registration_id"],
-        content=sealing.open(row["registration_id"], bytes(row["sealed"])),
+        content=sealing.open(row["registration_id"], row["worker"], bytes(row["sealed"])),
         sent_at=row["sent_at"],
         withdrawn_at=row["withdrawn_at"],
         withdrawn_reason=row["withdrawn_reason"],

@@ -7,7 +7,7 @@
 
 import { Session, el } from "./lib/oidc.js";
 import { day, t, useLanguage } from "./lib/i18n.js";
-import { ageLimitMonth, bsnState, registrable } from "./lib/bsn.js";
+import { ageLimitMonth, bsnState, holdsBsn, holdsDate, registrable } from "./lib/bsn.js";
 import {
   blind, bsnInput, finalize, fromBase64, fromHex, householdInput, pseudonymOf, toBase64,
 } from "./lib/voprf.js";
@@ -142,29 +142,50 @@ function fill() {
   $("born").max = setup.today;
 }
 
-// What is wrong with the form, in the worker's words; null when it can go.
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+// What is wrong with the form: the message (in the worker's words) and the field to fix;
+// null when it can go. Nothing leaves the page before this says it can.
 function problem() {
-  if (bsnState($("child-bsn").value) !== "valid") return t("invalid.child");
-  const parents = ["parent-1-bsn", "parent-2-bsn"].map((id) => digits($(id).value)).filter(Boolean);
-  for (const p of parents) if (bsnState(p) !== "valid") return t("invalid.parent");
-  const everyone = [digits($("child-bsn").value), ...parents];
-  if (new Set(everyone).size !== everyone.length) return t("invalid.twice");
+  if (bsnState($("child-bsn").value) !== "valid") return ["invalid.child", "child-bsn"];
+  const ids = ["parent-1-bsn", "parent-2-bsn"];
+  for (const id of ids) {
+    if (digits($(id).value) && bsnState($(id).value) !== "valid") return ["invalid.parent", id];
+  }
+  const everyone = [$("child-bsn"), ...ids.map($)].map((f) => digits(f.value)).filter(Boolean);
+  if (new Set(everyone).size !== everyone.length) return ["invalid.twice", "parent-1-bsn"];
+  const born = !$("born-field").hidden;
+  const ageField = born ? "born" : "limit-month";
   const month = limitMonth();
-  if (!month) return t("invalid.age");
-  if (!$("born-field").hidden && $("born").value > setup.today) return t("age.future");
-  if (!registrable(month, setup.today)) return t("age.too-old");
-  if (!$("category").value) return t("invalid.category");
-  if (!$("wijk").value) return t("invalid.wijk");
+  if (!month) return ["invalid.age", ageField];
+  // Browsers without a month picker take any text: only YYYY-MM goes.
+  if (!MONTH.test(month)) return ["invalid.month", ageField];
+  if (born && $("born").value > setup.today) return ["age.future", ageField];
+  if (!registrable(month, setup.today)) return ["age.too-old", ageField];
+  if (!$("category").value) return ["invalid.category", "category"];
+  if (!$("wijk").value) return ["invalid.wijk", "wijk"];
+  const reference = $("reference").value;
+  if (holdsBsn(reference)) return ["invalid.reference-bsn", "reference"];
+  if (holdsDate(reference)) return ["invalid.reference-date", "reference"];
   return null;
+}
+
+function markWrong(key, id) {
+  showError(t(key));
+  $(id).setAttribute("aria-invalid", "true");
+  $(id).focus();
 }
 
 async function register(event) {
   event.preventDefault();
   clearError();
   $("result").textContent = "";
+  for (const field of $("register").querySelectorAll("[aria-invalid]")) {
+    if (!field.id.endsWith("-bsn")) field.removeAttribute("aria-invalid");
+  }
   const wrong = problem();
   if (wrong) {
-    showError(wrong);
+    markWrong(...wrong);
     return;
   }
   $("submit").disabled = true;
@@ -207,9 +228,10 @@ async function register(event) {
     }
     $("category").value = "";
     $("age-state").textContent = "";
-    $("result").textContent = reference
-      ? t("sent.reference", { reference })
-      : t("sent.number", { number: done.registration });
+    const which = reference || done.registration;
+    $("result").textContent = done.sent
+      ? t(reference ? "sent.reference" : "sent.number", { reference, number: which })
+      : t("sent.pending", { which });
     await loadMine();
   } catch (error) {
     showError(error);
@@ -219,6 +241,7 @@ async function register(event) {
 }
 
 function stateOf(r) {
+  if (!r.sent) return t("case.pending");
   if (r.withdrawn_at) return t(`withdrawn.${r.withdrawn_reason}`, { date: day(r.withdrawn_at) });
   if (r.case) return t(`case.${r.case.state}`);
   return t("case.none");
@@ -226,7 +249,7 @@ function stateOf(r) {
 
 function withdrawControls(r) {
   const cell = el("td");
-  if (r.withdrawn_at) return cell;
+  if (r.withdrawn_at || !r.sent) return cell;
   const label = t("withdraw.reason", { which: r.reference || r.registration });
   const reason = el("select");
   reason.setAttribute("aria-label", label);
@@ -307,6 +330,9 @@ async function main() {
   $("limit-month").addEventListener("input", showAge);
   $("postcode").addEventListener("input", lookUpWijk);
   $("register").addEventListener("submit", register);
+  // A form changed after a failed try is another registration; the same form sent again
+  // (no answer came) is the same one, made once.
+  $("register").addEventListener("input", () => { submission = crypto.randomUUID(); });
   $("register-section").hidden = false;
   $("mine-section").hidden = false;
   await loadMine();
