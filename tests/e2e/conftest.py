@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,8 @@ from prometheus_client import CollectorRegistry
 from shared.contracts import Topics
 from shared.kafka import create_broker
 from shared.settings import Settings
+from vroegsignaal.dev.desk import provision_desk_database, write_desk_config
+from vroegsignaal.dev.stack.procs import free_port
 from vroegsignaal.partner.config import PartnerConfig
 from vroegsignaal.partner.producer import PartnerProducer
 from vroegsignaal.provision.database import login_of
@@ -185,3 +189,76 @@ async def partners(settings: Settings, secrets: Secrets) -> AsyncIterator[Produc
             yield producer
     finally:
         await broker.stop()
+
+
+@pytest.fixture
+def desk_port() -> int:
+    return free_port()
+
+
+@dataclass(frozen=True)
+class Desk:
+    url: str
+    log: Path
+    database_url: str
+
+
+def start(log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`vroegsignaal partner desk`, its output in `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vroegsignaal", "partner", "desk"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture
+async def desk(
+    settings: Settings,
+    secrets: Secrets,
+    services: dict[str, str],
+    tmp_path: Path,
+    desk_port: int,
+    extra_env: dict[str, dict[str, str]],
+) -> AsyncIterator[Desk]:
+    """The partners' registration desk (`vroegsignaal partner desk`) as a partner runs it:
+    its own database login, the demo partners' files, the municipality's inbox; stopped
+    with SIGTERM afterwards, gracefully."""
+    database_url = await provision_desk_database(settings.database_url, secrets)
+    config = write_desk_config(secrets, settings, tmp_path / "desk", services["notification"])
+    port = desk_port
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("VS_") and k not in ("DATABASE_URL", "KEYSTORE_DATABASE_URL")
+        },
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "VS_TOPIC_PREFIX": settings.topic_prefix,
+        "VS_OIDC_ISSUER": settings.oidc_issuer,
+        "VS_DESK_PORT": str(port),
+        "VS_DESK_DATABASE_URL": database_url,
+        "VS_DESK_CONFIG": str(config),
+        "VS_GRACEFUL_TIMEOUT_SECONDS": "5",
+        "PYTHONUNBUFFERED": "1",
+        **extra_env.get("desk", {}),
+    }
+    log = tmp_path / "desk.log"
+    proc = await asyncio.to_thread(start, log, env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_ready, url, proc, log)
+        yield Desk(url, log, database_url)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code: int | None
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = None
+    assert code in (0, -signal.SIGTERM), log.read_text()[-3000:]
+    assert "the desk shut down gracefully" in log.read_text(), log.read_text()[-3000:]

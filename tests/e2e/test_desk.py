@@ -9,16 +9,11 @@ database."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +28,10 @@ from shared.contracts import Category
 from shared.settings import REPO_ROOT, Settings
 from tests.accessibility import assert_accessible
 from tests.conftest import auth, eventually
-from tests.e2e.conftest import Producers, wait_ready
+from tests.e2e.conftest import Desk, Producers
 from tests.e2e.test_inbox_browser import alerts_of, chromium, registration, send_with_cli
 from tests.e2e.test_pipeline import JGZ, SCHOOL, get_json
-from vroegsignaal.dev.desk import SCHEMA, provision_desk_database, write_desk_config
-from vroegsignaal.dev.stack.procs import free_port
+from vroegsignaal.dev.desk import SCHEMA
 from vroegsignaal.partner.bsn import synthetic_bsns
 from vroegsignaal.partner.pseudonymise import bsn_input, household_input
 from vroegsignaal.provision.secrets import Secrets
@@ -51,67 +45,6 @@ JGZ_WORKER, JGZ_NAME = "jgz-voorbeeldrade-1", "Noor Hendriks"
 
 def nl(key: str, **params: object) -> str:
     return str(NL[key]).format(**params)
-
-
-@dataclass(frozen=True)
-class Desk:
-    url: str
-    log: Path
-    database_url: str
-
-
-def start(log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`vroegsignaal partner desk`, its output in `log`."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "vroegsignaal", "partner", "desk"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-@pytest.fixture
-async def desk(
-    settings: Settings, secrets: Secrets, services: dict[str, str], tmp_path: Path
-) -> AsyncIterator[Desk]:
-    """The desk as a partner runs it: its own database login, the demo partners' files,
-    the municipality's inbox; stopped with SIGTERM afterwards, gracefully."""
-    database_url = await provision_desk_database(settings.database_url, secrets)
-    config = write_desk_config(secrets, settings, tmp_path / "desk", services["notification"])
-    port = free_port()
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("VS_") and k not in ("DATABASE_URL", "KEYSTORE_DATABASE_URL")
-        },
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "VS_TOPIC_PREFIX": settings.topic_prefix,
-        "VS_OIDC_ISSUER": settings.oidc_issuer,
-        "VS_DESK_PORT": str(port),
-        "VS_DESK_DATABASE_URL": database_url,
-        "VS_DESK_CONFIG": str(config),
-        "VS_GRACEFUL_TIMEOUT_SECONDS": "5",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = tmp_path / "desk.log"
-    proc = await asyncio.to_thread(start, log, env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await asyncio.to_thread(wait_ready, url, proc, log)
-        yield Desk(url, log, database_url)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        code: int | None
-        try:
-            code = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = None
-    assert code in (0, -signal.SIGTERM), log.read_text()[-3000:]
-    assert "the desk shut down gracefully" in log.read_text(), log.read_text()[-3000:]
 
 
 async def log_in(browser: Browser, services: dict[str, str], desk: Desk, user: str) -> Page:

@@ -1,8 +1,10 @@
 """Logging in through a real identity provider: Keycloak (its server distribution from
 Maven Central, on the local JDK, started like Kafka) with the realm export the operators
 import (`deploy/keycloak/vroegsignaal-realm.json`). A worker logs in to the inbox at
-Keycloak's own login page and sees a case arrive; the privacy officer logs in to the
-audit page and finds that worker's reads; the worker is refused the audit page."""
+Keycloak's own login page and sees a case arrive, made by a teacher who logged in at
+Keycloak to the partners' registration desk (her phone from Keycloak's claim); the
+privacy officer logs in to the audit page and finds that worker's reads; the worker is
+refused the audit page."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from playwright.async_api import Browser, Page, expect
 from shared.contracts import Category
 from shared.settings import REPO_ROOT, Settings
 from tests.conftest import eventually
+from tests.e2e.conftest import Desk
 from tests.e2e.test_inbox_browser import (
     OTHER,
     OTHER_NAME,
@@ -30,7 +33,7 @@ from tests.e2e.test_inbox_browser import (
     registration,
     send_with_cli,
 )
-from tests.e2e.test_pipeline import JGZ, SCHOOL
+from tests.e2e.test_pipeline import BORN, JGZ
 from vroegsignaal.dev.stack.keycloak import (
     REALM,
     REALM_EXPORT,
@@ -45,6 +48,7 @@ from vroegsignaal.services import SERVICES
 pytestmark = pytest.mark.e2e
 
 AUDIT_NL = json.loads((REPO_ROOT / "services/audit/web/i18n/nl.json").read_text())
+DESK_NL = json.loads((REPO_ROOT / "vroegsignaal/partner/desk/web/i18n/nl.json").read_text())
 VERSION_4_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 # Keycloak accounts of the test (synthetic people): the inbox's worker and the privacy
 # officer, each with the attributes the realm maps into the token.
@@ -56,6 +60,18 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
         "last_name": "Hendriks",
         "email": "noor.hendriks@voorbeeldrade.example",
         "attributes": {"org": "JGZ Voorbeeldrade", "worker_id": WORKER},
+        "roles": ["worker"],
+    },
+    # A teacher who registers on the desk: her phone is known to Keycloak only.
+    "lotte.dejong": {
+        "first_name": "Lotte",
+        "last_name": "de Jong",
+        "email": "lotte.dejong@voorbeeldrade.example",
+        "attributes": {
+            "org": "Basisschool De Regenboog",
+            "worker_id": OTHER,
+            "phone_number": "+31 6 2000 0001",
+        },
         "roles": ["worker"],
     },
     "fenna.gegevens": {
@@ -79,13 +95,13 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
 
 
 @pytest.fixture
-def realm(keycloak: KeycloakServer, settings: Settings) -> Iterator[str]:
+def realm(keycloak: KeycloakServer, settings: Settings, desk_port: int) -> Iterator[str]:
     """The shipped realm export, imported with this test's service addresses, and its
     accounts; the issuer's address. Removed after the test."""
     values = {
         "VS_INBOX_URL": f"http://127.0.0.1:{settings.notification_port}",
         "VS_AUDIT_URL": f"http://127.0.0.1:{settings.audit_port}",
-        "VS_DESK_URL": f"http://127.0.0.1:{settings.desk_port}",
+        "VS_DESK_URL": f"http://127.0.0.1:{desk_port}",
     }
     admin = keycloak.admin()
     try:
@@ -102,7 +118,7 @@ def realm(keycloak: KeycloakServer, settings: Settings) -> Iterator[str]:
 def extra_env(realm: str) -> dict[str, dict[str, str]]:
     """Every service takes Keycloak's tokens, and the worker id from its `worker_id`."""
     oidc = {"VS_OIDC_ISSUER": realm, "VS_OIDC_USER_CLAIM": "worker_id"}
-    return {name: oidc for name in SERVICES}
+    return {name: oidc for name in (*SERVICES, "desk")}
 
 
 async def log_in_at_keycloak(browser: Browser, page_url: str, realm: str, username: str) -> Page:
@@ -131,6 +147,7 @@ async def test_a_worker_and_the_privacy_officer_log_in_through_keycloak(
     secrets: Secrets,
     realm: str,
     services: dict[str, str],
+    desk: Desk,
     tmp_path: Path,
 ) -> None:
     inbox = f"{services['notification']}/inbox/"
@@ -157,10 +174,21 @@ async def test_a_worker_and_the_privacy_officer_log_in_through_keycloak(
             settings, secrets, tmp_path, JGZ,
             [registration(child, WORKER, WORKER_NAME, Category.OPVOEDVRAGEN)],
         )  # fmt: skip
-        await send_with_cli(
-            settings, secrets, tmp_path, SCHOOL,
-            [registration(child, OTHER, OTHER_NAME, Category.SCHOOLVERZUIM)],
-        )  # fmt: skip
+        # The school's teacher registers the same youth on the desk, logged in at Keycloak.
+        registering = await log_in_at_keycloak(
+            browser, f"{desk.url}/registratie/", realm, "lotte.dejong"
+        )
+        await expect(registering.locator("#contact")).to_have_text(
+            f"{OTHER_NAME} · lotte.dejong@voorbeeldrade.example · +31 6 2000 0001"
+        )
+        await registering.locator("#child-bsn").press_sequentially(child)
+        await registering.fill("#born", BORN.isoformat())
+        await registering.select_option("#category", Category.SCHOOLVERZUIM.value)
+        await registering.select_option("#wijk", "WK099901")
+        await registering.click("#submit")
+        await expect(registering.locator("#result")).to_contain_text(
+            DESK_NL["sent.number"].split("{")[0], timeout=30_000
+        )
         await expect(page.locator("#cases li[data-match-id]")).to_have_count(1, timeout=60_000)
 
         # The same Keycloak session does not open the audit log for a worker.
