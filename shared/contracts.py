@@ -99,29 +99,50 @@ Text = Annotated[str, StringConstraints(pattern=f"^[^{NOT_TEXT}]*$")]
 _DATE_PARTS = re.compile(
     r"(?<![0-9])([0-9]{1,4})[^0-9A-Za-z]{1,3}([0-9]{1,2})[^0-9A-Za-z]{1,3}([0-9]{1,4})(?![0-9])"
 )
+_MONTHS = {
+    "jan": 1, "feb": 2, "maa": 3, "mrt": 3, "mar": 3, "apr": 4, "mei": 5, "may": 5, "jun": 6,
+    "jul": 7, "aug": 8, "sep": 9, "okt": 10, "oct": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+_NAMED_MONTH = re.compile(
+    r"(?<![0-9])([0-9]{1,2})[^0-9A-Za-z]{0,3}(" + "|".join(_MONTHS) + r")[A-Za-z]*\.?"
+    r"[^0-9A-Za-z]{0,3}([0-9]{2}|[0-9]{4})(?![0-9])",
+    re.IGNORECASE,
+)
+
+
+def _plain(value: str) -> str:
+    """`value` in compatibility form (full-width, circled, super- and subscript digits as
+    digits), every decimal digit of any script as its ASCII one."""
+    return "".join(
+        str(unicodedata.decimal(c)) if unicodedata.category(c) == "Nd" else c
+        for c in unicodedata.normalize("NFKC", value)
+    )
 
 
 def digit_runs(value: str) -> list[str]:
-    """The runs of digits in a free text as a BSN could hide in it: every kind of digit
-    read as its value (full-width, Arabic-Indic, ...), letters ending a run, and anything
-    else (spaces, dots, dashes, slashes, commas, underscores) dropped from between digits."""
-    runs, run = [], []
-    for char in value:
-        digit = unicodedata.digit(char, None)
-        if digit is not None:
-            run.append(str(digit))
+    """The runs of digits in a free text as a BSN could hide in it: every kind of decimal
+    digit read as its value, letters ending a run, and anything else (spaces, dots,
+    dashes, slashes, commas, underscores) dropped from between digits."""
+    runs, run = [], ""
+    for char in _plain(value):
+        if "0" <= char <= "9":
+            run += char
         elif unicodedata.category(char)[0] in "LM":  # a letter ends a run
             if run:
-                runs.append("".join(run))
-            run = []
+                runs.append(run)
+            run = ""
     if run:
-        runs.append("".join(run))
+        runs.append(run)
     return runs
 
 
 def holds_bsn(value: str) -> bool:
     """Whether a free text holds a number that passes the elfproef: a run of eight or nine
-    digits (eight: a BSN that lost its leading zero), or nine digits within a longer run."""
+    digits (eight: a BSN that lost its leading zero), or nine digits within a longer run;
+    or a number sign that is no plain digit (a dingbat, an Ethiopic digit), which could
+    hide one."""
+    if any(unicodedata.category(c) in ("No", "Nl") for c in unicodedata.normalize("NFKC", value)):
+        return True
     for run in digit_runs(value):
         if len(run) in (8, 9) and is_valid_bsn(run.zfill(9)):
             return True
@@ -138,30 +159,39 @@ def _is_day(year: int, month: int, day: int) -> bool:
     return True
 
 
+def _two_digit_year(day: int, month: int, year: int) -> bool:
+    return _is_day(2000 + year, month, day) or _is_day(1900 + year, month, day)
+
+
 def holds_date(value: str) -> bool:
-    """Whether a free text holds a day (a date of birth in any form): year, month and day
-    with separators in either order (2015-05-12, 12/5/2015, 12.05.15), or eight digits
-    that are one (20150512, 12052015)."""
-    text = "".join(
-        str(d) if (d := unicodedata.digit(c, None)) is not None else c
-        for c in unicodedata.normalize("NFKC", value)
-    )
+    """Whether a free text holds a day (a date of birth in any notation): year, month and
+    day with separators in either order (2015-05-12, 12/5/2015, 12.05.15), a month by its
+    name (3 mei 2015, 12 May 15), or six or eight digits that are one (120515, 150512,
+    20150512, 12052015)."""
+    text = _plain(value)
     for first, middle, last in _DATE_PARTS.findall(text):
-        if len(first) == 4 and _is_day(int(first), int(middle), int(last) if len(last) <= 2 else 0):
+        f, m, la = int(first), int(middle), int(last)
+        if len(first) == 4 and len(last) <= 2 and _is_day(f, m, la):
             return True
-        if len(last) in (2, 4) and len(first) <= 2:
-            year = int(last) + (2000 if len(last) == 2 else 0)
-            if _is_day(year, int(middle), int(first)) or _is_day(
-                year - 100, int(middle), int(first)
-            ):
-                return True
+        if len(first) <= 2 and len(last) == 4 and _is_day(la, m, f):
+            return True
+        if len(first) <= 2 and len(last) == 2 and _two_digit_year(f, m, la):
+            return True
+    for day, month, year in _NAMED_MONTH.findall(text):
+        number = _MONTHS[month.lower()]
+        if len(year) == 4 and _is_day(int(year), number, int(day)):
+            return True
+        if len(year) == 2 and _two_digit_year(int(day), number, int(year)):
+            return True
     for run in digit_runs(value):
         if len(run) == 8:
-            y, m, d = int(run[:4]), int(run[4:6]), int(run[6:])
-            if 1900 <= y <= 2099 and _is_day(y, m, d):
+            if 1900 <= int(run[:4]) <= 2099 and _is_day(int(run[:4]), int(run[4:6]), int(run[6:])):
                 return True
-            d, m, y = int(run[:2]), int(run[2:4]), int(run[4:])
-            if 1900 <= y <= 2099 and _is_day(y, m, d):
+            if 1900 <= int(run[4:]) <= 2099 and _is_day(int(run[4:]), int(run[2:4]), int(run[:2])):
+                return True
+        if len(run) == 6:
+            a, b, c = int(run[:2]), int(run[2:4]), int(run[4:])
+            if _two_digit_year(a, b, c) or _two_digit_year(c, b, a):
                 return True
     return False
 
@@ -171,7 +201,7 @@ def not_a_bsn(value: str) -> str:
     Every kind of digit is read as one, and whatever stands between digits but a letter
     is dropped; then every run of eight or nine digits that passes the elfproef (eight: a
     BSN that lost its leading zero), and every nine digits within a longer run, counts
-    as one."""
+    as one (see holds_bsn)."""
     if holds_bsn(value):
         raise ValueError("holds a number that passes the elfproef, like a BSN; never send one")
     return value

@@ -35,7 +35,7 @@ export function registrable(limitMonth, today) {
   return limitMonth > today.slice(0, 7);
 }
 
-// The value of a decimal digit of any script (full-width, Arabic-Indic, ...), else null.
+// The value of a decimal digit of any script (Arabic-Indic, Devanagari, ...), else null.
 // Unicode keeps each script's digits as ten code points in a row, zero first.
 function digitValue(char) {
   if (!/\p{Nd}/u.test(char)) return null;
@@ -48,14 +48,24 @@ function digitValue(char) {
   return value;
 }
 
+// The text in compatibility form (full-width, circled, super- and subscript digits as
+// digits), every decimal digit of any script as its ASCII one (contracts.py _plain).
+function plain(text) {
+  let flat = "";
+  for (const char of text.normalize("NFKC")) {
+    const digit = digitValue(char);
+    flat += digit === null ? char : String(digit);
+  }
+  return flat;
+}
+
 // The runs of digits of a free text as a BSN could hide in it: letters end a run, anything
 // else between digits is dropped (shared/contracts.py digit_runs).
 export function digitRuns(text) {
   const runs = [];
   let run = "";
-  for (const char of text.normalize("NFKC")) {
-    const digit = digitValue(char);
-    if (digit !== null) run += String(digit);
+  for (const char of plain(text)) {
+    if (char >= "0" && char <= "9") run += char;
     else if (/[\p{L}\p{M}]/u.test(char)) {
       if (run) runs.push(run);
       run = "";
@@ -66,8 +76,10 @@ export function digitRuns(text) {
 }
 
 // Whether a free text (the worker's own case number) holds a number that passes the
-// elfproef: eight or nine digits, or nine within a longer run (contracts.py holds_bsn).
+// elfproef: eight or nine digits, or nine within a longer run; or a number sign that is
+// no plain digit, which could hide one (contracts.py holds_bsn).
 export function holdsBsn(text) {
+  if (/[\p{No}\p{Nl}]/u.test(text.normalize("NFKC"))) return true;
   for (const run of digitRuns(text)) {
     if ((run.length === 8 || run.length === 9) && isValidBsn(run.padStart(9, "0"))) return true;
     if (run.length > 9) {
@@ -85,30 +97,45 @@ function isDay(year, month, day) {
     moment.getUTCDate() === day;
 }
 
-const DATE_PARTS =
-  /(?<![0-9])([0-9]{1,4})[^0-9A-Za-z]{1,3}([0-9]{1,2})[^0-9A-Za-z]{1,3}([0-9]{1,4})(?![0-9])/g;
+const twoDigitYear = (day, month, year) => isDay(2000 + year, month, day) ||
+  isDay(1900 + year, month, day);
 
-// Whether a free text holds a day, perhaps a date of birth (contracts.py holds_date).
+const DATE_PARTS =
+  /(?<![0-9])([0-9]{1,4})[^0-9A-Za-z]{1,3}([0-9]{1,2})[^0-9A-Za-z]{1,3}([0-9]{1,4})(?![0-9])/gu;
+const MONTHS = {
+  jan: 1, feb: 2, maa: 3, mrt: 3, mar: 3, apr: 4, mei: 5, may: 5, jun: 6,
+  jul: 7, aug: 8, sep: 9, okt: 10, oct: 10, nov: 11, dec: 12,
+};
+const NAMED_MONTH = new RegExp(
+  `(?<![0-9])([0-9]{1,2})[^0-9A-Za-z]{0,3}(${Object.keys(MONTHS).join("|")})[A-Za-z]*\\.?` +
+    "[^0-9A-Za-z]{0,3}([0-9]{2}|[0-9]{4})(?![0-9])",
+  "giu",
+);
+
+// Whether a free text holds a day, perhaps a date of birth, in any notation
+// (contracts.py holds_date).
 export function holdsDate(text) {
-  let flat = "";
-  for (const char of text.normalize("NFKC")) {
-    const digit = digitValue(char);
-    flat += digit === null ? char : String(digit);
-  }
+  const flat = plain(text);
   for (const [, first, middle, last] of flat.matchAll(DATE_PARTS)) {
     const [f, m, l] = [Number(first), Number(middle), Number(last)];
-    if (first.length === 4 && isDay(f, m, last.length <= 2 ? l : 0)) return true;
-    if ((last.length === 2 || last.length === 4) && first.length <= 2) {
-      const year = l + (last.length === 2 ? 2000 : 0);
-      if (isDay(year, m, f) || isDay(year - 100, m, f)) return true;
-    }
+    if (first.length === 4 && last.length <= 2 && isDay(f, m, l)) return true;
+    if (first.length <= 2 && last.length === 4 && isDay(l, m, f)) return true;
+    if (first.length <= 2 && last.length === 2 && twoDigitYear(f, m, l)) return true;
+  }
+  for (const [, day, month, year] of flat.matchAll(NAMED_MONTH)) {
+    const number = MONTHS[month.toLowerCase()];
+    if (year.length === 4 && isDay(Number(year), number, Number(day))) return true;
+    if (year.length === 2 && twoDigitYear(Number(day), number, Number(year))) return true;
   }
   for (const run of digitRuns(text)) {
-    if (run.length !== 8) continue;
-    const [y1, m1, d1] = [Number(run.slice(0, 4)), Number(run.slice(4, 6)), Number(run.slice(6))];
-    if (y1 >= 1900 && y1 <= 2099 && isDay(y1, m1, d1)) return true;
-    const [d2, m2, y2] = [Number(run.slice(0, 2)), Number(run.slice(2, 4)), Number(run.slice(4))];
-    if (y2 >= 1900 && y2 <= 2099 && isDay(y2, m2, d2)) return true;
+    const n = (from, to) => Number(run.slice(from, to));
+    if (run.length === 8) {
+      if (n(0, 4) >= 1900 && n(0, 4) <= 2099 && isDay(n(0, 4), n(4, 6), n(6))) return true;
+      if (n(4) >= 1900 && n(4) <= 2099 && isDay(n(4), n(2, 4), n(0, 2))) return true;
+    }
+    if (run.length === 6) {
+      if (twoDigitYear(n(0, 2), n(2, 4), n(4)) || twoDigitYear(n(4), n(2, 4), n(0, 2))) return true;
+    }
   }
   return false;
 }

@@ -28,8 +28,11 @@ RUN = """async ([bsns, typed, births, today, references]) => {
 
 
 SEPARATORS = ["", " ", ".", "-", "/", ",", "_", "\u2009", "\u00a0", "·"]
-# Digits of other scripts: full-width, Arabic-Indic, Devanagari.
+# Digits of other scripts: full-width, Arabic-Indic, Devanagari; and digits that are no
+# decimal digit (circled, dingbat, Ethiopic), which the rule refuses outright.
 ZEROS = [0x30, 0xFF10, 0x660, 0x966]
+ODD = ["\u2460", "\u2776", "\u136a", "\u00b2"]
+MONTH_NAMES = ["jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec"]
 
 
 def references(rng: random.Random, births: list[str]) -> list[str]:
@@ -50,9 +53,13 @@ def references(rng: random.Random, births: list[str]) -> list[str]:
             rng.choice(
                 [f"{y}{sep}{m}{sep}{d}", f"{d}{sep}{m}{sep}{y}",
                  f"{int(d)}{sep}{int(m)}{sep}{y[2:]}", f"{y}{m}{d}", f"{d}{m}{y}",
-                 f"geb. {d}-{m}-{y}"]
+                 f"geb. {d}-{m}-{y}", f"{d}{m}{y[2:]}", f"{y[2:]}{m}{d}",
+                 f"{int(d)} {MONTH_NAMES[int(m) - 1]} {y}",
+                 f"{d}-{MONTH_NAMES[int(m) - 1]}-{y[2:]}"]
             )
         )  # fmt: skip
+    for odd in ODD:
+        made.append(f"LLN-{odd}7")
     for _ in range(300):
         made.append(
             rng.choice(["LLN-", "DOS ", "zaak/", "", "HV"])

@@ -62,6 +62,9 @@ def test_a_registration_made_in_the_browser_is_taken() -> None:
         {"reference": "".join(chr(0x660 + int(d)) for d in BSN)},  # Arabic-Indic digits
         {"reference": f"1{BSN}2"},
         {"reference": "geb. 12-05-2015"},
+        {"reference": "geboren 3 mei 2015"},
+        {"reference": "LLN 120515"},
+        {"reference": f"dossier \u2776{BSN[1:]}"},  # a dingbat digit: no plain digit
         {"reference": "20150512"},
         {"wijk": BSN},
         {"category": BSN},

@@ -315,9 +315,11 @@ class PartnerProducer:
     def withdrawal(
         self, registration: uuid.UUID, child: str, reason: WithdrawalReason
     ) -> SignalWithdrawn:
-        """The withdrawal of one of this partner's registrations, of the child `child`."""
+        """The withdrawal of one of this partner's registrations, of the child `child`:
+        one event per registration, whatever the reason (a second try with the other reason
+        is the same event, and intake takes the first)."""
         return SignalWithdrawn(
-            event_id=keyed_id(self._id_key, "withdrawal", reason.value, child, str(registration)),
+            event_id=keyed_id(self._id_key, "withdrawal", child, str(registration)),
             partner_id=self._config.partner_id,
             withdraws=registration,
             subject=child,

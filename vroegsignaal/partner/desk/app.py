@@ -280,20 +280,23 @@ class Desk:
             assert self.pool is not None
             try:
                 async with self.pool.acquire() as conn:
-                    waiting = await store.unsent(conn, timedelta(seconds=interval))
-                for partner_id, worker, registration, sealed in waiting:
-                    partner = by_id.get(partner_id)
-                    if partner is None:
-                        continue  # a partner no longer on this desk: its rows wait
-                    try:
-                        content = partner.sealing.open(registration, worker, sealed)
-                    except store.SealError:
-                        log.warning("a kept registration does not open: altered or moved")
-                        continue
+                    waiting = await store.unsent(conn, list(by_id), timedelta(seconds=interval))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("kept registrations cannot be read now: %s", type(exc).__name__)
+                continue
+            for partner_id, worker, registration, sealed in waiting:
+                partner = by_id[partner_id]
+                try:
+                    content = partner.sealing.open(registration, worker, sealed)
+                except store.SealError:
+                    log.warning("a kept registration does not open: altered or moved")
+                    continue
+                try:
                     await self.send(partner, registration, content)
-                    log.info("a kept registration was sent")
-            except Exception as exc:  # Kafka or the database away: next round
-                log.warning("kept registrations could not be sent now: %s", type(exc).__name__)
+                except Exception as exc:  # this partner's Kafka away: the others go on
+                    log.warning("a kept registration could not be sent: %s", type(exc).__name__)
+                    continue
+                log.info("a kept registration was sent")
 
     def refuse(self, status: int, code: str, message: str) -> Refused:
         """A refusal; the request's wrapper counts it and answers with it."""
@@ -371,6 +374,16 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
 
     def worker_of(principal: Principal, partner: Partner) -> str:
         return partner.sealing.worker(principal.user_id)
+
+    async def kept_one(
+        conn: Any, partner: Partner, worker: str, registration: uuid.UUID
+    ) -> store.Stored | None:
+        """The worker's kept registration; None if there is none, or none that opens."""
+        try:
+            return await store.one(conn, partner.sealing, worker, registration)
+        except store.SealError:
+            log.warning("a registration of the desk does not open: altered or moved")
+            return None
 
     async def login_config(request: Request) -> Response:
         return JSONResponse(
@@ -498,7 +511,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         async with desk.pool.acquire() as conn:
             kept = await store.add(conn, partner.sealing, who, registration, content)
             if kept is None:  # the same form again: what was kept the first time
-                kept = await store.one(conn, partner.sealing, who, registration)
+                kept = await kept_one(conn, partner, who, registration)
                 if kept is None:
                     raise desk.refuse(409, "taken", "this form was sent by someone else")
                 if _what(kept.content) != _what(content):
@@ -573,9 +586,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         asked: WithdrawRequest = await read_body(request, WithdrawRequest)
         assert desk.pool is not None
         async with desk.pool.acquire() as conn:
-            kept = await store.one(
-                conn, partner.sealing, worker_of(principal, partner), registration
-            )
+            kept = await kept_one(conn, partner, worker_of(principal, partner), registration)
         if kept is None or kept.sent_at is None:
             raise desk.refuse(404, "unknown", "no such registration of yours")
         async with desk.pool.acquire() as conn:
@@ -585,10 +596,12 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         withdrawal = partner.producer.withdrawal(registration, child, asked.reason)
         try:
             await partner.producer.send(withdrawal, child)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: the claim goes, the worker tries again
             log.warning("a withdrawal could not be produced: %s", type(exc).__name__)
             async with desk.pool.acquire() as conn:
                 await store.unclaim_withdrawal(conn, registration)
+            if not isinstance(exc, Exception):
+                raise
             raise desk.refuse(
                 503, "kafka", "the withdrawal could not be sent now; try again"
             ) from None

@@ -152,13 +152,16 @@ async def of_worker(conn: Conn, sealing: Sealing, worker: str) -> list[Stored]:
     return found
 
 
-async def unsent(conn: Conn, older_than: timedelta) -> list[tuple[str, str, uuid.UUID, bytes]]:
-    """(partner id, worker, registration id, sealed) of what was kept and not yet
-    acknowledged by Kafka, oldest first: the desk's outbox."""
+async def unsent(
+    conn: Conn, partners: list[str], older_than: timedelta
+) -> list[tuple[str, str, uuid.UUID, bytes]]:
+    """(partner id, worker, registration id, sealed) of what was kept for `partners` and
+    not yet acknowledged by Kafka, oldest first: the desk's outbox."""
     rows = await conn.fetch(
         "SELECT partner_id, worker, registration_id, sealed FROM registrations"
-        " WHERE sent_at IS NULL AND created_at < now() - $1::interval"
-        " ORDER BY created_at LIMIT 100",
+        " WHERE sent_at IS NULL AND partner_id = ANY($1::text[])"
+        " AND created_at < now() - $2::interval ORDER BY created_at LIMIT 100",
+        partners,
         older_than,
     )
     return [(r["partner_id"], r["worker"], r["registration_id"], bytes(r["sealed"])) for r in rows]

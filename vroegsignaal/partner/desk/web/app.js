@@ -66,10 +66,12 @@ function watchBsn(id) {
   });
 }
 
+// The month the youth turns 23, as typed or from the date of birth; "" when not (yet) a
+// month or a date (a browser without a date picker takes any text).
 function limitMonth() {
   if (document.querySelector('input[name="birth"]:checked').value === "born") {
     const born = $("born").value;
-    return born ? ageLimitMonth(born) : "";
+    return /^\d{4}-\d{2}-\d{2}$/.test(born) ? ageLimitMonth(born) : "";
   }
   return $("limit-month").value;
 }
@@ -153,10 +155,21 @@ function problem() {
     if (digits($(id).value) && bsnState($(id).value) !== "valid") return ["invalid.parent", id];
   }
   const everyone = [$("child-bsn"), ...ids.map($)].map((f) => digits(f.value)).filter(Boolean);
-  if (new Set(everyone).size !== everyone.length) return ["invalid.twice", "parent-1-bsn"];
+  if (new Set(everyone).size !== everyone.length) {
+    const seen = new Set();
+    const twice = [$("child-bsn"), ...ids.map($)].find((f) => {
+      const value = digits(f.value);
+      if (!value) return false;
+      if (seen.has(value)) return true;
+      seen.add(value);
+      return false;
+    });
+    return ["invalid.twice", twice.id];
+  }
   const born = !$("born-field").hidden;
   const ageField = born ? "born" : "limit-month";
   const month = limitMonth();
+  if (!month && born && $("born").value) return ["invalid.born", ageField];
   if (!month) return ["invalid.age", ageField];
   // Browsers without a month picker take any text: only YYYY-MM goes.
   if (!MONTH.test(month)) return ["invalid.month", ageField];
@@ -180,8 +193,13 @@ async function register(event) {
   event.preventDefault();
   clearError();
   $("result").textContent = "";
+  // Marked afresh: a BSN field by what it holds, any other as the check below finds it.
   for (const field of $("register").querySelectorAll("[aria-invalid]")) {
-    if (!field.id.endsWith("-bsn")) field.removeAttribute("aria-invalid");
+    if (field.id.endsWith("-bsn")) {
+      field.setAttribute("aria-invalid", String(bsnState(field.value) === "invalid"));
+    } else {
+      field.removeAttribute("aria-invalid");
+    }
   }
   const wrong = problem();
   if (wrong) {
