@@ -63,6 +63,7 @@ from shared.contracts import (
     month_of,
 )
 from shared.db import create_pool, migrate
+from shared.i18n import AMSTERDAM
 from shared.settings import Settings
 from shared.webapp import STATIC, unauthenticated
 from vroegsignaal.partner.config import PartnerConfig
@@ -320,6 +321,12 @@ class Desk:
         return partner
 
 
+def amsterdam_today() -> date:
+    """Today where the workers are: a registration at 00:30 in the Netherlands is of that
+    day (the month a youth turns 23 and a worker's daily limit follow it)."""
+    return datetime.now(AMSTERDAM).date()
+
+
 def _what(content: dict[str, Any]) -> dict[str, Any]:
     """What a registration says (not when it was kept)."""
     return {k: v for k, v in content.items() if k != "registered_at"}
@@ -412,7 +419,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                 "categories": [c.value for c in Category],
                 "wijken": [{"code": c, "name": n} for c, n in desk.wijken.items()],
                 "postcodes": desk.postcodes if partner.postcode_lookup else None,
-                "today": date.today().isoformat(),
+                "today": amsterdam_today().isoformat(),
             }
         )
 
@@ -429,7 +436,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                 conn,
                 partner.config.partner_id,
                 worker_of(principal, partner),
-                date.today(),
+                amsterdam_today(),
                 len(asked.blinded),
                 config.evaluations_per_worker_per_day,
             )
@@ -452,7 +459,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
 
     async def register(request: Request, principal: Principal, partner: Partner) -> Response:
         asked: RegistrationRequest = await read_body(request, RegistrationRequest)
-        today = date.today()
+        today = amsterdam_today()
         if asked.key_version != partner.producer.pseudonymiser.key_version:
             raise desk.refuse(
                 409, "key-version", "the pseudonymiser's key changed: reload the page"
