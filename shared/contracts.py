@@ -280,6 +280,10 @@ class Contract(BaseModel):
         return {}
 
 
+# A worker's phone number as a registration carries it (digits, spaces, brackets, dashes).
+PHONE_PATTERN = r"^\+?[0-9 ()-]{6,20}$"
+
+
 class WorkerContact(BaseModel):
     """How to reach the professional behind a registration: that information, never what."""
 
@@ -290,7 +294,7 @@ class WorkerContact(BaseModel):
     email: Annotated[
         str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
     ]
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = None
 
 
 PartnerReference = Annotated[

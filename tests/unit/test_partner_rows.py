@@ -354,3 +354,11 @@ def _export(path: Path, n: int) -> Path:
         )
     )  # fmt: skip
     return path
+
+
+def test_a_month_more_than_23_years_ahead_is_of_no_youth_born_yet() -> None:
+    ahead = f"{TODAY.year + 23}-{TODAY.month:02d}"
+    assert validate(2, row(date_of_birth="", age_limit_month=ahead), today=TODAY)
+    later = f"{TODAY.year + 24}-01"
+    with use_language("en"), pytest.raises(RowError, match="more than 23 years ahead"):
+        validate(2, row(date_of_birth="", age_limit_month=later), today=TODAY)

@@ -4,7 +4,6 @@ config/desk.yaml with the demo partners' own files, pointed at this run's servic
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -13,11 +12,11 @@ import yaml
 
 from shared.dbroles import role_url
 from shared.settings import REPO_ROOT, Settings
-from vroegsignaal.provision.secrets import Secrets
+from vroegsignaal.partner.desk.store import SCHEMA
+from vroegsignaal.provision.secrets import Secrets, write_private
 
 TEMPLATE = REPO_ROOT / "config" / "desk.yaml"
 ROLE = "vs_desk"
-SCHEMA = "desk"
 
 
 def _password(secrets_: Secrets) -> str:
@@ -25,15 +24,8 @@ def _password(secrets_: Secrets) -> str:
     server never change it under each other)."""
     path = secrets_.directory / "desk-database.password"
     if not path.exists():
-        _private(path, secrets.token_hex(24))
+        write_private(path, secrets.token_hex(24))
     return path.read_text().strip()
-
-
-def _private(path: Path, text: str) -> None:
-    """Written readable by its owner only from the start (it holds a key or password)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text)
 
 
 async def provision_desk_database(admin_url: str, secrets_: Secrets) -> str:
@@ -65,7 +57,7 @@ def write_desk_config(
         source = secrets_.partner_config(Path(partner["config"]).stem)
         config = yaml.safe_load(source.read_text())
         config["pseudonymiser"]["url"] = settings.pseudonymiser_url
-        _private(directory / partner["config"], yaml.safe_dump(config))
+        write_private(directory / partner["config"], yaml.safe_dump(config))
     template["postcodes"] = str(TEMPLATE.parent / template["postcodes"])
     template["inbox_url"] = inbox_url
     path = directory / "desk.yaml"

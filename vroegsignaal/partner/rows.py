@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,23 @@ class RejectedRow:
 
 class RowError(ValueError):
     pass
+
+
+class AgeProblem(StrEnum):
+    TOO_OLD = "too-old"  # turns 23 this month, or did before
+    NOT_BORN = "not-born"  # the month lies more than 23 years ahead
+
+
+def age_problem(limit_month: str, today: date) -> AgeProblem | None:
+    """Why a youth whose age limit month (YYYY-MM) is `limit_month` may not be registered
+    on `today`, or None: a registration ends at the start of the month they turn 23
+    (policy rule 5), and a month more than 23 years ahead is of no one born yet. The
+    producer's rows and the desk's forms both ask this."""
+    if limit_month <= month_of(today):
+        return AgeProblem.TOO_OLD
+    if limit_month > month_of(date(today.year + AGE_LIMIT, today.month, 1)):
+        return AgeProblem.NOT_BORN
+    return None
 
 
 # No field of a partner row is anywhere near this: a larger one is refused, not read.
@@ -166,8 +184,8 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
         limit_month = month_of(date(born.year + AGE_LIMIT, born.month, 1))
     else:
         limit_month = _month(month_text, "age_limit_month")
-    # Registrations end at the start of the month the youth turns 23 (policy rule 5).
-    if limit_month <= month_of(today):
+    problem = age_problem(limit_month, today)
+    if problem is AgeProblem.TOO_OLD:
         raise RowError(
             _(
                 "the youth turns 23 this month or turned 23 before; only youths under 23 "
@@ -175,6 +193,8 @@ def validate(line: int, raw: dict[str, Any], *, today: date) -> SourceRow:
                 "turn 23"
             )
         )
+    if problem is AgeProblem.NOT_BORN:
+        raise RowError(_("age_limit_month lies more than 23 years ahead: no youth born yet"))
     try:
         category = Category(_text(raw, "category"))
     except ValueError:

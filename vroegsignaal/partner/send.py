@@ -39,7 +39,6 @@ def partner_broker(config: PartnerConfig, settings: Settings, client_id: str) ->
 async def with_producer(config_path: Path, settings: Settings, action: Action) -> Summary:
     """Run `action` with a producer for the partner of `config_path`, then close it all."""
     config = PartnerConfig.load(config_path)
-    settings = config.kafka_settings(settings)
     broker = partner_broker(config, settings, f"partner-{config.partner_id}")
     try:
         await broker.start()

@@ -175,10 +175,18 @@ def ensure_issuer_key(path: Path) -> None:
         out.write(pem)
 
 
-def _write(path: Path, doc: object) -> None:
+def write_private(path: Path, text: str) -> None:
+    """`text` at `path`, readable by its owner only from the start (a key or a password
+    is never, even for a moment, in a file others may read)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that was there keeps no wider mode
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
+def _write(path: Path, doc: object) -> None:
+    write_private(path, yaml.safe_dump(doc, sort_keys=False))
 
 
 def _new_password(path: Path) -> str:

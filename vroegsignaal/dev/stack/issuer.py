@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from shared.auth import Role
 from shared.config import each_once, load_yaml_model
+from shared.contracts import PHONE_PATTERN
 from shared.settings import Settings
 from vroegsignaal.provision.errors import StackError
 from vroegsignaal.provision.secrets import ensure_issuer_key
@@ -83,7 +84,7 @@ class DemoUserEntry(BaseModel):
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]
     roles: list[Role] = Field(min_length=1)
     organisation: Text
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{10,20}$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = None
 
 
 class DemoUsersFile(BaseModel):

@@ -51,6 +51,7 @@ from starlette.staticfiles import StaticFiles
 
 from shared.auth import AuthError, Principal, Role, TokenVerifier
 from shared.contracts import (
+    PHONE_PATTERN,
     AgeLimitMonth,
     Category,
     PartnerReference,
@@ -60,7 +61,6 @@ from shared.contracts import (
     WithdrawalReason,
     WorkerContact,
     keyed_id,
-    month_of,
 )
 from shared.db import create_pool, migrate
 from shared.i18n import AMSTERDAM
@@ -71,7 +71,7 @@ from vroegsignaal.partner.desk import store
 from vroegsignaal.partner.desk.config import DeskConfig
 from vroegsignaal.partner.producer import PartnerProducer, Pseudonyms
 from vroegsignaal.partner.pseudonymise import PseudonymisationError
-from vroegsignaal.partner.rows import AGE_LIMIT
+from vroegsignaal.partner.rows import AgeProblem, age_problem
 from vroegsignaal.partner.send import partner_broker
 
 log = logging.getLogger("vroegsignaal.desk")
@@ -163,9 +163,6 @@ async def read_body(request: Request, model: type[Any]) -> Any:
         raise Refused(400, "invalid", problems(invalid, model)) from None
 
 
-REFUSALS = "vroegsignaal_desk_refusals_total"
-
-
 @dataclass
 class Partner:
     """One partner the desk registers for: its producer, its records' keys, its options."""
@@ -187,7 +184,10 @@ class Desk:
         self.wijken = {w.code: w.name for w in config.wijken}
         self.registry = CollectorRegistry()
         self.refusals = Counter(
-            REFUSALS, "Desk requests refused", ["reason"], registry=self.registry
+            "vroegsignaal_desk_refusals_total",
+            "Desk requests refused",
+            ["reason"],
+            registry=self.registry,
         )
         self.registered = Counter(
             "vroegsignaal_desk_registrations_total",
@@ -299,20 +299,16 @@ class Desk:
                     continue
                 log.info("a kept registration was sent")
 
-    def refuse(self, status: int, code: str, message: str) -> Refused:
-        """A refusal; the request's wrapper counts it and answers with it."""
-        return Refused(status, code, message)
-
     def partner_of(self, principal: Principal) -> Partner:
         """The partner the worker registers for: their organisation's, if it registers
         here and they are a worker."""
         if not principal.has(Role.WORKER):
-            raise self.refuse(
+            raise Refused(
                 403, "not-a-worker", "registering a concern needs the role worker at a partner"
             )
         partner = self.partners.get(principal.organisation or "")
         if partner is None:
-            raise self.refuse(
+            raise Refused(
                 403,
                 "not-this-desk",
                 "your organisation does not register through this desk: it registers only "
@@ -350,14 +346,13 @@ def content_security_policy(issuer: str) -> str:
 
 
 Handler = Callable[[Request, Principal, Partner], Awaitable[Response]]
-PHONE = re.compile(r"^\+?[0-9 ()-]{10,20}$")
 
 
 def contact_phone(principal: Principal) -> str | None:
     """The worker's phone number from their login, where it has a usable one: the form
     takes no phone number (nothing typed in it could carry a BSN)."""
     phone = principal.phone
-    return phone if phone and PHONE.match(phone) else None
+    return phone if phone and re.match(PHONE_PATTERN, phone) else None
 
 
 def create_app(settings: Settings, config: DeskConfig) -> Starlette:
@@ -415,7 +410,6 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                 },
                 "key_version": pseudonymiser.key_version,
                 "public_key": pseudonymiser.public_key.hex(),
-                "max_elements": MAX_ELEMENTS,
                 "categories": [c.value for c in Category],
                 "wijken": [{"code": c, "name": n} for c, n in desk.wijken.items()],
                 "postcodes": desk.postcodes if partner.postcode_lookup else None,
@@ -427,9 +421,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         asked: EvaluateRequest = await read_body(request, EvaluateRequest)
         pseudonymiser = partner.producer.pseudonymiser
         if asked.key_version != pseudonymiser.key_version:
-            raise desk.refuse(
-                409, "key-version", "the pseudonymiser's key changed: reload the page"
-            )
+            raise Refused(409, "key-version", "the pseudonymiser's key changed: reload the page")
         assert desk.pool is not None
         async with desk.pool.acquire() as conn:
             allowed = await store.spend(
@@ -441,7 +433,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                 config.evaluations_per_worker_per_day,
             )
         if not allowed:
-            raise desk.refuse(
+            raise Refused(
                 429,
                 "worker-limit",
                 f"you have had {config.evaluations_per_worker_per_day} numbers pseudonymised "
@@ -452,7 +444,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
             evaluation = await pseudonymiser.evaluate(asked.blinded)
         except PseudonymisationError as exc:
             log.warning("the pseudonymiser refused or was away: %s", exc)
-            raise desk.refuse(
+            raise Refused(
                 502, "pseudonymiser", "the pseudonymiser cannot be reached now or refuses"
             ) from None
         return JSONResponse({"key_version": asked.key_version, "evaluation": evaluation})
@@ -461,28 +453,27 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         asked: RegistrationRequest = await read_body(request, RegistrationRequest)
         today = amsterdam_today()
         if asked.key_version != partner.producer.pseudonymiser.key_version:
-            raise desk.refuse(
-                409, "key-version", "the pseudonymiser's key changed: reload the page"
-            )
-        if asked.age_limit_month <= month_of(today):
-            raise desk.refuse(
+            raise Refused(409, "key-version", "the pseudonymiser's key changed: reload the page")
+        problem = age_problem(asked.age_limit_month, today)
+        if problem is AgeProblem.TOO_OLD:
+            raise Refused(
                 400,
                 "too-old",
                 "the youth turns 23 this month or turned 23 before: only youths under 23 may "
                 "be registered",
             )
-        if asked.age_limit_month > month_of(date(today.year + AGE_LIMIT, today.month, 1)):
-            raise desk.refuse(400, "not-born", "the month the youth turns 23 lies too far ahead")
+        if problem is AgeProblem.NOT_BORN:
+            raise Refused(400, "not-born", "the month the youth turns 23 lies too far ahead")
         if asked.wijk not in desk.wijken:
-            raise desk.refuse(400, "wijk", "the wijk is not one of this desk's wijken")
+            raise Refused(400, "wijk", "the wijk is not one of this desk's wijken")
         if asked.child in asked.parents or len(set(asked.parents)) != len(asked.parents):
-            raise desk.refuse(400, "parents", "a person is given twice (youth and parents)")
+            raise Refused(400, "parents", "a person is given twice (youth and parents)")
         if not principal.email:
-            raise desk.refuse(
+            raise Refused(
                 400, "no-email", "your login carries no e-mail address: ask your administrator"
             )
         if len(principal.user_id) > 64:
-            raise desk.refuse(400, "contact", "your login's worker id is longer than 64 characters")
+            raise Refused(400, "contact", "your login's worker id is longer than 64 characters")
         try:
             worker = WorkerContact(
                 worker_id=principal.user_id,
@@ -491,7 +482,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                 phone=contact_phone(principal),
             )
         except ValidationError:
-            raise desk.refuse(
+            raise Refused(
                 400, "contact", "your login's name or e-mail cannot be used as a contact"
             ) from None
         registration = keyed_id(
@@ -520,11 +511,9 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
             if kept is None:  # the same form again: what was kept the first time
                 kept = await kept_one(conn, partner, who, registration)
                 if kept is None:
-                    raise desk.refuse(409, "taken", "this form was sent by someone else")
+                    raise Refused(409, "taken", "this form was sent by someone else")
                 if _what(kept.content) != _what(content):
-                    raise desk.refuse(
-                        409, "changed", "this form was sent before with other content"
-                    )
+                    raise Refused(409, "changed", "this form was sent before with other content")
         answer = {"registration": str(registration), "registered_at": kept.content["registered_at"]}
         if kept.sent_at is None:
             try:
@@ -589,16 +578,16 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
         try:
             registration = uuid.UUID(request.path_params["registration"])
         except ValueError:
-            raise desk.refuse(404, "unknown", "no such registration of yours") from None
+            raise Refused(404, "unknown", "no such registration of yours") from None
         asked: WithdrawRequest = await read_body(request, WithdrawRequest)
         assert desk.pool is not None
         async with desk.pool.acquire() as conn:
             kept = await kept_one(conn, partner, worker_of(principal, partner), registration)
         if kept is None or kept.sent_at is None:
-            raise desk.refuse(404, "unknown", "no such registration of yours")
+            raise Refused(404, "unknown", "no such registration of yours")
         async with desk.pool.acquire() as conn:
             if not await store.claim_withdrawal(conn, registration, asked.reason.value):
-                raise desk.refuse(409, "withdrawn", "this registration was withdrawn before")
+                raise Refused(409, "withdrawn", "this registration was withdrawn before")
         child = kept.content["child"]
         withdrawal = partner.producer.withdrawal(registration, child, asked.reason)
         try:
@@ -609,9 +598,7 @@ def create_app(settings: Settings, config: DeskConfig) -> Starlette:
                 await store.unclaim_withdrawal(conn, registration)
             if not isinstance(exc, Exception):
                 raise
-            raise desk.refuse(
-                503, "kafka", "the withdrawal could not be sent now; try again"
-            ) from None
+            raise Refused(503, "kafka", "the withdrawal could not be sent now; try again") from None
         desk.withdrawals.labels(partner.config.partner_id, asked.reason.value).inc()
         return JSONResponse({"registration": str(registration), "withdrawn": asked.reason.value})
 

@@ -1,7 +1,8 @@
 -- The desk's own record of what its workers registered, at the partner. Everything about
 -- a registration is sealed (AES-GCM under a key derived from the partner's id key, padded
 -- to one size): someone with this database and no key learns how many registrations a
--- worker made and when, not of whom, about what or in which wijk.
+-- worker (a keyed hash) made and when, whether each was sent and withdrawn and why; not
+-- of whom, about what or in which wijk.
 CREATE TABLE IF NOT EXISTS registrations (
     registration_id uuid PRIMARY KEY,
     partner_id text NOT NULL,
